@@ -1,0 +1,25 @@
+/* A growable byte buffer that stays NUL-terminated. */
+#ifndef ACP_BUF_H
+#define ACP_BUF_H
+
+#include <stddef.h>
+
+typedef struct buf {
+    char *data; /* NULL until something is appended; then NUL-terminated */
+    size_t len;
+    size_t cap;
+} buf;
+
+#define BUF_INIT                                                                                   \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
+
+/* Each returns 0 or ACP_ENOMEM (with the detail set); @b is unchanged on failure. */
+int buf_append(buf *b, const void *data, size_t len);
+int buf_puts(buf *b, const char *s);
+int buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+void buf_free(buf *b);
+
+#endif

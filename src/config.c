@@ -1,0 +1,272 @@
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "error.h"
+
+#define DEFAULT_DB_PORT             5432
+#define DEFAULT_POOL_SIZE           10
+#define DEFAULT_S3_PORT             80
+#define DEFAULT_AMQP_PORT           5672
+#define DEFAULT_WORKERS             5
+#define DEFAULT_MESSAGE_ACK_TIMEOUT (30 * 60)
+#define DEFAULT_EXPIRATION_DAYS     30
+#define DEFAULT_PRUNE_INTERVAL      (12 * 60 * 60)
+
+int acp_config_init(acp_config *config)
+{
+    if (!config)
+        return error_set(ACP_EINVAL, "acp_config_init: config is NULL");
+    memset(config, 0, sizeof *config);
+    config->version = ACP_CONFIG_VERSION;
+    config->db.port = DEFAULT_DB_PORT;
+    config->db.pool_size = DEFAULT_POOL_SIZE;
+    config->s3.port = DEFAULT_S3_PORT;
+    config->s3.https = 0;
+    config->s3.root_path = "/";
+    config->workspace_root = "/tmp/workspaces";
+    config->expiration_days = DEFAULT_EXPIRATION_DAYS;
+    config->prune_interval = DEFAULT_PRUNE_INTERVAL;
+    return 0;
+}
+
+int acp_queue_config_init(acp_queue_config *queue)
+{
+    if (!queue)
+        return error_set(ACP_EINVAL, "acp_queue_config_init: queue is NULL");
+    memset(queue, 0, sizeof *queue);
+    queue->version = ACP_QUEUE_CONFIG_VERSION;
+    queue->port = DEFAULT_AMQP_PORT;
+    queue->workers = DEFAULT_WORKERS;
+    queue->message_ack_timeout = DEFAULT_MESSAGE_ACK_TIMEOUT;
+    return 0;
+}
+
+static bool is_name_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
+}
+
+bool config_name_is_safe(const char *name, size_t max)
+{
+    size_t len = name ? strlen(name) : 0;
+    if (len == 0 || len > max || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!is_name_char(name[i]))
+            return false;
+    return true;
+}
+
+/* "'x'" for a printable ASCII character, "byte 0xNN" for anything else. */
+static const char *describe_char(char c, char out[16])
+{
+    unsigned char u = (unsigned char)c;
+    if (u >= 0x20 && u < 0x7f)
+        snprintf(out, 16, "'%c'", c);
+    else
+        snprintf(out, 16, "byte 0x%02x", u);
+    return out;
+}
+
+static bool is_blank(const char *s)
+{
+    if (!s)
+        return true;
+    for (; *s; s++)
+        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
+            return false;
+    return true;
+}
+
+/* Each check below returns ACP_EINVAL with a message "<field>: <problem>". */
+static int require(const char *field, const char *value, const char *what)
+{
+    if (is_blank(value))
+        return error_set(ACP_EINVAL, "%s: missing %s", field, what);
+    return 0;
+}
+
+static int check_range(const char *field, long long value, long long min, long long max)
+{
+    if (value < min || value > max)
+        return error_set(ACP_EINVAL, "%s: %lld is outside %lld..%lld", field, value, min, max);
+    return 0;
+}
+
+/* S3 bucket naming rules: 3..63 characters of lowercase letters, digits,
+ * '.' and '-', starting and ending with a letter or digit. */
+static int check_bucket(const char *bucket)
+{
+    char what[16];
+    size_t len = strlen(bucket);
+    if (len < 3 || len > 63)
+        return error_set(ACP_EINVAL, "config.s3.bucket: '%s' must be 3 to 63 characters long",
+                         bucket);
+    for (size_t i = 0; i < len; i++) {
+        char c = bucket[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!alnum && c != '.' && c != '-')
+            return error_set(ACP_EINVAL,
+                             "config.s3.bucket: '%s' has %s at position %zu; allowed are "
+                             "lowercase letters, digits, '.' and '-'",
+                             bucket, describe_char(c, what), i);
+        if (!alnum && (i == 0 || i == len - 1))
+            return error_set(ACP_EINVAL,
+                             "config.s3.bucket: '%s' must start and end with a letter or digit",
+                             bucket);
+    }
+    return 0;
+}
+
+/* Walk the '/'-separated segments of @path: a leading or trailing '/' is
+ * fine, "//", "." and ".." are not; with @s3_names every segment must also
+ * follow the S3 name rule. */
+static int check_segments(const char *field, const char *path, bool s3_names)
+{
+    char what[16];
+    const char *seg = path;
+    while (*seg) {
+        const char *end = strchr(seg, '/');
+        size_t len = end ? (size_t)(end - seg) : strlen(seg);
+        if (len == 0 && seg != path && end)
+            return error_set(ACP_EINVAL, "%s: '%s' contains an empty segment ('//')", field, path);
+        if ((len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.'))
+            return error_set(ACP_EINVAL, "%s: '%s' contains a '%.*s' segment", field, path,
+                             (int)len, seg);
+        for (size_t i = 0; s3_names && i < len; i++)
+            if (!is_name_char(seg[i]))
+                return error_set(ACP_EINVAL,
+                                 "%s: '%s' has %s at position %zu; allowed are letters, "
+                                 "digits, '_', '.', '-' and '/'",
+                                 field, path, describe_char(seg[i], what),
+                                 (size_t)(seg + i - path));
+        if (!end)
+            break;
+        seg = end + 1;
+    }
+    return 0;
+}
+
+static int check_root_path(const char *root)
+{
+    if (!root)
+        return 0; /* NULL means the bucket's top level, like "/" */
+    if (strlen(root) > ACP_PATH_MAX)
+        return error_set(ACP_EINVAL, "config.s3.root_path: longer than %d bytes", ACP_PATH_MAX);
+    return check_segments("config.s3.root_path", root, true);
+}
+
+static int check_workspace_root(const char *root)
+{
+    const char *field = "config.workspace_root";
+    int rc = require(field, root, "scratch directory root");
+    if (rc)
+        return rc;
+    if (root[0] != '/')
+        return error_set(ACP_EINVAL, "%s: '%s' is not an absolute path", field, root);
+    if (strspn(root, "/") == strlen(root))
+        return error_set(ACP_EINVAL,
+                         "%s: '/' is unsafe: job directories are created and removed under it",
+                         field);
+    if (strlen(root) > ACP_PATH_MAX)
+        return error_set(ACP_EINVAL, "%s: longer than %d bytes", field, ACP_PATH_MAX);
+    for (const char *p = root; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return error_set(ACP_EINVAL, "%s: contains a control character", field);
+    return check_segments(field, root + 1, false);
+}
+
+static int check_db(const acp_db_config *db)
+{
+    int rc;
+    if ((rc = require("config.db.host", db->host, "database host")) ||
+        (rc = check_range("config.db.port", db->port, 1, 65535)) ||
+        (rc = require("config.db.dbname", db->dbname, "database name")) ||
+        (rc = require("config.db.user", db->user, "database user")) ||
+        (rc = require("config.db.password", db->password, "database password")) ||
+        (rc = check_range("config.db.pool_size", db->pool_size, 1, ACP_POOL_SIZE_MAX)))
+        return rc;
+    return 0;
+}
+
+static int check_s3(const acp_s3_config *s3)
+{
+    int rc;
+    if ((rc = require("config.s3.host", s3->host, "S3 host")) ||
+        (rc = check_range("config.s3.port", s3->port, 0, 65535)) ||
+        (rc = require("config.s3.bucket", s3->bucket, "bucket name")) ||
+        (rc = check_bucket(s3->bucket)) ||
+        (rc = require("config.s3.access_key", s3->access_key, "S3 access key")) ||
+        (rc = require("config.s3.secret_key", s3->secret_key, "S3 secret key")) ||
+        (rc = check_root_path(s3->root_path)))
+        return rc;
+    if (strchr(s3->host, ':') || strchr(s3->host, '/'))
+        return error_set(ACP_EINVAL,
+                         "config.s3.host: '%s' must be a bare host name; give the port in "
+                         "config.s3.port and the scheme in config.s3.https",
+                         s3->host);
+    return 0;
+}
+
+static int check_queue(const acp_config *config, size_t index)
+{
+    const acp_queue_config *q = &config->queues[index];
+    char field[64];
+    int rc;
+
+#define FIELD(name) (snprintf(field, sizeof field, "config.queues[%zu]." name, index), field)
+    if (q->version != ACP_QUEUE_CONFIG_VERSION)
+        return error_set(ACP_EVERSION,
+                         "config.queues[%zu].version: %u is not supported (expected %d; "
+                         "call acp_queue_config_init)",
+                         index, q->version, ACP_QUEUE_CONFIG_VERSION);
+    if ((rc = require(FIELD("id"), q->id, "queue id")))
+        return rc;
+    if (!config_name_is_safe(q->id, ACP_QUEUE_ID_MAX))
+        return error_set(ACP_EINVAL,
+                         "%s: '%s' must be 1 to %d characters of letters, digits, '_', '.' "
+                         "and '-'",
+                         FIELD("id"), q->id, ACP_QUEUE_ID_MAX);
+    for (size_t j = 0; j < index; j++)
+        if (config->queues[j].id && strcmp(config->queues[j].id, q->id) == 0)
+            return error_set(ACP_EINVAL, "%s: duplicate queue id '%s' (also queues[%zu])",
+                             FIELD("id"), q->id, j);
+    if ((rc = require(FIELD("host"), q->host, "RabbitMQ host")) ||
+        (rc = check_range(FIELD("port"), q->port, 1, 65535)) ||
+        (rc = require(FIELD("user"), q->user, "RabbitMQ user")) ||
+        (rc = require(FIELD("password"), q->password, "RabbitMQ password")) ||
+        (rc = check_range(FIELD("workers"), q->workers, ACP_WORKERS_MIN, ACP_WORKERS_MAX)) ||
+        (rc = check_range(FIELD("message_ack_timeout"), q->message_ack_timeout,
+                          ACP_MESSAGE_ACK_TIMEOUT_MIN, 7LL * 24 * 3600)))
+        return rc;
+#undef FIELD
+    return 0;
+}
+
+int acp_config_validate(const acp_config *config)
+{
+    int rc;
+    if (!config)
+        return error_set(ACP_EINVAL, "config: NULL");
+    if (config->version != ACP_CONFIG_VERSION)
+        return error_set(ACP_EVERSION,
+                         "config.version: %u is not supported (expected %d; call "
+                         "acp_config_init)",
+                         config->version, ACP_CONFIG_VERSION);
+    if (!config->queues || config->queue_count == 0)
+        return error_set(ACP_EINVAL, "config.queues: no queues configured");
+    if ((rc = check_db(&config->db)) || (rc = check_s3(&config->s3)))
+        return rc;
+    for (size_t i = 0; i < config->queue_count; i++)
+        if ((rc = check_queue(config, i)))
+            return rc;
+    if ((rc = check_workspace_root(config->workspace_root)) ||
+        (rc = check_range("config.expiration_days", config->expiration_days, 1,
+                          ACP_EXPIRATION_DAYS_MAX)) ||
+        (rc = check_range("config.prune_interval", config->prune_interval, 1, 365LL * 24 * 3600)))
+        return rc;
+    return 0;
+}

@@ -1,0 +1,13 @@
+/* Configuration defaults and validation. */
+#ifndef ACP_CONFIG_H
+#define ACP_CONFIG_H
+
+#include <stdbool.h>
+
+#include "async_platform.h"
+
+/* True when @name is 1..@max characters of [A-Za-z0-9_.-] and not "." or "..":
+ * the rule for S3 file names (lcp-spec §5.8) and queue ids. */
+bool config_name_is_safe(const char *name, size_t max);
+
+#endif

@@ -1,0 +1,59 @@
+#include "error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MESSAGE_MAX 1024
+
+/* A fixed per-thread buffer: nothing to allocate, so recording an error never
+ * fails and nothing leaks when a thread exits. */
+static _Thread_local char last_message[MESSAGE_MAX];
+
+static const char *const descriptions[] = {
+    [0] = "success",
+    [-ACP_EINVAL] = "invalid argument",
+    [-ACP_ENOMEM] = "out of memory",
+    [-ACP_ENOTFOUND] = "job not found",
+    [-ACP_EUNOWNED] = "job is owned by another service",
+    [-ACP_ECONFLICT] = "conflict with the job's state or owner",
+    [-ACP_EBUSY] = "job is running",
+    [-ACP_EDB] = "database error",
+    [-ACP_EBROKER] = "message broker error",
+    [-ACP_ESTORAGE] = "object storage error",
+    [-ACP_EIO] = "local file system error",
+    [-ACP_EVERSION] = "unsupported structure version",
+    [-ACP_ENOQUEUE] = "unknown queue",
+    [-ACP_ESHUTDOWN] = "platform is shutting down",
+    [-ACP_ETOOBIG] = "input too large",
+};
+
+const char *acp_strerror(int code)
+{
+    if (code > 0 || -code >= (int)(sizeof descriptions / sizeof descriptions[0]))
+        return "unknown error code";
+    return descriptions[-code];
+}
+
+const char *acp_last_error(void)
+{
+    return last_message[0] ? last_message : "no error";
+}
+
+int error_set(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_message, sizeof last_message, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int error_prefix(int code, const char *prefix)
+{
+    char saved[MESSAGE_MAX];
+    memcpy(saved, last_message, sizeof saved);
+    snprintf(last_message, sizeof last_message, "%s: %s", prefix,
+             saved[0] ? saved : acp_strerror(code));
+    return code;
+}

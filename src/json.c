@@ -1,0 +1,259 @@
+#include "json.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+/* Deep enough for any sensible job config, shallow enough to keep the
+ * recursive writer's stack use small. */
+#define MAX_DEPTH 64
+
+/* json-c accepts single-quoted strings even in strict mode; JSON (and
+ * upstream's Jackson) does not. Returns the offset of the first quote
+ * outside a double-quoted string, or @len. */
+static size_t find_single_quote(const char *text, size_t len)
+{
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        if (in_string) {
+            if (text[i] == '\\')
+                i++;
+            else if (text[i] == '"')
+                in_string = false;
+        } else if (text[i] == '"') {
+            in_string = true;
+        } else if (text[i] == '\'') {
+            return i;
+        }
+    }
+    return len;
+}
+
+int json_parse(const char *text, size_t len, const char *what, json_object **out)
+{
+    *out = NULL;
+    const char *nul = memchr(text, '\0', len);
+    if (nul)
+        return error_set(ACP_EINVAL, "%s: invalid JSON: NUL byte at byte %zu", what,
+                         (size_t)(nul - text));
+    if (len > (size_t)0x7fffffff)
+        return error_set(ACP_ETOOBIG, "%s: %zu bytes is too large to parse", what, len);
+    size_t quote = find_single_quote(text, len);
+    if (quote < len)
+        return error_set(ACP_EINVAL, "%s: invalid JSON: single quote at byte %zu", what, quote);
+
+    json_tokener *tok = json_tokener_new_ex(MAX_DEPTH);
+    if (!tok)
+        return error_set(ACP_ENOMEM, "%s: out of memory creating a JSON parser", what);
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS |
+                                    JSON_TOKENER_VALIDATE_UTF8);
+    json_object *value = json_tokener_parse_ex(tok, text, (int)len);
+    enum json_tokener_error err = json_tokener_get_error(tok);
+    size_t end = json_tokener_get_parse_end(tok);
+    if (err == json_tokener_continue && len > 0) {
+        /* A top-level scalar ("1.5", "null") is only complete once the
+         * tokener sees the terminating NUL. */
+        value = json_tokener_parse_ex(tok, "", 1);
+        if (json_tokener_get_error(tok) != json_tokener_success)
+            err = json_tokener_continue;
+        else
+            err = json_tokener_success;
+        end = len;
+    }
+    json_tokener_free(tok);
+
+    if (err == json_tokener_continue || (err == json_tokener_success && len == 0))
+        return error_set(ACP_EINVAL, "%s: invalid JSON: unexpected end of input", what);
+    if (err != json_tokener_success)
+        return error_set(ACP_EINVAL, "%s: invalid JSON: %s at byte %zu", what,
+                         json_tokener_error_desc(err), end);
+    while (end < len && strchr(" \t\r\n", text[end]))
+        end++;
+    if (end < len) {
+        json_object_put(value);
+        return error_set(
+            ACP_EINVAL, "%s: invalid JSON: unexpected data after the value at byte %zu", what, end);
+    }
+    *out = value;
+    return 0;
+}
+
+static int write_string(buf *out, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    int rc = buf_append(out, "\"", 1);
+    size_t run = 0; /* start of the pending run of bytes that need no escape */
+    for (size_t i = 0; i < len && !rc; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[7];
+        size_t esc_len = 2;
+        esc[0] = '\\';
+        switch (c) {
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        default:
+            if (c >= 0x20)
+                continue;
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            esc_len = 6;
+        }
+        if (!(rc = buf_append(out, s + run, i - run)))
+            rc = buf_append(out, esc, esc_len);
+        run = i + 1;
+    }
+    if (!rc)
+        rc = buf_append(out, s + run, len - run);
+    return rc ? rc : buf_append(out, "\"", 1);
+}
+
+/* Java's Double.toString(): the shortest digits that read back as the same
+ * double, laid out as plain decimal for 1e-3 <= |d| < 1e7 and as
+ * "d.dddE<exp>" otherwise; always at least one digit after the point. */
+static int write_java_double(buf *out, double d)
+{
+    if (isnan(d))
+        return buf_puts(out, "NaN");
+    if (isinf(d))
+        return buf_puts(out, d < 0 ? "-Infinity" : "Infinity");
+    if (d == 0)
+        return buf_puts(out, signbit(d) ? "-0.0" : "0.0");
+
+    char sci[48];
+    for (int precision = 0; precision < 17; precision++) {
+        snprintf(sci, sizeof sci, "%.*e", precision, d);
+        if (strtod(sci, NULL) == d)
+            break;
+    }
+    /* sci is "[-]D[.DDD]e[+-]XX" */
+    char digits[24];
+    size_t n = 0;
+    const char *p = sci;
+    bool negative = *p == '-';
+    if (negative)
+        p++;
+    for (; *p != 'e'; p++)
+        if (*p != '.')
+            digits[n++] = *p;
+    int exp10 = atoi(p + 1);
+    while (n > 1 && digits[n - 1] == '0')
+        n--;
+    digits[n] = '\0';
+
+    char text[64];
+    size_t t = 0;
+    if (negative)
+        text[t++] = '-';
+    double magnitude = fabs(d);
+    if (magnitude >= 1e-3 && magnitude < 1e7) {
+        if (exp10 >= 0) {
+            for (int i = 0; i <= exp10; i++)
+                text[t++] = (size_t)i < n ? digits[i] : '0';
+            text[t++] = '.';
+            if ((size_t)exp10 + 1 < n)
+                for (size_t i = (size_t)exp10 + 1; i < n; i++)
+                    text[t++] = digits[i];
+            else
+                text[t++] = '0';
+        } else {
+            text[t++] = '0';
+            text[t++] = '.';
+            for (int i = -1; i > exp10; i--)
+                text[t++] = '0';
+            for (size_t i = 0; i < n; i++)
+                text[t++] = digits[i];
+        }
+        text[t] = '\0';
+    } else {
+        text[t++] = digits[0];
+        text[t++] = '.';
+        if (n > 1)
+            for (size_t i = 1; i < n; i++)
+                text[t++] = digits[i];
+        else
+            text[t++] = '0';
+        snprintf(text + t, sizeof text - t, "E%d", exp10);
+    }
+    return buf_puts(out, text);
+}
+
+static int write_value(buf *out, json_object *value, int depth)
+{
+    int rc = 0;
+    if (depth > MAX_DEPTH)
+        return error_set(ACP_EINVAL, "JSON nested deeper than %d levels", MAX_DEPTH);
+    switch (json_object_get_type(value)) {
+    case json_type_null:
+        return buf_puts(out, "null");
+    case json_type_boolean:
+        return buf_puts(out, json_object_get_boolean(value) ? "true" : "false");
+    case json_type_int:
+        /* json-c keeps signed and unsigned 64-bit values apart and prints both exactly. */
+        return buf_puts(out, json_object_to_json_string_ext(value, JSON_C_TO_STRING_PLAIN));
+    case json_type_double:
+        return write_java_double(out, json_object_get_double(value));
+    case json_type_string:
+        return write_string(out, json_object_get_string(value),
+                            (size_t)json_object_get_string_len(value));
+    case json_type_array: {
+        size_t count = json_object_array_length(value);
+        rc = buf_append(out, "[", 1);
+        for (size_t i = 0; i < count && !rc; i++) {
+            if (i > 0)
+                rc = buf_append(out, ",", 1);
+            if (!rc)
+                rc = write_value(out, json_object_array_get_idx(value, i), depth + 1);
+        }
+        return rc ? rc : buf_append(out, "]", 1);
+    }
+    case json_type_object: {
+        bool first = true;
+        rc = buf_append(out, "{", 1);
+        json_object_object_foreach(value, key, member)
+        {
+            if (rc)
+                break;
+            if (!first)
+                rc = buf_append(out, ",", 1);
+            first = false;
+            if (!rc)
+                rc = write_string(out, key, strlen(key));
+            if (!rc)
+                rc = buf_append(out, ":", 1);
+            if (!rc)
+                rc = write_value(out, member, depth + 1);
+        }
+        return rc ? rc : buf_append(out, "}", 1);
+    }
+    }
+    return error_set(ACP_EINVAL, "JSON value of unknown type");
+}
+
+int json_write_compact(buf *out, json_object *value)
+{
+    return write_value(out, value, 0);
+}

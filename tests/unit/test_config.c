@@ -1,0 +1,304 @@
+/* acp_config_init defaults and every acp_config_validate rule. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "async_platform.h"
+
+typedef struct fixture {
+    acp_config config;
+    acp_queue_config queues[3];
+} fixture;
+
+static int setup(void **state)
+{
+    static fixture f;
+    acp_config_init(&f.config);
+    f.config.db.host = "127.0.0.1";
+    f.config.db.dbname = "jobs";
+    f.config.db.user = "svc";
+    f.config.db.password = "secret";
+    f.config.s3.host = "127.0.0.1";
+    f.config.s3.bucket = "results";
+    f.config.s3.access_key = "AK";
+    f.config.s3.secret_key = "SK";
+    const char *ids[] = {"render", "index", "export"};
+    for (int i = 0; i < 3; i++) {
+        acp_queue_config_init(&f.queues[i]);
+        f.queues[i].id = ids[i];
+        f.queues[i].host = "127.0.0.1";
+        f.queues[i].user = "guest";
+        f.queues[i].password = "guest";
+    }
+    f.config.queues = f.queues;
+    f.config.queue_count = 3;
+    *state = &f;
+    return 0;
+}
+
+/* Assert validation fails with @code and a detail that contains @field and @text. */
+#define assert_invalid(config, code, field, text)                                                  \
+    do {                                                                                           \
+        assert_int_equal(acp_config_validate(config), (code));                                     \
+        const char *msg_ = acp_last_error();                                                       \
+        if (!strstr(msg_, (field)) || !strstr(msg_, (text)))                                       \
+            fail_msg("message '%s' lacks '%s' or '%s'", msg_, (field), (text));                    \
+    } while (0)
+
+static void defaults_match_upstream(void **state)
+{
+    (void)state;
+    acp_config c;
+    memset(&c, 0x5a, sizeof c);
+    assert_int_equal(acp_config_init(&c), 0);
+    assert_int_equal(c.version, ACP_CONFIG_VERSION);
+    assert_int_equal(c.db.port, 5432);
+    assert_int_equal(c.db.pool_size, 10);
+    assert_null(c.db.host);
+    assert_null(c.db.dbname);
+    assert_null(c.db.user);
+    assert_null(c.db.password);
+    assert_int_equal(c.s3.port, 80);
+    assert_int_equal(c.s3.https, 0);
+    assert_string_equal(c.s3.root_path, "/");
+    assert_null(c.s3.bucket);
+    assert_null(c.queues);
+    assert_int_equal(c.queue_count, 0);
+    assert_string_equal(c.workspace_root, "/tmp/workspaces");
+    assert_int_equal(c.expiration_days, 30);
+    assert_int_equal(c.prune_interval, 12 * 3600);
+
+    acp_queue_config q;
+    memset(&q, 0x5a, sizeof q);
+    assert_int_equal(acp_queue_config_init(&q), 0);
+    assert_int_equal(q.version, ACP_QUEUE_CONFIG_VERSION);
+    assert_int_equal(q.port, 5672);
+    assert_int_equal(q.workers, 5);
+    assert_int_equal(q.message_ack_timeout, 1800);
+    assert_null(q.id);
+    assert_null(q.host);
+
+    assert_int_equal(acp_config_init(NULL), ACP_EINVAL);
+    assert_int_equal(acp_queue_config_init(NULL), ACP_EINVAL);
+}
+
+static void complete_config_is_valid(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(acp_config_validate(&f->config), 0);
+    f->config.s3.root_path = "/a/b-c/d_e.f/";
+    assert_int_equal(acp_config_validate(&f->config), 0);
+    f->config.s3.root_path = NULL;
+    assert_int_equal(acp_config_validate(&f->config), 0);
+    f->config.s3.port = 0;
+    assert_int_equal(acp_config_validate(&f->config), 0);
+}
+
+static void config_without_defaults_is_rejected(void **state)
+{
+    (void)state;
+    acp_config c;
+    memset(&c, 0, sizeof c);
+    assert_invalid(&c, ACP_EVERSION, "config.version", "acp_config_init");
+    assert_invalid(NULL, ACP_EINVAL, "config", "NULL");
+}
+
+static void queues_are_required(void **state)
+{
+    fixture *f = *state;
+    f->config.queue_count = 0;
+    assert_invalid(&f->config, ACP_EINVAL, "config.queues", "no queues");
+    f->config.queue_count = 1;
+    f->config.queues = NULL;
+    assert_invalid(&f->config, ACP_EINVAL, "config.queues", "no queues");
+}
+
+static void database_fields(void **state)
+{
+    fixture *f = *state;
+    acp_db_config saved = f->config.db;
+
+    f->config.db.dbname = NULL;
+    assert_invalid(&f->config, ACP_EINVAL, "config.db.dbname", "missing database name");
+    f->config.db.dbname = "  ";
+    assert_invalid(&f->config, ACP_EINVAL, "config.db.dbname", "missing database name");
+    f->config.db = saved;
+    f->config.db.host = "";
+    assert_invalid(&f->config, ACP_EINVAL, "config.db.host", "missing database host");
+    f->config.db = saved;
+    f->config.db.user = NULL;
+    assert_invalid(&f->config, ACP_EINVAL, "config.db.user", "missing database user");
+    f->config.db = saved;
+    f->config.db.password = "";
+    assert_invalid(&f->config, ACP_EINVAL, "config.db.password", "missing database password");
+    f->config.db = saved;
+    f->config.db.port = 0;
+    assert_invalid(&f->config, ACP_EINVAL, "config.db.port", "0 is outside 1..65535");
+    f->config.db.port = 65536;
+    assert_invalid(&f->config, ACP_EINVAL, "config.db.port", "65536 is outside 1..65535");
+    f->config.db = saved;
+    f->config.db.pool_size = 0;
+    assert_invalid(&f->config, ACP_EINVAL, "config.db.pool_size", "0 is outside 1..1000");
+    f->config.db.pool_size = 1001;
+    assert_invalid(&f->config, ACP_EINVAL, "config.db.pool_size", "1001 is outside");
+    f->config.db.pool_size = 1;
+    assert_int_equal(acp_config_validate(&f->config), 0);
+}
+
+static void s3_fields(void **state)
+{
+    fixture *f = *state;
+    acp_s3_config saved = f->config.s3;
+
+    f->config.s3.host = NULL;
+    assert_invalid(&f->config, ACP_EINVAL, "config.s3.host", "missing S3 host");
+    f->config.s3.host = "http://s3.local";
+    assert_invalid(&f->config, ACP_EINVAL, "config.s3.host", "bare host name");
+    f->config.s3.host = "s3.local:9000";
+    assert_invalid(&f->config, ACP_EINVAL, "config.s3.host", "bare host name");
+    f->config.s3 = saved;
+    f->config.s3.port = -1;
+    assert_invalid(&f->config, ACP_EINVAL, "config.s3.port", "-1 is outside 0..65535");
+    f->config.s3 = saved;
+    f->config.s3.bucket = "";
+    assert_invalid(&f->config, ACP_EINVAL, "config.s3.bucket", "missing bucket name");
+    f->config.s3.bucket = "ab";
+    assert_invalid(&f->config, ACP_EINVAL, "config.s3.bucket", "3 to 63 characters");
+    f->config.s3.bucket = "My_Bucket";
+    assert_invalid(&f->config, ACP_EINVAL, "config.s3.bucket", "'M' at position 0");
+    f->config.s3.bucket = "-bucket";
+    assert_invalid(&f->config, ACP_EINVAL, "config.s3.bucket", "start and end");
+    f->config.s3 = saved;
+    f->config.s3.access_key = NULL;
+    assert_invalid(&f->config, ACP_EINVAL, "config.s3.access_key", "missing S3 access key");
+    f->config.s3 = saved;
+    f->config.s3.secret_key = "";
+    assert_invalid(&f->config, ACP_EINVAL, "config.s3.secret_key", "missing S3 secret key");
+}
+
+static void unsafe_root_paths(void **state)
+{
+    fixture *f = *state;
+    const char *bad[][2] = {
+        {"a/../b", "'..' segment"},     {"../up", "'..' segment"},    {"./x", "'.' segment"},
+        {"a//b", "empty segment"},      {"a b", "' ' at position 1"}, {"jobs/ü", "position 5"},
+        {"a\\b", "'\\' at position 1"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        f->config.s3.root_path = bad[i][0];
+        assert_invalid(&f->config, ACP_EINVAL, "config.s3.root_path", bad[i][1]);
+    }
+    const char *good[] = {"/", "", "flumps", "/a/b/", "a.b/c-d/e_f"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        f->config.s3.root_path = good[i];
+        assert_int_equal(acp_config_validate(&f->config), 0);
+    }
+}
+
+static void queue_fields(void **state)
+{
+    fixture *f = *state;
+    acp_queue_config saved = f->queues[1];
+
+    f->queues[1].id = NULL;
+    assert_invalid(&f->config, ACP_EINVAL, "config.queues[1].id", "missing queue id");
+    f->queues[1].id = "render";
+    assert_invalid(&f->config, ACP_EINVAL, "config.queues[1].id", "duplicate queue id 'render'");
+    f->queues[1].id = "has space";
+    assert_invalid(&f->config, ACP_EINVAL, "config.queues[1].id", "letters, digits");
+    f->queues[1].id = "abcdefghijklmnopqrstuvwxyz0123456"; /* 33 characters */
+    assert_invalid(&f->config, ACP_EINVAL, "config.queues[1].id", "1 to 32 characters");
+    f->queues[1].id = "..";
+    assert_invalid(&f->config, ACP_EINVAL, "config.queues[1].id", "letters, digits");
+    f->queues[1] = saved;
+    f->queues[1].id = "abcdefghijklmnopqrstuvwxyz012345"; /* 32 characters */
+    assert_int_equal(acp_config_validate(&f->config), 0);
+    f->queues[1] = saved;
+
+    f->queues[1].host = NULL;
+    assert_invalid(&f->config, ACP_EINVAL, "config.queues[1].host", "missing RabbitMQ host");
+    f->queues[1] = saved;
+    f->queues[1].user = "";
+    assert_invalid(&f->config, ACP_EINVAL, "config.queues[1].user", "missing RabbitMQ user");
+    f->queues[1] = saved;
+    f->queues[1].password = NULL;
+    assert_invalid(&f->config, ACP_EINVAL, "config.queues[1].password",
+                   "missing RabbitMQ password");
+    f->queues[1] = saved;
+    f->queues[1].port = 70000;
+    assert_invalid(&f->config, ACP_EINVAL, "config.queues[1].port", "70000 is outside 1..65535");
+    f->queues[1] = saved;
+
+    f->queues[1].workers = 0;
+    assert_invalid(&f->config, ACP_EINVAL, "config.queues[1].workers", "0 is outside 1..64");
+    f->queues[1].workers = 65;
+    assert_invalid(&f->config, ACP_EINVAL, "config.queues[1].workers", "65 is outside 1..64");
+    f->queues[1].workers = 64;
+    assert_int_equal(acp_config_validate(&f->config), 0);
+    f->queues[1].workers = 1;
+    assert_int_equal(acp_config_validate(&f->config), 0);
+    f->queues[1] = saved;
+
+    f->queues[1].message_ack_timeout = 299;
+    assert_invalid(&f->config, ACP_EINVAL, "config.queues[1].message_ack_timeout",
+                   "299 is outside 300..");
+    f->queues[1] = saved;
+
+    f->queues[2].version = 0;
+    assert_invalid(&f->config, ACP_EVERSION, "config.queues[2].version", "acp_queue_config_init");
+}
+
+static void workspace_root(void **state)
+{
+    fixture *f = *state;
+    const char *bad[][2] = {
+        {NULL, "missing scratch directory root"},
+        {"", "missing scratch directory root"},
+        {"relative/dir", "not an absolute path"},
+        {"/", "unsafe"},
+        {"///", "unsafe"},
+        {"/tmp/../etc", "'..' segment"},
+        {"/tmp/./x", "'.' segment"},
+        {"/tmp//x", "empty segment"},
+        {"/tmp/a\nb", "control character"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        f->config.workspace_root = bad[i][0];
+        assert_invalid(&f->config, ACP_EINVAL, "config.workspace_root", bad[i][1]);
+    }
+    f->config.workspace_root = "/var/tmp/my jobs/";
+    assert_int_equal(acp_config_validate(&f->config), 0);
+}
+
+static void expiration_and_pruning(void **state)
+{
+    fixture *f = *state;
+    f->config.expiration_days = 0;
+    assert_invalid(&f->config, ACP_EINVAL, "config.expiration_days", "0 is outside 1..36500");
+    f->config.expiration_days = 1;
+    f->config.prune_interval = 0;
+    assert_invalid(&f->config, ACP_EINVAL, "config.prune_interval", "0 is outside 1..");
+    f->config.prune_interval = 1;
+    assert_int_equal(acp_config_validate(&f->config), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(defaults_match_upstream),
+        cmocka_unit_test_setup(complete_config_is_valid, setup),
+        cmocka_unit_test(config_without_defaults_is_rejected),
+        cmocka_unit_test_setup(queues_are_required, setup),
+        cmocka_unit_test_setup(database_fields, setup),
+        cmocka_unit_test_setup(s3_fields, setup),
+        cmocka_unit_test_setup(unsafe_root_paths, setup),
+        cmocka_unit_test_setup(queue_fields, setup),
+        cmocka_unit_test_setup(workspace_root, setup),
+        cmocka_unit_test_setup(expiration_and_pruning, setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,90 @@
+/* acp_strerror for every code and the thread-local acp_last_error. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "async_platform.h"
+#include "error.h"
+
+static void every_code_has_its_own_description(void **state)
+{
+    (void)state;
+    const struct {
+        int code;
+        const char *text;
+    } expected[] = {
+        {ACP_OK, "success"},
+        {ACP_EINVAL, "invalid argument"},
+        {ACP_ENOMEM, "out of memory"},
+        {ACP_ENOTFOUND, "job not found"},
+        {ACP_EUNOWNED, "job is owned by another service"},
+        {ACP_ECONFLICT, "conflict with the job's state or owner"},
+        {ACP_EBUSY, "job is running"},
+        {ACP_EDB, "database error"},
+        {ACP_EBROKER, "message broker error"},
+        {ACP_ESTORAGE, "object storage error"},
+        {ACP_EIO, "local file system error"},
+        {ACP_EVERSION, "unsupported structure version"},
+        {ACP_ENOQUEUE, "unknown queue"},
+        {ACP_ESHUTDOWN, "platform is shutting down"},
+        {ACP_ETOOBIG, "input too large"},
+    };
+    size_t n = sizeof expected / sizeof expected[0];
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(expected[i].code, -(int)i); /* codes are dense and stable */
+        assert_string_equal(acp_strerror(expected[i].code), expected[i].text);
+    }
+    assert_string_equal(acp_strerror(-(int)n), "unknown error code");
+    assert_string_equal(acp_strerror(1), "unknown error code");
+    assert_string_equal(acp_strerror(-100000), "unknown error code");
+}
+
+static void *fail_on_other_thread(void *arg)
+{
+    (void)arg;
+    static char seen[256];
+    /* A new thread starts without a message, whatever other threads did. */
+    strncpy(seen, acp_last_error(), sizeof seen - 1);
+    error_set(ACP_EDB, "other thread's failure");
+    return seen;
+}
+
+static void last_error_is_per_thread_and_never_null(void **state)
+{
+    (void)state;
+    acp_job_id id;
+    assert_int_equal(acp_job_id_parse(&id, "xyz"), ACP_EINVAL);
+    assert_string_equal(acp_last_error(), "job id: expected 32 hexadecimal characters, got 3");
+
+    pthread_t thread;
+    void *seen;
+    assert_int_equal(pthread_create(&thread, NULL, fail_on_other_thread, NULL), 0);
+    assert_int_equal(pthread_join(thread, &seen), 0);
+    assert_string_equal((const char *)seen, "no error");
+    assert_string_equal(acp_last_error(), "job id: expected 32 hexadecimal characters, got 3");
+
+    /* Long details are truncated, not overflowed. */
+    char longname[3000];
+    memset(longname, 'x', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    assert_int_equal(error_set(ACP_EIO, "%s", longname), ACP_EIO);
+    assert_true(strlen(acp_last_error()) < 1024);
+
+    assert_int_equal(error_set(ACP_EDB, "connection refused"), ACP_EDB);
+    assert_int_equal(error_prefix(ACP_EDB, "postgres 127.0.0.1:5432"), ACP_EDB);
+    assert_string_equal(acp_last_error(), "postgres 127.0.0.1:5432: connection refused");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(every_code_has_its_own_description),
+        cmocka_unit_test(last_error_is_per_thread_and_never_null),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
