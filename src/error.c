@@ -52,8 +52,16 @@ int error_set(int code, const char *fmt, ...)
 int error_prefix(int code, const char *prefix)
 {
     char saved[MESSAGE_MAX];
-    memcpy(saved, last_message, sizeof saved);
-    snprintf(last_message, sizeof last_message, "%s: %s", prefix,
-             saved[0] ? saved : acp_strerror(code));
+    const char *old = last_message[0] ? last_message : acp_strerror(code);
+    size_t old_len = strnlen(old, MESSAGE_MAX - 1);
+    memcpy(saved, old, old_len);
+
+    int n = snprintf(last_message, sizeof last_message, "%s: ", prefix);
+    if (n < 0 || (size_t)n >= sizeof last_message - 1)
+        return code; /* the prefix alone fills the buffer */
+    size_t room = sizeof last_message - 1 - (size_t)n;
+    size_t copy = old_len < room ? old_len : room;
+    memcpy(last_message + n, saved, copy);
+    last_message[(size_t)n + copy] = '\0';
     return code;
 }

@@ -1,0 +1,53 @@
+/* Settings of the local service stack (scripts/stack) for integration tests.
+ *
+ * Outside CI a test program skips when no settings are present; with
+ * ACP_TEST_REQUIRE_SERVICES=1 (set by scripts/test and CI) missing settings
+ * are a failure, so integration tests can never pass by skipping there. */
+#ifndef ACP_TEST_STACK_ENV_H
+#define ACP_TEST_STACK_ENV_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct stack_env {
+    const char *pg_host, *pg_port, *pg_user, *pg_password, *pg_db;
+    const char *amqp_host, *amqp_port, *amqp_user, *amqp_password;
+    const char *s3_host, *s3_port, *s3_access_key, *s3_secret_key, *s3_bucket;
+} stack_env;
+
+/* Fills @env. Returns 0 when every setting is present. Otherwise prints a TAP
+ * plan: a skip (exit status 0 for the caller to return), or, when services
+ * are required, a failure; returns the exit status for main(). */
+static inline int stack_env_load(stack_env *env, int *exit_status)
+{
+    static const char *const names[] = {
+        "ACP_TEST_PG_HOST",       "ACP_TEST_PG_PORT",   "ACP_TEST_PG_USER",
+        "ACP_TEST_PG_PASSWORD",   "ACP_TEST_PG_DB",     "ACP_TEST_AMQP_HOST",
+        "ACP_TEST_AMQP_PORT",     "ACP_TEST_AMQP_USER", "ACP_TEST_AMQP_PASSWORD",
+        "ACP_TEST_S3_HOST",       "ACP_TEST_S3_PORT",   "ACP_TEST_S3_ACCESS_KEY",
+        "ACP_TEST_S3_SECRET_KEY", "ACP_TEST_S3_BUCKET",
+    };
+    const char **slots = (const char **)env;
+    const char *missing = NULL;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *value = getenv(names[i]);
+        slots[i] = value;
+        if ((!value || !*value) && !missing)
+            missing = names[i];
+    }
+    if (!missing)
+        return 0;
+    const char *require = getenv("ACP_TEST_REQUIRE_SERVICES");
+    if (require && strcmp(require, "1") == 0) {
+        printf("1..1\nnot ok 1 - stack settings: %s is not set (eval \"$(scripts/stack up)\")\n",
+               missing);
+        *exit_status = 1;
+    } else {
+        printf("1..0 # SKIP %s is not set; run eval \"$(scripts/stack up)\" first\n", missing);
+        *exit_status = 0;
+    }
+    return -1;
+}
+
+#endif
