@@ -19,6 +19,7 @@
 #define ASYNC_PLATFORM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -126,6 +127,26 @@ ACP_EXTERN const char *acp_last_error(void);
 #define ACP_EXPIRATION_DAYS_MAX     36500
 #define ACP_PATH_MAX                1024 /* bytes, for root_path and workspace_root */
 
+/** Severity of a log message. */
+typedef enum acp_log_level {
+    ACP_LOG_DEBUG = 0,
+    ACP_LOG_INFO = 1,
+    ACP_LOG_WARN = 2,
+    ACP_LOG_ERROR = 3
+} acp_log_level;
+
+/**
+ * Receives the library's log messages. Called from any of the library's
+ * threads (workers, maintenance) and from the host's threads inside acp_*
+ * calls, possibly concurrently: it must be thread-safe. @p message is valid
+ * only during the call and carries no trailing newline.
+ */
+typedef void (*acp_log_fn)(void *userdata, acp_log_level level, const char *message);
+
+/* Executors: the host's code that runs a job. Declared here because the
+ * configuration names the factory; described in full further down. */
+typedef struct acp_executor_factory acp_executor_factory;
+
 /** PostgreSQL connection. The database holds this service's job rows. */
 typedef struct acp_db_config {
     const char *host;     /**< required; host name or address */
@@ -186,8 +207,31 @@ typedef struct acp_config {
      *  expired. Default 30; 1..ACP_EXPIRATION_DAYS_MAX. */
     unsigned expiration_days;
     /** Seconds between two runs of the expiration pruner. Default 43200
-     *  (12 h); at least 1. */
+     *  (12 h); 1..31536000. */
     unsigned prune_interval;
+
+    /** Makes the executor of each job. Required by acp_init(); the structure
+     *  is copied, its userdata is the host's until factory->free is called
+     *  by acp_shutdown(). */
+    const acp_executor_factory *executor_factory;
+    /** Seconds a running job's lease lasts without renewal. The process
+     *  running a job renews it every lease_seconds / 3; when a process dies,
+     *  any other process sharing the database requeues its jobs once the
+     *  lease has run out. Default 60; 3..86400. */
+    unsigned lease_seconds;
+    /** Seconds a queued job may wait after its message was published before
+     *  the message is assumed lost and published again (a duplicate is
+     *  harmless: only one claim succeeds). Default 300; at least 1. */
+    unsigned redispatch_seconds;
+    /** Seconds acp_shutdown() waits for running jobs to finish before it
+     *  abandons them (their leases then expire and another process requeues
+     *  them). Default 30. */
+    unsigned shutdown_timeout;
+    /** Log sink; NULL writes to stderr. */
+    acp_log_fn log;
+    void *log_userdata;
+    /** Messages below this level are dropped. Default ACP_LOG_INFO. */
+    acp_log_level log_level;
 } acp_config;
 
 /**
@@ -278,6 +322,285 @@ ACP_EXTERN int acp_job_id_generate(acp_job_id *out);
  *         ACP_ETOOBIG when the text is over the limit; ACP_ENOMEM.
  */
 ACP_EXTERN int acp_job_id_from_config(acp_job_id *out, const char *config_json);
+
+/* ------------------------------------------------------------------------ */
+/* Jobs                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/** A job's status; the names are lib-compute-platform's. */
+typedef enum acp_job_status {
+    ACP_STATUS_QUEUED = 1,      /**< "queued": waiting for a worker */
+    ACP_STATUS_IN_PROGRESS = 2, /**< "in-progress": an executor is running it */
+    ACP_STATUS_COMPLETE = 3,    /**< "complete": finished successfully */
+    ACP_STATUS_FAILED = 4,      /**< "failed": finished unsuccessfully */
+    ACP_STATUS_EXPIRED = 5      /**< "expired": its results were pruned */
+} acp_job_status;
+
+/** "queued", "in-progress", "complete", "failed", "expired", or "unknown". */
+ACP_EXTERN const char *acp_job_status_name(acp_job_status status);
+
+/** A running platform: connections, queues, worker and maintenance threads. */
+typedef struct acp_platform acp_platform;
+
+/* ------------------------------------------------------------------------ */
+/* Executors                                                                */
+/* ------------------------------------------------------------------------ */
+
+#define ACP_JOB_CONTEXT_VERSION      1
+#define ACP_EXECUTOR_OPS_VERSION     1
+#define ACP_EXECUTOR_FACTORY_VERSION 1
+
+/** Private part of a job context. */
+typedef struct acp_job_outcome acp_job_outcome;
+
+/**
+ * What an executor gets to know about its job. The platform owns it and
+ * everything it points to; all of it is valid from the factory's create()
+ * until the executor's execute() returns, on the job's worker thread.
+ */
+typedef struct acp_job_context {
+    unsigned version;               /**< ACP_JOB_CONTEXT_VERSION */
+    acp_job_id id;                  /**< the job */
+    char id_hex[ACP_JOB_ID_STRLEN]; /**< the job id as 32 lowercase hex */
+    const char *queue;              /**< the queue id it was submitted to */
+    const char *config;             /**< compact JSON text, NULL when none */
+    /** The scratch directory "<workspace_root>/<id>/", created empty before
+     *  create() is called, holding "input-config" (when the job has a
+     *  config) and the input files; removed with everything in it after
+     *  execute() returns, whatever the outcome. */
+    const char *dir;
+    int dir_fd;               /**< an O_DIRECTORY descriptor of dir, for openat() */
+    unsigned attempt;         /**< 1 on the first run, more after a requeue */
+    acp_job_outcome *outcome; /**< private: use the functions below */
+} acp_job_context;
+
+/**
+ * Name a file of the scratch directory to keep as a result. Call from
+ * create() or execute(), on the worker thread. The name is checked at once:
+ * a plain file name (no '/') of [A-Za-z0-9_.-], not ".", "..", a status flag,
+ * ".workspace" or "input-config". After execute() returns, each named file
+ * that exists as a regular file in the scratch directory is uploaded, for a
+ * successful and a failed job alike (so error logs can be kept).
+ *
+ * @return 0; ACP_EINVAL for a bad name (the job goes on; the file is not
+ *         kept); ACP_ENOMEM.
+ */
+ACP_EXTERN int acp_job_add_output(acp_job_context *ctx, const char *name);
+
+/**
+ * Set the job's failure message (copied, at most 4 KiB kept), reported by
+ * acp_get_job() when the job fails. Call from create() or execute() before
+ * returning non-zero.
+ *
+ * @return 0, ACP_EINVAL or ACP_ENOMEM.
+ */
+ACP_EXTERN int acp_job_set_message(acp_job_context *ctx, const char *message);
+
+typedef struct acp_executor acp_executor;
+
+/** The operations of an executor. */
+typedef struct acp_executor_ops {
+    unsigned version; /**< ACP_EXECUTOR_OPS_VERSION */
+    /**
+     * Run the job. Called once, on the job's worker thread, with the scratch
+     * directory as the place to read inputs and write results. Return 0 for
+     * success, anything else for failure (with acp_job_set_message() for
+     * the reason). May take as long as the job needs: the platform keeps the
+     * job's lease alive meanwhile. Must not call acp_shutdown().
+     */
+    int (*execute)(acp_executor *executor, acp_job_context *ctx);
+    /** Release the executor; called once, on the same thread, after
+     *  execute() (or instead of it when the job is abandoned). May be NULL. */
+    void (*free)(acp_executor *executor);
+} acp_executor_ops;
+
+/** An executor: embed this as the first member of your own structure. */
+struct acp_executor {
+    const acp_executor_ops *ops;
+};
+
+/** Makes an executor for each job; given to acp_init() in acp_config. */
+struct acp_executor_factory {
+    unsigned version; /**< ACP_EXECUTOR_FACTORY_VERSION */
+    void *userdata;   /**< passed to create() and free() */
+    /**
+     * Make the executor for the job described by @p ctx and store it in
+     * *@p out. Called on the job's worker thread, concurrently for jobs on
+     * other workers: it must be thread-safe. Return 0, or non-zero to fail
+     * the job (with acp_job_set_message() for the reason).
+     */
+    int (*create)(void *userdata, acp_job_context *ctx, acp_executor **out);
+    /** Called once by acp_shutdown() after every worker has stopped. May be
+     *  NULL. */
+    void (*free)(void *userdata);
+};
+
+/* ------------------------------------------------------------------------ */
+/* Life cycle                                                               */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Start a platform: validate @p config, connect to PostgreSQL (the first
+ * connection of the pool at once) and apply the schema migrations, check that
+ * the S3 bucket exists, create the scratch root, connect to each queue's
+ * RabbitMQ and declare "<id>_jobs", then start the worker threads and the
+ * maintenance thread. Only then are messages consumed.
+ *
+ * @return 0 with *@p out set; on failure nothing is left running and *@p out
+ *         is NULL: ACP_EINVAL / ACP_EVERSION (configuration, see
+ *         acp_config_validate), ACP_EDB, ACP_ESTORAGE or ACP_EBROKER (with
+ *         the service's address and the reason in acp_last_error()),
+ *         ACP_EIO (scratch root), ACP_ENOMEM.
+ */
+ACP_EXTERN int acp_init(acp_platform **out, const acp_config *config);
+
+/**
+ * Stop a platform: stop taking messages, wait up to config.shutdown_timeout
+ * seconds for running jobs to finish, then close every connection, call the
+ * factory's free() and release everything. Jobs still running at the
+ * deadline are abandoned in place; their leases expire and another process
+ * (or this one's next start) requeues them. NULL is fine. Must not be called
+ * from an executor or the log callback.
+ */
+ACP_EXTERN void acp_shutdown(acp_platform *platform);
+
+/* ------------------------------------------------------------------------ */
+/* Submitting and reading jobs                                              */
+/* ------------------------------------------------------------------------ */
+
+#define ACP_SUBMISSION_VERSION 1
+
+/** An input file of a submission: either @c path (a file read at submit
+ *  time) or @c data / @c size (a buffer). */
+typedef struct acp_input {
+    const char *name; /**< [A-Za-z0-9_.-], not reserved; unique */
+    const char *path;
+    const void *data;
+    size_t size;
+} acp_input;
+
+/** What to run. Fill with acp_submission_init() first. Borrowed: needs to
+ *  live only during acp_submit(). */
+typedef struct acp_submission {
+    unsigned version;        /**< ACP_SUBMISSION_VERSION */
+    const acp_job_id *id;    /**< NULL: derived from config */
+    const char *config;      /**< JSON text or NULL; at most ACP_JOB_CONFIG_MAX */
+    const acp_input *inputs; /**< may be NULL when input_count is 0 */
+    size_t input_count;
+} acp_submission;
+
+/** Zero @p submission and set its version. @return 0 or ACP_EINVAL. */
+ACP_EXTERN int acp_submission_init(acp_submission *submission);
+
+/** What is known about a job. Release with acp_job_clear(). */
+typedef struct acp_job {
+    acp_job_id id;
+    acp_job_status status;
+    /** 1 when this service's database has the job, 0 when it was only found
+     *  in S3 (another service sharing the bucket). */
+    int owned;
+    char queue[ACP_QUEUE_ID_MAX + 1]; /**< empty for an unowned job */
+    /** Microseconds since the Unix epoch; 0 when not (yet) known. For an
+     *  unowned job they come from the S3 flags' times. */
+    int64_t created;
+    int64_t grabbed;
+    int64_t finished;
+    int64_t last_accessed;
+    /** 0-based position among the queued jobs of its queue; -1 when the job
+     *  is not queued or not owned. */
+    long queue_position;
+    unsigned attempts; /**< times a worker claimed it */
+    char *message;     /**< failure message or NULL; owned by the struct */
+} acp_job;
+
+/** Free what @p job owns and zero it. NULL is fine. */
+ACP_EXTERN void acp_job_clear(acp_job *job);
+
+/**
+ * Submit a job to @p queue. A new job gets its row (queued), its S3
+ * workspace (.workspace, .queued, input-config, inputs) and its message.
+ * Resubmitting an owned job that is complete, failed or expired re-runs it
+ * (old results removed); resubmitting one that is queued or running changes
+ * nothing and reports its current state. If RabbitMQ is unreachable the job
+ * is still stored and its message is published later by the maintenance
+ * thread.
+ *
+ * @param job if not NULL, receives the job's state after the call.
+ * @return 0; ACP_ENOQUEUE (unknown queue); ACP_EINVAL (bad id, invalid JSON,
+ *         bad input name or input); ACP_ETOOBIG (config over the limit);
+ *         ACP_ECONFLICT (another service owns the job and it is not expired);
+ *         ACP_EIO (an input file cannot be read); ACP_EDB / ACP_ESTORAGE.
+ *         On a validation error nothing is written anywhere.
+ */
+ACP_EXTERN int acp_submit(acp_platform *platform, const char *queue,
+                          const acp_submission *submission, acp_job *job);
+
+/**
+ * Read a job's state into @p job (release with acp_job_clear()). Updates the
+ * job's last access time when it is owned.
+ *
+ * @return 0; ACP_ENOTFOUND when neither the database nor S3 knows it;
+ *         ACP_EINVAL; ACP_EDB / ACP_ESTORAGE.
+ */
+ACP_EXTERN int acp_get_job(acp_platform *platform, const acp_job_id *id, acp_job *job);
+
+/** A result file: its name in the workspace and its size in bytes. */
+typedef struct acp_result_file {
+    char *name;
+    uint64_t size;
+} acp_result_file;
+
+/** Release with acp_result_list_clear(). */
+typedef struct acp_result_list {
+    acp_result_file *files;
+    size_t count;
+} acp_result_list;
+
+/** Free what @p list owns and zero it. NULL is fine. */
+ACP_EXTERN void acp_result_list_clear(acp_result_list *list);
+
+/**
+ * List a job's files: its inputs and results, without the marker, the
+ * status flags and input-config; sorted by name.
+ *
+ * @return 0; ACP_ENOTFOUND when the job has no workspace; ACP_EINVAL;
+ *         ACP_ESTORAGE.
+ */
+ACP_EXTERN int acp_get_results(acp_platform *platform, const acp_job_id *id, acp_result_list *list);
+
+/**
+ * Receives a result file's bytes in pieces, in order, on the calling thread.
+ * Return 0 to go on; any other value stops the transfer and becomes the
+ * return value of the read call.
+ */
+typedef int (*acp_read_fn)(void *userdata, const void *data, size_t len);
+
+/**
+ * Stream the job's file @p name to @p sink, without holding it whole in
+ * memory.
+ *
+ * @return 0; the sink's non-zero value; ACP_ENOTFOUND (no such file);
+ *         ACP_EINVAL (bad id or name); ACP_ESTORAGE.
+ */
+ACP_EXTERN int acp_read_result(acp_platform *platform, const acp_job_id *id, const char *name,
+                               acp_read_fn sink, void *userdata);
+
+/** As acp_read_result(), writing to the file descriptor @p fd (ACP_EIO when
+ *  a write fails). */
+ACP_EXTERN int acp_read_result_fd(acp_platform *platform, const acp_job_id *id, const char *name,
+                                  int fd);
+
+/**
+ * As acp_read_result(), into a buffer of at most @p max_size bytes that the
+ * library allocates: *@p data (release with acp_free()) and *@p size. A
+ * file larger than @p max_size gives ACP_ETOOBIG. A NUL is appended after
+ * the data (not counted in *@p size) for convenience with text.
+ */
+ACP_EXTERN int acp_read_result_buffer(acp_platform *platform, const acp_job_id *id,
+                                      const char *name, size_t max_size, void **data, size_t *size);
+
+/** Free memory the library allocated for the caller. NULL is fine. */
+ACP_EXTERN void acp_free(void *pointer);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,9 @@
 #define DEFAULT_MESSAGE_ACK_TIMEOUT (30 * 60)
 #define DEFAULT_EXPIRATION_DAYS     30
 #define DEFAULT_PRUNE_INTERVAL      (12 * 60 * 60)
+#define DEFAULT_LEASE_SECONDS       60
+#define DEFAULT_REDISPATCH_SECONDS  300
+#define DEFAULT_SHUTDOWN_TIMEOUT    30
 
 int acp_config_init(acp_config *config)
 {
@@ -28,6 +31,10 @@ int acp_config_init(acp_config *config)
     config->workspace_root = "/tmp/workspaces";
     config->expiration_days = DEFAULT_EXPIRATION_DAYS;
     config->prune_interval = DEFAULT_PRUNE_INTERVAL;
+    config->lease_seconds = DEFAULT_LEASE_SECONDS;
+    config->redispatch_seconds = DEFAULT_REDISPATCH_SECONDS;
+    config->shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT;
+    config->log_level = ACP_LOG_INFO;
     return 0;
 }
 
@@ -246,6 +253,20 @@ static int check_queue(const acp_config *config, size_t index)
     return 0;
 }
 
+static int check_factory(const acp_executor_factory *factory)
+{
+    if (!factory)
+        return error_set(ACP_EINVAL, "config.executor_factory: missing executor factory");
+    if (factory->version != ACP_EXECUTOR_FACTORY_VERSION)
+        return error_set(ACP_EVERSION,
+                         "config.executor_factory.version: %u is not supported "
+                         "(expected %d)",
+                         factory->version, ACP_EXECUTOR_FACTORY_VERSION);
+    if (!factory->create)
+        return error_set(ACP_EINVAL, "config.executor_factory.create: missing function");
+    return 0;
+}
+
 int acp_config_validate(const acp_config *config)
 {
     int rc;
@@ -266,7 +287,13 @@ int acp_config_validate(const acp_config *config)
     if ((rc = check_workspace_root(config->workspace_root)) ||
         (rc = check_range("config.expiration_days", config->expiration_days, 1,
                           ACP_EXPIRATION_DAYS_MAX)) ||
-        (rc = check_range("config.prune_interval", config->prune_interval, 1, 365LL * 24 * 3600)))
+        (rc = check_range("config.prune_interval", config->prune_interval, 1, 365LL * 24 * 3600)) ||
+        (rc = check_factory(config->executor_factory)) ||
+        (rc = check_range("config.lease_seconds", config->lease_seconds, 3, 24 * 3600)) ||
+        (rc = check_range("config.redispatch_seconds", config->redispatch_seconds, 1,
+                          7LL * 24 * 3600)) ||
+        (rc = check_range("config.shutdown_timeout", config->shutdown_timeout, 0, 24 * 3600)) ||
+        (rc = check_range("config.log_level", config->log_level, ACP_LOG_DEBUG, ACP_LOG_ERROR)))
         return rc;
     return 0;
 }

@@ -1,7 +1,257 @@
 /* Public entry points and the platform's life cycle. */
-#include "async_platform.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "error.h"
+#include "json.h"
+#include "platform.h"
 
 unsigned acp_version(void)
 {
     return ACP_VERSION_NUMBER;
+}
+
+/* ---- life cycle ------------------------------------------------------- */
+
+static void queue_free(queue_rt *q)
+{
+    broker_close(q->publisher);
+    pthread_mutex_destroy(&q->publish_lock);
+    free(q->id);
+    free(q->host);
+    free(q->user);
+    free(q->password);
+    free(q->workers);
+}
+
+static void platform_free(acp_platform *p)
+{
+    for (size_t i = 0; i < p->queue_count; i++)
+        queue_free(&p->queues[i]);
+    free(p->queues);
+    store_close(p->store);
+    objects_close(p->objects);
+    if (p->factory.free)
+        p->factory.free(p->factory.userdata);
+    free(p->workspace_root);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->changed);
+    free(p);
+}
+
+void platform_release(acp_platform *p)
+{
+    pthread_mutex_lock(&p->lock);
+    int left = --p->refs;
+    pthread_mutex_unlock(&p->lock);
+    if (left == 0)
+        platform_free(p);
+}
+
+bool platform_wait(acp_platform *p, unsigned ms, atomic_bool *flag)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&p->lock);
+    while (!atomic_load(flag))
+        if (pthread_cond_timedwait(&p->changed, &p->lock, &until) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&p->lock);
+    return atomic_load(flag);
+}
+
+static void raise_flag(acp_platform *p, atomic_bool *flag)
+{
+    pthread_mutex_lock(&p->lock);
+    atomic_store(flag, true);
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
+}
+
+queue_rt *platform_find_queue(acp_platform *p, const char *queue_id)
+{
+    for (size_t i = 0; i < p->queue_count; i++)
+        if (strcmp(p->queues[i].id, queue_id) == 0)
+            return &p->queues[i];
+    return NULL;
+}
+
+/* Connect the queue's publisher if needed. Called with publish_lock held. */
+static int publisher_ready(acp_platform *p, queue_rt *q)
+{
+    if (q->publisher)
+        return 0;
+    int rc = broker_connect(&q->publisher, &q->cfg, &p->log);
+    if (!rc)
+        rc = broker_declare(q->publisher, q->id, q->cfg.message_ack_timeout);
+    if (rc) {
+        broker_close(q->publisher);
+        q->publisher = NULL;
+    }
+    return rc;
+}
+
+int platform_publish(acp_platform *p, queue_rt *q, const acp_job_id *id, const char *config)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    buf message = BUF_INIT;
+    int rc =
+        broker_format_job(&message, id, config, (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000);
+    if (rc) {
+        buf_free(&message);
+        return rc;
+    }
+    pthread_mutex_lock(&q->publish_lock);
+    /* A publisher idle for long may have been closed by the broker: one retry
+     * on a fresh connection. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        rc = publisher_ready(p, q);
+        if (!rc)
+            rc = broker_publish(q->publisher, q->id, message.data, message.len, PUBLISH_CONFIRM_MS);
+        if (!rc)
+            break;
+        broker_close(q->publisher);
+        q->publisher = NULL;
+    }
+    pthread_mutex_unlock(&q->publish_lock);
+    buf_free(&message);
+    return rc; /* the row already says dispatched: set when it was queued */
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static int copy_queue(acp_platform *p, queue_rt *q, const acp_queue_config *cfg)
+{
+    q->cfg = *cfg;
+    q->platform = p;
+    q->id = dup_or_null(cfg->id);
+    q->host = dup_or_null(cfg->host);
+    q->user = dup_or_null(cfg->user);
+    q->password = dup_or_null(cfg->password);
+    pthread_mutex_init(&q->publish_lock, NULL);
+    if (!q->id || !q->host || !q->user || !q->password)
+        return error_set(ACP_ENOMEM, "out of memory copying the queue configuration");
+    q->cfg.id = q->id;
+    q->cfg.host = q->host;
+    q->cfg.user = q->user;
+    q->cfg.password = q->password;
+    return 0;
+}
+
+int acp_init(acp_platform **out, const acp_config *config)
+{
+    if (!out)
+        return error_set(ACP_EINVAL, "acp_init: out is NULL");
+    *out = NULL;
+    int rc = acp_config_validate(config);
+    if (rc)
+        return rc;
+
+    acp_platform *p = calloc(1, sizeof *p);
+    if (!p)
+        return error_set(ACP_ENOMEM, "out of memory");
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->changed, NULL);
+    p->refs = 1;
+    p->log = (logger){config->log, config->log_userdata, config->log_level};
+    p->lease_seconds = config->lease_seconds;
+    p->redispatch_seconds = config->redispatch_seconds;
+    p->shutdown_timeout = config->shutdown_timeout;
+    p->expiration_days = config->expiration_days;
+    p->prune_interval = config->prune_interval;
+    acp_job_id instance;
+    acp_job_id_generate(&instance);
+    acp_job_id_format(&instance, p->instance_id);
+    p->workspace_root = strdup(config->workspace_root);
+    p->queues = calloc(config->queue_count, sizeof *p->queues);
+    if (!p->workspace_root || !p->queues) {
+        rc = error_set(ACP_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < config->queue_count; i++) {
+        p->queue_count++;
+        if ((rc = copy_queue(p, &p->queues[i], &config->queues[i])))
+            goto fail;
+    }
+
+    if ((rc = scratch_prepare_root(p->workspace_root)) ||
+        (rc = store_open(&p->store, &config->db, &p->log)) ||
+        (rc = objects_open(&p->objects, &config->s3, &p->log)))
+        goto fail;
+    /* Declaring each queue through its publisher proves the broker and the
+     * credentials before any thread starts. */
+    for (size_t i = 0; i < p->queue_count; i++) {
+        queue_rt *q = &p->queues[i];
+        pthread_mutex_lock(&q->publish_lock);
+        rc = publisher_ready(p, q);
+        pthread_mutex_unlock(&q->publish_lock);
+        if (rc)
+            goto fail;
+    }
+    /* The factory belongs to the platform only once init cannot fail for a
+     * configuration reason any more. */
+    p->factory = *config->executor_factory;
+
+    if ((rc = pthread_create(&p->maintenance, NULL, maintenance_main, p)) != 0) {
+        rc = error_set(ACP_ENOMEM, "starting the maintenance thread: %s", strerror(rc));
+        p->factory.free = NULL;
+        goto fail;
+    }
+    p->maintenance_started = true;
+    for (size_t i = 0; i < p->queue_count; i++)
+        if ((rc = workers_start(&p->queues[i]))) {
+            char reason[512];
+            snprintf(reason, sizeof reason, "%s", acp_last_error());
+            p->factory.free = NULL; /* a failed init leaves the factory with the host */
+            acp_shutdown(p);
+            return error_set(rc, "%s", reason);
+        }
+    log_info(&p->log, "platform %s started: %zu queue(s), scratch root %s", p->instance_id,
+             p->queue_count, p->workspace_root);
+    *out = p;
+    return 0;
+
+fail:
+    platform_free(p);
+    return rc;
+}
+
+void acp_shutdown(acp_platform *p)
+{
+    if (!p)
+        return;
+    raise_flag(p, &p->stopping);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += p->shutdown_timeout;
+    size_t left = 0;
+    for (size_t i = 0; i < p->queue_count; i++)
+        left += workers_stop(&p->queues[i], &deadline);
+    if (left)
+        log_warn(&p->log,
+                 "shutdown: %zu job(s) still running after %u s are left to finish in the "
+                 "background; their leases will expire and another process will requeue them",
+                 left, p->shutdown_timeout);
+    /* Leases were renewed while the workers drained; now stop. */
+    raise_flag(p, &p->maintenance_stopping);
+    if (p->maintenance_started)
+        pthread_join(p->maintenance, NULL);
+    platform_release(p);
 }

@@ -9,6 +9,17 @@
 
 #include "async_platform.h"
 
+static int create_nothing(void *userdata, acp_job_context *ctx, acp_executor **out)
+{
+    (void)userdata;
+    (void)ctx;
+    (void)out;
+    return -1;
+}
+
+static const acp_executor_factory factory = {ACP_EXECUTOR_FACTORY_VERSION, NULL, create_nothing,
+                                             NULL};
+
 typedef struct fixture {
     acp_config config;
     acp_queue_config queues[3];
@@ -36,6 +47,7 @@ static int setup(void **state)
     }
     f.config.queues = f.queues;
     f.config.queue_count = 3;
+    f.config.executor_factory = &factory;
     *state = &f;
     return 0;
 }
@@ -71,6 +83,12 @@ static void defaults_match_upstream(void **state)
     assert_string_equal(c.workspace_root, "/tmp/workspaces");
     assert_int_equal(c.expiration_days, 30);
     assert_int_equal(c.prune_interval, 12 * 3600);
+    assert_null(c.executor_factory);
+    assert_int_equal(c.lease_seconds, 60);
+    assert_int_equal(c.redispatch_seconds, 300);
+    assert_int_equal(c.shutdown_timeout, 30);
+    assert_null(c.log);
+    assert_int_equal(c.log_level, ACP_LOG_INFO);
 
     acp_queue_config q;
     memset(&q, 0x5a, sizeof q);
@@ -286,6 +304,35 @@ static void expiration_and_pruning(void **state)
     assert_int_equal(acp_config_validate(&f->config), 0);
 }
 
+static void executor_and_run_time_settings(void **state)
+{
+    fixture *f = *state;
+    f->config.executor_factory = NULL;
+    assert_invalid(&f->config, ACP_EINVAL, "config.executor_factory", "missing executor factory");
+    acp_executor_factory broken = factory;
+    broken.create = NULL;
+    f->config.executor_factory = &broken;
+    assert_invalid(&f->config, ACP_EINVAL, "config.executor_factory.create", "missing function");
+    broken = factory;
+    broken.version = 99;
+    assert_invalid(&f->config, ACP_EVERSION, "config.executor_factory.version", "99");
+    f->config.executor_factory = &factory;
+
+    f->config.lease_seconds = 2;
+    assert_invalid(&f->config, ACP_EINVAL, "config.lease_seconds", "2 is outside 3..86400");
+    f->config.lease_seconds = 3;
+    f->config.redispatch_seconds = 0;
+    assert_invalid(&f->config, ACP_EINVAL, "config.redispatch_seconds", "0 is outside 1..");
+    f->config.redispatch_seconds = 1;
+    f->config.shutdown_timeout = 86401;
+    assert_invalid(&f->config, ACP_EINVAL, "config.shutdown_timeout", "86401 is outside 0..86400");
+    f->config.shutdown_timeout = 0;
+    f->config.log_level = (acp_log_level)7;
+    assert_invalid(&f->config, ACP_EINVAL, "config.log_level", "7 is outside 0..3");
+    f->config.log_level = ACP_LOG_ERROR;
+    assert_int_equal(acp_config_validate(&f->config), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -299,6 +346,7 @@ int main(void)
         cmocka_unit_test_setup(queue_fields, setup),
         cmocka_unit_test_setup(workspace_root, setup),
         cmocka_unit_test_setup(expiration_and_pruning, setup),
+        cmocka_unit_test_setup(executor_and_run_time_settings, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

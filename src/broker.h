@@ -1,0 +1,83 @@
+/* RabbitMQ through rabbitmq-c: one AMQP connection with one channel per
+ * broker_conn, the job queue topology, publishing with confirms, consuming
+ * with prefetch 1 and manual acks, and the job message format.
+ *
+ * A broker_conn is NOT thread-safe (rabbitmq-c connections must not be
+ * shared): one thread owns it, or callers serialise access with a mutex.
+ * Functions return 0 or a negative ACP_E* code with the detail set, naming
+ * the broker ("rabbitmq 127.0.0.1:5672") and the reason (library error or
+ * the server's close reply, e.g. "ACCESS_REFUSED - Login was refused" or
+ * "PRECONDITION_FAILED - inequivalent arg 'x-consumer-timeout'").
+ * After ACP_EBROKER the connection is unusable: broker_close() it and
+ * broker_connect() again (callers own the back-off). */
+#ifndef ACP_BROKER_H
+#define ACP_BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "async_platform.h"
+#include "buf.h"
+#include "log.h"
+
+typedef struct broker_conn broker_conn;
+
+/* Connect (TCP timeout 5 s), log in (heartbeat 60 s), open channel 1 and put
+ * it in confirm mode. ACP_EBROKER on failure. */
+int broker_connect(broker_conn **out, const acp_queue_config *queue, const logger *log);
+void broker_close(broker_conn *conn); /* NULL is fine; closes politely if possible */
+
+/* Declare "<queue_id>_jobs": durable, not exclusive, not auto-delete, with
+ * x-consumer-timeout = ack_timeout_seconds * 1500 (ms, as a long), exactly
+ * as lib-compute-platform declares it. */
+int broker_declare(broker_conn *conn, const char *queue_id, unsigned ack_timeout_seconds);
+
+/* Publish @body to "<queue_id>_jobs" on the default exchange, persistent
+ * (delivery mode 2), content type application/json, and wait up to
+ * @confirm_timeout_ms for the broker's confirm. ACP_EBROKER on a nack, a
+ * returned message or a timeout. */
+int broker_publish(broker_conn *conn, const char *queue_id, const char *body, size_t len,
+                   int confirm_timeout_ms);
+
+/* Start consuming "<queue_id>_jobs": basic.qos(prefetch_count = 1), then
+ * basic.consume without auto-ack. */
+int broker_consume(broker_conn *conn, const char *queue_id);
+
+/* Stop consuming (basic.cancel) so that no further message is pushed to this
+ * connection while its owner runs a job; a message delivered before the
+ * cancel took effect is rejected with requeue, so it goes to another worker. */
+int broker_cancel(broker_conn *conn);
+
+typedef struct broker_delivery {
+    uint64_t tag;
+    bool redelivered;
+    char *body; /* NUL-terminated copy; owned */
+    size_t len;
+} broker_delivery;
+
+void broker_delivery_free(broker_delivery *delivery);
+
+/* Wait up to @timeout_ms for the next delivery. Returns 0 with @out filled,
+ * 1 when nothing arrived in time (heartbeats are handled meanwhile), or
+ * ACP_EBROKER when the connection or channel was lost. */
+int broker_next(broker_conn *conn, int timeout_ms, broker_delivery *out);
+
+/* Acknowledge one delivery. */
+int broker_ack(broker_conn *conn, uint64_t tag);
+
+/* --- the job message (lcp-spec §4.3), pure functions ------------------- */
+
+/* {"jobID":"<hex>","type":"","dispatched":"<ISO-8601, UTC,
+ * Z>","attemptCount":0,"body":<config|null>} keys in this order; @config is JSON text (written
+ * compactly) or NULL.
+ * @now_us is the dispatch time in microseconds since the epoch. */
+int broker_format_job(buf *out, const acp_job_id *id, const char *config, int64_t now_us);
+
+/* Parse a job message: all five keys present, jobID a 32-hex string, type
+ * and dispatched strings, attemptCount an integer, body any JSON value or
+ * null. *config gets the body as compact JSON text (malloc'd) or NULL for a
+ * JSON null. ACP_EINVAL with a message naming the problem otherwise. */
+int broker_parse_job(const char *body, size_t len, acp_job_id *id, char **config);
+
+#endif

@@ -1,0 +1,208 @@
+/* Job values shared by the API and the workers: status names, reserved
+ * names, the executor's outcome, and the structures handed to the host. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "error.h"
+#include "platform.h"
+
+#define MESSAGE_MAX 4096
+#define OUTPUTS_MAX 10000
+
+static const char *const reserved_names[] = {
+    ".workspace", ".queued", ".in-progress", ".complete", ".failed", ".expired", "input-config",
+};
+
+const char *acp_job_status_name(acp_job_status status)
+{
+    switch (status) {
+    case ACP_STATUS_QUEUED:
+        return "queued";
+    case ACP_STATUS_IN_PROGRESS:
+        return "in-progress";
+    case ACP_STATUS_COMPLETE:
+        return "complete";
+    case ACP_STATUS_FAILED:
+        return "failed";
+    case ACP_STATUS_EXPIRED:
+        return "expired";
+    }
+    return "unknown";
+}
+
+const char *job_flag_name(acp_job_status status)
+{
+    switch (status) {
+    case ACP_STATUS_QUEUED:
+        return ".queued";
+    case ACP_STATUS_IN_PROGRESS:
+        return ".in-progress";
+    case ACP_STATUS_COMPLETE:
+        return ".complete";
+    case ACP_STATUS_FAILED:
+        return ".failed";
+    case ACP_STATUS_EXPIRED:
+        return ".expired";
+    }
+    return NULL;
+}
+
+bool job_name_is_reserved(const char *name)
+{
+    for (size_t i = 0; i < sizeof reserved_names / sizeof reserved_names[0]; i++)
+        if (strcmp(name, reserved_names[i]) == 0)
+            return true;
+    return false;
+}
+
+int job_check_name(const char *what, const char *name)
+{
+    if (!name || !*name)
+        return error_set(ACP_EINVAL, "%s: missing file name", what);
+    if (!config_name_is_safe(name, 255))
+        return error_set(ACP_EINVAL,
+                         "%s: unsafe file name '%.255s': use 1 to 255 of letters, digits, '_', "
+                         "'.' and '-', and not '.' or '..'",
+                         what, name);
+    if (job_name_is_reserved(name))
+        return error_set(ACP_EINVAL, "%s: '%s' is a reserved name", what, name);
+    return 0;
+}
+
+void job_outcome_clear(acp_job_outcome *outcome)
+{
+    for (size_t i = 0; i < outcome->output_count; i++)
+        free(outcome->outputs[i]);
+    free(outcome->outputs);
+    free(outcome->message);
+    memset(outcome, 0, sizeof *outcome);
+}
+
+int acp_job_add_output(acp_job_context *ctx, const char *name)
+{
+    if (!ctx || !ctx->outcome)
+        return error_set(ACP_EINVAL, "acp_job_add_output: no job context");
+    int rc = job_check_name("output", name);
+    if (rc)
+        return rc;
+    acp_job_outcome *o = ctx->outcome;
+    for (size_t i = 0; i < o->output_count; i++)
+        if (strcmp(o->outputs[i], name) == 0)
+            return 0;
+    if (o->output_count >= OUTPUTS_MAX)
+        return error_set(ACP_ETOOBIG, "output: more than %d files", OUTPUTS_MAX);
+    char *copy = strdup(name);
+    char **grown = copy ? realloc(o->outputs, (o->output_count + 1) * sizeof *grown) : NULL;
+    if (!grown) {
+        free(copy);
+        return error_set(ACP_ENOMEM, "output: out of memory");
+    }
+    grown[o->output_count++] = copy;
+    o->outputs = grown;
+    return 0;
+}
+
+/* Length of the valid UTF-8 sequence at @s (1..4), or 0 when invalid. */
+static size_t utf8_sequence(const unsigned char *s)
+{
+    if (s[0] < 0x80)
+        return 1;
+    size_t len = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+    if (len == 0 || s[0] > 0xf4)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    /* No overlong forms, no surrogates, nothing above U+10FFFF. */
+    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
+        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
+        return 0;
+    return len;
+}
+
+int acp_job_set_message(acp_job_context *ctx, const char *message)
+{
+    if (!ctx || !ctx->outcome || !message)
+        return error_set(ACP_EINVAL, "acp_job_set_message: NULL argument");
+    char *copy = strndup(message, MESSAGE_MAX);
+    if (!copy)
+        return error_set(ACP_ENOMEM, "message: out of memory");
+    /* The database stores text as UTF-8 and refuses anything else: replace
+     * stray bytes (and a sequence cut by the length limit) with '?'. */
+    for (unsigned char *p = (unsigned char *)copy; *p;) {
+        size_t len = utf8_sequence(p);
+        if (len == 0) {
+            *p++ = '?';
+            continue;
+        }
+        p += len;
+    }
+    free(ctx->outcome->message);
+    ctx->outcome->message = copy;
+    return 0;
+}
+
+int acp_submission_init(acp_submission *submission)
+{
+    if (!submission)
+        return error_set(ACP_EINVAL, "acp_submission_init: NULL argument");
+    memset(submission, 0, sizeof *submission);
+    submission->version = ACP_SUBMISSION_VERSION;
+    return 0;
+}
+
+void acp_job_clear(acp_job *job)
+{
+    if (!job)
+        return;
+    free(job->message);
+    memset(job, 0, sizeof *job);
+}
+
+void acp_result_list_clear(acp_result_list *list)
+{
+    if (!list)
+        return;
+    for (size_t i = 0; i < list->count; i++)
+        free(list->files[i].name);
+    free(list->files);
+    list->files = NULL;
+    list->count = 0;
+}
+
+void acp_free(void *pointer)
+{
+    free(pointer);
+}
+
+bool job_from_flags(const object_list *list, acp_job *job)
+{
+    /* Ascending precedence: a later flag in this list wins (lcp-spec §5.9). */
+    static const acp_job_status order[] = {ACP_STATUS_QUEUED, ACP_STATUS_IN_PROGRESS,
+                                           ACP_STATUS_COMPLETE, ACP_STATUS_EXPIRED,
+                                           ACP_STATUS_FAILED};
+    bool marker = false;
+    int best = -1;
+    for (size_t i = 0; i < list->count; i++) {
+        const object_entry *e = &list->items[i];
+        if (strcmp(e->name, ".workspace") == 0)
+            marker = true;
+        for (int k = 0; k < 5; k++) {
+            if (strcmp(e->name, job_flag_name(order[k])) != 0)
+                continue;
+            if (k > best)
+                best = k;
+            if (order[k] == ACP_STATUS_QUEUED)
+                job->created = e->mtime;
+            else if (order[k] == ACP_STATUS_IN_PROGRESS)
+                job->grabbed = e->mtime;
+            else if (order[k] == ACP_STATUS_COMPLETE || order[k] == ACP_STATUS_FAILED)
+                job->finished = e->mtime;
+        }
+    }
+    job->status = best >= 0 ? order[best] : ACP_STATUS_QUEUED;
+    job->owned = 0;
+    job->queue_position = -1;
+    return marker;
+}

@@ -1,0 +1,75 @@
+/* The maintenance thread: renews the leases of this process's running jobs,
+ * requeues jobs whose lease ran out (their process died), and publishes the
+ * messages of queued jobs that were never dispatched or whose message got
+ * lost. Any number of processes sharing the database may do this at once:
+ * the store's statements skip rows another process is handling. */
+#include <time.h>
+
+#include "error.h"
+#include "platform.h"
+
+#define TICK_MS 1000
+#define BATCH   100
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void dispatch(acp_platform *p, const store_dispatch_list *list, const char *why)
+{
+    for (size_t i = 0; i < list->count; i++) {
+        const store_dispatch *d = &list->items[i];
+        char hex[ACP_JOB_ID_STRLEN];
+        acp_job_id_format(&d->id, hex);
+        queue_rt *q = platform_find_queue(p, d->queue);
+        if (!q) {
+            /* A queue this process does not serve: leave it to one that does. */
+            store_clear_dispatched(p->store, &d->id);
+            continue;
+        }
+        log_info(&p->log, "job %s: %s; publishing its message", hex, why);
+        if (platform_publish(p, q, &d->id, d->config) != 0) {
+            log_warn(&p->log, "job %s: publishing failed (%s); will retry", hex, acp_last_error());
+            store_clear_dispatched(p->store, &d->id);
+        }
+    }
+}
+
+void maintenance_tick(acp_platform *p, bool renew)
+{
+    if (renew && store_renew_leases(p->store, p->instance_id, p->lease_seconds, NULL) != 0)
+        log_warn(&p->log, "renewing leases: %s", acp_last_error());
+
+    store_dispatch_list list = {0};
+    if (store_requeue_expired(p->store, BATCH, &list) == 0) {
+        dispatch(p, &list,
+                 "its lease expired (the process running it stopped) and it was requeued");
+        store_dispatch_list_free(&list);
+    } else {
+        log_warn(&p->log, "requeueing jobs with expired leases: %s", acp_last_error());
+    }
+    if (store_take_undispatched(p->store, p->redispatch_seconds, BATCH, &list) == 0) {
+        dispatch(p, &list, "queued without a live message");
+        store_dispatch_list_free(&list);
+    } else {
+        log_warn(&p->log, "looking for undispatched jobs: %s", acp_last_error());
+    }
+}
+
+void *maintenance_main(void *arg)
+{
+    acp_platform *p = arg;
+    int64_t renew_every = (int64_t)p->lease_seconds * 1000 / 3;
+    int64_t last_renew = now_ms();
+    maintenance_tick(p, false);
+    while (!platform_wait(p, TICK_MS, &p->maintenance_stopping)) {
+        bool renew = now_ms() - last_renew >= renew_every - TICK_MS / 2;
+        if (renew)
+            last_renew = now_ms();
+        maintenance_tick(p, renew);
+    }
+    return NULL;
+}

@@ -1,0 +1,83 @@
+/* S3 through libs3: the job workspaces and their objects, in
+ * lib-compute-platform's layout (lcp-spec §5.8, §5.9):
+ *
+ *   <root>/<32 hex id>/.workspace          marker, empty
+ *   <root>/<32 hex id>/.queued ...         status flags, empty
+ *   <root>/<32 hex id>/input-config        compact JSON
+ *   <root>/<32 hex id>/<name>              inputs and outputs
+ *
+ * where <root> is config.s3.root_path normalised: "/", "" or NULL give no
+ * prefix at all, a leading '/' is dropped, a trailing '/' is ensured.
+ *
+ * All functions are thread-safe (each request is independent; libs3's global
+ * state is set up once, under pthread_once). They return 0 or a negative
+ * ACP_E* code with the detail set, naming the S3 endpoint, the key and the
+ * reason (libs3 status and the server's error code/message). Transient
+ * failures (connection errors, 5xx, timeouts) are retried a few times with
+ * back-off before an error is returned. */
+#ifndef ACP_OBJECTS_H
+#define ACP_OBJECTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "async_platform.h"
+#include "log.h"
+
+typedef struct objects objects;
+
+/* Copies what it needs from @cfg and checks that the bucket exists and the
+ * credentials work (one signed request). ACP_ESTORAGE on failure, e.g.
+ * "S3 127.0.0.1:7480: bucket 'x' does not exist" or "... access denied". */
+int objects_open(objects **out, const acp_s3_config *cfg, const logger *log);
+void objects_close(objects *obj); /* NULL is fine */
+
+/* Put @len bytes as <ws>/<name>, replacing any object of that name. */
+int objects_put(objects *obj, const acp_job_id *id, const char *name, const void *data, size_t len);
+
+/* Put the regular file open on @fd (read from offset 0, streamed, never
+ * whole in memory) as <ws>/<name>. ACP_EIO when the file cannot be read. */
+int objects_put_fd(objects *obj, const acp_job_id *id, const char *name, int fd);
+
+/* Create the empty object <ws>/<name> if it does not exist (a HEAD, then a
+ * PUT only when absent), so an existing flag keeps its timestamp. */
+int objects_touch(objects *obj, const acp_job_id *id, const char *name);
+
+/* HEAD <ws>/<name>: *exists, and when it exists its size and last-modified
+ * time (microseconds since the epoch); @size and @mtime may be NULL. */
+int objects_stat(objects *obj, const acp_job_id *id, const char *name, bool *exists, uint64_t *size,
+                 int64_t *mtime);
+
+typedef struct object_entry {
+    char *name; /* key relative to <ws>/, e.g. "out.txt" or "dir/x" */
+    uint64_t size;
+    int64_t mtime; /* microseconds since the epoch */
+} object_entry;
+
+typedef struct object_list {
+    object_entry *items;
+    size_t count;
+} object_list;
+
+void object_list_free(object_list *list); /* NULL is fine */
+
+/* Every object under <ws>/ (all pages, recursive), including the marker,
+ * the flags and input-config, in key order. An empty list when the
+ * workspace does not exist. */
+int objects_list(objects *obj, const acp_job_id *id, object_list *out);
+
+/* Stream <ws>/<name> to @sink in pieces as they arrive (never whole in
+ * memory). A non-zero return from @sink stops the transfer and is returned.
+ * ACP_ENOTFOUND when the object does not exist. */
+typedef int (*objects_sink)(void *userdata, const void *data, size_t len);
+int objects_read(objects *obj, const acp_job_id *id, const char *name, objects_sink sink,
+                 void *userdata);
+
+/* Delete <ws>/<name>; deleting an absent object is not an error. */
+int objects_delete(objects *obj, const acp_job_id *id, const char *name);
+
+/* Delete every object under <ws>/ (the whole workspace, marker included). */
+int objects_wipe(objects *obj, const acp_job_id *id);
+
+#endif

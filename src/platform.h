@@ -1,0 +1,122 @@
+/* The platform's internal state, shared by platform.c (public entry points),
+ * worker.c (per-queue worker threads) and maintenance.c (leases, requeue,
+ * redispatch). */
+#ifndef ACP_PLATFORM_H
+#define ACP_PLATFORM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "async_platform.h"
+#include "broker.h"
+#include "log.h"
+#include "objects.h"
+#include "store.h"
+
+/* Milliseconds a worker waits for a message before checking for shutdown. */
+#define WORKER_POLL_MS 250
+/* Confirms of published messages must arrive within this time. */
+#define PUBLISH_CONFIRM_MS 10000
+
+typedef struct worker worker;
+
+/* One configured queue with its owned settings, its publisher connection
+ * and its workers. */
+typedef struct queue_rt {
+    acp_queue_config cfg; /* strings point into the owned copies below */
+    char *id, *host, *user, *password;
+    struct acp_platform *platform;
+
+    /* Publishing from host threads and the maintenance thread shares one
+     * connection, used under this lock and reconnected on demand. */
+    pthread_mutex_t publish_lock;
+    broker_conn *publisher;
+
+    worker *workers;
+    size_t worker_count;
+    atomic_int running; /* jobs executing now */
+    atomic_int running_peak;
+} queue_rt;
+
+struct acp_platform {
+    logger log;
+    char instance_id[ACP_JOB_ID_STRLEN]; /* lease owner: random per platform */
+    store *store;
+    objects *objects;
+    acp_executor_factory factory;
+    char *workspace_root;
+    unsigned lease_seconds;
+    unsigned redispatch_seconds;
+    unsigned shutdown_timeout;
+    unsigned expiration_days;
+    unsigned prune_interval;
+
+    queue_rt *queues;
+    size_t queue_count;
+
+    atomic_bool stopping;             /* workers take no new messages */
+    atomic_bool maintenance_stopping; /* set once the workers are done */
+    pthread_mutex_t lock;             /* guards the fields below */
+    pthread_cond_t changed;
+    bool maintenance_started;
+    pthread_t maintenance;
+    /* References: one for the host's handle plus one per live worker
+     * thread; the last one released frees the platform, so workers that
+     * outlive acp_shutdown's deadline never touch freed memory. */
+    int refs;
+};
+
+queue_rt *platform_find_queue(acp_platform *p, const char *queue_id);
+
+/* Publish the job message for @id to its queue, reconnecting the queue's
+ * publisher once if needed. The caller clears the row's dispatched time when
+ * this fails, so that the maintenance thread retries. */
+int platform_publish(acp_platform *p, queue_rt *q, const acp_job_id *id, const char *config);
+
+/* Drop one reference; frees the platform when it was the last. */
+void platform_release(acp_platform *p);
+
+/* Sleep up to @ms or until @flag (one of the platform's stop flags) is
+ * raised. Returns the flag's value. */
+bool platform_wait(acp_platform *p, unsigned ms, atomic_bool *flag);
+
+/* worker.c */
+int workers_start(queue_rt *q);
+/* Wait until every worker of @q exits or @deadline passes (CLOCK_REALTIME);
+ * workers still running are detached. Returns the number left running. */
+size_t workers_stop(queue_rt *q, const struct timespec *deadline);
+
+/* maintenance.c */
+void *maintenance_main(void *platform);
+/* One pass of the lease/requeue/redispatch work (also used by tests). */
+void maintenance_tick(acp_platform *p, bool renew);
+
+/* job.c: the private part of acp_job_context */
+struct acp_job_outcome {
+    char **outputs;
+    size_t output_count;
+    char *message;
+};
+
+void job_outcome_clear(acp_job_outcome *outcome);
+/* Reserved workspace names: ".workspace", the status flags, "input-config". */
+bool job_name_is_reserved(const char *name);
+/* A file name the platform accepts for inputs and outputs. Sets the detail
+ * (prefixed with @what) and returns ACP_EINVAL when it is not. */
+int job_check_name(const char *what, const char *name);
+const char *job_flag_name(acp_job_status status); /* ".queued", ... */
+/* Status and times of a workspace from its flags and their times, for a job
+ * this service does not own. Returns false when the listing has no
+ * ".workspace" marker (no such workspace). */
+bool job_from_flags(const object_list *list, acp_job *job);
+
+/* scratch.c: the local scratch directory of a job */
+/* Create "<root>/<hex>" afresh (removing a leftover first) and open it. */
+int scratch_create(const char *root, const char *hex, char **path, int *dir_fd);
+/* Create the scratch root and its parents if needed. */
+int scratch_prepare_root(const char *root);
+/* Remove a directory tree without following symbolic links. */
+int scratch_remove(const char *path);
+
+#endif

@@ -1,0 +1,178 @@
+/* Reading jobs back: acp_get_job, acp_get_results and the streaming reads. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "error.h"
+#include "platform.h"
+
+static int check_args(acp_platform *p, const acp_job_id *id, const void *out, const char *what)
+{
+    if (!p || !id || !out)
+        return error_set(ACP_EINVAL, "%s: NULL argument", what);
+    return 0;
+}
+
+static void fill_owned(acp_job *job, store_job *row)
+{
+    job->id = row->id;
+    job->status = row->status;
+    job->owned = 1;
+    memcpy(job->queue, row->queue, sizeof job->queue);
+    job->created = row->created;
+    job->grabbed = row->grabbed;
+    job->finished = row->finished;
+    job->last_accessed = row->last_accessed;
+    job->queue_position = row->status == ACP_STATUS_QUEUED ? row->queue_position : -1;
+    job->attempts = row->attempts;
+    job->message = row->message; /* ownership moves to the caller */
+    row->message = NULL;
+}
+
+/* A job only S3 knows: status and times from its flags. */
+static int fill_unowned(acp_platform *p, const acp_job_id *id, acp_job *job)
+{
+    object_list list;
+    int rc = objects_list(p->objects, id, &list);
+    if (rc)
+        return rc;
+    bool found = job_from_flags(&list, job);
+    object_list_free(&list);
+    if (!found) {
+        char hex[ACP_JOB_ID_STRLEN];
+        memset(job, 0, sizeof *job);
+        return error_set(ACP_ENOTFOUND, "job %s: not found", acp_job_id_format(id, hex));
+    }
+    job->id = *id;
+    return 0;
+}
+
+int acp_get_job(acp_platform *p, const acp_job_id *id, acp_job *job)
+{
+    int rc = check_args(p, id, job, "acp_get_job");
+    if (rc)
+        return rc;
+    memset(job, 0, sizeof *job);
+    store_job row;
+    rc = store_get(p->store, id, &row);
+    if (rc == ACP_ENOTFOUND)
+        return fill_unowned(p, id, job);
+    if (rc)
+        return rc;
+    /* Reading a job is an access: it postpones its expiration. */
+    if (store_touch(p->store, id) != 0)
+        log_warn(&p->log, "updating last access: %s", acp_last_error());
+    fill_owned(job, &row);
+    store_job_free(&row);
+    return 0;
+}
+
+static int compare_files(const void *a, const void *b)
+{
+    return strcmp(((const acp_result_file *)a)->name, ((const acp_result_file *)b)->name);
+}
+
+int acp_get_results(acp_platform *p, const acp_job_id *id, acp_result_list *out)
+{
+    int rc = check_args(p, id, out, "acp_get_results");
+    if (rc)
+        return rc;
+    memset(out, 0, sizeof *out);
+    object_list list;
+    if ((rc = objects_list(p->objects, id, &list)))
+        return rc;
+    bool marker = false;
+    out->files = calloc(list.count ? list.count : 1, sizeof *out->files);
+    if (!out->files) {
+        object_list_free(&list);
+        return error_set(ACP_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < list.count; i++) {
+        object_entry *e = &list.items[i];
+        if (strcmp(e->name, ".workspace") == 0)
+            marker = true;
+        if (job_name_is_reserved(e->name))
+            continue;
+        out->files[out->count].name = e->name; /* ownership moves */
+        out->files[out->count].size = e->size;
+        e->name = NULL;
+        out->count++;
+    }
+    object_list_free(&list);
+    if (!marker) {
+        acp_result_list_clear(out);
+        char hex[ACP_JOB_ID_STRLEN];
+        return error_set(ACP_ENOTFOUND, "job %s: no workspace", acp_job_id_format(id, hex));
+    }
+    qsort(out->files, out->count, sizeof *out->files, compare_files);
+    return 0;
+}
+
+int acp_read_result(acp_platform *p, const acp_job_id *id, const char *name, acp_read_fn sink,
+                    void *userdata)
+{
+    if (!p || !id || !sink)
+        return error_set(ACP_EINVAL, "acp_read_result: NULL argument");
+    if (!name || !config_name_is_safe(name, 255))
+        return error_set(ACP_EINVAL, "file name '%.255s' is not a valid result name",
+                         name ? name : "(null)");
+    return objects_read(p->objects, id, name, sink, userdata);
+}
+
+static int write_all(void *userdata, const void *data, size_t len)
+{
+    int fd = *(int *)userdata;
+    const char *at = data;
+    while (len > 0) {
+        ssize_t n = write(fd, at, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return error_set(ACP_EIO, "writing the result to fd %d: %s", fd, strerror(errno));
+        at += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int acp_read_result_fd(acp_platform *p, const acp_job_id *id, const char *name, int fd)
+{
+    if (fd < 0)
+        return error_set(ACP_EINVAL, "acp_read_result_fd: bad file descriptor %d", fd);
+    return acp_read_result(p, id, name, write_all, &fd);
+}
+
+typedef struct bounded {
+    buf data;
+    size_t max;
+} bounded;
+
+static int append_bounded(void *userdata, const void *data, size_t len)
+{
+    bounded *b = userdata;
+    if (len > b->max - b->data.len)
+        return error_set(ACP_ETOOBIG, "result is larger than the limit of %zu bytes", b->max);
+    return buf_append(&b->data, data, len);
+}
+
+int acp_read_result_buffer(acp_platform *p, const acp_job_id *id, const char *name, size_t max_size,
+                           void **data, size_t *size)
+{
+    if (!data || !size)
+        return error_set(ACP_EINVAL, "acp_read_result_buffer: NULL argument");
+    *data = NULL;
+    *size = 0;
+    bounded b = {BUF_INIT, max_size};
+    int rc = acp_read_result(p, id, name, append_bounded, &b);
+    if (!rc && !b.data.data)
+        rc = buf_append(&b.data, "", 0); /* an empty file is an empty string */
+    if (rc) {
+        buf_free(&b.data);
+        return rc;
+    }
+    *data = b.data.data;
+    *size = b.data.len;
+    return 0;
+}

@@ -1,0 +1,142 @@
+/* PostgreSQL: the connection pool, the schema migrations and every SQL
+ * statement the platform runs. The database is the truth about owned jobs.
+ *
+ * All functions are thread-safe: each borrows a pooled connection for the
+ * duration of the call. They return 0 or a negative ACP_E* code with the
+ * detail set (error_set), prefixed with "postgres <host>:<port>". A broken
+ * connection is reset (with back-off) the next time it is borrowed, so a
+ * database restart costs the calls made while it is down, nothing more. */
+#ifndef ACP_STORE_H
+#define ACP_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "async_platform.h"
+#include "log.h"
+
+typedef struct store store;
+
+/* One row of compute.jobs. Strings and arrays are owned by the row: release
+ * with store_job_free(). Times are microseconds since the Unix epoch, 0 when
+ * NULL in the database. */
+typedef struct store_job {
+    acp_job_id id;
+    acp_job_status status;
+    char queue[ACP_QUEUE_ID_MAX + 1];
+    char *config;  /* compact JSON text or NULL */
+    char **inputs; /* input file names (input_files) */
+    size_t input_count;
+    int64_t created;
+    int64_t last_accessed;
+    int64_t grabbed;
+    int64_t finished;
+    char *message;       /* failure message (column error) or NULL */
+    unsigned attempts;   /* times claimed */
+    long queue_position; /* filled by store_get for queued jobs, else -1 */
+} store_job;
+
+void store_job_free(store_job *job);
+
+/* Connect (one connection at once, to fail fast on a wrong host, password or
+ * database; the rest of the pool on demand, up to cfg->pool_size) and apply
+ * the migrations. Fails with ACP_EDB and a message naming the server and
+ * the reason ("password authentication failed for user ..."). */
+int store_open(store **out, const acp_db_config *cfg, const logger *log);
+/* Closes every connection. NULL is fine. No call may be in progress. */
+void store_close(store *st);
+
+/* The schema: compute.meta and compute.jobs exactly as lib-compute-platform
+ * 1.0.0 (lcp-spec §3.1, meta version '1.0.0'), then our own migrations
+ * (recorded as meta key 'acp_schema'): columns lease_owner text,
+ * lease_expires timestamptz, attempts int NOT NULL DEFAULT 0, error text,
+ * dispatched timestamptz, and indexes on (status, created) and (queue,
+ * status, created). Runs inside one transaction holding an advisory lock,
+ * so processes starting together do not race; a database already at the
+ * current version is left alone. Called by store_open. */
+int store_migrate(store *st);
+
+/* Q-GET plus the queue position (0-based, among queued jobs of the same
+ * queue created before it) when the job is queued. ACP_ENOTFOUND when there
+ * is no row. */
+int store_get(store *st, const acp_job_id *id, store_job *out);
+
+/* Q-TOUCH: last_accessed = now(). ACP_ENOTFOUND when there is no row. */
+int store_touch(store *st, const acp_job_id *id);
+
+/* Q-INSERT of a new queued job (created = last_accessed = now(), attempts 0,
+ * dispatched = now(): the caller publishes its message next and calls
+ * store_clear_dispatched if that fails; if the caller dies first, the job is
+ * redispatched once the redispatch window has passed). ACP_ECONFLICT when a
+ * row with that id exists. */
+int store_insert(store *st, const acp_job_id *id, const char *queue, const char *config,
+                 const char *const *inputs, size_t input_count);
+
+/* Re-run an owned job that is complete, failed or expired: status queued,
+ * the new queue, config and inputs, last_accessed = dispatched = now(),
+ * attempts 0 (a new run), grabbed, finished, error, lease and output_files
+ * cleared; created is kept. Only when
+ * the row's status is one of those three: otherwise ACP_ECONFLICT (the
+ * caller re-reads it). ACP_ENOTFOUND when there is no row. */
+int store_requeue(store *st, const acp_job_id *id, const char *queue, const char *config,
+                  const char *const *inputs, size_t input_count);
+
+/* Record that the job's message was published now (dispatched = now()), or
+ * that publishing failed (dispatched = NULL, so the maintenance thread
+ * retries at its next tick). ACP_ENOTFOUND when there is no row. */
+int store_mark_dispatched(store *st, const acp_job_id *id);
+int store_clear_dispatched(store *st, const acp_job_id *id);
+
+/* The atomic claim: queued -> in-progress in one UPDATE ... WHERE status =
+ * 'queued' AND queue = @queue, setting grabbed = now(), lease_owner =
+ * @owner, lease_expires = now() + @lease_seconds, attempts + 1, RETURNING
+ * the row into @out. Returns 0 when claimed, ACP_ECONFLICT when the job is
+ * not claimable (not queued, another queue, already claimed: a duplicate or
+ * stale message), ACP_ENOTFOUND when there is no row. */
+int store_claim(store *st, const acp_job_id *id, const char *queue, const char *owner,
+                unsigned lease_seconds, store_job *out);
+
+/* Finish a claimed job, fenced by the lease: status = complete or failed,
+ * finished = now(), error = @message (may be NULL), output_files =
+ * @outputs, lease cleared, WHERE status = 'in-progress' AND lease_owner =
+ * @owner. Returns 0, or ACP_ECONFLICT when this process no longer holds the
+ * lease (the job was requeued, deleted or re-run meanwhile). */
+int store_finish(store *st, const acp_job_id *id, const char *owner, acp_job_status status,
+                 const char *message, const char *const *outputs, size_t output_count);
+
+/* Extend every lease @owner holds to now() + @lease_seconds. @renewed gets
+ * the number of rows (may be NULL). */
+int store_renew_leases(store *st, const char *owner, unsigned lease_seconds, size_t *renewed);
+
+/* A job to (re)publish: id, queue and config (owned; free with
+ * store_dispatch_list_free). */
+typedef struct store_dispatch {
+    acp_job_id id;
+    char queue[ACP_QUEUE_ID_MAX + 1];
+    char *config;
+} store_dispatch;
+
+typedef struct store_dispatch_list {
+    store_dispatch *items;
+    size_t count;
+} store_dispatch_list;
+
+void store_dispatch_list_free(store_dispatch_list *list);
+
+/* Requeue in-progress jobs whose lease expired before now() (any owner):
+ * status queued, grabbed and lease cleared, dispatched = now() (the caller
+ * publishes them, and clears dispatched when that fails), RETURNING them. At
+ * most @limit rows per call. */
+int store_requeue_expired(store *st, size_t limit, store_dispatch_list *out);
+
+/* Queued jobs whose message is unpublished (dispatched IS NULL) or was
+ * published more than @older_than_seconds ago, oldest first, at most
+ * @limit. Their dispatched is set to now() in the same statement (so two
+ * processes do not both republish). */
+int store_take_undispatched(store *st, unsigned older_than_seconds, size_t limit,
+                            store_dispatch_list *out);
+
+/* Q-DELETE. ACP_ENOTFOUND when there is no row. */
+int store_delete(store *st, const acp_job_id *id);
+
+#endif

@@ -1,0 +1,390 @@
+/* Worker threads: each has its own AMQP connection consuming "<queue>_jobs"
+ * with prefetch 1, claims a delivered job in PostgreSQL, acks at once (so a
+ * job of hours never meets the broker's ack timeout), stops consuming while
+ * the job runs (so no message waits behind it), and runs the job. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "platform.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+struct worker {
+    queue_rt *queue;
+    pthread_t thread;
+    unsigned index;
+    bool started;
+};
+
+/* ---- files between S3 and the scratch directory ------------------------ */
+
+static int write_fd_all(int fd, const void *data, size_t len)
+{
+    const char *at = data;
+    while (len > 0) {
+        ssize_t n = write(fd, at, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return error_set(ACP_EIO, "write: %s", strerror(errno));
+        at += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int sink_to_fd(void *userdata, const void *data, size_t len)
+{
+    return write_fd_all(*(int *)userdata, data, len);
+}
+
+static int create_file(int dir_fd, const char *name, int *fd)
+{
+    *fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (*fd < 0)
+        return error_set(ACP_EIO, "creating %s: %s", name, strerror(errno));
+    return 0;
+}
+
+static int write_config(int dir_fd, const char *config)
+{
+    int fd;
+    int rc = create_file(dir_fd, "input-config", &fd);
+    if (!rc)
+        rc = write_fd_all(fd, config, strlen(config));
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+static int download_input(acp_platform *p, const acp_job_id *id, int dir_fd, const char *name)
+{
+    int fd;
+    int rc = create_file(dir_fd, name, &fd);
+    if (!rc)
+        rc = objects_read(p->objects, id, name, sink_to_fd, &fd);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* Upload one named result. Returns 0 when uploaded, 1 when there is no
+ * regular file of that name to keep, or an error. */
+static int upload_output(acp_platform *p, const acp_job_id *id, int dir_fd, const char *name)
+{
+    int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0 && (errno == ENOENT || errno == ELOOP))
+        return 1; /* absent, or a symbolic link that must not be followed */
+    if (fd < 0)
+        return error_set(ACP_EIO, "opening %s: %s", name, strerror(errno));
+    struct stat st;
+    int rc = fstat(fd, &st) != 0    ? error_set(ACP_EIO, "%s: %s", name, strerror(errno))
+             : !S_ISREG(st.st_mode) ? 1
+                                    : objects_put_fd(p->objects, id, name, fd);
+    close(fd);
+    return rc;
+}
+
+/* A re-run after a requeue must not show files a dead run left behind. */
+static void remove_stale_outputs(acp_platform *p, const store_job *row)
+{
+    object_list list;
+    if (objects_list(p->objects, &row->id, &list) != 0) {
+        log_warn(&p->log, "listing old results: %s", acp_last_error());
+        return;
+    }
+    for (size_t i = 0; i < list.count; i++) {
+        const char *name = list.items[i].name;
+        bool keep = job_name_is_reserved(name);
+        for (size_t k = 0; !keep && k < row->input_count; k++)
+            keep = strcmp(name, row->inputs[k]) == 0;
+        if (!keep && objects_delete(p->objects, &row->id, name) != 0)
+            log_warn(&p->log, "removing an old result: %s", acp_last_error());
+    }
+    object_list_free(&list);
+}
+
+/* ---- one job ---------------------------------------------------------- */
+
+static void fail_with(acp_job_outcome *outcome, const char *context)
+{
+    free(outcome->message);
+    size_t len = strlen(context) + strlen(acp_last_error()) + 3;
+    outcome->message = malloc(len);
+    if (outcome->message)
+        snprintf(outcome->message, len, "%s: %s", context, acp_last_error());
+}
+
+/* For a host callback that failed without saying why. */
+static void fail_with_code(acp_job_outcome *outcome, const char *who, int rc)
+{
+    if (rc)
+        error_set(ACP_EINVAL, "failed, returning %d", rc);
+    else
+        error_set(ACP_EINVAL, "returned no executor");
+    fail_with(outcome, who);
+}
+
+static void note_running(queue_rt *q)
+{
+    int now = atomic_fetch_add(&q->running, 1) + 1;
+    int peak = atomic_load(&q->running_peak);
+    while (now > peak && !atomic_compare_exchange_weak(&q->running_peak, &peak, now))
+        ;
+}
+
+/* Prepare the scratch directory, run the executor, keep its results. */
+static acp_job_status execute(queue_rt *q, const store_job *row, acp_job_context *ctx)
+{
+    acp_platform *p = q->platform;
+    acp_job_outcome *outcome = ctx->outcome;
+    char what[300];
+
+    if (row->config && write_config(ctx->dir_fd, row->config) != 0) {
+        fail_with(outcome, "writing input-config to the scratch directory");
+        return ACP_STATUS_FAILED;
+    }
+    for (size_t i = 0; i < row->input_count; i++)
+        if (download_input(p, &row->id, ctx->dir_fd, row->inputs[i]) != 0) {
+            snprintf(what, sizeof what, "input file '%s'", row->inputs[i]);
+            fail_with(outcome, what);
+            return ACP_STATUS_FAILED;
+        }
+
+    acp_job_status status = ACP_STATUS_FAILED;
+    acp_executor *executor = NULL;
+    int rc = p->factory.create(p->factory.userdata, ctx, &executor);
+    if (rc != 0 || !executor || !executor->ops || !executor->ops->execute) {
+        if (!outcome->message)
+            fail_with_code(outcome, "executor factory", rc);
+        if (executor && executor->ops && executor->ops->free)
+            executor->ops->free(executor);
+    } else {
+        rc = executor->ops->execute(executor, ctx);
+        if (executor->ops->free)
+            executor->ops->free(executor);
+        if (rc == 0)
+            status = ACP_STATUS_COMPLETE;
+        else if (!outcome->message)
+            fail_with_code(outcome, "executor", rc);
+    }
+
+    /* Results are kept for failed jobs too: logs explain failures. */
+    for (size_t i = 0; i < outcome->output_count; i++) {
+        rc = upload_output(p, &row->id, ctx->dir_fd, outcome->outputs[i]);
+        if (rc < 0) {
+            snprintf(what, sizeof what, "keeping result '%s'", outcome->outputs[i]);
+            fail_with(outcome, what);
+            status = ACP_STATUS_FAILED;
+        }
+    }
+    return status;
+}
+
+static void run_job(queue_rt *q, store_job *row)
+{
+    acp_platform *p = q->platform;
+    char hex[ACP_JOB_ID_STRLEN];
+    acp_job_id_format(&row->id, hex);
+    note_running(q);
+    log_debug(&p->log, "job %s: running on %s (attempt %u)", hex, q->id, row->attempts);
+
+    if (objects_touch(p->objects, &row->id, ".in-progress") != 0)
+        log_warn(&p->log, "job %s: setting .in-progress: %s", hex, acp_last_error());
+    if (row->attempts > 1)
+        remove_stale_outputs(p, row);
+
+    acp_job_outcome outcome = {0};
+    acp_job_context ctx = {.version = ACP_JOB_CONTEXT_VERSION,
+                           .id = row->id,
+                           .queue = q->id,
+                           .config = row->config,
+                           .dir_fd = -1,
+                           .attempt = row->attempts,
+                           .outcome = &outcome};
+    memcpy(ctx.id_hex, hex, sizeof ctx.id_hex);
+    char *dir = NULL;
+    acp_job_status status = ACP_STATUS_FAILED;
+    if (scratch_create(p->workspace_root, hex, &dir, &ctx.dir_fd) != 0) {
+        fail_with(&outcome, "preparing the scratch directory");
+    } else {
+        ctx.dir = dir;
+        status = execute(q, row, &ctx);
+        close(ctx.dir_fd);
+        if (scratch_remove(dir) != 0)
+            log_warn(&p->log, "job %s: %s", hex, acp_last_error());
+        free(dir);
+    }
+
+    int rc = store_finish(p->store, &row->id, p->instance_id, status,
+                          status == ACP_STATUS_FAILED ? outcome.message : NULL,
+                          (const char *const *)outcome.outputs, outcome.output_count);
+    if (rc == ACP_ECONFLICT)
+        log_warn(&p->log,
+                 "job %s: this process lost its lease (the job was requeued, deleted or "
+                 "resubmitted meanwhile); the result of this run is discarded",
+                 hex);
+    else if (rc)
+        log_error(&p->log,
+                  "job %s: recording its result: %s; it will run again once its lease "
+                  "expires",
+                  hex, acp_last_error());
+    else if (objects_touch(p->objects, &row->id, job_flag_name(status)) != 0)
+        log_warn(&p->log, "job %s: setting %s: %s", hex, job_flag_name(status), acp_last_error());
+    else
+        log_debug(&p->log, "job %s: %s", hex, acp_job_status_name(status));
+    job_outcome_clear(&outcome);
+    atomic_fetch_sub(&q->running, 1);
+}
+
+/* ---- the delivery loop ------------------------------------------------ */
+
+static int connect_consumer(queue_rt *q, broker_conn **conn)
+{
+    int rc = broker_connect(conn, &q->cfg, &q->platform->log);
+    if (!rc)
+        rc = broker_declare(*conn, q->id, q->cfg.message_ack_timeout);
+    if (!rc)
+        rc = broker_consume(*conn, q->id);
+    if (rc) {
+        broker_close(*conn);
+        *conn = NULL;
+    }
+    return rc;
+}
+
+static void drop(broker_conn **conn)
+{
+    broker_close(*conn);
+    *conn = NULL;
+}
+
+static void handle_delivery(worker *w, broker_conn **conn, const broker_delivery *d)
+{
+    queue_rt *q = w->queue;
+    acp_platform *p = q->platform;
+    acp_job_id id;
+    char *config = NULL, hex[ACP_JOB_ID_STRLEN];
+    if (broker_parse_job(d->body, d->len, &id, &config) != 0) {
+        /* Acked, never redelivered: a poison message must not loop. */
+        log_warn(&p->log, "%s_jobs: dropping a malformed message: %s", q->id, acp_last_error());
+        if (broker_ack(*conn, d->tag) != 0)
+            drop(conn);
+        return;
+    }
+    free(config); /* the database's copy is the truth */
+    acp_job_id_format(&id, hex);
+
+    store_job row;
+    int rc = store_claim(p->store, &id, q->id, p->instance_id, p->lease_seconds, &row);
+    if (rc == ACP_ECONFLICT || rc == ACP_ENOTFOUND) {
+        log_debug(&p->log, "job %s: message dropped (%s)", hex, acp_last_error());
+        if (broker_ack(*conn, d->tag) != 0)
+            drop(conn);
+        return;
+    }
+    if (rc) {
+        /* Without the database nothing can be claimed: closing the
+         * connection returns the unacked message to the queue. */
+        log_warn(&p->log, "job %s: cannot claim it: %s", hex, acp_last_error());
+        drop(conn);
+        platform_wait(p, BACKOFF_MAX_MS, &p->stopping);
+        return;
+    }
+    if (broker_ack(*conn, d->tag) != 0 || broker_cancel(*conn) != 0)
+        drop(conn); /* a redelivery will find the job claimed */
+    run_job(q, &row);
+    store_job_free(&row);
+    if (*conn && !atomic_load(&p->stopping) && broker_consume(*conn, q->id) != 0)
+        drop(conn);
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    queue_rt *q = w->queue;
+    acp_platform *p = q->platform;
+    broker_conn *conn = NULL;
+    unsigned backoff = 0;
+    while (!atomic_load(&p->stopping)) {
+        if (!conn) {
+            if (connect_consumer(q, &conn) != 0) {
+                if (backoff == 0 || backoff == BACKOFF_MAX_MS)
+                    log_warn(&p->log, "%s worker %u: %s; retrying", q->id, w->index,
+                             acp_last_error());
+                backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
+                if (backoff > BACKOFF_MAX_MS)
+                    backoff = BACKOFF_MAX_MS;
+                platform_wait(p, backoff, &p->stopping);
+                continue;
+            }
+            if (backoff)
+                log_info(&p->log, "%s worker %u: consuming again", q->id, w->index);
+            backoff = 0;
+        }
+        broker_delivery d;
+        int rc = broker_next(conn, WORKER_POLL_MS, &d);
+        if (rc == 1)
+            continue;
+        if (rc < 0) {
+            log_warn(&p->log, "%s worker %u: lost the broker: %s", q->id, w->index,
+                     acp_last_error());
+            drop(&conn);
+            continue;
+        }
+        handle_delivery(w, &conn, &d);
+        broker_delivery_free(&d);
+    }
+    broker_close(conn);
+    platform_release(p);
+    return NULL;
+}
+
+int workers_start(queue_rt *q)
+{
+    acp_platform *p = q->platform;
+    q->workers = calloc((size_t)q->cfg.workers, sizeof *q->workers);
+    if (!q->workers)
+        return error_set(ACP_ENOMEM, "out of memory");
+    for (int i = 0; i < q->cfg.workers; i++) {
+        worker *w = &q->workers[i];
+        w->queue = q;
+        w->index = (unsigned)i + 1;
+        pthread_mutex_lock(&p->lock);
+        p->refs++;
+        pthread_mutex_unlock(&p->lock);
+        int err = pthread_create(&w->thread, NULL, worker_main, w);
+        if (err) {
+            platform_release(p);
+            return error_set(ACP_ENOMEM, "starting worker %d of queue %s: %s", i + 1, q->id,
+                             strerror(err));
+        }
+        w->started = true;
+        q->worker_count++;
+    }
+    return 0;
+}
+
+size_t workers_stop(queue_rt *q, const struct timespec *deadline)
+{
+    size_t left = 0;
+    for (size_t i = 0; i < q->worker_count; i++) {
+        worker *w = &q->workers[i];
+        if (!w->started)
+            continue;
+        if (pthread_timedjoin_np(w->thread, NULL, deadline) != 0) {
+            pthread_detach(w->thread);
+            left++;
+        }
+        w->started = false;
+    }
+    return left;
+}

@@ -1,0 +1,128 @@
+#include "platform_fixture.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void fixture_tag(char out[9])
+{
+    acp_job_id id;
+    char hex[ACP_JOB_ID_STRLEN];
+    acp_job_id_generate(&id);
+    acp_job_id_format(&id, hex);
+    memcpy(out, hex, 8);
+    out[8] = '\0';
+}
+
+void fixture_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+void fixture_config_make(fixture_config *fc, const stack_env *env, const char *run_tag,
+                         size_t queue_count, int workers, const acp_executor_factory *factory)
+{
+    memset(fc, 0, sizeof *fc);
+    acp_config *c = &fc->config;
+    acp_config_init(c);
+    c->db.host = env->pg_host;
+    c->db.port = atoi(env->pg_port);
+    c->db.dbname = env->pg_db;
+    c->db.user = env->pg_user;
+    c->db.password = env->pg_password;
+    c->db.pool_size = 4;
+    c->s3.host = env->s3_host;
+    c->s3.port = atoi(env->s3_port);
+    c->s3.bucket = env->s3_bucket;
+    c->s3.access_key = env->s3_access_key;
+    c->s3.secret_key = env->s3_secret_key;
+    snprintf(fc->root_path, sizeof fc->root_path, "/test-%s/", run_tag);
+    c->s3.root_path = fc->root_path;
+    snprintf(fc->workspace_root, sizeof fc->workspace_root, "/tmp/acp-test-%s", run_tag);
+    c->workspace_root = fc->workspace_root;
+    for (size_t i = 0; i < queue_count && i < FIXTURE_MAX_QUEUES; i++) {
+        acp_queue_config *q = &fc->queues[i];
+        acp_queue_config_init(q);
+        snprintf(fc->queue_ids[i], sizeof fc->queue_ids[i], "q%zu-%s", i, run_tag);
+        q->id = fc->queue_ids[i];
+        q->host = env->amqp_host;
+        q->port = atoi(env->amqp_port);
+        q->user = env->amqp_user;
+        q->password = env->amqp_password;
+        q->workers = workers;
+    }
+    c->queues = fc->queues;
+    c->queue_count = queue_count;
+    c->executor_factory = factory;
+    c->log = fixture_log;
+    c->log_level = ACP_LOG_DEBUG;
+}
+
+bool fixture_wait_status(acp_platform *p, const acp_job_id *id, acp_job_status status,
+                         int timeout_s, acp_job *job)
+{
+    for (int waited = 0; waited <= timeout_s * 1000; waited += 20) {
+        acp_job_clear(job);
+        if (acp_get_job(p, id, job) == 0 && job->status == status)
+            return true;
+        fixture_sleep_ms(20);
+    }
+    return false;
+}
+
+/* ---- log capture ------------------------------------------------------ */
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char **log_lines;
+static size_t log_count, log_cap;
+
+void fixture_log(void *userdata, acp_log_level level, const char *message)
+{
+    (void)userdata;
+    if (level >= ACP_LOG_WARN || getenv("ACP_TEST_VERBOSE")) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        fprintf(stderr, "# %ld.%03ld log %d: %s\n", (long)now.tv_sec % 1000, now.tv_nsec / 1000000L,
+                (int)level, message);
+    }
+    pthread_mutex_lock(&log_lock);
+    if (log_count == log_cap) {
+        size_t cap = log_cap ? log_cap * 2 : 256;
+        char **grown = realloc(log_lines, cap * sizeof *grown);
+        if (!grown) {
+            pthread_mutex_unlock(&log_lock);
+            return;
+        }
+        log_lines = grown;
+        log_cap = cap;
+    }
+    char *copy = strdup(message);
+    if (copy)
+        log_lines[log_count++] = copy;
+    pthread_mutex_unlock(&log_lock);
+}
+
+bool fixture_log_contains(const char *a, const char *b)
+{
+    bool found = false;
+    pthread_mutex_lock(&log_lock);
+    for (size_t i = 0; i < log_count && !found; i++)
+        found = strstr(log_lines[i], a) && (!b || strstr(log_lines[i], b));
+    pthread_mutex_unlock(&log_lock);
+    return found;
+}
+
+void fixture_log_reset(void)
+{
+    pthread_mutex_lock(&log_lock);
+    for (size_t i = 0; i < log_count; i++)
+        free(log_lines[i]);
+    free(log_lines);
+    log_lines = NULL;
+    log_count = log_cap = 0;
+    pthread_mutex_unlock(&log_lock);
+}

@@ -1,0 +1,47 @@
+/* Shared set-up for tests that run whole platforms against the stack: a
+ * configuration from the ACP_TEST_* settings with queue ids, an S3 root and a
+ * scratch root unique to the run, a recording executor, and helpers that
+ * wait for a job's status with a generous bound (a hang guard, not a timing
+ * assertion). */
+#ifndef ACP_TEST_PLATFORM_FIXTURE_H
+#define ACP_TEST_PLATFORM_FIXTURE_H
+
+#include <stdbool.h>
+
+#include "async_platform.h"
+#include "stack_env.h"
+
+#define FIXTURE_MAX_QUEUES 4
+
+typedef struct fixture_config {
+    acp_config config;
+    acp_queue_config queues[FIXTURE_MAX_QUEUES];
+    char queue_ids[FIXTURE_MAX_QUEUES][40];
+    char root_path[80];
+    char workspace_root[128];
+    char db_port_storage[8];
+} fixture_config;
+
+/* @run_tag makes names unique to this test run; queue ids are
+ * "<prefix><i>-<run_tag>". */
+void fixture_config_make(fixture_config *fc, const stack_env *env, const char *run_tag,
+                         size_t queue_count, int workers, const acp_executor_factory *factory);
+
+/* Poll acp_get_job until the job has @status or @timeout_s passes; returns
+ * true on success and leaves the last state in @job (cleared first). */
+bool fixture_wait_status(acp_platform *p, const acp_job_id *id, acp_job_status status,
+                         int timeout_s, acp_job *job);
+
+/* A random tag of 8 hex characters. */
+void fixture_tag(char out[9]);
+
+/* Milliseconds of sleep. */
+void fixture_sleep_ms(int ms);
+
+/* Log sink that collects lines in memory (thread-safe) and echoes warnings. */
+void fixture_log(void *userdata, acp_log_level level, const char *message);
+/* True when any collected line contains both @a and @b (b may be NULL). */
+bool fixture_log_contains(const char *a, const char *b);
+void fixture_log_reset(void);
+
+#endif

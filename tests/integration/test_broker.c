@@ -1,0 +1,665 @@
+/* broker.c against the real RabbitMQ of scripts/stack: connecting, declaring
+ * the job queue, publishing with confirms, consuming with prefetch 1, cancel,
+ * and how losing the consumer, the channel or the connection is reported.
+ *
+ * Each test works on its own queue "t<16 hex>_jobs" and deletes it in its
+ * teardown through a separate plain rabbitmq-c connection, which also serves
+ * to look at the queue from the outside (basic.get, message counts).
+ *
+ * Losing the consumer is provoked deterministically by deleting its queue
+ * from that other connection (RabbitMQ then sends basic.cancel, which we ask
+ * for with the consumer_cancel_notify capability), losing the channel by
+ * acknowledging an unknown delivery tag (RabbitMQ closes the channel with
+ * PRECONDITION_FAILED), and losing the connection by closing it with
+ * `rabbitmqctl close_connection` through scripts/stack. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "async_platform.h"
+#include "broker.h"
+#include "buf.h"
+#include "stack_env.h"
+
+#define CONFIRM_MS  10000
+#define DELIVERY_MS 10000 /* generous: only reached when something is wrong */
+#define QUIET_MS    300   /* how long "nothing more arrives" is watched */
+
+static stack_env env;
+
+typedef struct fixture {
+    char id[24];    /* queue id "t<16 hex>" */
+    char queue[32]; /* "<id>_jobs" */
+    broker_conn *conns[4];
+} fixture;
+
+static void assert_error_mentions(const char *text)
+{
+    if (!strstr(acp_last_error(), text))
+        fail_msg("last error '%s' lacks '%s'", acp_last_error(), text);
+}
+
+static void queue_config(acp_queue_config *q, const char *id)
+{
+    assert_int_equal(acp_queue_config_init(q), 0);
+    q->id = id;
+    q->host = env.amqp_host;
+    q->port = atoi(env.amqp_port);
+    q->user = env.amqp_user;
+    q->password = env.amqp_password;
+}
+
+/* A connection owned by the fixture: closed in teardown whatever happens. */
+static broker_conn *connect_to(fixture *f, size_t slot)
+{
+    acp_queue_config q;
+    queue_config(&q, f->id);
+    assert_null(f->conns[slot]);
+    if (broker_connect(&f->conns[slot], &q, NULL) != 0)
+        fail_msg("broker_connect: %s", acp_last_error());
+    return f->conns[slot];
+}
+
+static void close_conn(fixture *f, size_t slot)
+{
+    broker_close(f->conns[slot]);
+    f->conns[slot] = NULL;
+}
+
+static void expect_ok(int rc, const char *what)
+{
+    if (rc != 0)
+        fail_msg("%s: %d (%s)", what, rc, acp_last_error());
+}
+
+static void publish_text(broker_conn *conn, const char *id, const char *text)
+{
+    expect_ok(broker_publish(conn, id, text, strlen(text), CONFIRM_MS), "broker_publish");
+}
+
+/* The next delivery, which must be @text; returns its tag. */
+static uint64_t expect_delivery(broker_conn *conn, const char *text, bool *redelivered)
+{
+    broker_delivery d;
+    int rc = broker_next(conn, DELIVERY_MS, &d);
+    if (rc != 0)
+        fail_msg("broker_next: expected '%s', got %d (%s)", text, rc,
+                 rc < 0 ? acp_last_error() : "timeout");
+    assert_int_equal(d.len, strlen(text));
+    assert_string_equal(d.body, text);
+    if (redelivered)
+        *redelivered = d.redelivered;
+    uint64_t tag = d.tag;
+    broker_delivery_free(&d);
+    return tag;
+}
+
+/* Any next delivery; its body is stored in @body (at least 64 bytes). */
+static uint64_t any_delivery(broker_conn *conn, char *body)
+{
+    broker_delivery d;
+    int rc = broker_next(conn, DELIVERY_MS, &d);
+    if (rc != 0)
+        fail_msg("broker_next: %d (%s)", rc, rc < 0 ? acp_last_error() : "timeout");
+    assert_true(d.len < 64);
+    memcpy(body, d.body, d.len + 1);
+    uint64_t tag = d.tag;
+    broker_delivery_free(&d);
+    return tag;
+}
+
+static void expect_quiet(broker_conn *conn)
+{
+    broker_delivery d;
+    int rc = broker_next(conn, QUIET_MS, &d);
+    if (rc == 0)
+        fail_msg("unexpected delivery '%s'", d.body);
+    assert_int_equal(rc, 1);
+    assert_null(d.body);
+}
+
+/* ---- a plain rabbitmq-c connection to look from the outside ------------- */
+
+static void raw_check(amqp_rpc_reply_t reply, const char *what)
+{
+    if (reply.reply_type != AMQP_RESPONSE_NORMAL)
+        fail_msg("raw %s failed (reply type %d, %s)", what, reply.reply_type,
+                 amqp_error_string2(reply.library_error));
+}
+
+static amqp_connection_state_t raw_connect(void)
+{
+    amqp_connection_state_t conn = amqp_new_connection();
+    amqp_socket_t *socket = amqp_tcp_socket_new(conn);
+    assert_non_null(socket);
+    struct timeval timeout = {5, 0};
+    int rc = amqp_socket_open_noblock(socket, env.amqp_host, atoi(env.amqp_port), &timeout);
+    if (rc != AMQP_STATUS_OK)
+        fail_msg("raw connect: %s", amqp_error_string2(rc));
+    raw_check(amqp_login(conn, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, env.amqp_user,
+                         env.amqp_password),
+              "login");
+    amqp_channel_open(conn, 1);
+    raw_check(amqp_get_rpc_reply(conn), "channel.open");
+    return conn;
+}
+
+static void raw_close(amqp_connection_state_t conn)
+{
+    amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
+    amqp_destroy_connection(conn);
+}
+
+static void raw_delete_queue(const char *queue)
+{
+    amqp_connection_state_t conn = raw_connect();
+    amqp_queue_delete(conn, 1, amqp_cstring_bytes(queue), 0, 0);
+    raw_check(amqp_get_rpc_reply(conn), "queue.delete");
+    raw_close(conn);
+}
+
+/* Messages ready in @queue (delivered but unacknowledged ones not counted). */
+static uint32_t raw_ready_count(const char *queue)
+{
+    amqp_connection_state_t conn = raw_connect();
+    amqp_queue_declare_ok_t *ok =
+        amqp_queue_declare(conn, 1, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
+    raw_check(amqp_get_rpc_reply(conn), "passive queue.declare");
+    uint32_t count = ok->message_count;
+    raw_close(conn);
+    return count;
+}
+
+/* Wait (bounded) until @queue has @count ready messages. */
+static void raw_wait_ready(const char *queue, uint32_t count)
+{
+    for (int i = 0; i < 500; i++) {
+        if (raw_ready_count(queue) == count)
+            return;
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+    fail_msg("queue %s never reached %u ready messages", queue, count);
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    acp_job_id id;
+    char hex[ACP_JOB_ID_STRLEN];
+    acp_job_id_generate(&id);
+    acp_job_id_format(&id, hex);
+    snprintf(f->id, sizeof f->id, "t%.16s", hex);
+    snprintf(f->queue, sizeof f->queue, "%s_jobs", f->id);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    for (size_t i = 0; i < sizeof f->conns / sizeof f->conns[0]; i++)
+        broker_close(f->conns[i]);
+    raw_delete_queue(f->queue);
+    free(f);
+    return 0;
+}
+
+/* ---- connecting ---------------------------------------------------------- */
+
+static void connect_rejects_a_wrong_password(void **state)
+{
+    fixture *f = *state;
+    acp_queue_config q;
+    queue_config(&q, f->id);
+    q.password = "not-the-password";
+    broker_conn *conn = (broker_conn *)&q; /* must be reset to NULL */
+    assert_int_equal(broker_connect(&conn, &q, NULL), ACP_EBROKER);
+    assert_null(conn);
+    char where[300];
+    snprintf(where, sizeof where, "rabbitmq %s:%s: ", env.amqp_host, env.amqp_port);
+    assert_error_mentions(where);
+    assert_error_mentions("login refused (ACCESS_REFUSED");
+}
+
+static void connect_reports_a_closed_port(void **state)
+{
+    fixture *f = *state;
+    /* A port that was just free: nothing listens there. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof addr;
+    assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
+    close(fd);
+
+    acp_queue_config q;
+    queue_config(&q, f->id);
+    q.host = "127.0.0.1";
+    q.port = ntohs(addr.sin_port);
+    broker_conn *conn = NULL;
+    assert_int_equal(broker_connect(&conn, &q, NULL), ACP_EBROKER);
+    assert_null(conn);
+    char expected[100];
+    snprintf(expected, sizeof expected, "rabbitmq 127.0.0.1:%d: connection refused", q.port);
+    assert_error_mentions(expected);
+
+    q.port = 0;
+    assert_int_equal(broker_connect(&conn, &q, NULL), ACP_EINVAL);
+    assert_int_equal(broker_connect(&conn, NULL, NULL), ACP_EINVAL);
+    broker_close(NULL);
+}
+
+/* ---- declaring ----------------------------------------------------------- */
+
+static void declare_is_idempotent(void **state)
+{
+    fixture *f = *state;
+    broker_conn *a = connect_to(f, 0);
+    expect_ok(broker_declare(a, f->id, 300), "declare");
+    expect_ok(broker_declare(a, f->id, 300), "declare again");
+
+    /* lib-compute-platform declares it for 300 s as a durable queue with a
+     * long x-consumer-timeout of 450000 ms: both can share it. */
+    amqp_connection_state_t raw = raw_connect();
+    amqp_table_entry_t arg = {.key = amqp_cstring_bytes("x-consumer-timeout"),
+                              .value = {.kind = AMQP_FIELD_KIND_I64, .value.i64 = 450000}};
+    amqp_table_t args = {1, &arg};
+    amqp_queue_declare(raw, 1, amqp_cstring_bytes(f->queue), 0, 1, 0, 0, args);
+    raw_check(amqp_get_rpc_reply(raw), "queue.declare as upstream");
+    raw_close(raw);
+
+    /* Another timeout: RabbitMQ 3.12 and later know x-consumer-timeout as a
+     * queue argument and refuse the difference; older ones (3.10 here) do
+     * not check unknown arguments and accept it. */
+    broker_conn *b = connect_to(f, 1);
+    int rc = broker_declare(b, f->id, 600);
+    if (rc != 0) {
+        assert_int_equal(rc, ACP_EBROKER);
+        assert_error_mentions("PRECONDITION_FAILED");
+        assert_error_mentions("inequivalent arg 'x-consumer-timeout'");
+    }
+    publish_text(a, f->id, "still fine");
+    assert_int_equal(raw_ready_count(f->queue), 1);
+}
+
+static void declare_reports_an_inequivalent_queue(void **state)
+{
+    fixture *f = *state;
+    /* Someone declared the queue differently (here: not durable). */
+    amqp_connection_state_t raw = raw_connect();
+    amqp_queue_declare(raw, 1, amqp_cstring_bytes(f->queue), 0, 0, 0, 0, amqp_empty_table);
+    raw_check(amqp_get_rpc_reply(raw), "queue.declare");
+    raw_close(raw);
+
+    broker_conn *c = connect_to(f, 0);
+    assert_int_equal(broker_declare(c, f->id, 300), ACP_EBROKER);
+    char where[300];
+    snprintf(where, sizeof where, "rabbitmq %s:%s: declaring queue '%s': ", env.amqp_host,
+             env.amqp_port, f->queue);
+    assert_error_mentions(where);
+    assert_error_mentions("channel closed by the server: PRECONDITION_FAILED - inequivalent arg "
+                          "'durable'");
+    assert_error_mentions("(406)");
+    /* The server closed the channel: the connection is done with. */
+    assert_int_equal(broker_publish(c, f->id, "{}", 2, CONFIRM_MS), ACP_EBROKER);
+    assert_error_mentions("failed earlier");
+}
+
+/* ---- publishing and consuming ------------------------------------------- */
+
+static void publish_and_consume_round_trip(void **state)
+{
+    fixture *f = *state;
+    broker_conn *p = connect_to(f, 0);
+    expect_ok(broker_declare(p, f->id, 300), "declare");
+
+    acp_job_id id;
+    acp_job_id_generate(&id);
+    buf first = BUF_INIT, second = BUF_INIT;
+    expect_ok(broker_format_job(&first, &id, "{\"n\":1,\"s\":\"caf\xc3\xa9\"}", 1), "format");
+    expect_ok(broker_format_job(&second, &id, NULL, 2), "format");
+    publish_text(p, f->id, first.data);
+    publish_text(p, f->id, second.data);
+
+    /* Seen from outside: the exact bytes, persistent, typed as JSON. */
+    amqp_connection_state_t raw = raw_connect();
+    amqp_rpc_reply_t reply = amqp_basic_get(raw, 1, amqp_cstring_bytes(f->queue), 1);
+    raw_check(reply, "basic.get");
+    assert_int_equal(reply.reply.id, AMQP_BASIC_GET_OK_METHOD);
+    amqp_message_t message;
+    raw_check(amqp_read_message(raw, 1, &message, 0), "read message");
+    assert_int_equal(message.body.len, first.len);
+    assert_memory_equal(message.body.bytes, first.data, first.len);
+    assert_true(message.properties._flags & AMQP_BASIC_DELIVERY_MODE_FLAG);
+    assert_int_equal(message.properties.delivery_mode, AMQP_DELIVERY_PERSISTENT);
+    assert_true(message.properties._flags & AMQP_BASIC_CONTENT_TYPE_FLAG);
+    assert_int_equal(message.properties.content_type.len, strlen("application/json"));
+    assert_memory_equal(message.properties.content_type.bytes, "application/json",
+                        strlen("application/json"));
+    amqp_destroy_message(&message);
+    raw_close(raw);
+
+    broker_conn *c = connect_to(f, 1);
+    expect_ok(broker_consume(c, f->id), "consume");
+    broker_delivery d;
+    expect_ok(broker_next(c, DELIVERY_MS, &d), "next");
+    assert_int_equal(d.len, second.len);
+    assert_memory_equal(d.body, second.data, second.len);
+    assert_int_equal(d.body[d.len], '\0');
+    assert_false(d.redelivered);
+    acp_job_id parsed;
+    char *config = NULL;
+    expect_ok(broker_parse_job(d.body, d.len, &parsed, &config), "parse");
+    assert_true(acp_job_id_equal(&id, &parsed));
+    assert_null(config);
+    expect_ok(broker_ack(c, d.tag), "ack");
+    broker_delivery_free(&d);
+    assert_null(d.body);
+    broker_delivery_free(NULL);
+    expect_quiet(c);
+
+    /* Acknowledged for good: nothing comes back when the consumer goes. */
+    close_conn(f, 1);
+    assert_int_equal(raw_ready_count(f->queue), 0);
+    buf_free(&first);
+    buf_free(&second);
+}
+
+static void large_messages_survive_many_frames(void **state)
+{
+    fixture *f = *state;
+    broker_conn *p = connect_to(f, 0);
+    broker_conn *c = connect_to(f, 1);
+    expect_ok(broker_declare(p, f->id, 300), "declare");
+    expect_ok(broker_consume(c, f->id), "consume");
+
+    /* Eight frames at a frame_max of 128 KiB. */
+    size_t len = ACP_JOB_CONFIG_MAX;
+    char *body = malloc(len);
+    assert_non_null(body);
+    for (size_t i = 0; i < len; i++)
+        body[i] = (char)('a' + (i * 7 + i / 4096) % 26);
+    expect_ok(broker_publish(p, f->id, body, len, CONFIRM_MS), "publish");
+
+    broker_delivery d;
+    expect_ok(broker_next(c, DELIVERY_MS, &d), "next");
+    assert_int_equal(d.len, len);
+    assert_memory_equal(d.body, body, len);
+    assert_int_equal(d.body[len], '\0');
+    expect_ok(broker_ack(c, d.tag), "ack");
+    broker_delivery_free(&d);
+    free(body);
+}
+
+static void prefetch_one_holds_back_further_messages(void **state)
+{
+    fixture *f = *state;
+    broker_conn *p = connect_to(f, 0);
+    broker_conn *c = connect_to(f, 1);
+    expect_ok(broker_declare(p, f->id, 300), "declare");
+    publish_text(p, f->id, "m1");
+    publish_text(p, f->id, "m2");
+    publish_text(p, f->id, "m3");
+
+    expect_ok(broker_consume(c, f->id), "consume");
+    uint64_t tag = expect_delivery(c, "m1", NULL);
+    /* One unacknowledged message per consumer: m2 waits for the ack. */
+    expect_quiet(c);
+    expect_ok(broker_ack(c, tag), "ack m1");
+    tag = expect_delivery(c, "m2", NULL);
+    expect_quiet(c);
+    expect_ok(broker_ack(c, tag), "ack m2");
+    tag = expect_delivery(c, "m3", NULL);
+    expect_ok(broker_ack(c, tag), "ack m3");
+    expect_quiet(c);
+}
+
+static void two_consumers_share_the_work(void **state)
+{
+    fixture *f = *state;
+    broker_conn *p = connect_to(f, 0);
+    broker_conn *a = connect_to(f, 1);
+    broker_conn *b = connect_to(f, 2);
+    expect_ok(broker_declare(p, f->id, 300), "declare");
+    expect_ok(broker_consume(a, f->id), "consume a");
+    expect_ok(broker_consume(b, f->id), "consume b");
+    const char *sent[] = {"w1", "w2", "w3", "w4"};
+    for (size_t i = 0; i < 4; i++)
+        publish_text(p, f->id, sent[i]);
+
+    char got[4][64];
+    uint64_t tag_a = any_delivery(a, got[0]);
+    uint64_t tag_b = any_delivery(b, got[1]);
+    /* Each holds one; the other two wait for acks. */
+    expect_quiet(a);
+    expect_quiet(b);
+    expect_ok(broker_ack(a, tag_a), "ack a");
+    expect_ok(broker_ack(b, tag_b), "ack b");
+    tag_a = any_delivery(a, got[2]);
+    tag_b = any_delivery(b, got[3]);
+    expect_ok(broker_ack(a, tag_a), "ack a");
+    expect_ok(broker_ack(b, tag_b), "ack b");
+    expect_quiet(a);
+    expect_quiet(b);
+
+    /* Every message exactly once. */
+    for (size_t i = 0; i < 4; i++) {
+        int seen = 0;
+        for (size_t j = 0; j < 4; j++)
+            seen += strcmp(got[j], sent[i]) == 0;
+        if (seen != 1)
+            fail_msg("'%s' delivered %d times", sent[i], seen);
+    }
+}
+
+static void cancel_returns_an_in_flight_message(void **state)
+{
+    fixture *f = *state;
+    broker_conn *p = connect_to(f, 0);
+    broker_conn *a = connect_to(f, 1);
+    broker_conn *b = connect_to(f, 2);
+    expect_ok(broker_declare(p, f->id, 300), "declare");
+    expect_ok(broker_consume(a, f->id), "consume a");
+    publish_text(p, f->id, "in flight");
+    /* Once the queue shows no ready message, the broker has pushed it to a,
+     * which has not read it yet. */
+    raw_wait_ready(f->queue, 0);
+
+    expect_ok(broker_cancel(a), "cancel");
+    expect_ok(broker_cancel(a), "cancel again"); /* nothing to cancel: fine */
+    expect_ok(broker_consume(b, f->id), "consume b");
+    bool redelivered = false;
+    uint64_t tag = expect_delivery(b, "in flight", &redelivered);
+    assert_true(redelivered);
+    expect_ok(broker_ack(b, tag), "ack");
+    expect_quiet(a);
+
+    /* A connection can consume again after a cancel. */
+    expect_ok(broker_cancel(b), "cancel b");
+    expect_ok(broker_consume(a, f->id), "consume a again");
+    publish_text(p, f->id, "second");
+    tag = expect_delivery(a, "second", &redelivered);
+    assert_false(redelivered);
+    expect_ok(broker_ack(a, tag), "ack");
+    expect_quiet(b);
+}
+
+static void next_times_out_when_idle(void **state)
+{
+    fixture *f = *state;
+    broker_conn *c = connect_to(f, 0);
+    expect_ok(broker_declare(c, f->id, 300), "declare");
+    broker_delivery d;
+    /* Without a consumer, waiting only keeps the connection alive. */
+    assert_int_equal(broker_next(c, 0, &d), 1);
+    expect_ok(broker_consume(c, f->id), "consume");
+    assert_int_equal(broker_next(c, 0, &d), 1);
+    assert_int_equal(broker_next(c, 200, &d), 1);
+    assert_int_equal(broker_next(c, -5, &d), 1);
+    assert_null(d.body);
+    assert_int_equal(broker_consume(c, f->id), ACP_EINVAL);
+    assert_error_mentions("already consumes");
+}
+
+static void publish_reports_a_returned_message(void **state)
+{
+    fixture *f = *state;
+    broker_conn *p = connect_to(f, 0);
+    /* Nobody declared this queue: the mandatory message comes back. */
+    assert_int_equal(broker_publish(p, f->id, "{}", 2, CONFIRM_MS), ACP_EBROKER);
+    assert_error_mentions(f->queue);
+    assert_error_mentions("returned by the broker: NO_ROUTE (312)");
+
+    /* The connection stays usable, and confirms keep matching. */
+    expect_ok(broker_declare(p, f->id, 300), "declare");
+    publish_text(p, f->id, "routed");
+    publish_text(p, f->id, "routed too");
+    assert_int_equal(raw_ready_count(f->queue), 2);
+}
+
+static void publish_refuses_a_consuming_connection(void **state)
+{
+    fixture *f = *state;
+    broker_conn *c = connect_to(f, 0);
+    expect_ok(broker_declare(c, f->id, 300), "declare");
+    expect_ok(broker_consume(c, f->id), "consume");
+    assert_int_equal(broker_publish(c, f->id, "{}", 2, CONFIRM_MS), ACP_EINVAL);
+    assert_error_mentions("this connection consumes");
+    assert_int_equal(broker_publish(c, "bad/id", "{}", 2, CONFIRM_MS), ACP_EINVAL);
+    assert_error_mentions("invalid queue id");
+    expect_ok(broker_cancel(c), "cancel");
+    publish_text(c, f->id, "after cancel");
+}
+
+static void consume_of_a_missing_queue_fails(void **state)
+{
+    fixture *f = *state;
+    broker_conn *c = connect_to(f, 0);
+    assert_int_equal(broker_consume(c, f->id), ACP_EBROKER);
+    assert_error_mentions("NOT_FOUND");
+    assert_error_mentions(f->queue);
+}
+
+/* ---- losing the consumer or the channel ---------------------------------- */
+
+static void deleted_queue_cancels_the_consumer(void **state)
+{
+    fixture *f = *state;
+    broker_conn *c = connect_to(f, 0);
+    expect_ok(broker_declare(c, f->id, 300), "declare");
+    expect_ok(broker_consume(c, f->id), "consume");
+    raw_delete_queue(f->queue);
+
+    broker_delivery d;
+    assert_int_equal(broker_next(c, DELIVERY_MS, &d), ACP_EBROKER);
+    assert_error_mentions("cancelled the consumer");
+    assert_null(d.body);
+    /* Unusable from now on, and said so. */
+    assert_int_equal(broker_next(c, 0, &d), ACP_EBROKER);
+    assert_error_mentions("reconnect");
+    assert_int_equal(broker_ack(c, 1), ACP_EBROKER);
+}
+
+static void channel_closed_by_the_server_is_reported(void **state)
+{
+    fixture *f = *state;
+    broker_conn *c = connect_to(f, 0);
+    expect_ok(broker_declare(c, f->id, 300), "declare");
+    expect_ok(broker_consume(c, f->id), "consume");
+    /* Acks are not answered; the broker's objection arrives as channel.close. */
+    expect_ok(broker_ack(c, 424242), "ack of an unknown tag");
+
+    broker_delivery d;
+    assert_int_equal(broker_next(c, DELIVERY_MS, &d), ACP_EBROKER);
+    assert_error_mentions("channel closed by the server");
+    assert_error_mentions("PRECONDITION_FAILED - unknown delivery tag 424242 (406)");
+    assert_int_equal(broker_cancel(c), ACP_EBROKER);
+}
+
+/* Force-close our connection from the server side with rabbitmqctl, finding
+ * it by the connection_name that broker_connect() sends. Needs the stack
+ * script (ACP_SOURCE_ROOT, set by meson test). */
+static void connection_closed_by_the_server_is_reported(void **state)
+{
+    fixture *f = *state;
+    const char *root = getenv("ACP_SOURCE_ROOT");
+    if (!root || !*root)
+        skip();
+    broker_conn *c = connect_to(f, 0);
+    expect_ok(broker_declare(c, f->id, 300), "declare");
+    expect_ok(broker_consume(c, f->id), "consume");
+
+    char command[1200];
+    snprintf(command, sizeof command,
+             "%s/scripts/stack rabbitmqctl list_connections pid client_properties 2>/dev/null",
+             root);
+    FILE *list = popen(command, "r");
+    assert_non_null(list);
+    char name[64], line[4096], pid[128] = "";
+    snprintf(name, sizeof name, "\"async-platform %s\"", f->queue);
+    while (fgets(line, sizeof line, list))
+        if (strstr(line, name) && strchr(line, '\t')) {
+            *strchr(line, '\t') = '\0';
+            if (strlen(line) < sizeof pid)
+                memcpy(pid, line, strlen(line) + 1);
+        }
+    pclose(list);
+    if (!*pid)
+        fail_msg("connection %s not listed by rabbitmqctl", name);
+    snprintf(command, sizeof command,
+             "%s/scripts/stack rabbitmqctl close_connection '%s' 'closed by test_broker' "
+             ">/dev/null 2>&1",
+             root, pid);
+    assert_int_equal(system(command), 0);
+
+    broker_delivery d;
+    assert_int_equal(broker_next(c, DELIVERY_MS, &d), ACP_EBROKER);
+    assert_error_mentions("connection closed by the server: CONNECTION_FORCED - closed by "
+                          "test_broker (320)");
+    assert_int_equal(broker_ack(c, 1), ACP_EBROKER);
+}
+
+int main(void)
+{
+    int exit_status;
+    if (stack_env_load(&env, &exit_status) != 0)
+        return exit_status;
+#define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        TEST(connect_rejects_a_wrong_password),
+        TEST(connect_reports_a_closed_port),
+        TEST(declare_is_idempotent),
+        TEST(declare_reports_an_inequivalent_queue),
+        TEST(publish_and_consume_round_trip),
+        TEST(large_messages_survive_many_frames),
+        TEST(prefetch_one_holds_back_further_messages),
+        TEST(two_consumers_share_the_work),
+        TEST(cancel_returns_an_in_flight_message),
+        TEST(next_times_out_when_idle),
+        TEST(publish_reports_a_returned_message),
+        TEST(publish_refuses_a_consuming_connection),
+        TEST(consume_of_a_missing_queue_fails),
+        TEST(deleted_queue_cancels_the_consumer),
+        TEST(channel_closed_by_the_server_is_reported),
+        TEST(connection_closed_by_the_server_is_reported),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

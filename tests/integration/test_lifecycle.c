@@ -1,0 +1,596 @@
+/* The job life cycle end to end against the real services: submit, queue,
+ * execute, persist, get, results; failures, resubmission, bad input,
+ * concurrency and duplicate deliveries. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "broker.h"
+#include "objects.h"
+#include "platform_fixture.h"
+#include "recording_executor.h"
+
+static stack_env env;
+
+typedef struct world {
+    fixture_config fc;
+    char tag[9];
+    acp_platform *p;
+    objects *raw; /* the same bucket and root, to check the S3 layout */
+} world;
+
+static int start_world(void **state, size_t queues, int workers)
+{
+    world *w = calloc(1, sizeof *w);
+    fixture_tag(w->tag);
+    fixture_config_make(&w->fc, &env, w->tag, queues, workers, &recording_factory);
+    if (acp_init(&w->p, &w->fc.config) != 0) {
+        fprintf(stderr, "acp_init: %s\n", acp_last_error());
+        free(w);
+        return -1;
+    }
+    if (objects_open(&w->raw, &w->fc.config.s3, NULL) != 0) {
+        acp_shutdown(w->p);
+        free(w);
+        return -1;
+    }
+    *state = w;
+    return 0;
+}
+
+static int setup_one_queue(void **state)
+{
+    return start_world(state, 1, 2);
+}
+
+static int setup_serial_queue(void **state)
+{
+    return start_world(state, 1, 1);
+}
+
+static int teardown_world(void **state)
+{
+    world *w = *state;
+    recording_release();
+    acp_shutdown(w->p);
+    objects_close(w->raw);
+    recording_reset();
+    free(w);
+    return 0;
+}
+
+/* Configs get the run's tag as a first member, so that the ids derived from
+ * them are new in every run of the suite. */
+static const char *tagged(world *w, const char *config, char *out, size_t size)
+{
+    snprintf(out, size, "{\"tag\":\"%s\",%s", w->tag, config + 1);
+    return out;
+}
+
+static acp_job_id submit_config(world *w, size_t queue, const char *config)
+{
+    char text[512];
+    acp_submission sub;
+    acp_submission_init(&sub);
+    sub.config = tagged(w, config, text, sizeof text);
+    acp_job job;
+    if (acp_submit(w->p, w->fc.queue_ids[queue], &sub, &job) != 0)
+        fail_msg("submit %s: %s", config, acp_last_error());
+    acp_job_id id = job.id;
+    acp_job_clear(&job);
+    return id;
+}
+
+static void expect_status(world *w, const acp_job_id *id, acp_job_status status, acp_job *job)
+{
+    if (!fixture_wait_status(w->p, id, status, 60, job))
+        fail_msg("job did not become %s (is %s, message %s)", acp_job_status_name(status),
+                 acp_job_status_name(job->status), job->message ? job->message : "-");
+}
+
+static char *read_text(world *w, const acp_job_id *id, const char *name)
+{
+    void *data;
+    size_t size;
+    if (acp_read_result_buffer(w->p, id, name, 1 << 20, &data, &size) != 0)
+        fail_msg("reading %s: %s", name, acp_last_error());
+    return data;
+}
+
+/* The names in the workspace, raw, sorted, joined with ' '. */
+static void workspace_names(world *w, const acp_job_id *id, char *out, size_t size)
+{
+    object_list list;
+    assert_int_equal(objects_list(w->raw, id, &list), 0);
+    out[0] = '\0';
+    for (size_t i = 0; i < list.count; i++) {
+        strncat(out, list.items[i].name, size - strlen(out) - 2);
+        strncat(out, " ", size - strlen(out) - 1);
+        if (list.items[i].name[0] == '.')
+            assert_int_equal(list.items[i].size, 0); /* flags and marker are empty */
+    }
+    object_list_free(&list);
+}
+
+/* ---- tests ------------------------------------------------------------ */
+
+static void happy_path(void **state)
+{
+    world *w = *state;
+    char input_path[] = "/tmp/acp-input-XXXXXX";
+    int fd = mkstemp(input_path);
+    assert_true(fd >= 0);
+    char big[100000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (char)(i * 7 + 3);
+    assert_int_equal(write(fd, big, sizeof big), (ssize_t)sizeof big);
+    close(fd);
+
+    const char bytes[] = {'a', 0, 'b', '\n', (char)0xff};
+    acp_input inputs[] = {
+        {.name = "data.bin", .data = bytes, .size = sizeof bytes},
+        {.name = "big.dat", .path = input_path},
+    };
+    acp_submission sub;
+    acp_submission_init(&sub);
+    char config[128];
+    snprintf(config, sizeof config, "{ \"mode\" : \"ok\", \"n\" : 1.50, \"tag\": \"%s\" }", w->tag);
+    sub.config = config;
+    sub.inputs = inputs;
+    sub.input_count = 2;
+    acp_job job;
+    assert_int_equal(acp_submit(w->p, w->fc.queue_ids[0], &sub, &job), 0);
+    unlink(input_path);
+    acp_job_id derived;
+    assert_int_equal(acp_job_id_from_config(&derived, sub.config), 0);
+    assert_true(acp_job_id_equal(&job.id, &derived)); /* no id given: derived from config */
+    assert_int_equal(job.owned, 1);
+    assert_string_equal(job.queue, w->fc.queue_ids[0]);
+    assert_true(job.created > 0);
+    acp_job_id id = job.id;
+
+    expect_status(w, &id, ACP_STATUS_COMPLETE, &job);
+    assert_int_equal(job.owned, 1);
+    assert_null(job.message);
+    assert_true(job.grabbed >= job.created && job.finished >= job.grabbed);
+    assert_int_equal(job.attempts, 1);
+    assert_int_equal(job.queue_position, -1);
+    assert_int_equal(recording_runs(&id), 1);
+    acp_job_clear(&job);
+
+    /* The executor saw the id, the queue, the config and the inputs. */
+    char expected[256], hex[ACP_JOB_ID_STRLEN];
+    snprintf(expected, sizeof expected, "n=1.5 attempt=1 run=1 queue=%s id=%s\n",
+             w->fc.queue_ids[0], acp_job_id_format(&id, hex));
+    char *text = read_text(w, &id, "result.txt");
+    assert_string_equal(text, expected);
+    acp_free(text);
+    char compact[128];
+    snprintf(compact, sizeof compact, "{\"mode\":\"ok\",\"n\":1.5,\"tag\":\"%s\"}", w->tag);
+    text = read_text(w, &id, "seen-config");
+    assert_string_equal(text, compact);
+    acp_free(text);
+    void *data;
+    size_t size;
+    assert_int_equal(acp_read_result_buffer(w->p, &id, "copy-data.bin", 100, &data, &size), 0);
+    assert_int_equal(size, sizeof bytes);
+    assert_memory_equal(data, bytes, sizeof bytes);
+    acp_free(data);
+    assert_int_equal(acp_read_result_buffer(w->p, &id, "copy-big.dat", 1 << 20, &data, &size), 0);
+    assert_int_equal(size, sizeof big);
+    assert_memory_equal(data, big, sizeof big);
+    acp_free(data);
+
+    /* Files listed with their sizes; reserved names hidden. */
+    acp_result_list files;
+    assert_int_equal(acp_get_results(w->p, &id, &files), 0);
+    const char *names[] = {"big.dat",    "copy-big.dat", "copy-data.bin", "data.bin",
+                           "result.txt", "run1.txt",     "seen-config"};
+    assert_int_equal(files.count, 7);
+    for (size_t i = 0; i < files.count; i++)
+        assert_string_equal(files.files[i].name, names[i]);
+    assert_int_equal(files.files[0].size, sizeof big);
+    assert_int_equal(files.files[3].size, sizeof bytes);
+    acp_result_list_clear(&files);
+
+    /* Exactly upstream's layout. */
+    char layout[1024];
+    workspace_names(w, &id, layout, sizeof layout);
+    assert_string_equal(layout, ".complete .in-progress .queued .workspace big.dat copy-big.dat "
+                                "copy-data.bin data.bin input-config result.txt run1.txt "
+                                "seen-config ");
+    text = read_text(w, &id, "input-config");
+    assert_string_equal(text, compact);
+    acp_free(text);
+
+    /* The scratch directory is gone. */
+    char scratch[300];
+    snprintf(scratch, sizeof scratch, "%s/%s", w->fc.workspace_root, hex);
+    assert_int_equal(access(scratch, F_OK), -1);
+}
+
+static void failures_keep_message_and_files(void **state)
+{
+    world *w = *state;
+    acp_job job = {0};
+    acp_job_id failed = submit_config(w, 0, "{\"mode\":\"fail\",\"n\":7}");
+    acp_job_id no_executor = submit_config(w, 0, "{\"mode\":\"factory_fail\"}");
+
+    expect_status(w, &failed, ACP_STATUS_FAILED, &job);
+    assert_string_equal(job.message, "deliberate failure 7");
+    assert_true(job.finished > 0);
+    char *log = read_text(w, &failed, "error.log");
+    assert_string_equal(log, "something went wrong\n");
+    acp_free(log);
+    char layout[1024];
+    workspace_names(w, &failed, layout, sizeof layout);
+    assert_non_null(strstr(layout, ".failed "));
+    assert_null(strstr(layout, ".complete"));
+
+    expect_status(w, &no_executor, ACP_STATUS_FAILED, &job);
+    assert_string_equal(job.message, "no executor for this job");
+    assert_int_equal(recording_runs(&no_executor), 0);
+    acp_job_clear(&job);
+}
+
+static void resubmission(void **state)
+{
+    world *w = *state;
+    acp_job job = {0};
+    /* A blocked job: resubmitting it while queued or running runs nothing new. */
+    acp_job_id blocked = submit_config(w, 0, "{\"mode\":\"block\",\"n\":1}");
+    expect_status(w, &blocked, ACP_STATUS_IN_PROGRESS, &job);
+    acp_submission sub;
+    acp_submission_init(&sub);
+    char config[128];
+    sub.config = tagged(w, "{\"mode\":\"block\",\"n\":1}", config, sizeof config);
+    assert_int_equal(acp_submit(w->p, w->fc.queue_ids[0], &sub, &job), 0);
+    assert_int_equal(job.status, ACP_STATUS_IN_PROGRESS);
+    recording_release();
+    expect_status(w, &blocked, ACP_STATUS_COMPLETE, &job);
+    assert_int_equal(recording_runs(&blocked), 1);
+
+    /* A complete job resubmitted runs again, and its old results go. */
+    assert_int_equal(acp_submit(w->p, w->fc.queue_ids[0], &sub, &job), 0);
+    assert_int_equal(job.owned, 1);
+    expect_status(w, &blocked, ACP_STATUS_COMPLETE, &job);
+    assert_int_equal(recording_runs(&blocked), 2);
+    assert_int_equal(job.attempts, 1);
+    acp_result_list files;
+    assert_int_equal(acp_get_results(w->p, &blocked, &files), 0);
+    for (size_t i = 0; i < files.count; i++)
+        assert_string_not_equal(files.files[i].name, "run1.txt");
+    acp_result_list_clear(&files);
+    char *text = read_text(w, &blocked, "run2.txt");
+    acp_free(text);
+    acp_job_clear(&job);
+}
+
+static void queued_jobs_report_their_position(void **state)
+{
+    world *w = *state; /* one worker */
+    acp_job job = {0};
+    acp_job_id first = submit_config(w, 0, "{\"mode\":\"block\",\"n\":\"pos1\"}");
+    expect_status(w, &first, ACP_STATUS_IN_PROGRESS, &job);
+    acp_job_id second = submit_config(w, 0, "{\"mode\":\"ok\",\"n\":\"pos2\"}");
+    acp_job_id third = submit_config(w, 0, "{\"mode\":\"ok\",\"n\":\"pos3\"}");
+    assert_int_equal(acp_get_job(w->p, &second, &job), 0);
+    assert_int_equal(job.status, ACP_STATUS_QUEUED);
+    assert_int_equal(job.queue_position, 0);
+    int64_t accessed = job.last_accessed;
+    acp_job_clear(&job);
+    assert_int_equal(acp_get_job(w->p, &third, &job), 0);
+    assert_int_equal(job.queue_position, 1);
+    acp_job_clear(&job);
+    /* Reading a job is an access. */
+    fixture_sleep_ms(10);
+    assert_int_equal(acp_get_job(w->p, &second, &job), 0);
+    assert_true(job.last_accessed > accessed);
+    recording_release();
+    expect_status(w, &third, ACP_STATUS_COMPLETE, &job);
+    acp_job_clear(&job);
+}
+
+static void assert_nothing_stored(world *w, const acp_job_id *id)
+{
+    acp_job job;
+    assert_int_equal(acp_get_job(w->p, id, &job), ACP_ENOTFOUND);
+    object_list list;
+    assert_int_equal(objects_list(w->raw, id, &list), 0);
+    assert_int_equal(list.count, 0);
+    object_list_free(&list);
+}
+
+static void bad_input_is_rejected_and_nothing_stored(void **state)
+{
+    world *w = *state;
+    acp_job_id id;
+    acp_job_id_generate(&id);
+    acp_submission sub;
+    acp_submission_init(&sub);
+    sub.id = &id;
+    sub.config = "{\"mode\":\"ok\"}";
+    const char *queue = w->fc.queue_ids[0];
+    acp_job job;
+
+    assert_int_equal(acp_submit(w->p, "no-such-queue", &sub, &job), ACP_ENOQUEUE);
+    assert_non_null(strstr(acp_last_error(), "no-such-queue"));
+
+    sub.config = "{\"mode\": ok}";
+    assert_int_equal(acp_submit(w->p, queue, &sub, &job), ACP_EINVAL);
+    assert_non_null(strstr(acp_last_error(), "submission.config: invalid JSON"));
+
+    sub.config = NULL;
+    sub.id = NULL;
+    assert_int_equal(acp_submit(w->p, queue, &sub, &job), ACP_EINVAL);
+    assert_non_null(strstr(acp_last_error(), "no id given and no config"));
+    sub.id = &id;
+
+    struct {
+        const char *name;
+        const char *error;
+    } bad_names[] = {
+        {"input-config", "reserved"},   {".queued", "reserved"},     {".workspace", "reserved"},
+        {"../etc", "unsafe file name"}, {"a/b", "unsafe file name"}, {"", "missing file name"},
+        {"sp ace", "unsafe file name"},
+    };
+    for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
+        acp_input in = {.name = bad_names[i].name, .data = "x", .size = 1};
+        sub.inputs = &in;
+        sub.input_count = 1;
+        assert_int_equal(acp_submit(w->p, queue, &sub, &job), ACP_EINVAL);
+        if (!strstr(acp_last_error(), bad_names[i].error))
+            fail_msg("'%s': %s", bad_names[i].name, acp_last_error());
+    }
+    acp_input twice[] = {{.name = "a", .data = "x", .size = 1},
+                         {.name = "a", .data = "y", .size = 1}};
+    sub.inputs = twice;
+    sub.input_count = 2;
+    assert_int_equal(acp_submit(w->p, queue, &sub, &job), ACP_EINVAL);
+    assert_non_null(strstr(acp_last_error(), "duplicate input name 'a'"));
+
+    acp_input missing = {.name = "m", .path = "/nonexistent/input"};
+    sub.inputs = &missing;
+    sub.input_count = 1;
+    assert_int_equal(acp_submit(w->p, queue, &sub, &job), ACP_EIO);
+    assert_non_null(strstr(acp_last_error(), "/nonexistent/input"));
+
+    acp_input both = {.name = "b", .path = "/etc/hostname", .data = "x", .size = 1};
+    sub.inputs = &both;
+    assert_int_equal(acp_submit(w->p, queue, &sub, &job), ACP_EINVAL);
+
+    char *huge = malloc(ACP_JOB_CONFIG_MAX + 10);
+    memset(huge, ' ', ACP_JOB_CONFIG_MAX + 9);
+    memcpy(huge, "{}", 2);
+    huge[ACP_JOB_CONFIG_MAX + 9] = '\0';
+    sub.inputs = NULL;
+    sub.input_count = 0;
+    sub.config = huge;
+    assert_int_equal(acp_submit(w->p, queue, &sub, &job), ACP_ETOOBIG);
+    free(huge);
+
+    assert_nothing_stored(w, &id);
+    /* No message either: the workers never heard of the job. */
+    char hex[ACP_JOB_ID_STRLEN];
+    fixture_sleep_ms(300);
+    assert_false(fixture_log_contains(acp_job_id_format(&id, hex), NULL));
+
+    acp_job_id other;
+    assert_int_equal(acp_job_id_parse(&other, "not-an-id"), ACP_EINVAL);
+    assert_int_equal(acp_get_job(w->p, &id, &job), ACP_ENOTFOUND);
+    acp_result_list files;
+    assert_int_equal(acp_get_results(w->p, &id, &files), ACP_ENOTFOUND);
+    assert_int_equal(acp_read_result_fd(w->p, &id, "x", 1), ACP_ENOTFOUND);
+    assert_int_equal(acp_read_result_fd(w->p, &id, "../x", 1), ACP_EINVAL);
+}
+
+static int stop_after_first(void *userdata, const void *data, size_t len)
+{
+    (void)data;
+    *(size_t *)userdata += len;
+    return 42;
+}
+
+static void reading_results(void **state)
+{
+    world *w = *state;
+    acp_job job = {0};
+    acp_job_id id = submit_config(w, 0, "{\"mode\":\"ok\",\"n\":\"read\"}");
+    expect_status(w, &id, ACP_STATUS_COMPLETE, &job);
+    acp_job_clear(&job);
+
+    char path[] = "/tmp/acp-read-XXXXXX";
+    int fd = mkstemp(path);
+    assert_int_equal(acp_read_result_fd(w->p, &id, "result.txt", fd), 0);
+    char text[256] = {0};
+    assert_true(pread(fd, text, sizeof text - 1, 0) > 0);
+    assert_non_null(strstr(text, "n=read"));
+    close(fd);
+    unlink(path);
+
+    void *data;
+    size_t size;
+    assert_int_equal(acp_read_result_buffer(w->p, &id, "result.txt", 5, &data, &size), ACP_ETOOBIG);
+    assert_null(data);
+    size_t seen = 0;
+    assert_int_equal(acp_read_result(w->p, &id, "result.txt", stop_after_first, &seen), 42);
+    assert_true(seen > 0);
+    assert_int_equal(acp_read_result(w->p, &id, "absent.txt", stop_after_first, &seen),
+                     ACP_ENOTFOUND);
+}
+
+static void unowned_job_is_read_from_flags(void **state)
+{
+    world *w = *state;
+    acp_job_id id;
+    acp_job_id_generate(&id);
+    assert_int_equal(objects_put(w->raw, &id, ".workspace", "", 0), 0);
+    assert_int_equal(objects_put(w->raw, &id, ".queued", "", 0), 0);
+    assert_int_equal(objects_put(w->raw, &id, ".in-progress", "", 0), 0);
+    assert_int_equal(objects_put(w->raw, &id, ".complete", "", 0), 0);
+    assert_int_equal(objects_put(w->raw, &id, "out.txt", "hello", 5), 0);
+    acp_job job;
+    assert_int_equal(acp_get_job(w->p, &id, &job), 0);
+    assert_int_equal(job.owned, 0);
+    assert_int_equal(job.status, ACP_STATUS_COMPLETE);
+    assert_true(job.created > 0 && job.finished > 0);
+    assert_string_equal(job.queue, "");
+    acp_job_clear(&job);
+    assert_int_equal(objects_put(w->raw, &id, ".failed", "", 0), 0);
+    assert_int_equal(acp_get_job(w->p, &id, &job), 0);
+    assert_int_equal(job.status, ACP_STATUS_FAILED); /* failed wins */
+    acp_job_clear(&job);
+
+    /* Submitting another service's unexpired job is a conflict; nothing changes. */
+    acp_submission sub;
+    acp_submission_init(&sub);
+    sub.id = &id;
+    assert_int_equal(acp_submit(w->p, w->fc.queue_ids[0], &sub, &job), ACP_ECONFLICT);
+    if (!strstr(acp_last_error(), "another service"))
+        fail_msg("%s", acp_last_error());
+    char *text = read_text(w, &id, "out.txt");
+    assert_string_equal(text, "hello");
+    acp_free(text);
+    assert_int_equal(objects_wipe(w->raw, &id), 0);
+}
+
+static void duplicate_delivery_does_not_rerun(void **state)
+{
+    world *w = *state; /* one worker: messages are handled in order */
+    acp_job job = {0};
+    acp_job_id id = submit_config(w, 0, "{\"mode\":\"ok\",\"n\":\"dup\"}");
+    expect_status(w, &id, ACP_STATUS_COMPLETE, &job);
+
+    broker_conn *conn;
+    assert_int_equal(broker_connect(&conn, &w->fc.queues[0], NULL), 0);
+    buf message = BUF_INIT;
+    assert_int_equal(broker_format_job(&message, &id, NULL, 0), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(broker_publish(conn, w->fc.queue_ids[0], message.data, message.len, 5000),
+                         0);
+    /* And a malformed message, which must be dropped, not looped. */
+    assert_int_equal(broker_publish(conn, w->fc.queue_ids[0], "{\"jobID\":42}", 12, 5000), 0);
+    buf_free(&message);
+    broker_close(conn);
+
+    /* A later job on the same single worker proves the duplicates were handled. */
+    acp_job_id after = submit_config(w, 0, "{\"mode\":\"ok\",\"n\":\"after-dup\"}");
+    expect_status(w, &after, ACP_STATUS_COMPLETE, &job);
+    assert_int_equal(recording_runs(&id), 1);
+    assert_true(fixture_log_contains("dropping a malformed message", "jobID"));
+    assert_int_equal(acp_get_job(w->p, &id, &job), 0);
+    assert_int_equal(job.status, ACP_STATUS_COMPLETE);
+    assert_int_equal(job.attempts, 1);
+    acp_job_clear(&job);
+}
+
+static void two_hundred_jobs_run_exactly_once(void **state)
+{
+    (void)state;
+    world *w;
+    assert_int_equal(start_world((void **)&w, 2, 4), 0);
+    enum { JOBS = 200 };
+    acp_job_id ids[JOBS];
+    for (int i = 0; i < JOBS; i++) {
+        char config[64];
+        snprintf(config, sizeof config, "{\"mode\":\"sleep\",\"ms\":%d,\"n\":%d}", i % 3 * 10, i);
+        ids[i] = submit_config(w, (size_t)i % 2, config);
+    }
+    acp_job job = {0};
+    for (int i = 0; i < JOBS; i++) {
+        expect_status(w, &ids[i], ACP_STATUS_COMPLETE, &job);
+        assert_int_equal(job.attempts, 1);
+    }
+    acp_job_clear(&job);
+    for (int i = 0; i < JOBS; i++)
+        assert_int_equal(recording_runs(&ids[i]), 1);
+    for (size_t q = 0; q < 2; q++) {
+        int peak = recording_peak(w->fc.queue_ids[q]);
+        assert_true(peak >= 1 && peak <= 4);
+    }
+    teardown_world((void **)&w);
+}
+
+static void init_fails_cleanly(void **state)
+{
+    (void)state;
+    fixture_config fc;
+    char tag[9];
+    fixture_tag(tag);
+    acp_platform *p = (acp_platform *)1;
+
+    fixture_config_make(&fc, &env, tag, 1, 1, &recording_factory);
+    fc.config.db.password = "wrong";
+    assert_int_equal(acp_init(&p, &fc.config), ACP_EDB);
+    assert_null(p);
+    assert_non_null(strstr(acp_last_error(), "postgres"));
+    assert_non_null(strstr(acp_last_error(), "password authentication failed"));
+
+    fixture_config_make(&fc, &env, tag, 1, 1, &recording_factory);
+    fc.config.s3.secret_key = "wrong";
+    assert_int_equal(acp_init(&p, &fc.config), ACP_ESTORAGE);
+    assert_non_null(strstr(acp_last_error(), "S3"));
+
+    fixture_config_make(&fc, &env, tag, 1, 1, &recording_factory);
+    fc.config.s3.bucket = "no-such-bucket-here";
+    assert_int_equal(acp_init(&p, &fc.config), ACP_ESTORAGE);
+    assert_non_null(strstr(acp_last_error(), "no-such-bucket-here"));
+
+    fixture_config_make(&fc, &env, tag, 1, 1, &recording_factory);
+    fc.queues[0].password = "wrong";
+    assert_int_equal(acp_init(&p, &fc.config), ACP_EBROKER);
+    assert_non_null(strstr(acp_last_error(), "rabbitmq"));
+
+    fixture_config_make(&fc, &env, tag, 1, 1, &recording_factory);
+    fc.queues[0].port = 1;
+    assert_int_equal(acp_init(&p, &fc.config), ACP_EBROKER);
+
+    fixture_config_make(&fc, &env, tag, 1, 1, NULL);
+    assert_int_equal(acp_init(&p, &fc.config), ACP_EINVAL);
+    assert_non_null(strstr(acp_last_error(), "config.executor_factory"));
+    assert_null(p);
+
+    /* Nothing was left running. */
+    DIR *tasks = opendir("/proc/self/task");
+    int threads = 0;
+    while (tasks && readdir(tasks))
+        threads++;
+    closedir(tasks);
+    assert_int_equal(threads - 2, 1); /* "." and ".." plus the main thread */
+}
+
+int main(void)
+{
+    int exit_status;
+    if (stack_env_load(&env, &exit_status) != 0)
+        return exit_status;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(init_fails_cleanly),
+        cmocka_unit_test_setup_teardown(happy_path, setup_one_queue, teardown_world),
+        cmocka_unit_test_setup_teardown(failures_keep_message_and_files, setup_one_queue,
+                                        teardown_world),
+        cmocka_unit_test_setup_teardown(resubmission, setup_one_queue, teardown_world),
+        cmocka_unit_test_setup_teardown(queued_jobs_report_their_position, setup_serial_queue,
+                                        teardown_world),
+        cmocka_unit_test_setup_teardown(bad_input_is_rejected_and_nothing_stored, setup_one_queue,
+                                        teardown_world),
+        cmocka_unit_test_setup_teardown(reading_results, setup_one_queue, teardown_world),
+        cmocka_unit_test_setup_teardown(unowned_job_is_read_from_flags, setup_one_queue,
+                                        teardown_world),
+        cmocka_unit_test_setup_teardown(duplicate_delivery_does_not_rerun, setup_serial_queue,
+                                        teardown_world),
+        cmocka_unit_test(two_hundred_jobs_run_exactly_once),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    fixture_log_reset();
+    return failed;
+}

@@ -1,0 +1,246 @@
+/* Jobs survive what long-running services meet: a worker process killed in
+ * the middle of a job, and a RabbitMQ restart with jobs queued and running. */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "platform_fixture.h"
+#include "recording_executor.h"
+
+extern char **environ;
+static stack_env env;
+static const char *self_path;
+
+/* ---- the child process: runs a platform until it is killed ------------ */
+
+static int child_main(const char *tag)
+{
+    fixture_config fc;
+    fixture_config_make(&fc, &env, tag, 1, 1, &recording_factory);
+    fc.config.lease_seconds = 3;
+    fc.config.log_level = ACP_LOG_WARN;
+    acp_platform *p;
+    if (acp_init(&p, &fc.config) != 0) {
+        fprintf(stderr, "child: acp_init: %s\n", acp_last_error());
+        return 1;
+    }
+    acp_submission sub;
+    acp_submission_init(&sub);
+    char config[128];
+    snprintf(config, sizeof config, "{\"mode\":\"block\",\"ms\":600000,\"n\":\"%s\"}", tag);
+    sub.config = config;
+    acp_job job = {0};
+    if (acp_submit(p, fc.queue_ids[0], &sub, &job) != 0) {
+        fprintf(stderr, "child: submit: %s\n", acp_last_error());
+        return 1;
+    }
+    acp_job_id id = job.id;
+    if (!fixture_wait_status(p, &id, ACP_STATUS_IN_PROGRESS, 60, &job)) {
+        fprintf(stderr, "child: job did not start: %s\n", acp_last_error());
+        return 1;
+    }
+    char hex[ACP_JOB_ID_STRLEN];
+    printf("running %s\n", acp_job_id_format(&id, hex));
+    fflush(stdout);
+    pause(); /* until SIGKILL */
+    return 0;
+}
+
+static void killed_worker_job_is_requeued_and_completed(void **state)
+{
+    (void)state;
+    char tag[9];
+    fixture_tag(tag);
+    int out[2];
+    assert_int_equal(pipe(out), 0);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&actions, out[0]);
+    char *argv[] = {(char *)self_path, (char *)"child", tag, NULL};
+    pid_t child;
+    assert_int_equal(posix_spawn(&child, self_path, &actions, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&actions);
+    close(out[1]);
+
+    char line[128] = {0};
+    FILE *from_child = fdopen(out[0], "r");
+    if (!fgets(line, sizeof line, from_child)) {
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        fail_msg("the child process did not start its job");
+    }
+    fclose(from_child);
+    acp_job_id id;
+    line[strcspn(line, "\n")] = '\0';
+    assert_int_equal(acp_job_id_parse(&id, line + strlen("running ")), 0);
+
+    /* SIGKILL mid-job: no chance to clean up, release or finish anything. */
+    assert_int_equal(kill(child, SIGKILL), 0);
+    int status;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFSIGNALED(status));
+
+    /* Another process on the same database and queue takes over. */
+    recording_release(); /* its run of the "block" job finishes at once */
+    fixture_config fc;
+    fixture_config_make(&fc, &env, tag, 1, 1, &recording_factory);
+    fc.config.lease_seconds = 3;
+    acp_platform *p;
+    assert_int_equal(acp_init(&p, &fc.config), 0);
+    acp_job job = {0};
+    assert_int_equal(acp_get_job(p, &id, &job), 0);
+    assert_int_equal(job.status, ACP_STATUS_IN_PROGRESS); /* the dead run's lease */
+    if (!fixture_wait_status(p, &id, ACP_STATUS_COMPLETE, 90, &job))
+        fail_msg("job not completed after the worker died: %s", acp_job_status_name(job.status));
+    assert_int_equal(job.attempts, 2);
+    assert_int_equal(recording_runs(&id), 1);
+    void *text;
+    size_t size;
+    assert_int_equal(acp_read_result_buffer(p, &id, "result.txt", 4096, &text, &size), 0);
+    assert_non_null(strstr(text, "attempt=2"));
+    acp_free(text);
+    assert_true(fixture_log_contains("lease expired", NULL));
+    acp_job_clear(&job);
+    acp_shutdown(p);
+    recording_reset();
+}
+
+static int stack_ctl(const char *what)
+{
+    const char *root = getenv("ACP_SOURCE_ROOT");
+    char command[512];
+    snprintf(command, sizeof command, "%s/scripts/stack rabbitmqctl %s >/dev/null 2>&1",
+             root ? root : ".", what);
+    return system(command);
+}
+
+static void rabbitmq_restart_loses_no_job(void **state)
+{
+    (void)state;
+    char tag[9];
+    fixture_tag(tag);
+    fixture_config fc;
+    fixture_config_make(&fc, &env, tag, 1, 2, &recording_factory);
+    acp_platform *p;
+    assert_int_equal(acp_init(&p, &fc.config), 0);
+
+    enum { BEFORE = 6, DURING = 3 };
+    acp_job_id ids[BEFORE + DURING];
+    acp_submission sub;
+    acp_submission_init(&sub);
+    char config[96];
+    for (int i = 0; i < BEFORE + DURING; i++) {
+        if (i == BEFORE) {
+            /* Some jobs are running now and some queued: stop the broker. */
+            acp_job job = {0};
+            assert_true(fixture_wait_status(p, &ids[0], ACP_STATUS_IN_PROGRESS, 60, &job));
+            acp_job_clear(&job);
+            assert_int_equal(stack_ctl("stop_app"), 0);
+        }
+        snprintf(config, sizeof config, "{\"mode\":\"sleep\",\"ms\":1500,\"n\":\"%s-%d\"}", tag, i);
+        sub.config = config;
+        acp_job job;
+        /* Submitting while the broker is down still stores the job. */
+        assert_int_equal(acp_submit(p, fc.queue_ids[0], &sub, &job), 0);
+        ids[i] = job.id;
+        acp_job_clear(&job);
+    }
+    assert_true(fixture_log_contains("not yet dispatched", NULL));
+    assert_int_equal(stack_ctl("start_app"), 0);
+
+    acp_job job = {0};
+    for (int i = 0; i < BEFORE + DURING; i++) {
+        if (!fixture_wait_status(p, &ids[i], ACP_STATUS_COMPLETE, 120, &job))
+            fail_msg("job %d ended as %s", i, acp_job_status_name(job.status));
+        assert_int_equal(recording_runs(&ids[i]), 1);
+    }
+    acp_job_clear(&job);
+    acp_shutdown(p);
+}
+
+static void long_job_keeps_its_lease(void **state)
+{
+    (void)state;
+    char tag[9], config[96];
+    fixture_tag(tag);
+    fixture_config fc;
+    fixture_config_make(&fc, &env, tag, 1, 1, &recording_factory);
+    fc.config.lease_seconds = 3;
+    acp_platform *p;
+    assert_int_equal(acp_init(&p, &fc.config), 0);
+    acp_submission sub;
+    acp_submission_init(&sub);
+    snprintf(config, sizeof config, "{\"mode\":\"sleep\",\"ms\":8000,\"n\":\"%s\"}", tag);
+    sub.config = config;
+    acp_job job = {0};
+    assert_int_equal(acp_submit(p, fc.queue_ids[0], &sub, &job), 0);
+    acp_job_id id = job.id;
+    /* Runs for more than twice its lease: renewals keep it from being requeued. */
+    assert_true(fixture_wait_status(p, &id, ACP_STATUS_COMPLETE, 60, &job));
+    assert_int_equal(job.attempts, 1);
+    assert_int_equal(recording_runs(&id), 1);
+    char hex[ACP_JOB_ID_STRLEN];
+    assert_false(fixture_log_contains(acp_job_id_format(&id, hex), "lease expired"));
+    acp_job_clear(&job);
+    acp_shutdown(p);
+}
+
+static void shutdown_lets_running_jobs_finish(void **state)
+{
+    (void)state;
+    char tag[9], config[96];
+    fixture_tag(tag);
+    fixture_config fc;
+    fixture_config_make(&fc, &env, tag, 1, 2, &recording_factory);
+    acp_platform *p;
+    assert_int_equal(acp_init(&p, &fc.config), 0);
+    acp_submission sub;
+    acp_submission_init(&sub);
+    snprintf(config, sizeof config, "{\"mode\":\"sleep\",\"ms\":1500,\"n\":\"%s\"}", tag);
+    sub.config = config;
+    acp_job job = {0};
+    assert_int_equal(acp_submit(p, fc.queue_ids[0], &sub, &job), 0);
+    acp_job_id id = job.id;
+    assert_true(fixture_wait_status(p, &id, ACP_STATUS_IN_PROGRESS, 60, &job));
+    acp_job_clear(&job);
+    acp_shutdown(p);
+    assert_int_equal(recording_running(), 0); /* it waited for the job */
+
+    assert_int_equal(acp_init(&p, &fc.config), 0);
+    assert_int_equal(acp_get_job(p, &id, &job), 0);
+    assert_int_equal(job.status, ACP_STATUS_COMPLETE);
+    assert_int_equal(recording_runs(&id), 1);
+    acp_job_clear(&job);
+    acp_shutdown(p);
+}
+
+int main(int argc, char **argv)
+{
+    int exit_status;
+    if (stack_env_load(&env, &exit_status) != 0)
+        return exit_status;
+    if (argc == 3 && strcmp(argv[1], "child") == 0)
+        return child_main(argv[2]);
+    self_path = argv[0];
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(killed_worker_job_is_requeued_and_completed),
+        cmocka_unit_test(rabbitmq_restart_loses_no_job),
+        cmocka_unit_test(long_job_keeps_its_lease),
+        cmocka_unit_test(shutdown_lets_running_jobs_finish),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    fixture_log_reset();
+    return failed;
+}
