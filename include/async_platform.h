@@ -599,6 +599,87 @@ ACP_EXTERN int acp_read_result_fd(acp_platform *platform, const acp_job_id *id, 
 ACP_EXTERN int acp_read_result_buffer(acp_platform *platform, const acp_job_id *id,
                                       const char *name, size_t max_size, void **data, size_t *size);
 
+/* ------------------------------------------------------------------------ */
+/* Expiring, deleting and listing jobs                                      */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Expire an owned job now: its row becomes "expired"; its workspace keeps
+ * ".workspace" and the status flags, loses "input-config", the inputs and
+ * the results, and gains ".expired". Expiring an expired job finishes any
+ * clean-up a failed earlier attempt left. Resubmitting an expired job runs it
+ * again.
+ *
+ * @return 0; ACP_ENOTFOUND (unknown id); ACP_EUNOWNED (only another service
+ *         sharing the bucket has it: only the owner may expire a job);
+ *         ACP_EBUSY (the job is running); ACP_EINVAL; ACP_EDB / ACP_ESTORAGE.
+ */
+ACP_EXTERN int acp_expire_job(acp_platform *platform, const acp_job_id *id);
+
+/**
+ * Delete an owned job that is not running: its row and every object of its
+ * workspace.
+ *
+ * @return 0; ACP_ENOTFOUND; ACP_EUNOWNED; ACP_EBUSY (running); ACP_EINVAL;
+ *         ACP_EDB / ACP_ESTORAGE (the row is kept, so the call can be
+ *         repeated).
+ */
+ACP_EXTERN int acp_delete_job(acp_platform *platform, const acp_job_id *id);
+
+#define ACP_JOB_FILTER_VERSION 1
+/** Largest page acp_list_jobs() returns. */
+#define ACP_LIST_LIMIT_MAX 1000
+
+/** Which jobs acp_list_jobs() returns. Fill with acp_job_filter_init(). */
+typedef struct acp_job_filter {
+    unsigned version; /**< ACP_JOB_FILTER_VERSION */
+    /** Bit set of (1u << status); 0 for every status. */
+    unsigned statuses;
+    /** Only jobs of this queue id; NULL for every queue. */
+    const char *queue;
+    /** Page size, 1..ACP_LIST_LIMIT_MAX; default 100. */
+    size_t limit;
+    /** NULL for the first page, else the next_cursor of the previous page. */
+    const char *cursor;
+} acp_job_filter;
+
+/** Zero @p filter, set its version and the default limit. @return 0 or
+ *  ACP_EINVAL. */
+ACP_EXTERN int acp_job_filter_init(acp_job_filter *filter);
+
+/** A page of jobs. Release with acp_job_list_clear(). */
+typedef struct acp_job_list {
+    acp_job *jobs;
+    size_t count;
+    /** Pass as filter.cursor for the next page; NULL on the last page. */
+    char *next_cursor;
+} acp_job_list;
+
+/** Free what @p list owns and zero it. NULL is fine. */
+ACP_EXTERN void acp_job_list_clear(acp_job_list *list);
+
+/**
+ * List this service's jobs, oldest first (by creation, then id), one page at
+ * a time: paging with the cursor neither repeats nor skips a job, however
+ * many there are and while jobs are added. Does not count as an access.
+ * Queue positions are not computed here (-1).
+ *
+ * @return 0; ACP_EINVAL (bad filter, limit or cursor); ACP_EDB.
+ */
+ACP_EXTERN int acp_list_jobs(acp_platform *platform, const acp_job_filter *filter,
+                             acp_job_list *list);
+
+/**
+ * List the workspaces under the configured root that this service does not
+ * own (other services sharing the bucket), a page of at most @p limit
+ * (1..ACP_LIST_LIMIT_MAX) at a time, in id order, with status and times from
+ * their flags (owned = 0). @p cursor as for acp_list_jobs().
+ *
+ * @return 0; ACP_EINVAL; ACP_EDB / ACP_ESTORAGE.
+ */
+ACP_EXTERN int acp_list_unowned(acp_platform *platform, const char *cursor, size_t limit,
+                                acp_job_list *list);
+
 /** Free memory the library allocated for the caller. NULL is fine. */
 ACP_EXTERN void acp_free(void *pointer);
 

@@ -79,20 +79,11 @@ int acp_job_id_from_config(acp_job_id *out, const char *config_json)
 {
     if (!out || !config_json)
         return error_set(ACP_EINVAL, "job config: NULL argument");
-    size_t len = strnlen(config_json, ACP_JOB_CONFIG_MAX + 1);
-    if (len > ACP_JOB_CONFIG_MAX)
-        return error_set(ACP_ETOOBIG, "job config: more than %d bytes", ACP_JOB_CONFIG_MAX);
-
-    json_object *value;
-    int rc = json_parse(config_json, len, "job config", &value);
-    if (rc)
-        return rc;
     buf compact = BUF_INIT;
-    rc = json_write_compact(&compact, value);
-    json_object_put(value);
+    int rc = json_compact_text(config_json, "job config", &compact);
     if (rc) {
         buf_free(&compact);
-        return error_prefix(rc, "job config");
+        return rc;
     }
     md5_ctx md5;
     md5_init(&md5);

@@ -50,6 +50,8 @@ const char *job_flag_name(acp_job_status status)
 
 bool job_name_is_reserved(const char *name)
 {
+    if (claim_is_marker(name))
+        return true;
     for (size_t i = 0; i < sizeof reserved_names / sizeof reserved_names[0]; i++)
         if (strcmp(name, reserved_names[i]) == 0)
             return true;
@@ -205,4 +207,20 @@ bool job_from_flags(const object_list *list, acp_job *job)
     job->owned = 0;
     job->queue_position = -1;
     return marker;
+}
+
+void job_from_row(acp_job *job, store_job *row)
+{
+    job->id = row->id;
+    job->status = row->status;
+    job->owned = 1;
+    memcpy(job->queue, row->queue, sizeof job->queue);
+    job->created = row->created;
+    job->grabbed = row->grabbed;
+    job->finished = row->finished;
+    job->last_accessed = row->last_accessed;
+    job->queue_position = row->status == ACP_STATUS_QUEUED ? row->queue_position : -1;
+    job->attempts = row->attempts;
+    job->message = row->message; /* ownership moves to the job */
+    row->message = NULL;
 }

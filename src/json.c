@@ -257,3 +257,17 @@ int json_write_compact(buf *out, json_object *value)
 {
     return write_value(out, value, 0);
 }
+
+int json_compact_text(const char *text, const char *what, buf *out)
+{
+    size_t len = strnlen(text, ACP_JOB_CONFIG_MAX + 1);
+    if (len > ACP_JOB_CONFIG_MAX)
+        return error_set(ACP_ETOOBIG, "%s: more than %d bytes", what, ACP_JOB_CONFIG_MAX);
+    json_object *value;
+    int rc = json_parse(text, len, what, &value);
+    if (rc)
+        return rc;
+    rc = json_write_compact(out, value);
+    json_object_put(value);
+    return rc ? error_prefix(rc, what) : 0;
+}

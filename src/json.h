@@ -20,4 +20,9 @@ int json_parse(const char *text, size_t len, const char *what, json_object **out
  * Double.toString() (1.0, 1.0E10, 1.0E-5). NULL writes "null". */
 int json_write_compact(buf *out, json_object *value);
 
+/* Parse the NUL-terminated JSON @text (at most ACP_JOB_CONFIG_MAX bytes,
+ * else ACP_ETOOBIG) and append its compact form to @out. Errors are
+ * prefixed with @what. */
+int json_compact_text(const char *text, const char *what, buf *out);
+
 #endif

@@ -951,6 +951,11 @@ static int objects_check_bucket(objects *obj)
 
 int objects_wipe(objects *obj, const acp_job_id *id)
 {
+    return objects_wipe_except(obj, id, NULL);
+}
+
+int objects_wipe_except(objects *obj, const acp_job_id *id, bool (*keep)(const char *name))
+{
     char prefix[OBJECTS_KEY_MAX + 1];
     int rc = objects_prefix(obj, id, prefix);
     if (rc)
@@ -958,6 +963,16 @@ int objects_wipe(objects *obj, const acp_job_id *id)
     object_list list;
     if ((rc = objects_list_prefix(obj, prefix, &list)))
         return rc;
+    if (keep) {
+        size_t kept = 0;
+        for (size_t i = 0; i < list.count; i++) {
+            if (keep(list.items[i].name))
+                free(list.items[i].name);
+            else
+                list.items[kept++] = list.items[i];
+        }
+        list.count = kept;
+    }
     /* libs3 2.0 has no multi-object delete: one DELETE per key, a few at a
      * time in one request context (one connection each). */
     objects_call calls[OBJECTS_WIPE_PARALLEL];
@@ -989,4 +1004,96 @@ int objects_wipe(objects *obj, const acp_job_id *id)
     }
     object_list_free(&list);
     return rc;
+}
+
+/* ---- workspaces under the root ------------------------------------------ */
+
+typedef struct objects_dirs_req {
+    objects_call call; /* first: see objects_call */
+    const char *root;
+    size_t root_len;
+    acp_job_id *ids;
+    size_t limit;
+    size_t count;
+    bool truncated;
+    char last[OBJECTS_KEY_MAX + 1];
+} objects_dirs_req;
+
+static S3Status objects_on_dirs(int truncated, const char *next_marker, int count,
+                                const S3ListBucketContent *contents, int prefix_count,
+                                const char **prefixes, void *data)
+{
+    (void)next_marker;
+    (void)count;
+    (void)contents;
+    objects_dirs_req *req = data;
+    if (truncated)
+        req->truncated = true;
+    for (int i = 0; i < prefix_count; i++) {
+        const char *dir = prefixes[i];
+        snprintf(req->last, sizeof req->last, "%s", dir);
+        /* "<root><32 hex>/": anything else under the root is not a workspace. */
+        char hex[ACP_JOB_ID_STRLEN];
+        size_t len = strlen(dir);
+        if (strncmp(dir, req->root, req->root_len) != 0 ||
+            len != req->root_len + ACP_JOB_ID_HEX_LEN + 1 || dir[len - 1] != '/')
+            continue;
+        memcpy(hex, dir + req->root_len, ACP_JOB_ID_HEX_LEN);
+        hex[ACP_JOB_ID_HEX_LEN] = '\0';
+        acp_job_id id;
+        if (req->count < req->limit && acp_job_id_parse(&id, hex) == 0)
+            req->ids[req->count++] = id;
+    }
+    return S3StatusOK;
+}
+
+int objects_list_workspaces(objects *obj, const acp_job_id *after, size_t limit, acp_job_id *ids,
+                            size_t *count, bool *more)
+{
+    *count = 0;
+    *more = false;
+    if (limit == 0)
+        return 0;
+    char marker[OBJECTS_KEY_MAX + 2] = ""; /* a key and "~" */
+    if (after) {
+        char hex[ACP_JOB_ID_STRLEN];
+        /* Past "<root><id>/" and everything in it: names are [A-Za-z0-9_.-],
+         * all below "~". */
+        snprintf(marker, sizeof marker, "%s%s/~", obj->root, acp_job_id_format(after, hex));
+    }
+    objects_dirs_req req = {
+        .root = obj->root, .root_len = strlen(obj->root), .ids = ids, .limit = limit};
+    S3ListBucketHandler handler = {objects_response, objects_on_dirs};
+    /* Keys that are not workspaces take room in a page: ask again until the
+     * page is full or the listing ends. */
+    for (;;) {
+        size_t mark = req.count;
+        for (int attempt = 0;; attempt++) {
+            req.count = mark;
+            req.truncated = false;
+            req.last[0] = '\0';
+            objects_call_reset(&req.call);
+            objects_runner *runner = objects_runner_take(obj, &req.call);
+            if (runner) {
+                S3_list_bucket(&obj->context, obj->root[0] ? obj->root : NULL,
+                               marker[0] ? marker : NULL, "/", (int)(limit - mark), runner->request,
+                               &handler, &req);
+                objects_run(obj, runner);
+            }
+            if (!objects_again(obj, &req.call, attempt, "LIST", obj->root))
+                break;
+        }
+        if (req.call.status != S3StatusOK)
+            return objects_fail(obj, &req.call, "LIST", obj->root);
+        if (!req.truncated || !req.last[0]) {
+            *count = req.count;
+            return 0;
+        }
+        if (req.count == limit) {
+            *count = req.count;
+            *more = true;
+            return 0;
+        }
+        snprintf(marker, sizeof marker, "%s~", req.last);
+    }
 }

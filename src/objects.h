@@ -80,4 +80,14 @@ int objects_delete(objects *obj, const acp_job_id *id, const char *name);
 /* Delete every object under <ws>/ (the whole workspace, marker included). */
 int objects_wipe(objects *obj, const acp_job_id *id);
 
+/* Delete every object under <ws>/ except those whose name (relative to the
+ * workspace) @keep returns true for. */
+int objects_wipe_except(objects *obj, const acp_job_id *id, bool (*keep)(const char *name));
+
+/* The job ids of the workspaces directly under the root ("<root><32 hex>/"),
+ * in key order, after @after when not NULL, at most @limit into @ids;
+ * *@more tells whether the listing goes on. */
+int objects_list_workspaces(objects *obj, const acp_job_id *after, size_t limit, acp_job_id *ids,
+                            size_t *count, bool *more);
+
 #endif

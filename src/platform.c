@@ -215,6 +215,14 @@ int acp_init(acp_platform **out, const acp_config *config)
         goto fail;
     }
     p->maintenance_started = true;
+    /* Its own thread: a long pass must not hold up lease renewals. */
+    if ((rc = pthread_create(&p->pruner, NULL, pruner_main, p)) != 0) {
+        rc = error_set(ACP_ENOMEM, "starting the pruner thread: %s", strerror(rc));
+        p->factory.free = NULL;
+        acp_shutdown(p);
+        return rc;
+    }
+    p->pruner_started = true;
     for (size_t i = 0; i < p->queue_count; i++)
         if ((rc = workers_start(&p->queues[i]))) {
             char reason[512];
@@ -253,5 +261,7 @@ void acp_shutdown(acp_platform *p)
     raise_flag(p, &p->maintenance_stopping);
     if (p->maintenance_started)
         pthread_join(p->maintenance, NULL);
+    if (p->pruner_started)
+        pthread_join(p->pruner, NULL);
     platform_release(p);
 }

@@ -61,6 +61,8 @@ struct acp_platform {
     pthread_cond_t changed;
     bool maintenance_started;
     pthread_t maintenance;
+    bool pruner_started;
+    pthread_t pruner;
     /* References: one for the host's handle plus one per live worker
      * thread; the last one released frees the platform, so workers that
      * outlive acp_shutdown's deadline never touch freed memory. */
@@ -92,6 +94,17 @@ void *maintenance_main(void *platform);
 /* One pass of the lease/requeue/redispatch work (also used by tests). */
 void maintenance_tick(acp_platform *p, bool renew);
 
+/* retention.c: expiration and deletion */
+/* When this service's row of @id is expired (@row_status) while the shared
+ * workspace shows another service's new run, drop the stale row (logged)
+ * and return true: S3 is right about a job that was taken over. */
+bool platform_taken_over(acp_platform *p, const acp_job_id *id, acp_job_status row_status);
+/* One pruner pass: expire owned complete jobs not accessed for
+ * expiration_days. An error on one job is logged and the pass goes on;
+ * returns ACP_ESTORAGE when any job failed. */
+int prune_run(acp_platform *p, size_t *expired);
+void *pruner_main(void *platform);
+
 /* job.c: the private part of acp_job_context */
 struct acp_job_outcome {
     char **outputs;
@@ -106,10 +119,22 @@ bool job_name_is_reserved(const char *name);
  * (prefixed with @what) and returns ACP_EINVAL when it is not. */
 int job_check_name(const char *what, const char *name);
 const char *job_flag_name(acp_job_status status); /* ".queued", ... */
+/* An owned job from its row; the row's message moves to @job. */
+void job_from_row(acp_job *job, store_job *row);
 /* Status and times of a workspace from its flags and their times, for a job
  * this service does not own. Returns false when the listing has no
  * ".workspace" marker (no such workspace). */
 bool job_from_flags(const object_list *list, acp_job *job);
+
+/* claim.c: who may create, or take over an expired, shared workspace */
+bool claim_is_marker(const char *name);
+/* Win the right to (re)create the job's workspace: it must not exist, or be
+ * expired. On 0 the claim marker's name is in @marker (delete it once the
+ * workspace's new state is written) and *@created tells whether there was no
+ * workspace at all. ACP_ECONFLICT when another service owns the job or wins
+ * the claim. */
+int claim_workspace(acp_platform *p, const acp_job_id *id, bool *created, char *marker,
+                    size_t marker_size);
 
 /* scratch.c: the local scratch directory of a job */
 /* Create "<root>/<hex>" afresh (removing a leftover first) and open it. */

@@ -15,22 +15,6 @@ static int check_args(acp_platform *p, const acp_job_id *id, const void *out, co
     return 0;
 }
 
-static void fill_owned(acp_job *job, store_job *row)
-{
-    job->id = row->id;
-    job->status = row->status;
-    job->owned = 1;
-    memcpy(job->queue, row->queue, sizeof job->queue);
-    job->created = row->created;
-    job->grabbed = row->grabbed;
-    job->finished = row->finished;
-    job->last_accessed = row->last_accessed;
-    job->queue_position = row->status == ACP_STATUS_QUEUED ? row->queue_position : -1;
-    job->attempts = row->attempts;
-    job->message = row->message; /* ownership moves to the caller */
-    row->message = NULL;
-}
-
 /* A job only S3 knows: status and times from its flags. */
 static int fill_unowned(acp_platform *p, const acp_job_id *id, acp_job *job)
 {
@@ -57,6 +41,10 @@ int acp_get_job(acp_platform *p, const acp_job_id *id, acp_job *job)
     memset(job, 0, sizeof *job);
     store_job row;
     rc = store_get(p->store, id, &row);
+    if (rc == 0 && platform_taken_over(p, id, row.status)) {
+        store_job_free(&row);
+        rc = ACP_ENOTFOUND;
+    }
     if (rc == ACP_ENOTFOUND)
         return fill_unowned(p, id, job);
     if (rc)
@@ -64,7 +52,7 @@ int acp_get_job(acp_platform *p, const acp_job_id *id, acp_job *job)
     /* Reading a job is an access: it postpones its expiration. */
     if (store_touch(p->store, id) != 0)
         log_warn(&p->log, "updating last access: %s", acp_last_error());
-    fill_owned(job, &row);
+    job_from_row(job, &row);
     store_job_free(&row);
     return 0;
 }

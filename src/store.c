@@ -17,11 +17,16 @@
  *   not repeated: store_insert (a repeat would report a false conflict),
  *                 store_requeue, store_claim, store_finish (a repeat would
  *                 find its own change and report a conflict), store_delete
- *                 (a false "not found"), store_requeue_expired and
+ *                 and store_delete_expired (a false "not found"),
+ *                 store_requeue_expired and
  *                 store_take_undispatched (the rows of the lost answer would
- *                 be changed but never returned).
+ *                 be changed but never returned), and the COMMIT of
+ *                 store_tx_end.
  * Those fail with ACP_EDB saying the outcome is unknown; the next call gets
- * a fresh connection. */
+ * a fresh connection. store_list, store_list_expirable and store_exists only
+ * read, so they are repeated. A lost transaction is a rolled-back one, so the
+ * *_begin functions repeat BEGIN and their statement as a whole, and a
+ * ROLLBACK whose connection is lost has done its job. */
 #include "store.h"
 
 #include <errno.h>
@@ -102,6 +107,21 @@ static const store_migration store_migrations[] = {
         "  ON compute.jobs (status, created);\n"
         "CREATE INDEX IF NOT EXISTS jobs_queue_status_created_idx\n"
         "  ON compute.jobs (queue, status, created);\n"},
+    /* The indexes of store_list's keyset pages (one per filter shape: see
+     * store_list) and of store_list_expirable. The first two of migration 1
+     * are prefixes of the new ones, which serve their queries as well, and
+     * every index costs each status change a write: they go. The pruner's
+     * index holds no last_accessed, so store_touch can stay a HOT update. */
+    {2, "CREATE INDEX IF NOT EXISTS jobs_created_id_idx\n"
+        "  ON compute.jobs (created, job_id);\n"
+        "CREATE INDEX IF NOT EXISTS jobs_status_created_id_idx\n"
+        "  ON compute.jobs (status, created, job_id);\n"
+        "CREATE INDEX IF NOT EXISTS jobs_queue_status_created_id_idx\n"
+        "  ON compute.jobs (queue, status, created, job_id);\n"
+        "CREATE INDEX IF NOT EXISTS jobs_complete_id_idx\n"
+        "  ON compute.jobs (job_id) WHERE status = 'complete';\n"
+        "DROP INDEX IF EXISTS compute.jobs_status_created_idx;\n"
+        "DROP INDEX IF EXISTS compute.jobs_queue_status_created_idx;\n"},
 };
 
 #define STORE_MIGRATION_COUNT (sizeof store_migrations / sizeof store_migrations[0])
@@ -140,13 +160,22 @@ typedef struct store_params {
     const char *values[STORE_PARAMS_MAX];
     int lengths[STORE_PARAMS_MAX];
     int formats[STORE_PARAMS_MAX];
+    unsigned char binary[STORE_PARAMS_MAX][8]; /* the bytes of binary numbers */
 } store_params;
+
+struct store_tx {
+    store *st;
+    PGconn *conn;
+    char what[64]; /* "expire job <id>", the prefix of its messages */
+};
 
 static const char *const store_status_names[] = {
     [ACP_STATUS_QUEUED] = "queued",     [ACP_STATUS_IN_PROGRESS] = "in-progress",
     [ACP_STATUS_COMPLETE] = "complete", [ACP_STATUS_FAILED] = "failed",
     [ACP_STATUS_EXPIRED] = "expired",
 };
+
+#define STORE_STATUS_COUNT (ACP_STATUS_EXPIRED - ACP_STATUS_QUEUED + 1)
 
 static const char *store_status_name(acp_job_status status)
 {
@@ -369,8 +398,20 @@ static int store_borrow(store *st, const char *what, PGconn **out)
     return 0;
 }
 
+/* A connection still inside a transaction (a failed migration or *_begin)
+ * is rolled back first: idle in the pool, it would hold its locks until its
+ * next use. Should that fail on a live connection, closing it ends the
+ * transaction on the server; a broken one is reset by the next borrower. */
 static void store_give_back(store *st, PGconn *conn)
 {
+    if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE) {
+        PQclear(PQexec(conn, "ROLLBACK"));
+        if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE) {
+            log_warn(&st->log, "%s: a pooled connection is stuck in a transaction; reconnecting",
+                     st->where);
+            PQreset(conn);
+        }
+    }
     pthread_mutex_lock(&st->lock);
     st->idle[st->idle_count++] = conn;
     pthread_cond_signal(&st->available);
@@ -438,6 +479,25 @@ static int store_query(store *st, bool repeatable, const char *what, const char 
     return rc;
 }
 
+/* Runs @body, which begins a transaction on @conn and may leave it open.
+ * A transaction dies with its connection, applying nothing: so when the
+ * connection is lost, it is reset and @body run once more. Whatever a failure
+ * leaves open is rolled back by store_give_back. */
+static int store_run_tx(store *st, PGconn *conn, const char *what,
+                        int (*body)(store *st, PGconn *conn, void *arg), void *arg)
+{
+    for (int attempt = 0;; attempt++) {
+        int rc = body(st, conn, arg);
+        if (rc == 0 || PQstatus(conn) != CONNECTION_BAD || attempt > 0)
+            return rc;
+        log_warn(&st->log, "%s: connection lost during %s; reconnecting and retrying", st->where,
+                 what);
+        char reason[STORE_MESSAGE_MAX];
+        if (store_reset(st, conn, reason, sizeof reason) != 0)
+            return store_fail(st, ACP_EDB, "%s: connection lost; reconnecting: %s", what, reason);
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Parameters and values                                                    */
 /* ------------------------------------------------------------------------ */
@@ -457,6 +517,49 @@ static void store_param_text(store_params *p, const char *text)
     p->lengths[p->count] = 0;
     p->formats[p->count] = 0;
     p->count++;
+}
+
+/* PostgreSQL's binary timestamptz counts microseconds from 2000-01-01 UTC;
+ * its earliest value is 4714-11-24 BC. */
+#define STORE_PG_EPOCH_US INT64_C(946684800000000)
+#define STORE_TIME_MIN_US (INT64_C(-211813488000000000) + STORE_PG_EPOCH_US)
+
+/* Times (µs since the Unix epoch) go as binary timestamptz: exact to the
+ * microsecond, which the list cursor's equality needs, where a conversion
+ * through text or floating point in SQL could be off by one. */
+static int store_param_time(const store *st, store_params *p, const char *what, int64_t us)
+{
+    if (us < STORE_TIME_MIN_US)
+        return store_fail(st, ACP_EINVAL, "%s: time %" PRId64 " µs is before 4714 BC", what, us);
+    uint64_t value = (uint64_t)(us - STORE_PG_EPOCH_US);
+    unsigned char *bytes = p->binary[p->count];
+    for (int i = 7; i >= 0; i--) {
+        bytes[i] = (unsigned char)(value & 0xff);
+        value >>= 8;
+    }
+    p->values[p->count] = (const char *)bytes;
+    p->lengths[p->count] = 8;
+    p->formats[p->count] = 1;
+    p->count++;
+    return 0;
+}
+
+/* @us (µs since the epoch) as "2001-02-03 04:05:06.000007 UTC". */
+static void store_format_time(int64_t us, char *out, size_t size)
+{
+    int64_t seconds = us / 1000000, micros = us % 1000000;
+    if (micros < 0) {
+        micros += 1000000;
+        seconds--;
+    }
+    time_t t = (time_t)seconds;
+    struct tm tm;
+    char date[48];
+    if (!gmtime_r(&t, &tm) || strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", &tm) == 0) {
+        snprintf(out, size, "%" PRId64 " µs", us);
+        return;
+    }
+    snprintf(out, size, "%s.%06d UTC", date, (int)micros);
 }
 
 /* A PostgreSQL array literal of @count strings, every element quoted so
@@ -739,8 +842,9 @@ void store_close(store *st)
 }
 
 /* One attempt at the migration transaction on @conn. */
-static int store_migrate_once(store *st, PGconn *conn)
+static int store_migrate_once(store *st, PGconn *conn, void *arg)
 {
+    (void)arg;
     const char *what = "schema migration";
     PGresult *res;
     int rc =
@@ -839,24 +943,7 @@ int store_migrate(store *st)
     int rc = store_borrow(st, "schema migration", &conn);
     if (rc)
         return rc;
-    /* The transaction as a whole is safe to repeat; a single statement of it
-     * is not (its transaction died with the connection). */
-    for (int attempt = 0;; attempt++) {
-        rc = store_migrate_once(st, conn);
-        if (rc == 0)
-            break;
-        if (PQstatus(conn) == CONNECTION_BAD) {
-            char reason[STORE_MESSAGE_MAX];
-            if (attempt == 0 && store_reset(st, conn, reason, sizeof reason) == 0)
-                continue;
-            break;
-        }
-        if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
-            PGresult *res = PQexec(conn, "ROLLBACK");
-            PQclear(res);
-        }
-        break;
-    }
+    rc = store_run_tx(st, conn, "schema migration", store_migrate_once, NULL);
     store_give_back(st, conn);
     return rc;
 }
@@ -1229,4 +1316,397 @@ int store_delete(store *st, const acp_job_id *id)
     STORE_CHECK(st, id);
     return store_by_id(st, id, "delete", false,
                        "DELETE FROM compute.jobs WHERE job_id = $1::bytea");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Expiring and deleting: transactions holding the row lock                 */
+/* ------------------------------------------------------------------------ */
+
+/* The statements of the *_begin functions share one shape: lock the row
+ * (FOR UPDATE in a CTE evaluated once, before the change: waiting for a
+ * concurrent change, it re-reads the row), change it when it qualifies, and
+ * answer (status before, changed, last_accessed, lease_owner), or nothing
+ * when there is no row. So the verdict takes no second statement, and
+ * nothing can change the row between the verdict and the change. */
+#define STORE_LOCK_ROW                                                                             \
+    "WITH old AS MATERIALIZED ("                                                                   \
+    "  SELECT job_id, status, last_accessed, lease_owner FROM compute.jobs"                        \
+    "  WHERE job_id = $1::bytea FOR UPDATE), "                                                     \
+    "changed AS ("
+#define STORE_VERDICT                                                                              \
+    ") SELECT old.status, EXISTS (SELECT 1 FROM changed), "                                        \
+    "(extract(epoch FROM old.last_accessed) * 1000000)::bigint, old.lease_owner FROM old"
+
+typedef struct store_begin {
+    const char *what, *sql;
+    const store_params *params;
+    PGresult *res;
+} store_begin;
+
+static int store_begin_once(store *st, PGconn *conn, void *arg)
+{
+    store_begin *begin = arg;
+    PGresult *res;
+    int rc = store_exec(st, conn, false, begin->what, "BEGIN", NULL, &res);
+    if (rc)
+        return rc;
+    PQclear(res);
+    return store_exec(st, conn, false, begin->what, begin->sql, begin->params, &begin->res);
+}
+
+/* The verdict row of a *_begin statement as a return code. */
+static int store_judge(const store *st, const char *what, const PGresult *res, const char *rule,
+                       acp_job_status *previous)
+{
+    if (PQntuples(res) == 0)
+        return store_fail(st, ACP_ENOTFOUND, "%s: no such job", what);
+    const char *status = PQgetvalue(res, 0, 0);
+    acp_job_status before;
+    if (store_status_parse(status, &before) != 0)
+        return store_fail(st, ACP_EDB, "%s: the job has an unknown status '%s'", what, status);
+    if (strcmp(PQgetvalue(res, 0, 1), "t") == 0) {
+        if (previous)
+            *previous = before;
+        return 0;
+    }
+    if (before == ACP_STATUS_IN_PROGRESS)
+        return store_fail(st, ACP_EBUSY, "%s: the job is in-progress%s%s", what,
+                          PQgetisnull(res, 0, 3) ? "" : ", leased by ",
+                          PQgetisnull(res, 0, 3) ? "" : PQgetvalue(res, 0, 3));
+    char accessed[64];
+    store_format_time(store_get_int64(res, 0, 2), accessed, sizeof accessed);
+    return store_fail(st, ACP_ECONFLICT, "%s: the job is %s, last accessed %s; %s", what, status,
+                      accessed, rule);
+}
+
+/* Borrow a connection and run BEGIN and @sql (a STORE_LOCK_ROW statement).
+ * 0 with *@out open when the row changed; otherwise the verdict's code, with
+ * the transaction rolled back and the connection given back. */
+static int store_tx_begin(store *st, const char *what, const char *sql, const store_params *params,
+                          const char *rule, store_tx **out, acp_job_status *previous)
+{
+    store_tx *tx = calloc(1, sizeof *tx);
+    if (!tx)
+        return store_fail(st, ACP_ENOMEM, "%s: out of memory", what);
+    tx->st = st;
+    snprintf(tx->what, sizeof tx->what, "%s", what);
+    int rc = store_borrow(st, what, &tx->conn);
+    if (rc) {
+        free(tx);
+        return rc;
+    }
+    store_begin begin = {what, sql, params, NULL};
+    rc = store_run_tx(st, tx->conn, what, store_begin_once, &begin);
+    if (rc == 0) {
+        rc = store_judge(st, what, begin.res, rule, previous);
+        PQclear(begin.res);
+    }
+    if (rc) {
+        store_give_back(st, tx->conn);
+        free(tx);
+        return rc;
+    }
+    *out = tx;
+    return 0;
+}
+
+int store_expire_begin(store *st, const acp_job_id *id, int64_t complete_accessed_before,
+                       store_tx **tx, acp_job_status *previous)
+{
+    if (tx)
+        *tx = NULL;
+    STORE_CHECK(st, id);
+    if (!tx)
+        return error_set(ACP_EINVAL, "store_expire_begin: NULL argument");
+    char hex[ACP_JOB_ID_STRLEN], what[64], rule[128] = "it cannot be expired";
+    snprintf(what, sizeof what, "expire job %s", acp_job_id_format(id, hex));
+    store_params p = {0};
+    store_param_id(&p, id);
+    if (complete_accessed_before) {
+        int rc = store_param_time(st, &p, what, complete_accessed_before);
+        if (rc)
+            return rc;
+        char cutoff[64];
+        store_format_time(complete_accessed_before, cutoff, sizeof cutoff);
+        snprintf(rule, sizeof rule, "the pruner expires complete jobs last accessed before %s",
+                 cutoff);
+    } else {
+        store_param_text(&p, NULL);
+    }
+    return store_tx_begin(st, what,
+                          STORE_LOCK_ROW
+                          "UPDATE compute.jobs j SET status = 'expired', lease_owner = NULL, "
+                          "lease_expires = NULL "
+                          "FROM old WHERE j.job_id = old.job_id AND old.status <> 'in-progress' "
+                          "AND ($2::timestamptz IS NULL OR (old.status = 'complete' "
+                          "AND old.last_accessed < $2::timestamptz)) "
+                          "RETURNING j.job_id" STORE_VERDICT,
+                          &p, rule, tx, previous);
+}
+
+int store_delete_begin(store *st, const acp_job_id *id, store_tx **tx)
+{
+    if (tx)
+        *tx = NULL;
+    STORE_CHECK(st, id);
+    if (!tx)
+        return error_set(ACP_EINVAL, "store_delete_begin: NULL argument");
+    char hex[ACP_JOB_ID_STRLEN], what[64];
+    snprintf(what, sizeof what, "delete job %s", acp_job_id_format(id, hex));
+    store_params p = {0};
+    store_param_id(&p, id);
+    return store_tx_begin(st, what,
+                          STORE_LOCK_ROW "DELETE FROM compute.jobs j USING old "
+                                         "WHERE j.job_id = old.job_id "
+                                         "AND old.status <> 'in-progress' "
+                                         "RETURNING j.job_id" STORE_VERDICT,
+                          &p, "it cannot be deleted", tx, NULL);
+}
+
+int store_tx_end(store_tx *tx, bool commit)
+{
+    if (!tx)
+        return 0;
+    store *st = tx->st;
+    char what[96];
+    snprintf(what, sizeof what, "%s: %s", tx->what, commit ? "commit" : "rollback");
+    PGresult *res;
+    int rc = store_exec(st, tx->conn, false, what, commit ? "COMMIT" : "ROLLBACK", NULL, &res);
+    if (rc == 0) {
+        /* The server answers COMMIT of a failed transaction with ROLLBACK. */
+        if (commit && strcmp(PQcmdStatus(res), "COMMIT") != 0)
+            rc = store_fail(st, ACP_EDB, "%s: the transaction was rolled back", what);
+        PQclear(res);
+    } else if (!commit && PQstatus(tx->conn) == CONNECTION_BAD) {
+        rc = 0; /* the transaction died with its connection: rolled back */
+    }
+    store_give_back(st, tx->conn);
+    free(tx);
+    return rc;
+}
+
+int store_delete_expired(store *st, const acp_job_id *id)
+{
+    STORE_CHECK(st, id);
+    char hex[ACP_JOB_ID_STRLEN], what[64];
+    snprintf(what, sizeof what, "delete expired job %s", acp_job_id_format(id, hex));
+    store_params p = {0};
+    store_param_id(&p, id);
+    PGresult *res;
+    int rc = store_query(st, false, what,
+                         "DELETE FROM compute.jobs WHERE job_id = $1::bytea AND status = 'expired'",
+                         &p, &res);
+    if (rc)
+        return rc;
+    bool deleted = strcmp(PQcmdTuples(res), "0") != 0;
+    PQclear(res);
+    if (deleted)
+        return 0;
+    return store_explain_miss(st, id, what, ACP_ECONFLICT, "expired");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Listing                                                                  */
+/* ------------------------------------------------------------------------ */
+
+#define STORE_EXPIRABLE(after)                                                                     \
+    "SELECT encode(job_id, 'hex') FROM compute.jobs "                                              \
+    "WHERE status = 'complete' AND last_accessed < $1::timestamptz" after                          \
+    " ORDER BY job_id LIMIT $2::bigint"
+
+/* Served by jobs_complete_id_idx: a page reads complete jobs in id order
+ * from @after until @limit qualify, so a pass over every page reads each
+ * complete job once. */
+int store_list_expirable(store *st, int64_t before, const acp_job_id *after, size_t limit,
+                         acp_job_id **ids, size_t *count)
+{
+    if (ids)
+        *ids = NULL;
+    if (count)
+        *count = 0;
+    if (!st || !ids || !count)
+        return error_set(ACP_EINVAL, "store_list_expirable: NULL argument");
+    if (limit == 0)
+        return 0;
+    const char *what = "list expirable jobs";
+    store_params p = {0};
+    int rc = store_param_time(st, &p, what, before);
+    if (rc)
+        return rc;
+    char max[24];
+    snprintf(max, sizeof max, "%zu", limit);
+    store_param_text(&p, max);
+    if (after)
+        store_param_id(&p, after);
+    PGresult *res;
+    rc = store_query(st, true, what,
+                     after ? STORE_EXPIRABLE(" AND job_id > $3::bytea") : STORE_EXPIRABLE(""), &p,
+                     &res);
+    if (rc)
+        return rc;
+    int rows = PQntuples(res);
+    if (rows > 0) {
+        *ids = calloc((size_t)rows, sizeof **ids);
+        if (!*ids)
+            rc = store_fail(st, ACP_ENOMEM, "%s: out of memory reading %d ids", what, rows);
+    }
+    for (int r = 0; rc == 0 && r < rows; r++)
+        rc = store_get_id(st, res, r, 0, &(*ids)[r]);
+    PQclear(res);
+    if (rc) {
+        free(*ids);
+        *ids = NULL;
+        return rc;
+    }
+    *count = (size_t)rows;
+    return 0;
+}
+
+/* Rows of STORE_JOB_COLUMNS into a new array. */
+static int store_read_jobs(const store *st, const PGresult *res, store_job **out, size_t *count)
+{
+    int rows = PQntuples(res);
+    if (rows == 0)
+        return 0;
+    store_job *jobs = calloc((size_t)rows, sizeof *jobs);
+    if (!jobs)
+        return store_fail(st, ACP_ENOMEM, "out of memory reading %d jobs", rows);
+    for (int r = 0; r < rows; r++) {
+        store_job_init(&jobs[r]);
+        int rc = store_read_job(st, res, r, &jobs[r]);
+        if (rc) {
+            for (int k = 0; k <= r; k++)
+                store_job_free(&jobs[k]);
+            free(jobs);
+            return rc;
+        }
+    }
+    *out = jobs;
+    *count = (size_t)rows;
+    return 0;
+}
+
+/* Every page is a keyset scan of an index in (created, job_id) order, from
+ * the cursor on. Without a filter, of the (created, job_id) index. With a
+ * status or queue filter, one scan per wanted status (LATERAL over their
+ * names) of the (status, ...) or (queue, status, ...) index, each stopping
+ * after @limit rows, then a sort of those at most 5 x @limit rows: a page
+ * costs the same however rare the wanted jobs are, where filtering the plain
+ * order would read past every unwanted one. */
+int store_list(store *st, unsigned statuses, const char *queue, int64_t after_created,
+               const acp_job_id *after_id, size_t limit, store_job **rows, size_t *count)
+{
+    if (rows)
+        *rows = NULL;
+    if (count)
+        *count = 0;
+    if (!st || !rows || !count)
+        return error_set(ACP_EINVAL, "store_list: NULL argument");
+    const char *what = "list jobs";
+    const char *names[STORE_STATUS_COUNT];
+    size_t name_count = 0;
+    unsigned known = 0;
+    for (int s = ACP_STATUS_QUEUED; s <= ACP_STATUS_EXPIRED; s++) {
+        known |= 1u << s;
+        if (statuses == 0 || (statuses & (1u << s)))
+            names[name_count++] = store_status_names[s];
+    }
+    if (statuses & ~known)
+        return store_fail(st, ACP_EINVAL, "%s: the status set 0x%x has bits of no status", what,
+                          statuses);
+    if (limit == 0)
+        return 0;
+
+    store_params p = {0};
+    char cursor[96] = "", queue_match[32] = "", max[24];
+    if (after_id) {
+        int rc = store_param_time(st, &p, what, after_created);
+        if (rc)
+            return rc;
+        store_param_id(&p, after_id);
+        snprintf(cursor, sizeof cursor, " AND (created, job_id) > ($%d::timestamptz, $%d::bytea)",
+                 p.count - 1, p.count);
+    }
+    snprintf(max, sizeof max, "%zu", limit);
+    store_param_text(&p, max);
+    int limit_param = p.count;
+    buf sql = BUF_INIT, array = BUF_INIT;
+    int rc;
+    if (!queue && name_count == STORE_STATUS_COUNT) {
+        rc = buf_printf(&sql,
+                        "SELECT " STORE_JOB_COLUMNS " FROM compute.jobs WHERE true%s "
+                        "ORDER BY created, job_id LIMIT $%d::bigint",
+                        cursor, limit_param);
+    } else {
+        rc = store_text_array(st, what, names, name_count, &array);
+        if (rc == 0) {
+            store_param_text(&p, array.data);
+            int statuses_param = p.count;
+            if (queue) {
+                store_param_text(&p, queue);
+                snprintf(queue_match, sizeof queue_match, " AND queue = $%d", p.count);
+            }
+            rc = buf_printf(&sql,
+                            "SELECT l.* FROM unnest($%d::text[]) AS w(wanted) CROSS JOIN LATERAL ("
+                            "  SELECT " STORE_JOB_COLUMNS ", created AS sort_created, "
+                            "    job_id AS sort_id FROM compute.jobs"
+                            "  WHERE status = w.wanted%s%s"
+                            "  ORDER BY created, job_id LIMIT $%d::bigint) AS l "
+                            "ORDER BY l.sort_created, l.sort_id LIMIT $%d::bigint",
+                            statuses_param, queue_match, cursor, limit_param, limit_param);
+        }
+    }
+    PGresult *res = NULL;
+    if (rc == 0)
+        rc = store_query(st, true, what, sql.data, &p, &res);
+    buf_free(&sql);
+    buf_free(&array);
+    if (rc)
+        return rc;
+    rc = store_read_jobs(st, res, rows, count);
+    PQclear(res);
+    return rc;
+}
+
+int store_exists(store *st, const acp_job_id *ids, size_t count, bool *exists)
+{
+    if (!st || (count > 0 && (!ids || !exists)))
+        return error_set(ACP_EINVAL, "store_exists: NULL argument");
+    if (count == 0)
+        return 0;
+    char what[64];
+    snprintf(what, sizeof what, "look up %zu job ids", count);
+    /* A bytea[] literal: {"\\x<hex>",...}; inside quotes "\\" is one "\". */
+    buf array = BUF_INIT;
+    int rc = buf_puts(&array, "{");
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        char hex[ACP_JOB_ID_STRLEN];
+        exists[i] = false;
+        rc = buf_printf(&array, "%s\"\\\\x%s\"", i ? "," : "", acp_job_id_format(&ids[i], hex));
+    }
+    if (rc == 0)
+        rc = buf_puts(&array, "}");
+    if (rc) {
+        buf_free(&array);
+        return error_prefix(rc, st->where);
+    }
+    store_params p = {0};
+    store_param_text(&p, array.data);
+    PGresult *res;
+    /* The positions (1-based) of the ids that have a row: one primary key
+     * probe per id, and duplicates in @ids need no matching up. */
+    rc = store_query(st, true, what,
+                     "SELECT i FROM unnest($1::bytea[]) WITH ORDINALITY AS x(id, i) "
+                     "WHERE EXISTS (SELECT 1 FROM compute.jobs j WHERE j.job_id = x.id)",
+                     &p, &res);
+    buf_free(&array);
+    if (rc)
+        return rc;
+    for (int r = 0; r < PQntuples(res); r++) {
+        long long position = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+        if (position >= 1 && (unsigned long long)position <= count)
+            exists[position - 1] = true;
+    }
+    PQclear(res);
+    return 0;
 }

@@ -50,10 +50,13 @@ void store_close(store *st);
  * 1.0.0 (lcp-spec §3.1, meta version '1.0.0'), then our own migrations
  * (recorded as meta key 'acp_schema'): columns lease_owner text,
  * lease_expires timestamptz, attempts int NOT NULL DEFAULT 0, error text,
- * dispatched timestamptz, and indexes on (status, created) and (queue,
- * status, created). Runs inside one transaction holding an advisory lock,
- * so processes starting together do not race; a database already at the
- * current version is left alone. Called by store_open. */
+ * dispatched timestamptz (1); the keyset indexes of store_list on (created,
+ * job_id), (status, created, job_id) and (queue, status, created, job_id),
+ * replacing 1's (status, created) and (queue, status, created), and one on
+ * job_id of complete jobs for store_list_expirable (2). Runs inside one
+ * transaction holding an advisory lock, so processes starting together do
+ * not race; a database already at the current version is left alone.
+ * Called by store_open. */
 int store_migrate(store *st);
 
 /* Q-GET plus the queue position (0-based, among queued jobs of the same
@@ -138,5 +141,54 @@ int store_take_undispatched(store *st, unsigned older_than_seconds, size_t limit
 
 /* Q-DELETE. ACP_ENOTFOUND when there is no row. */
 int store_delete(store *st, const acp_job_id *id);
+
+/* ---- expiring, deleting and listing ------------------------------------ */
+
+/* A transaction on a borrowed connection, holding a row lock until it ends,
+ * so that a concurrent touch, requeue or claim of the same job waits for the
+ * S3 work the caller does meanwhile. */
+typedef struct store_tx store_tx;
+
+/* BEGIN, then mark the job expired: status 'expired', lease cleared, in one
+ * UPDATE that keeps the row locked. When @complete_accessed_before (µs since
+ * the epoch) is non-zero, only a 'complete' job last accessed before it
+ * qualifies (the pruner's rule); otherwise any status but 'in-progress'
+ * does. *@previous gets the status before (may be NULL).
+ * Returns 0 with *@tx open (end it with store_tx_end), ACP_ENOTFOUND (no
+ * row), ACP_EBUSY (in-progress), ACP_ECONFLICT (does not qualify: accessed
+ * since, or not complete). No transaction is left open on failure. */
+int store_expire_begin(store *st, const acp_job_id *id, int64_t complete_accessed_before,
+                       store_tx **tx, acp_job_status *previous);
+
+/* BEGIN, then delete the row unless it is 'in-progress'. Returns 0 with
+ * *@tx open, ACP_ENOTFOUND or ACP_EBUSY. */
+int store_delete_begin(store *st, const acp_job_id *id, store_tx **tx);
+
+/* COMMIT (@commit true) or ROLLBACK, and give the connection back. Returns
+ * the result of the COMMIT. @tx is freed either way; NULL is fine. */
+int store_tx_end(store_tx *tx, bool commit);
+
+/* Ids of 'complete' jobs last accessed before @before (µs since the epoch),
+ * in id order, after @after when not NULL (for paging), at most @limit.
+ * *@ids is malloc'd (free it), *@count its length. */
+int store_list_expirable(store *st, int64_t before, const acp_job_id *after, size_t limit,
+                         acp_job_id **ids, size_t *count);
+
+/* A page of rows, oldest first by (created, job_id), filtered by @statuses
+ * (bit set of 1u << acp_job_status; 0 = all) and @queue (NULL = all),
+ * strictly after (@after_created, *@after_id) when @after_id is not NULL,
+ * at most @limit rows. queue_position is -1. *@rows is malloc'd: free each
+ * with store_job_free, then the array. Served by an index for every filter
+ * combination, so that paging a million rows stays fast. */
+int store_list(store *st, unsigned statuses, const char *queue, int64_t after_created,
+               const acp_job_id *after_id, size_t limit, store_job **rows, size_t *count);
+
+/* Delete the row only while its status is 'expired' (a row another
+ * service's takeover made stale). ACP_ECONFLICT when it is not expired,
+ * ACP_ENOTFOUND when there is no row. */
+int store_delete_expired(store *st, const acp_job_id *id);
+
+/* For each of @count ids, whether this database has a row: @exists[i]. */
+int store_exists(store *st, const acp_job_id *ids, size_t count, bool *exists);
 
 #endif

@@ -40,22 +40,13 @@ static int compact_config(const char *text, char **out)
     *out = NULL;
     if (!text)
         return 0;
-    size_t len = strnlen(text, ACP_JOB_CONFIG_MAX + 1);
-    if (len > ACP_JOB_CONFIG_MAX)
-        return error_set(ACP_ETOOBIG, "submission.config: more than %d bytes", ACP_JOB_CONFIG_MAX);
-    json_object *value;
-    int rc = json_parse(text, len, "submission.config", &value);
-    if (rc)
-        return rc;
     buf compact = BUF_INIT;
-    rc = json_write_compact(&compact, value);
-    json_object_put(value);
-    if (rc) {
+    int rc = json_compact_text(text, "submission.config", &compact);
+    if (rc)
         buf_free(&compact);
-        return error_prefix(rc, "submission.config");
-    }
-    *out = compact.data;
-    return 0;
+    else
+        *out = compact.data;
+    return rc;
 }
 
 static int prepare_inputs(const acp_submission *sub, prepared *s)
@@ -130,12 +121,21 @@ static int report(acp_platform *p, const acp_job_id *id, acp_job *job)
     return acp_get_job(p, id, job);
 }
 
-static int write_workspace(acp_platform *p, const acp_submission *sub, const prepared *s)
+/* What the workspace keeps while it is rewritten for a new run: the marker
+ * (so that other services never see it missing), ".expired" (removed last,
+ * so that it stays claimable until the new state is complete) and claims. */
+static bool kept_for_rerun(const char *name)
 {
-    int rc;
-    if ((rc = objects_wipe(p->objects, &s->id)) ||
-        (rc = objects_put(p->objects, &s->id, ".workspace", "", 0)) ||
-        (rc = objects_put(p->objects, &s->id, ".queued", "", 0)))
+    return strcmp(name, ".workspace") == 0 || strcmp(name, ".expired") == 0 ||
+           claim_is_marker(name);
+}
+
+static int write_workspace(acp_platform *p, const acp_submission *sub, const prepared *s,
+                           bool created)
+{
+    int rc = created ? objects_put(p->objects, &s->id, ".workspace", "", 0)
+                     : objects_wipe_except(p->objects, &s->id, kept_for_rerun);
+    if (rc || (rc = objects_put(p->objects, &s->id, ".queued", "", 0)))
         return rc;
     if (s->config &&
         (rc = objects_put(p->objects, &s->id, "input-config", s->config, strlen(s->config))))
@@ -147,44 +147,44 @@ static int write_workspace(acp_platform *p, const acp_submission *sub, const pre
         if (rc)
             return rc;
     }
-    return 0;
+    return created ? 0 : objects_delete(p->objects, &s->id, ".expired");
 }
 
-/* The status of the job's workspace in S3, 0 when there is none. */
-static int workspace_status(acp_platform *p, const acp_job_id *id, acp_job_status *status)
+/* A re-run whose workspace could not be rewritten ends expired on both
+ * sides: its old results are gone, and a later submit runs it afresh. */
+static void expire_after_failed_rerun(acp_platform *p, const prepared *s)
 {
-    object_list list;
-    int rc = objects_list(p->objects, id, &list);
-    if (rc)
-        return rc;
-    acp_job flags = {0};
-    *status = job_from_flags(&list, &flags) ? flags.status : 0;
-    object_list_free(&list);
-    return 0;
-}
-
-static int create_job(acp_platform *p, queue_rt *q, const acp_submission *sub, const prepared *s,
-                      bool rerun)
-{
-    int rc = rerun ? store_requeue(p->store, &s->id, q->id, s->config, s->names, s->count)
-                   : store_insert(p->store, &s->id, q->id, s->config, s->names, s->count);
-    if (rc)
-        return rc;
-    rc = write_workspace(p, sub, s);
-    if (rc && rerun) {
-        /* The old results may be gone already; the row stays queued and the
-         * run reports what is missing, rather than losing the job. */
-        log_error(&p->log, "job %s: rewriting its workspace for a re-run: %s", s->hex,
+    store_tx *tx;
+    if (store_expire_begin(p->store, &s->id, 0, &tx, NULL) == 0)
+        store_tx_end(tx, true);
+    if (objects_touch(p->objects, &s->id, ".expired") != 0)
+        log_error(&p->log, "job %s: marking it expired after a failed re-run: %s", s->hex,
                   acp_last_error());
+}
+
+typedef enum how { NEW_JOB, TAKE_OVER, RERUN } how;
+
+/* Row first, then the workspace, then the message. */
+static int create_job(acp_platform *p, queue_rt *q, const acp_submission *sub, const prepared *s,
+                      how kind, bool created)
+{
+    int rc = kind == RERUN ? store_requeue(p->store, &s->id, q->id, s->config, s->names, s->count)
+                           : store_insert(p->store, &s->id, q->id, s->config, s->names, s->count);
+    if (rc)
         return rc;
-    }
+    rc = write_workspace(p, sub, s, created);
     if (rc) {
-        /* Leave nothing half-made: no row and no objects. */
         char reason[512];
         snprintf(reason, sizeof reason, "%s", acp_last_error());
-        if (store_delete(p->store, &s->id) != 0 || objects_wipe(p->objects, &s->id) != 0)
-            log_error(&p->log, "job %s: cleaning up after a failed submit: %s", s->hex,
-                      acp_last_error());
+        if (kind == RERUN) {
+            expire_after_failed_rerun(p, s);
+        } else {
+            /* Leave nothing half-made: no row, and no workspace we created. */
+            if (store_delete(p->store, &s->id) != 0 ||
+                (created && objects_wipe(p->objects, &s->id) != 0))
+                log_error(&p->log, "job %s: cleaning up after a failed submit: %s", s->hex,
+                          acp_last_error());
+        }
         return error_set(rc, "submitting job %s: %s", s->hex, reason);
     }
     if (platform_publish(p, q, &s->id, s->config) != 0) {
@@ -195,6 +195,24 @@ static int create_job(acp_platform *p, queue_rt *q, const acp_submission *sub, c
         store_clear_dispatched(p->store, &s->id);
     }
     return 0;
+}
+
+/* A new job, another service's expired one, or our own expired one: claim
+ * the workspace against other services first. */
+static int claim_and_create(acp_platform *p, queue_rt *q, const acp_submission *sub,
+                            const prepared *s, how kind)
+{
+    char marker[128];
+    bool created;
+    int rc = claim_workspace(p, &s->id, &created, marker, sizeof marker);
+    if (rc)
+        return rc;
+    if (kind == NEW_JOB && !created)
+        kind = TAKE_OVER;
+    rc = create_job(p, q, sub, s, kind, created);
+    if (objects_delete(p->objects, &s->id, marker) != 0)
+        log_warn(&p->log, "job %s: removing claim %s: %s", s->hex, marker, acp_last_error());
+    return rc;
 }
 
 int acp_submit(acp_platform *p, const char *queue, const acp_submission *sub, acp_job *job)
@@ -218,7 +236,6 @@ int acp_submit(acp_platform *p, const char *queue, const acp_submission *sub, ac
 
     store_job row;
     rc = store_get(p->store, &s.id, &row);
-    bool raced = false;
     if (rc == 0) {
         acp_job_status status = row.status;
         store_job_free(&row);
@@ -226,25 +243,23 @@ int acp_submit(acp_platform *p, const char *queue, const acp_submission *sub, ac
             prepared_free(&s);
             return report(p, &s.id, job); /* already on its way: not a second run */
         }
-        rc = create_job(p, q, sub, &s, true);
-        raced = rc == ACP_ECONFLICT;
+        rc = status == ACP_STATUS_EXPIRED ? claim_and_create(p, q, sub, &s, RERUN)
+                                          : create_job(p, q, sub, &s, RERUN, false);
     } else if (rc == ACP_ENOTFOUND) {
-        acp_job_status theirs;
-        rc = workspace_status(p, &s.id, &theirs);
-        if (!rc && theirs && theirs != ACP_STATUS_EXPIRED)
-            rc = error_set(ACP_ECONFLICT,
-                           "job %s belongs to another service sharing the bucket (status %s); "
-                           "it can be resubmitted here once it has expired",
-                           s.hex, acp_job_status_name(theirs));
-        else if (!rc) {
-            rc = create_job(p, q, sub, &s, false);
-            raced = rc == ACP_ECONFLICT;
-        }
+        rc = claim_and_create(p, q, sub, &s, NEW_JOB);
     }
-    /* Another submitter of the same job got there first: report its run. */
-    if (raced && store_get(p->store, &s.id, &row) == 0) {
-        store_job_free(&row);
-        rc = 0;
+    /* Another submitter sharing our database got there first: report its
+     * run. (Our own expired row is no such run: then another service won.) */
+    if (rc == ACP_ECONFLICT) {
+        char reason[512];
+        snprintf(reason, sizeof reason, "%s", acp_last_error());
+        if (store_get(p->store, &s.id, &row) == 0) {
+            if (row.status != ACP_STATUS_EXPIRED)
+                rc = 0;
+            store_job_free(&row);
+        }
+        if (rc)
+            error_set(rc, "%s", reason);
     }
     if (!rc)
         rc = report(p, &s.id, job);

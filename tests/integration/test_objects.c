@@ -923,6 +923,68 @@ static void requests_work_with_descriptors_beyond_fd_setsize(void **state)
         assert_int_equal(setrlimit(RLIMIT_NOFILE, &limit), 0);
 }
 
+static bool keep_dot_names(const char *name)
+{
+    return name[0] == '.';
+}
+
+static void wipe_except_keeps_what_it_is_told(void **state)
+{
+    fixture *f = *state;
+    const char *names[] = {".workspace", ".complete", "input-config", "out.txt", "log.txt"};
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(objects_put(f->obj, &f->id, names[i], "x", 1), 0);
+    assert_int_equal(objects_wipe_except(f->obj, &f->id, keep_dot_names), 0);
+    object_list list;
+    assert_int_equal(objects_list(f->obj, &f->id, &list), 0);
+    assert_int_equal(list.count, 2);
+    assert_string_equal(list.items[0].name, ".complete");
+    assert_string_equal(list.items[1].name, ".workspace");
+    object_list_free(&list);
+}
+
+static void workspaces_under_the_root_are_listed_in_pages(void **state)
+{
+    fixture *f = *state;
+    enum { N = 5 };
+    acp_job_id ids[N];
+    for (int i = 0; i < N; i++) {
+        ids[i] = new_id();
+        assert_int_equal(objects_put(f->obj, &ids[i], ".workspace", "", 0), 0);
+        assert_int_equal(objects_put(f->obj, &ids[i], "a.txt", "a", 1), 0);
+    }
+    /* Prefixes under the root that are not job ids are not listed. */
+    char other_root[200];
+    snprintf(other_root, sizeof other_root, "%s/not-an-id", f->root);
+    objects *other = open_with_root(other_root);
+    acp_job_id stray = new_id();
+    assert_int_equal(objects_put(other, &stray, ".workspace", "", 0), 0);
+
+    acp_job_id seen[N + 1];
+    size_t total = 0, count;
+    bool more = true;
+    const acp_job_id *after = NULL;
+    while (more) {
+        assert_true(total <= N);
+        assert_int_equal(objects_list_workspaces(f->obj, after, 2, seen + total, &count, &more), 0);
+        assert_true(count <= 2);
+        total += count;
+        after = total ? &seen[total - 1] : NULL;
+    }
+    assert_int_equal(total, N);
+    for (size_t i = 1; i < total; i++)
+        assert_true(memcmp(seen[i - 1].bytes, seen[i].bytes, 16) < 0);
+    for (int i = 0; i < N; i++) {
+        bool found = false;
+        for (size_t j = 0; j < total; j++)
+            found = found || acp_job_id_equal(&ids[i], &seen[j]);
+        assert_true(found);
+        assert_int_equal(objects_wipe(f->obj, &ids[i]), 0);
+    }
+    assert_int_equal(objects_wipe(other, &stray), 0);
+    objects_close(other);
+}
+
 int main(void)
 {
     int exit_status;
@@ -951,6 +1013,8 @@ int main(void)
         FIXTURE_TEST(wipe_removes_only_its_workspace),
         FIXTURE_TEST(one_handle_serves_many_threads),
         FIXTURE_TEST(requests_work_with_descriptors_beyond_fd_setsize),
+        FIXTURE_TEST(wipe_except_keeps_what_it_is_told),
+        FIXTURE_TEST(workspaces_under_the_root_are_listed_in_pages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

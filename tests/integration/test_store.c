@@ -1,6 +1,7 @@
 /* Integration tests of the PostgreSQL store against the real server of
  * scripts/stack: connection errors, migrations, every statement, the claim
- * race, the pool under load and recovery from killed connections.
+ * race, the row-locking expire and delete transactions, listing, the pool
+ * under load and recovery from killed connections.
  *
  * Each test makes its own rows with random ids and queue names, so reruns
  * do not collide. Tests whose effect is database-wide (migrations, killing
@@ -14,6 +15,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -32,10 +34,11 @@
 
 #define DB_B "acp_test_b"
 /* 2001-02-03T04:05:06Z in microseconds since the epoch. */
-#define OLD_TIME_US  INT64_C(981173106000000)
-#define OLD_TIME_SQL "'2001-02-03 04:05:06+00'"
-#define POLL_ROUNDS  1000 /* x 10 ms: the bound of every wait for the server */
-#define BATCH_ROUNDS 1000 /* bound of the drain loops over batch statements */
+#define OLD_TIME_US    INT64_C(981173106000000)
+#define OLD_TIME_SQL   "'2001-02-03 04:05:06+00'"
+#define POLL_ROUNDS    1000   /* x 10 ms: the bound of every wait for the server */
+#define BATCH_ROUNDS   1000   /* bound of the drain loops over batch statements */
+#define PAGE_CALLS_MAX 100000 /* bound of the paging loops (each call must advance) */
 
 static stack_env env;
 static store *shared; /* pool of 8 on acp_test, for the tests that need nothing special */
@@ -204,6 +207,15 @@ static void assert_error_starts_with_server(const char *host, int port)
     assert_null(strchr(message, '\n'));
 }
 
+static void terminate(PGconn *watcher, int pid)
+{
+    char pid_text[16], value[8];
+    snprintf(pid_text, sizeof pid_text, "%d", pid);
+    assert_string_equal(admin_value(watcher, "SELECT pg_terminate_backend($1::int, 5000)", pid_text,
+                                    value, sizeof value),
+                        "t");
+}
+
 /* ---- connection errors -------------------------------------------------- */
 
 static void open_fails_with_a_wrong_password(void **state)
@@ -284,7 +296,7 @@ static void assert_meta(PGconn *conn)
     PGresult *res = admin_query(conn, "SELECT key, value FROM compute.meta ORDER BY key", NULL);
     assert_int_equal(PQntuples(res), 2);
     assert_string_equal(PQgetvalue(res, 0, 0), "acp_schema");
-    assert_string_equal(PQgetvalue(res, 0, 1), "1");
+    assert_string_equal(PQgetvalue(res, 0, 1), "2");
     assert_string_equal(PQgetvalue(res, 1, 0), "version");
     assert_string_equal(PQgetvalue(res, 1, 1), "1.0.0");
     PQclear(res);
@@ -292,7 +304,7 @@ static void assert_meta(PGconn *conn)
 
 static void assert_our_columns_and_indexes(PGconn *conn)
 {
-    char value[256];
+    char value[512];
     assert_string_equal(
         admin_value(conn,
                     "SELECT string_agg(column_name || ':' || data_type || ':' || is_nullable, ',' "
@@ -302,12 +314,17 @@ static void assert_our_columns_and_indexes(PGconn *conn)
                     NULL, value, sizeof value),
         "attempts:integer:NO,dispatched:timestamp with time zone:YES,error:text:YES,"
         "lease_expires:timestamp with time zone:YES,lease_owner:text:YES");
-    assert_string_equal(admin_value(conn,
-                                    "SELECT count(*) FROM pg_indexes WHERE schemaname = 'compute' "
-                                    "AND tablename = 'jobs' AND (indexdef LIKE '%(status, "
-                                    "created)' OR indexdef LIKE '%(queue, status, created)')",
-                                    NULL, value, sizeof value),
-                        "2");
+    /* Migration 2's indexes replace migration 1's, which are their prefixes. */
+    assert_string_equal(
+        admin_value(conn,
+                    "SELECT string_agg(indexname || ' ' || "
+                    "regexp_replace(indexdef, '^.* USING btree ', ''), '; ' ORDER BY indexname) "
+                    "FROM pg_indexes WHERE schemaname = 'compute' AND tablename = 'jobs'",
+                    NULL, value, sizeof value),
+        "jobs_complete_id_idx (job_id) WHERE ((status)::text = 'complete'::text); "
+        "jobs_created_id_idx (created, job_id); jobs_pkey (job_id); "
+        "jobs_queue_status_created_id_idx (queue, status, created, job_id); "
+        "jobs_status_created_id_idx (status, created, job_id)");
 }
 
 typedef struct open_race {
@@ -446,6 +463,28 @@ static void migration_upgrades_an_upstream_1_0_0_database(void **state)
     assert_int_equal(job.attempts, 1);
     store_job_free(&job);
 
+    store_close(st);
+    PQfinish(admin);
+}
+
+static void migration_2_replaces_the_indexes_of_migration_1(void **state)
+{
+    (void)state;
+    store *st = open_store(DB_B, 1);
+    store_close(st);
+    /* Back to what acp_schema 1 left. */
+    PGconn *admin = admin_connect(DB_B);
+    admin_exec(
+        admin,
+        "DROP INDEX compute.jobs_created_id_idx, compute.jobs_status_created_id_idx, "
+        "compute.jobs_queue_status_created_id_idx, compute.jobs_complete_id_idx;"
+        "CREATE INDEX jobs_status_created_idx ON compute.jobs (status, created);"
+        "CREATE INDEX jobs_queue_status_created_idx ON compute.jobs (queue, status, created);"
+        "UPDATE compute.meta SET value = '1' WHERE key = 'acp_schema'",
+        NULL);
+    st = open_store(DB_B, 1);
+    assert_meta(admin);
+    assert_our_columns_and_indexes(admin);
     store_close(st);
     PQfinish(admin);
 }
@@ -1124,6 +1163,782 @@ static void touch_and_delete(void **state)
     PQfinish(admin);
 }
 
+/* ---- expire and delete transactions ------------------------------------ */
+
+static const char *const status_names[] = {
+    [ACP_STATUS_QUEUED] = "queued",     [ACP_STATUS_IN_PROGRESS] = "in-progress",
+    [ACP_STATUS_COMPLETE] = "complete", [ACP_STATUS_FAILED] = "failed",
+    [ACP_STATUS_EXPIRED] = "expired",
+};
+
+/* Sets columns of one row: @assignments is SQL ("status = 'failed'"). */
+static void set_row(PGconn *admin, const char *hex, const char *assignments)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql, "UPDATE compute.jobs SET %s WHERE job_id = decode($1, 'hex')",
+             assignments);
+    admin_exec(admin, sql, hex);
+}
+
+/* "<status> <lease_owner> <lease_expires set>" of a row, or "gone". */
+static char *row_state(PGconn *admin, const char *hex, char *out, size_t size)
+{
+    PGresult *res = admin_query(admin,
+                                "SELECT status || ' ' || coalesce(lease_owner, '-') || ' ' || "
+                                "(lease_expires IS NOT NULL) FROM compute.jobs "
+                                "WHERE job_id = decode($1, 'hex')",
+                                hex);
+    snprintf(out, size, "%s", PQntuples(res) ? PQgetvalue(res, 0, 0) : "gone");
+    PQclear(res);
+    return out;
+}
+
+/* Fails unless the row can be locked at once: no transaction holds it. */
+static void assert_unlocked(PGconn *admin, const char *hex)
+{
+    PQclear(admin_query(admin,
+                        "SELECT 1 FROM compute.jobs WHERE job_id = decode($1, 'hex') "
+                        "FOR UPDATE NOWAIT",
+                        hex));
+}
+
+static void expire_ok(const acp_job_id *id, int64_t cutoff, store_tx **tx, acp_job_status *previous)
+{
+    int rc = store_expire_begin(shared, id, cutoff, tx, previous);
+    if (rc != 0)
+        fail_msg("store_expire_begin: %d %s", rc, acp_last_error());
+    assert_non_null(*tx);
+}
+
+static void expire_begin_takes_any_status_but_in_progress(void **state)
+{
+    (void)state;
+    PGconn *admin = admin_connect(env.pg_db);
+    char queue[ACP_QUEUE_ID_MAX + 1], value[128], before[128];
+    new_queue(queue, "expire");
+    const acp_job_status statuses[] = {ACP_STATUS_QUEUED, ACP_STATUS_COMPLETE, ACP_STATUS_FAILED,
+                                       ACP_STATUS_EXPIRED};
+    for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
+        acp_job_id id;
+        char hex[ACP_JOB_ID_STRLEN], assignments[200];
+        new_id(&id, hex);
+        insert_ok(shared, &id, queue, NULL);
+        /* A stale lease, to see it cleared. */
+        snprintf(assignments, sizeof assignments,
+                 "status = '%s', lease_owner = 'old', lease_expires = now()",
+                 status_names[statuses[i]]);
+        set_row(admin, hex, assignments);
+        row_state(admin, hex, before, sizeof before);
+
+        /* Rolled back: the row is as it was, and not locked. */
+        store_tx *tx;
+        acp_job_status previous = 0;
+        expire_ok(&id, 0, &tx, &previous);
+        assert_int_equal(previous, statuses[i]);
+        assert_int_equal(store_tx_end(tx, false), 0);
+        assert_string_equal(row_state(admin, hex, value, sizeof value), before);
+        assert_unlocked(admin, hex);
+
+        /* Committed: expired, lease cleared. */
+        expire_ok(&id, 0, &tx, NULL);
+        assert_int_equal(store_tx_end(tx, true), 0);
+        assert_string_equal(row_state(admin, hex, value, sizeof value), "expired - false");
+        store_job job;
+        get_ok(shared, &id, &job);
+        assert_int_equal(job.status, ACP_STATUS_EXPIRED);
+        store_job_free(&job);
+        assert_unlocked(admin, hex);
+        delete_ok(shared, &id);
+    }
+
+    /* Running: busy, and nothing is left open or changed. */
+    acp_job_id running, unknown;
+    char running_hex[ACP_JOB_ID_STRLEN], unknown_hex[ACP_JOB_ID_STRLEN];
+    new_id(&running, running_hex);
+    new_id(&unknown, unknown_hex);
+    insert_ok(shared, &running, queue, NULL);
+    claim_ok(shared, &running, queue, "runner-7", 60);
+    store_tx *tx = (store_tx *)&tx; /* must be reset to NULL */
+    acp_job_status previous = ACP_STATUS_QUEUED;
+    assert_int_equal(store_expire_begin(shared, &running, 0, &tx, &previous), ACP_EBUSY);
+    assert_null(tx);
+    assert_int_equal(previous, ACP_STATUS_QUEUED);
+    assert_error_contains(running_hex);
+    assert_error_contains("in-progress, leased by runner-7");
+    assert_string_equal(row_state(admin, running_hex, value, sizeof value),
+                        "in-progress runner-7 true");
+    assert_unlocked(admin, running_hex);
+
+    tx = (store_tx *)&tx;
+    assert_int_equal(store_expire_begin(shared, &unknown, 0, &tx, NULL), ACP_ENOTFOUND);
+    assert_null(tx);
+    assert_error_contains(unknown_hex);
+    assert_error_contains("no such job");
+
+    assert_int_equal(store_tx_end(NULL, true), 0);
+    assert_int_equal(store_expire_begin(shared, &running, 0, NULL, NULL), ACP_EINVAL);
+    delete_ok(shared, &running);
+    PQfinish(admin);
+}
+
+static void expire_begin_with_a_cutoff_takes_old_complete_jobs_only(void **state)
+{
+    (void)state;
+    PGconn *admin = admin_connect(env.pg_db);
+    char queue[ACP_QUEUE_ID_MAX + 1], value[128];
+    new_queue(queue, "prune");
+    enum { OLD_COMPLETE, RECENT_COMPLETE, OLD_FAILED, OLD_EXPIRED, OLD_QUEUED, OLD_RUNNING, N };
+    acp_job_id ids[N];
+    char hex[N][ACP_JOB_ID_STRLEN];
+    for (int i = 0; i < N; i++) {
+        new_id(&ids[i], hex[i]);
+        insert_ok(shared, &ids[i], queue, NULL);
+        set_row(admin, hex[i], "last_accessed = " OLD_TIME_SQL);
+    }
+    claim_ok(shared, &ids[OLD_RUNNING], queue, "runner", 60);
+    set_row(admin, hex[OLD_COMPLETE], "status = 'complete'");
+    set_row(admin, hex[RECENT_COMPLETE], "status = 'complete', last_accessed = now()");
+    set_row(admin, hex[OLD_FAILED], "status = 'failed'");
+    set_row(admin, hex[OLD_EXPIRED], "status = 'expired'");
+    const int64_t cutoff = now_us() - INT64_C(3600000000);
+
+    store_tx *tx;
+    acp_job_status previous;
+    expire_ok(&ids[OLD_COMPLETE], cutoff, &tx, &previous);
+    assert_int_equal(previous, ACP_STATUS_COMPLETE);
+    assert_int_equal(store_tx_end(tx, true), 0);
+    assert_string_equal(row_state(admin, hex[OLD_COMPLETE], value, sizeof value),
+                        "expired - false");
+
+    assert_int_equal(store_expire_begin(shared, &ids[RECENT_COMPLETE], cutoff, &tx, &previous),
+                     ACP_ECONFLICT);
+    assert_null(tx);
+    assert_error_contains("the job is complete, last accessed ");
+    assert_error_contains("the pruner expires complete jobs last accessed before ");
+    for (int i = OLD_FAILED; i <= OLD_QUEUED; i++) {
+        assert_int_equal(store_expire_begin(shared, &ids[i], cutoff, &tx, &previous),
+                         ACP_ECONFLICT);
+        assert_error_contains(i == OLD_FAILED    ? "the job is failed, last accessed "
+                              : i == OLD_EXPIRED ? "the job is expired"
+                                                 : "the job is queued");
+        /* The message shows the same time as the database. */
+        assert_error_contains("last accessed 2001-02-03 04:05:06.000000 UTC");
+    }
+    assert_int_equal(store_expire_begin(shared, &ids[OLD_RUNNING], cutoff, &tx, &previous),
+                     ACP_EBUSY);
+    static const char *const states[N] = {
+        [RECENT_COMPLETE] = "complete - false",    [OLD_FAILED] = "failed - false",
+        [OLD_EXPIRED] = "expired - false",         [OLD_QUEUED] = "queued - false",
+        [OLD_RUNNING] = "in-progress runner true",
+    };
+    for (int i = RECENT_COMPLETE; i < N; i++) {
+        assert_string_equal(row_state(admin, hex[i], value, sizeof value), states[i]);
+        assert_unlocked(admin, hex[i]);
+    }
+
+    /* The cutoff is exact to the microsecond, and strict. */
+    set_row(admin, hex[RECENT_COMPLETE], "last_accessed = " OLD_TIME_SQL);
+    assert_int_equal(store_expire_begin(shared, &ids[RECENT_COMPLETE], OLD_TIME_US, &tx, NULL),
+                     ACP_ECONFLICT);
+    assert_error_contains("before 2001-02-03 04:05:06.000000 UTC");
+    expire_ok(&ids[RECENT_COMPLETE], OLD_TIME_US + 1, &tx, &previous);
+    assert_int_equal(previous, ACP_STATUS_COMPLETE);
+    assert_int_equal(store_tx_end(tx, false), 0);
+    set_row(admin, hex[RECENT_COMPLETE],
+            "last_accessed = last_accessed + interval '1 microsecond'");
+    assert_int_equal(store_expire_begin(shared, &ids[RECENT_COMPLETE], OLD_TIME_US + 1, &tx, NULL),
+                     ACP_ECONFLICT);
+
+    for (int i = 0; i < N; i++)
+        delete_ok(shared, &ids[i]);
+    PQfinish(admin);
+}
+
+typedef enum { CALL_TOUCH, CALL_CLAIM, CALL_REQUEUE } call_kind;
+
+typedef struct waiting_call {
+    const acp_job_id *id;
+    const char *queue;
+    call_kind kind;
+    atomic_bool done;
+    int rc;
+    char error[512];
+} waiting_call;
+
+static void *waiting_caller(void *arg)
+{
+    waiting_call *call = arg;
+    store_job job;
+    switch (call->kind) {
+    case CALL_TOUCH:
+        call->rc = store_touch(shared, call->id);
+        break;
+    case CALL_CLAIM:
+        call->rc = store_claim(shared, call->id, call->queue, "claimer", 60, &job);
+        store_job_free(&job);
+        break;
+    case CALL_REQUEUE:
+        call->rc = store_requeue(shared, call->id, call->queue, NULL, NULL, 0);
+        break;
+    }
+    snprintf(call->error, sizeof call->error, "%s", acp_last_error());
+    atomic_store(&call->done, true);
+    return NULL;
+}
+
+/* The transaction that last changed or locked the row (its xmax), as text. */
+static void row_xmax(PGconn *admin, const char *hex, char *out, size_t size)
+{
+    admin_value(admin, "SELECT xmax::text FROM compute.jobs WHERE job_id = decode($1, 'hex')", hex,
+                out, size);
+}
+
+/* Starts @call and returns once its backend waits for the transaction
+ * holding @hex's row: the server's lock table says so, not a clock. */
+static void start_waiting_call(PGconn *admin, const char *hex, waiting_call *call,
+                               pthread_t *thread)
+{
+    char xmax[32], waiters[16];
+    row_xmax(admin, hex, xmax, sizeof xmax);
+    assert_string_not_equal(xmax, "0");
+    atomic_init(&call->done, false);
+    assert_int_equal(pthread_create(thread, NULL, waiting_caller, call), 0);
+    for (int round = 0;; round++) {
+        if (round == POLL_ROUNDS)
+            fail_msg("no backend waited for transaction %s", xmax);
+        admin_value(admin,
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' "
+                    "AND transactionid = $1::xid AND NOT granted",
+                    xmax, waiters, sizeof waiters);
+        if (strcmp(waiters, "0") != 0)
+            break;
+        assert_false(atomic_load(&call->done));
+        sleep_ms(10);
+    }
+    assert_false(atomic_load(&call->done));
+}
+
+static void finish_waiting_call(pthread_t thread, waiting_call *call, int expected_rc)
+{
+    pthread_join(thread, NULL);
+    assert_true(atomic_load(&call->done));
+    if (call->rc != expected_rc)
+        fail_msg("waiting call: %d, expected %d: %s", call->rc, expected_rc, call->error);
+}
+
+static void open_transactions_hold_off_touch_claim_and_requeue(void **state)
+{
+    (void)state;
+    PGconn *admin = admin_connect(env.pg_db);
+    char queue[ACP_QUEUE_ID_MAX + 1], value[128];
+    new_queue(queue, "hold");
+    acp_job_id id;
+    char hex[ACP_JOB_ID_STRLEN];
+    new_id(&id, hex);
+    insert_ok(shared, &id, queue, NULL);
+    set_row(admin, hex, "last_accessed = " OLD_TIME_SQL);
+
+    /* A touch waits for the expiry, then applies to the expired row. */
+    store_tx *tx;
+    expire_ok(&id, 0, &tx, NULL);
+    waiting_call touch = {.id = &id, .kind = CALL_TOUCH};
+    pthread_t thread;
+    start_waiting_call(admin, hex, &touch, &thread);
+    assert_int_equal(store_tx_end(tx, true), 0);
+    finish_waiting_call(thread, &touch, 0);
+    store_job job;
+    get_ok(shared, &id, &job);
+    assert_int_equal(job.status, ACP_STATUS_EXPIRED);
+    assert_true(job.last_accessed > OLD_TIME_US);
+    store_job_free(&job);
+
+    /* A re-run waits for a rolled-back expiry... */
+    set_row(admin, hex, "status = 'complete'");
+    expire_ok(&id, 0, &tx, NULL);
+    waiting_call requeue = {.id = &id, .queue = queue, .kind = CALL_REQUEUE};
+    start_waiting_call(admin, hex, &requeue, &thread);
+    assert_int_equal(store_tx_end(tx, false), 0);
+    finish_waiting_call(thread, &requeue, 0);
+    assert_string_equal(row_state(admin, hex, value, sizeof value), "queued - false");
+
+    /* ...a claim for a committed one, which it then finds expired... */
+    expire_ok(&id, 0, &tx, NULL);
+    waiting_call claim = {.id = &id, .queue = queue, .kind = CALL_CLAIM};
+    start_waiting_call(admin, hex, &claim, &thread);
+    assert_int_equal(store_tx_end(tx, true), 0);
+    finish_waiting_call(thread, &claim, ACP_ECONFLICT);
+    if (!strstr(claim.error, "expired"))
+        fail_msg("claim error: %s", claim.error);
+
+    /* ...and for a committed delete, after which there is no job. */
+    assert_int_equal(store_delete_begin(shared, &id, &tx), 0);
+    waiting_call late = {.id = &id, .queue = queue, .kind = CALL_TOUCH};
+    start_waiting_call(admin, hex, &late, &thread);
+    assert_int_equal(store_tx_end(tx, true), 0);
+    finish_waiting_call(thread, &late, ACP_ENOTFOUND);
+    PQfinish(admin);
+}
+
+static void delete_begin_removes_on_commit_only(void **state)
+{
+    (void)state;
+    PGconn *admin = admin_connect(env.pg_db);
+    char queue[ACP_QUEUE_ID_MAX + 1], value[128];
+    new_queue(queue, "delete");
+    acp_job_id id, running, unknown;
+    char hex[ACP_JOB_ID_STRLEN], running_hex[ACP_JOB_ID_STRLEN], unknown_hex[ACP_JOB_ID_STRLEN];
+    new_id(&id, hex);
+    new_id(&running, running_hex);
+    new_id(&unknown, unknown_hex);
+    insert_ok(shared, &id, queue, "{\"keep\":true}");
+    insert_ok(shared, &running, queue, NULL);
+    claim_ok(shared, &running, queue, "runner", 60);
+
+    store_tx *tx;
+    assert_int_equal(store_delete_begin(shared, &id, &tx), 0);
+    assert_int_equal(store_tx_end(tx, false), 0);
+    store_job job;
+    get_ok(shared, &id, &job);
+    assert_string_equal(job.config, "{\"keep\":true}");
+    store_job_free(&job);
+    assert_unlocked(admin, hex);
+
+    set_row(admin, hex, "status = 'failed'");
+    assert_int_equal(store_delete_begin(shared, &id, &tx), 0);
+    assert_int_equal(store_tx_end(tx, true), 0);
+    assert_int_equal(store_get(shared, &id, &job), ACP_ENOTFOUND);
+    assert_int_equal(store_delete_begin(shared, &id, &tx), ACP_ENOTFOUND);
+    assert_null(tx);
+    assert_error_contains(hex);
+
+    tx = (store_tx *)&tx;
+    assert_int_equal(store_delete_begin(shared, &running, &tx), ACP_EBUSY);
+    assert_null(tx);
+    assert_error_contains("in-progress, leased by runner");
+    assert_string_equal(row_state(admin, running_hex, value, sizeof value),
+                        "in-progress runner true");
+    assert_unlocked(admin, running_hex);
+
+    assert_int_equal(store_delete_begin(shared, &unknown, &tx), ACP_ENOTFOUND);
+    assert_error_contains(unknown_hex);
+    assert_int_equal(store_delete_begin(shared, &unknown, NULL), ACP_EINVAL);
+    delete_ok(shared, &running);
+    PQfinish(admin);
+}
+
+static void delete_expired_takes_expired_rows_only(void **state)
+{
+    (void)state;
+    PGconn *admin = admin_connect(env.pg_db);
+    char queue[ACP_QUEUE_ID_MAX + 1], value[128];
+    new_queue(queue, "stale");
+    acp_job_id id;
+    char hex[ACP_JOB_ID_STRLEN];
+    new_id(&id, hex);
+    insert_ok(shared, &id, queue, NULL);
+    set_row(admin, hex, "status = 'complete'");
+    assert_int_equal(store_delete_expired(shared, &id), ACP_ECONFLICT);
+    assert_error_contains(hex);
+    assert_error_contains("the job is complete");
+    assert_string_equal(row_state(admin, hex, value, sizeof value), "complete - false");
+
+    set_row(admin, hex, "status = 'expired'");
+    assert_int_equal(store_delete_expired(shared, &id), 0);
+    assert_string_equal(row_state(admin, hex, value, sizeof value), "gone");
+    assert_int_equal(store_delete_expired(shared, &id), ACP_ENOTFOUND);
+    assert_error_contains("no such job");
+    PQfinish(admin);
+}
+
+/* The pid of the backend whose transaction holds @hex's row. */
+static int holder_pid(PGconn *admin, const char *hex)
+{
+    char xmax[32], pid[16];
+    row_xmax(admin, hex, xmax, sizeof xmax);
+    admin_value(admin,
+                "SELECT pid FROM pg_locks WHERE locktype = 'transactionid' "
+                "AND transactionid = $1::xid AND granted AND mode = 'ExclusiveLock'",
+                xmax, pid, sizeof pid);
+    return atoi(pid);
+}
+
+static void transaction_whose_connection_dies(void **state)
+{
+    (void)state;
+    store *st = open_store(env.pg_db, 1);
+    PGconn *admin = admin_connect(env.pg_db);
+    char queue[ACP_QUEUE_ID_MAX + 1], value[128];
+    new_queue(queue, "dying");
+    acp_job_id id;
+    char hex[ACP_JOB_ID_STRLEN];
+    new_id(&id, hex);
+    insert_ok(st, &id, queue, NULL);
+
+    /* COMMIT on a dead connection fails; nothing was applied. */
+    store_tx *tx;
+    assert_int_equal(store_expire_begin(st, &id, 0, &tx, NULL), 0);
+    terminate(admin, holder_pid(admin, hex));
+    assert_int_equal(store_tx_end(tx, true), ACP_EDB);
+    assert_error_contains("commit");
+    assert_error_contains(hex);
+    assert_string_equal(row_state(admin, hex, value, sizeof value), "queued - false");
+
+    /* ROLLBACK on a dead connection has nothing left to do. The pool's one
+     * connection works again afterwards. */
+    int before = atomic_load(&reconnects);
+    assert_int_equal(store_delete_begin(st, &id, &tx), 0);
+    terminate(admin, holder_pid(admin, hex));
+    assert_int_equal(store_tx_end(tx, false), 0);
+    store_job job;
+    get_ok(st, &id, &job);
+    assert_int_equal(job.status, ACP_STATUS_QUEUED);
+    store_job_free(&job);
+    assert_true(atomic_load(&reconnects) > before);
+    delete_ok(st, &id);
+
+    store_close(st);
+    PQfinish(admin);
+}
+
+/* ---- listing ------------------------------------------------------------ */
+
+#define LIST_JOBS 1000
+/* Jobs of a list test are created in a random stretch of the years
+ * 1975..1995, where no other test puts any. */
+#define LIST_EPOCH_US INT64_C(157766400000000) /* 1975-01-01 */
+#define LIST_SPAN_US  INT64_C(631152000000000) /* 20 years */
+
+typedef struct listed {
+    acp_job_id id;
+    int64_t created;
+    acp_job_status status;
+    int queue; /* 0 or 1 */
+} listed;
+
+static int listed_order(const void *a, const void *b)
+{
+    const listed *x = a, *y = b;
+    if (x->created != y->created)
+        return x->created < y->created ? -1 : 1;
+    return memcmp(x->id.bytes, y->id.bytes, sizeof x->id.bytes);
+}
+
+static int64_t random_time_in_list_years(void)
+{
+    acp_job_id id;
+    new_id(&id, NULL);
+    uint64_t r = 0;
+    for (int i = 0; i < 8; i++)
+        r = r << 8 | id.bytes[i];
+    return LIST_EPOCH_US + (int64_t)(r % (uint64_t)LIST_SPAN_US);
+}
+
+/* A list filter and how to page through it. */
+typedef struct list_case {
+    unsigned statuses;
+    int queue;       /* -1: any */
+    bool from_start; /* page from the very first row (only with a queue) */
+} list_case;
+
+static bool list_case_matches(const list_case *c, const listed *row)
+{
+    return (c->statuses == 0 || (c->statuses & (1u << row->status))) &&
+           (c->queue < 0 || c->queue == row->queue);
+}
+
+/* Pages through @c with pages of @page; fails unless the rows of our queues
+ * are exactly @expected's matching ones, in order. */
+static void page_through(const list_case *c, size_t page, char queues[2][ACP_QUEUE_ID_MAX + 1],
+                         const listed *expected, size_t n, int64_t first, int64_t last)
+{
+    size_t want = 0, got = 0, calls = 0;
+    for (size_t i = 0; i < n; i++)
+        want += list_case_matches(c, &expected[i]);
+    acp_job_id after_id;
+    memset(&after_id, 0, sizeof after_id);
+    int64_t after_created = first - 1;
+    bool have_cursor = !c->from_start;
+    size_t next = 0; /* index into expected of the next matching row */
+    for (;;) {
+        if (++calls > PAGE_CALLS_MAX)
+            fail_msg("paging does not end");
+        store_job *rows = (store_job *)&rows;
+        size_t count = 99;
+        int rc = store_list(shared, c->statuses, c->queue < 0 ? NULL : queues[c->queue],
+                            after_created, have_cursor ? &after_id : NULL, page, &rows, &count);
+        if (rc != 0)
+            fail_msg("store_list: %d %s", rc, acp_last_error());
+        assert_true(count <= page);
+        bool beyond = false;
+        for (size_t r = 0; r < count; r++) {
+            const store_job *job = &rows[r];
+            assert_int_equal(job->queue_position, -1);
+            if (c->statuses)
+                assert_true(c->statuses & (1u << job->status));
+            if (c->queue >= 0)
+                assert_string_equal(job->queue, queues[c->queue]);
+            /* Strictly after the cursor, in (created, id) order. */
+            if (have_cursor &&
+                !(job->created > after_created ||
+                  (job->created == after_created && memcmp(job->id.bytes, after_id.bytes, 16) > 0)))
+                fail_msg("page %zu row %zu is not after the cursor", calls, r);
+            after_created = job->created;
+            after_id = job->id;
+            have_cursor = true;
+            if (job->created > last)
+                beyond = true;
+            if (strcmp(job->queue, queues[0]) != 0 && strcmp(job->queue, queues[1]) != 0)
+                continue; /* not ours */
+            while (next < n && !list_case_matches(c, &expected[next]))
+                next++;
+            if (next == n)
+                fail_msg("page %zu row %zu: one row too many", calls, r);
+            if (!acp_job_id_equal(&job->id, &expected[next].id) ||
+                job->created != expected[next].created || job->status != expected[next].status)
+                fail_msg("page of %zu, call %zu, row %zu: not the expected row %zu", page, calls, r,
+                         next);
+            next++;
+            got++;
+        }
+        if (count == 0)
+            assert_null(rows);
+        for (size_t r = 0; r < count; r++)
+            store_job_free(&rows[r]);
+        free(rows);
+        if (count < page || beyond)
+            break;
+    }
+    if (got != want)
+        fail_msg("statuses 0x%x queue %d, pages of %zu: %zu rows of %zu", c->statuses, c->queue,
+                 page, got, want);
+}
+
+static void list_pages_every_filter_without_gaps_or_repeats(void **state)
+{
+    (void)state;
+    PGconn *admin = admin_connect(env.pg_db);
+    char queues[2][ACP_QUEUE_ID_MAX + 1];
+    new_queue(queues[0], "list-a");
+    new_queue(queues[1], "list-b");
+    const int64_t first = random_time_in_list_years();
+
+    /* One statement: pairs of jobs share a microsecond, a status and a
+     * queue (ties broken by id); consecutive pairs differ by 1 µs. */
+    char sql[1024], first_text[32];
+    snprintf(first_text, sizeof first_text, "%" PRId64, first);
+    snprintf(
+        sql, sizeof sql,
+        "INSERT INTO compute.jobs (job_id, status, queue, input_files, created, "
+        "last_accessed) "
+        "SELECT decode(md5(random()::text || clock_timestamp()::text || i), 'hex'), "
+        "(ARRAY['queued', 'in-progress', 'complete', 'failed', 'expired'])[1 + (i / 2) %% 5], "
+        "CASE WHEN (i / 2) %% 3 = 0 THEN '%s' ELSE '%s' END, '{}', t, t "
+        "FROM generate_series(0, %d) AS i, "
+        "LATERAL (SELECT 'epoch'::timestamptz + ($1::bigint + i / 4) * interval '1 microsecond' "
+        "AS t) AS c",
+        queues[0], queues[1], LIST_JOBS - 1);
+    admin_exec(admin, sql, first_text);
+
+    /* What they are, in the order the list must give. */
+    static listed expected[LIST_JOBS];
+    snprintf(sql, sizeof sql,
+             "SELECT encode(job_id, 'hex'), (extract(epoch FROM created) * 1000000)::bigint, "
+             "status, queue = '%s' FROM compute.jobs WHERE queue IN ('%s', '%s')",
+             queues[1], queues[0], queues[1]);
+    PGresult *res = admin_query(admin, sql, NULL);
+    assert_int_equal(PQntuples(res), LIST_JOBS);
+    for (int r = 0; r < LIST_JOBS; r++) {
+        assert_int_equal(acp_job_id_parse(&expected[r].id, PQgetvalue(res, r, 0)), 0);
+        expected[r].created = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+        expected[r].status = 0;
+        for (int s = ACP_STATUS_QUEUED; s <= ACP_STATUS_EXPIRED; s++)
+            if (strcmp(PQgetvalue(res, r, 2), status_names[s]) == 0)
+                expected[r].status = (acp_job_status)s;
+        expected[r].queue = strcmp(PQgetvalue(res, r, 3), "t") == 0;
+    }
+    PQclear(res);
+    qsort(expected, LIST_JOBS, sizeof expected[0], listed_order);
+    const int64_t last = expected[LIST_JOBS - 1].created;
+    assert_int_equal(expected[0].created, first);
+    assert_int_equal(last, first + (LIST_JOBS - 1) / 4);
+
+    const unsigned all = (1u << ACP_STATUS_QUEUED) | (1u << ACP_STATUS_IN_PROGRESS) |
+                         (1u << ACP_STATUS_COMPLETE) | (1u << ACP_STATUS_FAILED) |
+                         (1u << ACP_STATUS_EXPIRED);
+    const list_case cases[] = {
+        {0, -1, false},
+        {all, -1, false},
+        {1u << ACP_STATUS_FAILED, -1, false},
+        {(1u << ACP_STATUS_QUEUED) | (1u << ACP_STATUS_COMPLETE) | (1u << ACP_STATUS_EXPIRED), -1,
+         false},
+        {0, 0, true},
+        {(1u << ACP_STATUS_IN_PROGRESS) | (1u << ACP_STATUS_FAILED), 1, true},
+    };
+    const size_t pages[] = {7, 100, 1000};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (size_t p = 0; p < sizeof pages / sizeof pages[0]; p++)
+            page_through(&cases[c], pages[p], queues, expected, LIST_JOBS, first, last);
+    /* One row at a time: every cursor, within a microsecond and across one. */
+    page_through(&cases[4], 1, queues, expected, LIST_JOBS, first, last);
+
+    /* The rows are whole, and the first page of a queue starts at its first
+     * job. */
+    store_job *rows;
+    size_t count;
+    assert_int_equal(store_list(shared, 0, queues[0], 0, NULL, 2, &rows, &count), 0);
+    assert_int_equal(count, 2);
+    size_t head = 0;
+    while (expected[head].queue != 0)
+        head++;
+    assert_true(acp_job_id_equal(&rows[0].id, &expected[head].id));
+    assert_string_equal(rows[0].queue, queues[0]);
+    assert_int_equal(rows[0].created, expected[head].created);
+    assert_int_equal(rows[0].last_accessed, expected[head].created);
+    assert_int_equal(rows[0].input_count, 0);
+    assert_null(rows[0].config);
+    for (size_t r = 0; r < count; r++)
+        store_job_free(&rows[r]);
+    free(rows);
+
+    /* Nothing to list, and bad arguments. */
+    assert_int_equal(store_list(shared, 0, "no-such-queue-xyz", 0, NULL, 10, &rows, &count), 0);
+    assert_int_equal(count, 0);
+    assert_null(rows);
+    assert_int_equal(store_list(shared, 0, queues[0], 0, NULL, 0, &rows, &count), 0);
+    assert_int_equal(count, 0);
+    assert_int_equal(store_list(shared, 1u << 9, NULL, 0, NULL, 10, &rows, &count), ACP_EINVAL);
+    assert_error_contains("0x200");
+    assert_int_equal(store_list(shared, 1u << 0, NULL, 0, NULL, 10, &rows, &count), ACP_EINVAL);
+    assert_int_equal(store_list(shared, 0, NULL, 0, NULL, 10, NULL, &count), ACP_EINVAL);
+
+    snprintf(sql, sizeof sql, "DELETE FROM compute.jobs WHERE queue IN ('%s', '%s')", queues[0],
+             queues[1]);
+    admin_exec(admin, sql, NULL);
+    PQfinish(admin);
+}
+
+static int id_order(const void *a, const void *b)
+{
+    return memcmp(((const acp_job_id *)a)->bytes, ((const acp_job_id *)b)->bytes, 16);
+}
+
+static void list_expirable_pages_by_id(void **state)
+{
+    (void)state;
+    PGconn *admin = admin_connect(env.pg_db);
+    char queue[ACP_QUEUE_ID_MAX + 1];
+    new_queue(queue, "expirable");
+    const int64_t before = random_time_in_list_years();
+
+    /* Expirable: complete, last accessed 1..40 µs before @before. Not: at
+     * @before or after it, or not complete. */
+    char sql[1024], before_text[32];
+    snprintf(before_text, sizeof before_text, "%" PRId64, before);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO compute.jobs (job_id, status, queue, input_files, created, "
+             "last_accessed) "
+             "SELECT decode(md5(random()::text || clock_timestamp()::text || i), 'hex'), "
+             "CASE WHEN i < 50 THEN 'complete' WHEN i < 55 THEN 'failed' "
+             "  WHEN i < 60 THEN 'expired' ELSE 'queued' END, '%s', '{}', now(), "
+             "'epoch'::timestamptz + ($1::bigint + CASE WHEN i < 40 THEN -1 - i "
+             "  WHEN i < 50 THEN i - 40 ELSE -1000 END) * interval '1 microsecond' "
+             "FROM generate_series(0, 64) AS i",
+             queue);
+    admin_exec(admin, sql, before_text);
+    snprintf(sql, sizeof sql,
+             "SELECT encode(job_id, 'hex') FROM compute.jobs WHERE queue = '%s' "
+             "AND status = 'complete' AND last_accessed < 'epoch'::timestamptz + "
+             "$1::bigint * interval '1 microsecond'",
+             queue);
+    PGresult *res = admin_query(admin, sql, before_text);
+    enum { EXPIRABLE = 40 };
+    assert_int_equal(PQntuples(res), EXPIRABLE);
+    acp_job_id expected[EXPIRABLE];
+    for (int r = 0; r < EXPIRABLE; r++)
+        assert_int_equal(acp_job_id_parse(&expected[r], PQgetvalue(res, r, 0)), 0);
+    PQclear(res);
+    qsort(expected, EXPIRABLE, sizeof expected[0], id_order);
+
+    const size_t pages[] = {7, 40, 1000};
+    for (size_t p = 0; p < sizeof pages / sizeof pages[0]; p++) {
+        acp_job_id after;
+        bool have_after = false;
+        size_t next = 0;
+        for (int calls = 0;; calls++) {
+            if (calls > PAGE_CALLS_MAX)
+                fail_msg("paging does not end");
+            acp_job_id *ids = (acp_job_id *)&ids;
+            size_t count = 99;
+            int rc = store_list_expirable(shared, before, have_after ? &after : NULL, pages[p],
+                                          &ids, &count);
+            if (rc != 0)
+                fail_msg("store_list_expirable: %d %s", rc, acp_last_error());
+            assert_true(count <= pages[p]);
+            if (count == 0)
+                assert_null(ids);
+            for (size_t k = 0; k < count; k++) {
+                if (have_after && id_order(&ids[k], &after) <= 0)
+                    fail_msg("pages of %zu: id %zu of call %d is not after the cursor", pages[p], k,
+                             calls);
+                after = ids[k];
+                have_after = true;
+                /* Skip the rows of other tests that fit, keep ours. */
+                if (next < EXPIRABLE && acp_job_id_equal(&ids[k], &expected[next]))
+                    next++;
+                else
+                    for (size_t e = next; e < EXPIRABLE; e++)
+                        if (acp_job_id_equal(&ids[k], &expected[e]))
+                            fail_msg("pages of %zu: expirable job %zu missing", pages[p], next);
+            }
+            free(ids);
+            if (count < pages[p])
+                break;
+        }
+        if (next != EXPIRABLE)
+            fail_msg("pages of %zu: %zu of %d expirable jobs", pages[p], next, EXPIRABLE);
+    }
+
+    acp_job_id *ids = NULL;
+    size_t count = 1;
+    assert_int_equal(store_list_expirable(shared, before, NULL, 0, &ids, &count), 0);
+    assert_int_equal(count, 0);
+    assert_null(ids);
+    assert_int_equal(store_list_expirable(shared, INT64_MIN, NULL, 10, &ids, &count), ACP_EINVAL);
+
+    snprintf(sql, sizeof sql, "DELETE FROM compute.jobs WHERE queue = '%s'", queue);
+    admin_exec(admin, sql, NULL);
+    PQfinish(admin);
+}
+
+static void exists_answers_for_each_id(void **state)
+{
+    (void)state;
+    enum { N = 9 };
+    acp_job_id ids[N];
+    /* Known at 0, 3, 4 and 8 (8 repeats 3); unknown elsewhere. */
+    const bool known[N] = {true, false, false, true, true, false, false, false, true};
+    for (int i = 0; i < N - 1; i++) {
+        new_id(&ids[i], NULL);
+        if (known[i])
+            insert_ok(shared, &ids[i], "exists", NULL);
+    }
+    ids[N - 1] = ids[3];
+    bool exists[N];
+    memset(exists, 0x55, sizeof exists); /* neither true nor false */
+    assert_int_equal(store_exists(shared, ids, N, exists), 0);
+    for (int i = 0; i < N; i++)
+        if (exists[i] != known[i])
+            fail_msg("id %d: exists %d, expected %d", i, exists[i], known[i]);
+
+    assert_int_equal(store_exists(shared, NULL, 0, NULL), 0);
+    assert_int_equal(store_exists(shared, &ids[1], 1, exists), 0);
+    assert_false(exists[0]);
+    assert_int_equal(store_exists(shared, NULL, 1, exists), ACP_EINVAL);
+    for (int i = 0; i < N - 1; i++)
+        if (known[i])
+            delete_ok(shared, &ids[i]);
+}
+
 /* ---- the pool ----------------------------------------------------------- */
 
 #define LOAD_THREADS 8
@@ -1272,15 +2087,6 @@ static int wait_for_blocked_backend(PGconn *watcher, int not_pid)
     return 0;
 }
 
-static void terminate(PGconn *watcher, int pid)
-{
-    char pid_text[16], value[8];
-    snprintf(pid_text, sizeof pid_text, "%d", pid);
-    assert_string_equal(admin_value(watcher, "SELECT pg_terminate_backend($1::int, 5000)", pid_text,
-                                    value, sizeof value),
-                        "t");
-}
-
 static void connection_killed_during_a_statement(void **state)
 {
     (void)state;
@@ -1367,6 +2173,7 @@ int main(void)
         cmocka_unit_test(open_rejects_an_invalid_config),
         cmocka_unit_test(migration_from_nothing_is_idempotent_and_race_free),
         cmocka_unit_test(migration_upgrades_an_upstream_1_0_0_database),
+        cmocka_unit_test(migration_2_replaces_the_indexes_of_migration_1),
         cmocka_unit_test(insert_and_get_round_trip_every_field),
         cmocka_unit_test(insert_of_an_existing_id_conflicts),
         cmocka_unit_test(queue_positions_count_per_queue),
@@ -1378,6 +2185,15 @@ int main(void)
         cmocka_unit_test(take_undispatched_marks_and_clear_makes_eligible),
         cmocka_unit_test(requeue_reruns_finished_jobs_only),
         cmocka_unit_test(touch_and_delete),
+        cmocka_unit_test(expire_begin_takes_any_status_but_in_progress),
+        cmocka_unit_test(expire_begin_with_a_cutoff_takes_old_complete_jobs_only),
+        cmocka_unit_test(open_transactions_hold_off_touch_claim_and_requeue),
+        cmocka_unit_test(delete_begin_removes_on_commit_only),
+        cmocka_unit_test(delete_expired_takes_expired_rows_only),
+        cmocka_unit_test(transaction_whose_connection_dies),
+        cmocka_unit_test(list_pages_every_filter_without_gaps_or_repeats),
+        cmocka_unit_test(list_expirable_pages_by_id),
+        cmocka_unit_test(exists_answers_for_each_id),
         cmocka_unit_test(pool_of_two_serves_eight_threads),
         cmocka_unit_test(idle_connection_killed_by_the_server_is_replaced),
         cmocka_unit_test(connection_killed_during_a_statement),

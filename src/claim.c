@@ -1,0 +1,114 @@
+/* Arbitration between services that share a bucket but not a database.
+ *
+ * S3 has no compare-and-swap (and libs3 2.0 no conditional PUT), so a
+ * service that wants to create a workspace, or to take over an expired one,
+ * first puts a marker ".claim-<generation>-<instance>", then lists the
+ * markers of that generation. It goes ahead only when its marker is the
+ * only one AND the workspace is still in the state it started from; the
+ * winner removes the state that made the claim possible (".expired", or the
+ * absence of ".workspace") before it removes its marker. With read-after-
+ * write consistent listings (radosgw, and AWS S3 since 2020) two claimants
+ * can therefore never both win: whoever lists second sees the first one's
+ * marker, or the changed state. When both list before either decides, both
+ * see two markers: both step back, wait a random moment and try again. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "error.h"
+#include "platform.h"
+
+#define CLAIM_PREFIX   ".claim-"
+#define CLAIM_ATTEMPTS 6
+
+bool claim_is_marker(const char *name)
+{
+    return strncmp(name, CLAIM_PREFIX, strlen(CLAIM_PREFIX)) == 0;
+}
+
+/* The generation a claim is about: "new" for a workspace that does not
+ * exist, "x<mtime of .expired>" for an expired one. */
+static bool observe(const object_list *list, char *generation, size_t size)
+{
+    bool marker = false;
+    int64_t expired = -1;
+    for (size_t i = 0; i < list->count; i++) {
+        if (strcmp(list->items[i].name, ".workspace") == 0)
+            marker = true;
+        else if (strcmp(list->items[i].name, ".expired") == 0)
+            expired = list->items[i].mtime;
+    }
+    acp_job state = {0};
+    if (!marker) {
+        snprintf(generation, size, "new");
+        return true;
+    }
+    if (job_from_flags(list, &state) && state.status == ACP_STATUS_EXPIRED && expired >= 0) {
+        snprintf(generation, size, "x%lld", (long long)(expired / 1000000));
+        return true;
+    }
+    return false;
+}
+
+static void pause_randomly(void)
+{
+    acp_job_id noise;
+    acp_job_id_generate(&noise);
+    long ms = 20 + noise.bytes[0] % 200;
+    struct timespec ts = {0, ms * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int claim_workspace(acp_platform *p, const acp_job_id *id, bool *created, char *marker,
+                    size_t marker_size)
+{
+    char hex[ACP_JOB_ID_STRLEN];
+    acp_job_id_format(id, hex);
+    for (int attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
+        object_list list;
+        int rc = objects_list(p->objects, id, &list);
+        if (rc)
+            return rc;
+        char generation[32];
+        bool claimable = observe(&list, generation, sizeof generation);
+        acp_job state = {0};
+        job_from_flags(&list, &state);
+        object_list_free(&list);
+        if (!claimable)
+            return error_set(ACP_ECONFLICT,
+                             "job %s belongs to another service sharing the bucket (status %s); "
+                             "it can be resubmitted here once it has expired",
+                             hex, acp_job_status_name(state.status));
+        snprintf(marker, marker_size, CLAIM_PREFIX "%s-%s", generation, p->instance_id);
+        if ((rc = objects_put(p->objects, id, marker, "", 0)))
+            return rc;
+
+        if ((rc = objects_list(p->objects, id, &list))) {
+            objects_delete(p->objects, id, marker);
+            return rc;
+        }
+        char now[32];
+        bool unchanged = observe(&list, now, sizeof now) && strcmp(now, generation) == 0;
+        size_t prefix_len = strlen(CLAIM_PREFIX) + strlen(generation) + 1;
+        int rivals = 0;
+        for (size_t i = 0; i < list.count; i++)
+            if (claim_is_marker(list.items[i].name) &&
+                strncmp(list.items[i].name, marker, prefix_len) == 0 &&
+                strcmp(list.items[i].name, marker) != 0)
+                rivals++;
+        object_list_free(&list);
+        if (unchanged && rivals == 0) {
+            *created = strcmp(generation, "new") == 0;
+            return 0;
+        }
+        objects_delete(p->objects, id, marker);
+        if (!unchanged)
+            continue; /* someone else finished first: the next look says who */
+        log_debug(&p->log, "job %s: %d other service(s) claiming it too; trying again", hex,
+                  rivals);
+        pause_randomly();
+    }
+    return error_set(ACP_ECONFLICT, "job %s: other services keep claiming it at the same time",
+                     hex);
+}

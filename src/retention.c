@@ -1,0 +1,199 @@
+/* The later life of results: expiring a job (by hand or by the pruner) and
+ * deleting it. Both hold the job's row locked in a transaction while they
+ * change its workspace, so that a concurrent access or resubmission waits
+ * and then sees a consistent job: no row says complete while its files are
+ * being removed. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "error.h"
+#include "platform.h"
+
+#define PRUNE_BATCH 100
+
+/* ENOTFOUND from the database: another service's job, or nobody's. */
+static int not_ours(acp_platform *p, const acp_job_id *id, const char *action)
+{
+    char hex[ACP_JOB_ID_STRLEN];
+    acp_job_id_format(id, hex);
+    bool exists;
+    int rc = objects_stat(p->objects, id, ".workspace", &exists, NULL, NULL);
+    if (rc)
+        return rc;
+    if (exists)
+        return error_set(ACP_EUNOWNED,
+                         "job %s belongs to another service sharing the bucket; only its owner "
+                         "may %s it",
+                         hex, action);
+    return error_set(ACP_ENOTFOUND, "job %s: not found", hex);
+}
+
+bool platform_taken_over(acp_platform *p, const acp_job_id *id, acp_job_status row_status)
+{
+    if (row_status != ACP_STATUS_EXPIRED)
+        return false; /* only expired workspaces can be claimed by others */
+    object_list list;
+    if (objects_list(p->objects, id, &list) != 0)
+        return false; /* cannot tell: keep the row */
+    acp_job state = {0};
+    bool theirs = job_from_flags(&list, &state) && state.status != ACP_STATUS_EXPIRED;
+    object_list_free(&list);
+    /* Only a row still expired is dropped: our own re-run requeues the row
+     * before it removes ".expired". */
+    if (!theirs || store_delete_expired(p->store, id) != 0)
+        return false;
+    char hex[ACP_JOB_ID_STRLEN];
+    log_warn(&p->log,
+             "job %s was taken over by another service sharing the bucket after it expired "
+             "here; this service's row is dropped",
+             acp_job_id_format(id, hex));
+    return true;
+}
+
+/* Our row, unless another service took the job over. */
+static int owned_status(acp_platform *p, const acp_job_id *id, const char *action)
+{
+    store_job row;
+    int rc = store_get(p->store, id, &row);
+    if (rc == ACP_ENOTFOUND)
+        return not_ours(p, id, action);
+    if (rc)
+        return rc;
+    acp_job_status status = row.status;
+    store_job_free(&row);
+    if (platform_taken_over(p, id, status))
+        return not_ours(p, id, action);
+    return 0;
+}
+
+/* What expiring keeps: the marker, the status flags and claims. */
+static bool kept_when_expired(const char *name)
+{
+    return strcmp(name, ".workspace") == 0 || strcmp(name, ".queued") == 0 ||
+           strcmp(name, ".in-progress") == 0 || strcmp(name, ".complete") == 0 ||
+           strcmp(name, ".failed") == 0 || strcmp(name, ".expired") == 0 || claim_is_marker(name);
+}
+
+/* Expire @id; with @accessed_before non-zero only a complete job last
+ * accessed before then (the pruner's rule). */
+static int expire(acp_platform *p, const acp_job_id *id, int64_t accessed_before)
+{
+    char hex[ACP_JOB_ID_STRLEN];
+    acp_job_id_format(id, hex);
+    store_tx *tx;
+    int rc = accessed_before ? 0 : owned_status(p, id, "expire");
+    if (rc)
+        return rc;
+    rc = store_expire_begin(p->store, id, accessed_before, &tx, NULL);
+    if (rc == ACP_ENOTFOUND)
+        return not_ours(p, id, "expire");
+    if (rc == ACP_EBUSY)
+        return error_set(ACP_EBUSY, "job %s is running; it can be expired once it has finished",
+                         hex);
+    if (rc)
+        return rc;
+    bool exists;
+    rc = objects_stat(p->objects, id, ".workspace", &exists, NULL, NULL);
+    if (!rc && !exists) {
+        /* Its results are gone either way: the row says so from now on. */
+        log_warn(&p->log, "job %s: its workspace has vanished from S3; marking it expired", hex);
+    } else if (!rc) {
+        rc = objects_wipe_except(p->objects, id, kept_when_expired);
+        if (!rc)
+            rc = objects_touch(p->objects, id, ".expired");
+    }
+    /* Committed even when S3 failed half-way: some results may be gone, so
+     * the row must not say complete any more. Expiring again finishes it. */
+    int commit = store_tx_end(tx, true);
+    return rc ? rc : commit;
+}
+
+int acp_expire_job(acp_platform *p, const acp_job_id *id)
+{
+    if (!p || !id)
+        return error_set(ACP_EINVAL, "acp_expire_job: NULL argument");
+    return expire(p, id, 0);
+}
+
+int acp_delete_job(acp_platform *p, const acp_job_id *id)
+{
+    if (!p || !id)
+        return error_set(ACP_EINVAL, "acp_delete_job: NULL argument");
+    char hex[ACP_JOB_ID_STRLEN];
+    acp_job_id_format(id, hex);
+    store_tx *tx;
+    int rc = owned_status(p, id, "delete");
+    if (rc)
+        return rc;
+    rc = store_delete_begin(p->store, id, &tx);
+    if (rc == ACP_ENOTFOUND)
+        return not_ours(p, id, "delete");
+    if (rc == ACP_EBUSY)
+        return error_set(ACP_EBUSY, "job %s is running; it can be deleted once it has finished",
+                         hex);
+    if (rc)
+        return rc;
+    rc = objects_wipe(p->objects, id);
+    if (rc) {
+        /* The row stays, so the call can simply be repeated. */
+        store_tx_end(tx, false);
+        return rc;
+    }
+    return store_tx_end(tx, true);
+}
+
+/* ---- the pruner ---------------------------------------------------------- */
+
+int prune_run(acp_platform *p, size_t *expired_out)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t cutoff = ((int64_t)now.tv_sec - (int64_t)p->expiration_days * 86400) * 1000000;
+    size_t expired = 0, failed = 0;
+    acp_job_id after;
+    bool first = true;
+    log_info(&p->log, "pruner: expiring complete jobs not accessed for %u day(s)",
+             p->expiration_days);
+    for (;;) {
+        acp_job_id *ids;
+        size_t count;
+        int rc = store_list_expirable(p->store, cutoff, first ? NULL : &after, PRUNE_BATCH, &ids,
+                                      &count);
+        if (rc) {
+            log_error(&p->log, "pruner: listing expirable jobs: %s", acp_last_error());
+            break;
+        }
+        for (size_t i = 0; i < count && !atomic_load(&p->maintenance_stopping); i++) {
+            rc = expire(p, &ids[i], cutoff);
+            char hex[ACP_JOB_ID_STRLEN];
+            acp_job_id_format(&ids[i], hex);
+            if (rc == 0) {
+                expired++;
+                log_debug(&p->log, "pruner: job %s expired", hex);
+            } else if (rc != ACP_ECONFLICT) { /* conflict: accessed meanwhile */
+                failed++;
+                log_error(&p->log, "pruner: job %s: %s", hex, acp_last_error());
+            }
+        }
+        if (count > 0)
+            after = ids[count - 1];
+        free(ids);
+        first = false;
+        if (count < PRUNE_BATCH || atomic_load(&p->maintenance_stopping))
+            break;
+    }
+    log_info(&p->log, "pruner: %zu job(s) expired, %zu error(s)", expired, failed);
+    if (expired_out)
+        *expired_out = expired;
+    return failed ? ACP_ESTORAGE : 0;
+}
+
+void *pruner_main(void *arg)
+{
+    acp_platform *p = arg;
+    do
+        prune_run(p, NULL);
+    while (!platform_wait(p, p->prune_interval * 1000u, &p->maintenance_stopping));
+    return NULL;
+}
