@@ -680,6 +680,41 @@ ACP_EXTERN int acp_list_jobs(acp_platform *platform, const acp_job_filter *filte
 ACP_EXTERN int acp_list_unowned(acp_platform *platform, const char *cursor, size_t limit,
                                 acp_job_list *list);
 
+/* ------------------------------------------------------------------------ */
+/* Statistics                                                               */
+/* ------------------------------------------------------------------------ */
+
+#define ACP_STATS_VERSION 1
+
+/** Counters since acp_init(), for monitoring and benchmarks. */
+typedef struct acp_stats {
+    unsigned version;            /**< set to ACP_STATS_VERSION before the call */
+    uint64_t jobs_submitted;     /**< runs created by acp_submit (new jobs, re-runs) */
+    uint64_t jobs_started;       /**< jobs claimed by this process's workers */
+    uint64_t jobs_completed;     /**< ... that ended complete */
+    uint64_t jobs_failed;        /**< ... that ended failed */
+    uint64_t jobs_requeued;      /**< jobs of dead processes requeued by this one */
+    uint64_t jobs_expired;       /**< by acp_expire_job() and the pruner */
+    uint64_t messages_published; /**< job messages the broker confirmed */
+    uint64_t messages_acked;     /**< deliveries acknowledged by the workers */
+    uint64_t messages_dropped;   /**< malformed, duplicate or stale deliveries */
+    uint64_t sql_statements;     /**< statements sent to PostgreSQL */
+    uint64_t s3_puts;            /**< S3 requests by kind, retries included */
+    uint64_t s3_gets;
+    uint64_t s3_heads;
+    uint64_t s3_lists;
+    uint64_t s3_deletes;
+    unsigned jobs_running; /**< executing now in this process */
+} acp_stats;
+
+/**
+ * Read the platform's counters into @p stats, whose version must be set.
+ * Cheap (atomic reads, no I/O): call it as often as you like.
+ *
+ * @return 0, ACP_EINVAL or ACP_EVERSION.
+ */
+ACP_EXTERN int acp_get_stats(acp_platform *platform, acp_stats *stats);
+
 /** Free memory the library allocated for the caller. NULL is fine. */
 ACP_EXTERN void acp_free(void *pointer);
 

@@ -45,6 +45,7 @@ void maintenance_tick(acp_platform *p, bool renew)
 
     store_dispatch_list list = {0};
     if (store_requeue_expired(p->store, BATCH, &list) == 0) {
+        atomic_fetch_add(&p->requeued, list.count);
         dispatch(p, &list,
                  "its lease expired (the process running it stopped) and it was requeued");
         store_dispatch_list_free(&list);

@@ -33,6 +33,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,8 +71,9 @@ struct objects {
     S3BucketContext context;
     logger log;
     bool has_log;
-    pthread_mutex_t lock;        /* guards idle */
-    struct objects_runner *idle; /* request contexts not in use */
+    pthread_mutex_t lock;                          /* guards idle */
+    struct objects_runner *idle;                   /* request contexts not in use */
+    atomic_uint_least64_t requests[OBJECTS_KINDS]; /* sent, retries included */
 };
 
 /* ---- libs3 set-up -------------------------------------------------------- */
@@ -535,6 +537,7 @@ static int objects_put_run(objects *obj, const char *key, objects_put_req *put)
         put->shrank = false;
         objects_runner *runner = objects_runner_take(obj, &put->call);
         if (runner) {
+            atomic_fetch_add(&obj->requests[OBJECTS_PUT], 1);
             S3_put_object(&obj->context, key, put->size, NULL, runner->request, &handler, put);
             objects_run(obj, runner);
         }
@@ -607,6 +610,7 @@ static int objects_head(objects *obj, const char *key, bool *exists, uint64_t *s
         head.mtime = 0;
         objects_runner *runner = objects_runner_take(obj, &head.call);
         if (runner) {
+            atomic_fetch_add(&obj->requests[OBJECTS_HEAD], 1);
             S3_head_object(&obj->context, key, runner->request, &handler, &head);
             objects_run(obj, runner);
         }
@@ -704,6 +708,7 @@ int objects_read(objects *obj, const acp_job_id *id, const char *name, objects_s
         get.has_length = false;
         objects_runner *runner = objects_runner_take(obj, &get.call);
         if (runner) {
+            atomic_fetch_add(&obj->requests[OBJECTS_GET], 1);
             S3_get_object(&obj->context, key, NULL, 0, 0, runner->request, &handler, &get);
             objects_run(obj, runner);
         }
@@ -731,6 +736,7 @@ static int objects_delete_key(objects *obj, const char *key)
         objects_call_reset(&call);
         objects_runner *runner = objects_runner_take(obj, &call);
         if (runner) {
+            atomic_fetch_add(&obj->requests[OBJECTS_DELETE], 1);
             S3_delete_object(&obj->context, key, runner->request, &objects_response, &call);
             objects_run(obj, runner);
         }
@@ -851,6 +857,7 @@ static int objects_list_prefix(objects *obj, const char *prefix, object_list *ou
             req.last_key[0] = req.next_marker[0] = '\0';
             objects_runner *runner = objects_runner_take(obj, &req.call);
             if (runner) {
+                atomic_fetch_add(&obj->requests[OBJECTS_LIST], 1);
                 S3_list_bucket(&obj->context, prefix, marker[0] ? marker : NULL, NULL,
                                OBJECTS_LIST_PAGE, runner->request, &handler, &req);
                 objects_run(obj, runner);
@@ -918,6 +925,7 @@ static int objects_check_bucket(objects *obj)
         objects_call_reset(&req.call);
         objects_runner *runner = objects_runner_take(obj, &req.call);
         if (runner) {
+            atomic_fetch_add(&obj->requests[OBJECTS_LIST], 1);
             S3_list_bucket(&obj->context, obj->root[0] ? obj->root : NULL, NULL, NULL, 1,
                            runner->request, &handler, &req);
             objects_run(obj, runner);
@@ -990,6 +998,7 @@ int objects_wipe_except(objects *obj, const acp_job_id *id, bool (*keep)(const c
             rc = objects_fail(obj, &calls[0], "DELETE", keys[0]);
             break;
         }
+        atomic_fetch_add(&obj->requests[OBJECTS_DELETE], batch);
         for (size_t i = 0; i < batch; i++)
             S3_delete_object(&obj->context, keys[i], runner->request, &objects_response, &calls[i]);
         objects_run(obj, runner);
@@ -1075,6 +1084,7 @@ int objects_list_workspaces(objects *obj, const acp_job_id *after, size_t limit,
             objects_call_reset(&req.call);
             objects_runner *runner = objects_runner_take(obj, &req.call);
             if (runner) {
+                atomic_fetch_add(&obj->requests[OBJECTS_LIST], 1);
                 S3_list_bucket(&obj->context, obj->root[0] ? obj->root : NULL,
                                marker[0] ? marker : NULL, "/", (int)(limit - mark), runner->request,
                                &handler, &req);
@@ -1096,4 +1106,10 @@ int objects_list_workspaces(objects *obj, const acp_job_id *after, size_t limit,
         }
         snprintf(marker, sizeof marker, "%s~", req.last);
     }
+}
+
+void objects_request_counts(const objects *obj, uint64_t counts[OBJECTS_KINDS])
+{
+    for (int k = 0; k < OBJECTS_KINDS; k++)
+        counts[k] = atomic_load(&((objects *)obj)->requests[k]);
 }

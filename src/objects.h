@@ -27,6 +27,12 @@
 
 typedef struct objects objects;
 
+/* Kinds of S3 requests, counted for acp_get_stats. */
+enum { OBJECTS_PUT, OBJECTS_GET, OBJECTS_HEAD, OBJECTS_LIST, OBJECTS_DELETE, OBJECTS_KINDS };
+
+/* Requests sent so far by kind (retries included). */
+void objects_request_counts(const objects *obj, uint64_t counts[OBJECTS_KINDS]);
+
 /* Copies what it needs from @cfg and checks that the bucket exists and the
  * credentials work (one signed request). ACP_ESTORAGE on failure, e.g.
  * "S3 127.0.0.1:7480: bucket 'x' does not exist" or "... access denied". */

@@ -55,6 +55,10 @@ struct acp_platform {
     queue_rt *queues;
     size_t queue_count;
 
+    /* Counters for acp_get_stats. */
+    atomic_uint_least64_t submitted, started, completed, failed, requeued, expired;
+    atomic_uint_least64_t published, acked, dropped;
+
     atomic_bool stopping;             /* workers take no new messages */
     atomic_bool maintenance_stopping; /* set once the workers are done */
     pthread_mutex_t lock;             /* guards the fields below */

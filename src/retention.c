@@ -106,6 +106,8 @@ static int expire(acp_platform *p, const acp_job_id *id, int64_t accessed_before
     /* Committed even when S3 failed half-way: some results may be gone, so
      * the row must not say complete any more. Expiring again finishes it. */
     int commit = store_tx_end(tx, true);
+    if (!commit)
+        atomic_fetch_add(&p->expired, 1);
     return rc ? rc : commit;
 }
 

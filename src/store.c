@@ -33,6 +33,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,6 +154,7 @@ struct store {
     size_t idle_count;
     size_t open_count; /* connections that exist or are being opened */
     size_t pool_size;
+    atomic_uint_least64_t statements; /* sent to the server, for acp_get_stats */
 };
 
 typedef struct store_params {
@@ -406,6 +408,7 @@ static void store_give_back(store *st, PGconn *conn)
 {
     if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE) {
         PQclear(PQexec(conn, "ROLLBACK"));
+        atomic_fetch_add(&st->statements, 1);
         if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE) {
             log_warn(&st->log, "%s: a pooled connection is stuck in a transaction; reconnecting",
                      st->where);
@@ -429,6 +432,7 @@ static int store_exec(store *st, PGconn *conn, bool repeatable, const char *what
 {
     *out = NULL;
     for (int attempt = 0;; attempt++) {
+        atomic_fetch_add(&st->statements, 1);
         PGresult *res = params ? PQexecParams(conn, sql, params->count, NULL, params->values,
                                               params->lengths, params->formats, 0)
                                : PQexec(conn, sql);
@@ -1709,4 +1713,9 @@ int store_exists(store *st, const acp_job_id *ids, size_t count, bool *exists)
     }
     PQclear(res);
     return 0;
+}
+
+uint64_t store_statement_count(const store *st)
+{
+    return atomic_load(&((store *)st)->statements);
 }

@@ -188,6 +188,9 @@ int store_list(store *st, unsigned statuses, const char *queue, int64_t after_cr
  * ACP_ENOTFOUND when there is no row. */
 int store_delete_expired(store *st, const acp_job_id *id);
 
+/* SQL statements sent so far (every attempt, transaction control included). */
+uint64_t store_statement_count(const store *st);
+
 /* For each of @count ids, whether this database has a row: @exists[i]. */
 int store_exists(store *st, const acp_job_id *ids, size_t count, bool *exists);
 

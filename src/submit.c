@@ -187,6 +187,7 @@ static int create_job(acp_platform *p, queue_rt *q, const acp_submission *sub, c
         }
         return error_set(rc, "submitting job %s: %s", s->hex, reason);
     }
+    atomic_fetch_add(&p->submitted, 1);
     if (platform_publish(p, q, &s->id, s->config) != 0) {
         log_warn(&p->log,
                  "job %s is stored but not yet dispatched (%s); it will be published "

@@ -189,6 +189,17 @@ static acp_job_status execute(queue_rt *q, const store_job *row, acp_job_context
     return status;
 }
 
+/* The row says how the run ended; count it and add its flag. */
+static void record_outcome(acp_platform *p, const store_job *row, acp_job_status status,
+                           const char *hex)
+{
+    atomic_fetch_add(status == ACP_STATUS_COMPLETE ? &p->completed : &p->failed, 1);
+    if (objects_touch(p->objects, &row->id, job_flag_name(status)) != 0)
+        log_warn(&p->log, "job %s: setting %s: %s", hex, job_flag_name(status), acp_last_error());
+    else
+        log_debug(&p->log, "job %s: %s", hex, acp_job_status_name(status));
+}
+
 static void run_job(queue_rt *q, store_job *row)
 {
     acp_platform *p = q->platform;
@@ -237,10 +248,8 @@ static void run_job(queue_rt *q, store_job *row)
                   "job %s: recording its result: %s; it will run again once its lease "
                   "expires",
                   hex, acp_last_error());
-    else if (objects_touch(p->objects, &row->id, job_flag_name(status)) != 0)
-        log_warn(&p->log, "job %s: setting %s: %s", hex, job_flag_name(status), acp_last_error());
     else
-        log_debug(&p->log, "job %s: %s", hex, acp_job_status_name(status));
+        record_outcome(p, row, status, hex);
     job_outcome_clear(&outcome);
     atomic_fetch_sub(&q->running, 1);
 }
@@ -267,6 +276,18 @@ static void drop(broker_conn **conn)
     *conn = NULL;
 }
 
+/* Acknowledge a delivery; on failure the connection is dropped. Returns
+ * whether the connection is still there. */
+static bool ack(acp_platform *p, broker_conn **conn, uint64_t tag)
+{
+    if (broker_ack(*conn, tag) != 0) {
+        drop(conn);
+        return false;
+    }
+    atomic_fetch_add(&p->acked, 1);
+    return true;
+}
+
 static void handle_delivery(worker *w, broker_conn **conn, const broker_delivery *d)
 {
     queue_rt *q = w->queue;
@@ -276,8 +297,8 @@ static void handle_delivery(worker *w, broker_conn **conn, const broker_delivery
     if (broker_parse_job(d->body, d->len, &id, &config) != 0) {
         /* Acked, never redelivered: a poison message must not loop. */
         log_warn(&p->log, "%s_jobs: dropping a malformed message: %s", q->id, acp_last_error());
-        if (broker_ack(*conn, d->tag) != 0)
-            drop(conn);
+        atomic_fetch_add(&p->dropped, 1);
+        ack(p, conn, d->tag);
         return;
     }
     free(config); /* the database's copy is the truth */
@@ -287,8 +308,8 @@ static void handle_delivery(worker *w, broker_conn **conn, const broker_delivery
     int rc = store_claim(p->store, &id, q->id, p->instance_id, p->lease_seconds, &row);
     if (rc == ACP_ECONFLICT || rc == ACP_ENOTFOUND) {
         log_debug(&p->log, "job %s: message dropped (%s)", hex, acp_last_error());
-        if (broker_ack(*conn, d->tag) != 0)
-            drop(conn);
+        atomic_fetch_add(&p->dropped, 1);
+        ack(p, conn, d->tag);
         return;
     }
     if (rc) {
@@ -299,8 +320,10 @@ static void handle_delivery(worker *w, broker_conn **conn, const broker_delivery
         platform_wait(p, BACKOFF_MAX_MS, &p->stopping);
         return;
     }
-    if (broker_ack(*conn, d->tag) != 0 || broker_cancel(*conn) != 0)
-        drop(conn); /* a redelivery will find the job claimed */
+    atomic_fetch_add(&p->started, 1);
+    /* If the ack is lost, a redelivery will find the job claimed. */
+    if (ack(p, conn, d->tag) && broker_cancel(*conn) != 0)
+        drop(conn);
     run_job(q, &row);
     store_job_free(&row);
     if (*conn && !atomic_load(&p->stopping) && broker_consume(*conn, q->id) != 0)

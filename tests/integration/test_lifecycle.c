@@ -212,6 +212,22 @@ static void happy_path(void **state)
     assert_string_equal(text, compact);
     acp_free(text);
 
+    /* The counters saw one run: claimed, acked, completed. */
+    acp_stats stats = {.version = ACP_STATS_VERSION};
+    assert_int_equal(acp_get_stats(w->p, &stats), 0);
+    assert_int_equal(stats.jobs_submitted, 1);
+    assert_int_equal(stats.jobs_started, 1);
+    assert_int_equal(stats.jobs_completed, 1);
+    assert_int_equal(stats.jobs_failed, 0);
+    assert_int_equal(stats.messages_published, 1);
+    assert_int_equal(stats.messages_acked, 1);
+    assert_int_equal(stats.jobs_running, 0);
+    assert_true(stats.sql_statements >= 4); /* insert, claim, finish, reads */
+    assert_true(stats.s3_puts >= 8);        /* marker, flags, config, inputs, results */
+    assert_true(stats.s3_gets >= 2 && stats.s3_lists >= 1);
+    stats.version = 99;
+    assert_int_equal(acp_get_stats(w->p, &stats), ACP_EVERSION);
+
     /* The scratch directory is gone. */
     char scratch[300];
     snprintf(scratch, sizeof scratch, "%s/%s", w->fc.workspace_root, hex);
@@ -487,6 +503,10 @@ static void duplicate_delivery_does_not_rerun(void **state)
     expect_status(w, &after, ACP_STATUS_COMPLETE, &job);
     assert_int_equal(recording_runs(&id), 1);
     assert_true(fixture_log_contains("dropping a malformed message", "jobID"));
+    acp_stats stats = {.version = ACP_STATS_VERSION};
+    assert_int_equal(acp_get_stats(w->p, &stats), 0);
+    assert_int_equal(stats.messages_dropped, 4); /* three duplicates, one malformed */
+    assert_int_equal(stats.jobs_started, 2);
     assert_int_equal(acp_get_job(w->p, &id, &job), 0);
     assert_int_equal(job.status, ACP_STATUS_COMPLETE);
     assert_int_equal(job.attempts, 1);
