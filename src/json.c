@@ -12,25 +12,168 @@
  * recursive writer's stack use small. */
 #define MAX_DEPTH 64
 
-/* json-c accepts single-quoted strings even in strict mode; JSON (and
- * upstream's Jackson) does not. Returns the offset of the first quote
- * outside a double-quoted string, or @len. */
-static size_t find_single_quote(const char *text, size_t len)
+/* json-c's strict mode still lets through single-quoted strings, NaN,
+ * Infinity, "1." and raw control characters in strings, none of which JSON
+ * (or upstream's Jackson) allows. This scan checks the grammar of RFC 8259
+ * first; json-c then builds the tree and checks the UTF-8. */
+typedef struct scan {
+    const char *s;
+    size_t len, pos;
+    int depth;
+    const char *reason;
+} scan;
+
+static bool fail_at(scan *sc, const char *reason)
 {
-    bool in_string = false;
-    for (size_t i = 0; i < len; i++) {
-        if (in_string) {
-            if (text[i] == '\\')
-                i++;
-            else if (text[i] == '"')
-                in_string = false;
-        } else if (text[i] == '"') {
-            in_string = true;
-        } else if (text[i] == '\'') {
-            return i;
-        }
+    sc->reason = sc->pos >= sc->len ? "unexpected end of input" : reason;
+    return false;
+}
+
+static void skip_space(scan *sc)
+{
+    while (sc->pos < sc->len && strchr(" \t\r\n", sc->s[sc->pos]) && sc->s[sc->pos])
+        sc->pos++;
+}
+
+static bool is_digit(scan *sc)
+{
+    return sc->pos < sc->len && sc->s[sc->pos] >= '0' && sc->s[sc->pos] <= '9';
+}
+
+static bool digits(scan *sc, const char *reason)
+{
+    if (!is_digit(sc))
+        return fail_at(sc, reason);
+    while (is_digit(sc))
+        sc->pos++;
+    return true;
+}
+
+static bool scan_number(scan *sc)
+{
+    if (sc->s[sc->pos] == '-')
+        sc->pos++;
+    if (sc->pos < sc->len && sc->s[sc->pos] == '0')
+        sc->pos++;
+    else if (!digits(sc, "a number needs digits"))
+        return false;
+    if (sc->pos < sc->len && sc->s[sc->pos] == '.') {
+        sc->pos++;
+        if (!digits(sc, "a number needs digits after '.'"))
+            return false;
     }
-    return len;
+    if (sc->pos < sc->len && (sc->s[sc->pos] == 'e' || sc->s[sc->pos] == 'E')) {
+        sc->pos++;
+        if (sc->pos < sc->len && (sc->s[sc->pos] == '+' || sc->s[sc->pos] == '-'))
+            sc->pos++;
+        if (!digits(sc, "a number needs digits in its exponent"))
+            return false;
+    }
+    return true;
+}
+
+static bool scan_string(scan *sc)
+{
+    sc->pos++; /* the opening quote */
+    while (sc->pos < sc->len) {
+        unsigned char c = (unsigned char)sc->s[sc->pos];
+        if (c == '"') {
+            sc->pos++;
+            return true;
+        }
+        if (c < 0x20)
+            return fail_at(sc, "control character in a string");
+        sc->pos++;
+        if (c != '\\')
+            continue;
+        if (sc->pos >= sc->len)
+            break;
+        c = (unsigned char)sc->s[sc->pos];
+        if (!strchr("\"\\/bfnrtu", c) || !c)
+            return fail_at(sc, "invalid escape in a string");
+        sc->pos++;
+        for (int i = 0; c == 'u' && i < 4; i++, sc->pos++)
+            if (sc->pos >= sc->len || !strchr("0123456789abcdefABCDEF", sc->s[sc->pos]) ||
+                !sc->s[sc->pos])
+                return fail_at(sc, "invalid \\u escape in a string");
+    }
+    return fail_at(sc, "unterminated string");
+}
+
+static bool scan_value(scan *sc);
+
+/* An object or an array, after its opening bracket. */
+static bool scan_container(scan *sc, char close)
+{
+    if (++sc->depth > MAX_DEPTH)
+        return fail_at(sc, "nested deeper than 64 levels");
+    sc->pos++;
+    skip_space(sc);
+    if (sc->pos < sc->len && sc->s[sc->pos] == close) {
+        sc->pos++;
+        sc->depth--;
+        return true;
+    }
+    for (;;) {
+        if (close == '}') {
+            if (sc->pos >= sc->len || sc->s[sc->pos] != '"')
+                return fail_at(sc, sc->pos < sc->len && sc->s[sc->pos] == '\''
+                                       ? "single quote"
+                                       : "expected a member name");
+            if (!scan_string(sc))
+                return false;
+            skip_space(sc);
+            if (sc->pos >= sc->len || sc->s[sc->pos] != ':')
+                return fail_at(sc, "expected ':'");
+            sc->pos++;
+        }
+        if (!scan_value(sc))
+            return false;
+        skip_space(sc);
+        if (sc->pos < sc->len && sc->s[sc->pos] == close) {
+            sc->pos++;
+            sc->depth--;
+            return true;
+        }
+        if (sc->pos >= sc->len || sc->s[sc->pos] != ',')
+            return fail_at(sc, close == '}' ? "expected ',' or '}'" : "expected ',' or ']'");
+        sc->pos++;
+        skip_space(sc);
+    }
+}
+
+static bool scan_literal(scan *sc, const char *word)
+{
+    size_t n = strlen(word);
+    if (sc->len - sc->pos < n || memcmp(sc->s + sc->pos, word, n) != 0)
+        return fail_at(sc, "unexpected character");
+    sc->pos += n;
+    return true;
+}
+
+static bool scan_value(scan *sc)
+{
+    skip_space(sc);
+    if (sc->pos >= sc->len)
+        return fail_at(sc, "unexpected end of input");
+    switch (sc->s[sc->pos]) {
+    case '{':
+        return scan_container(sc, '}');
+    case '[':
+        return scan_container(sc, ']');
+    case '"':
+        return scan_string(sc);
+    case 't':
+        return scan_literal(sc, "true");
+    case 'f':
+        return scan_literal(sc, "false");
+    case 'n':
+        return scan_literal(sc, "null");
+    default:
+        if (sc->s[sc->pos] == '-' || is_digit(sc))
+            return scan_number(sc);
+        return fail_at(sc, sc->s[sc->pos] == '\'' ? "single quote" : "unexpected character");
+    }
 }
 
 int json_parse(const char *text, size_t len, const char *what, json_object **out)
@@ -42,9 +185,18 @@ int json_parse(const char *text, size_t len, const char *what, json_object **out
                          (size_t)(nul - text));
     if (len > (size_t)0x7fffffff)
         return error_set(ACP_ETOOBIG, "%s: %zu bytes is too large to parse", what, len);
-    size_t quote = find_single_quote(text, len);
-    if (quote < len)
-        return error_set(ACP_EINVAL, "%s: invalid JSON: single quote at byte %zu", what, quote);
+    scan sc = {text, len, 0, 0, NULL};
+    if (scan_value(&sc)) {
+        skip_space(&sc);
+        if (sc.pos < len)
+            return error_set(ACP_EINVAL,
+                             "%s: invalid JSON: unexpected data after the value at byte %zu", what,
+                             sc.pos);
+    } else if (sc.pos >= len) {
+        return error_set(ACP_EINVAL, "%s: invalid JSON: unexpected end of input", what);
+    } else {
+        return error_set(ACP_EINVAL, "%s: invalid JSON: %s at byte %zu", what, sc.reason, sc.pos);
+    }
 
     json_tokener *tok = json_tokener_new_ex(MAX_DEPTH);
     if (!tok)

@@ -95,6 +95,56 @@ static void parse_reports_position(void **state)
     assert_null(value);
 }
 
+static void only_strict_json_is_accepted(void **state)
+{
+    (void)state;
+    const char *bad[][2] = {
+        {"NaN", "unexpected character at byte 0"},
+        {"[Infinity]", "unexpected character at byte 1"},
+        {"-Infinity", "a number needs digits at byte 1"},
+        {"1.", "unexpected end of input"},
+        {"[1.]", "digits after '.' at byte 3"},
+        {".5", "unexpected character at byte 0"},
+        {"01", "unexpected data after the value at byte 1"},
+        {"+1", "unexpected character at byte 0"},
+        {"1e", "unexpected end of input"},
+        {"[1e+]", "digits in its exponent at byte 4"},
+        {"\"a\x01b\"", "control character in a string at byte 2"},
+        {"\"tab\there\"", "control character in a string at byte 4"},
+        {"\"\\q\"", "invalid escape in a string at byte 2"},
+        {"\"\\u12\"", "invalid \\u escape in a string at byte 5"},
+        {"[1,]", "unexpected character at byte 3"},
+        {"{\"a\":1,}", "expected a member name at byte 7"},
+        {"{\"a\" 1}", "expected ':' at byte 5"},
+        {"{\"a\":1 \"b\":2}", "expected ',' or '}' at byte 7"},
+        {"[1 2]", "expected ',' or ']' at byte 3"},
+        {"tru", "unexpected character at byte 0"},
+        {"{'a':1}", "single quote at byte 1"},
+        {"['a']", "single quote at byte 1"},
+        {"\"open", "unexpected end of input"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_object *value;
+        assert_int_equal(json_parse(bad[i][0], strlen(bad[i][0]), "t", &value), ACP_EINVAL);
+        if (!strstr(acp_last_error(), bad[i][1]))
+            fail_msg("'%s': '%s' lacks '%s'", bad[i][0], acp_last_error(), bad[i][1]);
+    }
+    const char *good[] = {"-0",
+                          "1e5",
+                          "1E+5",
+                          "0.5e-3",
+                          "\"\\u00e9\\/\\\"\"",
+                          " [ ] ",
+                          "{ }",
+                          "[true,false,null,{\"a\":[{}]}]"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        json_object *value;
+        if (json_parse(good[i], strlen(good[i]), "t", &value) != 0)
+            fail_msg("'%s' rejected: %s", good[i], acp_last_error());
+        json_object_put(value);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -103,6 +153,7 @@ int main(void)
         cmocka_unit_test(strings_use_jacksons_escapes),
         cmocka_unit_test(objects_keep_member_order),
         cmocka_unit_test(parse_reports_position),
+        cmocka_unit_test(only_strict_json_is_accepted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
