@@ -1,0 +1,524 @@
+#include "api.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "executors.h"
+#include "files.h"
+#include "health.h"
+#include "jsonspan.h"
+
+/* The request body is {"queue", "config", "id"}: one level above the
+ * library's own limit of 64 for a config. */
+#define API_BODY_DEPTH   65
+#define API_SEGMENTS     5
+#define API_DEFAULT_PAGE 50
+
+/* ---- job documents ------------------------------------------------------ */
+
+/* ISO-8601 UTC with milliseconds; null for "not known". */
+static json_object *api_time(int64_t us)
+{
+    if (us <= 0)
+        return NULL;
+    time_t seconds = (time_t)(us / 1000000);
+    struct tm tm;
+    char text[40];
+    if (!gmtime_r(&seconds, &tm))
+        return NULL;
+    size_t n = strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(text + n, sizeof text - n, ".%03dZ", (int)(us % 1000000 / 1000));
+    return json_object_new_string(text);
+}
+
+static json_object *api_job_json(const acp_job *job)
+{
+    char hex[ACP_JOB_ID_STRLEN];
+    json_object *doc = json_object_new_object();
+    json_object_object_add(doc, "id", json_object_new_string(acp_job_id_format(&job->id, hex)));
+    json_object_object_add(doc, "status", json_object_new_string(acp_job_status_name(job->status)));
+    json_object_object_add(doc, "owned", json_object_new_boolean(job->owned));
+    json_object_object_add(doc, "queue", job->queue[0] ? json_object_new_string(job->queue) : NULL);
+    json_object_object_add(doc, "created", api_time(job->created));
+    json_object_object_add(doc, "grabbed", api_time(job->grabbed));
+    json_object_object_add(doc, "finished", api_time(job->finished));
+    json_object_object_add(doc, "last_accessed", api_time(job->last_accessed));
+    json_object_object_add(doc, "queue_position",
+                           job->queue_position >= 0 ? json_object_new_int64(job->queue_position)
+                                                    : NULL);
+    json_object_object_add(doc, "attempts", json_object_new_int64(job->attempts));
+    json_object_object_add(doc, "message",
+                           job->message ? json_object_new_string(job->message) : NULL);
+    return doc;
+}
+
+static json_object *api_job_brief(const acp_job_id *id, acp_job_status status)
+{
+    char hex[ACP_JOB_ID_STRLEN];
+    json_object *doc = json_object_new_object();
+    json_object_object_add(doc, "id", json_object_new_string(acp_job_id_format(id, hex)));
+    json_object_object_add(doc, "status", json_object_new_string(acp_job_status_name(status)));
+    return doc;
+}
+
+/* ---- POST /jobs --------------------------------------------------------- */
+
+static enum MHD_Result api_bad_body(struct MHD_Connection *conn, http_request *req,
+                                    const char *field, const char *detail)
+{
+    return http_reply_error(conn, req, MHD_HTTP_BAD_REQUEST, acp_strerror(ACP_EINVAL), field, "%s",
+                            detail);
+}
+
+/* Strictly parse the body as one JSON object. On failure the answer is
+ * queued and *result holds MHD's verdict. */
+static json_object *api_parse_body(struct MHD_Connection *conn, http_request *req,
+                                   enum MHD_Result *result)
+{
+    if (!req->body || req->body_len == 0) {
+        *result = api_bad_body(conn, req, NULL, "request body: expected a JSON object");
+        return NULL;
+    }
+    json_tokener *tok = json_tokener_new_ex(API_BODY_DEPTH);
+    if (!tok) {
+        *result = MHD_NO;
+        return NULL;
+    }
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    json_object *body = json_tokener_parse_ex(tok, req->body, (int)req->body_len);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    size_t end = json_tokener_get_parse_end(tok);
+    json_tokener_free(tok);
+    while (body && end < req->body_len && strchr(" \t\r\n", req->body[end]))
+        end++;
+    long quote = body ? jsonspan_single_quote(req->body, req->body_len) : -1;
+    if (quote >= 0) {
+        json_object_put(body);
+        *result = http_reply_error(conn, req, MHD_HTTP_BAD_REQUEST, acp_strerror(ACP_EINVAL), NULL,
+                                   "request body: malformed JSON: a single-quoted string at byte "
+                                   "%ld",
+                                   quote);
+        return NULL;
+    }
+    if (!body || end != req->body_len) {
+        json_object_put(body);
+        if (jerr == json_tokener_error_depth)
+            *result = http_reply_error(conn, req, MHD_HTTP_BAD_REQUEST, acp_strerror(ACP_EINVAL),
+                                       "config", "config: nested deeper than %d levels",
+                                       API_BODY_DEPTH - 1);
+        else
+            *result =
+                http_reply_error(conn, req, MHD_HTTP_BAD_REQUEST, acp_strerror(ACP_EINVAL), NULL,
+                                 "request body: malformed JSON: %s at byte %zu",
+                                 jerr == json_tokener_success    ? "trailing characters"
+                                 : jerr == json_tokener_continue ? "unexpected end"
+                                                                 : json_tokener_error_desc(jerr),
+                                 end);
+        return NULL;
+    }
+    if (!json_object_is_type(body, json_type_object)) {
+        json_object_put(body);
+        *result = api_bad_body(conn, req, NULL, "request body: expected a JSON object");
+        return NULL;
+    }
+    return body;
+}
+
+/* Submit the checked job, or report it as it is when it exists already:
+ * the library re-runs a finished job on resubmission, and posting the same
+ * config twice must not. A failed or expired job is submitted again, which
+ * is how it is retried. */
+static enum MHD_Result api_submit_job(server *srv, struct MHD_Connection *conn, http_request *req,
+                                      const char *queue_id, const acp_job_id *id,
+                                      const char *config_text)
+{
+    enum MHD_Result result;
+    acp_job job;
+    memset(&job, 0, sizeof job);
+    int rc = acp_get_job(srv->platform, id, &job);
+    if (rc == 0 && job.owned &&
+        (job.status == ACP_STATUS_QUEUED || job.status == ACP_STATUS_IN_PROGRESS ||
+         job.status == ACP_STATUS_COMPLETE)) {
+        result = http_reply_json(conn, req, MHD_HTTP_OK, api_job_brief(id, job.status));
+    } else if (rc != 0 && rc != ACP_ENOTFOUND) {
+        result = http_reply_acp(conn, req, rc, NULL);
+    } else {
+        acp_job_clear(&job);
+        acp_submission sub;
+        acp_submission_init(&sub);
+        sub.id = id;
+        sub.config = config_text;
+        rc = acp_submit(srv->platform, queue_id, &sub, &job);
+        if (rc != 0) {
+            const char *field = rc == ACP_ENOQUEUE                      ? "queue"
+                                : rc == ACP_EINVAL || rc == ACP_ETOOBIG ? "config"
+                                                                        : NULL;
+            result = http_reply_acp(conn, req, rc, field);
+        } else {
+            char location[64], hex[ACP_JOB_ID_STRLEN];
+            snprintf(location, sizeof location, "/jobs/%s", acp_job_id_format(id, hex));
+            struct MHD_Response *response = http_json_response(api_job_brief(id, job.status));
+            if (response)
+                MHD_add_response_header(response, MHD_HTTP_HEADER_LOCATION, location);
+            result = http_reply(conn, req, MHD_HTTP_ACCEPTED, response);
+        }
+    }
+    acp_job_clear(&job);
+    return result;
+}
+
+static enum MHD_Result api_submit(server *srv, struct MHD_Connection *conn, http_request *req)
+{
+    enum MHD_Result result = MHD_NO;
+    json_object *body = api_parse_body(conn, req, &result);
+    if (!body)
+        return result;
+    json_object *queue = NULL, *config = NULL, *id_text = NULL;
+    json_object_object_foreach(body, key, value)
+    {
+        if (strcmp(key, "queue") == 0)
+            queue = value;
+        else if (strcmp(key, "config") == 0)
+            config = value;
+        else if (strcmp(key, "id") == 0)
+            id_text = value;
+        else {
+            result = http_reply_error(conn, req, MHD_HTTP_BAD_REQUEST, acp_strerror(ACP_EINVAL),
+                                      key, "unknown member '%s' (expected queue, config, id)", key);
+            goto out;
+        }
+    }
+
+    char detail[1100];
+    const char *field = NULL;
+    if (!queue || !json_object_is_type(queue, json_type_string)) {
+        result = api_bad_body(conn, req, "queue", "queue: expected the id of a queue (a string)");
+        goto out;
+    }
+    const char *queue_id = json_object_get_string(queue);
+    if (!settings_has_queue(srv->cfg, queue_id)) {
+        result = http_reply_error(conn, req, MHD_HTTP_BAD_REQUEST, acp_strerror(ACP_ENOQUEUE),
+                                  "queue", "queue '%s' is not configured on this server", queue_id);
+        goto out;
+    }
+    if (!config) {
+        result = api_bad_body(conn, req, "config", "config: expected a JSON object");
+        goto out;
+    }
+    if (executors_validate(srv->cfg, config, &field, detail, sizeof detail) != 0) {
+        result = api_bad_body(conn, req, field, detail);
+        goto out;
+    }
+
+    acp_job_id id;
+    int rc;
+    if (id_text) {
+        if (!json_object_is_type(id_text, json_type_string)) {
+            result = api_bad_body(conn, req, "id", "id: expected 32 hexadecimal characters");
+            goto out;
+        }
+        if ((rc = acp_job_id_parse(&id, json_object_get_string(id_text))) != 0) {
+            result = http_reply_acp(conn, req, rc, "id");
+            goto out;
+        }
+    }
+    size_t start = 0, end = 0;
+    jsonspan_member(req->body, req->body_len, "config", &start, &end);
+    char *config_text = strndup(req->body + start, end - start);
+    if (!config_text)
+        goto out;
+    /* Always: it is also the library's own check of the config text. */
+    acp_job_id derived;
+    if ((rc = acp_job_id_from_config(&derived, config_text)) != 0) {
+        result = http_reply_acp(conn, req, rc, "config");
+        free(config_text);
+        goto out;
+    }
+    if (!id_text)
+        id = derived;
+
+    result = api_submit_job(srv, conn, req, queue_id, &id, config_text);
+    free(config_text);
+out:
+    json_object_put(body);
+    return result;
+}
+
+/* ---- GET /jobs ---------------------------------------------------------- */
+
+typedef struct api_list_args {
+    const char *bad; /* the first unknown parameter */
+} api_list_args;
+
+static enum MHD_Result api_check_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    (void)value;
+    api_list_args *args = cls;
+    if (!args->bad && strcmp(key, "status") != 0 && strcmp(key, "queue") != 0 &&
+        strcmp(key, "limit") != 0 && strcmp(key, "cursor") != 0)
+        args->bad = key;
+    return MHD_YES;
+}
+
+/* "complete,failed" into a bit set of (1u << status). */
+static int api_parse_statuses(const char *text, unsigned *out, char *bad, size_t badlen)
+{
+    *out = 0;
+    const char *p = text;
+    for (;;) {
+        size_t n = strcspn(p, ",");
+        int found = 0;
+        for (int s = ACP_STATUS_QUEUED; s <= ACP_STATUS_EXPIRED && !found; s++) {
+            const char *name = acp_job_status_name((acp_job_status)s);
+            if (strlen(name) == n && strncmp(p, name, n) == 0) {
+                *out |= 1u << s;
+                found = 1;
+            }
+        }
+        if (!found) {
+            snprintf(bad, badlen, "%.*s", (int)(n > 64 ? 64 : n), p);
+            return -1;
+        }
+        if (!p[n])
+            return 0;
+        p += n + 1;
+    }
+}
+
+static enum MHD_Result api_list(server *srv, struct MHD_Connection *conn, http_request *req)
+{
+    api_list_args args = {NULL};
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, api_check_arg, &args);
+    if (args.bad)
+        return http_reply_error(conn, req, MHD_HTTP_BAD_REQUEST, acp_strerror(ACP_EINVAL), args.bad,
+                                "unknown query parameter '%s' (expected status, queue, limit, "
+                                "cursor)",
+                                args.bad);
+    acp_job_filter filter;
+    acp_job_filter_init(&filter);
+    filter.limit = API_DEFAULT_PAGE;
+    const char *status = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "status");
+    const char *limit = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+    char bad[80];
+    if (status && api_parse_statuses(status, &filter.statuses, bad, sizeof bad) != 0)
+        return http_reply_error(conn, req, MHD_HTTP_BAD_REQUEST, acp_strerror(ACP_EINVAL), "status",
+                                "status: '%s' is not one of queued, in-progress, complete, "
+                                "failed, expired",
+                                bad);
+    if (limit) {
+        char *end;
+        errno = 0;
+        long n = strtol(limit, &end, 10);
+        if (errno || *end || end == limit || n < 1 || n > ACP_LIST_LIMIT_MAX)
+            return http_reply_error(conn, req, MHD_HTTP_BAD_REQUEST, acp_strerror(ACP_EINVAL),
+                                    "limit", "limit: '%s' is not an integer in 1..%d", limit,
+                                    ACP_LIST_LIMIT_MAX);
+        filter.limit = (size_t)n;
+    }
+    filter.queue = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "queue");
+    filter.cursor = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "cursor");
+    if (filter.cursor && !*filter.cursor)
+        filter.cursor = NULL;
+
+    acp_job_list list;
+    memset(&list, 0, sizeof list);
+    int rc = acp_list_jobs(srv->platform, &filter, &list);
+    if (rc != 0) {
+        const char *detail = acp_last_error();
+        const char *field =
+            !strstr(detail, "cursor") ? strstr(detail, "queue") ? "queue" : NULL : "cursor";
+        return http_reply_acp(conn, req, rc, field);
+    }
+    json_object *jobs = json_object_new_array_ext((int)list.count);
+    for (size_t i = 0; i < list.count; i++)
+        json_object_array_add(jobs, api_job_json(&list.jobs[i]));
+    json_object *doc = json_object_new_object();
+    json_object_object_add(doc, "jobs", jobs);
+    json_object_object_add(doc, "next_cursor",
+                           list.next_cursor ? json_object_new_string(list.next_cursor) : NULL);
+    acp_job_list_clear(&list);
+    return http_reply_json(conn, req, MHD_HTTP_OK, doc);
+}
+
+/* ---- /jobs/{id}... ------------------------------------------------------ */
+
+static enum MHD_Result api_get(server *srv, struct MHD_Connection *conn, http_request *req,
+                               const acp_job_id *id)
+{
+    acp_job job;
+    memset(&job, 0, sizeof job);
+    int rc = acp_get_job(srv->platform, id, &job);
+    if (rc != 0)
+        return http_reply_acp(conn, req, rc, NULL);
+    json_object *doc = api_job_json(&job);
+    acp_job_clear(&job);
+    return http_reply_json(conn, req, MHD_HTTP_OK, doc);
+}
+
+static enum MHD_Result api_delete(server *srv, struct MHD_Connection *conn, http_request *req,
+                                  const acp_job_id *id)
+{
+    int rc = acp_delete_job(srv->platform, id);
+    if (rc != 0)
+        return http_reply_acp(conn, req, rc, NULL);
+    struct MHD_Response *response =
+        MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    return http_reply(conn, req, MHD_HTTP_NO_CONTENT, response);
+}
+
+static enum MHD_Result api_expire(server *srv, struct MHD_Connection *conn, http_request *req,
+                                  const acp_job_id *id)
+{
+    int rc = acp_expire_job(srv->platform, id);
+    if (rc != 0)
+        return http_reply_acp(conn, req, rc, NULL);
+    return http_reply_json(conn, req, MHD_HTTP_OK, api_job_brief(id, ACP_STATUS_EXPIRED));
+}
+
+/* ---- routing ------------------------------------------------------------ */
+
+typedef enum api_route {
+    API_NONE,
+    API_HEALTH,
+    API_JOBS,
+    API_JOB,
+    API_FILES,
+    API_FILE,
+    API_EXPIRE,
+} api_route;
+
+/* Split "/a/b/c" into at most API_SEGMENTS non-empty segments of @copy.
+ * Returns the count, or -1 for an empty segment ("//", a trailing "/") or
+ * too many. */
+static int api_split(char *copy, char *segments[API_SEGMENTS])
+{
+    if (copy[0] != '/')
+        return -1;
+    int n = 0;
+    char *p = copy + 1;
+    if (!*p)
+        return 0;
+    for (;;) {
+        char *slash = strchr(p, '/');
+        if (slash)
+            *slash = '\0';
+        if (!*p || n == API_SEGMENTS)
+            return -1;
+        segments[n++] = p;
+        if (!slash)
+            return n;
+        p = slash + 1;
+    }
+}
+
+static api_route api_match(char *segments[], int n)
+{
+    if (n == 1 && strcmp(segments[0], "health") == 0)
+        return API_HEALTH;
+    if (n < 1 || strcmp(segments[0], "jobs") != 0)
+        return API_NONE;
+    if (n == 1)
+        return API_JOBS;
+    if (n == 2)
+        return API_JOB;
+    if (n == 3 && strcmp(segments[2], "files") == 0)
+        return API_FILES;
+    if (n == 3 && strcmp(segments[2], "expire") == 0)
+        return API_EXPIRE;
+    if (n == 4 && strcmp(segments[2], "files") == 0)
+        return API_FILE;
+    return API_NONE;
+}
+
+static const char *api_allowed(api_route route)
+{
+    switch (route) {
+    case API_JOBS:
+        return "GET, HEAD, POST";
+    case API_JOB:
+        return "GET, HEAD, DELETE";
+    case API_EXPIRE:
+        return "POST";
+    default:
+        return "GET, HEAD";
+    }
+}
+
+static int api_method_ok(api_route route, const char *method)
+{
+    int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    switch (route) {
+    case API_JOBS:
+        return get || strcmp(method, "POST") == 0;
+    case API_JOB:
+        return get || strcmp(method, "DELETE") == 0;
+    case API_EXPIRE:
+        return strcmp(method, "POST") == 0;
+    default:
+        return get;
+    }
+}
+
+static enum MHD_Result api_dispatch(server *srv, struct MHD_Connection *conn, http_request *req,
+                                    const char *method, const char *path, char *segments[], int n)
+{
+    api_route route = api_match(segments, n);
+    if (route == API_NONE)
+        return http_reply_error(conn, req, MHD_HTTP_NOT_FOUND, "not found", NULL,
+                                "no such resource: %s", path);
+    if (!api_method_ok(route, method)) {
+        const char *allowed = api_allowed(route);
+        json_object *doc = json_object_new_object();
+        char detail[256];
+        snprintf(detail, sizeof detail, "%s is not allowed on %s (allowed: %s)", method, path,
+                 allowed);
+        json_object_object_add(doc, "error", json_object_new_string("method not allowed"));
+        json_object_object_add(doc, "detail", json_object_new_string(detail));
+        struct MHD_Response *response = http_json_response(doc);
+        if (response)
+            MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, allowed);
+        return http_reply(conn, req, MHD_HTTP_METHOD_NOT_ALLOWED, response);
+    }
+    if (route == API_HEALTH)
+        return health_handle(srv, conn, req);
+    if (route == API_JOBS)
+        return strcmp(method, "POST") == 0 ? api_submit(srv, conn, req) : api_list(srv, conn, req);
+
+    acp_job_id id;
+    int rc = acp_job_id_parse(&id, segments[1]);
+    if (rc != 0)
+        return http_reply_acp(conn, req, rc, "id");
+    switch (route) {
+    case API_JOB:
+        return strcmp(method, "DELETE") == 0 ? api_delete(srv, conn, req, &id)
+                                             : api_get(srv, conn, req, &id);
+    case API_FILES:
+        return files_list(srv, conn, req, &id);
+    case API_FILE:
+        return files_download(srv, conn, req, &id, segments[3], strcmp(method, "HEAD") == 0);
+    case API_EXPIRE:
+        return api_expire(srv, conn, req, &id);
+    default:
+        return MHD_NO;
+    }
+}
+
+enum MHD_Result api_handle(server *srv, struct MHD_Connection *conn, http_request *req,
+                           const char *method, const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return MHD_NO;
+    char *segments[API_SEGMENTS];
+    int n = api_split(copy, segments);
+    enum MHD_Result result = n < 0 ? http_reply_error(conn, req, MHD_HTTP_NOT_FOUND, "not found",
+                                                      NULL, "no such resource: %s", path)
+                                   : api_dispatch(srv, conn, req, method, path, segments, n);
+    free(copy);
+    return result;
+}

@@ -1,0 +1,10 @@
+/* The jobs API: routes a complete request to its handler. */
+#ifndef SERVER_API_H
+#define SERVER_API_H
+
+#include "http.h"
+
+enum MHD_Result api_handle(server *srv, struct MHD_Connection *conn, http_request *req,
+                           const char *method, const char *path);
+
+#endif

@@ -1,0 +1,103 @@
+#include "health.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "amqp_probe.h"
+
+#define HEALTH_AMQP_TIMEOUT_MS 2000
+
+static json_object *health_entry(const char *name, const char *host, long port, const char *state,
+                                 const char *error)
+{
+    char address[300];
+    snprintf(address, sizeof address, "%s:%ld", host, port);
+    json_object *entry = json_object_new_object();
+    json_object_object_add(entry, "name", json_object_new_string(name));
+    json_object_object_add(entry, "address", json_object_new_string(address));
+    json_object_object_add(entry, "state", json_object_new_string(state));
+    if (error)
+        json_object_object_add(entry, "error", json_object_new_string(error));
+    return entry;
+}
+
+/* PostgreSQL: the cheapest statement the public API has. */
+static int health_postgres(server *srv, json_object *services)
+{
+    const settings *cfg = srv->cfg;
+    acp_job_filter filter;
+    acp_job_filter_init(&filter);
+    filter.limit = 1;
+    acp_job_list list;
+    memset(&list, 0, sizeof list);
+    int rc = acp_list_jobs(srv->platform, &filter, &list);
+    acp_job_list_clear(&list);
+    long port = cfg->db_port != SETTINGS_UNSET ? cfg->db_port : 5432;
+    json_object_array_add(services,
+                          health_entry("postgres", cfg->db_host, port, rc == 0 ? "up" : "down",
+                                       rc == 0 ? NULL : acp_last_error()));
+    return rc == 0;
+}
+
+/* S3: listing a job id nobody has is one LIST request; "not found" means S3
+ * answered. */
+static int health_s3(server *srv, json_object *services)
+{
+    const settings *cfg = srv->cfg;
+    acp_job_id id;
+    acp_job_id_generate(&id);
+    acp_result_list list;
+    memset(&list, 0, sizeof list);
+    int rc = acp_get_results(srv->platform, &id, &list);
+    acp_result_list_clear(&list);
+    int up = rc == 0 || rc == ACP_ENOTFOUND;
+    long port = cfg->s3_port != SETTINGS_UNSET ? cfg->s3_port : 80;
+    json_object_array_add(services, health_entry("s3", cfg->s3_host, port, up ? "up" : "down",
+                                                 up ? NULL : acp_last_error()));
+    return up;
+}
+
+static long health_amqp_port(const settings *cfg, const settings_queue *q)
+{
+    if (q->port != SETTINGS_UNSET)
+        return q->port;
+    return cfg->amqp_port != SETTINGS_UNSET ? cfg->amqp_port : 5672;
+}
+
+/* RabbitMQ: each distinct broker of the configured queues. */
+static int health_rabbitmq(server *srv, json_object *services)
+{
+    const settings *cfg = srv->cfg;
+    int all_up = 1;
+    for (size_t i = 0; i < cfg->queue_count; i++) {
+        const settings_queue *q = &cfg->queues[i];
+        const char *host = q->host ? q->host : cfg->amqp_host;
+        long port = health_amqp_port(cfg, q);
+        int seen = 0;
+        for (size_t j = 0; j < i && !seen; j++) {
+            const settings_queue *p = &cfg->queues[j];
+            seen = strcmp(p->host ? p->host : cfg->amqp_host, host) == 0 &&
+                   health_amqp_port(cfg, p) == port;
+        }
+        if (seen)
+            continue;
+        char err[512];
+        int up = amqp_probe(host, (int)port, HEALTH_AMQP_TIMEOUT_MS, err, sizeof err) == 0;
+        json_object_array_add(
+            services, health_entry("rabbitmq", host, port, up ? "up" : "down", up ? NULL : err));
+        all_up &= up;
+    }
+    return all_up;
+}
+
+enum MHD_Result health_handle(server *srv, struct MHD_Connection *conn, http_request *req)
+{
+    json_object *services = json_object_new_array();
+    int up = health_postgres(srv, services);
+    up &= health_s3(srv, services);
+    up &= health_rabbitmq(srv, services);
+    json_object *doc = json_object_new_object();
+    json_object_object_add(doc, "status", json_object_new_string(up ? "ok" : "unavailable"));
+    json_object_object_add(doc, "services", services);
+    return http_reply_json(conn, req, up ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, doc);
+}

@@ -1,0 +1,12 @@
+/* GET /health: a cheap real check of each backing service. The public API
+ * has no health call, so: PostgreSQL by listing one job (acp_list_jobs), S3
+ * by listing the files of a random job id (acp_get_results: "not found"
+ * means S3 answered), RabbitMQ by amqp_probe() of each configured broker. */
+#ifndef SERVER_HEALTH_H
+#define SERVER_HEALTH_H
+
+#include "http.h"
+
+enum MHD_Result health_handle(server *srv, struct MHD_Connection *conn, http_request *req);
+
+#endif

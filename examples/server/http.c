@@ -1,0 +1,220 @@
+#include "http.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api.h"
+#include "errmap.h"
+#include "slog.h"
+
+/* A client that goes on sending this many times the limit after being told
+ * its body is too large is cut off instead of being read to the end. */
+#define HTTP_DISCARD_FACTOR 8
+
+static double http_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+enum MHD_Result http_reply(struct MHD_Connection *conn, http_request *req, unsigned status,
+                           struct MHD_Response *response)
+{
+    if (!response)
+        return MHD_NO;
+    req->status = status;
+    enum MHD_Result rc = MHD_queue_response(conn, status, response);
+    MHD_destroy_response(response);
+    return rc;
+}
+
+struct MHD_Response *http_json_response(json_object *doc)
+{
+    if (!doc)
+        return NULL;
+    size_t len;
+    const char *text = json_object_to_json_string_length(
+        doc, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    struct MHD_Response *response =
+        text ? MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY) : NULL;
+    json_object_put(doc);
+    if (response)
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    return response;
+}
+
+enum MHD_Result http_reply_json(struct MHD_Connection *conn, http_request *req, unsigned status,
+                                json_object *doc)
+{
+    return http_reply(conn, req, status, http_json_response(doc));
+}
+
+static enum MHD_Result http_reply_error_text(struct MHD_Connection *conn, http_request *req,
+                                             unsigned status, const char *error, const char *field,
+                                             const char *detail)
+{
+    json_object *doc = json_object_new_object();
+    json_object_object_add(doc, "error", json_object_new_string(error));
+    json_object_object_add(doc, "detail", json_object_new_string(detail));
+    if (field)
+        json_object_object_add(doc, "field", json_object_new_string(field));
+    slog(status >= 500 ? ACP_LOG_WARN : ACP_LOG_DEBUG, "%s %s: %u %s: %s", req->method, req->path,
+         status, error, detail);
+    return http_reply_json(conn, req, status, doc);
+}
+
+enum MHD_Result http_reply_error(struct MHD_Connection *conn, http_request *req, unsigned status,
+                                 const char *error, const char *field, const char *fmt, ...)
+{
+    char detail[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    return http_reply_error_text(conn, req, status, error, field, detail);
+}
+
+enum MHD_Result http_reply_acp(struct MHD_Connection *conn, http_request *req, int code,
+                               const char *field)
+{
+    return http_reply_error_text(conn, req, errmap_http_status(code), acp_strerror(code), field,
+                                 acp_last_error());
+}
+
+static enum MHD_Result http_too_big(struct MHD_Connection *conn, http_request *req, size_t limit)
+{
+    return http_reply_error(conn, req, MHD_HTTP_CONTENT_TOO_LARGE, acp_strerror(ACP_ETOOBIG),
+                            "body", "the request body is larger than %zu bytes", limit);
+}
+
+/* Append a piece of the body, or discard it once over the limit. Returns 0,
+ * or -1 to drop the connection. */
+static int http_take_body(http_request *req, const char *data, size_t len, size_t limit)
+{
+    if (!req->too_big && len > limit - req->body_len) {
+        /* Nothing past the limit is kept; the answer (413) waits for the end
+         * of the body because libmicrohttpd cannot answer in mid-upload. */
+        req->too_big = 1;
+        free(req->body);
+        req->body = NULL;
+        req->body_len = req->body_cap = 0;
+    }
+    if (req->too_big) {
+        req->discarded += len;
+        return req->discarded > (uint64_t)limit * HTTP_DISCARD_FACTOR ? -1 : 0;
+    }
+    if (req->body_len + len + 1 > req->body_cap) {
+        size_t cap = req->body_cap ? req->body_cap : 4096;
+        while (cap < req->body_len + len + 1)
+            cap *= 2;
+        char *grown = realloc(req->body, cap);
+        if (!grown)
+            return -1;
+        req->body = grown;
+        req->body_cap = cap;
+    }
+    memcpy(req->body + req->body_len, data, len);
+    req->body_len += len;
+    req->body[req->body_len] = '\0';
+    return 0;
+}
+
+static enum MHD_Result http_handle(void *cls, struct MHD_Connection *conn, const char *url,
+                                   const char *method, const char *version, const char *upload_data,
+                                   size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    server *srv = cls;
+    size_t limit = (size_t)srv->cfg->max_body_bytes;
+    http_request *req = *con_cls;
+    if (!req) {
+        /* First call: only the headers are in. */
+        req = calloc(1, sizeof *req);
+        if (!req)
+            return MHD_NO;
+        *con_cls = req;
+        req->started = http_now();
+        req->method = strdup(method);
+        req->path = strdup(url);
+        if (!req->method || !req->path)
+            return MHD_NO;
+        const char *length =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (length) {
+            char *end;
+            errno = 0;
+            unsigned long long n = strtoull(length, &end, 10);
+            /* Answered before the body is read (and before "100 Continue"). */
+            if (errno == ERANGE || (*end == '\0' && n > limit))
+                return http_too_big(conn, req, limit);
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (http_take_body(req, upload_data, *upload_data_size, limit) != 0) {
+            slog(ACP_LOG_WARN, "%s %s: body too large or out of memory; connection dropped",
+                 req->method, req->path);
+            return MHD_NO;
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (req->too_big)
+        return http_too_big(conn, req, limit);
+    return api_handle(srv, conn, req, method, url);
+}
+
+static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                           enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    http_request *req = *con_cls;
+    if (!req)
+        return;
+    double ms = (http_now() - req->started) * 1000;
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        slog(ACP_LOG_INFO, "%s %s %u %.1f ms", req->method ? req->method : "?",
+             req->path ? req->path : "?", req->status, ms);
+    else
+        slog(ACP_LOG_INFO, "%s %s %u %.1f ms (connection ended early, code %d)",
+             req->method ? req->method : "?", req->path ? req->path : "?", req->status, ms,
+             (int)toe);
+    free(req->method);
+    free(req->path);
+    free(req->body);
+    free(req);
+    *con_cls = NULL;
+}
+
+static void http_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char message[1024];
+    vsnprintf(message, sizeof message, fmt, ap);
+    size_t n = strlen(message);
+    while (n > 0 && message[n - 1] == '\n')
+        message[--n] = '\0';
+    slog(ACP_LOG_WARN, "http: %s", message);
+}
+
+struct MHD_Daemon *http_start(server *srv, int listen_fd, char *err, size_t errlen)
+{
+    /* A thread per connection: handlers block in acp_* calls (database, S3)
+     * and downloads block on S3, which must not stall other clients. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+    struct MHD_Daemon *daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, http_handle, srv, MHD_OPTION_EXTERNAL_LOGGER, http_log, NULL,
+        MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_NOTIFY_COMPLETED, http_completed, NULL,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->cfg->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->cfg->connection_timeout, MHD_OPTION_END);
+    if (!daemon)
+        snprintf(err, errlen, "libmicrohttpd did not start (see the messages above)");
+    return daemon;
+}

@@ -1,0 +1,14 @@
+/* What every part of the server shares: the settings and the platform. */
+#ifndef SERVER_SERVER_H
+#define SERVER_SERVER_H
+
+#include <async_platform.h>
+
+#include "settings.h"
+
+typedef struct server {
+    const settings *cfg;
+    acp_platform *platform;
+} server;
+
+#endif

@@ -1,0 +1,653 @@
+#include "settings.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "jsonspan.h"
+#include "slog.h"
+
+/* A config file larger than this is certainly a mistake. */
+#define SETTINGS_FILE_MAX (1024 * 1024)
+#define SETTINGS_NAME_MAX 64
+
+typedef enum settings_kind {
+    SETTINGS_STRING,
+    SETTINGS_INT,
+    SETTINGS_BOOL,
+    SETTINGS_SECONDS, /* a non-negative number, fractions allowed */
+    SETTINGS_LEVEL,
+} settings_kind;
+
+/* One scalar key of the file, where it goes in struct settings, its bounds
+ * and the environment variable that provides its default. */
+typedef struct settings_field {
+    const char *key;
+    settings_kind kind;
+    size_t offset;
+    long min, max;
+    const char *env;
+    int required;
+} settings_field;
+
+#define FIELD(key, kind, member, min, max, env, required)                                          \
+    {                                                                                              \
+        key, kind, offsetof(settings, member), min, max, env, required                             \
+    }
+
+static const settings_field settings_listen_fields[] = {
+    FIELD("address", SETTINGS_STRING, listen_address, 0, 0, NULL, 0),
+    FIELD("port", SETTINGS_INT, port, 0, 65535, NULL, 0),
+    FIELD("max_connections", SETTINGS_INT, max_connections, 1, 10000, NULL, 0),
+    FIELD("connection_timeout", SETTINGS_INT, connection_timeout, 1, 86400, NULL, 0),
+    {NULL, 0, 0, 0, 0, NULL, 0},
+};
+
+static const settings_field settings_db_fields[] = {
+    FIELD("host", SETTINGS_STRING, db_host, 0, 0, "ACP_TEST_PG_HOST", 1),
+    FIELD("port", SETTINGS_INT, db_port, 1, 65535, "ACP_TEST_PG_PORT", 0),
+    FIELD("dbname", SETTINGS_STRING, db_name, 0, 0, "ACP_TEST_PG_DB", 1),
+    FIELD("user", SETTINGS_STRING, db_user, 0, 0, "ACP_TEST_PG_USER", 1),
+    FIELD("password", SETTINGS_STRING, db_password, 0, 0, "ACP_TEST_PG_PASSWORD", 1),
+    FIELD("pool_size", SETTINGS_INT, db_pool_size, 1, ACP_POOL_SIZE_MAX, NULL, 0),
+    {NULL, 0, 0, 0, 0, NULL, 0},
+};
+
+static const settings_field settings_s3_fields[] = {
+    FIELD("host", SETTINGS_STRING, s3_host, 0, 0, "ACP_TEST_S3_HOST", 1),
+    FIELD("port", SETTINGS_INT, s3_port, 0, 65535, "ACP_TEST_S3_PORT", 0),
+    FIELD("https", SETTINGS_BOOL, s3_https, 0, 1, NULL, 0),
+    FIELD("bucket", SETTINGS_STRING, s3_bucket, 0, 0, "ACP_TEST_S3_BUCKET", 1),
+    FIELD("access_key", SETTINGS_STRING, s3_access_key, 0, 0, "ACP_TEST_S3_ACCESS_KEY", 1),
+    FIELD("secret_key", SETTINGS_STRING, s3_secret_key, 0, 0, "ACP_TEST_S3_SECRET_KEY", 1),
+    FIELD("root_path", SETTINGS_STRING, s3_root_path, 0, 0, NULL, 0),
+    {NULL, 0, 0, 0, 0, NULL, 0},
+};
+
+static const settings_field settings_amqp_fields[] = {
+    FIELD("host", SETTINGS_STRING, amqp_host, 0, 0, "ACP_TEST_AMQP_HOST", 1),
+    FIELD("port", SETTINGS_INT, amqp_port, 1, 65535, "ACP_TEST_AMQP_PORT", 0),
+    FIELD("user", SETTINGS_STRING, amqp_user, 0, 0, "ACP_TEST_AMQP_USER", 1),
+    FIELD("password", SETTINGS_STRING, amqp_password, 0, 0, "ACP_TEST_AMQP_PASSWORD", 1),
+    {NULL, 0, 0, 0, 0, NULL, 0},
+};
+
+static const settings_field settings_top_fields[] = {
+    FIELD("workspace_root", SETTINGS_STRING, workspace_root, 0, 0, NULL, 0),
+    FIELD("expiration_days", SETTINGS_INT, expiration_days, 1, ACP_EXPIRATION_DAYS_MAX, NULL, 0),
+    FIELD("prune_interval", SETTINGS_INT, prune_interval, 1, 31536000, NULL, 0),
+    FIELD("lease_seconds", SETTINGS_INT, lease_seconds, 3, 86400, NULL, 0),
+    FIELD("redispatch_seconds", SETTINGS_INT, redispatch_seconds, 1, 31536000, NULL, 0),
+    FIELD("shutdown_timeout", SETTINGS_INT, shutdown_timeout, 0, 86400, NULL, 0),
+    FIELD("log_level", SETTINGS_LEVEL, log_level, 0, 0, NULL, 0),
+    FIELD("max_body_bytes", SETTINGS_INT, max_body_bytes, 1024, 64L * 1024 * 1024, NULL, 0),
+    {NULL, 0, 0, 0, 0, NULL, 0},
+};
+
+static const settings_field settings_sleep_fields[] = {
+    FIELD("max_seconds", SETTINGS_SECONDS, sleep_max_seconds, 0, 86400, NULL, 0),
+    {NULL, 0, 0, 0, 0, NULL, 0},
+};
+
+static const settings_field settings_command_fields[] = {
+    FIELD("timeout_seconds", SETTINGS_SECONDS, command_timeout_seconds, 0, 86400, NULL, 0),
+    FIELD("max_args", SETTINGS_INT, command_max_args, 0, 4096, NULL, 0),
+    FIELD("max_arg_bytes", SETTINGS_INT, command_max_arg_bytes, 1, 1024 * 1024, NULL, 0),
+    {NULL, 0, 0, 0, 0, NULL, 0},
+};
+
+static int settings_fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int settings_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static void *settings_slot(settings *s, const settings_field *f)
+{
+    return (char *)s + f->offset;
+}
+
+static int settings_set_string(settings *s, const settings_field *f, const char *value,
+                               const char *where, char *err, size_t errlen)
+{
+    char **slot = settings_slot(s, f);
+    char *copy = strdup(value);
+    if (!copy)
+        return settings_fail(err, errlen, "%s: out of memory", where);
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+static int settings_set_long(settings *s, const settings_field *f, long long value,
+                             const char *where, char *err, size_t errlen)
+{
+    if (value < f->min || value > f->max)
+        return settings_fail(err, errlen, "%s: %lld is outside %ld..%ld", where, value, f->min,
+                             f->max);
+    if (f->kind == SETTINGS_BOOL)
+        *(int *)settings_slot(s, f) = (int)value;
+    else
+        *(long *)settings_slot(s, f) = (long)value;
+    return 0;
+}
+
+/* An integer from the environment: the whole text must be a number. */
+static int settings_from_env(settings *s, const settings_field *f, char *err, size_t errlen)
+{
+    const char *value = f->env ? getenv(f->env) : NULL;
+    if (!value || !*value)
+        return 0;
+    if (f->kind == SETTINGS_STRING)
+        return settings_set_string(s, f, value, f->env, err, errlen);
+    char *end;
+    errno = 0;
+    long long n = strtoll(value, &end, 10);
+    if (errno || *end || end == value)
+        return settings_fail(err, errlen, "%s: '%s' is not an integer", f->env, value);
+    return settings_set_long(s, f, n, f->env, err, errlen);
+}
+
+static int settings_from_json(settings *s, const settings_field *f, json_object *value,
+                              const char *where, char *err, size_t errlen)
+{
+    switch (f->kind) {
+    case SETTINGS_STRING:
+        if (!json_object_is_type(value, json_type_string))
+            return settings_fail(err, errlen, "%s: expected a string", where);
+        if (strlen(json_object_get_string(value)) != (size_t)json_object_get_string_len(value))
+            return settings_fail(err, errlen, "%s: contains a NUL character", where);
+        return settings_set_string(s, f, json_object_get_string(value), where, err, errlen);
+    case SETTINGS_INT:
+        if (!json_object_is_type(value, json_type_int))
+            return settings_fail(err, errlen, "%s: expected an integer", where);
+        return settings_set_long(s, f, (long long)json_object_get_int64(value), where, err, errlen);
+    case SETTINGS_BOOL:
+        if (!json_object_is_type(value, json_type_boolean))
+            return settings_fail(err, errlen, "%s: expected true or false", where);
+        return settings_set_long(s, f, json_object_get_boolean(value) ? 1 : 0, where, err, errlen);
+    case SETTINGS_SECONDS: {
+        if (!json_object_is_type(value, json_type_int) &&
+            !json_object_is_type(value, json_type_double))
+            return settings_fail(err, errlen, "%s: expected a number of seconds", where);
+        double d = json_object_get_double(value);
+        if (!isfinite(d) || d < (double)f->min || d > (double)f->max)
+            return settings_fail(err, errlen, "%s: %g is outside %ld..%ld", where, d, f->min,
+                                 f->max);
+        *(double *)settings_slot(s, f) = d;
+        return 0;
+    }
+    case SETTINGS_LEVEL:
+        if (!json_object_is_type(value, json_type_string) ||
+            slog_parse_level(json_object_get_string(value), settings_slot(s, f)) != 0)
+            return settings_fail(err, errlen,
+                                 "%s: expected \"debug\", \"info\", \"warn\" or "
+                                 "\"error\"",
+                                 where);
+        return 0;
+    }
+    return settings_fail(err, errlen, "%s: unsupported setting", where);
+}
+
+static const settings_field *settings_lookup(const settings_field *fields, const char *key)
+{
+    for (const settings_field *f = fields; f->key; f++)
+        if (strcmp(f->key, key) == 0)
+            return f;
+    return NULL;
+}
+
+/* Apply the scalar members of the object @section (named @prefix, "" at the
+ * top level); members named in @skip are handled by the caller. */
+static int settings_apply_section(settings *s, const settings_field *fields, json_object *section,
+                                  const char *prefix, const char *const *skip, char *err,
+                                  size_t errlen)
+{
+    if (!json_object_is_type(section, json_type_object))
+        return settings_fail(err, errlen, "%s: expected an object", prefix);
+    json_object_object_foreach(section, key, value)
+    {
+        char where[160];
+        snprintf(where, sizeof where, "%s%s%s", prefix, *prefix ? "." : "", key);
+        int skipped = 0;
+        for (const char *const *k = skip; k && *k && !skipped; k++)
+            skipped = strcmp(*k, key) == 0;
+        if (skipped)
+            continue;
+        const settings_field *f = settings_lookup(fields, key);
+        if (!f)
+            return settings_fail(err, errlen, "%s: unknown setting", where);
+        if (settings_from_json(s, f, value, where, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int settings_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > SETTINGS_NAME_MAX)
+        return 0;
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '.' || *p == '-'))
+            return 0;
+    return 1;
+}
+
+static int settings_add_queue(settings *s, const char *id, char *err, size_t errlen)
+{
+    settings_queue *grown = realloc(s->queues, (s->queue_count + 1) * sizeof *grown);
+    if (!grown)
+        return settings_fail(err, errlen, "queues: out of memory");
+    s->queues = grown;
+    settings_queue *q = &s->queues[s->queue_count];
+    memset(q, 0, sizeof *q);
+    q->port = q->workers = q->message_ack_timeout = SETTINGS_UNSET;
+    if (!(q->id = strdup(id)))
+        return settings_fail(err, errlen, "queues: out of memory");
+    s->queue_count++;
+    return 0;
+}
+
+static int settings_queue_string(char **slot, json_object *value, const char *where, char *err,
+                                 size_t errlen)
+{
+    if (!json_object_is_type(value, json_type_string))
+        return settings_fail(err, errlen, "%s: expected a string", where);
+    char *copy = strdup(json_object_get_string(value));
+    if (!copy)
+        return settings_fail(err, errlen, "%s: out of memory", where);
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+static int settings_queue_long(long *slot, json_object *value, long min, long max,
+                               const char *where, char *err, size_t errlen)
+{
+    if (!json_object_is_type(value, json_type_int))
+        return settings_fail(err, errlen, "%s: expected an integer", where);
+    int64_t n = json_object_get_int64(value);
+    if (n < min || n > max)
+        return settings_fail(err, errlen, "%s: %lld is outside %ld..%ld", where, (long long)n, min,
+                             max);
+    *slot = (long)n;
+    return 0;
+}
+
+static int settings_apply_queues(settings *s, json_object *array, char *err, size_t errlen)
+{
+    if (!json_object_is_type(array, json_type_array) || json_object_array_length(array) == 0)
+        return settings_fail(err, errlen, "queues: expected a non-empty array of objects");
+    for (size_t i = 0; i < json_object_array_length(array); i++) {
+        json_object *item = json_object_array_get_idx(array, i);
+        char where[96];
+        snprintf(where, sizeof where, "queues[%zu]", i);
+        json_object *id;
+        if (!json_object_is_type(item, json_type_object) ||
+            !json_object_object_get_ex(item, "id", &id) ||
+            !json_object_is_type(id, json_type_string))
+            return settings_fail(err, errlen, "%s: expected an object with a string \"id\"", where);
+        if (settings_add_queue(s, json_object_get_string(id), err, errlen) != 0)
+            return -1;
+        settings_queue *q = &s->queues[s->queue_count - 1];
+        json_object_object_foreach(item, key, value)
+        {
+            snprintf(where, sizeof where, "queues[%zu].%s", i, key);
+            int rc = 0;
+            if (strcmp(key, "id") == 0)
+                continue;
+            else if (strcmp(key, "host") == 0)
+                rc = settings_queue_string(&q->host, value, where, err, errlen);
+            else if (strcmp(key, "user") == 0)
+                rc = settings_queue_string(&q->user, value, where, err, errlen);
+            else if (strcmp(key, "password") == 0)
+                rc = settings_queue_string(&q->password, value, where, err, errlen);
+            else if (strcmp(key, "port") == 0)
+                rc = settings_queue_long(&q->port, value, 1, 65535, where, err, errlen);
+            else if (strcmp(key, "workers") == 0)
+                rc = settings_queue_long(&q->workers, value, ACP_WORKERS_MIN, ACP_WORKERS_MAX,
+                                         where, err, errlen);
+            else if (strcmp(key, "message_ack_timeout") == 0)
+                rc = settings_queue_long(&q->message_ack_timeout, value,
+                                         ACP_MESSAGE_ACK_TIMEOUT_MIN, 604800, where, err, errlen);
+            else
+                rc = settings_fail(err, errlen, "%s: unknown setting", where);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static int settings_apply_programs(settings *s, json_object *map, char *err, size_t errlen)
+{
+    if (!json_object_is_type(map, json_type_object))
+        return settings_fail(err, errlen,
+                             "executors.command.programs: expected an object of name: path");
+    json_object_object_foreach(map, name, path)
+    {
+        const char *p =
+            json_object_is_type(path, json_type_string) ? json_object_get_string(path) : NULL;
+        if (!settings_name_ok(name))
+            return settings_fail(err, errlen,
+                                 "executors.command.programs: '%s' is not a name of 1..%d "
+                                 "characters of [A-Za-z0-9_.-]",
+                                 name, SETTINGS_NAME_MAX);
+        if (!p || p[0] != '/')
+            return settings_fail(err, errlen,
+                                 "executors.command.programs.%s: expected an absolute path", name);
+        /* Checked now so that a typo shows at start-up, not in a failed job. */
+        if (access(p, X_OK) != 0)
+            return settings_fail(err, errlen, "executors.command.programs.%s: %s: %s", name, p,
+                                 strerror(errno));
+        settings_program *grown =
+            realloc(s->programs, (s->program_count + 1) * sizeof *s->programs);
+        if (!grown)
+            return settings_fail(err, errlen, "executors.command.programs: out of memory");
+        s->programs = grown;
+        settings_program *prog = &s->programs[s->program_count];
+        prog->name = strdup(name);
+        prog->path = strdup(p);
+        s->program_count++;
+        if (!prog->name || !prog->path)
+            return settings_fail(err, errlen, "executors.command.programs: out of memory");
+    }
+    return 0;
+}
+
+static int settings_apply_executors(settings *s, json_object *section, char *err, size_t errlen)
+{
+    if (!json_object_is_type(section, json_type_object))
+        return settings_fail(err, errlen, "executors: expected an object");
+    static const char *const command_skip[] = {"programs", NULL};
+    json_object_object_foreach(section, key, value)
+    {
+        if (strcmp(key, "sleep") == 0) {
+            if (settings_apply_section(s, settings_sleep_fields, value, "executors.sleep", NULL,
+                                       err, errlen) != 0)
+                return -1;
+        } else if (strcmp(key, "command") == 0) {
+            if (settings_apply_section(s, settings_command_fields, value, "executors.command",
+                                       command_skip, err, errlen) != 0)
+                return -1;
+            json_object *programs;
+            if (json_object_object_get_ex(value, "programs", &programs) &&
+                settings_apply_programs(s, programs, err, errlen) != 0)
+                return -1;
+        } else if (strcmp(key, "checksum") == 0) {
+            if (!json_object_is_type(value, json_type_object) ||
+                json_object_object_length(value) != 0)
+                return settings_fail(err, errlen, "executors.checksum: has no settings ({})");
+        } else {
+            return settings_fail(err, errlen,
+                                 "executors.%s: unknown executor (known: sleep, checksum, command)",
+                                 key);
+        }
+    }
+    return 0;
+}
+
+static int settings_read_file(const char *path, char **out, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return settings_fail(err, errlen, "%s: %s", path, strerror(errno));
+    char *text = malloc(SETTINGS_FILE_MAX + 1);
+    size_t n = text ? fread(text, 1, SETTINGS_FILE_MAX + 1, f) : 0;
+    int failed = ferror(f);
+    fclose(f);
+    if (!text)
+        return settings_fail(err, errlen, "%s: out of memory", path);
+    if (failed || n > SETTINGS_FILE_MAX) {
+        free(text);
+        return settings_fail(err, errlen, "%s: %s", path,
+                             failed ? "read error" : "larger than 1 MiB");
+    }
+    text[n] = '\0';
+    *out = text;
+    return 0;
+}
+
+static int settings_apply_file(settings *s, const char *path, char *err, size_t errlen)
+{
+    char *text = NULL;
+    if (settings_read_file(path, &text, err, errlen) != 0)
+        return -1;
+    json_tokener *tok = json_tokener_new();
+    if (!tok) {
+        free(text);
+        return settings_fail(err, errlen, "%s: out of memory", path);
+    }
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    size_t len = strlen(text);
+    json_object *root = json_tokener_parse_ex(tok, text, (int)len);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    size_t end = json_tokener_get_parse_end(tok);
+    json_tokener_free(tok);
+    while (root && end < len && strchr(" \t\r\n", text[end]))
+        end++;
+    long quote = root ? jsonspan_single_quote(text, len) : -1;
+    free(text);
+    if (quote >= 0) {
+        json_object_put(root);
+        return settings_fail(err, errlen, "%s: not valid JSON: a single-quoted string at byte %ld",
+                             path, quote);
+    }
+    if (!root || end != len) {
+        json_object_put(root);
+        return settings_fail(err, errlen, "%s: not valid JSON: %s at byte %zu", path,
+                             root ? "trailing characters" : json_tokener_error_desc(jerr), end);
+    }
+
+    static const char *const top_skip[] = {"listen", "database",  "s3", "rabbitmq",
+                                           "queues", "executors", NULL};
+    int rc = settings_apply_section(s, settings_top_fields, root, "", top_skip, err, errlen);
+    json_object *section;
+    if (!rc && json_object_object_get_ex(root, "listen", &section))
+        rc =
+            settings_apply_section(s, settings_listen_fields, section, "listen", NULL, err, errlen);
+    if (!rc && json_object_object_get_ex(root, "database", &section))
+        rc = settings_apply_section(s, settings_db_fields, section, "database", NULL, err, errlen);
+    if (!rc && json_object_object_get_ex(root, "s3", &section))
+        rc = settings_apply_section(s, settings_s3_fields, section, "s3", NULL, err, errlen);
+    if (!rc && json_object_object_get_ex(root, "rabbitmq", &section))
+        rc =
+            settings_apply_section(s, settings_amqp_fields, section, "rabbitmq", NULL, err, errlen);
+    if (!rc && json_object_object_get_ex(root, "queues", &section))
+        rc = settings_apply_queues(s, section, err, errlen);
+    if (!rc && json_object_object_get_ex(root, "executors", &section))
+        rc = settings_apply_executors(s, section, err, errlen);
+    json_object_put(root);
+    if (rc) {
+        /* Name the file too: "server.json: database.port: ..." */
+        char inner[512];
+        snprintf(inner, sizeof inner, "%s", err);
+        return settings_fail(err, errlen, "%s: %s", path, inner);
+    }
+    return 0;
+}
+
+static void settings_defaults(settings *s)
+{
+    memset(s, 0, sizeof *s);
+    s->port = 8080;
+    s->max_connections = 64;
+    s->connection_timeout = 60;
+    s->max_body_bytes = 1024 * 1024;
+    s->db_port = s->s3_port = s->amqp_port = SETTINGS_UNSET;
+    s->db_pool_size = SETTINGS_UNSET;
+    s->expiration_days = s->prune_interval = s->lease_seconds = SETTINGS_UNSET;
+    s->redispatch_seconds = s->shutdown_timeout = SETTINGS_UNSET;
+    s->log_level = ACP_LOG_INFO;
+    s->sleep_max_seconds = 300;
+    s->command_timeout_seconds = 60;
+    s->command_max_args = 64;
+    s->command_max_arg_bytes = 4096;
+}
+
+static int settings_check_required(const settings *s, const settings_field *fields,
+                                   const char *section, char *err, size_t errlen)
+{
+    for (const settings_field *f = fields; f->key; f++) {
+        if (!f->required)
+            continue;
+        const char *const *slot = (const char *const *)((const char *)s + f->offset);
+        if (*slot && **slot)
+            continue;
+        if (f->env)
+            return settings_fail(err, errlen, "%s.%s is not set (config file) and neither is %s",
+                                 section, f->key, f->env);
+        return settings_fail(err, errlen, "%s.%s is not set", section, f->key);
+    }
+    return 0;
+}
+
+int settings_load(settings *s, const char *path, char *err, size_t errlen)
+{
+    settings_defaults(s);
+    int rc = settings_set_string(s, &settings_listen_fields[0], "127.0.0.1", "listen.address", err,
+                                 errlen);
+    const settings_field *const env_sections[] = {settings_db_fields, settings_s3_fields,
+                                                  settings_amqp_fields};
+    for (size_t i = 0; !rc && i < 3; i++)
+        for (const settings_field *f = env_sections[i]; !rc && f->key; f++)
+            rc = settings_from_env(s, f, err, errlen);
+    if (!rc && path)
+        rc = settings_apply_file(s, path, err, errlen);
+    if (!rc && s->queue_count == 0)
+        rc = settings_add_queue(s, "default", err, errlen);
+    if (!rc)
+        rc = settings_check_required(s, settings_db_fields, "database", err, errlen);
+    if (!rc)
+        rc = settings_check_required(s, settings_s3_fields, "s3", err, errlen);
+    for (size_t i = 0; !rc && i < s->queue_count; i++) {
+        const settings_queue *q = &s->queues[i];
+        if (!q->host && !s->amqp_host)
+            rc = settings_fail(err, errlen,
+                               "queues[%zu] (%s): no RabbitMQ host: set "
+                               "rabbitmq.host or ACP_TEST_AMQP_HOST",
+                               i, q->id);
+        else if ((!q->user && !s->amqp_user) || (!q->password && !s->amqp_password))
+            rc = settings_fail(err, errlen,
+                               "queues[%zu] (%s): no RabbitMQ user or password: "
+                               "set rabbitmq.user/password or ACP_TEST_AMQP_*",
+                               i, q->id);
+    }
+    if (rc)
+        settings_free(s);
+    return rc;
+}
+
+void settings_free(settings *s)
+{
+    static const settings_field *const sections[] = {settings_listen_fields, settings_db_fields,
+                                                     settings_s3_fields,     settings_amqp_fields,
+                                                     settings_top_fields,    NULL};
+    for (const settings_field *const *sec = sections; *sec; sec++)
+        for (const settings_field *f = *sec; f->key; f++)
+            if (f->kind == SETTINGS_STRING)
+                free(*(char **)settings_slot(s, f));
+    for (size_t i = 0; i < s->queue_count; i++) {
+        free(s->queues[i].id);
+        free(s->queues[i].host);
+        free(s->queues[i].user);
+        free(s->queues[i].password);
+    }
+    free(s->queues);
+    for (size_t i = 0; i < s->program_count; i++) {
+        free(s->programs[i].name);
+        free(s->programs[i].path);
+    }
+    free(s->programs);
+    memset(s, 0, sizeof *s);
+}
+
+int settings_to_acp_config(const settings *s, acp_config *c, acp_queue_config **queues_out)
+{
+    acp_queue_config *queues = calloc(s->queue_count, sizeof *queues);
+    if (!queues)
+        return ACP_ENOMEM;
+    acp_config_init(c);
+    c->db.host = s->db_host;
+    c->db.dbname = s->db_name;
+    c->db.user = s->db_user;
+    c->db.password = s->db_password;
+    if (s->db_port != SETTINGS_UNSET)
+        c->db.port = (int)s->db_port;
+    if (s->db_pool_size != SETTINGS_UNSET)
+        c->db.pool_size = (int)s->db_pool_size;
+    c->s3.host = s->s3_host;
+    if (s->s3_port != SETTINGS_UNSET)
+        c->s3.port = (int)s->s3_port;
+    c->s3.https = s->s3_https;
+    c->s3.bucket = s->s3_bucket;
+    c->s3.access_key = s->s3_access_key;
+    c->s3.secret_key = s->s3_secret_key;
+    if (s->s3_root_path)
+        c->s3.root_path = s->s3_root_path;
+    for (size_t i = 0; i < s->queue_count; i++) {
+        const settings_queue *q = &s->queues[i];
+        acp_queue_config_init(&queues[i]);
+        queues[i].id = q->id;
+        queues[i].host = q->host ? q->host : s->amqp_host;
+        queues[i].user = q->user ? q->user : s->amqp_user;
+        queues[i].password = q->password ? q->password : s->amqp_password;
+        if (q->port != SETTINGS_UNSET)
+            queues[i].port = (int)q->port;
+        else if (s->amqp_port != SETTINGS_UNSET)
+            queues[i].port = (int)s->amqp_port;
+        if (q->workers != SETTINGS_UNSET)
+            queues[i].workers = (int)q->workers;
+        if (q->message_ack_timeout != SETTINGS_UNSET)
+            queues[i].message_ack_timeout = (unsigned)q->message_ack_timeout;
+    }
+    c->queues = queues;
+    c->queue_count = s->queue_count;
+    if (s->workspace_root)
+        c->workspace_root = s->workspace_root;
+    if (s->expiration_days != SETTINGS_UNSET)
+        c->expiration_days = (unsigned)s->expiration_days;
+    if (s->prune_interval != SETTINGS_UNSET)
+        c->prune_interval = (unsigned)s->prune_interval;
+    if (s->lease_seconds != SETTINGS_UNSET)
+        c->lease_seconds = (unsigned)s->lease_seconds;
+    if (s->redispatch_seconds != SETTINGS_UNSET)
+        c->redispatch_seconds = (unsigned)s->redispatch_seconds;
+    if (s->shutdown_timeout != SETTINGS_UNSET)
+        c->shutdown_timeout = (unsigned)s->shutdown_timeout;
+    c->log = slog_library;
+    c->log_level = s->log_level;
+    *queues_out = queues;
+    return 0;
+}
+
+const settings_program *settings_find_program(const settings *s, const char *name)
+{
+    for (size_t i = 0; i < s->program_count; i++)
+        if (strcmp(s->programs[i].name, name) == 0)
+            return &s->programs[i];
+    return NULL;
+}
+
+int settings_has_queue(const settings *s, const char *id)
+{
+    for (size_t i = 0; i < s->queue_count; i++)
+        if (strcmp(s->queues[i].id, id) == 0)
+            return 1;
+    return 0;
+}

@@ -1,0 +1,732 @@
+#!/usr/bin/env python3
+"""The example HTTP server over real HTTP, against the local service stack.
+
+    test_http.py SERVER_BINARY AMQP_QUEUE_DELETE_BINARY
+
+Starts the server on a free loopback port with a queue id, an S3 root and a
+scratch directory unique to the run, drives whole jobs through every
+executor, paging, expiry and deletion, provokes every error status, and
+stops the server with SIGTERM. Everything the run creates is deleted at the
+end (jobs through the API, the RabbitMQ queues with the helper, local
+files). Prints TAP.
+
+Skips without the ACP_TEST_* settings, unless ACP_TEST_REQUIRE_SERVICES=1
+(scripts/test, CI), where missing settings fail. ACP_HTTP_SERVER_WRAPPER,
+when set, is a command the server runs under (for example valgrind).
+"""
+import hashlib
+import http.client
+import json
+import os
+import re
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+STACK_VARS = [
+    "ACP_TEST_PG_HOST", "ACP_TEST_PG_PORT", "ACP_TEST_PG_USER", "ACP_TEST_PG_PASSWORD",
+    "ACP_TEST_PG_DB", "ACP_TEST_AMQP_HOST", "ACP_TEST_AMQP_PORT", "ACP_TEST_AMQP_USER",
+    "ACP_TEST_AMQP_PASSWORD", "ACP_TEST_S3_HOST", "ACP_TEST_S3_PORT", "ACP_TEST_S3_ACCESS_KEY",
+    "ACP_TEST_S3_SECRET_KEY", "ACP_TEST_S3_BUCKET",
+]
+MIB = 1024 * 1024
+# Hang guards, not timing assertions: a job of this suite takes seconds.
+JOB_TIMEOUT = 180
+START_TIMEOUT = 120
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+class Failure(Exception):
+    pass
+
+
+def check(condition, message):
+    if not condition:
+        raise Failure(message)
+
+
+def compact(value):
+    """A config's compact JSON text, as the library (and Jackson) write it."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def derived_id(config):
+    return hashlib.md5(compact(config).encode()).hexdigest()
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status, self.headers, self.body = status, headers, body
+
+    def json(self):
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            raise Failure(f"not JSON ({self.status}): {self.body[:200]!r}")
+
+    def __repr__(self):
+        return f"{self.status} {self.body[:300]!r}"
+
+
+def request(port, method, path, body=None, headers=None):
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+    elif isinstance(body, str):
+        body = body.encode()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read()
+        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+    finally:
+        conn.close()
+
+
+def free_port():
+    """A loopback port nobody listens on (bound, noted, closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, binary, workdir, name, config):
+        self.binary, self.name = binary, name
+        self.config_path = os.path.join(workdir, f"{name}.json")
+        self.log_path = os.path.join(workdir, f"{name}.log")
+        with open(self.config_path, "w") as f:
+            json.dump(config, f, indent=2)
+        self.proc = None
+        self.port = None
+
+    def launch(self):
+        wrapper = shlex.split(os.environ.get("ACP_HTTP_SERVER_WRAPPER", ""))
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(wrapper + [self.binary, "--config", self.config_path],
+                                         stdout=subprocess.PIPE, stderr=log)
+
+    def log_tail(self, lines=30):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return ""
+
+    def start(self):
+        self.launch()
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("listening on http://"):
+            status = self.proc.wait()
+            raise Failure(f"{self.name} did not start (exit {status}):\n{self.log_tail()}")
+        self.port = int(line.strip().rsplit(":", 1)[1])
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                if request(self.port, "GET", "/health").status == 200:
+                    return
+            except OSError:
+                pass
+            check(time.monotonic() < deadline, f"{self.name}: /health never answered 200")
+            time.sleep(0.2)
+
+    def stop(self):
+        """SIGTERM by pid; returns the exit status."""
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=180)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise Failure(f"{self.name} did not stop within 180 s of SIGTERM")
+        finally:
+            self.proc.stdout.close()
+
+    def call(self, method, path, body=None, headers=None):
+        return request(self.port, method, path, body, headers)
+
+
+# ---- the run's state and helpers ------------------------------------------
+
+class Run:
+    pass
+
+
+run = Run()
+cases = []
+
+
+def case(description):
+    def register(fn):
+        cases.append((description, fn))
+        return fn
+    return register
+
+
+def submit(config, expect=202, server=None, queue=None, job_id=None):
+    body = {"queue": queue or run.queue, "config": config}
+    if job_id:
+        body["id"] = job_id
+    r = (server or run.a).call("POST", "/jobs", body)
+    check(r.status == expect, f"POST /jobs {compact(config)}: expected {expect}, got {r}")
+    doc = r.json()
+    if r.status in (200, 202):
+        run.submitted.add(doc["id"])
+    return doc, r
+
+
+def job(job_id, server=None):
+    r = (server or run.a).call("GET", f"/jobs/{job_id}")
+    check(r.status == 200, f"GET /jobs/{job_id}: {r}")
+    return r.json()
+
+
+def wait_status(job_id, statuses, server=None):
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while True:
+        doc = job(job_id, server)
+        if doc["status"] in statuses:
+            return doc
+        check(time.monotonic() < deadline,
+              f"job {job_id} still {doc['status']} after {JOB_TIMEOUT} s")
+        time.sleep(0.05)
+
+
+def run_job(config, final="complete"):
+    doc, _ = submit(config)
+    done = wait_status(doc["id"], {"complete", "failed"})
+    check(done["status"] == final,
+          f"job {doc['id']} ({compact(config)}) is {done['status']}, expected {final}: "
+          f"{done.get('message')}")
+    return done
+
+
+def files(job_id):
+    r = run.a.call("GET", f"/jobs/{job_id}/files")
+    check(r.status == 200, f"GET /jobs/{job_id}/files: {r}")
+    return {f["name"]: f["size"] for f in r.json()["files"]}
+
+
+def download(job_id, name):
+    r = run.a.call("GET", f"/jobs/{job_id}/files/{name}")
+    check(r.status == 200, f"GET /jobs/{job_id}/files/{name}: {r}")
+    check(int(r.headers.get("content-length", -1)) == len(r.body),
+          f"{name}: Content-Length {r.headers.get('content-length')} but {len(r.body)} bytes")
+    return r.body
+
+
+def check_error(r, status, field=None, error=None, detail=None):
+    check(r.status == status, f"expected {status}, got {r}")
+    doc = r.json()
+    check(isinstance(doc.get("error"), str) and isinstance(doc.get("detail"), str),
+          f"error body lacks error/detail: {doc}")
+    check(doc.get("field") == field, f"expected field {field!r}, got {doc}")
+    if error:
+        check(doc["error"] == error, f"expected error {error!r}, got {doc}")
+    if detail:
+        check(detail in doc["detail"], f"detail lacks {detail!r}: {doc}")
+    return doc
+
+
+def cfg(**members):
+    """A config unique to this run, so that reruns never meet old jobs."""
+    members["run"] = run.tag
+    return members
+
+
+# ---- the cases ------------------------------------------------------------
+
+@case("the server starts on a free port and /health reports every service up")
+def t_health():
+    run.a.start()
+    r = run.a.call("GET", "/health")
+    doc = r.json()
+    check(r.status == 200 and doc["status"] == "ok", f"/health: {r}")
+    names = sorted(s["name"] for s in doc["services"])
+    check(names == ["postgres", "rabbitmq", "s3"], f"services: {names}")
+    for s in doc["services"]:
+        check(s["state"] == "up" and ":" in s["address"], f"service: {s}")
+
+
+@case("POST /jobs answers 202 at once with the id derived from the config and a Location")
+def t_submit():
+    run.sleep_config = cfg(executor="sleep", seconds=0.5)
+    doc, r = submit(run.sleep_config)
+    run.sleep_id = doc["id"]
+    check(doc["id"] == derived_id(run.sleep_config),
+          f"id {doc['id']} is not the MD5 of {compact(run.sleep_config)}")
+    check(doc["status"] in ("queued", "in-progress", "complete"), f"status: {doc}")
+    check(r.headers.get("location") == f"/jobs/{doc['id']}", f"Location: {r.headers}")
+
+
+@case("GET /jobs/{id} follows the job to complete: owned, queue, ISO-8601 times, attempts")
+def t_poll():
+    doc = wait_status(run.sleep_id, {"complete", "failed"})
+    check(doc["status"] == "complete", f"job: {doc}")
+    check(doc["owned"] is True and doc["queue"] == run.queue, f"job: {doc}")
+    for key in ("created", "grabbed", "finished", "last_accessed"):
+        check(isinstance(doc[key], str) and ISO_UTC.match(doc[key]), f"{key}: {doc[key]!r}")
+    check(doc["created"] <= doc["grabbed"] <= doc["finished"], f"times out of order: {doc}")
+    check(doc["attempts"] == 1 and doc["message"] is None and doc["queue_position"] is None,
+          f"job: {doc}")
+    run.sleep_doc = doc
+
+
+@case("the sleep job's files list sleep.json and the download matches the listed size")
+def t_sleep_files():
+    listing = files(run.sleep_id)
+    check(list(listing) == ["sleep.json"], f"files: {listing}")
+    body = download(run.sleep_id, "sleep.json")
+    check(len(body) == listing["sleep.json"], f"{len(body)} bytes, listed {listing}")
+    result = json.loads(body)
+    check(result == {"requested_seconds": 0.5, "slept_seconds": 0.5}, f"sleep.json: {result}")
+    head = run.a.call("HEAD", f"/jobs/{run.sleep_id}/files/sleep.json")
+    check(head.status == 200 and head.body == b"" and
+          int(head.headers["content-length"]) == listing["sleep.json"], f"HEAD: {head.headers}")
+
+
+@case("posting the same config again returns the same job without running it again")
+def t_same_again():
+    doc, r = submit(run.sleep_config, expect=200)
+    check(doc == {"id": run.sleep_id, "status": "complete"}, f"second POST: {doc}")
+    again = job(run.sleep_id)
+    check(again["attempts"] == 1 and again["finished"] == run.sleep_doc["finished"],
+          f"the job ran again: {again}")
+
+
+@case("an explicit id (any case) names the job instead of the config")
+def t_explicit_id():
+    wanted = secrets.token_hex(16)
+    doc, _ = submit(cfg(executor="checksum", text="explicit"), job_id=wanted.upper())
+    check(doc["id"] == wanted, f"id {doc['id']}, wanted {wanted}")
+    wait_status(wanted, {"complete"})
+
+
+@case("checksum writes checksum.json with the SHA-256 and the byte, line and word counts")
+def t_checksum():
+    text = "h\u00e9llo w\u00f6rld\nsecond  line\n\tthird"
+    config = cfg(executor="checksum", text=text)
+    doc = run_job(config)
+    check(doc["id"] == derived_id(config), "the id of a non-ASCII config is not Jackson's")
+    raw = text.encode()
+    result = json.loads(download(doc["id"], "checksum.json"))
+    expected = {"sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw),
+                "lines": raw.count(b"\n"), "words": len(raw.split())}
+    check(result == expected, f"checksum.json {result}, expected {expected}")
+    run.checksum_id = doc["id"]
+
+
+@case("command runs an allowed program with its arguments; stdout.txt and stderr.txt are kept")
+def t_command_echo():
+    doc = run_job(cfg(executor="command", program="echo", args=["hello", "from echo", "$HOME"]))
+    listing = files(doc["id"])
+    check(set(listing) == {"stdout.txt", "stderr.txt"}, f"files: {listing}")
+    check(download(doc["id"], "stdout.txt") == b"hello from echo $HOME\n", "echo's stdout")
+    check(download(doc["id"], "stderr.txt") == b"", "echo's stderr is not empty")
+
+
+@case("command: clean environment, the job's scratch directory as cwd, stdin from /dev/null")
+def t_command_sandbox():
+    doc = run_job(cfg(executor="command", program="env"))
+    env = dict(line.split("=", 1) for line in download(doc["id"], "stdout.txt").decode().split())
+    check(set(env) == {"PATH", "LC_ALL", "HOME", "TMPDIR"}, f"environment: {env}")
+    check(env["HOME"].rstrip("/").endswith(doc["id"]), f"HOME: {env['HOME']}")
+    config = cfg(executor="command", program="wc", args=["-c", "input-config"])
+    doc = run_job(config)
+    out = download(doc["id"], "stdout.txt").decode().split()
+    check(out == [str(len(compact(config).encode())), "input-config"], f"wc: {out}")
+    doc = run_job(cfg(executor="command", program="cat"))
+    check(download(doc["id"], "stdout.txt") == b"", "cat read something from stdin")
+
+
+@case("a large result streams byte-identical with its Content-Length")
+def t_large_download():
+    doc = run_job(cfg(executor="command", program="seq", args=["1", "300000"]))
+    expected = "".join(f"{i}\n" for i in range(1, 300001)).encode()
+    check(files(doc["id"])["stdout.txt"] == len(expected), "listed size")
+    body = download(doc["id"], "stdout.txt")
+    check(body == expected, f"{len(body)} bytes differ from seq's {len(expected)}")
+
+
+@case("a failing command fails the job with its exit status and keeps stderr.txt")
+def t_command_fails():
+    doc = run_job(cfg(executor="command", program="cat", args=["no-such-file"]), final="failed")
+    check("exited with status 1" in doc["message"], f"message: {doc['message']}")
+    check(b"no-such-file: No such file" in download(doc["id"], "stderr.txt"), "stderr.txt")
+    run.failed = {doc["id"]}
+
+
+@case("a command over the timeout is killed and its job fails")
+def t_command_timeout():
+    doc = run_job(cfg(executor="command", program="pause", args=["60"]), final="failed")
+    check("timed out after 2 s" in doc["message"], f"message: {doc['message']}")
+    run.failed.add(doc["id"])
+
+
+@case("a disallowed program, an unknown executor or bad executor settings answer 400")
+def t_executor_validation():
+    bad = [
+        (cfg(executor="command", program="rm", args=["-rf", "/"]), "config.program"),
+        (cfg(executor="command", program="/bin/echo"), "config.program"),
+        (cfg(executor="command", program="echo", args=["ok", 1]), "config.args"),
+        (cfg(executor="command", program="echo", args="x"), "config.args"),
+        (cfg(executor="command", program="echo", args=["x"] * 65), "config.args"),
+        (cfg(executor="shell"), "config.executor"),
+        (cfg(seconds=1), "config.executor"),
+        (cfg(executor="sleep"), "config.seconds"),
+        (cfg(executor="sleep", seconds=-1), "config.seconds"),
+        (cfg(executor="checksum", text=5), "config.text"),
+    ]
+    for config, field in bad:
+        r = run.a.call("POST", "/jobs", {"queue": run.queue, "config": config})
+        check_error(r, 400, field, "invalid argument")
+        check(job_status_code(derived_id(config)) == 404, f"{compact(config)} was stored")
+
+
+def job_status_code(job_id):
+    return run.a.call("GET", f"/jobs/{job_id}").status
+
+
+@case("GET /jobs pages through the run's jobs with the cursor, without repeats or gaps")
+def t_paging():
+    seen, pages, cursor = [], 0, None
+    while True:
+        path = f"/jobs?queue={run.queue}&limit=2" + (f"&cursor={cursor}" if cursor else "")
+        r = run.a.call("GET", path)
+        check(r.status == 200, f"{path}: {r}")
+        doc = r.json()
+        check(len(doc["jobs"]) <= 2, f"page of {len(doc['jobs'])}")
+        for j in doc["jobs"]:
+            check(j["queue"] == run.queue and j["owned"], f"listed: {j}")
+            check(ISO_UTC.match(j["created"]), f"created: {j['created']}")
+        seen += [j["id"] for j in doc["jobs"]]
+        pages += 1
+        cursor = doc["next_cursor"]
+        if not cursor:
+            break
+        check(pages < 100, "the cursor never ends")
+    check(len(seen) == len(set(seen)), f"repeated jobs: {seen}")
+    check(set(seen) == run.submitted, f"listed {sorted(set(seen))}, submitted "
+                                      f"{sorted(run.submitted)}")
+    check(pages >= len(seen) // 2, f"{pages} pages for {len(seen)} jobs")
+
+
+@case("GET /jobs filters by status and queue")
+def t_filters():
+    r = run.a.call("GET", f"/jobs?queue={run.queue}&status=failed&limit=1000")
+    check(r.status == 200, f"{r}")
+    failed = {j["id"] for j in r.json()["jobs"]}
+    check(failed == run.failed, f"failed jobs {failed}, expected {run.failed}")
+    r = run.a.call("GET", f"/jobs?queue={run.queue}&status=complete,failed&limit=1000")
+    finished = {j["id"] for j in r.json()["jobs"]}
+    check(finished == run.submitted, f"complete or failed: {finished}")
+    r = run.a.call("GET", f"/jobs?queue={run.queue}&status=queued,expired")
+    check(r.status == 200 and r.json() == {"jobs": [], "next_cursor": None}, f"{r}")
+    r = run.a.call("GET", "/jobs?queue=no-such-queue-" + run.tag)
+    check(r.status == 200 and r.json()["jobs"] == [], f"{r}")
+
+
+@case("GET /jobs answers 400 naming a bad status, limit, cursor or unknown parameter")
+def t_list_errors():
+    check_error(run.a.call("GET", "/jobs?status=done"), 400, "status")
+    check_error(run.a.call("GET", "/jobs?status=complete,"), 400, "status")
+    check_error(run.a.call("GET", "/jobs?limit=0"), 400, "limit")
+    check_error(run.a.call("GET", "/jobs?limit=1001"), 400, "limit")
+    check_error(run.a.call("GET", "/jobs?limit=ten"), 400, "limit")
+    check_error(run.a.call("GET", "/jobs?cursor=not-a-cursor"), 400, "cursor")
+    check_error(run.a.call("GET", "/jobs?sort=id"), 400, "sort")
+
+
+@case("DELETE and expire of a running job answer 409")
+def t_busy():
+    # A short sleep may be over before the requests arrive; then a longer one
+    # is tried, so the case depends on no timing.
+    for seconds in (2, 5, 15, 45):
+        doc, _ = submit(cfg(executor="sleep", seconds=seconds, purpose="busy"))
+        state = wait_status(doc["id"], {"in-progress", "complete"})
+        if state["status"] != "in-progress":
+            continue
+        deleted = run.a.call("DELETE", f"/jobs/{doc['id']}")
+        expired = run.a.call("POST", f"/jobs/{doc['id']}/expire")
+        if deleted.status == 409 and expired.status == 409:
+            check_error(deleted, 409, None, "job is running")
+            check_error(expired, 409, None, "job is running")
+            check(job(doc["id"])["status"] in ("in-progress", "complete"), "the job was touched")
+            return
+        check(deleted.status in (204, 409) and expired.status in (200, 404, 409),
+              f"DELETE {deleted}, expire {expired}")
+    raise Failure("no sleep job was still running when deleted")
+
+
+@case("POST /jobs/{id}/expire expires the job and removes its files")
+def t_expire():
+    r = run.a.call("POST", f"/jobs/{run.checksum_id}/expire")
+    check(r.status == 200 and r.json() == {"id": run.checksum_id, "status": "expired"}, f"{r}")
+    check(job(run.checksum_id)["status"] == "expired", "status after expire")
+    check(files(run.checksum_id) == {}, "files after expire")
+    check_error(run.a.call("GET", f"/jobs/{run.checksum_id}/files/checksum.json"), 404, "name")
+
+
+@case("DELETE /jobs/{id} answers 204 and the job is gone (404)")
+def t_delete():
+    r = run.a.call("DELETE", f"/jobs/{run.checksum_id}")
+    check(r.status == 204 and r.body == b"", f"DELETE: {r}")
+    run.submitted.discard(run.checksum_id)
+    check_error(run.a.call("GET", f"/jobs/{run.checksum_id}"), 404, None, "job not found")
+    check_error(run.a.call("DELETE", f"/jobs/{run.checksum_id}"), 404)
+    check_error(run.a.call("GET", f"/jobs/{run.checksum_id}/files"), 404)
+
+
+@case("POST /jobs answers 400 for malformed JSON, a non-object, missing or unknown queue, "
+      "bad id, a config that is not an object or too deep, an unknown member")
+def t_bad_requests():
+    good = cfg(executor="sleep", seconds=0)
+    a = run.a
+    check_error(a.call("POST", "/jobs", '{"queue": "x", "config": {'), 400, None, detail="byte")
+    check_error(a.call("POST", "/jobs", "{'queue': 1}"), 400, None)
+    check_error(a.call("POST", "/jobs", '{"queue":"q"} trailing'), 400, None)
+    check_error(a.call("POST", "/jobs", b'{"queue":"\xff"}'), 400, None)
+    check_error(a.call("POST", "/jobs", ""), 400, None)
+    check_error(a.call("POST", "/jobs", [run.queue, good]), 400, None)
+    check_error(a.call("POST", "/jobs", {"config": good}), 400, "queue")
+    check_error(a.call("POST", "/jobs", {"queue": 7, "config": good}), 400, "queue")
+    check_error(a.call("POST", "/jobs", {"queue": "nope-" + run.tag, "config": good}), 400, "queue",
+                "unknown queue")
+    check_error(a.call("POST", "/jobs", {"queue": run.queue, "config": good, "id": "abc"}), 400,
+                "id")
+    check_error(a.call("POST", "/jobs", {"queue": run.queue, "config": good, "id": "g" * 32}),
+                400, "id")
+    check_error(a.call("POST", "/jobs", {"queue": run.queue, "config": good, "id": 5}), 400, "id")
+    check_error(a.call("POST", "/jobs", {"queue": run.queue}), 400, "config")
+    for config in ([1, 2], "text", 3, None):
+        check_error(a.call("POST", "/jobs", {"queue": run.queue, "config": config}), 400, "config")
+    deep = {"queue": run.queue, "config": dict(good)}
+    nested = deep["config"]
+    for _ in range(70):
+        nested["x"] = {}
+        nested = nested["x"]
+    check_error(a.call("POST", "/jobs", deep), 400, "config", detail="nested deeper")
+    check_error(a.call("POST", "/jobs", {"queue": run.queue, "config": good, "colour": "red"}),
+                400, "colour")
+
+
+@case("404 for an unknown job, an unknown file and an unknown path; 400 for a bad id in a path")
+def t_not_found():
+    unknown = secrets.token_hex(16)
+    check_error(run.a.call("GET", f"/jobs/{unknown}"), 404, None, "job not found")
+    check_error(run.a.call("GET", f"/jobs/{unknown}/files"), 404)
+    check_error(run.a.call("GET", f"/jobs/{unknown}/files/x.txt"), 404)
+    check_error(run.a.call("POST", f"/jobs/{unknown}/expire"), 404)
+    check_error(run.a.call("GET", f"/jobs/{run.sleep_id}/files/nope.txt"), 404, "name",
+                "file not found")
+    check_error(run.a.call("GET", f"/jobs/{run.sleep_id}/files/..%2F..%2Fetc"), 404)
+    for path in ("/", "/nope", "/jobs/", f"/jobs/{run.sleep_id}/other", "/health/x",
+                 f"/jobs/{run.sleep_id}/files/a/b", "//jobs"):
+        check_error(run.a.call("GET", path), 404, None, "not found")
+    check_error(run.a.call("GET", "/jobs/not-an-id"), 400, "id")
+    check_error(run.a.call("DELETE", "/jobs/" + "0" * 31), 400, "id")
+
+
+@case("405 with an Allow header for a wrong method")
+def t_method():
+    for method, path, allow in (("PUT", "/jobs", "GET, HEAD, POST"),
+                                ("DELETE", "/jobs", "GET, HEAD, POST"),
+                                ("POST", "/health", "GET, HEAD"),
+                                ("PATCH", f"/jobs/{run.sleep_id}", "GET, HEAD, DELETE"),
+                                ("GET", f"/jobs/{run.sleep_id}/expire", "POST"),
+                                ("DELETE", f"/jobs/{run.sleep_id}/files", "GET, HEAD")):
+        r = run.a.call(method, path)
+        check_error(r, 405, None, "method not allowed")
+        check(r.headers.get("allow") == allow, f"{method} {path}: Allow {r.headers.get('allow')}")
+
+
+@case("413 for a body over the limit, answered from Content-Length before the body is sent")
+def t_too_large_early():
+    conn = http.client.HTTPConnection("127.0.0.1", run.a.port, timeout=60)
+    try:
+        conn.putrequest("POST", "/jobs")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", str(2 * MIB))
+        conn.endheaders()  # and not one byte of the body
+        r = conn.getresponse()
+        check_error(Response(r.status, {}, r.read()), 413, "body", "input too large")
+    finally:
+        conn.close()
+
+
+@case("413 for a chunked body over the limit; the server keeps serving")
+def t_too_large_chunked():
+    def chunks():
+        piece = b" " * 65536
+        for _ in range(2 * MIB // len(piece)):
+            yield piece
+    conn = http.client.HTTPConnection("127.0.0.1", run.a.port, timeout=60)
+    try:
+        conn.request("POST", "/jobs", body=chunks(), encode_chunked=True,
+                     headers={"Transfer-Encoding": "chunked"})
+        r = conn.getresponse()
+        check_error(Response(r.status, {}, r.read()), 413, "body")
+    finally:
+        conn.close()
+    # Just under the limit is read whole (and is then merely malformed).
+    r = run.a.call("POST", "/jobs", b"{" + b" " * (MIB - 2) + b"x")
+    check_error(r, 400, None, "invalid argument")
+    check(run.a.call("GET", "/health").status == 200, "the server stopped answering")
+
+
+@case("a second service sharing the bucket sees the job as unowned: 409 for delete, expire "
+      "and resubmission")
+def t_unowned():
+    db_b = os.environ.get("ACP_TEST_PG_DB_B")
+    check(db_b, "ACP_TEST_PG_DB_B is not set (scripts/stack provides a second database)")
+    b = Server(run.binary, run.work, "server-b", dict(
+        run.base_config, database={"dbname": db_b},
+        queues=[{"id": run.queue_b, "workers": 1}], workspace_root=f"{run.work}/ws-b"))
+    run.b = b
+    b.start()
+    doc = job(run.sleep_id, b)
+    check(doc["owned"] is False and doc["status"] == "complete", f"on B: {doc}")
+    check_error(b.call("DELETE", f"/jobs/{run.sleep_id}"), 409, None,
+                "job is owned by another service")
+    check_error(b.call("POST", f"/jobs/{run.sleep_id}/expire"), 409)
+    r = b.call("POST", "/jobs", {"queue": run.queue_b, "config": run.sleep_config})
+    check_error(r, 409)
+    check(job(run.sleep_id)["owned"] is True, "A lost the job")
+    status = b.stop()
+    check(status == 0, f"B exited with {status}:\n{b.log_tail()}")
+
+
+@case("a server whose database is unreachable does not start: exit 69 naming postgres")
+def t_db_down():
+    port = free_port()
+    bad = Server(run.binary, run.work, "server-db-down", dict(
+        run.base_config, database={"port": port}, queues=[{"id": run.queue_b}]))
+    bad.launch()
+    status = bad.proc.wait(timeout=START_TIMEOUT)
+    out = bad.proc.stdout.read().decode()
+    bad.proc.stdout.close()
+    log = bad.log_tail()
+    check(status == 69, f"exit status {status}, expected 69:\n{log}")
+    check(out == "", f"it claimed to listen: {out}")
+    check(f"cannot start: database error: postgres 127.0.0.1:{port}" in log, f"message: {log}")
+
+
+@case("a bad config file is refused at start with the key named: exit 78")
+def t_bad_config():
+    bad = Server(run.binary, run.work, "server-bad-config",
+                 {"listen": {"port": 0}, "databse": {"port": 1}})
+    bad.launch()
+    status = bad.proc.wait(timeout=START_TIMEOUT)
+    bad.proc.stdout.close()
+    log = bad.log_tail()
+    check(status == 78 and "databse: unknown setting" in log, f"exit {status}: {log}")
+
+
+@case("clean-up: every job of the run is deleted through the API")
+def t_cleanup():
+    r = run.a.call("GET", f"/jobs?queue={run.queue}&limit=1000")
+    check(r.status == 200, f"{r}")
+    for j in r.json()["jobs"]:
+        wait_status(j["id"], {"complete", "failed", "expired"})
+        d = run.a.call("DELETE", f"/jobs/{j['id']}")
+        check(d.status == 204, f"DELETE {j['id']}: {d}")
+    r = run.a.call("GET", f"/jobs?queue={run.queue}")
+    check(r.json()["jobs"] == [], f"left: {r}")
+    run.cleaned = True
+
+
+@case("SIGTERM stops the server cleanly: exit 0")
+def t_stop():
+    status = run.a.stop()
+    check(status == 0, f"exit status {status}:\n{run.a.log_tail()}")
+    log = open(run.a.log_path, errors="replace").read()
+    check("SIGTERM: stopping" in log and "stopped" in log, "no stop messages in the log")
+    for marker in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
+        check(marker not in log, f"{marker} in the server log")
+
+
+# ---- driver ---------------------------------------------------------------
+
+def stack_settings_present():
+    missing = next((v for v in STACK_VARS if not os.environ.get(v)), None)
+    if not missing:
+        return True
+    if os.environ.get("ACP_TEST_REQUIRE_SERVICES") == "1":
+        print(f"1..1\nnot ok 1 - stack settings: {missing} is not set "
+              f"(eval \"$(scripts/stack up)\")")
+        sys.exit(1)
+    print(f"1..0 # SKIP {missing} is not set; run eval \"$(scripts/stack up)\" first")
+    sys.exit(0)
+
+
+def main():
+    stack_settings_present()
+    run.binary, queue_delete = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    run.tag = secrets.token_hex(4)
+    run.queue, run.queue_b = f"http-{run.tag}", f"http-{run.tag}-b"
+    run.work = tempfile.mkdtemp(prefix=f"acp-http-{run.tag}-")
+    run.submitted, run.failed, run.cleaned = set(), set(), False
+    programs = {"echo": "echo", "env": "env", "wc": "wc", "cat": "cat", "seq": "seq",
+                "pause": "sleep"}
+    run.base_config = {
+        "listen": {"address": "127.0.0.1", "port": 0},
+        "s3": {"root_path": f"http-test-{run.tag}"},
+        "shutdown_timeout": 5,
+        "log_level": "info",
+        "executors": {
+            "sleep": {"max_seconds": 60},
+            "command": {"programs": {k: shutil.which(v) for k, v in programs.items()},
+                        "timeout_seconds": 2, "max_args": 64},
+        },
+    }
+    run.a = Server(run.binary, run.work, "server-a", dict(
+        run.base_config, queues=[{"id": run.queue, "workers": 3}],
+        workspace_root=f"{run.work}/ws-a"))
+    run.b = None
+    print(f"# run {run.tag}: queue {run.queue}, S3 root http-test-{run.tag}, files in {run.work}")
+
+    failed = 0
+    for number, (description, fn) in enumerate(cases, 1):
+        try:
+            fn()
+            print(f"ok {number} - {description}", flush=True)
+        except Exception as e:  # a case's failure must not stop the others
+            failed += 1
+            print(f"not ok {number} - {description}")
+            detail = str(e) if isinstance(e, Failure) else traceback.format_exc()
+            for line in detail.splitlines():
+                print(f"# {line}")
+            sys.stdout.flush()
+    print(f"1..{len(cases)}")
+
+    # Whatever happened, leave nothing running or behind.
+    for server in (run.a, run.b):
+        if server and server.proc and server.proc.poll() is None:
+            try:
+                server.stop()
+            except Failure:
+                pass
+    if failed:
+        print(f"# server-a log (last lines):\n# " + run.a.log_tail(40).replace("\n", "\n# "))
+    subprocess.run([queue_delete, os.environ["ACP_TEST_AMQP_HOST"],
+                    os.environ["ACP_TEST_AMQP_PORT"], os.environ["ACP_TEST_AMQP_USER"],
+                    os.environ["ACP_TEST_AMQP_PASSWORD"], f"{run.queue}_jobs",
+                    f"{run.queue_b}_jobs"], check=False)
+    if run.cleaned:
+        shutil.rmtree(run.work, ignore_errors=True)
+    else:
+        print(f"# jobs of queue {run.queue} may be left; logs kept in {run.work}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,336 @@
+/* Unit tests of the example server's parts that need no services: SHA-256
+ * against the FIPS 180-2 vectors, the mapping of library errors to HTTP
+ * statuses (including the 503s that the integration test cannot provoke
+ * without stopping a shared service), the JSON member finder, and the
+ * settings loader. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "errmap.h"
+#include "jsonspan.h"
+#include "settings.h"
+#include "sha256.h"
+
+/* ---- SHA-256 ------------------------------------------------------------ */
+
+static void sha256_matches_the_fips_180_2_vectors(void **state)
+{
+    (void)state;
+    char hex[SHA256_HEX_LEN + 1];
+    sha256_hex("abc", 3, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    const char *two_blocks = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    sha256_hex(two_blocks, strlen(two_blocks), hex);
+    assert_string_equal(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+
+    /* One million 'a', fed in uneven pieces to cross block boundaries. */
+    char chunk[1024];
+    memset(chunk, 'a', sizeof chunk);
+    sha256_ctx ctx;
+    sha256_init(&ctx);
+    size_t fed = 0, piece = 1;
+    while (fed < 1000000) {
+        size_t n = piece < 1000000 - fed ? piece : 1000000 - fed;
+        sha256_update(&ctx, chunk, n);
+        fed += n;
+        piece = piece % 997 + 13;
+    }
+    unsigned char digest[SHA256_DIGEST_LEN];
+    sha256_final(&ctx, digest);
+    static const unsigned char million_a[SHA256_DIGEST_LEN] = {
+        0xcd, 0xc7, 0x6e, 0x5c, 0x99, 0x14, 0xfb, 0x92, 0x81, 0xa1, 0xc7,
+        0xe2, 0x84, 0xd7, 0x3e, 0x67, 0xf1, 0x80, 0x9a, 0x48, 0xa4, 0x97,
+        0x20, 0x0e, 0x04, 0x6d, 0x39, 0xcc, 0xc7, 0x11, 0x2c, 0xd0};
+    assert_memory_equal(digest, million_a, SHA256_DIGEST_LEN);
+}
+
+static void sha256_pads_every_length_around_a_block(void **state)
+{
+    (void)state;
+    static const struct {
+        size_t len;
+        const char *hex;
+    } cases[] = {
+        {0, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {55, "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318"},
+        {56, "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a"},
+        {63, "7d3e74a05d7db15bce4ad9ec0658ea98e3f06eeecf16b4c6fff2da457ddc2f34"},
+        {64, "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb"},
+        {65, "635361c48bb9eab14198e76ea8ab7f1a41685d6ad62aa9146d301d4f17eb0ae0"},
+        {119, "31eba51c313a5c08226adf18d4a359cfdfd8d2e816b13f4af952f7ea6584dcfb"},
+        {120, "2f3d335432c70b580af0e8e1b3674a7c020d683aa5f73aaaedfdc55af904c21c"},
+    };
+    char a[128];
+    memset(a, 'a', sizeof a);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char hex[SHA256_HEX_LEN + 1];
+        sha256_hex(a, cases[i].len, hex);
+        assert_string_equal(hex, cases[i].hex);
+    }
+}
+
+/* ---- error mapping ------------------------------------------------------ */
+
+static void every_library_error_has_its_http_status(void **state)
+{
+    (void)state;
+    assert_int_equal(errmap_http_status(ACP_EINVAL), 400);
+    assert_int_equal(errmap_http_status(ACP_ENOQUEUE), 400);
+    assert_int_equal(errmap_http_status(ACP_ENOTFOUND), 404);
+    assert_int_equal(errmap_http_status(ACP_EUNOWNED), 409);
+    assert_int_equal(errmap_http_status(ACP_ECONFLICT), 409);
+    assert_int_equal(errmap_http_status(ACP_EBUSY), 409);
+    assert_int_equal(errmap_http_status(ACP_ETOOBIG), 413);
+    assert_int_equal(errmap_http_status(ACP_EDB), 503);
+    assert_int_equal(errmap_http_status(ACP_EBROKER), 503);
+    assert_int_equal(errmap_http_status(ACP_ESTORAGE), 503);
+    assert_int_equal(errmap_http_status(ACP_ESHUTDOWN), 503);
+    assert_int_equal(errmap_http_status(ACP_ENOMEM), 500);
+    assert_int_equal(errmap_http_status(ACP_EIO), 500);
+    assert_int_equal(errmap_http_status(ACP_EVERSION), 500);
+    assert_int_equal(errmap_http_status(-1000), 500); /* a code from a newer library */
+}
+
+/* ---- JSON member spans -------------------------------------------------- */
+
+static void assert_member(const char *text, const char *key, const char *expected)
+{
+    size_t start = 0, end = 0;
+    int rc = jsonspan_member(text, strlen(text), key, &start, &end);
+    if (!expected) {
+        assert_int_equal(rc, -1);
+        return;
+    }
+    assert_int_equal(rc, 0);
+    if (end - start != strlen(expected) || memcmp(text + start, expected, end - start) != 0)
+        fail_msg("member %s of %s: got '%.*s', expected '%s'", key, text, (int)(end - start),
+                 text + start, expected);
+}
+
+static void the_config_text_is_taken_exactly_as_sent(void **state)
+{
+    (void)state;
+    assert_member("{\"queue\":\"q\",\"config\":{\"a\":1.50, \"b\":[1,{\"c\":\"}\"}]}}", "config",
+                  "{\"a\":1.50, \"b\":[1,{\"c\":\"}\"}]}");
+    assert_member(" { \"config\" : [ 1 , 2 ] , \"id\" : \"x\" } ", "config", "[ 1 , 2 ]");
+    assert_member("{\"config\":\"a \\\" quote\"}", "config", "\"a \\\" quote\"");
+    assert_member("{\"config\":-1.5e3,\"x\":true}", "config", "-1.5e3");
+    assert_member("{\"config\":null}", "config", "null");
+    /* A key written with escapes is still "config"; the last duplicate wins
+     * as it does in json-c. */
+    assert_member("{\"\\u0063onfig\":{\"n\":1}}", "config", "{\"n\":1}");
+    assert_member("{\"config\":{\"n\":1},\"config\":{\"n\":2}}", "config", "{\"n\":2}");
+    assert_member("{\"configs\":{},\"conf\":{},\"x\":{\"config\":1}}", "config", NULL);
+    assert_member("{}", "config", NULL);
+    assert_member("[{\"config\":1}]", "config", NULL);
+}
+
+static void single_quoted_strings_are_found(void **state)
+{
+    (void)state;
+    const char *text = "{\"a'\":\"it's\\\"'\",'b':1}";
+    assert_int_equal(jsonspan_single_quote(text, strlen(text)),
+                     (long)(strchr(text, 'b') - text - 1));
+    text = "{\"a\":\"'\"}";
+    assert_int_equal(jsonspan_single_quote(text, strlen(text)), -1);
+}
+
+/* ---- settings ----------------------------------------------------------- */
+
+static char settings_dir[64];
+
+static const char *const stack_vars[] = {
+    "ACP_TEST_PG_HOST",       "ACP_TEST_PG_PORT",   "ACP_TEST_PG_USER",   "ACP_TEST_PG_PASSWORD",
+    "ACP_TEST_PG_DB",         "ACP_TEST_AMQP_HOST", "ACP_TEST_AMQP_PORT", "ACP_TEST_AMQP_USER",
+    "ACP_TEST_AMQP_PASSWORD", "ACP_TEST_S3_HOST",   "ACP_TEST_S3_PORT",   "ACP_TEST_S3_ACCESS_KEY",
+    "ACP_TEST_S3_SECRET_KEY", "ACP_TEST_S3_BUCKET",
+};
+
+static void set_stack_env(void)
+{
+    for (size_t i = 0; i < sizeof stack_vars / sizeof stack_vars[0]; i++)
+        setenv(stack_vars[i], strstr(stack_vars[i], "PORT") ? "1234" : "from-env", 1);
+    setenv("ACP_TEST_S3_BUCKET", "bucket-from-env", 1);
+}
+
+static const char *write_config(const char *text)
+{
+    static char path[128];
+    snprintf(path, sizeof path, "%s/server.json", settings_dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static int settings_setup(void **state)
+{
+    (void)state;
+    snprintf(settings_dir, sizeof settings_dir, "/tmp/acp-settings-XXXXXX");
+    return mkdtemp(settings_dir) ? 0 : -1;
+}
+
+static int settings_teardown(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/server.json", settings_dir);
+    unlink(path);
+    rmdir(settings_dir);
+    return 0;
+}
+
+static void settings_default_to_the_stack_environment(void **state)
+{
+    (void)state;
+    set_stack_env();
+    settings s;
+    char err[512];
+    assert_int_equal(settings_load(&s, NULL, err, sizeof err), 0);
+    assert_string_equal(s.listen_address, "127.0.0.1");
+    assert_int_equal(s.port, 8080);
+    assert_int_equal(s.max_body_bytes, 1024 * 1024);
+    assert_string_equal(s.db_host, "from-env");
+    assert_int_equal(s.db_port, 1234);
+    assert_string_equal(s.s3_bucket, "bucket-from-env");
+    assert_int_equal(s.queue_count, 1);
+    assert_string_equal(s.queues[0].id, "default");
+    assert_int_equal(s.program_count, 0);
+
+    acp_config config;
+    acp_queue_config *queues;
+    assert_int_equal(settings_to_acp_config(&s, &config, &queues), 0);
+    assert_int_equal(config.db.port, 1234);
+    assert_int_equal(config.queues[0].port, 1234);
+    assert_string_equal(config.queues[0].host, "from-env");
+    assert_int_equal(config.db.pool_size, 10); /* the library's default */
+    free(queues);
+    settings_free(&s);
+}
+
+static void the_config_file_overrides_the_environment(void **state)
+{
+    (void)state;
+    set_stack_env();
+    const char *path = write_config(
+        "{\"listen\": {\"address\": \"::1\", \"port\": 0},\n"
+        " \"max_body_bytes\": 4096,\n"
+        " \"database\": {\"host\": \"db.example\", \"port\": 5433, \"pool_size\": 3},\n"
+        " \"s3\": {\"root_path\": \"svc\", \"https\": true},\n"
+        " \"queues\": [{\"id\": \"a\", \"workers\": 2}, {\"id\": \"b\", \"port\": 9999}],\n"
+        " \"shutdown_timeout\": 5, \"log_level\": \"debug\",\n"
+        " \"executors\": {\"sleep\": {\"max_seconds\": 2.5},\n"
+        "   \"command\": {\"programs\": {\"true\": \"/bin/true\"}, \"timeout_seconds\": 1,\n"
+        "                 \"max_args\": 3}}}\n");
+    settings s;
+    char err[512];
+    if (settings_load(&s, path, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_string_equal(s.listen_address, "::1");
+    assert_int_equal(s.port, 0);
+    assert_int_equal(s.max_body_bytes, 4096);
+    assert_string_equal(s.db_host, "db.example");
+    assert_string_equal(s.db_user, "from-env");
+    assert_int_equal(s.queue_count, 2);
+    assert_true(settings_has_queue(&s, "b"));
+    assert_false(settings_has_queue(&s, "default"));
+    assert_int_equal(s.log_level, ACP_LOG_DEBUG);
+    assert_true(s.sleep_max_seconds == 2.5);
+    assert_non_null(settings_find_program(&s, "true"));
+    assert_null(settings_find_program(&s, "false"));
+
+    acp_config config;
+    acp_queue_config *queues;
+    assert_int_equal(settings_to_acp_config(&s, &config, &queues), 0);
+    assert_int_equal(config.db.port, 5433);
+    assert_int_equal(config.db.pool_size, 3);
+    assert_int_equal(config.s3.https, 1);
+    assert_string_equal(config.s3.root_path, "svc");
+    assert_int_equal(config.queues[0].workers, 2);
+    assert_int_equal(config.queues[0].port, 1234);
+    assert_int_equal(config.queues[1].port, 9999);
+    assert_int_equal(config.shutdown_timeout, 5);
+    free(queues);
+    settings_free(&s);
+}
+
+static void assert_settings_error(const char *file_text, const char *expected)
+{
+    const char *path = write_config(file_text);
+    settings s;
+    char err[512];
+    assert_int_equal(settings_load(&s, path, err, sizeof err), -1);
+    if (!strstr(err, expected))
+        fail_msg("error '%s' lacks '%s'", err, expected);
+    settings_free(&s);
+}
+
+static void bad_settings_are_named(void **state)
+{
+    (void)state;
+    set_stack_env();
+    assert_settings_error("{\"databse\": {}}", "databse: unknown setting");
+    assert_settings_error("{\"database\": {\"port\": 70000}}",
+                          "database.port: 70000 is outside 1..65535");
+    assert_settings_error("{\"database\": {\"port\": \"5432\"}}",
+                          "database.port: expected an integer");
+    assert_settings_error("{\"queues\": []}", "queues: expected a non-empty array");
+    assert_settings_error("{\"queues\": [{\"id\": \"a\", \"worker\": 1}]}",
+                          "queues[0].worker: unknown setting");
+    assert_settings_error("{\"log_level\": \"loud\"}", "log_level: expected");
+    assert_settings_error("{\"executors\": {\"shell\": {}}}", "executors.shell: unknown executor");
+    assert_settings_error("{\"executors\": {\"checksum\": {\"x\": 1}}}",
+                          "executors.checksum: has no settings");
+    assert_settings_error("{\"executors\": {\"sleep\": {\"max_seconds\": -1}}}",
+                          "executors.sleep.max_seconds: -1 is outside 0..86400");
+    assert_settings_error("{\"executors\": {\"command\": {\"programs\": {\"sh\": \"sh\"}}}}",
+                          "programs.sh: expected an absolute path");
+    assert_settings_error(
+        "{\"executors\": {\"command\": {\"programs\": {\"x\": \"/no/such/program\"}}}}",
+        "programs.x: /no/such/program: No such file or directory");
+    assert_settings_error(
+        "{\"executors\": {\"command\": {\"programs\": {\"a b\": \"/bin/true\"}}}}",
+        "'a b' is not a name");
+    assert_settings_error("{\"listen\": {\"port\": 1,}}", "not valid JSON");
+    assert_settings_error("{} {}", "not valid JSON");
+    assert_settings_error("{'listen': {}}", "a single-quoted string at byte 1");
+
+    unsetenv("ACP_TEST_PG_HOST");
+    assert_settings_error("{}", "database.host is not set (config file) and neither is "
+                                "ACP_TEST_PG_HOST");
+    set_stack_env();
+    setenv("ACP_TEST_PG_PORT", "55x", 1);
+    settings s;
+    char err[512];
+    assert_int_equal(settings_load(&s, NULL, err, sizeof err), -1);
+    assert_string_equal(err, "ACP_TEST_PG_PORT: '55x' is not an integer");
+    settings_free(&s);
+
+    set_stack_env();
+    assert_int_equal(settings_load(&s, "/no/such/file.json", err, sizeof err), -1);
+    assert_string_equal(err, "/no/such/file.json: No such file or directory");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(sha256_matches_the_fips_180_2_vectors),
+        cmocka_unit_test(sha256_pads_every_length_around_a_block),
+        cmocka_unit_test(every_library_error_has_its_http_status),
+        cmocka_unit_test(the_config_text_is_taken_exactly_as_sent),
+        cmocka_unit_test(single_quoted_strings_are_found),
+        cmocka_unit_test(settings_default_to_the_stack_environment),
+        cmocka_unit_test(the_config_file_overrides_the_environment),
+        cmocka_unit_test(bad_settings_are_named),
+    };
+    return cmocka_run_group_tests(tests, settings_setup, settings_teardown);
+}
