@@ -145,6 +145,8 @@ int claim_workspace(acp_platform *p, const acp_job_id *id, bool *created, char *
 int scratch_create(const char *root, const char *hex, char **path, int *dir_fd);
 /* Create the scratch root and its parents if needed. */
 int scratch_prepare_root(const char *root);
+/* Write all of @data to @fd (retrying short writes); ACP_EIO on failure. */
+int scratch_write_all(int fd, const void *data, size_t len);
 /* Remove a directory tree without following symbolic links. */
 int scratch_remove(const char *path);
 

@@ -109,27 +109,16 @@ int acp_read_result(acp_platform *p, const acp_job_id *id, const char *name, acp
     return objects_read(p->objects, id, name, sink, userdata);
 }
 
-static int write_all(void *userdata, const void *data, size_t len)
+static int sink_to_fd(void *userdata, const void *data, size_t len)
 {
-    int fd = *(int *)userdata;
-    const char *at = data;
-    while (len > 0) {
-        ssize_t n = write(fd, at, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return error_set(ACP_EIO, "writing the result to fd %d: %s", fd, strerror(errno));
-        at += n;
-        len -= (size_t)n;
-    }
-    return 0;
+    return scratch_write_all(*(int *)userdata, data, len);
 }
 
 int acp_read_result_fd(acp_platform *p, const acp_job_id *id, const char *name, int fd)
 {
     if (fd < 0)
         return error_set(ACP_EINVAL, "acp_read_result_fd: bad file descriptor %d", fd);
-    return acp_read_result(p, id, name, write_all, &fd);
+    return acp_read_result(p, id, name, sink_to_fd, &fd);
 }
 
 typedef struct bounded {

@@ -130,3 +130,18 @@ int scratch_create(const char *root, const char *hex, char **path_out, int *fd_o
     *fd_out = fd;
     return 0;
 }
+
+int scratch_write_all(int fd, const void *data, size_t len)
+{
+    const char *at = data;
+    while (len > 0) {
+        ssize_t n = write(fd, at, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return error_set(ACP_EIO, "writing to fd %d: %s", fd, strerror(errno));
+        at += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}

@@ -1051,33 +1051,41 @@ int store_touch(store *st, const acp_job_id *id)
                        "UPDATE compute.jobs SET last_accessed = now() WHERE job_id = $1::bytea");
 }
 
+/* Insert or requeue: the statement @sql takes $1 id, $2 queue, $3 config
+ * and $4 the input names. @what names the operation in messages. */
+static int store_write_run(store *st, const acp_job_id *id, const char *queue, const char *config,
+                           const char *const *inputs, size_t input_count, const char *what,
+                           const char *sql, PGresult **res)
+{
+    if (!queue)
+        return store_fail(st, ACP_EINVAL, "%s: NULL queue", what);
+    buf array = BUF_INIT;
+    int rc = store_text_array(st, what, inputs, input_count, &array);
+    if (!rc) {
+        store_params p = {0};
+        store_param_id(&p, id);
+        store_param_text(&p, queue);
+        store_param_text(&p, config);
+        store_param_text(&p, array.data);
+        rc = store_query(st, false, what, sql, &p, res);
+    }
+    buf_free(&array);
+    return rc;
+}
+
 int store_insert(store *st, const acp_job_id *id, const char *queue, const char *config,
                  const char *const *inputs, size_t input_count)
 {
     STORE_CHECK(st, id);
     char hex[ACP_JOB_ID_STRLEN], what[64];
     snprintf(what, sizeof what, "insert job %s", acp_job_id_format(id, hex));
-    if (!queue)
-        return store_fail(st, ACP_EINVAL, "%s: NULL queue", what);
-    buf array = BUF_INIT;
-    int rc = store_text_array(st, what, inputs, input_count, &array);
-    if (rc) {
-        buf_free(&array);
-        return rc;
-    }
-    store_params p = {0};
-    store_param_id(&p, id);
-    store_param_text(&p, queue);
-    store_param_text(&p, config);
-    store_param_text(&p, array.data);
     PGresult *res;
-    rc = store_query(st, false, what,
-                     "INSERT INTO compute.jobs "
-                     "(job_id, status, queue, config, input_files, created, last_accessed, "
-                     "dispatched) "
-                     "VALUES ($1::bytea, 'queued', $2, $3, $4::varchar[], now(), now(), now())",
-                     &p, &res);
-    buf_free(&array);
+    int rc = store_write_run(
+        st, id, queue, config, inputs, input_count, what,
+        "INSERT INTO compute.jobs "
+        "(job_id, status, queue, config, input_files, created, last_accessed, dispatched) "
+        "VALUES ($1::bytea, 'queued', $2, $3, $4::varchar[], now(), now(), now())",
+        &res);
     if (rc == ACP_ECONFLICT)
         return store_fail(st, ACP_ECONFLICT, "job %s already exists", hex);
     if (rc)
@@ -1092,29 +1100,16 @@ int store_requeue(store *st, const acp_job_id *id, const char *queue, const char
     STORE_CHECK(st, id);
     char hex[ACP_JOB_ID_STRLEN], what[64];
     snprintf(what, sizeof what, "requeue job %s", acp_job_id_format(id, hex));
-    if (!queue)
-        return store_fail(st, ACP_EINVAL, "%s: NULL queue", what);
-    buf array = BUF_INIT;
-    int rc = store_text_array(st, what, inputs, input_count, &array);
-    if (rc) {
-        buf_free(&array);
-        return rc;
-    }
-    store_params p = {0};
-    store_param_id(&p, id);
-    store_param_text(&p, queue);
-    store_param_text(&p, config);
-    store_param_text(&p, array.data);
     PGresult *res;
     /* The old outputs are gone with a re-run, so output_files goes too. */
-    rc = store_query(st, false, what,
-                     "UPDATE compute.jobs SET status = 'queued', queue = $2, config = $3, "
-                     "input_files = $4::varchar[], last_accessed = now(), grabbed = NULL, "
-                     "finished = NULL, error = NULL, lease_owner = NULL, lease_expires = NULL, "
-                     "dispatched = now(), output_files = NULL, attempts = 0 "
-                     "WHERE job_id = $1::bytea AND status IN ('complete', 'failed', 'expired')",
-                     &p, &res);
-    buf_free(&array);
+    int rc =
+        store_write_run(st, id, queue, config, inputs, input_count, what,
+                        "UPDATE compute.jobs SET status = 'queued', queue = $2, config = $3, "
+                        "input_files = $4::varchar[], last_accessed = now(), grabbed = NULL, "
+                        "finished = NULL, error = NULL, lease_owner = NULL, lease_expires = NULL, "
+                        "dispatched = now(), output_files = NULL, attempts = 0 "
+                        "WHERE job_id = $1::bytea AND status IN ('complete', 'failed', 'expired')",
+                        &res);
     if (rc)
         return rc;
     bool updated = strcmp(PQcmdTuples(res), "0") != 0;

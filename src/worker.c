@@ -26,24 +26,9 @@ struct worker {
 
 /* ---- files between S3 and the scratch directory ------------------------ */
 
-static int write_fd_all(int fd, const void *data, size_t len)
-{
-    const char *at = data;
-    while (len > 0) {
-        ssize_t n = write(fd, at, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return error_set(ACP_EIO, "write: %s", strerror(errno));
-        at += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int sink_to_fd(void *userdata, const void *data, size_t len)
 {
-    return write_fd_all(*(int *)userdata, data, len);
+    return scratch_write_all(*(int *)userdata, data, len);
 }
 
 static int create_file(int dir_fd, const char *name, int *fd)
@@ -59,7 +44,7 @@ static int write_config(int dir_fd, const char *config)
     int fd;
     int rc = create_file(dir_fd, "input-config", &fd);
     if (!rc)
-        rc = write_fd_all(fd, config, strlen(config));
+        rc = scratch_write_all(fd, config, strlen(config));
     if (fd >= 0)
         close(fd);
     return rc;

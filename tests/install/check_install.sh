@@ -3,24 +3,11 @@
 # tree against it with pkg-config alone; then checks the shared library's
 # soname and exported symbols. Usage: check_install.sh BUILD_DIR
 set -euo pipefail
-build=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
-stage=$(mktemp -d)
-trap 'rm -rf "$stage"' EXIT
-
-meson install -C "$build" --destdir "$stage" --quiet
-pcfile=$(find "$stage" -name async-platform.pc | head -n 1)
-[ -n "$pcfile" ] || { echo "async-platform.pc was not installed"; exit 1; }
-export PKG_CONFIG_PATH=$(dirname "$pcfile")
-export PKG_CONFIG_SYSROOT_DIR=$stage
-
-work=$(mktemp -d -p "$stage")
-cp "$here/consumer.c" "$work/app.c"
-cd "$work"
-# shellcheck disable=SC2046
-cc -std=c11 -Wall -Wextra -Werror app.c -o app $(pkg-config --cflags --libs async-platform)
-libdir=$(dirname "$(dirname "$pcfile")")
-out=$(LD_LIBRARY_PATH="$libdir" ./app)
+# shellcheck source=tests/install/staged.sh
+. "$here/staged.sh"
+build_outside "$1" "$here/consumer.c"
+out=$(LD_LIBRARY_PATH="$libdir" "$program")
 [ "$out" = a3363f4b132d281261f0a9dc278f2cf6 ] || { echo "unexpected output: $out"; exit 1; }
 
 lib=$(find "$stage" -name 'libasync-platform.so.*.*' | head -n 1)
