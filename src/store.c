@@ -47,7 +47,9 @@
 #include "json.h"
 
 #define STORE_APPLICATION_NAME "async-platform"
-#define STORE_CONNECT_TIMEOUT  "5" /* seconds, per address tried */
+/* Seconds per address tried: generous, since a busy server may take a while
+ * to start a backend for a pool that grows under load. */
+#define STORE_CONNECT_TIMEOUT "10"
 /* Key of the transaction-scoped advisory lock that serialises migrations
  * across processes: "acp-mig" in ASCII. */
 #define STORE_MIGRATION_LOCK "27412406190565735"
