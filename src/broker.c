@@ -404,6 +404,18 @@ int broker_declare(broker_conn *conn, const char *queue_id, unsigned ack_timeout
 
 /* ---- frames -------------------------------------------------------------- */
 
+/* Wait for any frame until @deadline (ms, broker_now_ms clock); the
+ * amqp status, with errno cleared first so a socket error can be named. */
+static int broker_wait_frame(broker_conn *conn, int64_t deadline, amqp_frame_t *frame)
+{
+    int64_t left = deadline - broker_now_ms();
+    if (left < 0)
+        left = 0;
+    struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
+    errno = 0;
+    return amqp_simple_wait_frame_noblock(conn->amqp, frame, &tv);
+}
+
 /* Read the next method frame on our channel before @deadline: 0, 1 on
  * timeout, or ACP_EBROKER. Server closes and connection-level notices are
  * handled here; everything else is the caller's. */
@@ -411,12 +423,7 @@ static int broker_read_method(broker_conn *conn, int64_t deadline, const char *w
                               amqp_frame_t *frame)
 {
     for (;;) {
-        int64_t left = deadline - broker_now_ms();
-        if (left < 0)
-            left = 0;
-        struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
-        errno = 0;
-        int status = amqp_simple_wait_frame_noblock(conn->amqp, frame, &tv);
+        int status = broker_wait_frame(conn, deadline, frame);
         if (status == AMQP_STATUS_TIMEOUT)
             return 1;
         if (status != AMQP_STATUS_OK)
@@ -448,12 +455,7 @@ static int broker_read_content_frame(broker_conn *conn, int64_t deadline, const 
                                      amqp_frame_t *frame)
 {
     for (;;) {
-        int64_t left = deadline - broker_now_ms();
-        if (left < 0)
-            left = 0;
-        struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
-        errno = 0;
-        int status = amqp_simple_wait_frame_noblock(conn->amqp, frame, &tv);
+        int status = broker_wait_frame(conn, deadline, frame);
         if (status == AMQP_STATUS_TIMEOUT)
             return broker_fail(conn, true, "%s: message content did not arrive within %d s", what,
                                BROKER_RPC_TIMEOUT);
