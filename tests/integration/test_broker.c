@@ -601,6 +601,9 @@ static void connection_closed_by_the_server_is_reported(void **state)
 {
     fixture *f = *state;
     const char *root = getenv("ACP_SOURCE_ROOT");
+    const char *required = getenv("ACP_TEST_REQUIRE_SERVICES");
+    if ((!root || !*root) && required && strcmp(required, "1") == 0)
+        fail_msg("ACP_SOURCE_ROOT is not set: run this test through meson test");
     if (!root || !*root)
         skip();
     broker_conn *c = connect_to(f, 0);
