@@ -22,6 +22,11 @@ typedef struct fixture_config {
     char db_port_storage[8];
 } fixture_config;
 
+/* How long tests wait for a job's status before failing: a guard against a
+ * hang, not a timing assertion, so generous enough for sanitizer and
+ * valgrind builds on a loaded machine. */
+#define FIXTURE_WAIT_S 180
+
 /* @run_tag makes names unique to this test run; queue ids are
  * "<prefix><i>-<run_tag>". */
 void fixture_config_make(fixture_config *fc, const stack_env *env, const char *run_tag,

@@ -92,7 +92,7 @@ static acp_job_id submit_config(world *w, size_t queue, const char *config)
 
 static void expect_status(world *w, const acp_job_id *id, acp_job_status status, acp_job *job)
 {
-    if (!fixture_wait_status(w->p, id, status, 60, job))
+    if (!fixture_wait_status(w->p, id, status, FIXTURE_WAIT_S, job))
         fail_msg("job did not become %s (is %s, message %s)", acp_job_status_name(status),
                  acp_job_status_name(job->status), job->message ? job->message : "-");
 }

@@ -46,7 +46,7 @@ static int child_main(const char *tag)
         return 1;
     }
     acp_job_id id = job.id;
-    if (!fixture_wait_status(p, &id, ACP_STATUS_IN_PROGRESS, 60, &job)) {
+    if (!fixture_wait_status(p, &id, ACP_STATUS_IN_PROGRESS, FIXTURE_WAIT_S, &job)) {
         fprintf(stderr, "child: job did not start: %s\n", acp_last_error());
         return 1;
     }
@@ -102,7 +102,7 @@ static void killed_worker_job_is_requeued_and_completed(void **state)
     acp_job job = {0};
     assert_int_equal(acp_get_job(p, &id, &job), 0);
     assert_int_equal(job.status, ACP_STATUS_IN_PROGRESS); /* the dead run's lease */
-    if (!fixture_wait_status(p, &id, ACP_STATUS_COMPLETE, 90, &job))
+    if (!fixture_wait_status(p, &id, ACP_STATUS_COMPLETE, FIXTURE_WAIT_S, &job))
         fail_msg("job not completed after the worker died: %s", acp_job_status_name(job.status));
     assert_int_equal(job.attempts, 2);
     assert_int_equal(recording_runs(&id), 1);
@@ -144,7 +144,8 @@ static void rabbitmq_restart_loses_no_job(void **state)
         if (i == BEFORE) {
             /* Some jobs are running now and some queued: stop the broker. */
             acp_job job = {0};
-            assert_true(fixture_wait_status(p, &ids[0], ACP_STATUS_IN_PROGRESS, 60, &job));
+            assert_true(
+                fixture_wait_status(p, &ids[0], ACP_STATUS_IN_PROGRESS, FIXTURE_WAIT_S, &job));
             acp_job_clear(&job);
             assert_int_equal(stack_ctl("stop_app"), 0);
         }
@@ -161,7 +162,7 @@ static void rabbitmq_restart_loses_no_job(void **state)
 
     acp_job job = {0};
     for (int i = 0; i < BEFORE + DURING; i++) {
-        if (!fixture_wait_status(p, &ids[i], ACP_STATUS_COMPLETE, 120, &job))
+        if (!fixture_wait_status(p, &ids[i], ACP_STATUS_COMPLETE, FIXTURE_WAIT_S, &job))
             fail_msg("job %d ended as %s", i, acp_job_status_name(job.status));
         assert_int_equal(recording_runs(&ids[i]), 1);
     }
@@ -187,7 +188,7 @@ static void long_job_keeps_its_lease(void **state)
     assert_int_equal(acp_submit(p, fc.queue_ids[0], &sub, &job), 0);
     acp_job_id id = job.id;
     /* Runs for more than twice its lease: renewals keep it from being requeued. */
-    assert_true(fixture_wait_status(p, &id, ACP_STATUS_COMPLETE, 60, &job));
+    assert_true(fixture_wait_status(p, &id, ACP_STATUS_COMPLETE, FIXTURE_WAIT_S, &job));
     assert_int_equal(job.attempts, 1);
     assert_int_equal(recording_runs(&id), 1);
     char hex[ACP_JOB_ID_STRLEN];
@@ -212,7 +213,7 @@ static void shutdown_lets_running_jobs_finish(void **state)
     acp_job job = {0};
     assert_int_equal(acp_submit(p, fc.queue_ids[0], &sub, &job), 0);
     acp_job_id id = job.id;
-    assert_true(fixture_wait_status(p, &id, ACP_STATUS_IN_PROGRESS, 60, &job));
+    assert_true(fixture_wait_status(p, &id, ACP_STATUS_IN_PROGRESS, FIXTURE_WAIT_S, &job));
     acp_job_clear(&job);
     acp_shutdown(p);
     assert_int_equal(recording_running(), 0); /* it waited for the job */

@@ -52,7 +52,7 @@ static acp_job_id submit(service *s, const char *config, int expect_rc)
 static void wait_status(service *s, const acp_job_id *id, acp_job_status status)
 {
     acp_job job = {0};
-    if (!fixture_wait_status(s->p, id, status, 60, &job))
+    if (!fixture_wait_status(s->p, id, status, FIXTURE_WAIT_S, &job))
         fail_msg("job is %s, not %s", acp_job_status_name(job.status), acp_job_status_name(status));
     acp_job_clear(&job);
 }
@@ -66,7 +66,7 @@ static void wait_status_unread(service *s, const acp_job_id *id, acp_job_status 
     filter.queue = s->fc.queue_ids[0];
     filter.statuses = 1u << status;
     filter.limit = ACP_LIST_LIMIT_MAX;
-    for (int waited = 0; waited < 60000; waited += 50) {
+    for (int waited = 0; waited < FIXTURE_WAIT_S * 1000; waited += 50) {
         acp_job_list page;
         assert_int_equal(acp_list_jobs(s->p, &filter, &page), 0);
         bool found = false;
