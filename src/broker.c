@@ -55,6 +55,8 @@ struct broker_conn {
     /* Confirm mode numbers our publishes 1, 2, ... on the channel. */
     uint64_t next_publish_seq;
     bool consuming;
+    /* basic.qos holds for the channel's life: set once, not per consume. */
+    bool prefetch_set;
     char consumer_tag[80];
     /* An ACP_EBROKER left the channel or the connection unusable. */
     bool broken;
@@ -645,9 +647,12 @@ int broker_consume(broker_conn *conn, const char *queue_id)
 
     /* One unacknowledged message per consumer: one job per worker, and no
      * message waits behind a long job on a busy worker. */
-    amqp_basic_qos(conn->amqp, BROKER_CHANNEL, 0, 1, 0);
-    if ((rc = broker_rpc_failed(conn, what, amqp_get_rpc_reply(conn->amqp))))
-        goto out;
+    if (!conn->prefetch_set) {
+        amqp_basic_qos(conn->amqp, BROKER_CHANNEL, 0, 1, 0);
+        if ((rc = broker_rpc_failed(conn, what, amqp_get_rpc_reply(conn->amqp))))
+            goto out;
+        conn->prefetch_set = true;
+    }
     snprintf(conn->consumer_tag, sizeof conn->consumer_tag, "acp-%s-%lu", name,
              atomic_fetch_add(&consumer_counter, 1) + 1);
     amqp_basic_consume(conn->amqp, BROKER_CHANNEL, amqp_cstring_bytes(name),

@@ -174,12 +174,23 @@ static acp_job_status execute(queue_rt *q, const store_job *row, acp_job_context
     return status;
 }
 
+/* A first attempt runs in a workspace that submission has just created or
+ * wiped, so its flags cannot exist yet: a plain PUT saves the HEAD of a
+ * touch. A later attempt may find its predecessor's flag, which keeps its
+ * timestamp. */
+static int set_flag(acp_platform *p, const store_job *row, const char *flag)
+{
+    if (row->attempts <= 1)
+        return objects_put(p->objects, &row->id, flag, "", 0);
+    return objects_touch(p->objects, &row->id, flag);
+}
+
 /* The row says how the run ended; count it and add its flag. */
 static void record_outcome(acp_platform *p, const store_job *row, acp_job_status status,
                            const char *hex)
 {
     atomic_fetch_add(status == ACP_STATUS_COMPLETE ? &p->completed : &p->failed, 1);
-    if (objects_touch(p->objects, &row->id, job_flag_name(status)) != 0)
+    if (set_flag(p, row, job_flag_name(status)) != 0)
         log_warn(&p->log, "job %s: setting %s: %s", hex, job_flag_name(status), acp_last_error());
     else
         log_debug(&p->log, "job %s: %s", hex, acp_job_status_name(status));
@@ -193,7 +204,7 @@ static void run_job(queue_rt *q, store_job *row)
     note_running(q);
     log_debug(&p->log, "job %s: running on %s (attempt %u)", hex, q->id, row->attempts);
 
-    if (objects_touch(p->objects, &row->id, ".in-progress") != 0)
+    if (set_flag(p, row, ".in-progress") != 0)
         log_warn(&p->log, "job %s: setting .in-progress: %s", hex, acp_last_error());
     if (row->attempts > 1)
         remove_stale_outputs(p, row);
