@@ -62,6 +62,7 @@ typedef struct options {
     const char *label;
     const char *stack_dir;
     const char *scratch_parent; /* the run's scratch root goes below it */
+    const char *tag;            /* cleanup: the interrupted run's tag */
 } options;
 
 /* ---- the run's state ------------------------------------------------------ */
@@ -352,7 +353,10 @@ static int platform_start(int workers, int queues, acp_platform **out)
     }
     acp_queue_config qc[QUEUES_MAX];
     for (int i = 0; i < queues; i++) {
-        snprintf(R.queue_ids[i], sizeof R.queue_ids[i], "bench-%s-%d", R.tag, i);
+        if (strcmp(o->scenario, "cleanup") == 0) /* never the run's own queues */
+            snprintf(R.queue_ids[i], sizeof R.queue_ids[i], "bench-%s-c", R.tag);
+        else
+            snprintf(R.queue_ids[i], sizeof R.queue_ids[i], "bench-%s-%d", R.tag, i);
         acp_queue_config_init(&qc[i]);
         qc[i].id = R.queue_ids[i];
         qc[i].host = R.env.amqp_host;
@@ -1253,6 +1257,99 @@ static void scenario_idle(void)
     shutdown_platform(p);
 }
 
+/* cleanup: delete the jobs of queues "bench-<tag>-<n>" that an interrupted
+ * run left behind (its S3 root is "acp-bench/<tag>"). Its own queue
+ * "bench-<tag>-c" takes no jobs; the run's queues are listed for deletion. */
+typedef struct id_list {
+    acp_job_id *ids;
+    size_t count, cap;
+} id_list;
+
+typedef struct cleanup_job {
+    acp_platform *p;
+    const id_list *list;
+    atomic_size_t next, deleted, failures;
+} cleanup_job;
+
+static void *cleanup_main(void *arg)
+{
+    cleanup_job *c = arg;
+    for (;;) {
+        size_t i = atomic_fetch_add(&c->next, 1);
+        if (i >= c->list->count)
+            break;
+        int rc = acp_delete_job(c->p, &c->list->ids[i]);
+        if (rc == 0 || rc == ACP_ENOTFOUND)
+            atomic_fetch_add(&c->deleted, 1);
+        else if (atomic_fetch_add(&c->failures, 1) < 5)
+            fprintf(stderr, "acp-bench: cleanup: %s: %s\n", acp_strerror(rc), acp_last_error());
+    }
+    return NULL;
+}
+
+static void scenario_cleanup(void)
+{
+    options *o = &R.opt;
+    acp_platform *p;
+    o->queues = 1;
+    if (alloc_records(0, 0) || platform_start(1, 1, &p))
+        return;
+    id_list list = {0};
+    for (int q = 0; q < QUEUES_MAX && R.ok; q++) {
+        char queue[ACP_QUEUE_ID_MAX + 1];
+        snprintf(queue, sizeof queue, "bench-%s-%d", R.tag, q);
+        acp_job_filter filter;
+        acp_job_filter_init(&filter);
+        filter.queue = queue;
+        filter.limit = ACP_LIST_LIMIT_MAX;
+        char *cursor = NULL;
+        for (;;) {
+            filter.cursor = cursor;
+            acp_job_list page;
+            int rc = acp_list_jobs(p, &filter, &page);
+            free(cursor);
+            cursor = NULL;
+            if (rc) {
+                run_failed("acp_list_jobs: %s: %s", acp_strerror(rc), acp_last_error());
+                break;
+            }
+            for (size_t i = 0; i < page.count; i++) {
+                if (list.count == list.cap) {
+                    size_t cap = list.cap ? list.cap * 2 : 1024;
+                    acp_job_id *more = realloc(list.ids, cap * sizeof *more);
+                    if (!more)
+                        break;
+                    list.ids = more;
+                    list.cap = cap;
+                }
+                if (list.count < list.cap)
+                    list.ids[list.count++] = page.jobs[i].id;
+            }
+            if (page.next_cursor)
+                cursor = strdup(page.next_cursor);
+            acp_job_list_clear(&page);
+            if (!cursor)
+                break;
+        }
+    }
+    cleanup_job c = {.p = p, .list = &list};
+    pthread_t threads[8];
+    int started = 0;
+    int n = o->deleters > 0 && o->deleters < 8 ? o->deleters : 8;
+    for (int i = 0; i < n; i++)
+        if (pthread_create(&threads[started], NULL, cleanup_main, &c) == 0)
+            started++;
+    if (started == 0)
+        cleanup_main(&c);
+    for (int i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    metric_set("jobs_found", (double)list.count);
+    metric_set("jobs_deleted", (double)atomic_load(&c.deleted));
+    metric_set("cleanup_failures", (double)atomic_load(&c.failures));
+    free(list.ids);
+    acp_shutdown(p);
+}
+
 /* ---- output ------------------------------------------------------------------------ */
 
 static void write_json(int64_t started_wall)
@@ -1325,6 +1422,7 @@ static void usage(FILE *out)
 {
     fputs("usage: acp-bench SCENARIO [options]\n"
           "scenarios: burst serial parallel results scale idle\n"
+          "           cleanup --tag TAG: delete the jobs an interrupted run left behind\n"
           "  --jobs N          measured jobs (defaults: burst 1000, serial 100, parallel 10 x W,\n"
           "                    results 200, scale 10000)\n"
           "  --workers W       workers per queue (default 4; idle 64)\n"
@@ -1380,7 +1478,7 @@ static int parse_options(int argc, char **argv, options *o)
         {"deleters", required_argument, NULL, 'd'},   {"timeout", required_argument, NULL, 't'},
         {"json", required_argument, NULL, 'j'},       {"label", required_argument, NULL, 'l'},
         {"stack-dir", required_argument, NULL, 'D'},  {"scratch-dir", required_argument, NULL, 'T'},
-        {"help", no_argument, NULL, 'h'},
+        {"tag", required_argument, NULL, 'g'},        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     *o = (options){.workers = -1,
                    .queues = 1,
@@ -1451,6 +1549,9 @@ static int parse_options(int argc, char **argv, options *o)
         case 'T':
             o->scratch_parent = optarg;
             break;
+        case 'g':
+            o->tag = optarg;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -1492,7 +1593,8 @@ int main(int argc, char **argv)
         void (*run)(void);
     } scenarios[] = {{"burst", scenario_burst},     {"serial", scenario_serial},
                      {"parallel", scenario_parallel}, {"results", scenario_results},
-                     {"scale", scenario_scale},     {"idle", scenario_idle}};
+                     {"scale", scenario_scale},     {"idle", scenario_idle},
+                     {"cleanup", scenario_cleanup}};
     for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
         if (strcmp(R.opt.scenario, scenarios[i].name) == 0)
             run = scenarios[i].run;
@@ -1506,7 +1608,15 @@ int main(int argc, char **argv)
     const char *stack_dir = R.opt.stack_dir ? R.opt.stack_dir : getenv("ACP_STACK_DIR");
     bench_services_find(&R.services, stack_dir && *stack_dir ? stack_dir : ".stack");
 
-    bench_run_tag(R.tag);
+    if (strcmp(R.opt.scenario, "cleanup") == 0) {
+        if (!R.opt.tag || strlen(R.opt.tag) != 16 || strspn(R.opt.tag, "0123456789abcdef") != 16) {
+            fprintf(stderr, "acp-bench: cleanup needs --tag with the run's 16-hex tag\n");
+            return 2;
+        }
+        snprintf(R.tag, sizeof R.tag, "%s", R.opt.tag);
+    } else {
+        bench_run_tag(R.tag);
+    }
     for (size_t i = 0; i < sizeof R.prefix; i++) {
         unsigned v;
         sscanf(R.tag + 2 * i, "%2x", &v);
@@ -1521,6 +1631,10 @@ int main(int argc, char **argv)
     char sample[128];
     R.config_bytes = (size_t)snprintf(sample, sizeof sample, CONFIG_FORMAT, R.tag, (size_t)0);
 
+    /* Named first, so that an interrupted run can be cleaned up with
+     * "acp-bench cleanup --tag TAG". */
+    fprintf(stderr, "acp-bench %s: run %s: queues bench-%s-*, S3 root %s, scratch %s\n",
+            R.opt.scenario, R.tag, R.tag, R.s3_root, R.scratch_root);
     int64_t started = bench_wall_us();
     run();
     if (atomic_load(&R.executor_errors))
