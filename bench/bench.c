@@ -44,8 +44,8 @@
 
 typedef struct options {
     const char *scenario;
-    size_t jobs;        /* measured jobs (0: the scenario's default) */
-    int workers;        /* per queue */
+    size_t jobs; /* measured jobs (0: the scenario's default) */
+    int workers; /* per queue */
     int queues;
     int submitters;     /* threads calling acp_submit */
     size_t result_size; /* bytes of each job's result file; 0 for none */
@@ -696,13 +696,13 @@ static void cpu_metrics(const char *prefix, const bench_snapshot *a, const bench
     metric_setf(cpu.wall_s, "%swall_s", prefix);
     if (cpu.top_other_count && cpu.top_others[0].cpu_s > 0.2 * cpu.wall_s)
         fprintf(stderr, "acp-bench: busy machine: %s (pid %d) used %.1f s of CPU in %.1f s\n",
-                cpu.top_others[0].comm, cpu.top_others[0].pid, cpu.top_others[0].cpu_s,
-                cpu.wall_s);
+                cpu.top_others[0].comm, cpu.top_others[0].pid, cpu.top_others[0].cpu_s, cpu.wall_s);
 }
 
 static void ops_metrics(const char *prefix, const acp_stats *a, const acp_stats *b, double jobs)
 {
-#define OPS(field, name) metric_setf(per((double)(b->field - a->field), jobs), "%sops_" name, prefix)
+#define OPS(field, name)                                                                           \
+    metric_setf(per((double)(b->field - a->field), jobs), "%sops_" name, prefix)
     OPS(sql_statements, "sql");
     OPS(messages_dropped, "dropped");
     OPS(jobs_requeued, "requeued");
@@ -917,7 +917,8 @@ static void scenario_serial(void)
             int64_t first_submit, last_submit, first_start, last_finished;
             span_range(0, n, &first_submit, &last_submit, &first_start, &last_finished);
             metric_set("jobs", (double)n);
-            metric_set("serial_jobs_per_s", (double)n / ((double)(last_finished - first_submit) / 1e6));
+            metric_set("serial_jobs_per_s",
+                       (double)n / ((double)(last_finished - first_submit) / 1e6));
             bench_dist d = dist_of(SUBMIT_TO_START, 0, n);
             metric_dist("submit_to_start_ms", &d);
             d = dist_of(SUBMIT_TO_COMPLETE, 0, n);
@@ -1137,8 +1138,7 @@ static void scenario_results(void)
             metric_set("stream_mib_per_s", mib / s);
             metric_set("stream_cpu_self_ms_per_mib", (b.self_cpu_s - a.self_cpu_s) * 1e3 / mib);
             if (reset == 0)
-                metric_set("stream_peak_rss_growth_mib",
-                           (double)(hwm_after - rss_before) / 1024.0);
+                metric_set("stream_peak_rss_growth_mib", (double)(hwm_after - rss_before) / 1024.0);
             metric_set("stream_rss_before_mib", (double)rss_before / 1024.0);
         }
         bench_snapshot_free(&a);
@@ -1468,18 +1468,27 @@ static int parse_int(const char *text, int *out)
 
 static int parse_options(int argc, char **argv, options *o)
 {
-    static const struct option longs[] = {
-        {"jobs", required_argument, NULL, 'n'},       {"workers", required_argument, NULL, 'w'},
-        {"queues", required_argument, NULL, 'q'},     {"submitters", required_argument, NULL, 's'},
-        {"result-size", required_argument, NULL, 'r'}, {"sleep-ms", required_argument, NULL, 'S'},
-        {"warmup", required_argument, NULL, 'W'},     {"pool", required_argument, NULL, 'p'},
-        {"readers", required_argument, NULL, 'R'},    {"stream-mib", required_argument, NULL, 'm'},
-        {"segment", required_argument, NULL, 'k'},    {"idle-seconds", required_argument, NULL, 'i'},
-        {"deleters", required_argument, NULL, 'd'},   {"timeout", required_argument, NULL, 't'},
-        {"json", required_argument, NULL, 'j'},       {"label", required_argument, NULL, 'l'},
-        {"stack-dir", required_argument, NULL, 'D'},  {"scratch-dir", required_argument, NULL, 'T'},
-        {"tag", required_argument, NULL, 'g'},        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {{"jobs", required_argument, NULL, 'n'},
+                                          {"workers", required_argument, NULL, 'w'},
+                                          {"queues", required_argument, NULL, 'q'},
+                                          {"submitters", required_argument, NULL, 's'},
+                                          {"result-size", required_argument, NULL, 'r'},
+                                          {"sleep-ms", required_argument, NULL, 'S'},
+                                          {"warmup", required_argument, NULL, 'W'},
+                                          {"pool", required_argument, NULL, 'p'},
+                                          {"readers", required_argument, NULL, 'R'},
+                                          {"stream-mib", required_argument, NULL, 'm'},
+                                          {"segment", required_argument, NULL, 'k'},
+                                          {"idle-seconds", required_argument, NULL, 'i'},
+                                          {"deleters", required_argument, NULL, 'd'},
+                                          {"timeout", required_argument, NULL, 't'},
+                                          {"json", required_argument, NULL, 'j'},
+                                          {"label", required_argument, NULL, 'l'},
+                                          {"stack-dir", required_argument, NULL, 'D'},
+                                          {"scratch-dir", required_argument, NULL, 'T'},
+                                          {"tag", required_argument, NULL, 'g'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
     *o = (options){.workers = -1,
                    .queues = 1,
                    .submitters = 2,
@@ -1591,9 +1600,9 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         void (*run)(void);
-    } scenarios[] = {{"burst", scenario_burst},     {"serial", scenario_serial},
+    } scenarios[] = {{"burst", scenario_burst},       {"serial", scenario_serial},
                      {"parallel", scenario_parallel}, {"results", scenario_results},
-                     {"scale", scenario_scale},     {"idle", scenario_idle},
+                     {"scale", scenario_scale},       {"idle", scenario_idle},
                      {"cleanup", scenario_cleanup}};
     for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
         if (strcmp(R.opt.scenario, scenarios[i].name) == 0)

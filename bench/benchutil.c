@@ -525,8 +525,8 @@ void bench_cpu_between(bench_cpu *out, const bench_snapshot *a, const bench_snap
     }
 }
 
-void bench_json_cpu(bench_json *j, const char *key, const bench_cpu *cpu,
-                    const bench_services *svc, double jobs)
+void bench_json_cpu(bench_json *j, const char *key, const bench_cpu *cpu, const bench_services *svc,
+                    double jobs)
 {
     bench_json_object(j, key);
     bench_json_num(j, "wall_s", cpu->wall_s);

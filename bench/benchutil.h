@@ -94,14 +94,14 @@ void bench_services_find(bench_services *svc, const char *stack_dir);
 typedef struct bench_proc {
     int pid, ppid;
     char comm[24];
-    uint64_t ticks;   /* utime + stime */
-    uint64_t reaped;  /* cutime + cstime */
+    uint64_t ticks;  /* utime + stime */
+    uint64_t reaped; /* cutime + cstime */
 } bench_proc;
 
 /* A moment's CPU counters of everything. */
 typedef struct bench_snapshot {
     int64_t mono_us;
-    double self_cpu_s; /* getrusage(RUSAGE_SELF): user + system */
+    double self_cpu_s;                    /* getrusage(RUSAGE_SELF): user + system */
     uint64_t machine_busy, machine_total; /* /proc/stat ticks, all CPUs */
     double loadavg1;
     uint64_t service_ticks[BENCH_SERVICES_MAX];
@@ -119,9 +119,9 @@ typedef struct bench_cpu {
     double self_s;
     double service_s[BENCH_SERVICES_MAX];
     double services_total_s;
-    double machine_busy_s;  /* every CPU of the machine */
-    double others_s;        /* machine busy minus ours minus the services */
-    double capacity_s;      /* nproc x wall */
+    double machine_busy_s; /* every CPU of the machine */
+    double others_s;       /* machine busy minus ours minus the services */
+    double capacity_s;     /* nproc x wall */
     double loadavg1_start, loadavg1_end;
     struct {
         char comm[24];
@@ -135,8 +135,8 @@ void bench_cpu_between(bench_cpu *out, const bench_snapshot *a, const bench_snap
                        const bench_services *svc);
 
 /* Writes @cpu as a JSON object; per-job values too when @jobs > 0. */
-void bench_json_cpu(bench_json *j, const char *key, const bench_cpu *cpu,
-                    const bench_services *svc, double jobs);
+void bench_json_cpu(bench_json *j, const char *key, const bench_cpu *cpu, const bench_services *svc,
+                    double jobs);
 
 /* VmRSS and VmHWM of this process, in KiB (-1 when unreadable). */
 void bench_memory(long *rss_kib, long *hwm_kib);

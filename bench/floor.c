@@ -59,9 +59,9 @@
 #define CONSUME_CH  2
 
 enum { K_SQL, K_PUBLISH, K_CONSUME, K_PUT_EMPTY, K_PUT_DATA, K_HEAD, K_LIST, K_GET, K_DELETE, K_N };
-static const char *const kind_names[K_N] = {"sql",  "publish", "consume", "s3_put_empty",
-                                            "s3_put_data", "s3_head", "s3_list", "s3_get",
-                                            "s3_delete"};
+static const char *const kind_names[K_N] = {"sql",          "publish",     "consume",
+                                            "s3_put_empty", "s3_put_data", "s3_head",
+                                            "s3_list",      "s3_get",      "s3_delete"};
 
 typedef struct floor_opts {
     size_t jobs;
@@ -128,8 +128,7 @@ static int pg_simple(PGconn *conn, const char *sql)
     ExecStatusType st = PQresultStatus(res);
     int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -1;
     if (rc)
-        floor_fail("postgres %s:%s: %s: %s", E.pg_host, E.pg_port, sql,
-                   PQresultErrorMessage(res));
+        floor_fail("postgres %s:%s: %s: %s", E.pg_host, E.pg_port, sql, PQresultErrorMessage(res));
     PQclear(res);
     return rc;
 }
@@ -190,9 +189,9 @@ static int pg_statement(PGconn *conn, const unsigned char id[16], size_t n, cons
 typedef struct amqp_side {
     amqp_connection_state_t conn;
     char queue[128];
-    uint64_t published;  /* publish sequence numbers handed out */
-    uint64_t confirmed;  /* highest sequence number confirmed */
-    uint64_t *ready;     /* delivery tags received, not yet acked */
+    uint64_t published; /* publish sequence numbers handed out */
+    uint64_t confirmed; /* highest sequence number confirmed */
+    uint64_t *ready;    /* delivery tags received, not yet acked */
     size_t ready_count, ready_cap;
     uint64_t current_tag;     /* delivery being read */
     uint64_t content_left[3]; /* body bytes still expected per channel */
@@ -270,8 +269,8 @@ static int amqp_setup(amqp_side *a, int thread)
     amqp_basic_qos(a->conn, CONSUME_CH, 0, 1, 0);
     if (amqp_check(a, amqp_get_rpc_reply(a->conn), "basic.qos"))
         return -1;
-    amqp_basic_consume(a->conn, CONSUME_CH, amqp_cstring_bytes(a->queue), amqp_empty_bytes, 0, 0,
-                       0, amqp_empty_table);
+    amqp_basic_consume(a->conn, CONSUME_CH, amqp_cstring_bytes(a->queue), amqp_empty_bytes, 0, 0, 0,
+                       amqp_empty_table);
     if (amqp_check(a, amqp_get_rpc_reply(a->conn), "basic.consume"))
         return -1;
     return 0;
@@ -350,9 +349,9 @@ static int amqp_publish_one(amqp_side *a, const char *body)
     props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
     props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
     props.content_type = amqp_cstring_bytes("application/json");
-    int status = amqp_basic_publish(a->conn, PUBLISH_CH, amqp_empty_bytes,
-                                    amqp_cstring_bytes(a->queue), 1, 0, &props,
-                                    amqp_cstring_bytes(body));
+    int status =
+        amqp_basic_publish(a->conn, PUBLISH_CH, amqp_empty_bytes, amqp_cstring_bytes(a->queue), 1,
+                           0, &props, amqp_cstring_bytes(body));
     if (status != AMQP_STATUS_OK) {
         floor_fail("rabbitmq: publish: %s", amqp_error_string2(status));
         return -1;
@@ -503,9 +502,8 @@ static int s3_request(S3RequestContext *ctx, s3_op op, const char *key, size_t s
     }
     pthread_mutex_unlock(&issue_lock);
     s3_run(ctx);
-    bool ok = c.status == S3StatusOK ||
-              (op == OP_HEAD && (c.status == S3StatusHttpErrorNotFound ||
-                                 c.status == S3StatusErrorNoSuchKey));
+    bool ok = c.status == S3StatusOK || (op == OP_HEAD && (c.status == S3StatusHttpErrorNotFound ||
+                                                           c.status == S3StatusErrorNoSuchKey));
     if (!ok) {
         static const char *const names[] = {"PUT", "GET", "HEAD", "LIST", "DELETE"};
         floor_fail("S3 %s: %s %s/%s: %s", S3_HOST, names[op], E.s3_bucket, key,
@@ -528,8 +526,8 @@ typedef struct worker {
 } worker;
 
 /* By job index (warm-up jobs first); each job is run by one thread only. */
-static double *job_ms;    /* measured jobs' latency */
-static size_t *job_puts;  /* objects each job put, for the clean-up */
+static double *job_ms;   /* measured jobs' latency */
+static size_t *job_puts; /* objects each job put, for the clean-up */
 
 static worker workers[THREADS_MAX];
 static pthread_barrier_t ready_barrier, go_barrier, done_barrier;
@@ -840,13 +838,13 @@ static void usage(FILE *out)
 static int parse_run(int argc, char **argv)
 {
     static const struct option longs[] = {
-        {"jobs", required_argument, NULL, 'n'},     {"threads", required_argument, NULL, 't'},
-        {"warmup", required_argument, NULL, 'w'},   {"sql", required_argument, NULL, 'q'},
-        {"publish", required_argument, NULL, 'P'},  {"consume", required_argument, NULL, 'C'},
-        {"put", required_argument, NULL, 'u'},      {"put-sizes", required_argument, NULL, 'z'},
-        {"head", required_argument, NULL, 'H'},     {"list", required_argument, NULL, 'L'},
-        {"get", required_argument, NULL, 'g'},      {"delete", required_argument, NULL, 'd'},
-        {"json", required_argument, NULL, 'j'},     {"label", required_argument, NULL, 'l'},
+        {"jobs", required_argument, NULL, 'n'},      {"threads", required_argument, NULL, 't'},
+        {"warmup", required_argument, NULL, 'w'},    {"sql", required_argument, NULL, 'q'},
+        {"publish", required_argument, NULL, 'P'},   {"consume", required_argument, NULL, 'C'},
+        {"put", required_argument, NULL, 'u'},       {"put-sizes", required_argument, NULL, 'z'},
+        {"head", required_argument, NULL, 'H'},      {"list", required_argument, NULL, 'L'},
+        {"get", required_argument, NULL, 'g'},       {"delete", required_argument, NULL, 'd'},
+        {"json", required_argument, NULL, 'j'},      {"label", required_argument, NULL, 'l'},
         {"stack-dir", required_argument, NULL, 'D'}, {NULL, 0, NULL, 0}};
     O = (floor_opts){.jobs = 1000, .threads = 4, .warmup = 10};
     int c;
@@ -922,8 +920,8 @@ static int run(void)
     snprintf(S3_ROOT, sizeof S3_ROOT, "acp-bench-floor/%s", TAG);
     snprintf(S3_HOST, sizeof S3_HOST, "%s:%s", E.s3_host, E.s3_port);
     memset(data_block, 'x', sizeof data_block);
-    BUCKET = (S3BucketContext){S3_HOST, E.s3_bucket, S3ProtocolHTTP, S3UriStylePath,
-                               E.s3_access_key, E.s3_secret_key};
+    BUCKET = (S3BucketContext){S3_HOST,        E.s3_bucket,     S3ProtocolHTTP,
+                               S3UriStylePath, E.s3_access_key, E.s3_secret_key};
     if (S3_initialize("acp-bench-floor", S3_INIT_ALL, S3_HOST) != S3StatusOK) {
         fprintf(stderr, "acp-bench-floor: S3_initialize failed\n");
         return 1;
