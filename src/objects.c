@@ -57,8 +57,8 @@ static const unsigned objects_backoff_ms[OBJECTS_RETRIES] = {100, 400, 1600};
 
 #define OBJECTS_KEY_MAX S3_MAX_KEY_SIZE
 
-/* DELETEs in flight at once while wiping a workspace. */
-#define OBJECTS_WIPE_PARALLEL 8
+/* Requests in flight at once in a batch (DELETEs of a wipe, small PUTs). */
+#define OBJECTS_PARALLEL 8
 
 struct objects {
     /* "host:port", or "host" when the port is 0: libs3's host name, and the
@@ -527,9 +527,10 @@ static int objects_put_data(int size, char *buffer, void *data)
     return (int)n;
 }
 
+static const S3PutObjectHandler objects_put_handler = {objects_response, objects_put_data};
+
 static int objects_put_run(objects *obj, const char *key, objects_put_req *put)
 {
-    S3PutObjectHandler handler = {objects_response, objects_put_data};
     for (int attempt = 0;; attempt++) {
         objects_call_reset(&put->call);
         put->offset = 0;
@@ -538,7 +539,8 @@ static int objects_put_run(objects *obj, const char *key, objects_put_req *put)
         objects_runner *runner = objects_runner_take(obj, &put->call);
         if (runner) {
             atomic_fetch_add(&obj->requests[OBJECTS_PUT], 1);
-            S3_put_object(&obj->context, key, put->size, NULL, runner->request, &handler, put);
+            S3_put_object(&obj->context, key, put->size, NULL, runner->request,
+                          &objects_put_handler, put);
             objects_run(obj, runner);
         }
         if (put->read_errno)
@@ -555,6 +557,8 @@ static int objects_put_run(objects *obj, const char *key, objects_put_req *put)
     return put->call.status == S3StatusOK ? 0 : objects_fail(obj, &put->call, "PUT", key);
 }
 
+static const unsigned char objects_nothing[1];
+
 int objects_put(objects *obj, const acp_job_id *id, const char *name, const void *data, size_t len)
 {
     char key[OBJECTS_KEY_MAX + 1];
@@ -563,9 +567,57 @@ int objects_put(objects *obj, const acp_job_id *id, const char *name, const void
         return rc;
     if (!data && len)
         return error_set(ACP_EINVAL, "objects_put: NULL data for %zu bytes", len);
-    static const unsigned char none[1];
-    objects_put_req put = {.data = len ? data : none, .fd = -1, .size = len};
+    objects_put_req put = {.data = len ? data : objects_nothing, .fd = -1, .size = len};
     return objects_put_run(obj, key, &put);
+}
+
+/* Up to OBJECTS_PARALLEL PUTs in flight at once on one request context
+ * (one connection each): the caller waits one round trip, not @count. */
+static int objects_put_batch(objects *obj, const acp_job_id *id, const objects_item *items,
+                             size_t count)
+{
+    objects_put_req puts[OBJECTS_PARALLEL];
+    char keys[OBJECTS_PARALLEL][OBJECTS_KEY_MAX + 1];
+    for (size_t i = 0; i < count; i++) {
+        int rc = objects_key(obj, id, items[i].name, keys[i]);
+        if (rc)
+            return rc;
+        if (!items[i].data && items[i].len)
+            return error_set(ACP_EINVAL, "objects_put_many: NULL data for %zu bytes", items[i].len);
+        puts[i] = (objects_put_req){
+            .data = items[i].len ? items[i].data : objects_nothing, .fd = -1, .size = items[i].len};
+        objects_call_reset(&puts[i].call);
+    }
+    objects_runner *runner = objects_runner_take(obj, &puts[0].call);
+    if (!runner)
+        return objects_fail(obj, &puts[0].call, "PUT", keys[0]);
+    atomic_fetch_add(&obj->requests[OBJECTS_PUT], count);
+    for (size_t i = 0; i < count; i++)
+        S3_put_object(&obj->context, keys[i], puts[i].size, NULL, runner->request,
+                      &objects_put_handler, &puts[i]);
+    objects_run(obj, runner);
+    for (size_t i = 0; i < count; i++) {
+        if (puts[i].call.status == S3StatusOK)
+            continue;
+        /* Once more on its own, with the usual retries. */
+        int rc = objects_retryable(puts[i].call.status)
+                     ? objects_put_run(obj, keys[i], &puts[i])
+                     : objects_fail(obj, &puts[i].call, "PUT", keys[i]);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int objects_put_many(objects *obj, const acp_job_id *id, const objects_item *items, size_t count)
+{
+    for (size_t first = 0; first < count; first += OBJECTS_PARALLEL) {
+        size_t batch = count - first < OBJECTS_PARALLEL ? count - first : OBJECTS_PARALLEL;
+        int rc = objects_put_batch(obj, id, items + first, batch);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 int objects_put_fd(objects *obj, const acp_job_id *id, const char *name, int fd)
@@ -652,8 +704,7 @@ int objects_touch(objects *obj, const acp_job_id *id, const char *name)
         return rc;
     if (exists)
         return 0;
-    static const unsigned char none[1];
-    objects_put_req put = {.data = none, .fd = -1, .size = 0};
+    objects_put_req put = {.data = objects_nothing, .fd = -1, .size = 0};
     return objects_put_run(obj, key, &put);
 }
 
@@ -983,12 +1034,12 @@ int objects_wipe_except(objects *obj, const acp_job_id *id, bool (*keep)(const c
     }
     /* libs3 2.0 has no multi-object delete: one DELETE per key, a few at a
      * time in one request context (one connection each). */
-    objects_call calls[OBJECTS_WIPE_PARALLEL];
-    char keys[OBJECTS_WIPE_PARALLEL][OBJECTS_KEY_MAX + 1];
-    for (size_t first = 0; first < list.count && rc == 0; first += OBJECTS_WIPE_PARALLEL) {
+    objects_call calls[OBJECTS_PARALLEL];
+    char keys[OBJECTS_PARALLEL][OBJECTS_KEY_MAX + 1];
+    for (size_t first = 0; first < list.count && rc == 0; first += OBJECTS_PARALLEL) {
         size_t batch = list.count - first;
-        if (batch > OBJECTS_WIPE_PARALLEL)
-            batch = OBJECTS_WIPE_PARALLEL;
+        if (batch > OBJECTS_PARALLEL)
+            batch = OBJECTS_PARALLEL;
         for (size_t i = 0; i < batch; i++) {
             snprintf(keys[i], sizeof keys[i], "%s%s", prefix, list.items[first + i].name);
             objects_call_reset(&calls[i]);

@@ -42,6 +42,16 @@ void objects_close(objects *obj); /* NULL is fine */
 /* Put @len bytes as <ws>/<name>, replacing any object of that name. */
 int objects_put(objects *obj, const acp_job_id *id, const char *name, const void *data, size_t len);
 
+typedef struct objects_item {
+    const char *name; /* relative to <ws>/ */
+    const void *data;
+    size_t len;
+} objects_item;
+
+/* Put small in-memory objects, several at once: the order in which they
+ * appear is not defined. On failure some of them may exist. */
+int objects_put_many(objects *obj, const acp_job_id *id, const objects_item *items, size_t count);
+
 /* Put the regular file open on @fd (read from offset 0, streamed, never
  * whole in memory) as <ws>/<name>. ACP_EIO when the file cannot be read. */
 int objects_put_fd(objects *obj, const acp_job_id *id, const char *name, int fd);

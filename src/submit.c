@@ -133,12 +133,21 @@ static bool kept_for_rerun(const char *name)
 static int write_workspace(acp_platform *p, const acp_submission *sub, const prepared *s,
                            bool created)
 {
-    int rc = created ? objects_put(p->objects, &s->id, ".workspace", "", 0)
-                     : objects_wipe_except(p->objects, &s->id, kept_for_rerun);
-    if (rc || (rc = objects_put(p->objects, &s->id, ".queued", "", 0)))
+    int rc = created ? 0 : objects_wipe_except(p->objects, &s->id, kept_for_rerun);
+    if (rc)
         return rc;
-    if (s->config &&
-        (rc = objects_put(p->objects, &s->id, "input-config", s->config, strlen(s->config))))
+    /* In parallel: the order they appear in does not matter to a reader,
+     * since our claim marker keeps other services away until they all
+     * exist, and a reader of upstream's sees no workspace before
+     * .workspace, as it would with one PUT after the other. */
+    objects_item items[3];
+    size_t count = 0;
+    if (created)
+        items[count++] = (objects_item){".workspace", "", 0};
+    items[count++] = (objects_item){".queued", "", 0};
+    if (s->config)
+        items[count++] = (objects_item){"input-config", s->config, strlen(s->config)};
+    if ((rc = objects_put_many(p->objects, &s->id, items, count)))
         return rc;
     for (size_t i = 0; i < s->count; i++) {
         const acp_input *in = &sub->inputs[i];

@@ -943,6 +943,41 @@ static void wipe_except_keeps_what_it_is_told(void **state)
     object_list_free(&list);
 }
 
+/* More items than one batch holds, empty and not, each with its content. */
+static void put_many_writes_every_item(void **state)
+{
+    fixture *f = *state;
+    enum { COUNT = 11 };
+    objects_item items[COUNT];
+    char names[COUNT][16], contents[COUNT][32];
+    for (size_t i = 0; i < COUNT; i++) {
+        snprintf(names[i], sizeof names[i], "item-%02zu", i);
+        snprintf(contents[i], sizeof contents[i], i % 3 ? "content of %zu" : "", i);
+        items[i] = (objects_item){names[i], contents[i], strlen(contents[i])};
+    }
+    assert_int_equal(objects_put_many(f->obj, &f->id, items, COUNT), 0);
+    object_list list;
+    assert_int_equal(objects_list(f->obj, &f->id, &list), 0);
+    assert_int_equal(list.count, COUNT);
+    object_list_free(&list);
+    for (size_t i = 0; i < COUNT; i++)
+        assert_object_is(f->obj, &f->id, names[i], contents[i], strlen(contents[i]));
+}
+
+static void put_many_checks_every_name_before_sending(void **state)
+{
+    fixture *f = *state;
+    objects_item items[] = {{"fine", "x", 1}, {"/abs", "x", 1}};
+    assert_int_equal(objects_put_many(f->obj, &f->id, items, 2), ACP_EINVAL);
+    objects_item no_data[] = {{"fine", "x", 1}, {"other", NULL, 3}};
+    assert_int_equal(objects_put_many(f->obj, &f->id, no_data, 2), ACP_EINVAL);
+    assert_error_mentions("NULL data for 3 bytes");
+    object_list list;
+    assert_int_equal(objects_list(f->obj, &f->id, &list), 0);
+    assert_int_equal(list.count, 0);
+    object_list_free(&list);
+}
+
 static void workspaces_under_the_root_are_listed_in_pages(void **state)
 {
     fixture *f = *state;
@@ -1014,6 +1049,8 @@ int main(void)
         FIXTURE_TEST(one_handle_serves_many_threads),
         FIXTURE_TEST(requests_work_with_descriptors_beyond_fd_setsize),
         FIXTURE_TEST(wipe_except_keeps_what_it_is_told),
+        FIXTURE_TEST(put_many_writes_every_item),
+        FIXTURE_TEST(put_many_checks_every_name_before_sending),
         FIXTURE_TEST(workspaces_under_the_root_are_listed_in_pages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
