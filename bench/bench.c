@@ -1346,6 +1346,10 @@ static void scenario_cleanup(void)
     metric_set("jobs_found", (double)list.count);
     metric_set("jobs_deleted", (double)atomic_load(&c.deleted));
     metric_set("cleanup_failures", (double)atomic_load(&c.failures));
+    if (atomic_load(&c.failures))
+        run_failed("%zu of %zu job(s) not deleted; a running one can be deleted once its "
+                   "lease has expired and it is queued again: run this again then",
+                   (size_t)atomic_load(&c.failures), list.count);
     free(list.ids);
     acp_shutdown(p);
 }
