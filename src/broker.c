@@ -45,8 +45,11 @@
 #define BROKER_RPC_TIMEOUT       30
 #define BROKER_CLOSE_TIMEOUT     5
 #define BROKER_HEARTBEAT         60
-#define BROKER_FRAME_MAX         131072
-#define BROKER_JOB_MESSAGE_MAX   (ACP_JOB_CONFIG_MAX + 4096)
+/* rabbitmq-c keeps buffers of this size per connection, and every worker
+ * has a connection: 32 KiB instead of 128 KiB saves about 80 KiB of RSS
+ * per worker. A job message is small; a larger one takes several frames. */
+#define BROKER_FRAME_MAX       32768
+#define BROKER_JOB_MESSAGE_MAX (ACP_JOB_CONFIG_MAX + 4096)
 
 struct broker_conn {
     amqp_connection_state_t amqp;
