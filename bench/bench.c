@@ -822,6 +822,28 @@ static int alloc_records(size_t measured, size_t extra)
     return 0;
 }
 
+/* The figures burst and serial share, over jobs 0 .. @n-1 measured between
+ * snapshots @a/@b and stats @sa/@sb: latencies, CPU and operations per job,
+ * and the op mix the floor repeats. */
+static void job_metrics(size_t n, const bench_snapshot *a, const bench_snapshot *b,
+                        const acp_stats *sa, const acp_stats *sb)
+{
+    static const struct {
+        span kind;
+        const char *name;
+    } latencies[] = {{SUBMIT_TO_START, "submit_to_start_ms"},
+                     {SUBMIT_TO_COMPLETE, "submit_to_complete_ms"},
+                     {SUBMIT_CALL, "submit_call_ms"},
+                     {END_TO_FINISHED, "end_to_finished_ms"}};
+    for (size_t i = 0; i < sizeof latencies / sizeof latencies[0]; i++) {
+        bench_dist d = dist_of(latencies[i].kind, 0, n);
+        metric_dist(latencies[i].name, &d);
+    }
+    cpu_metrics("", a, b, (double)n);
+    ops_metrics("", sa, sb, (double)n);
+    floor_args(floor_text, sizeof floor_text, sa, sb, (double)n);
+}
+
 /* burst: N jobs submitted as fast as possible by S threads over Q queues with
  * W workers each; one window from the first submit to the last finish. */
 static void scenario_burst(void)
@@ -853,17 +875,7 @@ static void scenario_burst(void)
                 metric_set("submit_jobs_per_s", (double)n / submit_s);
                 metric_set("drain_jobs_per_s", (double)n / drain_s);
                 metric_set("e2e_jobs_per_s", (double)n / e2e_s);
-                bench_dist d = dist_of(SUBMIT_TO_START, 0, n);
-                metric_dist("submit_to_start_ms", &d);
-                d = dist_of(SUBMIT_TO_COMPLETE, 0, n);
-                metric_dist("submit_to_complete_ms", &d);
-                d = dist_of(SUBMIT_CALL, 0, n);
-                metric_dist("submit_call_ms", &d);
-                d = dist_of(END_TO_FINISHED, 0, n);
-                metric_dist("end_to_finished_ms", &d);
-                cpu_metrics("", &a, &b, (double)n);
-                ops_metrics("", &sa, &sb, (double)n);
-                floor_args(floor_text, sizeof floor_text, &sa, &sb, (double)n);
+                job_metrics(n, &a, &b, &sa, &sb);
             }
             bench_snapshot_free(&b);
         }
@@ -919,17 +931,7 @@ static void scenario_serial(void)
             metric_set("jobs", (double)n);
             metric_set("serial_jobs_per_s",
                        (double)n / ((double)(last_finished - first_submit) / 1e6));
-            bench_dist d = dist_of(SUBMIT_TO_START, 0, n);
-            metric_dist("submit_to_start_ms", &d);
-            d = dist_of(SUBMIT_TO_COMPLETE, 0, n);
-            metric_dist("submit_to_complete_ms", &d);
-            d = dist_of(SUBMIT_CALL, 0, n);
-            metric_dist("submit_call_ms", &d);
-            d = dist_of(END_TO_FINISHED, 0, n);
-            metric_dist("end_to_finished_ms", &d);
-            cpu_metrics("", &a, &b, (double)n);
-            ops_metrics("", &sa, &sb, (double)n);
-            floor_args(floor_text, sizeof floor_text, &sa, &sb, (double)n);
+            job_metrics(n, &a, &b, &sa, &sb);
         }
         bench_snapshot_free(&a);
         bench_snapshot_free(&b);
