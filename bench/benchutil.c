@@ -185,22 +185,11 @@ void bench_json_dist(bench_json *j, const char *key, const bench_dist *d, double
 
 int bench_env_load(bench_env *env)
 {
-    static const char *const names[] = {
-        "ACP_TEST_PG_HOST",       "ACP_TEST_PG_PORT",   "ACP_TEST_PG_USER",
-        "ACP_TEST_PG_PASSWORD",   "ACP_TEST_PG_DB",     "ACP_TEST_AMQP_HOST",
-        "ACP_TEST_AMQP_PORT",     "ACP_TEST_AMQP_USER", "ACP_TEST_AMQP_PASSWORD",
-        "ACP_TEST_S3_HOST",       "ACP_TEST_S3_PORT",   "ACP_TEST_S3_ACCESS_KEY",
-        "ACP_TEST_S3_SECRET_KEY", "ACP_TEST_S3_BUCKET",
-    };
-    const char **slots = (const char **)env;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        slots[i] = getenv(names[i]);
-        if (!slots[i] || !*slots[i]) {
-            fprintf(stderr,
-                    "%s is not set: run eval \"$(scripts/stack up)\" first (bench/run does)\n",
-                    names[i]);
-            return -1;
-        }
+    const char *missing = stack_env_read(env);
+    if (missing) {
+        fprintf(stderr, "%s is not set: run eval \"$(scripts/stack up)\" first (bench/run does)\n",
+                missing);
+        return -1;
     }
     return 0;
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "stack_env.h"
 
 /* ---- clocks ------------------------------------------------------------ */
 
@@ -53,12 +54,9 @@ void bench_json_dist(bench_json *j, const char *key, const bench_dist *d, double
 
 /* ---- the local stack --------------------------------------------------- */
 
-/* The ACP_TEST_* settings that `scripts/stack env` prints. */
-typedef struct bench_env {
-    const char *pg_host, *pg_port, *pg_user, *pg_password, *pg_db;
-    const char *amqp_host, *amqp_port, *amqp_user, *amqp_password;
-    const char *s3_host, *s3_port, *s3_access_key, *s3_secret_key, *s3_bucket;
-} bench_env;
+/* The ACP_TEST_* settings that `scripts/stack env` prints: the integration
+ * tests' structure, read the same way. */
+typedef stack_env bench_env;
 
 /* Fills @env from the environment; on a missing setting prints which one to
  * stderr and returns -1. */

@@ -16,10 +16,10 @@ typedef struct stack_env {
     const char *s3_host, *s3_port, *s3_access_key, *s3_secret_key, *s3_bucket;
 } stack_env;
 
-/* Fills @env. Returns 0 when every setting is present. Otherwise prints a TAP
- * plan: a skip (exit status 0 for the caller to return), or, when services
- * are required, a failure; returns the exit status for main(). */
-static inline int stack_env_load(stack_env *env, int *exit_status)
+/* Fills @env from the environment. Returns the name of the first setting
+ * that is missing or empty, or NULL when all are there. The benchmark
+ * (bench/) reads the stack's settings through this too. */
+static inline const char *stack_env_read(stack_env *env)
 {
     static const char *const names[] = {
         "ACP_TEST_PG_HOST",       "ACP_TEST_PG_PORT",   "ACP_TEST_PG_USER",
@@ -36,6 +36,15 @@ static inline int stack_env_load(stack_env *env, int *exit_status)
         if ((!value || !*value) && !missing)
             missing = names[i];
     }
+    return missing;
+}
+
+/* Fills @env. Returns 0 when every setting is present. Otherwise prints a TAP
+ * plan: a skip (exit status 0 for the caller to return), or, when services
+ * are required, a failure; returns the exit status for main(). */
+static inline int stack_env_load(stack_env *env, int *exit_status)
+{
+    const char *missing = stack_env_read(env);
     if (!missing)
         return 0;
     const char *require = getenv("ACP_TEST_REQUIRE_SERVICES");
