@@ -1,15 +1,22 @@
 #include "command.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* The only path inside the sandbox that is the job's: its scratch directory. */
+#define COMMAND_JOB_DIR "/job"
+#define COMMAND_PATH    "PATH=/usr/local/bin:/usr/bin:/bin"
 
 static double command_now(void)
 {
@@ -33,8 +40,11 @@ static int command_open_output(acp_job_context *ctx, const char *name, char *msg
         return -1;
     }
     int fd = openat(ctx->dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0)
-        snprintf(msg, msglen, "cannot create %s: %s", name, strerror(errno));
+    if (fd < 0) {
+        char reason[128];
+        snprintf(msg, msglen, "cannot create %s: %s", name,
+                 strerror_r(errno, reason, sizeof reason));
+    }
     return fd;
 }
 
@@ -62,7 +72,11 @@ static int command_wait(pid_t pid, double deadline, int *timed_out)
         if (pause_ms < 50)
             pause_ms *= 2;
     }
-    /* Whatever the program left running in its group goes with it. */
+    /* Whatever the program left running in its group goes with it. Inside
+     * the sandbox, bubblewrap's process is the parent of the PID namespace's
+     * first process, which dies with it (--die-with-parent), and the kernel
+     * kills every process of a namespace whose first process ends: so a
+     * program that left the group with setsid() goes too. */
     kill(-pid, SIGKILL);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -70,9 +84,282 @@ static int command_wait(pid_t pid, double deadline, int *timed_out)
     return status;
 }
 
+/* ---- the child's command line -------------------------------------------- */
+
+typedef struct command_line {
+    char **argv;
+    size_t count, size;
+    char **owned; /* strings allocated here */
+    size_t owned_count;
+    int failed;
+} command_line;
+
+static void command_add(command_line *cl, const char *arg)
+{
+    if (cl->failed)
+        return;
+    if (cl->count + 2 > cl->size) {
+        size_t size = cl->size ? cl->size * 2 : 64;
+        char **grown = realloc(cl->argv, size * sizeof *grown);
+        if (!grown) {
+            cl->failed = 1;
+            return;
+        }
+        cl->argv = grown;
+        cl->size = size;
+    }
+    cl->argv[cl->count++] = (char *)arg;
+    cl->argv[cl->count] = NULL;
+}
+
+static void command_addf(command_line *cl, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void command_addf(command_line *cl, const char *fmt, ...)
+{
+    char **grown = realloc(cl->owned, (cl->owned_count + 1) * sizeof *grown);
+    char *text = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = grown ? vasprintf(&text, fmt, ap) : -1;
+    va_end(ap);
+    if (grown)
+        cl->owned = grown;
+    if (n < 0) {
+        cl->failed = 1;
+        return;
+    }
+    cl->owned[cl->owned_count++] = text;
+    command_add(cl, text);
+}
+
+static void command_line_free(command_line *cl)
+{
+    for (size_t i = 0; i < cl->owned_count; i++)
+        free(cl->owned[i]);
+    free(cl->owned);
+    free(cl->argv);
+}
+
+/* bubblewrap's options: new PID, network, IPC, UTS and cgroup namespaces
+ * (and a user namespace when the server is not root), a root of /usr read-only plus what programs
+ * need to start, a private /proc (the server's /proc/<pid> is not there), /dev with the harmless
+ * nodes, a size-limited private /tmp, the scratch directory as /job, and only the environment set
+ * here. */
+static void command_sandbox_args(const settings *cfg, command_line *cl, const char *dir)
+{
+    static const char *const fixed[] = {"--die-with-parent",
+                                        "--new-session",
+                                        "--unshare-pid",
+                                        "--unshare-net",
+                                        "--unshare-ipc",
+                                        "--unshare-uts",
+                                        "--unshare-cgroup-try",
+                                        "--ro-bind",
+                                        "/usr",
+                                        "/usr",
+                                        "--symlink",
+                                        "usr/bin",
+                                        "/bin",
+                                        "--symlink",
+                                        "usr/sbin",
+                                        "/sbin",
+                                        "--symlink",
+                                        "usr/lib",
+                                        "/lib",
+                                        "--symlink",
+                                        "usr/lib64",
+                                        "/lib64",
+                                        "--ro-bind-try",
+                                        "/etc/ld.so.cache",
+                                        "/etc/ld.so.cache",
+                                        "--ro-bind-try",
+                                        "/etc/alternatives",
+                                        "/etc/alternatives",
+                                        "--ro-bind-try",
+                                        "/etc/localtime",
+                                        "/etc/localtime",
+                                        "--proc",
+                                        "/proc",
+                                        "--dev",
+                                        "/dev",
+                                        "--chdir",
+                                        COMMAND_JOB_DIR,
+                                        "--clearenv",
+                                        "--setenv",
+                                        "PATH",
+                                        "/usr/local/bin:/usr/bin:/bin",
+                                        "--setenv",
+                                        "LC_ALL",
+                                        "C",
+                                        "--setenv",
+                                        "HOME",
+                                        COMMAND_JOB_DIR,
+                                        "--setenv",
+                                        "TMPDIR",
+                                        "/tmp",
+                                        NULL};
+    command_add(cl, cfg->command_bwrap);
+    for (const char *const *a = fixed; *a; a++)
+        command_add(cl, *a);
+    command_add(cl, "--size");
+    command_addf(cl, "%ld", cfg->command_tmp_bytes);
+    command_add(cl, "--tmpfs");
+    command_add(cl, "/tmp");
+    command_add(cl, "--bind");
+    command_add(cl, dir);
+    command_add(cl, COMMAND_JOB_DIR);
+    if (geteuid() == 0) {
+        /* As root, bubblewrap keeps no user namespace of its own: setpriv
+         * then becomes a real other user, so that the process limit applies
+         * (the kernel exempts root from it) and nothing of root's is
+         * reachable. */
+        command_add(cl, "--cap-add");
+        command_add(cl, "CAP_SETUID");
+        command_add(cl, "--cap-add");
+        command_add(cl, "CAP_SETGID");
+        command_add(cl, "--");
+        command_add(cl, "/usr/bin/setpriv");
+        command_addf(cl, "--reuid=%ld", cfg->command_run_as_uid);
+        command_addf(cl, "--regid=%ld", cfg->command_run_as_uid);
+        command_add(cl, "--clear-groups");
+        command_add(cl, "--inh-caps=-all");
+        command_add(cl, "--no-new-privs");
+    } else {
+        command_add(cl, "--unshare-user");
+        command_add(cl, "--uid");
+        command_add(cl, "65534");
+        command_add(cl, "--gid");
+        command_add(cl, "65534");
+    }
+    command_add(cl, "--");
+}
+
+/* Hand the scratch directory and the files the platform put there
+ * (input-config, inputs) to the user the program runs as. */
+static int command_give_dir(int dir_fd, uid_t uid)
+{
+    if (fchown(dir_fd, uid, uid) != 0)
+        return -1;
+    int fd = dup(dir_fd);
+    DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!dir) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(dir)) != NULL)
+        if (e->d_name[0] != '.' || (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0))
+            rc = fchownat(dir_fd, e->d_name, uid, uid, AT_SYMLINK_NOFOLLOW);
+    closedir(dir);
+    return rc;
+}
+
+/* ---- the child ----------------------------------------------------------- */
+
+typedef struct command_limits {
+    int resource;
+    rlim_t value;
+} command_limits;
+
+/* Between fork and exec only async-signal-safe calls: the server has other
+ * threads, whose locks the child inherits held. */
+static void command_child(int out_fd, int err_fd, int status_fd, const char *dir,
+                          const command_limits *limits, size_t limit_count, const char *path,
+                          char *const argv[], char *const envp[])
+{
+    sigset_t none;
+    sigemptyset(&none);
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++)
+        sigaction(sig, &dfl, NULL);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    setpgid(0, 0);
+    int in = open("/dev/null", O_RDONLY);
+    int ok = in >= 0 && dup2(in, 0) == 0 && dup2(out_fd, 1) == 1 && dup2(err_fd, 2) == 2;
+    for (size_t i = 0; ok && i < limit_count; i++) {
+        struct rlimit rl = {limits[i].value, limits[i].value};
+        ok = setrlimit(limits[i].resource, &rl) == 0;
+    }
+    if (ok && dir)
+        ok = chdir(dir) == 0;
+    if (ok) {
+        /* The server's sockets (database, S3, clients) must not leak in;
+         * the status pipe is close-on-exec. */
+        for (int fd = 3; fd < status_fd; fd++)
+            close(fd);
+        close_range((unsigned)status_fd + 1, ~0U, 0);
+        execve(path, argv, envp);
+    }
+    int err = errno;
+    ssize_t unused = write(status_fd, &err, sizeof err);
+    (void)unused;
+    _exit(127);
+}
+
+/* Fork and exec @argv[0] (@path); returns the pid, or -1 with errno of the
+ * failed step. */
+static pid_t command_spawn(const settings *cfg, int out_fd, int err_fd, const char *dir,
+                           const char *path, char *const argv[], char *const envp[])
+{
+    const command_limits limits[] = {
+        {RLIMIT_CPU, (rlim_t)cfg->command_max_cpu_seconds},
+        {RLIMIT_FSIZE, (rlim_t)cfg->command_max_file_bytes},
+        {RLIMIT_AS, (rlim_t)cfg->command_max_memory_bytes},
+        {RLIMIT_NPROC, (rlim_t)cfg->command_max_processes},
+        {RLIMIT_NOFILE, (rlim_t)cfg->command_max_open_files},
+        {RLIMIT_CORE, 0},
+    };
+    /* The process limit counts every process of the user: as root it does
+     * not apply until setpriv has changed user; unsandboxed as another user
+     * it would count the server's own threads. */
+    size_t limit_count = sizeof limits / sizeof *limits;
+    command_limits chosen[sizeof limits / sizeof *limits];
+    size_t n = 0;
+    for (size_t i = 0; i < limit_count; i++)
+        if (limits[i].resource != RLIMIT_NPROC || (cfg->command_sandbox && geteuid() == 0))
+            chosen[n++] = limits[i];
+
+    int status[2];
+    if (pipe2(status, O_CLOEXEC) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0)
+        command_child(out_fd, err_fd, status[1], dir, chosen, n, path, argv, envp);
+    int saved = errno;
+    close(status[1]);
+    if (pid < 0) {
+        close(status[0]);
+        errno = saved;
+        return -1;
+    }
+    int err = 0;
+    ssize_t got;
+    while ((got = read(status[0], &err, sizeof err)) < 0 && errno == EINTR)
+        ;
+    close(status[0]);
+    if (got == (ssize_t)sizeof err) {
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        errno = err;
+        return -1;
+    }
+    return pid;
+}
+
 int command_run(const settings *cfg, acp_job_context *ctx, const settings_program *prog,
                 const char *const *args, size_t argc, char *msg, size_t msglen)
 {
+    for (size_t i = 0; i < argc; i++)
+        if (!programs_arg_allowed(prog, args[i])) {
+            snprintf(msg, msglen, "args[%zu]: option '%s' is not allowed for '%s'", i, args[i],
+                     prog->name);
+            return -1;
+        }
     int out_fd = command_open_output(ctx, "stdout.txt", msg, msglen);
     if (out_fd < 0)
         return -1;
@@ -82,61 +369,46 @@ int command_run(const settings *cfg, acp_job_context *ctx, const settings_progra
         return -1;
     }
 
+    command_line cl = {0};
+    char *home = NULL, *tmpdir = NULL;
     const char *base = strrchr(prog->path, '/');
-    char **argv = calloc(argc + 2, sizeof *argv);
-    char home[ACP_PATH_MAX + 16], tmpdir[ACP_PATH_MAX + 16];
-    snprintf(home, sizeof home, "HOME=%s", ctx->dir);
-    snprintf(tmpdir, sizeof tmpdir, "TMPDIR=%s", ctx->dir);
-    /* A clean environment: nothing of the server's (credentials!) leaks in. */
-    char *envp[] = {(char *)"PATH=/usr/local/bin:/usr/bin:/bin", (char *)"LC_ALL=C", home, tmpdir,
-                    NULL};
-    posix_spawn_file_actions_t actions;
-    posix_spawnattr_t attr;
-    int actions_ok = posix_spawn_file_actions_init(&actions) == 0;
-    int attr_ok = posix_spawnattr_init(&attr) == 0;
-    int rc = ENOMEM;
-    if (argv && actions_ok && attr_ok) {
-        argv[0] = (char *)(base ? base + 1 : prog->path);
-        for (size_t i = 0; i < argc; i++)
-            argv[i + 1] = (char *)args[i];
-        sigset_t none, all;
-        sigemptyset(&none);
-        sigfillset(&all);
-        /* The server blocks SIGINT/SIGTERM and ignores SIGPIPE; the child
-         * starts with neither, in a process group of its own so that a
-         * timeout kills everything it started. */
-        rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                                 POSIX_SPAWN_SETPGROUP);
-        if (!rc)
-            rc = posix_spawnattr_setsigmask(&attr, &none);
-        if (!rc)
-            rc = posix_spawnattr_setsigdefault(&attr, &all);
-        if (!rc)
-            rc = posix_spawnattr_setpgroup(&attr, 0);
-        if (!rc)
-            rc = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-        if (!rc)
-            rc = posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
-        if (!rc)
-            rc = posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
-        if (!rc)
-            rc = posix_spawn_file_actions_addchdir_np(&actions, ctx->dir);
-        /* The server's sockets (database, S3, clients) must not leak in. */
-        if (!rc)
-            rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    if (cfg->command_sandbox) {
+        command_sandbox_args(cfg, &cl, ctx->dir);
+        command_add(&cl, prog->path);
+    } else {
+        command_add(&cl, base ? base + 1 : prog->path);
     }
+    for (size_t i = 0; i < argc; i++)
+        command_add(&cl, args[i]);
+    /* A clean environment: nothing of the server's (credentials!) leaks in,
+     * not even to bubblewrap, whose environment its first process keeps. */
+    int have_env = asprintf(&home, "HOME=%s", ctx->dir) >= 0;
+    have_env = asprintf(&tmpdir, "TMPDIR=%s", ctx->dir) >= 0 && have_env;
+    char *sandbox_env[] = {(char *)COMMAND_PATH, NULL};
+    char *plain_env[] = {(char *)COMMAND_PATH, (char *)"LC_ALL=C", home, tmpdir, NULL};
+
     pid_t pid = -1;
-    if (!rc)
-        rc = posix_spawn(&pid, prog->path, &actions, &attr, argv, envp);
-    if (actions_ok)
-        posix_spawn_file_actions_destroy(&actions);
-    if (attr_ok)
-        posix_spawnattr_destroy(&attr);
-    free(argv);
+    int err = ENOMEM;
+    if (!cl.failed && have_env) {
+        /* The sandbox needs the scratch directory writable by the user the
+         * program runs as. */
+        if (cfg->command_sandbox && geteuid() == 0 &&
+            command_give_dir(ctx->dir_fd, (uid_t)cfg->command_run_as_uid) != 0)
+            err = errno;
+        else if ((pid = command_spawn(cfg, out_fd, err_fd, cfg->command_sandbox ? NULL : ctx->dir,
+                                      cfg->command_sandbox ? cfg->command_bwrap : prog->path,
+                                      cl.argv, cfg->command_sandbox ? sandbox_env : plain_env)) < 0)
+            err = errno;
+    }
+    command_line_free(&cl);
+    free(home);
+    free(tmpdir);
     close(out_fd);
     close(err_fd);
-    if (rc) {
-        snprintf(msg, msglen, "cannot run %s: %s", prog->path, strerror(rc));
+    if (pid < 0) {
+        char reason[128];
+        snprintf(msg, msglen, "cannot run %s: %s", prog->path,
+                 strerror_r(err, reason, sizeof reason));
         return -1;
     }
 
@@ -149,12 +421,22 @@ int command_run(const settings *cfg, acp_job_context *ctx, const settings_progra
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return 0;
-    if (WIFEXITED(status))
+    /* bubblewrap exits with 128 + the signal that ended the program. */
+    int sig = WIFSIGNALED(status) ? WTERMSIG(status)
+              : cfg->command_sandbox && WIFEXITED(status) && WEXITSTATUS(status) > 128
+                  ? WEXITSTATUS(status) - 128
+                  : 0;
+    if (sig == SIGXCPU)
+        snprintf(msg, msglen, "'%s' used more than %ld s of CPU time and was stopped", prog->name,
+                 cfg->command_max_cpu_seconds);
+    else if (sig == SIGXFSZ)
+        snprintf(msg, msglen, "'%s' wrote a file larger than %ld bytes and was stopped", prog->name,
+                 cfg->command_max_file_bytes);
+    else if (sig)
+        snprintf(msg, msglen, "'%s' was killed by signal %d (%s)", prog->name, sig, strsignal(sig));
+    else if (WIFEXITED(status))
         snprintf(msg, msglen, "'%s' exited with status %d (see stderr.txt)", prog->name,
                  WEXITSTATUS(status));
-    else if (WIFSIGNALED(status))
-        snprintf(msg, msglen, "'%s' was killed by signal %d (%s)", prog->name, WTERMSIG(status),
-                 strsignal(WTERMSIG(status)));
     else
         snprintf(msg, msglen, "'%s' ended with wait status %d", prog->name, status);
     return -1;

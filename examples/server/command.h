@@ -1,10 +1,13 @@
 /* The command executor: runs one program of the operator's allowlist
- * (executors.command.programs) with the job's string arguments, never
- * through a shell: posix_spawn of the configured absolute path, a clean
- * environment, the job's scratch directory as working directory, stdin from
- * /dev/null, stdout and stderr into the result files stdout.txt and
- * stderr.txt, its own process group, killed after
- * executors.command.timeout_seconds. */
+ * (executors.command.programs) with the job's string arguments (those that
+ * start with '-' only when the allowlist names them), never through a shell:
+ * under bubblewrap (new mount, PID, network, IPC and UTS namespaces, /usr
+ * read-only, the scratch directory as /job, a private /tmp), as another
+ * user when the server is root, with resource limits (setrlimit), a clean
+ * environment, stdin from /dev/null, stdout and stderr into the result
+ * files stdout.txt and stderr.txt, killed with everything it started after
+ * executors.command.timeout_seconds. docs/http-api.adoc, "The command
+ * executor's sandbox", says what this guarantees and what it does not. */
 #ifndef SERVER_COMMAND_H
 #define SERVER_COMMAND_H
 

@@ -96,6 +96,11 @@ static int executors_parse_command(const settings *cfg, json_object *config, exe
                                   "args[%zu] is longer than %ld bytes", i,
                                   cfg->command_max_arg_bytes);
         p->args[i] = json_object_get_string(arg);
+        if (!programs_arg_allowed(p->program, p->args[i]))
+            return executors_fail(field, "config.args", msg, msglen,
+                                  "args[%zu]: '%s' starts with '-' and is not one of the options "
+                                  "allowed for '%s' (%zu allowed)",
+                                  i, p->args[i], p->program->name, p->program->option_count);
     }
     p->argc = n;
     return 0;

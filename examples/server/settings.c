@@ -16,7 +16,6 @@
 
 /* A config file larger than this is certainly a mistake. */
 #define SETTINGS_FILE_MAX (1024 * 1024)
-#define SETTINGS_NAME_MAX 64
 
 typedef enum settings_kind {
     SETTINGS_STRING,
@@ -100,6 +99,15 @@ static const settings_field settings_command_fields[] = {
     FIELD("timeout_seconds", SETTINGS_SECONDS, command_timeout_seconds, 0, 86400, NULL, 0),
     FIELD("max_args", SETTINGS_INT, command_max_args, 0, 4096, NULL, 0),
     FIELD("max_arg_bytes", SETTINGS_INT, command_max_arg_bytes, 1, 1024 * 1024, NULL, 0),
+    FIELD("sandbox", SETTINGS_BOOL, command_sandbox, 0, 1, NULL, 0),
+    FIELD("bwrap", SETTINGS_STRING, command_bwrap, 0, 0, NULL, 0),
+    FIELD("run_as_uid", SETTINGS_INT, command_run_as_uid, 1, 2147483646, NULL, 0),
+    FIELD("max_cpu_seconds", SETTINGS_INT, command_max_cpu_seconds, 1, 31536000, NULL, 0),
+    FIELD("max_file_bytes", SETTINGS_INT, command_max_file_bytes, 4096, 1L << 50, NULL, 0),
+    FIELD("max_memory_bytes", SETTINGS_INT, command_max_memory_bytes, 64L << 20, 1L << 50, NULL, 0),
+    FIELD("max_processes", SETTINGS_INT, command_max_processes, 1, 65536, NULL, 0),
+    FIELD("max_open_files", SETTINGS_INT, command_max_open_files, 16, 1048576, NULL, 0),
+    FIELD("tmp_bytes", SETTINGS_INT, command_tmp_bytes, 1L << 20, 1L << 40, NULL, 0),
     {NULL, 0, 0, 0, 0, NULL, 0},
 };
 
@@ -236,18 +244,6 @@ static int settings_apply_section(settings *s, const settings_field *fields, jso
     return 0;
 }
 
-static int settings_name_ok(const char *name)
-{
-    size_t n = strlen(name);
-    if (n == 0 || n > SETTINGS_NAME_MAX)
-        return 0;
-    for (const char *p = name; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_' || *p == '.' || *p == '-'))
-            return 0;
-    return 1;
-}
-
 static int settings_add_queue(settings *s, const char *id, char *err, size_t errlen)
 {
     settings_queue *grown = realloc(s->queues, (s->queue_count + 1) * sizeof *grown);
@@ -334,42 +330,6 @@ static int settings_apply_queues(settings *s, json_object *array, char *err, siz
     return 0;
 }
 
-static int settings_apply_programs(settings *s, json_object *map, char *err, size_t errlen)
-{
-    if (!json_object_is_type(map, json_type_object))
-        return settings_fail(err, errlen,
-                             "executors.command.programs: expected an object of name: path");
-    json_object_object_foreach(map, name, path)
-    {
-        const char *p =
-            json_object_is_type(path, json_type_string) ? json_object_get_string(path) : NULL;
-        if (!settings_name_ok(name))
-            return settings_fail(err, errlen,
-                                 "executors.command.programs: '%s' is not a name of 1..%d "
-                                 "characters of [A-Za-z0-9_.-]",
-                                 name, SETTINGS_NAME_MAX);
-        if (!p || p[0] != '/')
-            return settings_fail(err, errlen,
-                                 "executors.command.programs.%s: expected an absolute path", name);
-        /* Checked now so that a typo shows at start-up, not in a failed job. */
-        if (access(p, X_OK) != 0)
-            return settings_fail(err, errlen, "executors.command.programs.%s: %s: %s", name, p,
-                                 strerror(errno));
-        settings_program *grown =
-            realloc(s->programs, (s->program_count + 1) * sizeof *s->programs);
-        if (!grown)
-            return settings_fail(err, errlen, "executors.command.programs: out of memory");
-        s->programs = grown;
-        settings_program *prog = &s->programs[s->program_count];
-        prog->name = strdup(name);
-        prog->path = strdup(p);
-        s->program_count++;
-        if (!prog->name || !prog->path)
-            return settings_fail(err, errlen, "executors.command.programs: out of memory");
-    }
-    return 0;
-}
-
 static int settings_apply_executors(settings *s, json_object *section, char *err, size_t errlen)
 {
     if (!json_object_is_type(section, json_type_object))
@@ -387,7 +347,7 @@ static int settings_apply_executors(settings *s, json_object *section, char *err
                 return -1;
             json_object *programs;
             if (json_object_object_get_ex(value, "programs", &programs) &&
-                settings_apply_programs(s, programs, err, errlen) != 0)
+                programs_load(programs, &s->programs, &s->program_count, err, errlen) != 0)
                 return -1;
         } else if (strcmp(key, "checksum") == 0) {
             if (!json_object_is_type(value, json_type_object) ||
@@ -498,6 +458,14 @@ static void settings_defaults(settings *s)
     s->command_timeout_seconds = 60;
     s->command_max_args = 64;
     s->command_max_arg_bytes = 4096;
+    s->command_sandbox = 1;
+    s->command_run_as_uid = 65534; /* nobody */
+    s->command_max_cpu_seconds = 600;
+    s->command_max_file_bytes = 1L << 30;
+    s->command_max_memory_bytes = 4L << 30;
+    s->command_max_processes = 64;
+    s->command_max_open_files = 256;
+    s->command_tmp_bytes = 64L << 20;
 }
 
 static int settings_check_required(const settings *s, const settings_field *fields,
@@ -517,6 +485,33 @@ static int settings_check_required(const settings *s, const settings_field *fiel
     return 0;
 }
 
+/* The sandbox shows the child only /usr of the host: a program elsewhere
+ * could not start there, so say so at start-up rather than in every job. */
+static int settings_check_sandbox(const settings *s, char *err, size_t errlen)
+{
+    if (!s->command_sandbox)
+        return 0;
+    char reason[128];
+    if (s->command_bwrap[0] != '/' || access(s->command_bwrap, X_OK) != 0)
+        return settings_fail(err, errlen,
+                             "executors.command.bwrap: %s: %s (install bubblewrap, or set "
+                             "executors.command.sandbox to false to run programs unconfined)",
+                             s->command_bwrap,
+                             s->command_bwrap[0] != '/' ? "not an absolute path"
+                                                        : strerror_r(errno, reason, sizeof reason));
+    for (size_t i = 0; i < s->program_count; i++) {
+        char *real = realpath(s->programs[i].path, NULL);
+        int inside = real && strncmp(real, "/usr/", 5) == 0;
+        free(real);
+        if (!inside)
+            return settings_fail(err, errlen,
+                                 "executors.command.programs.%s: %s is not under /usr, the only "
+                                 "part of the host the sandbox shows",
+                                 s->programs[i].name, s->programs[i].path);
+    }
+    return 0;
+}
+
 int settings_load(settings *s, const char *path, char *err, size_t errlen)
 {
     settings_defaults(s);
@@ -527,8 +522,13 @@ int settings_load(settings *s, const char *path, char *err, size_t errlen)
     for (size_t i = 0; !rc && i < 3; i++)
         for (const settings_field *f = env_sections[i]; !rc && f->key; f++)
             rc = settings_from_env(s, f, err, errlen);
+    if (!rc)
+        rc = settings_set_string(s, settings_lookup(settings_command_fields, "bwrap"),
+                                 "/usr/bin/bwrap", "executors.command.bwrap", err, errlen);
     if (!rc && path)
         rc = settings_apply_file(s, path, err, errlen);
+    if (!rc)
+        rc = settings_check_sandbox(s, err, errlen);
     if (!rc && s->queue_count == 0)
         rc = settings_add_queue(s, "default", err, errlen);
     if (!rc)
@@ -555,9 +555,13 @@ int settings_load(settings *s, const char *path, char *err, size_t errlen)
 
 void settings_free(settings *s)
 {
-    static const settings_field *const sections[] = {settings_listen_fields, settings_db_fields,
-                                                     settings_s3_fields,     settings_amqp_fields,
-                                                     settings_top_fields,    NULL};
+    static const settings_field *const sections[] = {settings_listen_fields,
+                                                     settings_db_fields,
+                                                     settings_s3_fields,
+                                                     settings_amqp_fields,
+                                                     settings_top_fields,
+                                                     settings_command_fields,
+                                                     NULL};
     for (const settings_field *const *sec = sections; *sec; sec++)
         for (const settings_field *f = *sec; f->key; f++)
             if (f->kind == SETTINGS_STRING)
@@ -569,11 +573,7 @@ void settings_free(settings *s)
         free(s->queues[i].password);
     }
     free(s->queues);
-    for (size_t i = 0; i < s->program_count; i++) {
-        free(s->programs[i].name);
-        free(s->programs[i].path);
-    }
-    free(s->programs);
+    programs_free(s->programs, s->program_count);
     memset(s, 0, sizeof *s);
 }
 

@@ -8,6 +8,8 @@
 
 #include <async_platform.h>
 
+#include "programs.h"
+
 /* A number left at SETTINGS_UNSET takes the library's default. */
 #define SETTINGS_UNSET (-1L)
 
@@ -20,12 +22,6 @@ typedef struct settings_queue {
     long workers;
     long message_ack_timeout;
 } settings_queue;
-
-/* A program the command executor may run: a name jobs use, and its path. */
-typedef struct settings_program {
-    char *name;
-    char *path;
-} settings_program;
 
 typedef struct settings {
     /* listen */
@@ -71,6 +67,16 @@ typedef struct settings {
     double command_timeout_seconds;
     long command_max_args;
     long command_max_arg_bytes;
+    /* the command executor's sandbox (docs/http-api.adoc, "Security notes") */
+    int command_sandbox;
+    char *command_bwrap;
+    long command_run_as_uid;
+    long command_max_cpu_seconds;
+    long command_max_file_bytes;
+    long command_max_memory_bytes;
+    long command_max_processes;
+    long command_max_open_files;
+    long command_tmp_bytes;
 } settings;
 
 /* Fill @s from the defaults, the environment and the JSON file @path (NULL

@@ -338,8 +338,8 @@ def t_command_echo():
 def t_command_sandbox():
     doc = run_job(cfg(executor="command", program="env"))
     env = dict(line.split("=", 1) for line in download(doc["id"], "stdout.txt").decode().split())
-    check(set(env) == {"PATH", "LC_ALL", "HOME", "TMPDIR"}, f"environment: {env}")
-    check(env["HOME"].rstrip("/").endswith(doc["id"]), f"HOME: {env['HOME']}")
+    check(env == {"PATH": "/usr/local/bin:/usr/bin:/bin", "LC_ALL": "C", "HOME": "/job",
+                  "TMPDIR": "/tmp", "PWD": "/job"}, f"environment: {env}")
     config = cfg(executor="command", program="wc", args=["-c", "input-config"])
     doc = run_job(config)
     out = download(doc["id"], "stdout.txt").decode().split()
@@ -370,6 +370,101 @@ def t_command_timeout():
     doc = run_job(cfg(executor="command", program="pause", args=["60"]), final="failed")
     check("timed out after 2 s" in doc["message"], f"message: {doc['message']}")
     run.failed.add(doc["id"])
+
+
+@case("command: an argument starting with '-' that the program's entry does not allow is "
+      "refused (wc --files0-from would print the server's environment)")
+def t_command_option_refused():
+    server_pid = run.a.proc.pid
+    for args in ([f"--files0-from=/proc/{server_pid}/environ"], ["-l", "input-config"],
+                 ["--", "input-config"], ["-cl", "input-config"]):
+        config = cfg(executor="command", program="wc", args=args)
+        r = run.a.call("POST", "/jobs", {"queue": run.queue, "config": config})
+        check_error(r, 400, "config.args", "invalid argument", "not one of the options")
+        check(job_status_code(derived_id(config)) == 404, f"{compact(config)} was stored")
+    # The option the entry lists passes, alone and with its value.
+    doc = run_job(cfg(executor="command", program="wc", args=["-c", "input-config"], case=13))
+    check(download(doc["id"], "stdout.txt").endswith(b" input-config\n"), "wc -c")
+    doc = run_job(cfg(executor="command", program="seq", args=["--separator=,", "3"]))
+    check(download(doc["id"], "stdout.txt") == b"1,2,3\n", "seq --separator=,")
+
+
+def secrets_of_server():
+    return [os.environ[v].encode() for v in ("ACP_TEST_S3_SECRET_KEY", "ACP_TEST_PG_PASSWORD",
+                                             "ACP_TEST_AMQP_PASSWORD")]
+
+
+@case("command: the sandbox shows the program neither the server's /proc, environment or "
+      "config file, nor the host's files outside /usr")
+def t_command_sandbox_hides_server():
+    targets = [f"/proc/{run.a.proc.pid}/environ", "/proc/1/environ", "/proc/self/environ",
+               run.a.config_path, "/etc/passwd", run.work]
+    for target in targets:
+        doc, _ = submit(cfg(executor="command", program="cat", args=[target]))
+        done = wait_status(doc["id"], {"complete", "failed"})
+        seen = download(doc["id"], "stdout.txt") + download(doc["id"], "stderr.txt")
+        for secret in secrets_of_server():
+            check(secret not in seen, f"cat {target} showed a secret of the server")
+        if target != "/proc/self/environ":
+            check(done["status"] == "failed" and
+                  (b"No such file" in seen or b"Permission denied" in seen),
+                  f"cat {target}: {done['status']}, {seen[:200]!r}")
+        if done["status"] == "failed":
+            run.failed.add(doc["id"])
+
+
+@case("command: the program runs as another user, in its own PID namespace, with a private /tmp "
+      "and no network")
+def t_command_sandbox_identity():
+    script = "id -u; echo pid $$; echo tmp $(ls -A /tmp); grep -o '^ *[a-z0-9]*:' /proc/net/dev"
+    doc = run_job(cfg(executor="command", program="sh", args=["-c", script]))
+    out = download(doc["id"], "stdout.txt").decode().split("\n")
+    check(out[0] == "65534", f"uid: {out[0]!r}")
+    check(out[1] in ("pid 2", "pid 3"), f"not in a PID namespace of its own: {out[1]!r}")
+    check(out[2] == "tmp", f"the host's /tmp is visible: {out[2]!r}")
+    check([x.strip() for x in out[3:] if x] == ["lo:"], f"network interfaces: {out[3:]}")
+
+
+def processes_running(needle):
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if needle in f.read():
+                    found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
+@case("command: a program that leaves its process group with setsid() is still killed at the "
+      "timeout")
+def t_command_setsid_killed():
+    marker = str(900000 + secrets.randbelow(99999))
+    doc = run_job(cfg(executor="command", program="sh",
+                      args=["-c", f"setsid sleep {marker} & sleep 600"]), final="failed")
+    check("timed out" in doc["message"], f"message: {doc['message']}")
+    run.failed.add(doc["id"])
+    left = processes_running(f"sleep\0{marker}".encode())
+    for pid in left:
+        os.kill(int(pid), signal.SIGKILL)
+    check(not left, f"'sleep {marker}' escaped the timeout: pids {left}")
+
+
+@case("command: the limits stop a program that writes too large a file or starts too many "
+      "processes")
+def t_command_limits():
+    doc = run_job(cfg(executor="command", program="seq", args=["1", "5000000"]), final="failed")
+    check("wrote a file larger than 8388608 bytes" in doc["message"], f"message: {doc['message']}")
+    check(files(doc["id"])["stdout.txt"] <= 8 * MIB, "stdout.txt is larger than the limit")
+    run.failed.add(doc["id"])
+    doc, _ = submit(cfg(executor="command", program="sh",
+                        args=["-c", "for i in $(seq 40); do sleep 1 & done; wait"]))
+    doc = wait_status(doc["id"], {"complete", "failed"})
+    if doc["status"] == "failed":
+        run.failed.add(doc["id"])
+    check(b"fork" in download(doc["id"], "stderr.txt").lower(),
+          f"no fork failure in stderr: {download(doc['id'], 'stderr.txt')[:300]!r}")
 
 
 @case("a disallowed program, an unknown executor or bad executor settings answer 400")
@@ -675,8 +770,11 @@ def main():
     run.queue, run.queue_b = f"http-{run.tag}", f"http-{run.tag}-b"
     run.work = tempfile.mkdtemp(prefix=f"acp-http-{run.tag}-")
     run.submitted, run.failed, run.cleaned = set(), set(), False
-    programs = {"echo": "echo", "env": "env", "wc": "wc", "cat": "cat", "seq": "seq",
-                "pause": "sleep"}
+    programs = {k: os.path.realpath(shutil.which(v)) for k, v in
+                {"echo": "echo", "env": "env", "cat": "cat", "pause": "sleep"}.items()}
+    programs["wc"] = {"path": os.path.realpath(shutil.which("wc")), "options": ["-c"]}
+    programs["seq"] = {"path": os.path.realpath(shutil.which("seq")), "options": ["--separator="]}
+    programs["sh"] = {"path": os.path.realpath(shutil.which("sh")), "options": ["-c"]}
     run.base_config = {
         "listen": {"address": "127.0.0.1", "port": 0},
         "s3": {"root_path": f"http-test-{run.tag}"},
@@ -684,8 +782,8 @@ def main():
         "log_level": "info",
         "executors": {
             "sleep": {"max_seconds": 60},
-            "command": {"programs": {k: shutil.which(v) for k, v in programs.items()},
-                        "timeout_seconds": 2, "max_args": 64},
+            "command": {"programs": programs, "timeout_seconds": 2, "max_args": 64,
+                        "max_file_bytes": 8 * MIB, "max_processes": 16},
         },
     }
     run.a = Server(run.binary, run.work, "server-a", dict(

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -320,6 +321,86 @@ static void bad_settings_are_named(void **state)
     assert_string_equal(err, "/no/such/file.json: No such file or directory");
 }
 
+static void program_options_are_allowlisted(void **state)
+{
+    (void)state;
+    set_stack_env();
+    const char *path = write_config(
+        "{\"executors\": {\"command\": {\"programs\": {\"wc\": {\"path\": \"/usr/bin/wc\",\n"
+        "  \"options\": [\"-c\", \"--lines=\"]}, \"cat\": \"/usr/bin/cat\"}}}}\n");
+    settings s;
+    char err[512];
+    if (settings_load(&s, path, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    const settings_program *wc = settings_find_program(&s, "wc");
+    const settings_program *cat = settings_find_program(&s, "cat");
+    assert_non_null(wc);
+    assert_non_null(cat);
+    assert_true(programs_arg_allowed(wc, "-c"));
+    assert_true(programs_arg_allowed(wc, "--lines=3"));
+    assert_true(programs_arg_allowed(wc, "input-config"));
+    assert_false(programs_arg_allowed(wc, "--lines"));
+    assert_false(programs_arg_allowed(wc, "-cl"));
+    assert_false(programs_arg_allowed(wc, "--files0-from=/proc/1/environ"));
+    assert_false(programs_arg_allowed(wc, "--"));
+    assert_false(programs_arg_allowed(cat, "-"));
+    assert_true(programs_arg_allowed(cat, "x-y"));
+    settings_free(&s);
+
+    assert_settings_error("{\"executors\": {\"command\": {\"programs\": {\"wc\": {\"path\": "
+                          "\"/usr/bin/wc\", \"options\": \"-c\"}}}}}",
+                          "programs.wc.options: expected an array");
+    assert_settings_error("{\"executors\": {\"command\": {\"programs\": {\"wc\": {\"path\": "
+                          "\"/usr/bin/wc\", \"options\": [\"c\"]}}}}}",
+                          "programs.wc.options[0]: expected an option starting with '-'");
+    assert_settings_error("{\"executors\": {\"command\": {\"programs\": {\"wc\": {\"path\": "
+                          "\"/usr/bin/wc\", \"options\": [\"-a b\"]}}}}}",
+                          "programs.wc.options[0]");
+    assert_settings_error("{\"executors\": {\"command\": {\"programs\": {\"wc\": {\"path\": "
+                          "\"/usr/bin/wc\", \"option\": []}}}}}",
+                          "programs.wc.option: unknown setting");
+    assert_settings_error("{\"executors\": {\"command\": {\"programs\": {\"wc\": "
+                          "{\"options\": []}}}}}",
+                          "programs.wc: expected an absolute path");
+}
+
+static void the_sandbox_is_checked_at_start(void **state)
+{
+    (void)state;
+    set_stack_env();
+    char outside[] = "/tmp/acp-units-XXXXXX";
+    int fd = mkstemp(outside);
+    assert_true(fd >= 0);
+    assert_int_equal(fchmod(fd, 0755), 0);
+    close(fd);
+    char text[512];
+    snprintf(text, sizeof text, "{\"executors\": {\"command\": {\"programs\": {\"x\": \"%s\"}}}}",
+             outside);
+    assert_settings_error(text, "programs.x: ");
+    assert_settings_error(text, "is not under /usr, the only part of the host the sandbox shows");
+    /* Unconfined (an explicit choice), a program may live anywhere. */
+    snprintf(text, sizeof text,
+             "{\"executors\": {\"command\": {\"sandbox\": false, \"programs\": {\"x\": "
+             "\"%s\"}}}}",
+             outside);
+    const char *path = write_config(text);
+    settings s;
+    char err[512];
+    if (settings_load(&s, path, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(s.command_sandbox, 0);
+    settings_free(&s);
+    unlink(outside);
+
+    assert_settings_error("{\"executors\": {\"command\": {\"bwrap\": \"/no/bwrap\"}}}",
+                          "executors.command.bwrap: /no/bwrap: No such file or directory "
+                          "(install bubblewrap");
+    assert_settings_error("{\"executors\": {\"command\": {\"max_processes\": 0}}}",
+                          "executors.command.max_processes: 0 is outside 1..65536");
+    assert_settings_error("{\"executors\": {\"command\": {\"max_memory_bytes\": 1024}}}",
+                          "executors.command.max_memory_bytes: 1024 is outside");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -331,6 +412,8 @@ int main(void)
         cmocka_unit_test(settings_default_to_the_stack_environment),
         cmocka_unit_test(the_config_file_overrides_the_environment),
         cmocka_unit_test(bad_settings_are_named),
+        cmocka_unit_test(program_options_are_allowlisted),
+        cmocka_unit_test(the_sandbox_is_checked_at_start),
     };
     return cmocka_run_group_tests(tests, settings_setup, settings_teardown);
 }
