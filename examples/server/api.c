@@ -94,6 +94,15 @@ static json_object *api_parse_body(struct MHD_Connection *conn, http_request *re
     json_tokener_free(tok);
     while (body && end < req->body_len && strchr(" \t\r\n", req->body[end]))
         end++;
+    long nul = body ? jsonspan_nul_key(req->body, req->body_len) : -1;
+    if (nul >= 0) {
+        json_object_put(body);
+        *result = http_reply_error(conn, req, MHD_HTTP_BAD_REQUEST, acp_strerror(ACP_EINVAL), NULL,
+                                   "request body: a member name at byte %ld contains a NUL "
+                                   "character (\\u0000)",
+                                   nul);
+        return NULL;
+    }
     long quote = body ? jsonspan_single_quote(req->body, req->body_len) : -1;
     if (quote >= 0) {
         json_object_put(body);
@@ -170,6 +179,13 @@ static enum MHD_Result api_submit_job(server *srv, struct MHD_Connection *conn, 
     return result;
 }
 
+/* A string that means what C sees: no NUL inside to cut it short. */
+static int api_name_ok(json_object *value)
+{
+    return json_object_is_type(value, json_type_string) &&
+           strlen(json_object_get_string(value)) == (size_t)json_object_get_string_len(value);
+}
+
 static enum MHD_Result api_submit(server *srv, struct MHD_Connection *conn, http_request *req)
 {
     enum MHD_Result result = MHD_NO;
@@ -194,7 +210,7 @@ static enum MHD_Result api_submit(server *srv, struct MHD_Connection *conn, http
 
     char detail[1100];
     const char *field = NULL;
-    if (!queue || !json_object_is_type(queue, json_type_string)) {
+    if (!queue || !api_name_ok(queue)) {
         result = api_bad_body(conn, req, "queue", "queue: expected the id of a queue (a string)");
         goto out;
     }
@@ -216,7 +232,7 @@ static enum MHD_Result api_submit(server *srv, struct MHD_Connection *conn, http
     acp_job_id id;
     int rc;
     if (id_text) {
-        if (!json_object_is_type(id_text, json_type_string)) {
+        if (!api_name_ok(id_text)) {
             result = api_bad_body(conn, req, "id", "id: expected 32 hexadecimal characters");
             goto out;
         }

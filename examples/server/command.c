@@ -4,11 +4,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -259,96 +259,67 @@ static int command_give_dir(int dir_fd, uid_t uid)
 
 /* ---- the child ----------------------------------------------------------- */
 
-typedef struct command_limits {
-    int resource;
-    rlim_t value;
-} command_limits;
-
-/* Between fork and exec only async-signal-safe calls: the server has other
- * threads, whose locks the child inherits held. */
-static void command_child(int out_fd, int err_fd, int status_fd, const char *dir,
-                          const command_limits *limits, size_t limit_count, const char *path,
-                          char *const argv[], char *const envp[])
+/* prlimit(1) sets the limits on itself and then executes the rest of the
+ * command line: the limits hold from the first instruction of bubblewrap
+ * (or the program) on, and this process never changes its own. */
+static void command_limit_args(const settings *cfg, command_line *cl)
 {
-    sigset_t none;
-    sigemptyset(&none);
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; sig++)
-        sigaction(sig, &dfl, NULL);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    setpgid(0, 0);
-    int in = open("/dev/null", O_RDONLY);
-    int ok = in >= 0 && dup2(in, 0) == 0 && dup2(out_fd, 1) == 1 && dup2(err_fd, 2) == 2;
-    for (size_t i = 0; ok && i < limit_count; i++) {
-        struct rlimit rl = {limits[i].value, limits[i].value};
-        ok = setrlimit(limits[i].resource, &rl) == 0;
-    }
-    if (ok && dir)
-        ok = chdir(dir) == 0;
-    if (ok) {
-        /* The server's sockets (database, S3, clients) must not leak in;
-         * the status pipe is close-on-exec. */
-        for (int fd = 3; fd < status_fd; fd++)
-            close(fd);
-        close_range((unsigned)status_fd + 1, ~0U, 0);
-        execve(path, argv, envp);
-    }
-    int err = errno;
-    ssize_t unused = write(status_fd, &err, sizeof err);
-    (void)unused;
-    _exit(127);
+    command_add(cl, PROGRAMS_PRLIMIT);
+    command_addf(cl, "--cpu=%ld:%ld", cfg->command_max_cpu_seconds, cfg->command_max_cpu_seconds);
+    command_addf(cl, "--fsize=%ld:%ld", cfg->command_max_file_bytes, cfg->command_max_file_bytes);
+    command_addf(cl, "--as=%ld:%ld", cfg->command_max_memory_bytes, cfg->command_max_memory_bytes);
+    command_addf(cl, "--nofile=%ld:%ld", cfg->command_max_open_files, cfg->command_max_open_files);
+    command_add(cl, "--core=0:0");
+    /* The process limit counts every process of the user: as root it only
+     * bites once setpriv has changed user; as another user, unsandboxed or
+     * not, it would count the server's own threads. */
+    if (cfg->command_sandbox && geteuid() == 0)
+        command_addf(cl, "--nproc=%ld:%ld", cfg->command_max_processes, cfg->command_max_processes);
+    command_add(cl, "--");
 }
 
-/* Fork and exec @argv[0] (@path); returns the pid, or -1 with errno of the
- * failed step. */
-static pid_t command_spawn(const settings *cfg, int out_fd, int err_fd, const char *dir,
-                           const char *path, char *const argv[], char *const envp[])
+static pid_t command_spawn(const char *dir, int out_fd, int err_fd, char *const argv[],
+                           char *const envp[], int *err)
 {
-    const command_limits limits[] = {
-        {RLIMIT_CPU, (rlim_t)cfg->command_max_cpu_seconds},
-        {RLIMIT_FSIZE, (rlim_t)cfg->command_max_file_bytes},
-        {RLIMIT_AS, (rlim_t)cfg->command_max_memory_bytes},
-        {RLIMIT_NPROC, (rlim_t)cfg->command_max_processes},
-        {RLIMIT_NOFILE, (rlim_t)cfg->command_max_open_files},
-        {RLIMIT_CORE, 0},
-    };
-    /* The process limit counts every process of the user: as root it does
-     * not apply until setpriv has changed user; unsandboxed as another user
-     * it would count the server's own threads. */
-    size_t limit_count = sizeof limits / sizeof *limits;
-    command_limits chosen[sizeof limits / sizeof *limits];
-    size_t n = 0;
-    for (size_t i = 0; i < limit_count; i++)
-        if (limits[i].resource != RLIMIT_NPROC || (cfg->command_sandbox && geteuid() == 0))
-            chosen[n++] = limits[i];
-
-    int status[2];
-    if (pipe2(status, O_CLOEXEC) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid == 0)
-        command_child(out_fd, err_fd, status[1], dir, chosen, n, path, argv, envp);
-    int saved = errno;
-    close(status[1]);
-    if (pid < 0) {
-        close(status[0]);
-        errno = saved;
-        return -1;
-    }
-    int err = 0;
-    ssize_t got;
-    while ((got = read(status[0], &err, sizeof err)) < 0 && errno == EINTR)
-        ;
-    close(status[0]);
-    if (got == (ssize_t)sizeof err) {
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-            ;
-        errno = err;
-        return -1;
-    }
-    return pid;
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    int actions_ok = posix_spawn_file_actions_init(&actions) == 0;
+    int attr_ok = posix_spawnattr_init(&attr) == 0;
+    int rc = actions_ok && attr_ok ? 0 : ENOMEM;
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    /* The server blocks SIGINT/SIGTERM and ignores SIGPIPE; the child starts
+     * with neither, in a process group of its own. */
+    if (!rc)
+        rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                                 POSIX_SPAWN_SETPGROUP);
+    if (!rc)
+        rc = posix_spawnattr_setsigmask(&attr, &none);
+    if (!rc)
+        rc = posix_spawnattr_setsigdefault(&attr, &all);
+    if (!rc)
+        rc = posix_spawnattr_setpgroup(&attr, 0);
+    if (!rc)
+        rc = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    if (!rc)
+        rc = posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+    if (!rc)
+        rc = posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
+    if (!rc && dir)
+        rc = posix_spawn_file_actions_addchdir_np(&actions, dir);
+    /* The server's sockets (database, S3, clients) must not leak in. */
+    if (!rc)
+        rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    pid_t pid = -1;
+    if (!rc)
+        rc = posix_spawn(&pid, argv[0], &actions, &attr, argv, envp);
+    if (actions_ok)
+        posix_spawn_file_actions_destroy(&actions);
+    if (attr_ok)
+        posix_spawnattr_destroy(&attr);
+    *err = rc;
+    return rc ? -1 : pid;
 }
 
 int command_run(const settings *cfg, acp_job_context *ctx, const settings_program *prog,
@@ -371,13 +342,10 @@ int command_run(const settings *cfg, acp_job_context *ctx, const settings_progra
 
     command_line cl = {0};
     char *home = NULL, *tmpdir = NULL;
-    const char *base = strrchr(prog->path, '/');
-    if (cfg->command_sandbox) {
+    command_limit_args(cfg, &cl);
+    if (cfg->command_sandbox)
         command_sandbox_args(cfg, &cl, ctx->dir);
-        command_add(&cl, prog->path);
-    } else {
-        command_add(&cl, base ? base + 1 : prog->path);
-    }
+    command_add(&cl, prog->path);
     for (size_t i = 0; i < argc; i++)
         command_add(&cl, args[i]);
     /* A clean environment: nothing of the server's (credentials!) leaks in,
@@ -395,10 +363,9 @@ int command_run(const settings *cfg, acp_job_context *ctx, const settings_progra
         if (cfg->command_sandbox && geteuid() == 0 &&
             command_give_dir(ctx->dir_fd, (uid_t)cfg->command_run_as_uid) != 0)
             err = errno;
-        else if ((pid = command_spawn(cfg, out_fd, err_fd, cfg->command_sandbox ? NULL : ctx->dir,
-                                      cfg->command_sandbox ? cfg->command_bwrap : prog->path,
-                                      cl.argv, cfg->command_sandbox ? sandbox_env : plain_env)) < 0)
-            err = errno;
+        else
+            pid = command_spawn(cfg->command_sandbox ? NULL : ctx->dir, out_fd, err_fd, cl.argv,
+                                cfg->command_sandbox ? sandbox_env : plain_env, &err);
     }
     command_line_free(&cl);
     free(home);

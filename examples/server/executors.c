@@ -115,10 +115,9 @@ static int executors_parse(const settings *cfg, json_object *config, executor_pa
     if (!json_object_is_type(config, json_type_object))
         return executors_fail(field, "config", msg, msglen, "the job config must be an object");
     json_object *executor, *value;
-    if (!json_object_object_get_ex(config, "executor", &executor) ||
-        !json_object_is_type(executor, json_type_string))
+    if (!json_object_object_get_ex(config, "executor", &executor) || !executors_string_ok(executor))
         return executors_fail(field, "config.executor", msg, msglen,
-                              "missing \"executor\" (one of sleep, checksum, command)");
+                              "\"executor\": expected one of sleep, checksum, command");
     const char *name = json_object_get_string(executor);
     if (strcmp(name, "sleep") == 0) {
         p->kind = EXECUTOR_SLEEP;

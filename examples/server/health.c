@@ -1,23 +1,27 @@
 #include "health.h"
 
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "slog.h"
 
 #include "amqp_probe.h"
 
 #define HEALTH_AMQP_TIMEOUT_MS 2000
 
+/* Only the name and the state: addresses and the backends' error texts
+ * (which name hosts and ports) go to the log, not to whoever asks. */
 static json_object *health_entry(const char *name, const char *host, long port, const char *state,
                                  const char *error)
 {
-    char address[300];
-    snprintf(address, sizeof address, "%s:%ld", host, port);
+    if (error)
+        slog(ACP_LOG_WARN, "health: %s at %s:%ld is %s: %s", name, host, port, state, error);
     json_object *entry = json_object_new_object();
     json_object_object_add(entry, "name", json_object_new_string(name));
-    json_object_object_add(entry, "address", json_object_new_string(address));
     json_object_object_add(entry, "state", json_object_new_string(state));
-    if (error)
-        json_object_object_add(entry, "error", json_object_new_string(error));
     return entry;
 }
 
@@ -90,7 +94,22 @@ static int health_rabbitmq(server *srv, json_object *services)
     return all_up;
 }
 
-enum MHD_Result health_handle(server *srv, struct MHD_Connection *conn, http_request *req)
+static double health_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The last probe's answer. Probing costs a query, a LIST and a connection
+ * per broker, so answers are reused for health_cache_seconds, and callers
+ * that arrive while a probe runs wait for it instead of starting their own. */
+static pthread_mutex_t health_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *health_text;
+static int health_up;
+static double health_when;
+
+static void health_probe(server *srv)
 {
     json_object *services = json_object_new_array();
     int up = health_postgres(srv, services);
@@ -99,5 +118,39 @@ enum MHD_Result health_handle(server *srv, struct MHD_Connection *conn, http_req
     json_object *doc = json_object_new_object();
     json_object_object_add(doc, "status", json_object_new_string(up ? "ok" : "unavailable"));
     json_object_object_add(doc, "services", services);
+    char *text = strdup(json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN));
+    json_object_put(doc);
+    if (!text)
+        return;
+    free(health_text);
+    health_text = text;
+    health_up = up;
+    health_when = health_now();
+}
+
+enum MHD_Result health_handle(server *srv, struct MHD_Connection *conn, http_request *req)
+{
+    pthread_mutex_lock(&health_lock);
+    double now = health_now();
+    int cached = health_text && now - health_when < srv->cfg->health_cache_seconds;
+    if (!cached)
+        health_probe(srv);
+    json_object *doc = health_text ? json_tokener_parse(health_text) : NULL;
+    int up = health_up;
+    double age = health_text ? health_now() - health_when : 0;
+    pthread_mutex_unlock(&health_lock);
+    if (!doc)
+        return http_reply_error(conn, req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory", NULL,
+                                "cannot build the health report");
+    json_object_object_add(doc, "cached", json_object_new_boolean(cached));
+    json_object_object_add(doc, "age_seconds", json_object_new_double(cached ? age : 0));
     return http_reply_json(conn, req, up ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, doc);
+}
+
+void health_release(void)
+{
+    pthread_mutex_lock(&health_lock);
+    free(health_text);
+    health_text = NULL;
+    pthread_mutex_unlock(&health_lock);
 }

@@ -9,6 +9,7 @@
 
 #include "api.h"
 #include "errmap.h"
+#include "guard.h"
 #include "slog.h"
 
 /* A client that goes on sending this many times the limit after being told
@@ -82,8 +83,16 @@ enum MHD_Result http_reply_error(struct MHD_Connection *conn, http_request *req,
 enum MHD_Result http_reply_acp(struct MHD_Connection *conn, http_request *req, int code,
                                const char *field)
 {
-    return http_reply_error_text(conn, req, errmap_http_status(code), acp_strerror(code), field,
-                                 acp_last_error());
+    unsigned status = errmap_http_status(code);
+    if (status < 500)
+        return http_reply_error_text(conn, req, status, acp_strerror(code), field,
+                                     acp_last_error());
+    /* A backend's error names its host and port: the log gets it, the
+     * client only what kind of failure it was. */
+    slog(ACP_LOG_WARN, "%s %s: %s: %s", req->method, req->path, acp_strerror(code),
+         acp_last_error());
+    return http_reply_error_text(conn, req, status, acp_strerror(code), field,
+                                 "the server could not complete the request; its log says why");
 }
 
 static enum MHD_Result http_too_big(struct MHD_Connection *conn, http_request *req, size_t limit)
@@ -124,11 +133,41 @@ static int http_take_body(http_request *req, const char *data, size_t len, size_
     return 0;
 }
 
+/* A copy of @text for the log, with control characters (a percent-decoded
+ * "%0a" in a path, say) written as \xHH so that a client cannot forge log
+ * lines. */
+static char *http_printable(const char *text)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+        n += *p < 0x20 || *p == 0x7f || *p == '\\' ? 4 : 1;
+    char *out = malloc(n + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f || *p == '\\')
+            o += sprintf(o, "\\x%02x", *p);
+        else
+            *o++ = (char)*p;
+    }
+    *o = '\0';
+    return out;
+}
+
+/* An answer given before the body is read (a refused request): the
+ * connection is answering from now on. */
+static enum MHD_Result http_answer_early(server *srv, struct MHD_Connection *conn,
+                                         http_request *req, enum MHD_Result rc)
+{
+    (void)req;
+    guard_answering(srv->guard, conn, 1);
+    return rc;
+}
+
 static enum MHD_Result http_handle(void *cls, struct MHD_Connection *conn, const char *url,
                                    const char *method, const char *version, const char *upload_data,
                                    size_t *upload_data_size, void **con_cls)
 {
-    (void)version;
     server *srv = cls;
     size_t limit = (size_t)srv->cfg->max_body_bytes;
     http_request *req = *con_cls;
@@ -139,10 +178,18 @@ static enum MHD_Result http_handle(void *cls, struct MHD_Connection *conn, const
             return MHD_NO;
         *con_cls = req;
         req->started = http_now();
-        req->method = strdup(method);
-        req->path = strdup(url);
+        req->method = http_printable(method);
+        req->path = http_printable(url);
         if (!req->method || !req->path)
             return MHD_NO;
+        /* RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request
+         * without Host. */
+        if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 &&
+            !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST))
+            return http_answer_early(srv, conn, req,
+                                     http_reply_error(conn, req, MHD_HTTP_BAD_REQUEST,
+                                                      "bad request", "Host",
+                                                      "an HTTP/1.1 request needs a Host header"));
         const char *length =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (length) {
@@ -151,7 +198,7 @@ static enum MHD_Result http_handle(void *cls, struct MHD_Connection *conn, const
             unsigned long long n = strtoull(length, &end, 10);
             /* Answered before the body is read (and before "100 Continue"). */
             if (errno == ERANGE || (*end == '\0' && n > limit))
-                return http_too_big(conn, req, limit);
+                return http_answer_early(srv, conn, req, http_too_big(conn, req, limit));
         }
         return MHD_YES;
     }
@@ -164,6 +211,7 @@ static enum MHD_Result http_handle(void *cls, struct MHD_Connection *conn, const
         *upload_data_size = 0;
         return MHD_YES;
     }
+    guard_answering(srv->guard, conn, 1);
     if (req->too_big)
         return http_too_big(conn, req, limit);
     return api_handle(srv, conn, req, method, url);
@@ -172,8 +220,8 @@ static enum MHD_Result http_handle(void *cls, struct MHD_Connection *conn, const
 static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                            enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)conn;
+    server *srv = cls;
+    guard_answering(srv->guard, conn, 0);
     http_request *req = *con_cls;
     if (!req)
         return;
@@ -203,18 +251,68 @@ static void http_log(void *cls, const char *fmt, va_list ap)
     slog(ACP_LOG_WARN, "http: %s", message);
 }
 
+/* libmicrohttpd decodes "%00" into a NUL that ends the path it hands over,
+ * so "/files/stdout.txt%00.json" would name stdout.txt: such an escape is
+ * left as it is, and the name check refuses the '%'. */
+static int http_hex(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+static size_t http_unescape(void *cls, struct MHD_Connection *conn, char *text)
+{
+    (void)cls;
+    (void)conn;
+    char *out = text;
+    for (const char *in = text; *in; in++) {
+        int hi, lo;
+        if (in[0] == '%' && (hi = http_hex(in[1])) >= 0 && (lo = http_hex(in[2])) >= 0 &&
+            (hi | lo) != 0) {
+            *out++ = (char)(hi * 16 + lo);
+            in += 2;
+        } else {
+            *out++ = *in;
+        }
+    }
+    *out = '\0';
+    return (size_t)(out - text);
+}
+
 struct MHD_Daemon *http_start(server *srv, int listen_fd, char *err, size_t errlen)
 {
+    srv->guard = guard_start((double)srv->cfg->request_timeout, err, errlen);
+    if (!srv->guard)
+        return NULL;
+    /* One client may not take every slot. */
+    unsigned per_client =
+        (unsigned)(srv->cfg->max_connections_per_client < srv->cfg->max_connections
+                       ? srv->cfg->max_connections_per_client
+                       : srv->cfg->max_connections);
     /* A thread per connection: handlers block in acp_* calls (database, S3)
      * and downloads block on S3, which must not stall other clients. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                      MHD_USE_AUTO | MHD_USE_ERROR_LOG;
     struct MHD_Daemon *daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, http_handle, srv, MHD_OPTION_EXTERNAL_LOGGER, http_log, NULL,
-        MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_NOTIFY_COMPLETED, http_completed, NULL,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->cfg->max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->cfg->connection_timeout, MHD_OPTION_END);
-    if (!daemon)
+        MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
+        MHD_OPTION_NOTIFY_CONNECTION, guard_notify, srv->guard, MHD_OPTION_UNESCAPE_CALLBACK,
+        http_unescape, NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->cfg->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_client, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)srv->cfg->connection_timeout, MHD_OPTION_END);
+    if (!daemon) {
         snprintf(err, errlen, "libmicrohttpd did not start (see the messages above)");
+        guard_stop(srv->guard);
+        srv->guard = NULL;
+    }
     return daemon;
+}
+
+void http_stop(server *srv, struct MHD_Daemon *daemon)
+{
+    MHD_stop_daemon(daemon);
+    guard_stop(srv->guard);
+    srv->guard = NULL;
 }

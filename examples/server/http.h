@@ -29,6 +29,9 @@ typedef struct http_request {
  * stops). Returns NULL with a reason in @err on failure. */
 struct MHD_Daemon *http_start(server *srv, int listen_fd, char *err, size_t errlen);
 
+/* Stop serving: the daemon, then the connection guard. */
+void http_stop(server *srv, struct MHD_Daemon *daemon);
+
 /* Queue @response with @status and release our reference to it. */
 enum MHD_Result http_reply(struct MHD_Connection *conn, http_request *req, unsigned status,
                            struct MHD_Response *response);

@@ -102,3 +102,31 @@ long jsonspan_single_quote(const char *s, size_t n)
     }
     return -1;
 }
+
+/* Whether the string starting at the quote @i holds "\u0000". */
+static int jsonspan_string_has_nul(const char *s, size_t i, size_t n)
+{
+    for (i++; i < n && s[i] != '"'; i++) {
+        if (s[i] != '\\')
+            continue;
+        if (i + 5 < n && s[i + 1] == 'u' && memcmp(s + i + 2, "0000", 4) == 0)
+            return 1;
+        i++;
+    }
+    return 0;
+}
+
+long jsonspan_nul_key(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '"')
+            continue;
+        size_t start = i;
+        i = jsonspan_skip_string(s, i, n);
+        size_t after = jsonspan_skip_ws(s, i, n);
+        if (after < n && s[after] == ':' && jsonspan_string_has_nul(s, start, n))
+            return (long)start;
+        i--;
+    }
+    return -1;
+}

@@ -17,4 +17,10 @@ int jsonspan_member(const char *text, size_t len, const char *key, size_t *start
  * double-quoted string of @text, or -1 when there is none. */
 long jsonspan_single_quote(const char *text, size_t len);
 
+/* json-c keeps object keys as C strings, so "config\u0000" would be read as
+ * "config" while this file's finder sees another key. Returns the offset of
+ * the first key of @text that contains an escaped NUL (\u0000), or -1 when
+ * none does. */
+long jsonspan_nul_key(const char *text, size_t len);
+
 #endif

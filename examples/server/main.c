@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "executors.h"
+#include "health.h"
 #include "http.h"
 #include "server.h"
 #include "settings.h"
@@ -113,7 +114,7 @@ static int main_serve(settings *cfg)
         return 1;
     }
 
-    server srv = {cfg, NULL};
+    server srv = {cfg, NULL, NULL};
     acp_executor_factory factory;
     executors_factory(&factory, cfg);
     acp_config config;
@@ -155,7 +156,8 @@ static int main_serve(settings *cfg)
     while (sigwait(&stop, &sig) != 0)
         ;
     slog(ACP_LOG_INFO, "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    MHD_stop_daemon(daemon);
+    http_stop(&srv, daemon);
+    health_release();
     acp_shutdown(srv.platform);
     slog(ACP_LOG_INFO, "stopped");
     return 0;

@@ -171,3 +171,34 @@ int programs_arg_allowed(const settings_program *prog, const char *arg)
     }
     return 0;
 }
+
+int programs_check(const settings_program *programs, size_t count, int sandbox, const char *bwrap,
+                   char *err, size_t errlen)
+{
+    char reason[128];
+    if (count > 0 && access(PROGRAMS_PRLIMIT, X_OK) != 0)
+        return programs_fail(err, errlen,
+                             "executors.command: %s: %s (it applies the resource limits: install "
+                             "util-linux)",
+                             PROGRAMS_PRLIMIT, strerror_r(errno, reason, sizeof reason));
+    if (!sandbox)
+        return 0;
+    if (bwrap[0] != '/' || access(bwrap, X_OK) != 0)
+        return programs_fail(err, errlen,
+                             "executors.command.bwrap: %s: %s (install bubblewrap, or set "
+                             "executors.command.sandbox to false to run programs unconfined)",
+                             bwrap,
+                             bwrap[0] != '/' ? "not an absolute path"
+                                             : strerror_r(errno, reason, sizeof reason));
+    for (size_t i = 0; i < count; i++) {
+        char *real = realpath(programs[i].path, NULL);
+        int inside = real && strncmp(real, "/usr/", 5) == 0;
+        free(real);
+        if (!inside)
+            return programs_fail(err, errlen,
+                                 "executors.command.programs.%s: %s is not under /usr, the only "
+                                 "part of the host the sandbox shows",
+                                 programs[i].name, programs[i].path);
+    }
+    return 0;
+}

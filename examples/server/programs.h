@@ -4,6 +4,9 @@
 #ifndef SERVER_PROGRAMS_H
 #define SERVER_PROGRAMS_H
 
+/* Applies the command executor's resource limits. */
+#define PROGRAMS_PRLIMIT "/usr/bin/prlimit"
+
 #include <stddef.h>
 
 #include <json-c/json.h>
@@ -25,6 +28,13 @@ typedef struct settings_program {
  * in @err. */
 int programs_load(json_object *map, settings_program **programs, size_t *count, char *err,
                   size_t errlen);
+
+/* Check at start-up what running them needs: prlimit(1), which applies the
+ * resource limits, and with the sandbox (@sandbox non-zero) bubblewrap at
+ * @bwrap and every program under /usr, the only part of the host the
+ * sandbox shows. Returns 0, or -1 with a message naming the key in @err. */
+int programs_check(const settings_program *programs, size_t count, int sandbox, const char *bwrap,
+                   char *err, size_t errlen);
 
 /* Release an array of @count programs. NULL is fine. */
 void programs_free(settings_program *programs, size_t count);

@@ -6,9 +6,12 @@
 
 #include "settings.h"
 
+struct guard;
+
 typedef struct server {
     const settings *cfg;
     acp_platform *platform;
+    struct guard *guard; /* the whole-request deadline; owned by http.c */
 } server;
 
 #endif

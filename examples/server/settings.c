@@ -46,6 +46,9 @@ static const settings_field settings_listen_fields[] = {
     FIELD("port", SETTINGS_INT, port, 0, 65535, NULL, 0),
     FIELD("max_connections", SETTINGS_INT, max_connections, 1, 10000, NULL, 0),
     FIELD("connection_timeout", SETTINGS_INT, connection_timeout, 1, 86400, NULL, 0),
+    FIELD("max_connections_per_client", SETTINGS_INT, max_connections_per_client, 1, 10000, NULL,
+          0),
+    FIELD("request_timeout", SETTINGS_INT, request_timeout, 1, 86400, NULL, 0),
     {NULL, 0, 0, 0, 0, NULL, 0},
 };
 
@@ -87,6 +90,7 @@ static const settings_field settings_top_fields[] = {
     FIELD("shutdown_timeout", SETTINGS_INT, shutdown_timeout, 0, 86400, NULL, 0),
     FIELD("log_level", SETTINGS_LEVEL, log_level, 0, 0, NULL, 0),
     FIELD("max_body_bytes", SETTINGS_INT, max_body_bytes, 1024, 64L * 1024 * 1024, NULL, 0),
+    FIELD("health_cache_seconds", SETTINGS_SECONDS, health_cache_seconds, 0, 3600, NULL, 0),
     {NULL, 0, 0, 0, 0, NULL, 0},
 };
 
@@ -262,8 +266,9 @@ static int settings_add_queue(settings *s, const char *id, char *err, size_t err
 static int settings_queue_string(char **slot, json_object *value, const char *where, char *err,
                                  size_t errlen)
 {
-    if (!json_object_is_type(value, json_type_string))
-        return settings_fail(err, errlen, "%s: expected a string", where);
+    if (!json_object_is_type(value, json_type_string) ||
+        strlen(json_object_get_string(value)) != (size_t)json_object_get_string_len(value))
+        return settings_fail(err, errlen, "%s: expected a string without NUL characters", where);
     char *copy = strdup(json_object_get_string(value));
     if (!copy)
         return settings_fail(err, errlen, "%s: out of memory", where);
@@ -296,7 +301,8 @@ static int settings_apply_queues(settings *s, json_object *array, char *err, siz
         json_object *id;
         if (!json_object_is_type(item, json_type_object) ||
             !json_object_object_get_ex(item, "id", &id) ||
-            !json_object_is_type(id, json_type_string))
+            !json_object_is_type(id, json_type_string) ||
+            strlen(json_object_get_string(id)) != (size_t)json_object_get_string_len(id))
             return settings_fail(err, errlen, "%s: expected an object with a string \"id\"", where);
         if (settings_add_queue(s, json_object_get_string(id), err, errlen) != 0)
             return -1;
@@ -378,6 +384,13 @@ static int settings_read_file(const char *path, char **out, char *err, size_t er
         return settings_fail(err, errlen, "%s: %s", path,
                              failed ? "read error" : "larger than 1 MiB");
     }
+    const char *nul = memchr(text, '\0', n);
+    if (nul) {
+        size_t at = (size_t)(nul - text);
+        free(text);
+        return settings_fail(err, errlen, "%s: a NUL byte at byte %zu (not a text file?)", path,
+                             at);
+    }
     text[n] = '\0';
     *out = text;
     return 0;
@@ -402,11 +415,17 @@ static int settings_apply_file(settings *s, const char *path, char *err, size_t 
     while (root && end < len && strchr(" \t\r\n", text[end]))
         end++;
     long quote = root ? jsonspan_single_quote(text, len) : -1;
+    long nul = root ? jsonspan_nul_key(text, len) : -1;
     free(text);
     if (quote >= 0) {
         json_object_put(root);
         return settings_fail(err, errlen, "%s: not valid JSON: a single-quoted string at byte %ld",
                              path, quote);
+    }
+    if (nul >= 0) {
+        json_object_put(root);
+        return settings_fail(err, errlen, "%s: the key at byte %ld contains a NUL character", path,
+                             nul);
     }
     if (!root || end != len) {
         json_object_put(root);
@@ -448,6 +467,9 @@ static void settings_defaults(settings *s)
     s->port = 8080;
     s->max_connections = 64;
     s->connection_timeout = 60;
+    s->max_connections_per_client = 16;
+    s->request_timeout = 30;
+    s->health_cache_seconds = 5;
     s->max_body_bytes = 1024 * 1024;
     s->db_port = s->s3_port = s->amqp_port = SETTINGS_UNSET;
     s->db_pool_size = SETTINGS_UNSET;
@@ -485,33 +507,6 @@ static int settings_check_required(const settings *s, const settings_field *fiel
     return 0;
 }
 
-/* The sandbox shows the child only /usr of the host: a program elsewhere
- * could not start there, so say so at start-up rather than in every job. */
-static int settings_check_sandbox(const settings *s, char *err, size_t errlen)
-{
-    if (!s->command_sandbox)
-        return 0;
-    char reason[128];
-    if (s->command_bwrap[0] != '/' || access(s->command_bwrap, X_OK) != 0)
-        return settings_fail(err, errlen,
-                             "executors.command.bwrap: %s: %s (install bubblewrap, or set "
-                             "executors.command.sandbox to false to run programs unconfined)",
-                             s->command_bwrap,
-                             s->command_bwrap[0] != '/' ? "not an absolute path"
-                                                        : strerror_r(errno, reason, sizeof reason));
-    for (size_t i = 0; i < s->program_count; i++) {
-        char *real = realpath(s->programs[i].path, NULL);
-        int inside = real && strncmp(real, "/usr/", 5) == 0;
-        free(real);
-        if (!inside)
-            return settings_fail(err, errlen,
-                                 "executors.command.programs.%s: %s is not under /usr, the only "
-                                 "part of the host the sandbox shows",
-                                 s->programs[i].name, s->programs[i].path);
-    }
-    return 0;
-}
-
 int settings_load(settings *s, const char *path, char *err, size_t errlen)
 {
     settings_defaults(s);
@@ -528,7 +523,8 @@ int settings_load(settings *s, const char *path, char *err, size_t errlen)
     if (!rc && path)
         rc = settings_apply_file(s, path, err, errlen);
     if (!rc)
-        rc = settings_check_sandbox(s, err, errlen);
+        rc = programs_check(s->programs, s->program_count, s->command_sandbox, s->command_bwrap,
+                            err, errlen);
     if (!rc && s->queue_count == 0)
         rc = settings_add_queue(s, "default", err, errlen);
     if (!rc)

@@ -29,6 +29,9 @@ typedef struct settings {
     long port;
     long max_connections;
     long connection_timeout;
+    long max_connections_per_client;
+    long request_timeout;
+    double health_cache_seconds;
     long max_body_bytes;
     /* database */
     char *db_host;

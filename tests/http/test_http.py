@@ -20,6 +20,7 @@ import json
 import os
 import re
 import secrets
+import select
 import shlex
 import shutil
 import signal
@@ -254,7 +255,7 @@ def t_health():
     names = sorted(s["name"] for s in doc["services"])
     check(names == ["postgres", "rabbitmq", "s3"], f"services: {names}")
     for s in doc["services"]:
-        check(s["state"] == "up" and ":" in s["address"], f"service: {s}")
+        check(s == {"name": s["name"], "state": "up"}, f"service shows more than its state: {s}")
 
 
 @case("POST /jobs answers 202 at once with the id derived from the config and a Location")
@@ -631,6 +632,113 @@ def t_not_found():
     check_error(run.a.call("DELETE", "/jobs/" + "0" * 31), 400, "id")
 
 
+def raw_exchange(port, data, source="127.0.0.1", timeout=30):
+    """Send @data on a new connection and read until the server closes it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                  source_address=(source, 0)) as sock:
+        sock.sendall(data)
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def raw_status(answer):
+    first = answer.split(b"\r\n", 1)[0].split()
+    return int(first[1]) if len(first) > 1 else None
+
+
+@case("an HTTP/1.1 request without Host answers 400; HTTP/1.0 needs none")
+def t_host_required():
+    answer = raw_exchange(run.a.port, b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n")
+    check(raw_status(answer) == 400 and b"Host" in answer, f"without Host: {answer[:300]!r}")
+    answer = raw_exchange(run.a.port, b"GET /health HTTP/1.0\r\n\r\n")
+    check(raw_status(answer) == 200, f"HTTP/1.0: {answer[:300]!r}")
+
+
+@case("a client sending its request a byte at a time is cut off at the request deadline")
+def t_slow_client_cut():
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", run.a.port), timeout=30) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n")
+        closed = False
+        # A hang guard well past the test server's request_timeout (5 s).
+        while time.monotonic() - started < 90 and not closed:
+            try:
+                sock.sendall(b"X")
+                readable = select.select([sock], [], [], 0.5)[0]
+                closed = bool(readable) and sock.recv(4096) == b""
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+    check(closed, "the server kept a trickling connection open for 90 s")
+
+
+@case("one client address cannot take every connection: the others are still served")
+def t_per_client_limit():
+    limit = run.base_config["listen"]["max_connections_per_client"]
+    held = [socket.create_connection(("127.0.0.1", run.a.port), timeout=30) for _ in range(limit)]
+    try:
+        time.sleep(0.5)  # let the server accept them all
+        answer = b""
+        try:
+            answer = raw_exchange(run.a.port, b"GET /health HTTP/1.0\r\n\r\n")
+        except OSError:
+            pass
+        check(raw_status(answer) != 200, f"connection {limit + 1} of one client was served")
+        answer = raw_exchange(run.a.port, b"GET /health HTTP/1.0\r\n\r\n", source="127.0.0.2")
+        check(raw_status(answer) == 200, f"another client was refused: {answer[:200]!r}")
+    finally:
+        for sock in held:
+            sock.close()
+
+
+@case("/health answers from a cache for health_cache_seconds, without addresses")
+def t_health_cached():
+    time.sleep(run.base_config["health_cache_seconds"] + 0.5)
+    first = run.a.call("GET", "/health").json()
+    second = run.a.call("GET", "/health").json()
+    check(first["cached"] is False and second["cached"] is True, f"{first} then {second}")
+    check(0 <= second["age_seconds"] <= run.base_config["health_cache_seconds"], f"{second}")
+    time.sleep(run.base_config["health_cache_seconds"] + 0.5)
+    check(run.a.call("GET", "/health").json()["cached"] is False, "the cache did not expire")
+
+
+@case("a percent-decoded newline in a path is escaped in the log, not written raw")
+def t_log_escaped():
+    run.a.call("GET", "/jobs/x%0aFORGED%20log%20line%0d")
+    run.a.call("GET", "/health")  # a later line, so that the first one is flushed
+    with open(run.a.log_path, errors="replace") as f:
+        log = f.read()
+    check(not any(line.startswith("FORGED") for line in log.splitlines()), "a forged log line")
+    check("/jobs/x\\x0aFORGED log line\\x0d" in log, "the path is not in the log, escaped")
+
+
+@case("NUL in a member name or a name is refused: one parser decides what the config is")
+def t_nul_refused():
+    good = compact(cfg(executor="sleep", seconds=0))
+    bad_config = compact(cfg(executor="command", program="pause", args=["600"]))
+    body = ('{"queue": "%s", "config\\u0000": %s, "config": %s}' % (run.queue, bad_config, good))
+    check_error(run.a.call("POST", "/jobs", body), 400, None, "invalid argument", "NUL")
+    check(job_status_code(derived_id(json.loads(good))) == 404, "the job was stored")
+    inner = '{"queue": "%s", "config": {"executor": "sleep", "seconds": 0, "x\\u0000y": 1}}'
+    check_error(run.a.call("POST", "/jobs", inner % run.queue), 400, None, "invalid argument",
+                "NUL")
+    for config, field in (('{"executor": "command\\u0000", "program": "echo"}',
+                           "config.executor"),):
+        r = run.a.call("POST", "/jobs", '{"queue": "%s", "config": %s}' % (run.queue, config))
+        check_error(r, 400, field, "invalid argument")
+    r = run.a.call("POST", "/jobs", '{"queue": "%s\\u0000x", "config": %s}' % (run.queue, good))
+    check_error(r, 400, "queue")
+    r = run.a.call("GET", f"/jobs/{run.sleep_id}/files/sleep.json%00.txt")
+    check(r.status in (400, 404) and b"slept_seconds" not in r.body, f"%00 in a name: {r}")
+
+
 @case("405 with an Allow header for a wrong method")
 def t_method():
     for method, path, allow in (("PUT", "/jobs", "GET, HEAD, POST"),
@@ -776,7 +884,9 @@ def main():
     programs["seq"] = {"path": os.path.realpath(shutil.which("seq")), "options": ["--separator="]}
     programs["sh"] = {"path": os.path.realpath(shutil.which("sh")), "options": ["-c"]}
     run.base_config = {
-        "listen": {"address": "127.0.0.1", "port": 0},
+        "listen": {"address": "127.0.0.1", "port": 0, "request_timeout": 5,
+                   "max_connections_per_client": 8},
+        "health_cache_seconds": 2,
         "s3": {"root_path": f"http-test-{run.tag}"},
         "shutdown_timeout": 5,
         "log_level": "info",

@@ -301,6 +301,11 @@ static void bad_settings_are_named(void **state)
     assert_settings_error(
         "{\"executors\": {\"command\": {\"programs\": {\"a b\": \"/bin/true\"}}}}",
         "'a b' is not a name");
+    assert_settings_error("{\"queues\": [{\"id\": \"a\", \"host\": \"h\\u0000x\"}]}",
+                          "queues[0].host: expected a string without NUL characters");
+    assert_settings_error("{\"queues\": [{\"id\": \"a\\u0000b\"}]}",
+                          "queues[0]: expected an object with a string \"id\"");
+    assert_settings_error("{\"database\\u0000\": {}}", "the key at byte 1 contains a NUL");
     assert_settings_error("{\"listen\": {\"port\": 1,}}", "not valid JSON");
     assert_settings_error("{} {}", "not valid JSON");
     assert_settings_error("{'listen': {}}", "a single-quoted string at byte 1");
@@ -319,6 +324,38 @@ static void bad_settings_are_named(void **state)
     set_stack_env();
     assert_int_equal(settings_load(&s, "/no/such/file.json", err, sizeof err), -1);
     assert_string_equal(err, "/no/such/file.json: No such file or directory");
+}
+
+static void a_settings_file_with_a_nul_byte_is_refused(void **state)
+{
+    (void)state;
+    set_stack_env();
+    char path[] = "/tmp/acp-units-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    static const char text[] = "{\"listen\": {\"port\": 1}}\0{\"whatever\": 1}";
+    assert_int_equal(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
+    close(fd);
+    settings s;
+    char err[512];
+    assert_int_equal(settings_load(&s, path, err, sizeof err), -1);
+    if (!strstr(err, "a NUL byte at byte 23"))
+        fail_msg("error '%s' lacks the NUL byte's offset", err);
+    settings_free(&s);
+    unlink(path);
+}
+
+static void nul_in_member_names_is_found(void **state)
+{
+    (void)state;
+    static const char with_nul[] = "{\"a\": 1, \"config\\u0000\": 2}";
+    static const char in_value[] = "{\"a\": \"x\\u0000y\", \"b\": [\"\\u0000\"]}";
+    static const char escaped_backslash[] = "{\"a\\\\u0000\": 1}";
+    static const char nested[] = "{\"a\": {\"b\": {\"c\\u0000\" : 1}}}";
+    assert_int_equal(jsonspan_nul_key(with_nul, strlen(with_nul)), 9);
+    assert_int_equal(jsonspan_nul_key(in_value, strlen(in_value)), -1);
+    assert_int_equal(jsonspan_nul_key(escaped_backslash, strlen(escaped_backslash)), -1);
+    assert_int_equal(jsonspan_nul_key(nested, strlen(nested)), 13);
 }
 
 static void program_options_are_allowlisted(void **state)
@@ -412,6 +449,8 @@ int main(void)
         cmocka_unit_test(settings_default_to_the_stack_environment),
         cmocka_unit_test(the_config_file_overrides_the_environment),
         cmocka_unit_test(bad_settings_are_named),
+        cmocka_unit_test(a_settings_file_with_a_nul_byte_is_refused),
+        cmocka_unit_test(nul_in_member_names_is_found),
         cmocka_unit_test(program_options_are_allowlisted),
         cmocka_unit_test(the_sandbox_is_checked_at_start),
     };
