@@ -94,22 +94,17 @@ static json_object *api_parse_body(struct MHD_Connection *conn, http_request *re
     json_tokener_free(tok);
     while (body && end < req->body_len && strchr(" \t\r\n", req->body[end]))
         end++;
+    /* What json-c lets through but JSON (single quotes) or this server (NUL
+     * in a name, which json-c cuts short) does not. */
     long nul = body ? jsonspan_nul_key(req->body, req->body_len) : -1;
-    if (nul >= 0) {
+    long quote = body && nul < 0 ? jsonspan_single_quote(req->body, req->body_len) : -1;
+    if (nul >= 0 || quote >= 0) {
         json_object_put(body);
         *result = http_reply_error(conn, req, MHD_HTTP_BAD_REQUEST, acp_strerror(ACP_EINVAL), NULL,
-                                   "request body: a member name at byte %ld contains a NUL "
-                                   "character (\\u0000)",
-                                   nul);
-        return NULL;
-    }
-    long quote = body ? jsonspan_single_quote(req->body, req->body_len) : -1;
-    if (quote >= 0) {
-        json_object_put(body);
-        *result = http_reply_error(conn, req, MHD_HTTP_BAD_REQUEST, acp_strerror(ACP_EINVAL), NULL,
-                                   "request body: malformed JSON: a single-quoted string at byte "
-                                   "%ld",
-                                   quote);
+                                   "request body: %s at byte %ld",
+                                   nul >= 0 ? "a member name with a NUL character (\\u0000)"
+                                            : "malformed JSON: a single-quoted string",
+                                   nul >= 0 ? nul : quote);
         return NULL;
     }
     if (!body || end != req->body_len) {
