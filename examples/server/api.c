@@ -248,8 +248,19 @@ static enum MHD_Result api_submit(server *srv, struct MHD_Connection *conn, http
         free(config_text);
         goto out;
     }
-    if (!id_text)
-        id = derived;
+    /* Ids are not the client's to choose: whoever could predict another
+     * client's config could take its id first with a config of their own
+     * and hand the victim their results. */
+    if (id_text && !acp_job_id_equal(&id, &derived)) {
+        char hex[ACP_JOB_ID_STRLEN];
+        result = http_reply_error(conn, req, MHD_HTTP_BAD_REQUEST, acp_strerror(ACP_EINVAL), "id",
+                                  "id: a job's id is the MD5 of its config (%s for this one); "
+                                  "it may be given to check it, not to choose another",
+                                  acp_job_id_format(&derived, hex));
+        free(config_text);
+        goto out;
+    }
+    id = derived;
 
     result = api_submit_job(srv, conn, req, queue_id, &id, config_text);
     free(config_text);

@@ -304,9 +304,18 @@ def t_same_again():
           f"the job ran again: {again}")
 
 
-@case("an explicit id (any case) names the job instead of the config")
+@case("an explicit id must be the config's (any case): another client's id cannot be squatted")
 def t_explicit_id():
-    wanted = secrets.token_hex(16)
+    victim = cfg(executor="checksum", text="the victim's")
+    squatter = cfg(executor="checksum", text="the squatter's")
+    r = run.a.call("POST", "/jobs", {"queue": run.queue, "config": squatter,
+                                     "id": derived_id(victim)})
+    check_error(r, 400, "id", "invalid argument", derived_id(squatter))
+    check(job_status_code(derived_id(victim)) == 404, "the squatter's job was stored")
+    r = run.a.call("POST", "/jobs", {"queue": run.queue, "config": squatter,
+                                     "id": secrets.token_hex(16)})
+    check_error(r, 400, "id")
+    wanted = derived_id(cfg(executor="checksum", text="explicit"))
     doc, _ = submit(cfg(executor="checksum", text="explicit"), job_id=wanted.upper())
     check(doc["id"] == wanted, f"id {doc['id']}, wanted {wanted}")
     wait_status(wanted, {"complete"})
