@@ -606,9 +606,11 @@ ACP_EXTERN int acp_read_result_buffer(acp_platform *platform, const acp_job_id *
 /**
  * Expire an owned job now: its row becomes "expired"; its workspace keeps
  * ".workspace" and the status flags, loses "input-config", the inputs and
- * the results, and gains ".expired". Expiring an expired job finishes any
- * clean-up a failed earlier attempt left. Resubmitting an expired job runs it
- * again.
+ * the results, and gains ".expired". A failed job loses ".failed" too (once
+ * ".expired" exists), so that the flags read expired for every reader: a
+ * failed job expires like a complete one. Expiring an expired job finishes
+ * any clean-up a failed earlier attempt left. Resubmitting an expired job
+ * runs it again.
  *
  * @return 0; ACP_ENOTFOUND (unknown id); ACP_EUNOWNED (only another service
  *         sharing the bucket has it: only the owner may expire a job);

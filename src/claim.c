@@ -27,9 +27,9 @@ bool claim_is_marker(const char *name)
     return strncmp(name, CLAIM_PREFIX, strlen(CLAIM_PREFIX)) == 0;
 }
 
-/* The generation a claim is about: "new" for a workspace that does not
- * exist, "x<mtime of .expired>" for an expired one. */
-static bool observe(const object_list *list, char *generation, size_t size)
+/* The mtime of ".expired" when the listing shows a workspace with it, else
+ * -1. */
+static int64_t expired_since(const object_list *list)
 {
     bool marker = false;
     int64_t expired = -1;
@@ -39,12 +39,29 @@ static bool observe(const object_list *list, char *generation, size_t size)
         else if (strcmp(list->items[i].name, ".expired") == 0)
             expired = list->items[i].mtime;
     }
+    return marker ? expired : -1;
+}
+
+bool claim_expired(const object_list *list)
+{
+    /* Not the flags' status: ".failed" beside ".expired" (an expiry cut
+     * short, or lib-compute-platform expiring a failed job) reads failed,
+     * yet the results are gone and no new run has begun, since every new
+     * run removes ".expired". */
+    return expired_since(list) >= 0;
+}
+
+/* The generation a claim is about: "new" for a workspace that does not
+ * exist, "x<mtime of .expired>" for an expired one. */
+static bool observe(const object_list *list, char *generation, size_t size)
+{
     acp_job state = {0};
-    if (!marker) {
+    if (!job_from_flags(list, &state)) {
         snprintf(generation, size, "new");
         return true;
     }
-    if (job_from_flags(list, &state) && state.status == ACP_STATUS_EXPIRED && expired >= 0) {
+    int64_t expired = expired_since(list);
+    if (expired >= 0) {
         snprintf(generation, size, "x%lld", (long long)(expired / 1000000));
         return true;
     }

@@ -132,6 +132,9 @@ bool job_from_flags(const object_list *list, acp_job *job);
 
 /* claim.c: who may create, or take over an expired, shared workspace */
 bool claim_is_marker(const char *name);
+/* Whether the listing shows an expired workspace: ".workspace" and
+ * ".expired", whatever other flags say. */
+bool claim_expired(const object_list *list);
 /* Win the right to (re)create the job's workspace: it must not exist, or be
  * expired. On 0 the claim marker's name is in @marker (delete it once the
  * workspace's new state is written) and *@created tells whether there was no

@@ -36,8 +36,11 @@ bool platform_taken_over(acp_platform *p, const acp_job_id *id, acp_job_status r
     object_list list;
     if (objects_list(p->objects, id, &list) != 0)
         return false; /* cannot tell: keep the row */
+    /* Another service's run removes ".expired"; a ".failed" left beside it
+     * by an expiry cut short here is no such run, so the flags' status (which
+     * reads failed then) would be the wrong test. */
     acp_job state = {0};
-    bool theirs = job_from_flags(&list, &state) && state.status != ACP_STATUS_EXPIRED;
+    bool theirs = job_from_flags(&list, &state) && !claim_expired(&list);
     object_list_free(&list);
     /* Only a row still expired is dropped: our own re-run requeues the row
      * before it removes ".expired". */
@@ -67,7 +70,8 @@ static int owned_status(acp_platform *p, const acp_job_id *id, const char *actio
     return 0;
 }
 
-/* What expiring keeps: the marker, the status flags and claims. */
+/* What expiring keeps: the marker, the status flags and claims. ".failed"
+ * goes too, but only once ".expired" exists (see expire()). */
 static bool kept_when_expired(const char *name)
 {
     return strcmp(name, ".workspace") == 0 || strcmp(name, ".queued") == 0 ||
@@ -82,10 +86,11 @@ static int expire(acp_platform *p, const acp_job_id *id, int64_t accessed_before
     char hex[ACP_JOB_ID_STRLEN];
     acp_job_id_format(id, hex);
     store_tx *tx;
+    acp_job_status previous;
     int rc = accessed_before ? 0 : owned_status(p, id, "expire");
     if (rc)
         return rc;
-    rc = store_expire_begin(p->store, id, accessed_before, &tx, NULL);
+    rc = store_expire_begin(p->store, id, accessed_before, &tx, &previous);
     if (rc == ACP_ENOTFOUND)
         return not_ours(p, id, "expire");
     if (rc == ACP_EBUSY)
@@ -102,6 +107,13 @@ static int expire(acp_platform *p, const acp_job_id *id, int64_t accessed_before
         rc = objects_wipe_except(p->objects, id, kept_when_expired);
         if (!rc)
             rc = objects_touch(p->objects, id, ".expired");
+        /* ".failed" outranks ".expired" in the flags (lcp-spec §5.9): while it
+         * stays, every reader sees a failed job whose row says expired, and
+         * nobody could resubmit it. Removed after ".expired" exists, so that
+         * readers meanwhile see failed, never an earlier status. An expired
+         * row may still carry one from an expiry cut short. */
+        if (!rc && previous != ACP_STATUS_COMPLETE)
+            rc = objects_delete(p->objects, id, ".failed");
     }
     /* Committed even when S3 failed half-way: some results may be gone, so
      * the row must not say complete any more. Expiring again finishes it. */

@@ -581,6 +581,31 @@ def t_expire():
     check_error(run.a.call("GET", f"/jobs/{run.checksum_id}/files/checksum.json"), 404, "name")
 
 
+@case("expire_failed_job: a failed job expires, stays owned, runs again on resubmission "
+      "and can be deleted")
+def t_expire_failed_job():
+    config = cfg(executor="command", program="cat", args=["no-such-file"], purpose="expire")
+    failed = run_job(config, final="failed")
+    r = run.a.call("POST", f"/jobs/{failed['id']}/expire")
+    check(r.status == 200 and r.json() == {"id": failed["id"], "status": "expired"}, f"{r}")
+    for _ in range(2):  # the first GET used to drop the row and report it failed, unowned
+        doc = job(failed["id"])
+        check(doc["status"] == "expired" and doc["owned"] is True, f"after expire: {doc}")
+    check(files(failed["id"]) == {}, "files after expire")
+    r = run.a.call("GET", f"/jobs?queue={run.queue}&status=expired&limit=1000")
+    check(failed["id"] in {j["id"] for j in r.json()["jobs"]}, f"expired jobs: {r}")
+    doc, _ = submit(config, expect=202)
+    again = wait_status(doc["id"], {"failed"})
+    check(again["owned"] is True and again["attempts"] == 1, f"after resubmitting: {again}")
+    check("stderr.txt" in files(failed["id"]), "the second run kept no stderr.txt")
+    r = run.a.call("POST", f"/jobs/{failed['id']}/expire")
+    check(r.status == 200, f"second expire: {r}")
+    r = run.a.call("DELETE", f"/jobs/{failed['id']}")
+    check(r.status == 204, f"DELETE: {r}")
+    run.submitted.discard(failed["id"])
+    check_error(run.a.call("GET", f"/jobs/{failed['id']}"), 404, None, "job not found")
+
+
 @case("DELETE /jobs/{id} answers 204 and the job is gone (404)")
 def t_delete():
     r = run.a.call("DELETE", f"/jobs/{run.checksum_id}")

@@ -173,6 +173,97 @@ static void expire_by_hand_and_resubmit(void **state)
     acp_shutdown(s.p);
 }
 
+/* Expiring a failed job makes it expired everywhere: in the row and in the
+ * flags (which would read failed while .failed stays), so the owner keeps
+ * it and can resubmit or delete it, and another service sees it expired. */
+static void expire_failed_job_then_resubmit_and_delete(void **state)
+{
+    (void)state;
+    char tag[9], north_tag[12], south_tag[12], root[64], config[128], layout[1024];
+    fixture_tag(tag);
+    snprintf(north_tag, sizeof north_tag, "n%s", tag);
+    snprintf(south_tag, sizeof south_tag, "s%s", tag);
+    snprintf(root, sizeof root, "/expire-failed-%s/", tag);
+    service s, other;
+    start(&s, north_tag, env.pg_db, root);
+    snprintf(config, sizeof config, "{\"mode\":\"fail\",\"n\":\"%s-failed\"}", tag);
+    acp_job_id id = submit(&s, config, 0);
+    wait_status(&s, &id, ACP_STATUS_FAILED);
+
+    assert_int_equal(acp_expire_job(s.p, &id), 0);
+    for (int read = 0; read < 2; read++) { /* the first read used to drop the row */
+        acp_job job = get(&s, &id);
+        assert_int_equal(job.owned, 1);
+        assert_int_equal(job.status, ACP_STATUS_EXPIRED);
+        acp_job_clear(&job);
+    }
+    names(&s, &id, layout, sizeof layout);
+    assert_string_equal(layout, ".expired .in-progress .queued .workspace ");
+    wait_status_unread(&s, &id, ACP_STATUS_EXPIRED);
+    start(&other, south_tag, getenv("ACP_TEST_PG_DB_B") ? getenv("ACP_TEST_PG_DB_B") : "acp_test_b",
+          root);
+    acp_job job = get(&other, &id);
+    assert_int_equal(job.status, ACP_STATUS_EXPIRED);
+    assert_int_equal(job.owned, 0);
+    acp_job_clear(&job);
+    acp_shutdown(other.p);
+
+    /* The owner resubmits it: it runs again, and it is still ours. */
+    submit(&s, config, 0);
+    wait_status(&s, &id, ACP_STATUS_FAILED);
+    assert_int_equal(recording_runs(&id), 2);
+    job = get(&s, &id);
+    assert_int_equal(job.owned, 1);
+    acp_job_clear(&job);
+    names(&s, &id, layout, sizeof layout);
+    assert_null(strstr(layout, ".expired"));
+
+    assert_int_equal(acp_expire_job(s.p, &id), 0);
+    assert_int_equal(acp_delete_job(s.p, &id), 0);
+    names(&s, &id, layout, sizeof layout);
+    assert_string_equal(layout, "");
+    assert_int_equal(acp_get_job(s.p, &id, &job), ACP_ENOTFOUND);
+    acp_shutdown(s.p);
+}
+
+/* An expiry cut short after .expired was added but before .failed was
+ * removed (S3 failing half-way) leaves both flags, which read failed. The
+ * row stays the owner's; expiring again or resubmitting finishes the job. */
+static void expire_failed_job_cut_short_keeps_the_row(void **state)
+{
+    (void)state;
+    char tag[9], config[128], layout[1024];
+    fixture_tag(tag);
+    service s;
+    start(&s, tag, env.pg_db, NULL);
+    snprintf(config, sizeof config, "{\"mode\":\"fail\",\"n\":\"%s-cut\"}", tag);
+    acp_job_id id = submit(&s, config, 0);
+    wait_status(&s, &id, ACP_STATUS_FAILED);
+    assert_int_equal(acp_expire_job(s.p, &id), 0);
+    objects *raw;
+    assert_int_equal(objects_open(&raw, &s.fc.config.s3, NULL), 0);
+    assert_int_equal(objects_put(raw, &id, ".failed", "", 0), 0);
+
+    acp_job job = get(&s, &id);
+    assert_int_equal(job.status, ACP_STATUS_EXPIRED);
+    assert_int_equal(job.owned, 1);
+    acp_job_clear(&job);
+    assert_int_equal(acp_expire_job(s.p, &id), 0);
+    names(&s, &id, layout, sizeof layout);
+    assert_string_equal(layout, ".expired .in-progress .queued .workspace ");
+
+    assert_int_equal(objects_put(raw, &id, ".failed", "", 0), 0);
+    objects_close(raw);
+    submit(&s, config, 0);
+    wait_status(&s, &id, ACP_STATUS_FAILED);
+    assert_int_equal(recording_runs(&id), 2);
+    job = get(&s, &id);
+    assert_int_equal(job.owned, 1);
+    acp_job_clear(&job);
+    assert_int_equal(acp_delete_job(s.p, &id), 0);
+    acp_shutdown(s.p);
+}
+
 static void running_jobs_cannot_be_expired_or_deleted(void **state)
 {
     (void)state;
@@ -515,6 +606,8 @@ int main(void)
         return exit_status;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(expire_by_hand_and_resubmit),
+        cmocka_unit_test(expire_failed_job_then_resubmit_and_delete),
+        cmocka_unit_test(expire_failed_job_cut_short_keeps_the_row),
         cmocka_unit_test(running_jobs_cannot_be_expired_or_deleted),
         cmocka_unit_test(pruner_expires_only_old_complete_jobs),
         cmocka_unit_test(delete_in_each_status),
