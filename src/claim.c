@@ -21,6 +21,14 @@
 
 #define CLAIM_PREFIX   ".claim-"
 #define CLAIM_ATTEMPTS 6
+/* A claim holds its marker from its PUT until the new workspace state is
+ * written, inputs included: seconds, normally. A marker older than this was
+ * left by a process that stopped mid-claim; counted as a rival, it would
+ * block the job for ever. Ages are differences between LastModified times of
+ * one listing, all stamped by the S3 server, so the local clock does not
+ * matter. A claim slower than this (inputs that take minutes to upload) can
+ * be overtaken: docs/guide.adoc says so. */
+#define CLAIM_STALE_SECONDS 60
 
 bool claim_is_marker(const char *name)
 {
@@ -68,6 +76,64 @@ static bool observe(const object_list *list, char *generation, size_t size)
     return false;
 }
 
+static unsigned stale_seconds(const acp_platform *p)
+{
+    return p->claim_stale_seconds ? p->claim_stale_seconds : CLAIM_STALE_SECONDS;
+}
+
+/* Count the markers of @generation other than @marker in @list, leaving
+ * out the stale ones (of any generation), whose names go to @stale (owned
+ * by the caller) for removal. */
+static int count_rivals(const acp_platform *p, const object_list *list, const char *marker,
+                        size_t prefix_len, char ***stale, size_t *stale_count)
+{
+    int64_t own = -1;
+    for (size_t i = 0; i < list->count; i++)
+        if (strcmp(list->items[i].name, marker) == 0)
+            own = list->items[i].mtime;
+    int64_t bound = (int64_t)stale_seconds(p) * 1000000;
+    int rivals = 0;
+    *stale = NULL;
+    *stale_count = 0;
+    for (size_t i = 0; i < list->count; i++) {
+        const object_entry *e = &list->items[i];
+        if (!claim_is_marker(e->name) || strcmp(e->name, marker) == 0)
+            continue;
+        /* Without our own marker in the listing there is no server time to
+         * judge by: everyone counts. */
+        if (own >= 0 && own - e->mtime > bound) {
+            char **grown = realloc(*stale, (*stale_count + 1) * sizeof *grown);
+            char *name = grown ? strdup(e->name) : NULL;
+            if (grown)
+                *stale = grown;
+            if (name) {
+                grown[(*stale_count)++] = name;
+                continue;
+            }
+        }
+        if (strncmp(e->name, marker, prefix_len) == 0)
+            rivals++;
+    }
+    return rivals;
+}
+
+static void remove_stale(acp_platform *p, const acp_job_id *id, const char *hex, char **stale,
+                         size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (objects_delete(p->objects, id, stale[i]) == 0)
+            log_warn(&p->log,
+                     "job %s: removed the stale claim marker %s, more than %u s older than this "
+                     "claim's: left by a process that stopped while claiming the job",
+                     hex, stale[i], stale_seconds(p));
+        else
+            log_warn(&p->log, "job %s: removing the stale claim marker %s: %s", hex, stale[i],
+                     acp_last_error());
+        free(stale[i]);
+    }
+    free(stale);
+}
+
 static void pause_randomly(void)
 {
     acp_job_id noise;
@@ -108,13 +174,11 @@ int claim_workspace(acp_platform *p, const acp_job_id *id, bool *created, char *
         char now[32];
         bool unchanged = observe(&list, now, sizeof now) && strcmp(now, generation) == 0;
         size_t prefix_len = strlen(CLAIM_PREFIX) + strlen(generation) + 1;
-        int rivals = 0;
-        for (size_t i = 0; i < list.count; i++)
-            if (claim_is_marker(list.items[i].name) &&
-                strncmp(list.items[i].name, marker, prefix_len) == 0 &&
-                strcmp(list.items[i].name, marker) != 0)
-                rivals++;
+        char **stale;
+        size_t stale_count;
+        int rivals = count_rivals(p, &list, marker, prefix_len, &stale, &stale_count);
         object_list_free(&list);
+        remove_stale(p, id, hex, stale, stale_count);
         if (unchanged && rivals == 0) {
             *created = strcmp(generation, "new") == 0;
             return 0;

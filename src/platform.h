@@ -51,6 +51,7 @@ struct acp_platform {
     unsigned shutdown_timeout;
     unsigned expiration_days;
     unsigned prune_interval;
+    unsigned claim_stale_seconds; /* 0: CLAIM_STALE_SECONDS; tests lower it */
 
     queue_rt *queues;
     size_t queue_count;

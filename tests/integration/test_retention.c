@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "objects.h"
+#include "platform.h"
 #include "platform_fixture.h"
 #include "recording_executor.h"
 
@@ -483,6 +484,51 @@ static void listing_pages_without_duplicates_or_gaps(void **state)
 
 /* ---- North and South ----------------------------------------------------- */
 
+/* A process that dies between its claim marker and the workspace leaves a
+ * marker that every later claim took for a live rival: nobody could ever
+ * submit that config. A marker older than the bound, by the S3 server's
+ * clock against this claim's own marker, is ignored and removed; a fresh
+ * one still blocks. */
+static void stale_claim_marker_is_ignored_and_removed(void **state)
+{
+    (void)state;
+    char tag[9], config[128], layout[1024], marker[64], hex[ACP_JOB_ID_STRLEN];
+    fixture_tag(tag);
+    service s;
+    start(&s, tag, env.pg_db, NULL);
+    snprintf(config, sizeof config, "{\"mode\":\"ok\",\"n\":\"%s-stale\"}", tag);
+    acp_job_id id, rival;
+    acp_job_id_from_config(&id, config);
+    acp_job_id_generate(&rival);
+    snprintf(marker, sizeof marker, ".claim-new-%s", acp_job_id_format(&rival, hex));
+    objects *raw;
+    assert_int_equal(objects_open(&raw, &s.fc.config.s3, NULL), 0);
+    assert_int_equal(objects_put(raw, &id, marker, "", 0), 0);
+    /* One of an earlier generation blocks nobody, but stale it goes too. */
+    assert_int_equal(objects_put(raw, &id, ".claim-x1-0123456789abcdef0123456789abcdef", "", 0), 0);
+    objects_close(raw);
+
+    /* Fresh: someone is claiming the job right now. */
+    submit(&s, config, ACP_ECONFLICT);
+    names(&s, &id, layout, sizeof layout);
+    assert_non_null(strstr(layout, marker));
+    assert_null(strstr(layout, ".workspace"));
+    acp_job job;
+    assert_int_equal(acp_get_job(s.p, &id, &job), ACP_ENOTFOUND);
+
+    /* Left behind: older than a bound lowered for the test. LastModified
+     * counts whole seconds, so wait a little over one more. */
+    s.p->claim_stale_seconds = 2;
+    fixture_sleep_ms(4000);
+    submit(&s, config, 0);
+    wait_status(&s, &id, ACP_STATUS_COMPLETE);
+    names(&s, &id, layout, sizeof layout);
+    assert_null(strstr(layout, ".claim-"));
+    assert_true(fixture_log_contains(marker, "stale"));
+    assert_int_equal(acp_delete_job(s.p, &id), 0);
+    acp_shutdown(s.p);
+}
+
 typedef struct racer {
     service *s;
     const char *config;
@@ -613,6 +659,7 @@ int main(void)
         cmocka_unit_test(delete_in_each_status),
         cmocka_unit_test(listing_pages_without_duplicates_or_gaps),
         cmocka_unit_test(north_and_south_share_a_bucket),
+        cmocka_unit_test(stale_claim_marker_is_ignored_and_removed),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     fixture_log_reset();
