@@ -265,6 +265,49 @@ static void expire_failed_job_cut_short_keeps_the_row(void **state)
     acp_shutdown(s.p);
 }
 
+/* lib-compute-platform expires a failed job by adding .expired and keeping
+ * .failed: the flags read failed, but the job is expired, so another
+ * service may take it over by resubmitting it. */
+static void expire_failed_job_the_upstream_way_can_be_taken_over(void **state)
+{
+    (void)state;
+    char tag[9], north_tag[12], south_tag[12], root[64], config[128];
+    fixture_tag(tag);
+    snprintf(north_tag, sizeof north_tag, "n%s", tag);
+    snprintf(south_tag, sizeof south_tag, "s%s", tag);
+    snprintf(root, sizeof root, "/upstream-failed-%s/", tag);
+    service north, south;
+    start(&north, north_tag, env.pg_db, root);
+    start(&south, south_tag, getenv("ACP_TEST_PG_DB_B") ? getenv("ACP_TEST_PG_DB_B") : "acp_test_b",
+          root);
+    snprintf(config, sizeof config, "{\"mode\":\"fail\",\"n\":\"%s-upstream\"}", tag);
+    acp_job_id id = submit(&north, config, 0);
+    wait_status(&north, &id, ACP_STATUS_FAILED);
+    wait_status(&south, &id, ACP_STATUS_FAILED); /* the flags follow a moment later */
+    assert_int_equal(acp_expire_job(north.p, &id), 0);
+    objects *raw;
+    assert_int_equal(objects_open(&raw, &north.fc.config.s3, NULL), 0);
+    assert_int_equal(objects_put(raw, &id, ".failed", "", 0), 0);
+    objects_close(raw);
+
+    acp_job job = get(&south, &id);
+    assert_int_equal(job.status, ACP_STATUS_FAILED);
+    assert_int_equal(job.owned, 0);
+    acp_job_clear(&job);
+    submit(&south, config, 0);
+    wait_status(&south, &id, ACP_STATUS_FAILED);
+    job = get(&south, &id);
+    assert_int_equal(job.owned, 1);
+    acp_job_clear(&job);
+    job = get(&north, &id);
+    assert_int_equal(job.owned, 0);
+    acp_job_clear(&job);
+    assert_int_equal(recording_runs(&id), 2);
+    assert_int_equal(acp_delete_job(south.p, &id), 0);
+    acp_shutdown(north.p);
+    acp_shutdown(south.p);
+}
+
 static void running_jobs_cannot_be_expired_or_deleted(void **state)
 {
     (void)state;
@@ -654,6 +697,7 @@ int main(void)
         cmocka_unit_test(expire_by_hand_and_resubmit),
         cmocka_unit_test(expire_failed_job_then_resubmit_and_delete),
         cmocka_unit_test(expire_failed_job_cut_short_keeps_the_row),
+        cmocka_unit_test(expire_failed_job_the_upstream_way_can_be_taken_over),
         cmocka_unit_test(running_jobs_cannot_be_expired_or_deleted),
         cmocka_unit_test(pruner_expires_only_old_complete_jobs),
         cmocka_unit_test(delete_in_each_status),
