@@ -89,7 +89,10 @@ typedef enum acp_error {
     /** The platform is shutting down and takes no new work. */
     ACP_ESHUTDOWN = -13,
     /** An input exceeds a size limit (for example a job config). */
-    ACP_ETOOBIG = -14
+    ACP_ETOOBIG = -14,
+    /** A callback of yours failed (for example an acp_read_fn sink returned
+     *  non-zero); the library itself never fails with this code. */
+    ACP_EUSER = -15
 } acp_error;
 
 /**
@@ -570,8 +573,9 @@ ACP_EXTERN int acp_get_results(acp_platform *platform, const acp_job_id *id, acp
 
 /**
  * Receives a result file's bytes in pieces, in order, on the calling thread.
- * Return 0 to go on; any other value stops the transfer and becomes the
- * return value of the read call.
+ * Return 0 to go on; any other value stops the transfer, and the read call
+ * returns ACP_EUSER with acp_last_error() giving the value (keep any detail
+ * of your own in @p userdata).
  */
 typedef int (*acp_read_fn)(void *userdata, const void *data, size_t len);
 
@@ -579,8 +583,8 @@ typedef int (*acp_read_fn)(void *userdata, const void *data, size_t len);
  * Stream the job's file @p name to @p sink, without holding it whole in
  * memory.
  *
- * @return 0; the sink's non-zero value; ACP_ENOTFOUND (no such file);
- *         ACP_EINVAL (bad id or name); ACP_ESTORAGE.
+ * @return 0; ACP_EUSER (the sink returned non-zero); ACP_ENOTFOUND (no such
+ *         file); ACP_EINVAL (bad id or name); ACP_ESTORAGE.
  */
 ACP_EXTERN int acp_read_result(acp_platform *platform, const acp_job_id *id, const char *name,
                                acp_read_fn sink, void *userdata);

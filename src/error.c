@@ -26,6 +26,7 @@ static const char *const descriptions[] = {
     [-ACP_ENOQUEUE] = "unknown queue",
     [-ACP_ESHUTDOWN] = "platform is shutting down",
     [-ACP_ETOOBIG] = "input too large",
+    [-ACP_EUSER] = "a callback failed",
 };
 
 const char *acp_strerror(int code)

@@ -98,8 +98,9 @@ int acp_get_results(acp_platform *p, const acp_job_id *id, acp_result_list *out)
     return 0;
 }
 
-int acp_read_result(acp_platform *p, const acp_job_id *id, const char *name, acp_read_fn sink,
-                    void *userdata)
+/* The library's own sinks, which fail with ACP_E* codes worth passing on. */
+static int read_result(acp_platform *p, const acp_job_id *id, const char *name, acp_read_fn sink,
+                       void *userdata)
 {
     if (!p || !id || !sink)
         return error_set(ACP_EINVAL, "acp_read_result: NULL argument");
@@ -107,6 +108,36 @@ int acp_read_result(acp_platform *p, const acp_job_id *id, const char *name, acp
         return error_set(ACP_EINVAL, "file name '%.255s' is not a valid result name",
                          name ? name : "(null)");
     return objects_read(p->objects, id, name, sink, userdata);
+}
+
+/* A caller's sink, whose value would otherwise be mistaken for one of our
+ * codes (-3 reads as ACP_ENOTFOUND). */
+typedef struct user_sink {
+    acp_read_fn sink;
+    void *userdata;
+    int rc;
+} user_sink;
+
+static int call_user_sink(void *userdata, const void *data, size_t len)
+{
+    user_sink *u = userdata;
+    u->rc = u->sink(u->userdata, data, len);
+    return u->rc ? ACP_EUSER : 0;
+}
+
+int acp_read_result(acp_platform *p, const acp_job_id *id, const char *name, acp_read_fn sink,
+                    void *userdata)
+{
+    if (!sink)
+        return error_set(ACP_EINVAL, "acp_read_result: NULL argument");
+    user_sink u = {sink, userdata, 0};
+    int rc = read_result(p, id, name, call_user_sink, &u);
+    if (u.rc) {
+        char hex[ACP_JOB_ID_STRLEN];
+        return error_set(ACP_EUSER, "job %s, file '%s': the read sink returned %d",
+                         acp_job_id_format(id, hex), name, u.rc);
+    }
+    return rc;
 }
 
 static int sink_to_fd(void *userdata, const void *data, size_t len)
@@ -118,7 +149,7 @@ int acp_read_result_fd(acp_platform *p, const acp_job_id *id, const char *name, 
 {
     if (fd < 0)
         return error_set(ACP_EINVAL, "acp_read_result_fd: bad file descriptor %d", fd);
-    return acp_read_result(p, id, name, sink_to_fd, &fd);
+    return read_result(p, id, name, sink_to_fd, &fd);
 }
 
 typedef struct bounded {
@@ -142,7 +173,7 @@ int acp_read_result_buffer(acp_platform *p, const acp_job_id *id, const char *na
     *data = NULL;
     *size = 0;
     bounded b = {BUF_INIT, max_size};
-    int rc = acp_read_result(p, id, name, append_bounded, &b);
+    int rc = read_result(p, id, name, append_bounded, &b);
     if (!rc && !b.data.data)
         rc = buf_append(&b.data, "", 0); /* an empty file is an empty string */
     if (rc) {

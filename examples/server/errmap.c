@@ -22,8 +22,9 @@ unsigned errmap_http_status(int acp_code)
     case ACP_ESHUTDOWN:
         return 503;
     default:
-        /* ACP_ENOMEM, ACP_EIO, ACP_EVERSION and codes of a newer library:
-         * the server's problem, not the client's. */
+        /* ACP_ENOMEM, ACP_EIO, ACP_EVERSION, ACP_EUSER (one of the server's
+         * own callbacks failed) and codes of a newer library: the server's
+         * problem, not the client's. */
         return 500;
     }
 }

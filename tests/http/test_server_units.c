@@ -97,6 +97,7 @@ static void every_library_error_has_its_http_status(void **state)
     assert_int_equal(errmap_http_status(ACP_ENOMEM), 500);
     assert_int_equal(errmap_http_status(ACP_EIO), 500);
     assert_int_equal(errmap_http_status(ACP_EVERSION), 500);
+    assert_int_equal(errmap_http_status(ACP_EUSER), 500);
     assert_int_equal(errmap_http_status(-1000), 500); /* a code from a newer library */
 }
 

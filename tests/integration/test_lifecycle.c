@@ -438,10 +438,41 @@ static void reading_results(void **state)
     assert_int_equal(acp_read_result_buffer(w->p, &id, "result.txt", 5, &data, &size), ACP_ETOOBIG);
     assert_null(data);
     size_t seen = 0;
-    assert_int_equal(acp_read_result(w->p, &id, "result.txt", stop_after_first, &seen), 42);
+    assert_int_equal(acp_read_result(w->p, &id, "result.txt", stop_after_first, &seen), ACP_EUSER);
     assert_true(seen > 0);
     assert_int_equal(acp_read_result(w->p, &id, "absent.txt", stop_after_first, &seen),
                      ACP_ENOTFOUND);
+}
+
+static int fail_like_not_found(void *userdata, const void *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    (*(int *)userdata)++;
+    return -3; /* the value of ACP_ENOTFOUND, by chance or not */
+}
+
+/* A sink's failure must not pass for one of the library's own: a caller
+ * seeing ACP_ENOTFOUND would conclude the file is missing. */
+static void read_sink_error_is_reported_as_euser(void **state)
+{
+    world *w = *state;
+    acp_job job = {0};
+    acp_job_id id = submit_config(w, 0, "{\"mode\":\"ok\",\"n\":\"sink\"}");
+    expect_status(w, &id, ACP_STATUS_COMPLETE, &job);
+    acp_job_clear(&job);
+
+    int calls = 0;
+    int rc = acp_read_result(w->p, &id, "result.txt", fail_like_not_found, &calls);
+    assert_int_equal(rc, ACP_EUSER);
+    assert_int_equal(calls, 1);
+    assert_string_equal(acp_strerror(rc), "a callback failed");
+    assert_non_null(strstr(acp_last_error(), "returned -3"));
+    assert_non_null(strstr(acp_last_error(), "result.txt"));
+    /* The library's own failures keep their codes. */
+    assert_int_equal(acp_read_result(w->p, &id, "absent.txt", fail_like_not_found, &calls),
+                     ACP_ENOTFOUND);
+    assert_int_equal(calls, 1);
 }
 
 static void unowned_job_is_read_from_flags(void **state)
@@ -604,6 +635,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(bad_input_is_rejected_and_nothing_stored, setup_one_queue,
                                         teardown_world),
         cmocka_unit_test_setup_teardown(reading_results, setup_one_queue, teardown_world),
+        cmocka_unit_test_setup_teardown(read_sink_error_is_reported_as_euser, setup_one_queue,
+                                        teardown_world),
         cmocka_unit_test_setup_teardown(unowned_job_is_read_from_flags, setup_one_queue,
                                         teardown_world),
         cmocka_unit_test_setup_teardown(duplicate_delivery_does_not_rerun, setup_serial_queue,

@@ -33,6 +33,7 @@ static void every_code_has_its_own_description(void **state)
         {ACP_ENOQUEUE, "unknown queue"},
         {ACP_ESHUTDOWN, "platform is shutting down"},
         {ACP_ETOOBIG, "input too large"},
+        {ACP_EUSER, "a callback failed"},
     };
     size_t n = sizeof expected / sizeof expected[0];
     for (size_t i = 0; i < n; i++) {
