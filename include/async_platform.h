@@ -318,10 +318,18 @@ ACP_EXTERN int acp_job_id_generate(acp_job_id *out);
  * space, member order kept, Jackson's escaping), so that the same config
  * submitted by a Kotlin or a C service names the same job.
  *
+ * The config is checked as acp_submit() checks it, so that what is accepted
+ * is stored and run exactly as sent: besides strict JSON nested at most 64
+ * levels, it refuses numbers that are not finite doubles (1e400), integers
+ * beyond 64 bits, "\u0000" in a member name, lone surrogate escapes and
+ * UTF-8 that is not strict (overlong forms, encoded surrogates, beyond
+ * U+10FFFF).
+ *
  * @param config_json JSON text, NUL-terminated, at most ACP_JOB_CONFIG_MAX
  *                    bytes; any JSON value.
  * @return 0; ACP_EINVAL for a NULL argument or text that is not exactly one
- *         JSON value (the detail gives the parser's reason and offset);
+ *         JSON value or that the rules above refuse (the detail gives the
+ *         reason and the byte offset);
  *         ACP_ETOOBIG when the text is over the limit; ACP_ENOMEM.
  */
 ACP_EXTERN int acp_job_id_from_config(acp_job_id *out, const char *config_json);
@@ -529,11 +537,10 @@ ACP_EXTERN void acp_job_clear(acp_job *job);
  * thread.
  *
  * @param job if not NULL, receives the job's state after the call.
- * @return 0; ACP_ENOQUEUE (unknown queue); ACP_EINVAL (bad id, invalid JSON,
- *         bad input name or input); ACP_ETOOBIG (config over the limit);
- *         ACP_ECONFLICT (another service owns the job and it is not expired);
- *         ACP_EIO (an input file cannot be read); ACP_EDB / ACP_ESTORAGE.
- *         On a validation error nothing is written anywhere.
+ * @return 0; ACP_ENOQUEUE (unknown queue); ACP_EINVAL (bad id, a config that
+ *         acp_job_id_from_config() refuses, bad input name or input); ACP_ETOOBIG (config over the
+ * limit); ACP_ECONFLICT (another service owns the job and it is not expired); ACP_EIO (an input
+ * file cannot be read); ACP_EDB / ACP_ESTORAGE. On a validation error nothing is written anywhere.
  */
 ACP_EXTERN int acp_submit(acp_platform *platform, const char *queue,
                           const acp_submission *submission, acp_job *job);

@@ -871,7 +871,8 @@ int broker_parse_job(const char *body, size_t len, acp_job_id *id, char **config
         return error_set(ACP_ETOOBIG, "job message: %zu bytes exceeds the limit of %d", len,
                          BROKER_JOB_MESSAGE_MAX);
     json_object *root = NULL;
-    int rc = json_parse(body, len, "job message", &root);
+    /* The envelope is one level above the deepest config submit accepts. */
+    int rc = json_parse_depth(body, len, "job message", JSON_MAX_DEPTH + 1, &root);
     if (rc)
         return rc;
     if (!json_object_is_type(root, json_type_object)) {

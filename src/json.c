@@ -1,5 +1,6 @@
 #include "json.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -8,19 +9,23 @@
 
 #include "error.h"
 
-/* Deep enough for any sensible job config, shallow enough to keep the
- * recursive writer's stack use small. */
-#define MAX_DEPTH 64
+#define MAX_DEPTH JSON_MAX_DEPTH
 
 /* json-c's strict mode still lets through single-quoted strings, NaN,
  * Infinity, "1." and raw control characters in strings, none of which JSON
  * (or upstream's Jackson) allows. This scan checks the grammar of RFC 8259
- * first; json-c then builds the tree and checks the UTF-8. */
+ * first; json-c then builds the tree.
+ * It also refuses what json-c would silently change or what could not be
+ * stored and sent on: json-c turns 1e400 into infinity (which no JSON can
+ * carry), clamps integers beyond 64 bits, cuts member names at a NUL and
+ * lets lone surrogates, overlong and surrogate UTF-8 through, which
+ * PostgreSQL refuses. */
 typedef struct scan {
     const char *s;
     size_t len, pos;
-    int depth;
+    int depth, max_depth;
     const char *reason;
+    char detail[64]; /* a reason that quotes the input */
 } scan;
 
 static bool fail_at(scan *sc, const char *reason)
@@ -49,8 +54,37 @@ static bool digits(scan *sc, const char *reason)
     return true;
 }
 
+/* The number of @len bytes at @start must fit the node json-c makes of it:
+ * a 64-bit integer, or a finite double (an underflow to 0 is what Jackson
+ * reads too). */
+static bool scan_number_fits(scan *sc, size_t start, bool integer)
+{
+    size_t len = sc->pos - start;
+    char local[64], *text = len < sizeof local ? local : malloc(len + 1);
+    if (!text) {
+        sc->pos = start;
+        return fail_at(sc, "out of memory reading a number");
+    }
+    memcpy(text, sc->s + start, len);
+    text[len] = '\0';
+    errno = 0;
+    bool fits = true;
+    if (!integer)
+        fits = isfinite(strtod(text, NULL));
+    else if (text[0] == '-' ? strtoll(text, NULL, 10) != 0 : strtoull(text, NULL, 10) != 0)
+        fits = errno != ERANGE; /* saturated: beyond the range */
+    if (text != local)
+        free(text);
+    if (fits)
+        return true;
+    sc->pos = start;
+    return fail_at(sc, integer ? "integer beyond 64 bits" : "number out of range");
+}
+
 static bool scan_number(scan *sc)
 {
+    size_t start = sc->pos;
+    bool integer = true;
     if (sc->s[sc->pos] == '-')
         sc->pos++;
     if (sc->pos < sc->len && sc->s[sc->pos] == '0')
@@ -58,22 +92,100 @@ static bool scan_number(scan *sc)
     else if (!digits(sc, "a number needs digits"))
         return false;
     if (sc->pos < sc->len && sc->s[sc->pos] == '.') {
+        integer = false;
         sc->pos++;
         if (!digits(sc, "a number needs digits after '.'"))
             return false;
     }
     if (sc->pos < sc->len && (sc->s[sc->pos] == 'e' || sc->s[sc->pos] == 'E')) {
+        integer = false;
         sc->pos++;
         if (sc->pos < sc->len && (sc->s[sc->pos] == '+' || sc->s[sc->pos] == '-'))
             sc->pos++;
         if (!digits(sc, "a number needs digits in its exponent"))
             return false;
     }
+    return scan_number_fits(sc, start, integer);
+}
+
+/* The four hex digits of a \u escape at @at, or -1. */
+static long scan_hex4(const scan *sc, size_t at)
+{
+    if (at > sc->len || sc->len - at < 4)
+        return -1;
+    long value = 0;
+    for (size_t i = at; i < at + 4; i++) {
+        char c = sc->s[i];
+        int digit = c >= '0' && c <= '9'   ? c - '0'
+                    : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                    : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                           : -1;
+        if (digit < 0)
+            return -1;
+        value = value << 4 | digit;
+    }
+    return value;
+}
+
+/* After the 'u' of the escape that starts at @escape: a lone surrogate has
+ * no character to stand for, so json-c would have to invent one. */
+static bool scan_unicode_escape(scan *sc, size_t escape, bool member_name, size_t opening)
+{
+    long cp = scan_hex4(sc, sc->pos);
+    if (cp < 0) {
+        for (size_t end = sc->pos + 4; sc->pos < sc->len && sc->pos < end; sc->pos++)
+            if (!strchr("0123456789abcdefABCDEF", sc->s[sc->pos]) || !sc->s[sc->pos])
+                break;
+        return fail_at(sc, "invalid \\u escape in a string");
+    }
+    sc->pos += 4;
+    if (cp == 0 && member_name) {
+        sc->pos = opening;
+        return fail_at(sc, "NUL (\\u0000) in a member name");
+    }
+    bool lone = cp >= 0xDC00 && cp <= 0xDFFF;
+    if (cp >= 0xD800 && cp <= 0xDBFF) {
+        long low = sc->len - sc->pos >= 6 && sc->s[sc->pos] == '\\' && sc->s[sc->pos + 1] == 'u'
+                       ? scan_hex4(sc, sc->pos + 2)
+                       : -1;
+        lone = !(low >= 0xDC00 && low <= 0xDFFF);
+        if (!lone)
+            sc->pos += 6;
+    }
+    if (!lone)
+        return true;
+    snprintf(sc->detail, sizeof sc->detail, "lone surrogate %.6s", sc->s + escape);
+    sc->pos = escape;
+    return fail_at(sc, sc->detail);
+}
+
+/* One UTF-8 character starting with @lead (>= 0x80) at sc->pos, strictly
+ * as RFC 3629 has it: PostgreSQL accepts nothing else. */
+static bool scan_utf8(scan *sc, unsigned char lead)
+{
+    size_t start = sc->pos;
+    int more = lead >= 0xC0 && lead <= 0xDF ? 1 : lead >= 0xE0 && lead <= 0xEF ? 2 : 3;
+    if (lead < 0xC0 || lead > 0xF4) {
+        snprintf(sc->detail, sizeof sc->detail, "invalid UTF-8 byte 0x%02x", lead);
+        return fail_at(sc, sc->detail);
+    }
+    for (int i = 1; i <= more; i++)
+        if (start + (size_t)i >= sc->len || ((unsigned char)sc->s[start + i] & 0xC0) != 0x80)
+            return fail_at(sc, "truncated UTF-8 sequence");
+    unsigned char second = (unsigned char)sc->s[start + 1];
+    if (lead < 0xC2 || (lead == 0xE0 && second < 0xA0) || (lead == 0xF0 && second < 0x90))
+        return fail_at(sc, "overlong UTF-8 sequence");
+    if (lead == 0xED && second >= 0xA0)
+        return fail_at(sc, "UTF-8 encoded surrogate");
+    if (lead == 0xF4 && second >= 0x90)
+        return fail_at(sc, "UTF-8 sequence beyond U+10FFFF");
+    sc->pos += (size_t)more + 1;
     return true;
 }
 
-static bool scan_string(scan *sc)
+static bool scan_string(scan *sc, bool member_name)
 {
+    size_t opening = sc->pos;
     sc->pos++; /* the opening quote */
     while (sc->pos < sc->len) {
         unsigned char c = (unsigned char)sc->s[sc->pos];
@@ -83,6 +195,12 @@ static bool scan_string(scan *sc)
         }
         if (c < 0x20)
             return fail_at(sc, "control character in a string");
+        if (c >= 0x80) {
+            if (!scan_utf8(sc, c))
+                return false;
+            continue;
+        }
+        size_t escape = sc->pos;
         sc->pos++;
         if (c != '\\')
             continue;
@@ -92,10 +210,8 @@ static bool scan_string(scan *sc)
         if (!strchr("\"\\/bfnrtu", c) || !c)
             return fail_at(sc, "invalid escape in a string");
         sc->pos++;
-        for (int i = 0; c == 'u' && i < 4; i++, sc->pos++)
-            if (sc->pos >= sc->len || !strchr("0123456789abcdefABCDEF", sc->s[sc->pos]) ||
-                !sc->s[sc->pos])
-                return fail_at(sc, "invalid \\u escape in a string");
+        if (c == 'u' && !scan_unicode_escape(sc, escape, member_name, opening))
+            return false;
     }
     return fail_at(sc, "unterminated string");
 }
@@ -105,8 +221,10 @@ static bool scan_value(scan *sc);
 /* An object or an array, after its opening bracket. */
 static bool scan_container(scan *sc, char close)
 {
-    if (++sc->depth > MAX_DEPTH)
-        return fail_at(sc, "nested deeper than 64 levels");
+    if (++sc->depth > sc->max_depth) {
+        snprintf(sc->detail, sizeof sc->detail, "nested deeper than %d levels", sc->max_depth);
+        return fail_at(sc, sc->detail);
+    }
     sc->pos++;
     skip_space(sc);
     if (sc->pos < sc->len && sc->s[sc->pos] == close) {
@@ -120,7 +238,7 @@ static bool scan_container(scan *sc, char close)
                 return fail_at(sc, sc->pos < sc->len && sc->s[sc->pos] == '\''
                                        ? "single quote"
                                        : "expected a member name");
-            if (!scan_string(sc))
+            if (!scan_string(sc, true))
                 return false;
             skip_space(sc);
             if (sc->pos >= sc->len || sc->s[sc->pos] != ':')
@@ -162,7 +280,7 @@ static bool scan_value(scan *sc)
     case '[':
         return scan_container(sc, ']');
     case '"':
-        return scan_string(sc);
+        return scan_string(sc, false);
     case 't':
         return scan_literal(sc, "true");
     case 'f':
@@ -178,6 +296,12 @@ static bool scan_value(scan *sc)
 
 int json_parse(const char *text, size_t len, const char *what, json_object **out)
 {
+    return json_parse_depth(text, len, what, MAX_DEPTH, out);
+}
+
+int json_parse_depth(const char *text, size_t len, const char *what, int max_depth,
+                     json_object **out)
+{
     *out = NULL;
     const char *nul = memchr(text, '\0', len);
     if (nul)
@@ -185,7 +309,7 @@ int json_parse(const char *text, size_t len, const char *what, json_object **out
                          (size_t)(nul - text));
     if (len > (size_t)0x7fffffff)
         return error_set(ACP_ETOOBIG, "%s: %zu bytes is too large to parse", what, len);
-    scan sc = {text, len, 0, 0, NULL};
+    scan sc = {.s = text, .len = len, .max_depth = max_depth};
     if (scan_value(&sc)) {
         skip_space(&sc);
         if (sc.pos < len)
@@ -198,7 +322,9 @@ int json_parse(const char *text, size_t len, const char *what, json_object **out
         return error_set(ACP_EINVAL, "%s: invalid JSON: %s at byte %zu", what, sc.reason, sc.pos);
     }
 
-    json_tokener *tok = json_tokener_new_ex(MAX_DEPTH);
+    /* The scan enforces the depth; json-c counts a member's value as a
+     * level of its own, so give it room. */
+    json_tokener *tok = json_tokener_new_ex(2 * max_depth + 2);
     if (!tok)
         return error_set(ACP_ENOMEM, "%s: out of memory creating a JSON parser", what);
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS |

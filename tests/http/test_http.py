@@ -649,6 +649,31 @@ def t_bad_requests():
                 400, "colour")
 
 
+@case("POST /jobs answers 400, not 503, for a config with invalid UTF-8 or a value no worker "
+      "could run, and 202 for the deepest config the library accepts")
+def t_config_text_checked_at_submit():
+    base = compact(cfg(executor="sleep", seconds=0))[:-1].encode()  # without its closing brace
+    cases = (
+        (b'"s":"\xc0\xaf"', "overlong UTF-8 sequence"),
+        (b'"s":"\xed\xa0\x80"', "UTF-8 encoded surrogate"),
+        (b'"s":"\xf4\x90\x80\x80"', "beyond U+10FFFF"),
+        (b'"s":"\\ud800"', "lone surrogate"),
+        (b'"n":1e400', "number out of range"),
+        (b'"n":18446744073709551616', "integer beyond 64 bits"),
+    )
+    for member, detail in cases:
+        body = b'{"queue":"' + run.queue.encode() + b'","config":' + base + b"," + member + b"}}"
+        check_error(run.a.call("POST", "/jobs", body), 400, "config", "invalid argument", detail)
+    # The config object and 63 levels inside it: 64, the library's limit.
+    deep = cfg(executor="sleep", seconds=0)
+    nested = deep
+    for _ in range(63):
+        nested["x"] = {}
+        nested = nested["x"]
+    done = run_job(deep)
+    check(done["id"] == derived_id(deep), f"deep config: {done}")
+
+
 @case("404 for an unknown job, an unknown file and an unknown path; 400 for a bad id in a path")
 def t_not_found():
     unknown = secrets.token_hex(16)

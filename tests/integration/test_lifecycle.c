@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "broker.h"
+#include "md5.h"
 #include "objects.h"
 #include "platform_fixture.h"
 #include "recording_executor.h"
@@ -475,6 +476,123 @@ static void read_sink_error_is_reported_as_euser(void **state)
     assert_int_equal(calls, 1);
 }
 
+static acp_job_id md5_of(const char *text)
+{
+    acp_job_id id;
+    md5_ctx md5;
+    md5_init(&md5);
+    md5_update(&md5, text, strlen(text));
+    md5_final(&md5, id.bytes);
+    return id;
+}
+
+/* Point 13: a config is either refused with a clear error, or accepted as
+ * sent: its id is the MD5 of the compact text the caller gave, not of a
+ * rewritten one. */
+static void config_valid_at_submit_id_is_md5_of_config_as_sent(void **state)
+{
+    world *w = *state;
+    char text[512];
+    acp_submission sub;
+    acp_submission_init(&sub);
+    acp_job job;
+    const char *queue = w->fc.queue_ids[0];
+
+    snprintf(text, sizeof text,
+             "{\"tag\":\"%s\",\"mode\":\"ok\",\"u\":18446744073709551615,"
+             "\"i\":-9223372036854775808,\"d\":1.0E300,\"s\":\"\xf4\x8f\xbf\xbf\\u0000\"}",
+             w->tag);
+    sub.config = text;
+    if (acp_submit(w->p, queue, &sub, &job) != 0)
+        fail_msg("submit %s: %s", text, acp_last_error());
+    acp_job_id expected = md5_of(text);
+    assert_true(acp_job_id_equal(&job.id, &expected));
+    acp_job_clear(&job);
+
+    const char *refused[][2] = {
+        {"\"u\":18446744073709551616", "integer beyond 64 bits"},
+        {"\"i\":-9223372036854775809", "integer beyond 64 bits"},
+        {"\"d\":1e400", "number out of range"},
+        {"\"d\":-1E999", "number out of range"},
+        {"\"a\\u0000b\":1", "NUL (\\u0000) in a member name"},
+        {"\"s\":\"\\ud800\"", "lone surrogate \\ud800"},
+        {"\"s\":\"\\udc00\"", "lone surrogate \\udc00"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        snprintf(text, sizeof text, "{\"tag\":\"%s\",\"mode\":\"ok\",%s}", w->tag, refused[i][0]);
+        int rc = acp_submit(w->p, queue, &sub, &job);
+        if (rc != ACP_EINVAL)
+            fail_msg("%s: submit returned %d (%s)", text, rc, acp_last_error());
+        if (!strstr(acp_last_error(), refused[i][1]) ||
+            !strstr(acp_last_error(), "submission.config"))
+            fail_msg("%s: '%s' lacks '%s'", text, acp_last_error(), refused[i][1]);
+        acp_job_id id = md5_of(text);
+        assert_int_equal(acp_get_job(w->p, &id, &job), ACP_ENOTFOUND);
+    }
+}
+
+/* Point 13: the deepest config submit accepts is one a worker can run. */
+static void config_valid_at_submit_deepest_config_runs(void **state)
+{
+    world *w = *state;
+    char deep[200], text[512];
+    for (int levels = 63; levels <= 64; levels++) {
+        /* The config object is the first level. */
+        memset(deep, '[', (size_t)levels);
+        memset(deep + levels, ']', (size_t)levels);
+        deep[2 * levels] = '\0';
+        snprintf(text, sizeof text, "{\"tag\":\"%s\",\"mode\":\"ok\",\"n\":\"deep\",\"deep\":%s}",
+                 w->tag, deep);
+        acp_submission sub;
+        acp_submission_init(&sub);
+        sub.config = text;
+        acp_job job = {0};
+        int rc = acp_submit(w->p, w->fc.queue_ids[0], &sub, &job);
+        if (levels == 64) {
+            assert_int_equal(rc, ACP_EINVAL);
+            assert_non_null(strstr(acp_last_error(), "nested deeper than 64 levels"));
+            continue;
+        }
+        if (rc != 0)
+            fail_msg("64 levels refused: %s", acp_last_error());
+        acp_job_id id = job.id;
+        acp_job_clear(&job);
+        expect_status(w, &id, ACP_STATUS_COMPLETE, &job);
+        acp_job_clear(&job);
+        /* The worker got the config as sent. */
+        char *seen = read_text(w, &id, "seen-config");
+        assert_string_equal(seen, text);
+        acp_free(seen);
+    }
+}
+
+/* Point 14: text PostgreSQL would refuse is the caller's error (400 in the
+ * example server), not a database failure (503). */
+static void invalid_utf8_submit_is_einval_not_edb(void **state)
+{
+    world *w = *state;
+    acp_job_id id;
+    acp_job_id_generate(&id);
+    acp_submission sub;
+    acp_submission_init(&sub);
+    sub.id = &id;
+    acp_job job;
+    const char *bad[][2] = {
+        {"{\"mode\":\"ok\",\"s\":\"\xc0\xaf\"}", "overlong UTF-8 sequence"},
+        {"{\"mode\":\"ok\",\"s\":\"\xed\xa0\x80\"}", "UTF-8 encoded surrogate"},
+        {"{\"mode\":\"ok\",\"\xf4\x90\x80\x80\":1}", "beyond U+10FFFF"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sub.config = bad[i][0];
+        int rc = acp_submit(w->p, w->fc.queue_ids[0], &sub, &job);
+        if (rc != ACP_EINVAL)
+            fail_msg("config %zu: submit returned %d (%s)", i, rc, acp_last_error());
+        if (!strstr(acp_last_error(), bad[i][1]))
+            fail_msg("config %zu: '%s' lacks '%s'", i, acp_last_error(), bad[i][1]);
+        assert_int_equal(acp_get_job(w->p, &id, &job), ACP_ENOTFOUND);
+    }
+}
+
 static void unowned_job_is_read_from_flags(void **state)
 {
     world *w = *state;
@@ -636,6 +754,12 @@ int main(void)
                                         teardown_world),
         cmocka_unit_test_setup_teardown(reading_results, setup_one_queue, teardown_world),
         cmocka_unit_test_setup_teardown(read_sink_error_is_reported_as_euser, setup_one_queue,
+                                        teardown_world),
+        cmocka_unit_test_setup_teardown(config_valid_at_submit_id_is_md5_of_config_as_sent,
+                                        setup_one_queue, teardown_world),
+        cmocka_unit_test_setup_teardown(config_valid_at_submit_deepest_config_runs, setup_one_queue,
+                                        teardown_world),
+        cmocka_unit_test_setup_teardown(invalid_utf8_submit_is_einval_not_edb, setup_one_queue,
                                         teardown_world),
         cmocka_unit_test_setup_teardown(unowned_job_is_read_from_flags, setup_one_queue,
                                         teardown_world),

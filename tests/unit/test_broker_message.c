@@ -12,6 +12,7 @@
 #include "async_platform.h"
 #include "broker.h"
 #include "buf.h"
+#include "json.h"
 
 #define HEX "00112233445566778899aabbccddeeff"
 /* 2024-09-20T13:50:45.123456Z */
@@ -284,6 +285,48 @@ static void parse_rejects_null_arguments(void **state)
     assert_int_equal(broker_format_job(NULL, &id, NULL, 0), ACP_EINVAL);
 }
 
+/* Point 13: the message wraps the config in one more level, and a worker
+ * must be able to read whatever submit accepted. */
+static void config_valid_at_submit_fits_in_a_message(void **state)
+{
+    (void)state;
+    acp_job_id id = fixed_id();
+    /* open, close, innermost value, levels per open */
+    const char *shapes[][4] = {
+        {"[", "]", "", "1"}, {"{\"k\":", "}", "1", "1"}, {"[{\"k\":", "}]", "1", "2"}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int accepted = 0, per = atoi(shapes[s][3]);
+        for (int levels = 1; levels <= 70 / per; levels++) {
+            buf config = BUF_INIT;
+            for (int i = 0; i < levels; i++)
+                assert_int_equal(buf_puts(&config, shapes[s][0]), 0);
+            assert_int_equal(buf_puts(&config, shapes[s][2]), 0);
+            for (int i = 0; i < levels; i++)
+                assert_int_equal(buf_puts(&config, shapes[s][1]), 0);
+            buf compact = BUF_INIT;
+            if (json_compact_text(config.data, "submission.config", &compact) == 0) {
+                accepted = levels * per;
+                buf message = BUF_INIT;
+                if (broker_format_job(&message, &id, compact.data, NOW_US) != 0)
+                    fail_msg("%s: accepted at submit, but no message: %s", config.data,
+                             acp_last_error());
+                acp_job_id parsed;
+                char *body = NULL;
+                if (broker_parse_job(message.data, message.len, &parsed, &body) != 0)
+                    fail_msg("%s: accepted at submit, but its message is refused: %s", config.data,
+                             acp_last_error());
+                assert_string_equal(body, compact.data);
+                free(body);
+                buf_free(&message);
+            }
+            buf_free(&compact);
+            buf_free(&config);
+        }
+        /* 64 levels of config, plus the envelope's. */
+        assert_int_equal(accepted, 64);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -296,6 +339,7 @@ int main(void)
         cmocka_unit_test(parse_rejects_malformed_messages),
         cmocka_unit_test(parse_rejects_oversized_messages),
         cmocka_unit_test(parse_rejects_null_arguments),
+        cmocka_unit_test(config_valid_at_submit_fits_in_a_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

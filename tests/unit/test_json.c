@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -145,6 +146,138 @@ static void only_strict_json_is_accepted(void **state)
     }
 }
 
+/* What acp_submit does with a config: compact it (and derive the id). */
+static int submit_check(const char *config)
+{
+    buf out = BUF_INIT;
+    int rc = json_compact_text(config, "submission.config", &out);
+    buf_free(&out);
+    acp_job_id id;
+    if (acp_job_id_from_config(&id, config) != rc)
+        fail_msg("'%s': acp_job_id_from_config disagrees with the submit check", config);
+    return rc;
+}
+
+static void assert_submit_rejects(const char *config, const char *problem)
+{
+    if (submit_check(config) != ACP_EINVAL)
+        fail_msg("'%s' accepted", config);
+    if (!strstr(acp_last_error(), problem))
+        fail_msg("'%s': '%s' lacks '%s'", config, acp_last_error(), problem);
+}
+
+/* Point 13: nothing submit accepts may be rewritten on the way or be
+ * impossible to put into a job message. */
+static void config_valid_at_submit_rejects_unrepresentable_numbers(void **state)
+{
+    (void)state;
+    assert_submit_rejects("1e400", "out of range at byte 0");
+    assert_submit_rejects("{\"a\":-1e400}", "out of range at byte 5");
+    assert_submit_rejects("[1.5E+309]", "out of range at byte 1");
+    assert_submit_rejects("18446744073709551616", "integer beyond 64 bits at byte 0");
+    assert_submit_rejects("[-9223372036854775809]", "integer beyond 64 bits at byte 1");
+    assert_submit_rejects("123456789012345678901234567890", "integer beyond 64 bits");
+    /* Just inside: written back digit for digit. */
+    assert_compact("[18446744073709551615,-9223372036854775808]",
+                   "[18446744073709551615,-9223372036854775808]");
+    assert_compact("1.7976931348623157e308", "1.7976931348623157E308");
+    assert_compact("-1e-400", "-0.0"); /* an underflow, as Jackson reads it too */
+}
+
+static void config_valid_at_submit_rejects_nul_in_keys(void **state)
+{
+    (void)state;
+    assert_submit_rejects("{\"a\\u0000b\":1}", "NUL (\\u0000) in a member name at byte 1");
+    assert_submit_rejects("{\"x\":{\"\\u0000\":1}}", "NUL (\\u0000) in a member name at byte 6");
+    /* In a value it is kept and written back. */
+    assert_compact("{\"k\":\"a\\u0000b\"}", "{\"k\":\"a\\u0000b\"}");
+}
+
+static void config_valid_at_submit_rejects_lone_surrogates(void **state)
+{
+    (void)state;
+    assert_submit_rejects("\"\\ud800\"", "lone surrogate \\ud800 at byte 1");
+    assert_submit_rejects("\"\\udc00\"", "lone surrogate \\udc00 at byte 1");
+    assert_submit_rejects("\"x\\uDBFFy\"", "lone surrogate \\uDBFF at byte 2");
+    assert_submit_rejects("\"\\ud800\\u0041\"", "lone surrogate \\ud800 at byte 1");
+    assert_submit_rejects("\"\\ud800\\ud800\"", "lone surrogate \\ud800 at byte 1");
+    assert_submit_rejects("{\"\\udfff\":1}", "lone surrogate \\udfff at byte 2");
+    assert_compact("\"\\uD83D\\uDE00\\ud7ff\\ue000\"",
+                   "\"\xf0\x9f\x98\x80\xed\x9f\xbf\xee\x80\x80\"");
+    assert_compact("\"\\udbff\\udfff\"", "\"\xf4\x8f\xbf\xbf\"");
+}
+
+static char *nested(int levels, const char *open, const char *close)
+{
+    size_t o = strlen(open), c = strlen(close);
+    char *text = malloc((size_t)levels * (o + c) + 1);
+    assert_non_null(text);
+    for (int i = 0; i < levels; i++) {
+        memcpy(text + (size_t)i * o, open, o);
+        memcpy(text + (size_t)levels * o + (size_t)i * c, close, c);
+    }
+    text[(size_t)levels * (o + c)] = '\0';
+    return text;
+}
+
+static void config_valid_at_submit_allows_64_levels(void **state)
+{
+    (void)state;
+    for (int levels = 62; levels <= 66; levels++) {
+        char *arrays = nested(levels, "[", "]");
+        char *objects = nested(levels, "{\"a\":", "}");
+        /* objects ends with the innermost "a": complete it. */
+        char *fixed = malloc(strlen(objects) + 2);
+        assert_non_null(fixed);
+        size_t half = (size_t)levels * 5;
+        memcpy(fixed, objects, half);
+        fixed[half] = '1';
+        strcpy(fixed + half + 1, objects + half);
+        if (levels <= 64) {
+            if (submit_check(arrays) != 0)
+                fail_msg("%d levels of arrays rejected: %s", levels, acp_last_error());
+            if (submit_check(fixed) != 0)
+                fail_msg("%d levels of objects rejected: %s", levels, acp_last_error());
+        } else {
+            assert_submit_rejects(arrays, "nested deeper than 64 levels");
+            assert_submit_rejects(fixed, "nested deeper than 64 levels");
+        }
+        free(fixed);
+        free(objects);
+        free(arrays);
+    }
+}
+
+/* Point 14: PostgreSQL refuses text that is not strict UTF-8, so submit
+ * must, with ACP_EINVAL rather than a database error. */
+static void invalid_utf8_is_rejected_at_submit(void **state)
+{
+    (void)state;
+    const char *bad[][2] = {
+        {"\"\xc0\xaf\"", "overlong UTF-8 sequence at byte 1"},
+        {"\"\xc1\xbf\"", "overlong UTF-8 sequence at byte 1"},
+        {"\"ab\xe0\x80\xaf\"", "overlong UTF-8 sequence at byte 3"},
+        {"\"\xf0\x80\x80\xaf\"", "overlong UTF-8 sequence at byte 1"},
+        {"\"\xed\xa0\x80\"", "UTF-8 encoded surrogate at byte 1"},
+        {"{\"k\xed\xbf\xbf\":1}", "UTF-8 encoded surrogate at byte 3"},
+        {"\"\xf4\x90\x80\x80\"", "UTF-8 sequence beyond U+10FFFF at byte 1"},
+        {"\"\xf5\x80\x80\x80\"", "invalid UTF-8 byte 0xf5 at byte 1"},
+        {"\"\xff\"", "invalid UTF-8 byte 0xff at byte 1"},
+        {"\"\x80\"", "invalid UTF-8 byte 0x80 at byte 1"},
+        {"\"\xe2\x82\"", "truncated UTF-8 sequence at byte 1"},
+        {"\"\xe2\x82x\"", "truncated UTF-8 sequence at byte 1"},
+        {"[\"\xc3\"]", "truncated UTF-8 sequence at byte 2"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_submit_rejects(bad[i][0], bad[i][1]);
+    /* The edges that are valid: U+0080, U+07FF, U+0800, U+D7FF, U+E000,
+     * U+FFFF, U+10000 and U+10FFFF. */
+    assert_compact("\"\xc2\x80\xdf\xbf\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80\xef\xbf\xbf\"",
+                   "\"\xc2\x80\xdf\xbf\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80\xef\xbf\xbf\"");
+    assert_compact("{\"\xf0\x90\x80\x80\":\"\xf4\x8f\xbf\xbf\"}",
+                   "{\"\xf0\x90\x80\x80\":\"\xf4\x8f\xbf\xbf\"}");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -154,6 +287,11 @@ int main(void)
         cmocka_unit_test(objects_keep_member_order),
         cmocka_unit_test(parse_reports_position),
         cmocka_unit_test(only_strict_json_is_accepted),
+        cmocka_unit_test(config_valid_at_submit_rejects_unrepresentable_numbers),
+        cmocka_unit_test(config_valid_at_submit_rejects_nul_in_keys),
+        cmocka_unit_test(config_valid_at_submit_rejects_lone_surrogates),
+        cmocka_unit_test(config_valid_at_submit_allows_64_levels),
+        cmocka_unit_test(invalid_utf8_is_rejected_at_submit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
