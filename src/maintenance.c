@@ -3,6 +3,8 @@
  * messages of queued jobs that were never dispatched or whose message got
  * lost. Any number of processes sharing the database may do this at once:
  * the store's statements skip rows another process is handling. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "error.h"
@@ -18,6 +20,22 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Publishing it again would fail the same way forever: the job fails,
+ * with the reason, in the row and in S3 as a worker would fail it. */
+static void fail_undispatchable(acp_platform *p, const store_dispatch *d, const char *hex)
+{
+    char reason[600];
+    snprintf(reason, sizeof reason, "no job message can carry its config: %s", acp_last_error());
+    if (store_fail_undispatchable(p->store, &d->id, reason) != 0) {
+        log_warn(&p->log, "job %s: %s; failing it: %s", hex, reason, acp_last_error());
+        return;
+    }
+    log_error(&p->log, "job %s: %s; the job is failed", hex, reason);
+    atomic_fetch_add(&p->failed, 1);
+    if (objects_touch(p->objects, &d->id, job_flag_name(ACP_STATUS_FAILED)) != 0)
+        log_warn(&p->log, "job %s: setting .failed: %s", hex, acp_last_error());
+}
+
 static void dispatch(acp_platform *p, const store_dispatch_list *list, const char *why)
 {
     for (size_t i = 0; i < list->count; i++) {
@@ -31,9 +49,19 @@ static void dispatch(acp_platform *p, const store_dispatch_list *list, const cha
             continue;
         }
         log_info(&p->log, "job %s: %s; publishing its message", hex, why);
-        if (platform_publish(p, q, &d->id, d->config) != 0) {
-            log_warn(&p->log, "job %s: publishing failed (%s); will retry", hex, acp_last_error());
-            store_clear_dispatched(p->store, &d->id);
+        int rc = platform_publish(p, q, &d->id, d->config);
+        if (rc == ACP_EINVAL || rc == ACP_ETOOBIG) {
+            /* Only making the message fails so: publishing fails with ACP_EBROKER. */
+            fail_undispatchable(p, d, hex);
+        } else if (rc != 0) {
+            log_warn(&p->log,
+                     "job %s: publishing failed (%s); will retry, waiting longer each time", hex,
+                     acp_last_error());
+            if (store_dispatch_failed(p->store, &d->id) != 0)
+                log_warn(&p->log, "job %s: %s", hex, acp_last_error());
+        } else if (d->failures > 0 && store_mark_dispatched(p->store, &d->id) != 0) {
+            /* Not fatal: the next failure would merely wait longer. */
+            log_warn(&p->log, "job %s: %s", hex, acp_last_error());
         }
     }
 }
@@ -52,12 +80,19 @@ void maintenance_tick(acp_platform *p, bool renew)
     } else {
         log_warn(&p->log, "requeueing jobs with expired leases: %s", acp_last_error());
     }
-    if (store_take_undispatched(p->store, p->redispatch_seconds, BATCH, &list) == 0) {
+    const char **served = malloc((p->queue_count ? p->queue_count : 1) * sizeof *served);
+    for (size_t i = 0; served && i < p->queue_count; i++)
+        served[i] = p->queues[i].id;
+    if (!served)
+        log_warn(&p->log, "looking for undispatched jobs: out of memory");
+    else if (store_take_undispatched(p->store, p->redispatch_seconds, served, p->queue_count, BATCH,
+                                     &list) == 0) {
         dispatch(p, &list, "queued without a live message");
         store_dispatch_list_free(&list);
     } else {
         log_warn(&p->log, "looking for undispatched jobs: %s", acp_last_error());
     }
+    free(served);
 }
 
 void *maintenance_main(void *arg)

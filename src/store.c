@@ -15,6 +15,8 @@
  *                 (the whole transaction), and the read-only follow-up
  *                 checks of the others;
  *   not repeated: store_insert (a repeat would report a false conflict),
+ *                 store_dispatch_failed (a repeat would double the wait),
+ *                 store_fail_undispatchable (a false conflict),
  *                 store_requeue, store_claim, store_finish (a repeat would
  *                 find its own change and report a conflict), store_delete
  *                 and store_delete_expired (a false "not found"),
@@ -55,6 +57,9 @@
 #define STORE_MIGRATION_LOCK "27412406190565735"
 #define STORE_MESSAGE_MAX    768
 #define STORE_PARAMS_MAX     8
+/* Seconds: the longest wait before publishing a job's message again after
+ * failed attempts. */
+#define STORE_DISPATCH_BACKOFF_MAX "60"
 
 /* ------------------------------------------------------------------------ */
 /* Schema                                                                   */
@@ -125,6 +130,11 @@ static const store_migration store_migrations[] = {
         "  ON compute.jobs (job_id) WHERE status = 'complete';\n"
         "DROP INDEX IF EXISTS compute.jobs_status_created_idx;\n"
         "DROP INDEX IF EXISTS compute.jobs_queue_status_created_idx;\n"},
+    /* Re-dispatch back-off: failed publishes in a row, and when the next
+     * attempt is due (see store_dispatch_failed). */
+    {3, "ALTER TABLE compute.jobs\n"
+        "  ADD COLUMN IF NOT EXISTS dispatch_failures INTEGER NOT NULL DEFAULT 0,\n"
+        "  ADD COLUMN IF NOT EXISTS dispatch_retry TIMESTAMP WITH TIME ZONE;\n"},
 };
 
 #define STORE_MIGRATION_COUNT (sizeof store_migrations / sizeof store_migrations[0])
@@ -731,7 +741,7 @@ void store_dispatch_list_free(store_dispatch_list *list)
     list->count = 0;
 }
 
-/* Rows of (hex id, queue, config) into @out. */
+/* Rows of (hex id, queue, config[, dispatch_failures]) into @out. */
 static int store_read_dispatch_list(const store *st, const PGresult *res, store_dispatch_list *out)
 {
     int rows = PQntuples(res);
@@ -750,6 +760,8 @@ static int store_read_dispatch_list(const store *st, const PGresult *res, store_
             store_dispatch_list_free(out);
             return rc;
         }
+        if (PQnfields(res) > 3)
+            item->failures = (unsigned)store_get_int64(res, r, 3);
     }
     out->count = (size_t)rows;
     return 0;
@@ -1125,7 +1137,8 @@ int store_mark_dispatched(store *st, const acp_job_id *id)
 {
     STORE_CHECK(st, id);
     return store_by_id(st, id, "mark dispatched", true,
-                       "UPDATE compute.jobs SET dispatched = now() WHERE job_id = $1::bytea");
+                       "UPDATE compute.jobs SET dispatched = now(), dispatch_failures = 0, "
+                       "dispatch_retry = NULL WHERE job_id = $1::bytea");
 }
 
 int store_clear_dispatched(store *st, const acp_job_id *id)
@@ -1133,6 +1146,40 @@ int store_clear_dispatched(store *st, const acp_job_id *id)
     STORE_CHECK(st, id);
     return store_by_id(st, id, "clear dispatched", true,
                        "UPDATE compute.jobs SET dispatched = NULL WHERE job_id = $1::bytea");
+}
+
+int store_dispatch_failed(store *st, const acp_job_id *id)
+{
+    STORE_CHECK(st, id);
+    /* 1, 2, 4 ... seconds up to the cap: a broker outage is retried soon,
+     * a job no broker takes does not crowd the batches of the others. */
+    return store_by_id(st, id, "record failed dispatch of", false,
+                       "UPDATE compute.jobs SET dispatched = NULL, dispatch_retry = now() + "
+                       "make_interval(secs => least(power(2, least(dispatch_failures, "
+                       "16)), " STORE_DISPATCH_BACKOFF_MAX
+                       ")), dispatch_failures = dispatch_failures + 1 "
+                       "WHERE job_id = $1::bytea");
+}
+
+int store_fail_undispatchable(store *st, const acp_job_id *id, const char *message)
+{
+    STORE_CHECK(st, id);
+    char hex[ACP_JOB_ID_STRLEN], what[64];
+    snprintf(what, sizeof what, "fail undispatchable job %s", acp_job_id_format(id, hex));
+    store_params p = {0};
+    store_param_id(&p, id);
+    store_param_text(&p, message);
+    PGresult *res;
+    int rc = store_query(st, false, what,
+                         "UPDATE compute.jobs SET status = 'failed', finished = now(), error = $2, "
+                         "dispatched = NULL, dispatch_retry = NULL "
+                         "WHERE job_id = $1::bytea AND status = 'queued'",
+                         &p, &res);
+    if (rc)
+        return rc;
+    bool updated = strcmp(PQcmdTuples(res), "0") != 0;
+    PQclear(res);
+    return updated ? 0 : store_explain_miss(st, id, what, ACP_ECONFLICT, "queued");
 }
 
 int store_claim(store *st, const acp_job_id *id, const char *queue, const char *owner,
@@ -1289,27 +1336,41 @@ int store_requeue_expired(store *st, size_t limit, store_dispatch_list *out)
         &p, limit, out);
 }
 
-int store_take_undispatched(store *st, unsigned older_than_seconds, size_t limit,
-                            store_dispatch_list *out)
+int store_take_undispatched(store *st, unsigned older_than_seconds, const char *const *queues,
+                            size_t queue_count, size_t limit, store_dispatch_list *out)
 {
+    const char *what = "take undispatched jobs";
     char seconds[16];
     snprintf(seconds, sizeof seconds, "%u", older_than_seconds);
+    buf array = BUF_INIT;
+    int rc = store_text_array(st, what, queues, queue_count, &array);
+    if (rc) {
+        buf_free(&array);
+        return rc;
+    }
     store_params p = {0};
     store_param_text(&p, seconds);
-    /* $1 is the age, $2 (appended by store_batch) the limit. */
-    return store_batch(
-        st, "take undispatched jobs",
+    store_param_text(&p, array.data);
+    /* $1 is the age, $2 the queues, $3 (appended by store_batch) the limit.
+     * Only the caller's queues: a job it cannot publish would otherwise
+     * come back in every batch and crowd out the ones it can. */
+    rc = store_batch(
+        st, what,
         "WITH picked AS MATERIALIZED ("
         "  SELECT job_id FROM compute.jobs"
-        "  WHERE status = 'queued' AND (dispatched IS NULL"
+        "  WHERE status = 'queued' AND queue = ANY($2::varchar[]) AND ("
+        "    (dispatched IS NULL AND (dispatch_retry IS NULL OR dispatch_retry <= now()))"
         "    OR dispatched < now() - make_interval(secs => $1::double precision))"
-        "  ORDER BY created, job_id LIMIT $2::bigint FOR UPDATE SKIP LOCKED), "
+        "  ORDER BY created, job_id LIMIT $3::bigint FOR UPDATE SKIP LOCKED), "
         "taken AS ("
         "  UPDATE compute.jobs j SET dispatched = now()"
         "  FROM picked WHERE j.job_id = picked.job_id"
-        "  RETURNING j.job_id, j.queue, j.config, j.created) "
-        "SELECT encode(job_id, 'hex'), queue, config FROM taken ORDER BY created, job_id",
+        "  RETURNING j.job_id, j.queue, j.config, j.created, j.dispatch_failures) "
+        "SELECT encode(job_id, 'hex'), queue, config, dispatch_failures FROM taken "
+        "ORDER BY created, job_id",
         &p, limit, out);
+    buf_free(&array);
+    return rc;
 }
 
 int store_delete(store *st, const acp_job_id *id)

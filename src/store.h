@@ -53,7 +53,9 @@ void store_close(store *st);
  * dispatched timestamptz (1); the keyset indexes of store_list on (created,
  * job_id), (status, created, job_id) and (queue, status, created, job_id),
  * replacing 1's (status, created) and (queue, status, created), and one on
- * job_id of complete jobs for store_list_expirable (2). Runs inside one
+ * job_id of complete jobs for store_list_expirable (2); dispatch_failures
+ * int NOT NULL DEFAULT 0 and dispatch_retry timestamptz for the
+ * re-dispatch back-off (3). Runs inside one
  * transaction holding an advisory lock, so processes starting together do
  * not race; a database already at the current version is left alone.
  * Called by store_open. */
@@ -84,11 +86,24 @@ int store_insert(store *st, const acp_job_id *id, const char *queue, const char 
 int store_requeue(store *st, const acp_job_id *id, const char *queue, const char *config,
                   const char *const *inputs, size_t input_count);
 
-/* Record that the job's message was published now (dispatched = now()), or
- * that publishing failed (dispatched = NULL, so the maintenance thread
- * retries at its next tick). ACP_ENOTFOUND when there is no row. */
+/* Record that the job's message was published now (dispatched = now(),
+ * dispatch_failures = 0, dispatch_retry = NULL), or that it is not published
+ * (dispatched = NULL: eligible for store_take_undispatched at once).
+ * ACP_ENOTFOUND when there is no row. */
 int store_mark_dispatched(store *st, const acp_job_id *id);
 int store_clear_dispatched(store *st, const acp_job_id *id);
+
+/* Record a failed publish: dispatched = NULL, dispatch_failures + 1, and
+ * dispatch_retry = now() + 2^(failures before) seconds, at most 60, before
+ * which store_take_undispatched skips the job. ACP_ENOTFOUND when there is
+ * no row. */
+int store_dispatch_failed(store *st, const acp_job_id *id);
+
+/* Fail a queued job whose message cannot be made (its stored config is no
+ * JSON a message can carry): status failed, finished = now(), error =
+ * @message, dispatched cleared. ACP_ECONFLICT when it is no longer queued,
+ * ACP_ENOTFOUND when there is no row. */
+int store_fail_undispatchable(store *st, const acp_job_id *id, const char *message);
 
 /* The atomic claim: queued -> in-progress in one UPDATE ... WHERE status =
  * 'queued' AND queue = @queue, setting grabbed = now(), lease_owner =
@@ -112,11 +127,13 @@ int store_finish(store *st, const acp_job_id *id, const char *owner, acp_job_sta
 int store_renew_leases(store *st, const char *owner, unsigned lease_seconds, size_t *renewed);
 
 /* A job to (re)publish: id, queue and config (owned; free with
- * store_dispatch_list_free). */
+ * store_dispatch_list_free), and its failed publishes in a row (only from
+ * store_take_undispatched; 0 otherwise). */
 typedef struct store_dispatch {
     acp_job_id id;
     char queue[ACP_QUEUE_ID_MAX + 1];
     char *config;
+    unsigned failures;
 } store_dispatch;
 
 typedef struct store_dispatch_list {
@@ -132,12 +149,13 @@ void store_dispatch_list_free(store_dispatch_list *list);
  * most @limit rows per call. */
 int store_requeue_expired(store *st, size_t limit, store_dispatch_list *out);
 
-/* Queued jobs whose message is unpublished (dispatched IS NULL) or was
- * published more than @older_than_seconds ago, oldest first, at most
+/* Queued jobs of one of the @queue_count @queues whose message is
+ * unpublished (dispatched IS NULL, and dispatch_retry, if any, has come) or
+ * was published more than @older_than_seconds ago, oldest first, at most
  * @limit. Their dispatched is set to now() in the same statement (so two
  * processes do not both republish). */
-int store_take_undispatched(store *st, unsigned older_than_seconds, size_t limit,
-                            store_dispatch_list *out);
+int store_take_undispatched(store *st, unsigned older_than_seconds, const char *const *queues,
+                            size_t queue_count, size_t limit, store_dispatch_list *out);
 
 /* Q-DELETE. ACP_ENOTFOUND when there is no row. */
 int store_delete(store *st, const acp_job_id *id);

@@ -202,7 +202,7 @@ static int create_job(acp_platform *p, queue_rt *q, const acp_submission *sub, c
                  "job %s is stored but not yet dispatched (%s); it will be published "
                  "when the broker answers",
                  s->hex, acp_last_error());
-        store_clear_dispatched(p->store, &s->id);
+        store_dispatch_failed(p->store, &s->id);
     }
     return 0;
 }

@@ -17,6 +17,7 @@
 #include "broker.h"
 #include "md5.h"
 #include "objects.h"
+#include "platform.h"
 #include "platform_fixture.h"
 #include "recording_executor.h"
 
@@ -593,6 +594,70 @@ static void invalid_utf8_submit_is_einval_not_edb(void **state)
     }
 }
 
+/* Point 13: a job whose stored config no message can carry (an older
+ * version stored 1e400 as Infinity) is failed with the reason instead of
+ * being re-dispatched every second, and neither those nor jobs of a queue
+ * this process does not serve keep a newer job from being dispatched. */
+static void unformattable_jobs_fail_and_never_block_newer_ones(void **state)
+{
+    world *w = *state;
+    store *st = w->p->store;
+    const char *queue = w->fc.queue_ids[0];
+    char other[ACP_QUEUE_ID_MAX + 1];
+    snprintf(other, sizeof other, "unserved-%s", w->tag);
+    enum { BAD = 120, UNSERVED = 120 };
+    acp_job_id bad[BAD], unserved[UNSERVED], good;
+    /* Oldest first, each as a failed publish leaves it: never dispatched. */
+    for (int i = 0; i < BAD; i++) {
+        acp_job_id_generate(&bad[i]);
+        assert_int_equal(store_insert(st, &bad[i], queue, "{\"n\":Infinity}", NULL, 0), 0);
+        assert_int_equal(store_clear_dispatched(st, &bad[i]), 0);
+    }
+    for (int i = 0; i < UNSERVED; i++) {
+        acp_job_id_generate(&unserved[i]);
+        assert_int_equal(store_insert(st, &unserved[i], other, "{\"n\":1}", NULL, 0), 0);
+        assert_int_equal(store_clear_dispatched(st, &unserved[i]), 0);
+    }
+    char config[128];
+    snprintf(config, sizeof config, "{\"tag\":\"%s\",\"mode\":\"ok\",\"n\":\"newer\"}", w->tag);
+    acp_job_id_generate(&good);
+    assert_int_equal(store_insert(st, &good, queue, config, NULL, 0), 0);
+    assert_int_equal(store_clear_dispatched(st, &good), 0);
+
+    acp_job job = {0};
+    expect_status(w, &good, ACP_STATUS_COMPLETE, &job);
+    acp_job_clear(&job);
+
+    for (int i = 0; i < BAD; i++) {
+        if (!fixture_wait_status(w->p, &bad[i], ACP_STATUS_FAILED, FIXTURE_WAIT_S, &job))
+            fail_msg("unformattable job %d is %s", i, acp_job_status_name(job.status));
+        if (!job.message || !strstr(job.message, "no job message") ||
+            !strstr(job.message, "invalid JSON"))
+            fail_msg("unformattable job %d: message '%s'", i, job.message ? job.message : "-");
+        acp_job_clear(&job);
+    }
+    /* Left for a process that serves their queue. */
+    for (int i = 0; i < UNSERVED; i++) {
+        assert_int_equal(acp_get_job(w->p, &unserved[i], &job), 0);
+        assert_int_equal(job.status, ACP_STATUS_QUEUED);
+        acp_job_clear(&job);
+    }
+    object_list flags;
+    assert_int_equal(objects_list(w->raw, &bad[0], &flags), 0);
+    bool failed_flag = false;
+    for (size_t i = 0; i < flags.count; i++)
+        failed_flag = failed_flag || strcmp(flags.items[i].name, ".failed") == 0;
+    object_list_free(&flags);
+    assert_true(failed_flag);
+
+    for (int i = 0; i < BAD; i++) {
+        assert_int_equal(store_delete(st, &bad[i]), 0);
+        assert_int_equal(objects_wipe(w->raw, &bad[i]), 0);
+    }
+    for (int i = 0; i < UNSERVED; i++)
+        assert_int_equal(store_delete(st, &unserved[i]), 0);
+}
+
 static void unowned_job_is_read_from_flags(void **state)
 {
     world *w = *state;
@@ -761,6 +826,8 @@ int main(void)
                                         teardown_world),
         cmocka_unit_test_setup_teardown(invalid_utf8_submit_is_einval_not_edb, setup_one_queue,
                                         teardown_world),
+        cmocka_unit_test_setup_teardown(unformattable_jobs_fail_and_never_block_newer_ones,
+                                        setup_one_queue, teardown_world),
         cmocka_unit_test_setup_teardown(unowned_job_is_read_from_flags, setup_one_queue,
                                         teardown_world),
         cmocka_unit_test_setup_teardown(duplicate_delivery_does_not_rerun, setup_serial_queue,

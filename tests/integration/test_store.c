@@ -296,7 +296,7 @@ static void assert_meta(PGconn *conn)
     PGresult *res = admin_query(conn, "SELECT key, value FROM compute.meta ORDER BY key", NULL);
     assert_int_equal(PQntuples(res), 2);
     assert_string_equal(PQgetvalue(res, 0, 0), "acp_schema");
-    assert_string_equal(PQgetvalue(res, 0, 1), "2");
+    assert_string_equal(PQgetvalue(res, 0, 1), "3");
     assert_string_equal(PQgetvalue(res, 1, 0), "version");
     assert_string_equal(PQgetvalue(res, 1, 1), "1.0.0");
     PQclear(res);
@@ -310,10 +310,12 @@ static void assert_our_columns_and_indexes(PGconn *conn)
                     "SELECT string_agg(column_name || ':' || data_type || ':' || is_nullable, ',' "
                     "ORDER BY column_name) FROM information_schema.columns "
                     "WHERE table_schema = 'compute' AND table_name = 'jobs' AND column_name IN "
-                    "('lease_owner', 'lease_expires', 'attempts', 'error', 'dispatched')",
+                    "('lease_owner', 'lease_expires', 'attempts', 'error', 'dispatched', "
+                    "'dispatch_failures', 'dispatch_retry')",
                     NULL, value, sizeof value),
-        "attempts:integer:NO,dispatched:timestamp with time zone:YES,error:text:YES,"
-        "lease_expires:timestamp with time zone:YES,lease_owner:text:YES");
+        "attempts:integer:NO,dispatch_failures:integer:NO,"
+        "dispatch_retry:timestamp with time zone:YES,dispatched:timestamp with time zone:YES,"
+        "error:text:YES,lease_expires:timestamp with time zone:YES,lease_owner:text:YES");
     /* Migration 2's indexes replace migration 1's, which are their prefixes. */
     assert_string_equal(
         admin_value(conn,
@@ -975,9 +977,13 @@ static void requeue_expired_takes_only_expired_running_jobs(void **state)
 
 /* ---- dispatch bookkeeping ---------------------------------------------- */
 
+/* The queue of the test at hand, served by the taker. */
+static char take_queue[ACP_QUEUE_ID_MAX + 1];
+
 static int take_batch(store *st, store_dispatch_list *out, void *arg)
 {
-    return store_take_undispatched(st, *(unsigned *)arg, 100, out);
+    const char *queues[] = {take_queue};
+    return store_take_undispatched(st, *(unsigned *)arg, queues, 1, 100, out);
 }
 
 static void take_undispatched_marks_and_clear_makes_eligible(void **state)
@@ -986,6 +992,7 @@ static void take_undispatched_marks_and_clear_makes_eligible(void **state)
     PGconn *admin = admin_connect(env.pg_db);
     char queue[ACP_QUEUE_ID_MAX + 1];
     new_queue(queue, "dispatch");
+    strcpy(take_queue, queue);
     enum { NEVER, RECENT, LONG_AGO, RUNNING, N };
     acp_job_id ids[N];
     char hex[N][ACP_JOB_ID_STRLEN];
@@ -1042,12 +1049,122 @@ static void take_undispatched_marks_and_clear_makes_eligible(void **state)
     assert_int_equal(store_mark_dispatched(shared, &unknown), ACP_ENOTFOUND);
     assert_int_equal(store_clear_dispatched(shared, &unknown), ACP_ENOTFOUND);
     store_dispatch_list list;
-    assert_int_equal(store_take_undispatched(shared, 60, 0, &list), 0);
+    const char *queues[] = {queue};
+    assert_int_equal(store_take_undispatched(shared, 60, queues, 1, 0, &list), 0);
     assert_int_equal(list.count, 0);
 
     for (int i = 0; i < N; i++)
         delete_ok(shared, &ids[i]);
     PQfinish(admin);
+}
+
+/* Point 13: a job whose publish keeps failing waits longer each time (up to
+ * a minute), so that it cannot take every batch; jobs of queues the taker
+ * does not serve are not its to take; a success starts the count over. */
+static void redispatch_backs_off_per_job_and_only_takes_served_queues(void **state)
+{
+    (void)state;
+    PGconn *admin = admin_connect(env.pg_db);
+    char queue[ACP_QUEUE_ID_MAX + 1], unserved[ACP_QUEUE_ID_MAX + 1];
+    new_queue(queue, "backoff");
+    new_queue(unserved, "unserved");
+    strcpy(take_queue, queue);
+    enum { FAILING, FRESH, OTHER, N };
+    acp_job_id ids[N];
+    char hex[N][ACP_JOB_ID_STRLEN];
+    for (int i = 0; i < N; i++) {
+        new_id(&ids[i], hex[i]);
+        insert_ok(shared, &ids[i], i == OTHER ? unserved : queue, "{}");
+        assert_int_equal(store_clear_dispatched(shared, &ids[i]), 0);
+    }
+    char value[64];
+    for (int failures = 1; failures <= 9; failures++) {
+        assert_int_equal(store_dispatch_failed(shared, &ids[FAILING]), 0);
+        double wait = failures <= 7 ? (double)(1 << (failures - 1)) : 60.0;
+        double left = atof(admin_value(admin,
+                                       "SELECT extract(epoch FROM dispatch_retry - now()) "
+                                       "FROM compute.jobs WHERE job_id = decode($1, 'hex')",
+                                       hex[FAILING], value, sizeof value));
+        if (!(left <= wait && left > wait - 30))
+            fail_msg("after %d failures the retry is due in %.3f s, expected %.0f", failures, left,
+                     wait);
+        assert_int_equal(atoi(admin_value(admin,
+                                          "SELECT dispatch_failures FROM compute.jobs "
+                                          "WHERE job_id = decode($1, 'hex')",
+                                          hex[FAILING], value, sizeof value)),
+                         failures);
+    }
+
+    /* Not due: only the fresh job of the served queue is taken. */
+    unsigned window = 3600;
+    int seen[N];
+    drain(take_batch, &window, ids, N, seen, NULL);
+    assert_int_equal(seen[FAILING], 0);
+    assert_int_equal(seen[FRESH], 1);
+    assert_int_equal(seen[OTHER], 0);
+
+    /* Due: taken, with its failures for the caller. */
+    admin_exec(admin,
+               "UPDATE compute.jobs SET dispatch_retry = now() - interval '1 second' "
+               "WHERE job_id = decode($1, 'hex')",
+               hex[FAILING]);
+    store_dispatch copies[N];
+    memset(copies, 0, sizeof copies);
+    drain(take_batch, &window, ids, N, seen, copies);
+    assert_int_equal(seen[FAILING], 1);
+    assert_int_equal(copies[FAILING].failures, 9);
+    free(copies[FAILING].config);
+
+    /* Published at last: the next failure waits a second again. */
+    assert_int_equal(store_mark_dispatched(shared, &ids[FAILING]), 0);
+    assert_int_equal(store_dispatch_failed(shared, &ids[FAILING]), 0);
+    assert_string_equal(admin_value(admin,
+                                    "SELECT dispatch_failures = 1 AND "
+                                    "dispatch_retry <= now() + interval '1 second' "
+                                    "FROM compute.jobs WHERE job_id = decode($1, 'hex')",
+                                    hex[FAILING], value, sizeof value),
+                        "t");
+    acp_job_id unknown;
+    new_id(&unknown, NULL);
+    assert_int_equal(store_dispatch_failed(shared, &unknown), ACP_ENOTFOUND);
+
+    for (int i = 0; i < N; i++)
+        delete_ok(shared, &ids[i]);
+    PQfinish(admin);
+}
+
+/* Point 13: a queued job whose message cannot be made is failed with the
+ * reason, and only while it is queued. */
+static void fail_undispatchable_fails_only_queued_jobs(void **state)
+{
+    (void)state;
+    char queue[ACP_QUEUE_ID_MAX + 1];
+    new_queue(queue, "undispatchable");
+    acp_job_id queued, running, unknown;
+    new_id(&queued, NULL);
+    new_id(&running, NULL);
+    new_id(&unknown, NULL);
+    insert_ok(shared, &queued, queue, "{}");
+    insert_ok(shared, &running, queue, "{}");
+    claim_ok(shared, &running, queue, "w", 60);
+
+    assert_int_equal(store_fail_undispatchable(shared, &queued, "no message: bad config"), 0);
+    store_job job;
+    get_ok(shared, &queued, &job);
+    assert_int_equal(job.status, ACP_STATUS_FAILED);
+    assert_string_equal(job.message, "no message: bad config");
+    assert_true(job.finished > 0);
+    store_job_free(&job);
+
+    assert_int_equal(store_fail_undispatchable(shared, &running, "x"), ACP_ECONFLICT);
+    assert_non_null(strstr(acp_last_error(), "in-progress"));
+    get_ok(shared, &running, &job);
+    assert_int_equal(job.status, ACP_STATUS_IN_PROGRESS);
+    store_job_free(&job);
+    assert_int_equal(store_fail_undispatchable(shared, &unknown, "x"), ACP_ENOTFOUND);
+
+    delete_ok(shared, &queued);
+    delete_ok(shared, &running);
 }
 
 /* ---- requeue (re-run), delete, touch ----------------------------------- */
@@ -2183,6 +2300,8 @@ int main(void)
         cmocka_unit_test(renew_extends_only_the_owners_leases),
         cmocka_unit_test(requeue_expired_takes_only_expired_running_jobs),
         cmocka_unit_test(take_undispatched_marks_and_clear_makes_eligible),
+        cmocka_unit_test(redispatch_backs_off_per_job_and_only_takes_served_queues),
+        cmocka_unit_test(fail_undispatchable_fails_only_queued_jobs),
         cmocka_unit_test(requeue_reruns_finished_jobs_only),
         cmocka_unit_test(touch_and_delete),
         cmocka_unit_test(expire_begin_takes_any_status_but_in_progress),
