@@ -325,6 +325,27 @@ static void config_valid_at_submit_fits_in_a_message(void **state)
         /* 64 levels of config, plus the envelope's. */
         assert_int_equal(accepted, 64);
     }
+    /* The edges of what submit accepts come back from the message as they went in. */
+    const char *edges[] = {
+        "[18446744073709551615,-9223372036854775808,1.7976931348623157E308,1.0E-300]",
+        "{\"k\":\"a\\u0000b\\\\\\\"\\u001F\"}",
+        "{\"\xf4\x8f\xbf\xbf\":\"\xc2\x80\xed\x9f\xbf\xee\x80\x80\xf0\x90\x80\x80\"}",
+    };
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
+        buf compact = BUF_INIT, message = BUF_INIT;
+        if (json_compact_text(edges[i], "submission.config", &compact) != 0)
+            fail_msg("%s refused: %s", edges[i], acp_last_error());
+        assert_string_equal(compact.data, edges[i]);
+        assert_int_equal(broker_format_job(&message, &id, compact.data, NOW_US), 0);
+        acp_job_id parsed;
+        char *body = NULL;
+        if (broker_parse_job(message.data, message.len, &parsed, &body) != 0)
+            fail_msg("%s: message refused: %s", edges[i], acp_last_error());
+        assert_string_equal(body, edges[i]);
+        free(body);
+        buf_free(&message);
+        buf_free(&compact);
+    }
 }
 
 int main(void)
