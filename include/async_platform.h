@@ -536,10 +536,16 @@ ACP_EXTERN void acp_job_clear(acp_job *job);
  * is still stored and its message is published later by the maintenance
  * thread.
  *
+ * An id names one config: with @p submission->id set, an existing job of
+ * that id whose config differs (in its compact form) is not touched, and the
+ * call fails with ACP_ECONFLICT. Host applications that choose ids must make
+ * them unique per config; ids derived from configs are.
+ *
  * @param job if not NULL, receives the job's state after the call.
  * @return 0; ACP_ENOQUEUE (unknown queue); ACP_EINVAL (bad id, a config that
  *         acp_job_id_from_config() refuses, bad input name or input); ACP_ETOOBIG (config over the
- * limit); ACP_ECONFLICT (another service owns the job and it is not expired); ACP_EIO (an input
+ * limit); ACP_ECONFLICT (another service owns the job and it is not expired, or the id is taken by
+ * another config); ACP_EIO (an input
  * file cannot be read); ACP_EDB / ACP_ESTORAGE. On a validation error nothing is written anywhere.
  */
 ACP_EXTERN int acp_submit(acp_platform *platform, const char *queue,

@@ -225,6 +225,22 @@ static int claim_and_create(acp_platform *p, queue_rt *q, const acp_submission *
     return rc;
 }
 
+/* An id names one config: a submission under a taken id with another
+ * config would hand one submitter the other's results (or re-run another's
+ * job with its own config), whoever came first. */
+static bool same_config(const char *stored, const char *submitted)
+{
+    return stored && submitted ? strcmp(stored, submitted) == 0 : stored == submitted;
+}
+
+static int other_config(const prepared *s)
+{
+    return error_set(ACP_ECONFLICT,
+                     "job %s exists with another config: an id names one config (submit this "
+                     "one under its own id, or delete the job first)",
+                     s->hex);
+}
+
 int acp_submit(acp_platform *p, const char *queue, const acp_submission *sub, acp_job *job)
 {
     if (job)
@@ -246,6 +262,11 @@ int acp_submit(acp_platform *p, const char *queue, const acp_submission *sub, ac
 
     store_job row;
     rc = store_get(p->store, &s.id, &row);
+    if (rc == 0 && !same_config(row.config, s.config)) {
+        store_job_free(&row);
+        prepared_free(&s);
+        return other_config(&s);
+    }
     if (rc == 0) {
         acp_job_status status = row.status;
         store_job_free(&row);
@@ -263,12 +284,16 @@ int acp_submit(acp_platform *p, const char *queue, const acp_submission *sub, ac
     if (rc == ACP_ECONFLICT) {
         char reason[512];
         snprintf(reason, sizeof reason, "%s", acp_last_error());
+        bool other = false;
         if (store_get(p->store, &s.id, &row) == 0) {
-            if (row.status != ACP_STATUS_EXPIRED)
+            other = !same_config(row.config, s.config);
+            if (row.status != ACP_STATUS_EXPIRED && !other)
                 rc = 0;
             store_job_free(&row);
         }
-        if (rc)
+        if (other)
+            other_config(&s);
+        else if (rc)
             error_set(rc, "%s", reason);
     }
     if (!rc)

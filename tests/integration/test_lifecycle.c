@@ -293,6 +293,44 @@ static void resubmission(void **state)
     acp_job_clear(&job);
 }
 
+/* A caller-chosen id taken by another config: refused in every state, and
+ * the job of that id is left as it was. */
+static void job_id_of_another_config_is_refused(void **state)
+{
+    world *w = *state;
+    acp_job job = {0};
+    char victim_text[256], squat_text[256];
+    acp_job_id id;
+    acp_job_id_generate(&id);
+    acp_submission sub;
+    acp_submission_init(&sub);
+    sub.id = &id;
+    sub.config = tagged(w, "{\"mode\":\"fail\",\"n\":\"victim\"}", victim_text, sizeof victim_text);
+    assert_int_equal(acp_submit(w->p, w->fc.queue_ids[0], &sub, &job), 0);
+    expect_status(w, &id, ACP_STATUS_FAILED, &job);
+
+    acp_submission squat = sub;
+    squat.config = tagged(w, "{\"mode\":\"ok\",\"n\":\"squatter\"}", squat_text, sizeof squat_text);
+    assert_int_equal(acp_submit(w->p, w->fc.queue_ids[0], &squat, &job), ACP_ECONFLICT);
+    assert_non_null(strstr(acp_last_error(), "exists with another config"));
+    assert_int_equal(acp_get_job(w->p, &id, &job), 0);
+    assert_int_equal(job.status, ACP_STATUS_FAILED);
+    assert_int_equal(recording_runs(&id), 1);
+    squat.config = NULL; /* no config is another config too */
+    assert_int_equal(acp_submit(w->p, w->fc.queue_ids[0], &squat, &job), ACP_ECONFLICT);
+
+    /* The same config (in another spelling: it is compared compacted)
+     * re-runs the failed job, as before. */
+    char spaced[300];
+    snprintf(spaced, sizeof spaced, "{ \"tag\" : \"%s\", \"mode\" : \"fail\", \"n\" : \"victim\" }",
+             w->tag);
+    sub.config = spaced;
+    assert_int_equal(acp_submit(w->p, w->fc.queue_ids[0], &sub, &job), 0);
+    expect_status(w, &id, ACP_STATUS_FAILED, &job);
+    assert_int_equal(recording_runs(&id), 2);
+    acp_job_clear(&job);
+}
+
 static void queued_jobs_report_their_position(void **state)
 {
     world *w = *state; /* one worker */
@@ -813,6 +851,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(failures_keep_message_and_files, setup_one_queue,
                                         teardown_world),
         cmocka_unit_test_setup_teardown(resubmission, setup_one_queue, teardown_world),
+        cmocka_unit_test_setup_teardown(job_id_of_another_config_is_refused, setup_one_queue,
+                                        teardown_world),
         cmocka_unit_test_setup_teardown(queued_jobs_report_their_position, setup_serial_queue,
                                         teardown_world),
         cmocka_unit_test_setup_teardown(bad_input_is_rejected_and_nothing_stored, setup_one_queue,
