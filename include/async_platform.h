@@ -129,6 +129,7 @@ ACP_EXTERN const char *acp_last_error(void);
 #define ACP_MESSAGE_ACK_TIMEOUT_MIN 300 /* seconds, as upstream */
 #define ACP_EXPIRATION_DAYS_MAX     36500
 #define ACP_PATH_MAX                1024 /* bytes, for root_path and workspace_root */
+#define ACP_MAX_ATTEMPTS_MAX        1000
 
 /** Severity of a log message. */
 typedef enum acp_log_level {
@@ -235,6 +236,14 @@ typedef struct acp_config {
     void *log_userdata;
     /** Messages below this level are dropped. Default ACP_LOG_INFO. */
     acp_log_level log_level;
+    /** Runs a job may start whose process then stops (its lease expires)
+     *  before it is given up: when the lease of a job's max_attempts-th run
+     *  expires, the job becomes "failed" with the message "abandoned N
+     *  times: the process running it stopped each time (its lease
+     *  expired)" instead of being requeued, so a job that crashes its
+     *  process cannot do so forever. Resubmitting it starts the count
+     *  again. Default 3; 0 also means 3; 0..ACP_MAX_ATTEMPTS_MAX. */
+    unsigned max_attempts;
 } acp_config;
 
 /**

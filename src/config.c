@@ -35,6 +35,7 @@ int acp_config_init(acp_config *config)
     config->redispatch_seconds = DEFAULT_REDISPATCH_SECONDS;
     config->shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT;
     config->log_level = ACP_LOG_INFO;
+    config->max_attempts = CONFIG_DEFAULT_MAX_ATTEMPTS;
     return 0;
 }
 
@@ -293,7 +294,8 @@ int acp_config_validate(const acp_config *config)
         (rc = check_range("config.redispatch_seconds", config->redispatch_seconds, 1,
                           7LL * 24 * 3600)) ||
         (rc = check_range("config.shutdown_timeout", config->shutdown_timeout, 0, 24 * 3600)) ||
-        (rc = check_range("config.log_level", config->log_level, ACP_LOG_DEBUG, ACP_LOG_ERROR)))
+        (rc = check_range("config.log_level", config->log_level, ACP_LOG_DEBUG, ACP_LOG_ERROR)) ||
+        (rc = check_range("config.max_attempts", config->max_attempts, 0, ACP_MAX_ATTEMPTS_MAX)))
         return rc;
     return 0;
 }

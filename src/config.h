@@ -6,6 +6,10 @@
 
 #include "async_platform.h"
 
+/* Runs of a job whose process keeps dying before it is failed; also what a
+ * config.max_attempts of 0 means. */
+#define CONFIG_DEFAULT_MAX_ATTEMPTS 3
+
 /* True when @name is 1..@max characters of [A-Za-z0-9_.-] and not "." or "..":
  * the rule for S3 file names (lcp-spec §5.8) and queue ids. */
 bool config_name_is_safe(const char *name, size_t max);

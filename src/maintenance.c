@@ -66,13 +66,37 @@ static void dispatch(acp_platform *p, const store_dispatch_list *list, const cha
     }
 }
 
+/* Jobs whose process died on each of their max_attempts runs are failed
+ * rather than requeued, or a job that crashes its process would loop. */
+static void fail_abandoned(acp_platform *p)
+{
+    store_dispatch_list list = {0};
+    if (store_fail_abandoned(p->store, p->max_attempts, BATCH, &list) != 0) {
+        log_warn(&p->log, "failing abandoned jobs: %s", acp_last_error());
+        return;
+    }
+    for (size_t i = 0; i < list.count; i++) {
+        char hex[ACP_JOB_ID_STRLEN];
+        acp_job_id_format(&list.items[i].id, hex);
+        log_warn(&p->log,
+                 "job %s: its lease expired on its last allowed attempt (max_attempts %u): "
+                 "failed, not requeued",
+                 hex, p->max_attempts);
+        /* Services sharing the bucket see the status through the flags. */
+        if (objects_touch(p->objects, &list.items[i].id, job_flag_name(ACP_STATUS_FAILED)) != 0)
+            log_warn(&p->log, "job %s: setting .failed: %s", hex, acp_last_error());
+    }
+    store_dispatch_list_free(&list);
+}
+
 void maintenance_tick(acp_platform *p, bool renew)
 {
     if (renew && store_renew_leases(p->store, p->instance_id, p->lease_seconds, NULL) != 0)
         log_warn(&p->log, "renewing leases: %s", acp_last_error());
 
+    fail_abandoned(p);
     store_dispatch_list list = {0};
-    if (store_requeue_expired(p->store, BATCH, &list) == 0) {
+    if (store_requeue_expired(p->store, p->max_attempts, BATCH, &list) == 0) {
         atomic_fetch_add(&p->requeued, list.count);
         dispatch(p, &list,
                  "its lease expired (the process running it stopped) and it was requeued");

@@ -178,6 +178,7 @@ int acp_init(acp_platform **out, const acp_config *config)
     p->shutdown_timeout = config->shutdown_timeout;
     p->expiration_days = config->expiration_days;
     p->prune_interval = config->prune_interval;
+    p->max_attempts = config->max_attempts ? config->max_attempts : CONFIG_DEFAULT_MAX_ATTEMPTS;
     acp_job_id instance;
     acp_job_id_generate(&instance);
     acp_job_id_format(&instance, p->instance_id);

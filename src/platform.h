@@ -52,6 +52,7 @@ struct acp_platform {
     unsigned expiration_days;
     unsigned prune_interval;
     unsigned claim_stale_seconds; /* 0: CLAIM_STALE_SECONDS; tests lower it */
+    unsigned max_attempts; /* config.max_attempts, 0 replaced by the default */
 
     queue_rt *queues;
     size_t queue_count;

@@ -20,7 +20,7 @@
  *                 store_requeue, store_claim, store_finish (a repeat would
  *                 find its own change and report a conflict), store_delete
  *                 and store_delete_expired (a false "not found"),
- *                 store_requeue_expired and
+ *                 store_requeue_expired, store_fail_abandoned and
  *                 store_take_undispatched (the rows of the lost answer would
  *                 be changed but never returned), and the COMMIT of
  *                 store_tx_end.
@@ -1318,21 +1318,49 @@ static int store_batch(store *st, const char *what, const char *sql, store_param
     return rc;
 }
 
-int store_requeue_expired(store *st, size_t limit, store_dispatch_list *out)
+int store_requeue_expired(store *st, unsigned max_attempts, size_t limit, store_dispatch_list *out)
 {
+    char attempts[16];
+    snprintf(attempts, sizeof attempts, "%u", max_attempts);
     store_params p = {0};
+    store_param_text(&p, attempts);
+    /* $1 is max_attempts, $2 (appended by store_batch) the limit. */
     return store_batch(
         st, "requeue expired leases",
         "WITH picked AS MATERIALIZED ("
         "  SELECT job_id FROM compute.jobs"
-        "  WHERE status = 'in-progress' AND lease_expires < now()"
-        "  ORDER BY lease_expires LIMIT $1::bigint FOR UPDATE SKIP LOCKED), "
+        "  WHERE status = 'in-progress' AND lease_expires < now() AND attempts < $1::int"
+        "  ORDER BY lease_expires LIMIT $2::bigint FOR UPDATE SKIP LOCKED), "
         "requeued AS ("
         "  UPDATE compute.jobs j SET status = 'queued', grabbed = NULL, lease_owner = NULL,"
         "    lease_expires = NULL, dispatched = now()"
         "  FROM picked WHERE j.job_id = picked.job_id"
         "  RETURNING j.job_id, j.queue, j.config, j.created) "
         "SELECT encode(job_id, 'hex'), queue, config FROM requeued ORDER BY created, job_id",
+        &p, limit, out);
+}
+
+int store_fail_abandoned(store *st, unsigned max_attempts, size_t limit, store_dispatch_list *out)
+{
+    char attempts[16];
+    snprintf(attempts, sizeof attempts, "%u", max_attempts);
+    store_params p = {0};
+    store_param_text(&p, attempts);
+    /* $1 is max_attempts, $2 (appended by store_batch) the limit. */
+    return store_batch(
+        st, "fail abandoned jobs",
+        "WITH picked AS MATERIALIZED ("
+        "  SELECT job_id FROM compute.jobs"
+        "  WHERE status = 'in-progress' AND lease_expires < now() AND attempts >= $1::int"
+        "  ORDER BY lease_expires LIMIT $2::bigint FOR UPDATE SKIP LOCKED), "
+        "failed AS ("
+        "  UPDATE compute.jobs j SET status = 'failed', finished = now(), lease_owner = NULL,"
+        "    lease_expires = NULL, error = 'abandoned ' || j.attempts || CASE j.attempts"
+        "    WHEN 1 THEN ' time' ELSE ' times' END || ': the process running it stopped each"
+        " time (its lease expired)'"
+        "  FROM picked WHERE j.job_id = picked.job_id"
+        "  RETURNING j.job_id, j.queue, j.config, j.created) "
+        "SELECT encode(job_id, 'hex'), queue, config FROM failed ORDER BY created, job_id",
         &p, limit, out);
 }
 

@@ -143,11 +143,19 @@ typedef struct store_dispatch_list {
 
 void store_dispatch_list_free(store_dispatch_list *list);
 
-/* Requeue in-progress jobs whose lease expired before now() (any owner):
- * status queued, grabbed and lease cleared, dispatched = now() (the caller
- * publishes them, and clears dispatched when that fails), RETURNING them. At
- * most @limit rows per call. */
-int store_requeue_expired(store *st, size_t limit, store_dispatch_list *out);
+/* Requeue in-progress jobs whose lease expired before now() (any owner) and
+ * that were claimed fewer than @max_attempts times: status queued, grabbed
+ * and lease cleared, dispatched = now() (the caller publishes them, and
+ * clears dispatched when that fails), RETURNING them. At most @limit rows
+ * per call. */
+int store_requeue_expired(store *st, unsigned max_attempts, size_t limit, store_dispatch_list *out);
+
+/* The others: in-progress jobs whose lease expired and that were claimed
+ * @max_attempts times or more become failed, finished = now(), lease
+ * cleared, error "abandoned N times: the process running it stopped each
+ * time (its lease expired)", RETURNING them (not to be published). At most
+ * @limit rows per call. */
+int store_fail_abandoned(store *st, unsigned max_attempts, size_t limit, store_dispatch_list *out);
 
 /* Queued jobs of one of the @queue_count @queues whose message is
  * unpublished (dispatched IS NULL, and dispatch_retry, if any, has come) or

@@ -91,6 +91,7 @@ static const settings_field settings_top_fields[] = {
     FIELD("log_level", SETTINGS_LEVEL, log_level, 0, 0, NULL, 0),
     FIELD("max_body_bytes", SETTINGS_INT, max_body_bytes, 1024, 64L * 1024 * 1024, NULL, 0),
     FIELD("health_cache_seconds", SETTINGS_SECONDS, health_cache_seconds, 0, 3600, NULL, 0),
+    FIELD("max_attempts", SETTINGS_INT, max_attempts, 0, ACP_MAX_ATTEMPTS_MAX, NULL, 0),
     {NULL, 0, 0, 0, 0, NULL, 0},
 };
 
@@ -475,6 +476,7 @@ static void settings_defaults(settings *s)
     s->db_pool_size = SETTINGS_UNSET;
     s->expiration_days = s->prune_interval = s->lease_seconds = SETTINGS_UNSET;
     s->redispatch_seconds = s->shutdown_timeout = SETTINGS_UNSET;
+    s->max_attempts = SETTINGS_UNSET;
     s->log_level = ACP_LOG_INFO;
     s->sleep_max_seconds = 300;
     s->command_timeout_seconds = 60;
@@ -626,6 +628,8 @@ int settings_to_acp_config(const settings *s, acp_config *c, acp_queue_config **
         c->redispatch_seconds = (unsigned)s->redispatch_seconds;
     if (s->shutdown_timeout != SETTINGS_UNSET)
         c->shutdown_timeout = (unsigned)s->shutdown_timeout;
+    if (s->max_attempts != SETTINGS_UNSET)
+        c->max_attempts = (unsigned)s->max_attempts;
     c->log = slog_library;
     c->log_level = s->log_level;
     *queues_out = queues;

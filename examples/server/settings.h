@@ -63,6 +63,7 @@ typedef struct settings {
     long redispatch_seconds;
     long shutdown_timeout;
     acp_log_level log_level;
+    long max_attempts;
     /* executors */
     double sleep_max_seconds;
     settings_program *programs;

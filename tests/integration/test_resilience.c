@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "platform.h"
 #include "platform_fixture.h"
 #include "recording_executor.h"
 
@@ -55,6 +56,180 @@ static int child_main(const char *tag)
     fflush(stdout);
     pause(); /* until SIGKILL */
     return 0;
+}
+
+/* ---- a job that kills every process running it ------------------------- */
+
+static int dying_execute(acp_executor *executor, acp_job_context *ctx)
+{
+    (void)executor;
+    (void)ctx;
+    kill(getpid(), SIGKILL);
+    return 1;
+}
+
+static void dying_free(acp_executor *executor)
+{
+    free(executor);
+}
+
+static const acp_executor_ops dying_ops = {ACP_EXECUTOR_OPS_VERSION, dying_execute, dying_free};
+
+static int dying_create(void *userdata, acp_job_context *ctx, acp_executor **out)
+{
+    (void)userdata;
+    (void)ctx;
+    acp_executor *executor = malloc(sizeof *executor);
+    if (!executor)
+        return -1;
+    executor->ops = &dying_ops;
+    *out = executor;
+    return 0;
+}
+
+static const acp_executor_factory dying_factory = {ACP_EXECUTOR_FACTORY_VERSION, NULL, dying_create,
+                                                   NULL};
+
+/* A process whose worker runs the job and dies of it. The first one submits
+ * the job and tells its id; the others take it over when it is requeued. */
+static int dying_child_main(const char *tag, bool submit)
+{
+    fixture_config fc;
+    fixture_config_make(&fc, &env, tag, 1, 1, &dying_factory);
+    fc.config.lease_seconds = 3;
+    fc.config.log_level = ACP_LOG_WARN;
+    acp_platform *p;
+    if (acp_init(&p, &fc.config) != 0) {
+        fprintf(stderr, "child: acp_init: %s\n", acp_last_error());
+        return 1;
+    }
+    if (submit) {
+        acp_submission sub;
+        acp_submission_init(&sub);
+        char config[96];
+        snprintf(config, sizeof config, "{\"mode\":\"die\",\"n\":\"%s\"}", tag);
+        sub.config = config;
+        /* Told first: the job may kill this process before acp_submit returns. */
+        acp_job_id id;
+        acp_job_id_generate(&id);
+        sub.id = &id;
+        char hex[ACP_JOB_ID_STRLEN];
+        printf("submitted %s\n", acp_job_id_format(&id, hex));
+        fflush(stdout);
+        if (acp_submit(p, fc.queue_ids[0], &sub, NULL) != 0) {
+            fprintf(stderr, "child: submit: %s\n", acp_last_error());
+            return 1;
+        }
+    }
+    for (;;)
+        pause(); /* until the job kills this process */
+    return 0;
+}
+
+static pid_t spawn_child(const char *mode, const char *tag, int *stdout_fd)
+{
+    int out[2];
+    assert_int_equal(pipe(out), 0);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&actions, out[0]);
+    char *argv[] = {(char *)self_path, (char *)mode, (char *)tag, NULL};
+    pid_t child;
+    assert_int_equal(posix_spawn(&child, self_path, &actions, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&actions);
+    close(out[1]);
+    *stdout_fd = out[0];
+    return child;
+}
+
+/* Wait for @child to die of SIGKILL (its job's doing); a hang guard kills
+ * it after FIXTURE_WAIT_S. Returns whether it died by itself. */
+static bool child_died_of_job(pid_t child)
+{
+    for (int waited = 0; waited <= FIXTURE_WAIT_S * 1000; waited += 50) {
+        int status;
+        pid_t done = waitpid(child, &status, WNOHANG);
+        if (done == child)
+            return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+        fixture_sleep_ms(50);
+    }
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    return false;
+}
+
+static void crashing_job_fails_after_max_attempts(void **state)
+{
+    (void)state;
+    char tag[9];
+    fixture_tag(tag);
+
+    /* Three processes in turn run the job and die of it (max_attempts is 3
+     * by default); each takes it over once the previous one's lease ran out. */
+    acp_job_id id;
+    for (int run = 1; run <= 3; run++) {
+        int fd;
+        pid_t child = spawn_child(run == 1 ? "child-die-submit" : "child-die", tag, &fd);
+        FILE *from_child = fdopen(fd, "r");
+        if (run == 1) {
+            char line[128] = {0};
+            if (!fgets(line, sizeof line, from_child)) {
+                kill(child, SIGKILL);
+                waitpid(child, NULL, 0);
+                fail_msg("the child process did not submit its job");
+            }
+            line[strcspn(line, "\n")] = '\0';
+            assert_int_equal(acp_job_id_parse(&id, line + strlen("submitted ")), 0);
+        }
+        fclose(from_child);
+        if (!child_died_of_job(child))
+            fail_msg("process %d did not die running the job", run);
+    }
+
+    /* A healthy process on the same queue finds the third run's lease
+     * expired: the job is failed, not run a fourth time. */
+    fixture_config fc;
+    fixture_config_make(&fc, &env, tag, 1, 1, &recording_factory);
+    fc.config.lease_seconds = 3;
+    acp_platform *p;
+    assert_int_equal(acp_init(&p, &fc.config), 0);
+    acp_job job = {0};
+    for (int waited = 0; waited <= FIXTURE_WAIT_S * 1000; waited += 50) {
+        acp_job_clear(&job);
+        assert_int_equal(acp_get_job(p, &id, &job), 0);
+        if (job.status == ACP_STATUS_FAILED || job.status == ACP_STATUS_COMPLETE)
+            break;
+        fixture_sleep_ms(50);
+    }
+    if (job.status != ACP_STATUS_FAILED)
+        fail_msg("the job is %s after %u attempts, not failed", acp_job_status_name(job.status),
+                 job.attempts);
+    assert_int_equal(job.attempts, 3);
+    assert_non_null(job.message);
+    if (!strstr(job.message, "abandoned 3 times"))
+        fail_msg("unexpected message: %s", job.message);
+    assert_true(job.finished > 0);
+    /* The workspace says so too, for services sharing the bucket. */
+    objects *raw;
+    assert_int_equal(objects_open(&raw, &fc.config.s3, NULL), 0);
+    object_list list;
+    assert_int_equal(objects_list(raw, &id, &list), 0);
+    acp_job from_flags = {0};
+    assert_true(job_from_flags(&list, &from_flags));
+    assert_int_equal(from_flags.status, ACP_STATUS_FAILED);
+    object_list_free(&list);
+    objects_close(raw);
+
+    /* Well past another lease: nothing requeues or runs it again. */
+    fixture_sleep_ms(2 * 3000);
+    acp_job_clear(&job);
+    assert_int_equal(acp_get_job(p, &id, &job), 0);
+    assert_int_equal(job.status, ACP_STATUS_FAILED);
+    assert_int_equal(job.attempts, 3);
+    assert_int_equal(recording_runs(&id), 0);
+    acp_job_clear(&job);
+    acp_shutdown(p);
 }
 
 static void killed_worker_job_is_requeued_and_completed(void **state)
@@ -233,12 +408,15 @@ int main(int argc, char **argv)
         return exit_status;
     if (argc == 3 && strcmp(argv[1], "child") == 0)
         return child_main(argv[2]);
+    if (argc == 3 && strncmp(argv[1], "child-die", 9) == 0)
+        return dying_child_main(argv[2], strcmp(argv[1], "child-die-submit") == 0);
     self_path = argv[0];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(killed_worker_job_is_requeued_and_completed),
         cmocka_unit_test(rabbitmq_restart_loses_no_job),
         cmocka_unit_test(long_job_keeps_its_lease),
         cmocka_unit_test(shutdown_lets_running_jobs_finish),
+        cmocka_unit_test(crashing_job_fails_after_max_attempts),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     fixture_log_reset();

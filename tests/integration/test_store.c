@@ -904,7 +904,7 @@ static void drain(batch_fn fn, void *arg, const acp_job_id *ids, int n, int *see
 static int requeue_expired_batch(store *st, store_dispatch_list *out, void *arg)
 {
     (void)arg;
-    return store_requeue_expired(st, 100, out);
+    return store_requeue_expired(st, 3, 100, out);
 }
 
 static void requeue_expired_takes_only_expired_running_jobs(void **state)
@@ -967,7 +967,7 @@ static void requeue_expired_takes_only_expired_running_jobs(void **state)
     store_job_free(&job);
 
     store_dispatch_list list;
-    assert_int_equal(store_requeue_expired(shared, 0, &list), 0);
+    assert_int_equal(store_requeue_expired(shared, 3, 0, &list), 0);
     assert_int_equal(list.count, 0);
 
     for (int i = 0; i < N; i++)

@@ -89,6 +89,7 @@ static void defaults_match_upstream(void **state)
     assert_int_equal(c.shutdown_timeout, 30);
     assert_null(c.log);
     assert_int_equal(c.log_level, ACP_LOG_INFO);
+    assert_int_equal(c.max_attempts, 3);
 
     acp_queue_config q;
     memset(&q, 0x5a, sizeof q);
@@ -333,6 +334,17 @@ static void executor_and_run_time_settings(void **state)
     assert_int_equal(acp_config_validate(&f->config), 0);
 }
 
+static void max_attempts_is_bounded(void **state)
+{
+    fixture *f = *state;
+    f->config.max_attempts = ACP_MAX_ATTEMPTS_MAX + 1;
+    assert_invalid(&f->config, ACP_EINVAL, "config.max_attempts", "1001 is outside 0..1000");
+    f->config.max_attempts = 0; /* the default */
+    assert_int_equal(acp_config_validate(&f->config), 0);
+    f->config.max_attempts = ACP_MAX_ATTEMPTS_MAX;
+    assert_int_equal(acp_config_validate(&f->config), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -347,6 +359,7 @@ int main(void)
         cmocka_unit_test_setup(workspace_root, setup),
         cmocka_unit_test_setup(expiration_and_pruning, setup),
         cmocka_unit_test_setup(executor_and_run_time_settings, setup),
+        cmocka_unit_test_setup(max_attempts_is_bounded, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
