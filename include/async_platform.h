@@ -203,9 +203,10 @@ typedef struct acp_config {
     acp_s3_config s3;               /**< where results are kept */
     const acp_queue_config *queues; /**< at least one queue */
     size_t queue_count;
-    /** Local directory under which each running job gets a scratch
-     *  directory "<workspace_root>/<job id>/". Default "/tmp/workspaces".
-     *  Must be absolute, not "/", without "." or ".." segments. */
+    /** Local directory under which each run of a job gets a scratch
+     *  directory "<workspace_root>/<job id>.<attempt>/", so that two runs
+     *  of one job never share one. Default "/tmp/workspaces". Must be
+     *  absolute, not "/", without "." or ".." segments. */
     const char *workspace_root;
     /** Days after the last access before a complete job's results are
      *  expired. Default 30; 1..ACP_EXPIRATION_DAYS_MAX. */
@@ -384,10 +385,12 @@ typedef struct acp_job_context {
     char id_hex[ACP_JOB_ID_STRLEN]; /**< the job id as 32 lowercase hex */
     const char *queue;              /**< the queue id it was submitted to */
     const char *config;             /**< compact JSON text, NULL when none */
-    /** The scratch directory "<workspace_root>/<id>/", created empty before
-     *  create() is called, holding "input-config" (when the job has a
-     *  config) and the input files; removed with everything in it after
-     *  execute() returns, whatever the outcome. */
+    /** The scratch directory "<workspace_root>/<id>.<attempt>/", created
+     *  empty before create() is called (a directory of that name left by
+     *  another run is never reused or removed: the run fails instead),
+     *  holding "input-config" (when the job has a config) and the input
+     *  files; removed with everything in it after execute() returns,
+     *  whatever the outcome. */
     const char *dir;
     int dir_fd;               /**< an O_DIRECTORY descriptor of dir, for openat() */
     unsigned attempt;         /**< 1 on the first run, more after a requeue */

@@ -146,8 +146,9 @@ int claim_workspace(acp_platform *p, const acp_job_id *id, bool *created, char *
                     size_t marker_size);
 
 /* scratch.c: the local scratch directory of a job */
-/* Create "<root>/<hex>" afresh (removing a leftover first) and open it. */
-int scratch_create(const char *root, const char *hex, char **path, int *dir_fd);
+/* Create "<workspace_root>/<hex>.<attempt>" and open it. An existing one
+ * belongs to a run that may be alive: it is left alone and ACP_EIO says so. */
+int scratch_create(acp_platform *p, const char *hex, unsigned attempt, char **path, int *dir_fd);
 /* Create the scratch root and its parents if needed. */
 int scratch_prepare_root(const char *root);
 /* Write all of @data to @fd (retrying short writes); ACP_EIO on failure. */

@@ -1,6 +1,11 @@
-/* Local scratch directories: "<workspace_root>/<job id>/", made fresh for
- * each run and removed afterwards without ever following a symbolic link
- * that an executor may have left behind. */
+/* Local scratch directories: "<workspace_root>/<job id>.<attempt>/", made
+ * fresh for each run and removed afterwards without ever following a
+ * symbolic link that an executor may have left behind.
+ *
+ * The attempt in the name keeps two runs of one job apart: a run whose
+ * process stalled past its lease may still be writing into its directory
+ * while the job's next attempt runs, here or in another process sharing
+ * the root. So a directory is never removed to make room for a run. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -99,23 +104,27 @@ int scratch_prepare_root(const char *root)
     return 0;
 }
 
-int scratch_create(const char *root, const char *hex, char **path_out, int *fd_out)
+int scratch_create(acp_platform *p, const char *hex, unsigned attempt, char **path_out, int *fd_out)
 {
+    const char *root = p->workspace_root;
     int rc = scratch_prepare_root(root);
     if (rc)
         return rc;
     size_t len = strlen(root);
-    char *path = malloc(len + 1 + strlen(hex) + 1);
+    size_t size = len + 1 + strlen(hex) + 1 + 10 + 1;
+    char *path = malloc(size);
     if (!path)
         return error_set(ACP_ENOMEM, "out of memory");
-    sprintf(path, "%s%s%s", root, root[len - 1] == '/' ? "" : "/", hex);
-    /* A leftover from a crashed run of the same job goes first. */
-    if ((rc = scratch_remove(path))) {
-        free(path);
-        return rc;
-    }
+    snprintf(path, size, "%s%s%s.%u", root, root[len - 1] == '/' ? "" : "/", hex, attempt);
     if (mkdir(path, 0700) != 0) {
-        rc = error_set(ACP_EIO, "creating scratch directory %s: %s", path, strerror(errno));
+        if (errno == EEXIST)
+            rc = error_set(ACP_EIO,
+                           "scratch directory %s already exists: another run of this job "
+                           "(attempt %u) may still be using it, so it is left alone; it is "
+                           "removed once that run is known to have stopped",
+                           path, attempt);
+        else
+            rc = error_set(ACP_EIO, "creating scratch directory %s: %s", path, strerror(errno));
         free(path);
         return rc;
     }

@@ -220,7 +220,7 @@ static void run_job(queue_rt *q, store_job *row)
     memcpy(ctx.id_hex, hex, sizeof ctx.id_hex);
     char *dir = NULL;
     acp_job_status status = ACP_STATUS_FAILED;
-    if (scratch_create(p->workspace_root, hex, &dir, &ctx.dir_fd) != 0) {
+    if (scratch_create(p, hex, row->attempts, &dir, &ctx.dir_fd) != 0) {
         fail_with(&outcome, "preparing the scratch directory");
     } else {
         ctx.dir = dir;
