@@ -205,8 +205,13 @@ typedef struct acp_config {
     size_t queue_count;
     /** Local directory under which each run of a job gets a scratch
      *  directory "<workspace_root>/<job id>.<attempt>/", so that two runs
-     *  of one job never share one. Default "/tmp/workspaces". Must be
-     *  absolute, not "/", without "." or ".." segments. */
+     *  of one job never share one. Directories of that form whose run is
+     *  over (no such job, another attempt, not in progress, or its lease
+     *  expired) and that are not this process's are removed by acp_init()
+     *  and every 3 lease periods: they are what killed processes left. So
+     *  share a root only between processes of the same database. Symbolic
+     *  links and other names are left alone. Default "/tmp/workspaces".
+     *  Must be absolute, not "/", without "." or ".." segments. */
     const char *workspace_root;
     /** Days after the last access before a complete job's results are
      *  expired. Default 30; 1..ACP_EXPIRATION_DAYS_MAX. */
@@ -465,9 +470,10 @@ struct acp_executor_factory {
 /**
  * Start a platform: validate @p config, connect to PostgreSQL (the first
  * connection of the pool at once) and apply the schema migrations, check that
- * the S3 bucket exists, create the scratch root, connect to each queue's
- * RabbitMQ and declare "<id>_jobs", then start the worker threads and the
- * maintenance thread. Only then are messages consumed.
+ * the S3 bucket exists, create the scratch root, remove the scratch
+ * directories that runs of stopped processes left in it, connect to each
+ * queue's RabbitMQ and declare "<id>_jobs", then start the worker threads and
+ * the maintenance thread. Only then are messages consumed.
  *
  * @return 0 with *@p out set; on failure nothing is left running and *@p out
  *         is NULL: ACP_EINVAL / ACP_EVERSION (configuration, see

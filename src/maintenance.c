@@ -12,6 +12,10 @@
 
 #define TICK_MS 1000
 #define BATCH   100
+/* Scratch directories of dead runs are looked for every this many lease
+ * periods: a run is known dead only once its lease ran out, and a listing
+ * plus a statement at every tick would be waste. */
+#define SWEEP_LEASES 3
 
 static int64_t now_ms(void)
 {
@@ -89,6 +93,16 @@ static void fail_abandoned(acp_platform *p)
     store_dispatch_list_free(&list);
 }
 
+void maintenance_sweep(acp_platform *p)
+{
+    size_t removed;
+    if (scratch_sweep(p, &removed) != 0)
+        log_warn(&p->log, "removing scratch directories of stopped runs: %s", acp_last_error());
+    else if (removed)
+        log_info(&p->log, "removed %zu scratch director%s of stopped runs under %s", removed,
+                 removed == 1 ? "y" : "ies", p->workspace_root);
+}
+
 void maintenance_tick(acp_platform *p, bool renew)
 {
     if (renew && store_renew_leases(p->store, p->instance_id, p->lease_seconds, NULL) != 0)
@@ -124,12 +138,18 @@ void *maintenance_main(void *arg)
     acp_platform *p = arg;
     int64_t renew_every = (int64_t)p->lease_seconds * 1000 / 3;
     int64_t last_renew = now_ms();
+    int64_t sweep_every = (int64_t)p->lease_seconds * 1000 * SWEEP_LEASES;
+    int64_t last_sweep = now_ms(); /* acp_init swept */
     maintenance_tick(p, false);
     while (!platform_wait(p, TICK_MS, &p->maintenance_stopping)) {
         bool renew = now_ms() - last_renew >= renew_every - TICK_MS / 2;
         if (renew)
             last_renew = now_ms();
         maintenance_tick(p, renew);
+        if (now_ms() - last_sweep >= sweep_every) {
+            last_sweep = now_ms();
+            maintenance_sweep(p);
+        }
     }
     return NULL;
 }

@@ -41,6 +41,8 @@ static void platform_free(acp_platform *p)
     if (p->factory.free)
         p->factory.free(p->factory.userdata);
     free(p->workspace_root);
+    free(p->scratch_busy);
+    pthread_mutex_destroy(&p->scratch_lock);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->changed);
     free(p);
@@ -170,6 +172,7 @@ int acp_init(acp_platform **out, const acp_config *config)
     if (!p)
         return error_set(ACP_ENOMEM, "out of memory");
     pthread_mutex_init(&p->lock, NULL);
+    pthread_mutex_init(&p->scratch_lock, NULL);
     pthread_cond_init(&p->changed, NULL);
     p->refs = 1;
     p->log = (logger){config->log, config->log_userdata, config->log_level};
@@ -198,6 +201,9 @@ int acp_init(acp_platform **out, const acp_config *config)
         (rc = store_open(&p->store, &config->db, &p->log)) ||
         (rc = objects_open(&p->objects, &config->s3, &p->log)))
         goto fail;
+    /* A process killed mid-job left its scratch directories behind; the
+     * ones whose run is over go before this process starts its own. */
+    maintenance_sweep(p);
     /* Declaring each queue through its publisher proves the broker and the
      * credentials before any thread starts. */
     for (size_t i = 0; i < p->queue_count; i++) {

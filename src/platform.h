@@ -53,6 +53,11 @@ struct acp_platform {
     unsigned prune_interval;
     unsigned claim_stale_seconds; /* 0: CLAIM_STALE_SECONDS; tests lower it */
     unsigned max_attempts; /* config.max_attempts, 0 replaced by the default */
+    /* Names of the scratch directories of this process's runs (pointing
+     * into the paths the workers own), guarded by scratch_lock. */
+    pthread_mutex_t scratch_lock;
+    const char **scratch_busy;
+    size_t scratch_busy_count, scratch_busy_cap;
 
     queue_rt *queues;
     size_t queue_count;
@@ -99,6 +104,9 @@ size_t workers_stop(queue_rt *q, const struct timespec *deadline);
 void *maintenance_main(void *platform);
 /* One pass of the lease/requeue/redispatch work (also used by tests). */
 void maintenance_tick(acp_platform *p, bool renew);
+/* Remove the scratch directories of runs that are over (scratch_sweep),
+ * logging what it did; run by acp_init and every few lease periods. */
+void maintenance_sweep(acp_platform *p);
 
 /* retention.c: expiration and deletion */
 /* When this service's row of @id is expired (@row_status) while the shared
@@ -147,8 +155,16 @@ int claim_workspace(acp_platform *p, const acp_job_id *id, bool *created, char *
 
 /* scratch.c: the local scratch directory of a job */
 /* Create "<workspace_root>/<hex>.<attempt>" and open it. An existing one
- * belongs to a run that may be alive: it is left alone and ACP_EIO says so. */
+ * belongs to a run that may be alive: it is left alone and ACP_EIO says so.
+ * The directory counts as this process's until scratch_finish. */
 int scratch_create(acp_platform *p, const char *hex, unsigned attempt, char **path, int *dir_fd);
+/* Remove a directory of scratch_create (@path, still owned by the caller). */
+int scratch_finish(acp_platform *p, const char *path);
+/* Remove the "<hex>.<attempt>" directories under the workspace root whose
+ * run is over (store_runs_alive) and that are not this process's; other
+ * names, symbolic links and files are left alone. @removed (may be NULL)
+ * gets the count. An error stops the pass; the next one goes on. */
+int scratch_sweep(acp_platform *p, size_t *removed);
 /* Create the scratch root and its parents if needed. */
 int scratch_prepare_root(const char *root);
 /* Write all of @data to @fd (retrying short writes); ACP_EIO on failure. */

@@ -5,10 +5,13 @@
  * The attempt in the name keeps two runs of one job apart: a run whose
  * process stalled past its lease may still be writing into its directory
  * while the job's next attempt runs, here or in another process sharing
- * the root. So a directory is never removed to make room for a run. */
+ * the root. So a directory is never removed to make room for a run; the
+ * leftovers of runs that died with their process are removed by
+ * scratch_sweep once the database says that the run is over. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +107,57 @@ int scratch_prepare_root(const char *root)
     return 0;
 }
 
+/* The runs this process has a scratch directory for, by directory name, so
+ * that a sweep never removes one of them, even when its lease has run out
+ * (the database is then unreachable, or the job was taken over and this run
+ * is about to learn it). */
+static int scratch_register(acp_platform *p, const char *name)
+{
+    pthread_mutex_lock(&p->scratch_lock);
+    int rc = 0;
+    if (p->scratch_busy_count == p->scratch_busy_cap) {
+        size_t cap = p->scratch_busy_cap ? p->scratch_busy_cap * 2 : 16;
+        const char **grown = realloc(p->scratch_busy, cap * sizeof *grown);
+        if (grown) {
+            p->scratch_busy = grown;
+            p->scratch_busy_cap = cap;
+        } else {
+            rc = error_set(ACP_ENOMEM, "out of memory");
+        }
+    }
+    if (!rc)
+        p->scratch_busy[p->scratch_busy_count++] = name;
+    pthread_mutex_unlock(&p->scratch_lock);
+    return rc;
+}
+
+static void scratch_unregister(acp_platform *p, const char *name)
+{
+    pthread_mutex_lock(&p->scratch_lock);
+    for (size_t i = 0; i < p->scratch_busy_count; i++)
+        if (p->scratch_busy[i] == name) {
+            p->scratch_busy[i] = p->scratch_busy[--p->scratch_busy_count];
+            break;
+        }
+    pthread_mutex_unlock(&p->scratch_lock);
+}
+
+static bool scratch_is_busy(acp_platform *p, const char *name)
+{
+    bool busy = false;
+    pthread_mutex_lock(&p->scratch_lock);
+    for (size_t i = 0; i < p->scratch_busy_count && !busy; i++)
+        busy = strcmp(p->scratch_busy[i], name) == 0;
+    pthread_mutex_unlock(&p->scratch_lock);
+    return busy;
+}
+
+static const char *scratch_base(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
 int scratch_create(acp_platform *p, const char *hex, unsigned attempt, char **path_out, int *fd_out)
 {
     const char *root = p->workspace_root;
@@ -116,6 +170,11 @@ int scratch_create(acp_platform *p, const char *hex, unsigned attempt, char **pa
     if (!path)
         return error_set(ACP_ENOMEM, "out of memory");
     snprintf(path, size, "%s%s%s.%u", root, root[len - 1] == '/' ? "" : "/", hex, attempt);
+    const char *name = scratch_base(path);
+    if ((rc = scratch_register(p, name))) {
+        free(path);
+        return rc;
+    }
     if (mkdir(path, 0700) != 0) {
         if (errno == EEXIST)
             rc = error_set(ACP_EIO,
@@ -125,6 +184,7 @@ int scratch_create(acp_platform *p, const char *hex, unsigned attempt, char **pa
                            path, attempt);
         else
             rc = error_set(ACP_EIO, "creating scratch directory %s: %s", path, strerror(errno));
+        scratch_unregister(p, name);
         free(path);
         return rc;
     }
@@ -132,12 +192,141 @@ int scratch_create(acp_platform *p, const char *hex, unsigned attempt, char **pa
     if (fd < 0) {
         rc = error_set(ACP_EIO, "opening scratch directory %s: %s", path, strerror(errno));
         rmdir(path);
+        scratch_unregister(p, name);
         free(path);
         return rc;
     }
     *path_out = path;
     *fd_out = fd;
     return 0;
+}
+
+int scratch_finish(acp_platform *p, const char *path)
+{
+    int rc = scratch_remove(path);
+    scratch_unregister(p, scratch_base(path));
+    return rc;
+}
+
+/* ---- leftovers of dead runs --------------------------------------------- */
+
+/* Directories checked with one statement. */
+#define SWEEP_BATCH 256
+
+typedef struct sweep_batch {
+    acp_job_id ids[SWEEP_BATCH];
+    unsigned attempts[SWEEP_BATCH];
+    bool alive[SWEEP_BATCH];
+    size_t count;
+} sweep_batch;
+
+/* "<32 lowercase hex>.<attempt>", the attempt in decimal from 1 without
+ * leading zeros: the only names scratch_create makes. */
+static bool sweep_parse(const char *name, acp_job_id *id, unsigned *attempt)
+{
+    char hex[ACP_JOB_ID_STRLEN];
+    for (int i = 0; i < ACP_JOB_ID_HEX_LEN; i++) {
+        char c = name[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+        hex[i] = c;
+    }
+    hex[ACP_JOB_ID_HEX_LEN] = '\0';
+    const char *digits = name + ACP_JOB_ID_HEX_LEN;
+    if (*digits++ != '.' || *digits < '1' || *digits > '9')
+        return false;
+    unsigned long long value = 0;
+    for (const char *d = digits; *d; d++) {
+        if (*d < '0' || *d > '9' || d - digits >= 10)
+            return false;
+        value = value * 10 + (unsigned)(*d - '0');
+    }
+    if (value > UINT_MAX || acp_job_id_parse(id, hex) != 0)
+        return false;
+    *attempt = (unsigned)value;
+    return true;
+}
+
+/* Ask the database about the batch and remove the directories of the runs
+ * that are over. */
+static int sweep_flush(acp_platform *p, sweep_batch *b, size_t *removed)
+{
+    int rc = store_runs_alive(p->store, b->ids, b->attempts, b->count, b->alive);
+    for (size_t i = 0; !rc && i < b->count; i++) {
+        if (b->alive[i])
+            continue;
+        char hex[ACP_JOB_ID_STRLEN], name[ACP_JOB_ID_STRLEN + 12];
+        snprintf(name, sizeof name, "%s.%u", acp_job_id_format(&b->ids[i], hex), b->attempts[i]);
+        /* Checked last, just before removing: a run of this process is never
+         * swept, whatever its lease says. */
+        if (scratch_is_busy(p, name))
+            continue;
+        size_t len = strlen(p->workspace_root);
+        char *path = malloc(len + 1 + sizeof name);
+        if (!path)
+            return error_set(ACP_ENOMEM, "out of memory");
+        sprintf(path, "%s%s%s", p->workspace_root, p->workspace_root[len - 1] == '/' ? "" : "/",
+                name);
+        if (scratch_remove(path) == 0) {
+            log_info(&p->log,
+                     "job %s: removed the scratch directory %s of attempt %u, which "
+                     "no longer runs anywhere",
+                     hex, path, b->attempts[i]);
+            (*removed)++;
+        } else {
+            log_warn(&p->log, "job %s: %s", hex, acp_last_error());
+        }
+        free(path);
+    }
+    b->count = 0;
+    return rc;
+}
+
+int scratch_sweep(acp_platform *p, size_t *removed)
+{
+    size_t count = 0;
+    if (removed)
+        *removed = 0;
+    int fd = open(p->workspace_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!dir) {
+        int rc =
+            error_set(ACP_EIO, "reading scratch root %s: %s", p->workspace_root, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
+    sweep_batch *b = malloc(sizeof *b);
+    if (!b) {
+        closedir(dir);
+        return error_set(ACP_ENOMEM, "out of memory");
+    }
+    b->count = 0;
+    int rc = 0;
+    struct dirent *entry;
+    while (!rc && (errno = 0, entry = readdir(dir))) {
+        acp_job_id id;
+        unsigned attempt;
+        struct stat st;
+        /* Only real directories with our names: never a symbolic link (not
+         * followed) nor anything else someone keeps there. */
+        if (!sweep_parse(entry->d_name, &id, &attempt) ||
+            fstatat(fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode))
+            continue;
+        b->ids[b->count] = id;
+        b->attempts[b->count] = attempt;
+        if (++b->count == SWEEP_BATCH)
+            rc = sweep_flush(p, b, &count);
+    }
+    if (!rc && errno != 0)
+        rc = error_set(ACP_EIO, "reading scratch root %s: %s", p->workspace_root, strerror(errno));
+    if (!rc && b->count)
+        rc = sweep_flush(p, b, &count);
+    free(b);
+    closedir(dir);
+    if (removed)
+        *removed = count;
+    return rc;
 }
 
 int scratch_write_all(int fd, const void *data, size_t len)

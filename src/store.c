@@ -25,8 +25,8 @@
  *                 be changed but never returned), and the COMMIT of
  *                 store_tx_end.
  * Those fail with ACP_EDB saying the outcome is unknown; the next call gets
- * a fresh connection. store_list, store_list_expirable and store_exists only
- * read, so they are repeated. A lost transaction is a rolled-back one, so the
+ * a fresh connection. store_list, store_list_expirable, store_exists and
+ * store_runs_alive only read, so they are repeated. A lost transaction is a rolled-back one, so the
  * *_begin functions repeat BEGIN and their statement as a whole, and a
  * ROLLBACK whose connection is lost has done its job. */
 #include "store.h"
@@ -1796,6 +1796,59 @@ int store_exists(store *st, const acp_job_id *ids, size_t count, bool *exists)
         long long position = strtoll(PQgetvalue(res, r, 0), NULL, 10);
         if (position >= 1 && (unsigned long long)position <= count)
             exists[position - 1] = true;
+    }
+    PQclear(res);
+    return 0;
+}
+
+int store_runs_alive(store *st, const acp_job_id *ids, const unsigned *attempts, size_t count,
+                     bool *alive)
+{
+    if (!st || (count > 0 && (!ids || !attempts || !alive)))
+        return error_set(ACP_EINVAL, "store_runs_alive: NULL argument");
+    if (count == 0)
+        return 0;
+    char what[64];
+    snprintf(what, sizeof what, "look up %zu job runs", count);
+    /* Array literals as in store_exists, plus an int[] of the attempts. */
+    buf id_array = BUF_INIT, attempt_array = BUF_INIT;
+    int rc = buf_puts(&id_array, "{");
+    if (rc == 0)
+        rc = buf_puts(&attempt_array, "{");
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        char hex[ACP_JOB_ID_STRLEN];
+        alive[i] = false;
+        rc = buf_printf(&id_array, "%s\"\\\\x%s\"", i ? "," : "", acp_job_id_format(&ids[i], hex));
+        if (rc == 0)
+            rc = buf_printf(&attempt_array, "%s%u", i ? "," : "", attempts[i]);
+    }
+    if (rc == 0)
+        rc = buf_puts(&id_array, "}");
+    if (rc == 0)
+        rc = buf_puts(&attempt_array, "}");
+    if (rc) {
+        buf_free(&id_array);
+        buf_free(&attempt_array);
+        return error_prefix(rc, st->where);
+    }
+    store_params p = {0};
+    store_param_text(&p, id_array.data);
+    store_param_text(&p, attempt_array.data);
+    PGresult *res;
+    rc = store_query(st, true, what,
+                     "SELECT x.i FROM unnest($1::bytea[], $2::int[]) WITH ORDINALITY "
+                     "AS x(id, attempt, i) WHERE EXISTS (SELECT 1 FROM compute.jobs j "
+                     "WHERE j.job_id = x.id AND j.status = 'in-progress' "
+                     "AND j.attempts = x.attempt AND j.lease_expires > now())",
+                     &p, &res);
+    buf_free(&id_array);
+    buf_free(&attempt_array);
+    if (rc)
+        return rc;
+    for (int r = 0; r < PQntuples(res); r++) {
+        long long position = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+        if (position >= 1 && (unsigned long long)position <= count)
+            alive[position - 1] = true;
     }
     PQclear(res);
     return 0;

@@ -220,4 +220,10 @@ uint64_t store_statement_count(const store *st);
 /* For each of @count ids, whether this database has a row: @exists[i]. */
 int store_exists(store *st, const acp_job_id *ids, size_t count, bool *exists);
 
+/* For each of @count runs (@ids[i], @attempts[i]), whether it may still be
+ * running somewhere: the row is in-progress, claimed exactly @attempts[i]
+ * times, and its lease has not expired: @alive[i]. One statement for all. */
+int store_runs_alive(store *st, const acp_job_id *ids, const unsigned *attempts, size_t count,
+                     bool *alive);
+
 #endif

@@ -226,7 +226,7 @@ static void run_job(queue_rt *q, store_job *row)
         ctx.dir = dir;
         status = execute(q, row, &ctx);
         close(ctx.dir_fd);
-        if (scratch_remove(dir) != 0)
+        if (scratch_finish(p, dir) != 0)
             log_warn(&p->log, "job %s: %s", hex, acp_last_error());
         free(dir);
     }

@@ -1,5 +1,6 @@
 /* Scratch directories on a workspace root that several runs share: two runs
- * of one job in different processes. */
+ * of one job in different processes, and the leftovers of processes that
+ * were killed mid-job. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -28,6 +29,33 @@ static const char *self_path;
 
 /* ---- files ------------------------------------------------------------- */
 
+static void make_dir(const char *root, const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", root, name);
+    if (mkdir(path, 0700) != 0)
+        fail_msg("mkdir %s: %s", path, strerror(errno));
+}
+
+static void make_file(const char *root, const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", root, name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        fail_msg("creating %s: %s", path, strerror(errno));
+    fputs(text, f);
+    fclose(f);
+}
+
+static void make_link(const char *root, const char *name, const char *target)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", root, name);
+    if (symlink(target, path) != 0)
+        fail_msg("symlink %s: %s", path, strerror(errno));
+}
+
 /* Whether root/name exists, without following a final symbolic link. */
 static bool exists(const char *root, const char *name)
 {
@@ -40,6 +68,57 @@ static bool exists(const char *root, const char *name)
 static void remove_tree(const char *path)
 {
     assert_int_equal(scratch_remove(path), 0);
+}
+
+/* ---- rows of other processes, planted in the database ------------------- */
+
+static PGconn *admin(void)
+{
+    const char *keys[] = {"host", "port", "user", "password", "dbname", NULL};
+    const char *values[] = {env.pg_host,     env.pg_port, env.pg_user,
+                            env.pg_password, env.pg_db,   NULL};
+    PGconn *conn = PQconnectdbParams(keys, values, 0);
+    assert_int_equal(PQstatus(conn), CONNECTION_OK);
+    return conn;
+}
+
+static void sql(PGconn *conn, const char *statement, const char *hex)
+{
+    const char *params[] = {hex};
+    PGresult *res = PQexecParams(conn, statement, hex ? 1 : 0, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        fail_msg("%s: %s", statement, PQerrorMessage(conn));
+    PQclear(res);
+}
+
+/* A job row on a queue no platform serves, with @status and @attempts
+ * claims; an in-progress one has a lease of another process ending @lease_s
+ * seconds from now (in the past when negative). */
+static void plant_row(PGconn *conn, const char *hex, const char *tag, const char *status,
+                      int attempts, int lease_s)
+{
+    bool running = strcmp(status, "in-progress") == 0;
+    char lease[64], statement[512];
+    snprintf(lease, sizeof lease, "now() + make_interval(secs => %d)", lease_s);
+    snprintf(statement, sizeof statement,
+             "INSERT INTO compute.jobs (job_id, status, queue, input_files, created, "
+             "last_accessed, grabbed, attempts, lease_owner, lease_expires) VALUES "
+             "(decode($1, 'hex'), '%s', 'other-%s', '{}', now(), now(), %s, %d, %s, %s)",
+             status, tag, running ? "now()" : "NULL", attempts,
+             running ? "'another-process'" : "NULL", running ? lease : "NULL");
+    sql(conn, statement, hex);
+}
+
+static void delete_row(PGconn *conn, const char *hex)
+{
+    sql(conn, "DELETE FROM compute.jobs WHERE job_id = decode($1, 'hex')", hex);
+}
+
+static void new_hex(char hex[ACP_JOB_ID_STRLEN])
+{
+    acp_job_id id;
+    acp_job_id_generate(&id);
+    acp_job_id_format(&id, hex);
 }
 
 /* ---- two runs of one job ------------------------------------------------- */
@@ -164,6 +243,130 @@ static void second_run_leaves_first_runs_directory_alone(void **state)
     remove_tree(first_dir);
 }
 
+/* ---- leftovers of killed processes ----------------------------------------- */
+
+enum { LIVE, OLD_ATTEMPT, EXPIRED, DONE, UNKNOWN, NOT_DIR, LINKED, PLAIN, ROWS };
+
+typedef struct leftovers {
+    char hex[ROWS][ACP_JOB_ID_STRLEN];
+    char name[ROWS][48];
+    char outside[160]; /* a directory outside the root, reached by links */
+} leftovers;
+
+/* Plant, under @root: the live directory of another process's run (row
+ * in-progress, same attempt, lease valid), directories of runs that are over
+ * (an older attempt of that job, an expired lease, a complete job, an id the
+ * database does not know, with a link out of the root inside), and names
+ * that are not ours: a file and a symbolic link named like a run, a bare
+ * id, and a directory of notes. */
+static void plant(PGconn *conn, const char *tag, const char *root, leftovers *l)
+{
+    for (int i = 0; i < ROWS; i++)
+        new_hex(l->hex[i]);
+    memcpy(l->hex[OLD_ATTEMPT], l->hex[LIVE], sizeof l->hex[LIVE]);
+    plant_row(conn, l->hex[LIVE], tag, "in-progress", 2, 3600);
+    plant_row(conn, l->hex[EXPIRED], tag, "in-progress", 1, -60);
+    plant_row(conn, l->hex[DONE], tag, "complete", 1, 0);
+    for (int i = 0; i < ROWS; i++)
+        snprintf(l->name[i], sizeof l->name[i], "%s.%d", l->hex[i], i == LIVE ? 2 : 1);
+    snprintf(l->name[PLAIN], sizeof l->name[PLAIN], "%s", l->hex[PLAIN]);
+
+    snprintf(l->outside, sizeof l->outside, "%s-outside", root);
+    mkdir(l->outside, 0700);
+    make_file(l->outside, "keep.txt", "outside\n");
+
+    for (int i = LIVE; i <= UNKNOWN; i++) {
+        make_dir(root, l->name[i]);
+        char file[80];
+        snprintf(file, sizeof file, "%s/work.txt", l->name[i]);
+        make_file(root, file, "work\n");
+    }
+    char nested[80], link[80];
+    snprintf(nested, sizeof nested, "%s/sub", l->name[UNKNOWN]);
+    make_dir(root, nested);
+    snprintf(link, sizeof link, "%s/sub/out", l->name[UNKNOWN]);
+    make_link(root, link, l->outside);
+    make_file(root, l->name[NOT_DIR], "a file\n");
+    make_link(root, l->name[LINKED], l->outside);
+    make_dir(root, l->name[PLAIN]);
+    make_dir(root, "notes");
+    make_file(root, "notes/n.txt", "notes\n");
+}
+
+static void check_swept(const char *root, const leftovers *l)
+{
+    char file[80];
+    snprintf(file, sizeof file, "%s/work.txt", l->name[LIVE]);
+    assert_true(exists(root, file));
+    assert_false(exists(root, l->name[OLD_ATTEMPT]));
+    assert_false(exists(root, l->name[EXPIRED]));
+    assert_false(exists(root, l->name[DONE]));
+    assert_false(exists(root, l->name[UNKNOWN]));
+    assert_true(exists(root, l->name[NOT_DIR]));
+    assert_true(exists(root, l->name[LINKED]));
+    assert_true(exists(root, l->name[PLAIN]));
+    assert_true(exists(root, "notes/n.txt"));
+    assert_true(exists(l->outside, "keep.txt"));
+}
+
+static void clean_up(PGconn *conn, const char *root, leftovers *l)
+{
+    for (int i = 0; i < ROWS; i++)
+        delete_row(conn, l->hex[i]);
+    remove_tree(root);
+    remove_tree(l->outside);
+}
+
+static void stale_scratch_directories_are_removed_at_start(void **state)
+{
+    (void)state;
+    char tag[9];
+    fixture_tag(tag);
+    fixture_config fc;
+    fixture_config_make(&fc, &env, tag, 1, 1, &recording_factory);
+    const char *root = fc.workspace_root;
+    assert_int_equal(mkdir(root, 0700), 0);
+    PGconn *conn = admin();
+    leftovers l;
+    plant(conn, tag, root, &l);
+
+    acp_platform *p;
+    assert_int_equal(acp_init(&p, &fc.config), 0);
+    check_swept(root, &l);
+    acp_shutdown(p);
+    clean_up(conn, root, &l);
+    PQfinish(conn);
+}
+
+static void stale_scratch_directories_are_removed_while_running(void **state)
+{
+    (void)state;
+    char tag[9];
+    fixture_tag(tag);
+    fixture_config fc;
+    fixture_config_make(&fc, &env, tag, 1, 1, &recording_factory);
+    fc.config.lease_seconds = 3;
+    const char *root = fc.workspace_root;
+    acp_platform *p;
+    assert_int_equal(acp_init(&p, &fc.config), 0);
+    PGconn *conn = admin();
+    leftovers l;
+    plant(conn, tag, root, &l);
+
+    /* The maintenance thread's next pass; a hang guard, not a timing test. */
+    for (int waited = 0; exists(root, l.name[OLD_ATTEMPT]) || exists(root, l.name[EXPIRED]) ||
+                         exists(root, l.name[DONE]) || exists(root, l.name[UNKNOWN]);
+         waited += 100) {
+        if (waited > FIXTURE_WAIT_S * 1000)
+            fail_msg("the leftovers of stopped runs were not removed");
+        fixture_sleep_ms(100);
+    }
+    check_swept(root, &l);
+    acp_shutdown(p);
+    clean_up(conn, root, &l);
+    PQfinish(conn);
+}
+
 int main(int argc, char **argv)
 {
     int exit_status;
@@ -174,6 +377,8 @@ int main(int argc, char **argv)
     self_path = argv[0];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(second_run_leaves_first_runs_directory_alone),
+        cmocka_unit_test(stale_scratch_directories_are_removed_at_start),
+        cmocka_unit_test(stale_scratch_directories_are_removed_while_running),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     fixture_log_reset();
