@@ -243,6 +243,50 @@ static void second_run_leaves_first_runs_directory_alone(void **state)
     remove_tree(first_dir);
 }
 
+/* A directory with the run's own name is another run's (for example one of
+ * a killed process, before the job was resubmitted): the run fails saying
+ * so and leaves it alone; it goes once that other run is known to be over. */
+static void existing_scratch_directory_fails_the_run_and_is_kept(void **state)
+{
+    (void)state;
+    char tag[9], config[64], hex[ACP_JOB_ID_STRLEN], name[48], file[80];
+    fixture_tag(tag);
+    fixture_config fc;
+    fixture_config_make(&fc, &env, tag, 1, 1, &recording_factory);
+    fc.config.lease_seconds = 3;
+    acp_platform *p;
+    assert_int_equal(acp_init(&p, &fc.config), 0);
+    snprintf(config, sizeof config, "{\"n\":\"%s\"}", tag);
+    acp_job_id id;
+    assert_int_equal(acp_job_id_from_config(&id, config), 0);
+    snprintf(name, sizeof name, "%s.1", acp_job_id_format(&id, hex));
+    make_dir(fc.workspace_root, name);
+    snprintf(file, sizeof file, "%s/other.txt", name);
+    make_file(fc.workspace_root, file, "another run\n");
+
+    acp_submission sub;
+    acp_submission_init(&sub);
+    sub.config = config;
+    acp_job job = {0};
+    assert_int_equal(acp_submit(p, fc.queue_ids[0], &sub, &job), 0);
+    assert_true(fixture_wait_status(p, &id, ACP_STATUS_FAILED, FIXTURE_WAIT_S, &job));
+    assert_non_null(job.message);
+    if (!strstr(job.message, "already exists"))
+        fail_msg("unexpected message: %s", job.message);
+    assert_int_equal(recording_runs(&id), 0);
+    assert_true(exists(fc.workspace_root, file));
+
+    /* Attempt 1 of the job is over now: the maintenance pass removes it. */
+    for (int waited = 0; exists(fc.workspace_root, name); waited += 100) {
+        if (waited > FIXTURE_WAIT_S * 1000)
+            fail_msg("%s was not removed after its run ended", name);
+        fixture_sleep_ms(100);
+    }
+    acp_job_clear(&job);
+    acp_shutdown(p);
+    remove_tree(fc.workspace_root);
+}
+
 /* ---- leftovers of killed processes ----------------------------------------- */
 
 enum { LIVE, OLD_ATTEMPT, EXPIRED, DONE, UNKNOWN, NOT_DIR, LINKED, PLAIN, ROWS };
@@ -377,6 +421,7 @@ int main(int argc, char **argv)
     self_path = argv[0];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(second_run_leaves_first_runs_directory_alone),
+        cmocka_unit_test(existing_scratch_directory_fails_the_run_and_is_kept),
         cmocka_unit_test(stale_scratch_directories_are_removed_at_start),
         cmocka_unit_test(stale_scratch_directories_are_removed_while_running),
     };
