@@ -975,6 +975,122 @@ static void requeue_expired_takes_only_expired_running_jobs(void **state)
     PQfinish(admin);
 }
 
+static int requeue_capped_batch(store *st, store_dispatch_list *out, void *arg)
+{
+    return store_requeue_expired(st, *(unsigned *)arg, 100, out);
+}
+
+static int fail_abandoned_batch(store *st, store_dispatch_list *out, void *arg)
+{
+    return store_fail_abandoned(st, *(unsigned *)arg, 100, out);
+}
+
+static void abandoned_jobs_fail_at_max_attempts(void **state)
+{
+    (void)state;
+    PGconn *admin = admin_connect(env.pg_db);
+    char queue[ACP_QUEUE_ID_MAX + 1], owner[40];
+    new_queue(queue, "abandoned");
+    new_queue(owner, "dead-owner");
+    enum { AT_CAP, BELOW_CAP, LIVE_AT_CAP, N };
+    acp_job_id ids[N];
+    char hex[N][ACP_JOB_ID_STRLEN];
+    for (int i = 0; i < N; i++) {
+        new_id(&ids[i], hex[i]);
+        insert_ok(shared, &ids[i], queue, NULL);
+        claim_ok(shared, &ids[i], queue, owner, 3600);
+    }
+    const char *second = "UPDATE compute.jobs SET attempts = 2 WHERE job_id = decode($1, 'hex')";
+    admin_exec(admin, second, hex[AT_CAP]);
+    admin_exec(admin, second, hex[LIVE_AT_CAP]);
+    const char *expire = "UPDATE compute.jobs SET lease_expires = now() - interval '1 minute' "
+                         "WHERE job_id = decode($1, 'hex')";
+    admin_exec(admin, expire, hex[AT_CAP]);
+    admin_exec(admin, expire, hex[BELOW_CAP]);
+
+    unsigned max_attempts = 2;
+    int seen[N];
+    drain(requeue_capped_batch, &max_attempts, ids, N, seen, NULL);
+    assert_int_equal(seen[AT_CAP], 0);
+    assert_int_equal(seen[BELOW_CAP], 1);
+    assert_int_equal(seen[LIVE_AT_CAP], 0);
+    drain(fail_abandoned_batch, &max_attempts, ids, N, seen, NULL);
+    assert_int_equal(seen[AT_CAP], 1);
+    assert_int_equal(seen[BELOW_CAP], 0);
+    assert_int_equal(seen[LIVE_AT_CAP], 0);
+
+    store_job job;
+    get_ok(shared, &ids[AT_CAP], &job);
+    assert_int_equal(job.status, ACP_STATUS_FAILED);
+    assert_int_equal(job.attempts, 2);
+    assert_true(job.finished > 0);
+    assert_string_equal(job.message,
+                        "abandoned 2 times: the process running it stopped each time (its "
+                        "lease expired)");
+    store_job_free(&job);
+    char value[64];
+    assert_string_equal(admin_value(admin,
+                                    "SELECT coalesce(lease_owner, '-') || "
+                                    "coalesce(lease_expires::text, '-') FROM compute.jobs "
+                                    "WHERE job_id = decode($1, 'hex')",
+                                    hex[AT_CAP], value, sizeof value),
+                        "--");
+    /* The dead run cannot finish it any more. */
+    assert_int_equal(store_finish(shared, &ids[AT_CAP], owner, ACP_STATUS_COMPLETE, NULL, NULL, 0),
+                     ACP_ECONFLICT);
+    get_ok(shared, &ids[LIVE_AT_CAP], &job);
+    assert_int_equal(job.status, ACP_STATUS_IN_PROGRESS);
+    store_job_free(&job);
+    get_ok(shared, &ids[BELOW_CAP], &job);
+    assert_int_equal(job.status, ACP_STATUS_QUEUED);
+    store_job_free(&job);
+
+    for (int i = 0; i < N; i++)
+        delete_ok(shared, &ids[i]);
+    PQfinish(admin);
+}
+
+static void runs_alive_needs_the_attempt_in_progress_with_a_lease(void **state)
+{
+    (void)state;
+    PGconn *admin = admin_connect(env.pg_db);
+    char queue[ACP_QUEUE_ID_MAX + 1];
+    new_queue(queue, "alive");
+    enum { RUNNING, EXPIRED, DONE, UNKNOWN, N };
+    acp_job_id ids[N];
+    char hex[N][ACP_JOB_ID_STRLEN];
+    for (int i = 0; i < N; i++) {
+        new_id(&ids[i], hex[i]);
+        if (i == UNKNOWN)
+            continue;
+        insert_ok(shared, &ids[i], queue, NULL);
+        claim_ok(shared, &ids[i], queue, "some-owner", 3600);
+    }
+    admin_exec(admin,
+               "UPDATE compute.jobs SET lease_expires = now() - interval '1 second' "
+               "WHERE job_id = decode($1, 'hex')",
+               hex[EXPIRED]);
+    assert_int_equal(
+        store_finish(shared, &ids[DONE], "some-owner", ACP_STATUS_COMPLETE, NULL, NULL, 0), 0);
+
+    /* Each job at attempt 1 (the claim's), RUNNING also at 0 and 2. */
+    acp_job_id runs[] = {ids[RUNNING], ids[RUNNING], ids[RUNNING],
+                         ids[EXPIRED], ids[DONE],    ids[UNKNOWN]};
+    unsigned attempts[] = {1, 0, 2, 1, 1, 1};
+    bool alive[6];
+    memset(alive, 1, sizeof alive);
+    assert_int_equal(store_runs_alive(shared, runs, attempts, 6, alive), 0);
+    bool expected[] = {true, false, false, false, false, false};
+    for (int i = 0; i < 6; i++)
+        if (alive[i] != expected[i])
+            fail_msg("run %d: alive is %d", i, alive[i]);
+    assert_int_equal(store_runs_alive(shared, NULL, NULL, 0, NULL), 0);
+
+    for (int i = 0; i < UNKNOWN; i++)
+        delete_ok(shared, &ids[i]);
+    PQfinish(admin);
+}
+
 /* ---- dispatch bookkeeping ---------------------------------------------- */
 
 /* The queue of the test at hand, served by the taker. */
@@ -2299,6 +2415,8 @@ int main(void)
         cmocka_unit_test(finish_is_fenced_by_the_lease_owner),
         cmocka_unit_test(renew_extends_only_the_owners_leases),
         cmocka_unit_test(requeue_expired_takes_only_expired_running_jobs),
+        cmocka_unit_test(abandoned_jobs_fail_at_max_attempts),
+        cmocka_unit_test(runs_alive_needs_the_attempt_in_progress_with_a_lease),
         cmocka_unit_test(take_undispatched_marks_and_clear_makes_eligible),
         cmocka_unit_test(redispatch_backs_off_per_job_and_only_takes_served_queues),
         cmocka_unit_test(fail_undispatchable_fails_only_queued_jobs),
