@@ -12,6 +12,7 @@
 #include "error.h"
 #include "json.h"
 #include "platform.h"
+#include "sync.h"
 
 unsigned acp_version(void)
 {
@@ -57,16 +58,17 @@ void platform_release(acp_platform *p)
         platform_free(p);
 }
 
+int platform_init_sync(acp_platform *p)
+{
+    pthread_mutex_init(&p->lock, NULL);
+    sync_cond_init(&p->changed);
+    return 0;
+}
+
 bool platform_wait(acp_platform *p, unsigned ms, atomic_bool *flag)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    sync_deadline(&until, ms);
     pthread_mutex_lock(&p->lock);
     while (!atomic_load(flag))
         if (pthread_cond_timedwait(&p->changed, &p->lock, &until) == ETIMEDOUT)
@@ -171,9 +173,8 @@ int acp_init(acp_platform **out, const acp_config *config)
     acp_platform *p = calloc(1, sizeof *p);
     if (!p)
         return error_set(ACP_ENOMEM, "out of memory");
-    pthread_mutex_init(&p->lock, NULL);
+    platform_init_sync(p);
     pthread_mutex_init(&p->scratch_lock, NULL);
-    pthread_cond_init(&p->changed, NULL);
     p->refs = 1;
     p->log = (logger){config->log, config->log_userdata, config->log_level};
     p->lease_seconds = config->lease_seconds;
@@ -256,7 +257,7 @@ void acp_shutdown(acp_platform *p)
         return;
     raise_flag(p, &p->stopping);
     struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
     deadline.tv_sec += p->shutdown_timeout;
     size_t left = 0;
     for (size_t i = 0; i < p->queue_count; i++)

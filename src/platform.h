@@ -90,13 +90,17 @@ int platform_publish(acp_platform *p, queue_rt *q, const acp_job_id *id, const c
 /* Drop one reference; frees the platform when it was the last. */
 void platform_release(acp_platform *p);
 
+/* Create @p's lock and its condition variable (also used by tests). Returns
+ * 0 or an ACP_E* code with the detail set. */
+int platform_init_sync(acp_platform *p);
+
 /* Sleep up to @ms or until @flag (one of the platform's stop flags) is
  * raised. Returns the flag's value. */
 bool platform_wait(acp_platform *p, unsigned ms, atomic_bool *flag);
 
 /* worker.c */
 int workers_start(queue_rt *q);
-/* Wait until every worker of @q exits or @deadline passes (CLOCK_REALTIME);
+/* Wait until every worker of @q exits or @deadline passes (CLOCK_MONOTONIC);
  * workers still running are detached. Returns the number left running. */
 size_t workers_stop(queue_rt *q, const struct timespec *deadline);
 

@@ -47,6 +47,7 @@
 #include "buf.h"
 #include "error.h"
 #include "json.h"
+#include "sync.h"
 
 #define STORE_APPLICATION_NAME "async-platform"
 /* Seconds per address tried: generous, since a busy server may take a while
@@ -823,7 +824,7 @@ int store_open(store **out, const acp_db_config *cfg, const logger *log)
         store_free(st);
         return error_set(ACP_ENOMEM, "cannot create the database pool's mutex");
     }
-    if (pthread_cond_init(&st->available, NULL) != 0) {
+    if (sync_cond_init(&st->available) != 0) {
         pthread_mutex_destroy(&st->lock);
         store_free(st);
         return error_set(ACP_ENOMEM, "cannot create the database pool's condition variable");

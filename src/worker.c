@@ -399,7 +399,7 @@ size_t workers_stop(queue_rt *q, const struct timespec *deadline)
         worker *w = &q->workers[i];
         if (!w->started)
             continue;
-        if (pthread_timedjoin_np(w->thread, NULL, deadline) != 0) {
+        if (pthread_clockjoin_np(w->thread, NULL, CLOCK_MONOTONIC, deadline) != 0) {
             pthread_detach(w->thread);
             left++;
         }
