@@ -127,6 +127,7 @@ ACP_EXTERN const char *acp_last_error(void);
 #define ACP_WORKERS_MAX             64
 #define ACP_POOL_SIZE_MAX           1000
 #define ACP_MESSAGE_ACK_TIMEOUT_MIN 300 /* seconds, as upstream */
+#define ACP_HEARTBEAT_MAX           3600 /* seconds */
 #define ACP_EXPIRATION_DAYS_MAX     36500
 #define ACP_PATH_MAX                1024 /* bytes, for root_path and workspace_root */
 #define ACP_MAX_ATTEMPTS_MAX        1000
@@ -190,6 +191,11 @@ typedef struct acp_queue_config {
      *  at least ACP_MESSAGE_ACK_TIMEOUT_MIN. The queue is declared with
      *  x-consumer-timeout = 1.5 x this value, as upstream does. */
     unsigned message_ack_timeout;
+    /** AMQP heartbeat interval in seconds; default 60; 1..ACP_HEARTBEAT_MAX.
+     *  RabbitMQ closes a connection that stays silent for about two
+     *  intervals; the library keeps every connection talking, also while a
+     *  worker runs a long job. */
+    unsigned heartbeat;
 } acp_queue_config;
 
 /**

@@ -26,6 +26,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -38,6 +39,7 @@
 #include "config.h"
 #include "error.h"
 #include "json.h"
+#include "sync.h"
 
 #define BROKER_CHANNEL           1
 #define BROKER_CONNECT_TIMEOUT   5 /* seconds, as upstream's connectionTimeout */
@@ -290,9 +292,10 @@ static int broker_login(broker_conn *conn, const acp_queue_config *queue)
     };
     amqp_table_t properties = {(int)(sizeof props / sizeof props[0]), props};
 
-    amqp_rpc_reply_t reply = amqp_login_with_properties(
-        conn->amqp, "/", 0, BROKER_FRAME_MAX, BROKER_HEARTBEAT, &properties, AMQP_SASL_METHOD_PLAIN,
-        queue->user, queue->password);
+    int heartbeat = queue->heartbeat ? (int)queue->heartbeat : BROKER_HEARTBEAT;
+    amqp_rpc_reply_t reply =
+        amqp_login_with_properties(conn->amqp, "/", 0, BROKER_FRAME_MAX, heartbeat, &properties,
+                                   AMQP_SASL_METHOD_PLAIN, queue->user, queue->password);
     if (reply.reply_type == AMQP_RESPONSE_NORMAL)
         return 0;
     if (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
@@ -779,6 +782,130 @@ int broker_next(broker_conn *conn, int timeout_ms, broker_delivery *out)
         log_debug(conn->log, "%s: %s: ignoring %s", conn->where, what, amqp_method_name(m->id));
     }
     amqp_maybe_release_buffers(conn->amqp);
+    return rc;
+}
+
+/* ---- keeping an idle connection alive ------------------------------------ */
+
+struct broker_keeper {
+    broker_conn *conn;
+    pthread_t thread;
+    pthread_mutex_t lock; /* guards stop */
+    pthread_cond_t changed;
+    bool stop;
+    unsigned interval_ms;
+    /* Set by the thread when the connection failed; read after the join. */
+    int rc;
+    char error[1024];
+};
+
+/* Read whatever the server sent and send our heartbeat if it is due (inside
+ * rabbitmq-c's wait): 0 or ACP_EBROKER. */
+static int broker_keep_alive(broker_conn *conn)
+{
+    const char *what = "keeping the connection alive";
+    int rc;
+    for (;;) {
+        amqp_frame_t frame;
+        if ((rc = broker_read_method(conn, broker_now_ms(), what, &frame)))
+            break;
+        amqp_method_t *m = &frame.payload.method;
+        if (m->id == AMQP_BASIC_DELIVER_METHOD || m->id == AMQP_BASIC_RETURN_METHOD) {
+            uint64_t tag = m->id == AMQP_BASIC_DELIVER_METHOD
+                               ? ((amqp_basic_deliver_t *)m->decoded)->delivery_tag
+                               : 0;
+            if ((rc = broker_read_content(conn, what, NULL, NULL)))
+                break;
+            /* Only a consumer left running gets deliveries: let another
+             * worker have the message. */
+            int status =
+                tag ? amqp_basic_reject(conn->amqp, BROKER_CHANNEL, tag, 1) : AMQP_STATUS_OK;
+            if (status != AMQP_STATUS_OK) {
+                rc = broker_lost(conn, what, status, errno);
+                break;
+            }
+        } else if (m->id == AMQP_BASIC_CANCEL_METHOD) {
+            conn->consuming = false;
+        }
+        /* Late confirms and the like are dropped. */
+    }
+    amqp_maybe_release_buffers(conn->amqp);
+    return rc == 1 ? 0 : rc;
+}
+
+static void *broker_keeper_main(void *arg)
+{
+    broker_keeper *k = arg;
+    pthread_mutex_lock(&k->lock);
+    while (!k->stop) {
+        struct timespec until;
+        sync_deadline(&until, k->interval_ms);
+        while (!k->stop && pthread_cond_timedwait(&k->changed, &k->lock, &until) != ETIMEDOUT)
+            ;
+        if (k->stop)
+            break;
+        pthread_mutex_unlock(&k->lock);
+        int rc = broker_keep_alive(k->conn);
+        if (rc)
+            snprintf(k->error, sizeof k->error, "%s", acp_last_error());
+        pthread_mutex_lock(&k->lock);
+        if (rc) {
+            k->rc = rc;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&k->lock);
+    return NULL;
+}
+
+int broker_keeper_start(broker_conn *conn, broker_keeper **out)
+{
+    *out = NULL;
+    int rc = broker_check_usable(conn, "keeping the connection alive");
+    if (rc)
+        return rc;
+    broker_keeper *k = calloc(1, sizeof *k);
+    if (!k)
+        return error_set(ACP_ENOMEM, "%s: out of memory", conn->where);
+    k->conn = conn;
+    /* rabbitmq-c sends a heartbeat once an interval has passed since it last
+     * sent anything; looking four times per interval keeps the gaps well
+     * under the two intervals after which RabbitMQ gives up. */
+    int heartbeat = amqp_get_heartbeat(conn->amqp);
+    k->interval_ms = heartbeat > 0 ? (unsigned)heartbeat * 250 : 30000;
+    int err = pthread_mutex_init(&k->lock, NULL);
+    if (err) {
+        free(k);
+        return error_set(ACP_ENOMEM, "%s: creating a mutex: %s", conn->where, error_strerror(err));
+    }
+    if ((err = sync_cond_init(&k->changed))) {
+        pthread_mutex_destroy(&k->lock);
+        free(k);
+        return error_set(ACP_ENOMEM, "%s: creating a condition variable: %s", conn->where,
+                         error_strerror(err));
+    }
+    if ((err = pthread_create(&k->thread, NULL, broker_keeper_main, k))) {
+        pthread_cond_destroy(&k->changed);
+        pthread_mutex_destroy(&k->lock);
+        free(k);
+        return error_set(ACP_ENOMEM, "%s: starting the heartbeat thread: %s", conn->where,
+                         error_strerror(err));
+    }
+    *out = k;
+    return 0;
+}
+
+int broker_keeper_stop(broker_keeper *k)
+{
+    pthread_mutex_lock(&k->lock);
+    k->stop = true;
+    pthread_cond_signal(&k->changed);
+    pthread_mutex_unlock(&k->lock);
+    pthread_join(k->thread, NULL);
+    int rc = k->rc ? error_set(k->rc, "%s", k->error) : 0;
+    pthread_cond_destroy(&k->changed);
+    pthread_mutex_destroy(&k->lock);
+    free(k);
     return rc;
 }
 

@@ -23,8 +23,9 @@
 
 typedef struct broker_conn broker_conn;
 
-/* Connect (TCP timeout 5 s), log in (heartbeat 60 s), open channel 1 and put
- * it in confirm mode. ACP_EBROKER on failure. */
+/* Connect (TCP timeout 5 s), log in (heartbeat @queue->heartbeat seconds, 60
+ * when 0), open channel 1 and put it in confirm mode. ACP_EBROKER on
+ * failure. */
 int broker_connect(broker_conn **out, const acp_queue_config *queue, const logger *log);
 void broker_close(broker_conn *conn); /* NULL is fine; closes politely if possible */
 
@@ -48,6 +49,20 @@ int broker_consume(broker_conn *conn, const char *queue_id);
  * connection while its owner runs a job; a message delivered before the
  * cancel took effect is rejected with requeue, so it goes to another worker. */
 int broker_cancel(broker_conn *conn);
+
+/* Keeping a connection alive while its owner is busy elsewhere (a worker
+ * running a job): a thread of its own answers the broker's heartbeats and
+ * reads what the server sends until broker_keeper_stop(). The owner must
+ * not touch @conn in between; the handover needs no lock on the connection,
+ * as the thread starts after and is joined before any other use. Cancel the
+ * consumer first: a message delivered meanwhile is rejected with requeue. */
+typedef struct broker_keeper broker_keeper;
+
+/* Start keeping @conn alive. ACP_ENOMEM when the thread cannot start. */
+int broker_keeper_start(broker_conn *conn, broker_keeper **out);
+/* Stop the thread and hand the connection back: 0, or ACP_EBROKER with the
+ * detail set when the connection was lost meanwhile (close it). */
+int broker_keeper_stop(broker_keeper *keeper);
 
 typedef struct broker_delivery {
     uint64_t tag;

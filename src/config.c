@@ -11,6 +11,7 @@
 #define DEFAULT_AMQP_PORT           5672
 #define DEFAULT_WORKERS             5
 #define DEFAULT_MESSAGE_ACK_TIMEOUT (30 * 60)
+#define DEFAULT_HEARTBEAT           60
 #define DEFAULT_EXPIRATION_DAYS     30
 #define DEFAULT_PRUNE_INTERVAL      (12 * 60 * 60)
 #define DEFAULT_LEASE_SECONDS       60
@@ -48,6 +49,7 @@ int acp_queue_config_init(acp_queue_config *queue)
     queue->port = DEFAULT_AMQP_PORT;
     queue->workers = DEFAULT_WORKERS;
     queue->message_ack_timeout = DEFAULT_MESSAGE_ACK_TIMEOUT;
+    queue->heartbeat = DEFAULT_HEARTBEAT;
     return 0;
 }
 
@@ -248,7 +250,8 @@ static int check_queue(const acp_config *config, size_t index)
         (rc = require(FIELD("password"), q->password, "RabbitMQ password")) ||
         (rc = check_range(FIELD("workers"), q->workers, ACP_WORKERS_MIN, ACP_WORKERS_MAX)) ||
         (rc = check_range(FIELD("message_ack_timeout"), q->message_ack_timeout,
-                          ACP_MESSAGE_ACK_TIMEOUT_MIN, 7LL * 24 * 3600)))
+                          ACP_MESSAGE_ACK_TIMEOUT_MIN, 7LL * 24 * 3600)) ||
+        (rc = check_range(FIELD("heartbeat"), q->heartbeat, 1, ACP_HEARTBEAT_MAX)))
         return rc;
 #undef FIELD
     return 0;

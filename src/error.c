@@ -36,6 +36,14 @@ const char *acp_strerror(int code)
     return descriptions[-code];
 }
 
+const char *error_strerror(int errnum)
+{
+    static _Thread_local char text[128];
+    /* The GNU strerror_r (_GNU_SOURCE): it returns either a static string
+     * or @text. */
+    return strerror_r(errnum, text, sizeof text);
+}
+
 const char *acp_last_error(void)
 {
     return last_message[0] ? last_message : "no error";

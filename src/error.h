@@ -11,4 +11,9 @@ int error_set(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3
 /* Prefix the current detail message with "<prefix>: " and return @code. */
 int error_prefix(int code, const char *prefix);
 
+/* strerror() for library threads: the text of errno value @errnum, from
+ * strerror_r() into a per-thread buffer (valid until this thread's next
+ * call), so that two threads never share a result. */
+const char *error_strerror(int errnum);
+
 #endif

@@ -142,6 +142,7 @@ void *maintenance_main(void *arg)
     int64_t last_sweep = now_ms(); /* acp_init swept */
     maintenance_tick(p, false);
     while (!platform_wait(p, TICK_MS, &p->maintenance_stopping)) {
+        platform_keep_publishers(p);
         bool renew = now_ms() - last_renew >= renew_every - TICK_MS / 2;
         if (renew)
             last_renew = now_ms();

@@ -108,6 +108,31 @@ static int publisher_ready(acp_platform *p, queue_rt *q)
     return rc;
 }
 
+void platform_keep_publishers(acp_platform *p)
+{
+    for (size_t i = 0; i < p->queue_count; i++) {
+        queue_rt *q = &p->queues[i];
+        /* A publish under way talks to the broker anyway. */
+        if (pthread_mutex_trylock(&q->publish_lock) != 0)
+            continue;
+        if (q->publisher) {
+            broker_delivery d;
+            int rc = broker_next(q->publisher, 0, &d);
+            if (rc == 0)
+                broker_delivery_free(&d); /* a publisher consumes nothing */
+            if (rc < 0) {
+                log_debug(&p->log,
+                          "%s: publisher connection lost (%s); reconnecting on the next "
+                          "publish",
+                          q->id, acp_last_error());
+                broker_close(q->publisher);
+                q->publisher = NULL;
+            }
+        }
+        pthread_mutex_unlock(&q->publish_lock);
+    }
+}
+
 int platform_publish(acp_platform *p, queue_rt *q, const acp_job_id *id, const char *config)
 {
     struct timespec now;

@@ -87,6 +87,11 @@ queue_rt *platform_find_queue(acp_platform *p, const char *queue_id);
  * this fails, so that the maintenance thread retries. */
 int platform_publish(acp_platform *p, queue_rt *q, const acp_job_id *id, const char *config);
 
+/* Answer the broker's heartbeats on every idle publisher connection (the
+ * maintenance thread calls this every tick): RabbitMQ closes a connection
+ * that stays silent for two heartbeat intervals. */
+void platform_keep_publishers(acp_platform *p);
+
 /* Drop one reference; frees the platform when it was the last. */
 void platform_release(acp_platform *p);
 

@@ -1,7 +1,9 @@
 /* Worker threads: each has its own AMQP connection consuming "<queue>_jobs"
  * with prefetch 1, claims a delivered job in PostgreSQL, acks at once (so a
  * job of hours never meets the broker's ack timeout), stops consuming while
- * the job runs (so no message waits behind it), and runs the job. */
+ * the job runs (so no message waits behind it), hands the connection to a
+ * heartbeat thread meanwhile (so the broker keeps it open), and runs the
+ * job. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -320,8 +322,21 @@ static void handle_delivery(worker *w, broker_conn **conn, const broker_delivery
     /* If the ack is lost, a redelivery will find the job claimed. */
     if (ack(p, conn, d->tag) && broker_cancel(*conn) != 0)
         drop(conn);
+    /* RabbitMQ closes a connection that misses its heartbeats: a thread
+     * answers them while the job runs, so the connection outlives any job. */
+    broker_keeper *keeper = NULL;
+    if (*conn && broker_keeper_start(*conn, &keeper) != 0) {
+        log_warn(&p->log, "%s worker %u: %s; closing the connection until job %s ends", q->id,
+                 w->index, acp_last_error(), hex);
+        drop(conn);
+    }
     run_job(q, &row);
     store_job_free(&row);
+    if (keeper && broker_keeper_stop(keeper) != 0) {
+        log_warn(&p->log, "%s worker %u: lost the broker during job %s: %s", q->id, w->index, hex,
+                 acp_last_error());
+        drop(conn);
+    }
     if (*conn && !atomic_load(&p->stopping) && broker_consume(*conn, q->id) != 0)
         drop(conn);
 }

@@ -98,6 +98,7 @@ static void defaults_match_upstream(void **state)
     assert_int_equal(q.port, 5672);
     assert_int_equal(q.workers, 5);
     assert_int_equal(q.message_ack_timeout, 1800);
+    assert_int_equal(q.heartbeat, 60);
     assert_null(q.id);
     assert_null(q.host);
 
@@ -265,6 +266,14 @@ static void queue_fields(void **state)
     f->queues[1].message_ack_timeout = 299;
     assert_invalid(&f->config, ACP_EINVAL, "config.queues[1].message_ack_timeout",
                    "299 is outside 300..");
+    f->queues[1] = saved;
+
+    f->queues[1].heartbeat = 0;
+    assert_invalid(&f->config, ACP_EINVAL, "config.queues[1].heartbeat", "0 is outside 1..3600");
+    f->queues[1].heartbeat = 3601;
+    assert_invalid(&f->config, ACP_EINVAL, "config.queues[1].heartbeat", "3601 is outside 1..3600");
+    f->queues[1].heartbeat = 1;
+    assert_int_equal(acp_config_validate(&f->config), 0);
     f->queues[1] = saved;
 
     f->queues[2].version = 0;
