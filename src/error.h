@@ -11,9 +11,10 @@ int error_set(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3
 /* Prefix the current detail message with "<prefix>: " and return @code. */
 int error_prefix(int code, const char *prefix);
 
-/* strerror() for library threads: the text of errno value @errnum, from
- * strerror_r() into a per-thread buffer (valid until this thread's next
- * call), so that two threads never share a result. */
+/* The text of errno value @errnum for library threads, where plain
+ * strerror is not thread-safe: strerror_r() into a per-thread buffer (valid
+ * until this thread's next call), so that two threads never share a result.
+ * tests/unit/check_no_strerror.sh keeps src/ from calling strerror again. */
 const char *error_strerror(int errnum);
 
 #endif

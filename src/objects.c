@@ -418,7 +418,11 @@ int objects_open(objects **out, const acp_s3_config *cfg, const logger *log)
     objects *obj = calloc(1, sizeof *obj);
     if (!obj)
         return error_set(ACP_ENOMEM, "out of memory opening S3");
-    pthread_mutex_init(&obj->lock, NULL);
+    int err = pthread_mutex_init(&obj->lock, NULL);
+    if (err) {
+        free(obj);
+        return error_set(ACP_ENOMEM, "S3: creating a mutex: %s", error_strerror(err));
+    }
     int len = cfg->port ? snprintf(NULL, 0, "%s:%d", cfg->host, cfg->port)
                         : snprintf(NULL, 0, "%s", cfg->host);
     obj->endpoint = malloc((size_t)len + 1);
@@ -545,7 +549,7 @@ static int objects_put_run(objects *obj, const char *key, objects_put_req *put)
         }
         if (put->read_errno)
             return error_set(ACP_EIO, "S3 %s: PUT %s/%s: reading the file failed: %s",
-                             obj->endpoint, obj->bucket, key, strerror(put->read_errno));
+                             obj->endpoint, obj->bucket, key, error_strerror(put->read_errno));
         if (put->shrank)
             return error_set(ACP_EIO,
                              "S3 %s: PUT %s/%s: the file ended after %" PRIu64 " of %" PRIu64
@@ -629,7 +633,7 @@ int objects_put_fd(objects *obj, const acp_job_id *id, const char *name, int fd)
     struct stat st;
     if (fstat(fd, &st) != 0)
         return error_set(ACP_EIO, "uploading '%s': cannot stat the file: %s", name,
-                         strerror(errno));
+                         error_strerror(errno));
     if (!S_ISREG(st.st_mode))
         return error_set(ACP_EIO, "uploading '%s': not a regular file", name);
     objects_put_req put = {.fd = fd, .size = (uint64_t)st.st_size};

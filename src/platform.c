@@ -60,8 +60,20 @@ void platform_release(acp_platform *p)
 
 int platform_init_sync(acp_platform *p)
 {
-    pthread_mutex_init(&p->lock, NULL);
-    sync_cond_init(&p->changed);
+    int err = pthread_mutex_init(&p->lock, NULL);
+    if (err)
+        return error_set(ACP_ENOMEM, "creating the platform's mutex: %s", error_strerror(err));
+    if ((err = sync_cond_init(&p->changed))) {
+        pthread_mutex_destroy(&p->lock);
+        return error_set(ACP_ENOMEM, "creating the platform's condition variable: %s",
+                         error_strerror(err));
+    }
+    if ((err = pthread_mutex_init(&p->scratch_lock, NULL))) {
+        pthread_cond_destroy(&p->changed);
+        pthread_mutex_destroy(&p->lock);
+        return error_set(ACP_ENOMEM, "creating the scratch directories' mutex: %s",
+                         error_strerror(err));
+    }
     return 0;
 }
 
@@ -170,15 +182,22 @@ static char *dup_or_null(const char *s)
 
 static int copy_queue(acp_platform *p, queue_rt *q, const acp_queue_config *cfg)
 {
+    /* On failure nothing of @q is left to free: acp_init counts only the
+     * queues copied in full. */
+    int err = pthread_mutex_init(&q->publish_lock, NULL);
+    if (err)
+        return error_set(ACP_ENOMEM, "queue '%s': creating the publisher's mutex: %s", cfg->id,
+                         error_strerror(err));
     q->cfg = *cfg;
     q->platform = p;
     q->id = dup_or_null(cfg->id);
     q->host = dup_or_null(cfg->host);
     q->user = dup_or_null(cfg->user);
     q->password = dup_or_null(cfg->password);
-    pthread_mutex_init(&q->publish_lock, NULL);
-    if (!q->id || !q->host || !q->user || !q->password)
+    if (!q->id || !q->host || !q->user || !q->password) {
+        queue_free(q);
         return error_set(ACP_ENOMEM, "out of memory copying the queue configuration");
+    }
     q->cfg.id = q->id;
     q->cfg.host = q->host;
     q->cfg.user = q->user;
@@ -198,8 +217,10 @@ int acp_init(acp_platform **out, const acp_config *config)
     acp_platform *p = calloc(1, sizeof *p);
     if (!p)
         return error_set(ACP_ENOMEM, "out of memory");
-    platform_init_sync(p);
-    pthread_mutex_init(&p->scratch_lock, NULL);
+    if ((rc = platform_init_sync(p))) {
+        free(p);
+        return rc;
+    }
     p->refs = 1;
     p->log = (logger){config->log, config->log_userdata, config->log_level};
     p->lease_seconds = config->lease_seconds;
@@ -218,9 +239,9 @@ int acp_init(acp_platform **out, const acp_config *config)
         goto fail;
     }
     for (size_t i = 0; i < config->queue_count; i++) {
-        p->queue_count++;
         if ((rc = copy_queue(p, &p->queues[i], &config->queues[i])))
             goto fail;
+        p->queue_count++;
     }
 
     if ((rc = scratch_prepare_root(p->workspace_root)) ||
@@ -245,14 +266,14 @@ int acp_init(acp_platform **out, const acp_config *config)
     p->factory = *config->executor_factory;
 
     if ((rc = pthread_create(&p->maintenance, NULL, maintenance_main, p)) != 0) {
-        rc = error_set(ACP_ENOMEM, "starting the maintenance thread: %s", strerror(rc));
+        rc = error_set(ACP_ENOMEM, "starting the maintenance thread: %s", error_strerror(rc));
         p->factory.free = NULL;
         goto fail;
     }
     p->maintenance_started = true;
     /* Its own thread: a long pass must not hold up lease renewals. */
     if ((rc = pthread_create(&p->pruner, NULL, pruner_main, p)) != 0) {
-        rc = error_set(ACP_ENOMEM, "starting the pruner thread: %s", strerror(rc));
+        rc = error_set(ACP_ENOMEM, "starting the pruner thread: %s", error_strerror(rc));
         p->factory.free = NULL;
         acp_shutdown(p);
         return rc;

@@ -33,7 +33,7 @@ static int remove_children(int dir_fd, const char *path, int depth)
     if (!dir) {
         if (fd >= 0)
             close(fd);
-        return error_set(ACP_EIO, "removing %s: %s", path, strerror(errno));
+        return error_set(ACP_EIO, "removing %s: %s", path, error_strerror(errno));
     }
     int rc = 0;
     struct dirent *entry;
@@ -44,24 +44,24 @@ static int remove_children(int dir_fd, const char *path, int depth)
         if (unlinkat(dir_fd, name, 0) == 0 || errno == ENOENT)
             continue;
         if (errno != EISDIR && errno != EPERM) {
-            rc = error_set(ACP_EIO, "removing %s/%s: %s", path, name, strerror(errno));
+            rc = error_set(ACP_EIO, "removing %s/%s: %s", path, name, error_strerror(errno));
             break;
         }
         int child = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (child < 0) {
-            rc = error_set(ACP_EIO, "removing %s/%s: %s", path, name, strerror(errno));
+            rc = error_set(ACP_EIO, "removing %s/%s: %s", path, name, error_strerror(errno));
             break;
         }
         rc = remove_children(child, path, depth + 1);
         close(child);
         if (!rc && unlinkat(dir_fd, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
-            rc = error_set(ACP_EIO, "removing %s/%s: %s", path, name, strerror(errno));
+            rc = error_set(ACP_EIO, "removing %s/%s: %s", path, name, error_strerror(errno));
         /* The directory changed under readdir: start over to see every entry. */
         if (!rc)
             rewinddir(dir);
     }
     if (!rc && errno != 0)
-        rc = error_set(ACP_EIO, "reading %s: %s", path, strerror(errno));
+        rc = error_set(ACP_EIO, "reading %s: %s", path, error_strerror(errno));
     closedir(dir);
     return rc;
 }
@@ -72,12 +72,12 @@ int scratch_remove(const char *path)
     if (fd < 0) {
         if (errno == ENOENT)
             return 0;
-        return error_set(ACP_EIO, "removing %s: %s", path, strerror(errno));
+        return error_set(ACP_EIO, "removing %s: %s", path, error_strerror(errno));
     }
     int rc = remove_children(fd, path, 0);
     close(fd);
     if (!rc && rmdir(path) != 0 && errno != ENOENT)
-        rc = error_set(ACP_EIO, "removing %s: %s", path, strerror(errno));
+        rc = error_set(ACP_EIO, "removing %s: %s", path, error_strerror(errno));
     return rc;
 }
 
@@ -93,7 +93,7 @@ int scratch_prepare_root(const char *root)
             if (mkdir(copy, 0755) != 0 && errno != EEXIST) {
                 int err = errno;
                 free(copy);
-                return error_set(ACP_EIO, "creating %s: %s", root, strerror(err));
+                return error_set(ACP_EIO, "creating %s: %s", root, error_strerror(err));
             }
             *p = saved;
             if (!saved)
@@ -183,14 +183,14 @@ int scratch_create(acp_platform *p, const char *hex, unsigned attempt, char **pa
                            "removed once that run is known to have stopped",
                            path, attempt);
         else
-            rc = error_set(ACP_EIO, "creating scratch directory %s: %s", path, strerror(errno));
+            rc = error_set(ACP_EIO, "creating scratch directory %s: %s", path, error_strerror(errno));
         scratch_unregister(p, name);
         free(path);
         return rc;
     }
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
-        rc = error_set(ACP_EIO, "opening scratch directory %s: %s", path, strerror(errno));
+        rc = error_set(ACP_EIO, "opening scratch directory %s: %s", path, error_strerror(errno));
         rmdir(path);
         scratch_unregister(p, name);
         free(path);
@@ -291,7 +291,7 @@ int scratch_sweep(acp_platform *p, size_t *removed)
     DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
     if (!dir) {
         int rc =
-            error_set(ACP_EIO, "reading scratch root %s: %s", p->workspace_root, strerror(errno));
+            error_set(ACP_EIO, "reading scratch root %s: %s", p->workspace_root, error_strerror(errno));
         if (fd >= 0)
             close(fd);
         return rc;
@@ -319,7 +319,7 @@ int scratch_sweep(acp_platform *p, size_t *removed)
             rc = sweep_flush(p, b, &count);
     }
     if (!rc && errno != 0)
-        rc = error_set(ACP_EIO, "reading scratch root %s: %s", p->workspace_root, strerror(errno));
+        rc = error_set(ACP_EIO, "reading scratch root %s: %s", p->workspace_root, error_strerror(errno));
     if (!rc && b->count)
         rc = sweep_flush(p, b, &count);
     free(b);
@@ -337,7 +337,7 @@ int scratch_write_all(int fd, const void *data, size_t len)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            return error_set(ACP_EIO, "writing to fd %d: %s", fd, strerror(errno));
+            return error_set(ACP_EIO, "writing to fd %d: %s", fd, error_strerror(errno));
         at += n;
         len -= (size_t)n;
     }

@@ -84,7 +84,7 @@ static int prepare_inputs(const acp_submission *sub, prepared *s)
         struct stat st;
         if (s->fds[i] < 0 || fstat(s->fds[i], &st) != 0)
             return error_set(ACP_EIO, "%s ('%s'): cannot read %s: %s", what, in->name, in->path,
-                             strerror(errno));
+                             error_strerror(errno));
         if (!S_ISREG(st.st_mode))
             return error_set(ACP_EIO, "%s ('%s'): %s is not a regular file", what, in->name,
                              in->path);

@@ -37,7 +37,7 @@ static int create_file(int dir_fd, const char *name, int *fd)
 {
     *fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (*fd < 0)
-        return error_set(ACP_EIO, "creating %s: %s", name, strerror(errno));
+        return error_set(ACP_EIO, "creating %s: %s", name, error_strerror(errno));
     return 0;
 }
 
@@ -71,9 +71,9 @@ static int upload_output(acp_platform *p, const acp_job_id *id, int dir_fd, cons
     if (fd < 0 && (errno == ENOENT || errno == ELOOP))
         return 1; /* absent, or a symbolic link that must not be followed */
     if (fd < 0)
-        return error_set(ACP_EIO, "opening %s: %s", name, strerror(errno));
+        return error_set(ACP_EIO, "opening %s: %s", name, error_strerror(errno));
     struct stat st;
-    int rc = fstat(fd, &st) != 0    ? error_set(ACP_EIO, "%s: %s", name, strerror(errno))
+    int rc = fstat(fd, &st) != 0    ? error_set(ACP_EIO, "%s: %s", name, error_strerror(errno))
              : !S_ISREG(st.st_mode) ? 1
                                     : objects_put_fd(p->objects, id, name, fd);
     close(fd);
@@ -399,7 +399,7 @@ int workers_start(queue_rt *q)
         if (err) {
             platform_release(p);
             return error_set(ACP_ENOMEM, "starting worker %d of queue %s: %s", i + 1, q->id,
-                             strerror(err));
+                             error_strerror(err));
         }
         w->started = true;
         q->worker_count++;

@@ -1,4 +1,5 @@
 /* acp_strerror for every code and the thread-local acp_last_error. */
+#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -81,11 +82,34 @@ static void last_error_is_per_thread_and_never_null(void **state)
     assert_string_equal(acp_last_error(), "postgres 127.0.0.1:5432: connection refused");
 }
 
+static void *describe_on_other_thread(void *arg)
+{
+    (void)arg;
+    return (void *)error_strerror(23456);
+}
+
+/* Point 9 of issue 10: the errno text of one thread survives another
+ * thread's call (an unknown errno is formatted into the buffer that plain
+ * strerror would share between threads). */
+static void strerror_text_is_per_thread(void **state)
+{
+    (void)state;
+    const char *mine = error_strerror(12345);
+    assert_non_null(strstr(mine, "12345"));
+    pthread_t thread;
+    void *theirs;
+    assert_int_equal(pthread_create(&thread, NULL, describe_on_other_thread, NULL), 0);
+    assert_int_equal(pthread_join(thread, &theirs), 0);
+    assert_non_null(strstr(mine, "12345"));
+    assert_string_equal(error_strerror(ENOENT), "No such file or directory");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_code_has_its_own_description),
         cmocka_unit_test(last_error_is_per_thread_and_never_null),
+        cmocka_unit_test(strerror_text_is_per_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
