@@ -597,19 +597,14 @@ static void channel_closed_by_the_server_is_reported(void **state)
 /* Force-close our connection from the server side with rabbitmqctl, finding
  * it by the connection_name that broker_connect() sends. Needs the stack
  * script (ACP_SOURCE_ROOT, set by meson test). */
-static void connection_closed_by_the_server_is_reported(void **state)
+static void close_from_the_server(fixture *f)
 {
-    fixture *f = *state;
     const char *root = getenv("ACP_SOURCE_ROOT");
     const char *required = getenv("ACP_TEST_REQUIRE_SERVICES");
     if ((!root || !*root) && required && strcmp(required, "1") == 0)
         fail_msg("ACP_SOURCE_ROOT is not set: run this test through meson test");
     if (!root || !*root)
         skip();
-    broker_conn *c = connect_to(f, 0);
-    expect_ok(broker_declare(c, f->id, 300), "declare");
-    expect_ok(broker_consume(c, f->id), "consume");
-
     char command[1200];
     snprintf(command, sizeof command,
              "%s/scripts/stack rabbitmqctl list_connections pid client_properties 2>/dev/null",
@@ -632,12 +627,71 @@ static void connection_closed_by_the_server_is_reported(void **state)
              ">/dev/null 2>&1",
              root, pid);
     assert_int_equal(system(command), 0);
+}
+
+static void connection_closed_by_the_server_is_reported(void **state)
+{
+    fixture *f = *state;
+    broker_conn *c = connect_to(f, 0);
+    expect_ok(broker_declare(c, f->id, 300), "declare");
+    expect_ok(broker_consume(c, f->id), "consume");
+    close_from_the_server(f);
 
     broker_delivery d;
     assert_int_equal(broker_next(c, DELIVERY_MS, &d), ACP_EBROKER);
     assert_error_mentions("connection closed by the server: CONNECTION_FORCED - closed by "
                           "test_broker (320)");
     assert_int_equal(broker_ack(c, 1), ACP_EBROKER);
+}
+
+/* Point 7 of issue 10: while a worker runs a job, its connection (consumer
+ * cancelled) is kept by a heartbeat thread. At a heartbeat of 1 s, RabbitMQ
+ * closes a silent connection within about 3 s; after 4 s with the keeper the
+ * connection still consumes and receives. */
+static void keeper_holds_a_connection_through_a_long_job(void **state)
+{
+    fixture *f = *state;
+    acp_queue_config q;
+    queue_config(&q, f->id);
+    q.heartbeat = 1;
+    if (broker_connect(&f->conns[0], &q, NULL) != 0)
+        fail_msg("broker_connect: %s", acp_last_error());
+    broker_conn *worker = f->conns[0], *publisher = connect_to(f, 1);
+    expect_ok(broker_declare(worker, f->id, 300), "declare");
+    expect_ok(broker_consume(worker, f->id), "consume");
+    expect_ok(broker_cancel(worker), "cancel");
+
+    broker_keeper *keeper;
+    expect_ok(broker_keeper_start(worker, &keeper), "broker_keeper_start");
+    sleep(4); /* the job */
+    expect_ok(broker_keeper_stop(keeper), "broker_keeper_stop");
+
+    expect_ok(broker_consume(worker, f->id), "consume after the job");
+    publish_text(publisher, f->id, "next job");
+    expect_ok(broker_ack(worker, expect_delivery(worker, "next job", NULL)), "ack");
+}
+
+/* A connection lost while the keeper holds it is reported when the owner
+ * takes it back, with the server's reason. */
+static void keeper_reports_a_connection_lost_meanwhile(void **state)
+{
+    fixture *f = *state;
+    acp_queue_config q;
+    queue_config(&q, f->id);
+    q.heartbeat = 1;
+    if (broker_connect(&f->conns[0], &q, NULL) != 0)
+        fail_msg("broker_connect: %s", acp_last_error());
+    broker_conn *c = f->conns[0];
+    expect_ok(broker_declare(c, f->id, 300), "declare");
+
+    broker_keeper *keeper;
+    expect_ok(broker_keeper_start(c, &keeper), "broker_keeper_start");
+    close_from_the_server(f);
+    sleep(2); /* the keeper looks every 250 ms */
+    assert_int_equal(broker_keeper_stop(keeper), ACP_EBROKER);
+    assert_error_mentions("connection closed by the server: CONNECTION_FORCED - closed by "
+                          "test_broker (320)");
+    assert_int_equal(broker_consume(c, f->id), ACP_EBROKER);
 }
 
 int main(void)
@@ -663,6 +717,8 @@ int main(void)
         TEST(deleted_queue_cancels_the_consumer),
         TEST(channel_closed_by_the_server_is_reported),
         TEST(connection_closed_by_the_server_is_reported),
+        TEST(keeper_holds_a_connection_through_a_long_job),
+        TEST(keeper_reports_a_connection_lost_meanwhile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
