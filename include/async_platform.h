@@ -485,7 +485,9 @@ struct acp_executor_factory {
  *         is NULL: ACP_EINVAL / ACP_EVERSION (configuration, see
  *         acp_config_validate), ACP_EDB, ACP_ESTORAGE or ACP_EBROKER (with
  *         the service's address and the reason in acp_last_error()),
- *         ACP_EIO (scratch root), ACP_ENOMEM.
+ *         ACP_EIO (scratch root), ACP_ENOMEM (also when a mutex,
+ *         condition variable or thread cannot be created; the detail names
+ *         it and the system's reason).
  */
 ACP_EXTERN int acp_init(acp_platform **out, const acp_config *config);
 
