@@ -1,0 +1,110 @@
+/* Point 9 of issue 10: acp_init checks every pthread_create and, when one
+ * fails, returns ACP_ENOMEM naming the thread, with every thread it started
+ * stopped again (counted in /proc/self/task) and nothing leaked (valgrind).
+ * The failures are injected with -Wl,--wrap=pthread_create on the internal
+ * library; the services are real, as the threads start after connecting. */
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "platform_fixture.h"
+#include "recording_executor.h"
+
+static stack_env env;
+static int create_fail_at, create_calls; /* 1 = the first call from now on */
+
+int __real_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg);
+int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg);
+
+int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg)
+{
+    if (++create_calls == create_fail_at)
+        return EAGAIN;
+    return __real_pthread_create(t, a, fn, arg);
+}
+
+static int thread_count(void)
+{
+    DIR *dir = opendir("/proc/self/task");
+    assert_non_null(dir);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)))
+        n += e->d_name[0] != '.';
+    closedir(dir);
+    return n;
+}
+
+/* acp_init with the @nth thread failing to start: the maintenance thread,
+ * the pruner, then the workers of the queue in order. */
+static void expect_init_fails(int nth, const char *text)
+{
+    char tag[9];
+    fixture_tag(tag);
+    fixture_config fc;
+    fixture_config_make(&fc, &env, tag, 1, 2, &recording_factory);
+    int before = thread_count();
+    create_calls = 0;
+    create_fail_at = nth;
+    acp_platform *p = NULL;
+    int rc = acp_init(&p, &fc.config);
+    create_fail_at = 0;
+    if (rc == 0)
+        acp_shutdown(p);
+    if (rc != ACP_ENOMEM || !strstr(acp_last_error(), text))
+        fail_msg("acp_init returned %d (%s), expected ACP_ENOMEM naming '%s'", rc, acp_last_error(),
+                 text);
+    assert_null(p);
+    assert_int_equal(thread_count(), before);
+}
+
+static void unchecked_init_maintenance_thread_fails_init(void **state)
+{
+    (void)state;
+    expect_init_fails(1, "starting the maintenance thread: Resource temporarily unavailable");
+}
+
+static void unchecked_init_pruner_thread_fails_init(void **state)
+{
+    (void)state;
+    expect_init_fails(2, "starting the pruner thread");
+}
+
+static void unchecked_init_worker_thread_fails_init(void **state)
+{
+    (void)state;
+    expect_init_fails(4, "starting worker 2 of queue");
+}
+
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
+int main(void)
+{
+    int exit_status;
+    if (stack_env_load(&env, &exit_status) != 0)
+        return exit_status;
+    /* ThreadSanitizer starts a helper thread with the first thread: have
+     * it before any count. */
+    pthread_t warm_up;
+    if (__real_pthread_create(&warm_up, NULL, nothing, NULL) == 0)
+        pthread_join(warm_up, NULL);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(unchecked_init_maintenance_thread_fails_init),
+        cmocka_unit_test(unchecked_init_pruner_thread_fails_init),
+        cmocka_unit_test(unchecked_init_worker_thread_fails_init),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    fixture_log_reset();
+    return failed;
+}
