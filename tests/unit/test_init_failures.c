@@ -119,7 +119,7 @@ static void unchecked_init_platform_cond_fails_init(void **state)
 static void unchecked_init_queue_mutex_fails_init(void **state)
 {
     (void)state;
-    inject(3, 0); /* the platform's, the first queue's, then the second queue's */
+    inject(4, 0); /* the platform's two, the first queue's, then the second queue's */
     expect_init_fails("queue 'index'");
 }
 
