@@ -256,6 +256,14 @@ typedef struct acp_config {
      *  process cannot do so forever. Resubmitting it starts the count
      *  again. Default 3; 0 also means 3; 0..ACP_MAX_ATTEMPTS_MAX. */
     unsigned max_attempts;
+    /** Seconds a finished job's result upload (and the status flag written
+     *  after it) keeps retrying while S3 fails for a transient reason
+     *  (connection refused or reset, timeout, name lookup, 5xx, 429), with
+     *  exponential back-off, the job's lease renewed meanwhile. Past it, or
+     *  at once on a permanent error (403, 404 bucket, 400), the job fails
+     *  with a message saying why. Default 300; 0 = the default; at most
+     *  86400. */
+    unsigned result_retry_seconds;
 } acp_config;
 
 /**

@@ -37,6 +37,7 @@ int acp_config_init(acp_config *config)
     config->shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT;
     config->log_level = ACP_LOG_INFO;
     config->max_attempts = CONFIG_DEFAULT_MAX_ATTEMPTS;
+    config->result_retry_seconds = CONFIG_RESULT_RETRY_DEFAULT;
     return 0;
 }
 
@@ -298,7 +299,9 @@ int acp_config_validate(const acp_config *config)
                           7LL * 24 * 3600)) ||
         (rc = check_range("config.shutdown_timeout", config->shutdown_timeout, 0, 24 * 3600)) ||
         (rc = check_range("config.log_level", config->log_level, ACP_LOG_DEBUG, ACP_LOG_ERROR)) ||
-        (rc = check_range("config.max_attempts", config->max_attempts, 0, ACP_MAX_ATTEMPTS_MAX)))
+        (rc = check_range("config.max_attempts", config->max_attempts, 0, ACP_MAX_ATTEMPTS_MAX)) ||
+        (rc = check_range("config.result_retry_seconds", config->result_retry_seconds, 0,
+                          24 * 3600)))
         return rc;
     return 0;
 }

@@ -9,6 +9,8 @@
 /* Runs of a job whose process keeps dying before it is failed; also what a
  * config.max_attempts of 0 means. */
 #define CONFIG_DEFAULT_MAX_ATTEMPTS 3
+/* config.result_retry_seconds when 0. */
+#define CONFIG_RESULT_RETRY_DEFAULT 300
 
 /* True when @name is 1..@max characters of [A-Za-z0-9_.-] and not "." or "..":
  * the rule for S3 file names (lcp-spec §5.8) and queue ids. */

@@ -273,21 +273,106 @@ static bool objects_retryable(S3Status status)
            status == S3StatusInterrupted;
 }
 
+/* The patience of this thread's calls (objects_patience_begin): while
+ * active, transient failures are retried until the budget has passed since
+ * the request first failed, not just OBJECTS_RETRIES times. A result upload
+ * outlives a radosgw restart this way; a request made for an HTTP client
+ * keeps failing fast. */
+typedef struct objects_patience {
+    bool active;
+    unsigned seconds;
+    const atomic_bool *cancel;
+    struct timespec since; /* CLOCK_MONOTONIC, the request's first failure */
+    bool exhausted;        /* the last request failed past the budget */
+    bool cancelled;        /* ... or gave up because *cancel was raised */
+} objects_patience;
+
+static _Thread_local objects_patience objects_patient;
+
+void objects_patience_begin(unsigned seconds, const atomic_bool *cancel)
+{
+    objects_patient = (objects_patience){.active = true, .seconds = seconds, .cancel = cancel};
+}
+
+void objects_patience_end(void)
+{
+    objects_patient = (objects_patience){0};
+}
+
+static int64_t objects_elapsed_ms(const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)(now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+/* Sleep @ms in slices, so that a raised cancel flag is seen within 100 ms.
+ * Returns false when cancelled. */
+static bool objects_pause(unsigned ms, const atomic_bool *cancel)
+{
+    while (ms > 0) {
+        if (cancel && atomic_load(cancel))
+            return false;
+        unsigned slice = ms < 100 ? ms : 100;
+        struct timespec pause = {0, (long)slice * 1000000L};
+        while (nanosleep(&pause, &pause) != 0 && errno == EINTR)
+            ;
+        ms -= slice;
+    }
+    return !(cancel && atomic_load(cancel));
+}
+
+/* Exponential back-off from 100 ms up to 8 s, each delay drawn from its
+ * upper half so that workers retrying together spread out. */
+static unsigned objects_patient_delay(int attempt)
+{
+    unsigned ceiling = attempt >= 7 ? 8000 : 100u << attempt;
+    unsigned seed = (unsigned)(uintptr_t)&objects_patient ^ (unsigned)attempt * 2654435761u;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    seed ^= (unsigned)now.tv_nsec;
+    return ceiling / 2 + rand_r(&seed) % (ceiling / 2 + 1);
+}
+
 /* After failed attempt @attempt (0-based): whether to try again. Sleeps the
  * back-off first. */
 static bool objects_again(const objects *obj, const objects_call *call, int attempt,
                           const char *method, const char *key)
 {
-    if (call->status == S3StatusOK || !objects_retryable(call->status) ||
-        attempt >= OBJECTS_RETRIES)
+    objects_patience *patience = &objects_patient;
+    if (attempt == 0) {
+        patience->exhausted = patience->cancelled = false;
+        clock_gettime(CLOCK_MONOTONIC, &patience->since);
+    }
+    if (call->status == S3StatusOK || !objects_retryable(call->status))
+        return false;
+    if (patience->active) {
+        int64_t elapsed = objects_elapsed_ms(&patience->since);
+        if (elapsed >= (int64_t)patience->seconds * 1000) {
+            patience->exhausted = true;
+            return false;
+        }
+        unsigned ms = objects_patient_delay(attempt);
+        if (attempt == 0)
+            log_warn(objects_logger(obj),
+                     "S3 %s: %s %s/%s failed (%s); retrying for up to %u s", obj->endpoint,
+                     method, obj->bucket, key, call->detail, patience->seconds);
+        else if (attempt % 10 == 0)
+            log_warn(objects_logger(obj), "S3 %s: %s %s/%s still failing after %" PRId64 " s (%s)",
+                     obj->endpoint, method, obj->bucket, key, elapsed / 1000, call->detail);
+        if (!objects_pause(ms, patience->cancel)) {
+            patience->cancelled = true;
+            return false;
+        }
+        return true;
+    }
+    if (attempt >= OBJECTS_RETRIES)
         return false;
     unsigned ms = objects_backoff_ms[attempt];
     log_warn(objects_logger(obj), "S3 %s: %s %s/%s failed (%s); retry %d of %d in %u ms",
              obj->endpoint, method, obj->bucket, key, call->detail, attempt + 1, OBJECTS_RETRIES,
              ms);
-    struct timespec pause = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&pause, &pause) != 0 && errno == EINTR)
-        ;
+    objects_pause(ms, NULL);
     return true;
 }
 
@@ -312,6 +397,12 @@ static int objects_fail(const objects *obj, const objects_call *call, const char
                         const char *key)
 {
     S3Status status = call->status;
+    if (objects_patient.cancelled)
+        return error_set(ACP_ESHUTDOWN, "S3 %s: %s %s/%s: given up while failing (%s): shutting down",
+                         obj->endpoint, method, obj->bucket, key, call->detail);
+    if (objects_patient.exhausted)
+        return error_set(ACP_ESTORAGE, "S3 %s unreachable for %u s: %s %s/%s: %s", obj->endpoint,
+                         objects_patient.seconds, method, obj->bucket, key, call->detail);
     if (status == S3StatusErrorNoSuchBucket)
         return error_set(ACP_ENOTFOUND, "S3 %s: bucket '%s' does not exist (%s %s)", obj->endpoint,
                          obj->bucket, method, key);

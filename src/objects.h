@@ -14,10 +14,12 @@
  * ACP_E* code with the detail set, naming the S3 endpoint, the key and the
  * reason (libs3 status and the server's error code/message). Transient
  * failures (connection errors, 5xx, timeouts) are retried a few times with
- * back-off before an error is returned. */
+ * back-off before an error is returned (about 2 s), or for longer within
+ * objects_patience_begin/end. */
 #ifndef ACP_OBJECTS_H
 #define ACP_OBJECTS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +28,17 @@
 #include "log.h"
 
 typedef struct objects objects;
+
+/* Until objects_patience_end(), this thread's calls retry transient
+ * failures (connection refused or reset, timeouts, name lookup, 5xx,
+ * SlowDown, unknown HTTP errors such as 429) with exponential back-off and
+ * jitter for up to @seconds after a request first fails, instead of about
+ * 2 s. Past that the call fails with ACP_ESTORAGE, "S3 <endpoint>
+ * unreachable for <seconds> s: ...". Permanent errors (403, 404, 400) fail
+ * at once as always. When *@cancel (may be NULL) is raised, a retrying call
+ * gives up within 100 ms with ACP_ESHUTDOWN. */
+void objects_patience_begin(unsigned seconds, const atomic_bool *cancel);
+void objects_patience_end(void);
 
 /* Kinds of S3 requests, counted for acp_get_stats. */
 enum { OBJECTS_PUT, OBJECTS_GET, OBJECTS_HEAD, OBJECTS_LIST, OBJECTS_DELETE, OBJECTS_KINDS };
