@@ -103,12 +103,33 @@ void maintenance_sweep(acp_platform *p)
                  removed == 1 ? "y" : "ies", p->workspace_root);
 }
 
-void maintenance_tick(acp_platform *p, bool renew)
+/* The leases of the jobs this process runs now, and only those: a run it
+ * gave up on (the database was down when it ended, and the process is
+ * shutting down) must let its lease run out so that the job runs again. */
+static int renew_running(acp_platform *p)
 {
-    if (renew && store_renew_leases(p->store, p->instance_id, p->lease_seconds, NULL) != 0)
-        log_warn(&p->log, "renewing leases: %s", acp_last_error());
+    acp_job_id *ids;
+    size_t count;
+    int rc = platform_running_copy(p, &ids, &count);
+    if (!rc)
+        rc = store_renew_leases(p->store, p->instance_id, p->lease_seconds, ids, count, NULL);
+    free(ids);
+    return rc;
+}
+
+bool maintenance_tick(acp_platform *p, bool renew)
+{
+    if (renew && renew_running(p) != 0) {
+        /* Requeueing now could take this process's own jobs, whose leases
+         * ran out while the database was unreachable: renew them first. */
+        log_warn(&p->log, "renewing leases: %s; requeueing waits until they are renewed",
+                 acp_last_error());
+        return false;
+    }
 
     fail_abandoned(p);
+
+    bool ok = true;
     store_dispatch_list list = {0};
     if (store_requeue_expired(p->store, p->max_attempts, BATCH, &list) == 0) {
         atomic_fetch_add(&p->requeued, list.count);
@@ -117,6 +138,7 @@ void maintenance_tick(acp_platform *p, bool renew)
         store_dispatch_list_free(&list);
     } else {
         log_warn(&p->log, "requeueing jobs with expired leases: %s", acp_last_error());
+        ok = false;
     }
     const char **served = malloc((p->queue_count ? p->queue_count : 1) * sizeof *served);
     for (size_t i = 0; served && i < p->queue_count; i++)
@@ -129,8 +151,10 @@ void maintenance_tick(acp_platform *p, bool renew)
         store_dispatch_list_free(&list);
     } else {
         log_warn(&p->log, "looking for undispatched jobs: %s", acp_last_error());
+        ok = false;
     }
     free(served);
+    return ok;
 }
 
 void *maintenance_main(void *arg)
@@ -140,13 +164,15 @@ void *maintenance_main(void *arg)
     int64_t last_renew = now_ms();
     int64_t sweep_every = (int64_t)p->lease_seconds * 1000 * SWEEP_LEASES;
     int64_t last_sweep = now_ms(); /* acp_init swept */
-    maintenance_tick(p, false);
+    /* After a failed pass (the database was unreachable) the next one
+     * renews first, whatever the schedule, before it requeues anything. */
+    bool renew_owed = !maintenance_tick(p, false);
     while (!platform_wait(p, TICK_MS, &p->maintenance_stopping)) {
         platform_keep_publishers(p);
-        bool renew = now_ms() - last_renew >= renew_every - TICK_MS / 2;
+        bool renew = renew_owed || now_ms() - last_renew >= renew_every - TICK_MS / 2;
         if (renew)
             last_renew = now_ms();
-        maintenance_tick(p, renew);
+        renew_owed = !maintenance_tick(p, renew);
         if (now_ms() - last_sweep >= sweep_every) {
             last_sweep = now_ms();
             maintenance_sweep(p);

@@ -44,6 +44,7 @@ static void platform_free(acp_platform *p)
     free(p->workspace_root);
     free(p->scratch_busy);
     pthread_mutex_destroy(&p->scratch_lock);
+    free(p->running);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->changed);
     free(p);
@@ -75,6 +76,56 @@ int platform_init_sync(acp_platform *p)
                          error_strerror(err));
     }
     return 0;
+}
+
+int platform_running_add(acp_platform *p, const acp_job_id *id)
+{
+    int rc = 0;
+    pthread_mutex_lock(&p->lock);
+    if (p->running_count == p->running_size) {
+        size_t size = p->running_size ? p->running_size * 2 : 8;
+        acp_job_id *grown = realloc(p->running, size * sizeof *grown);
+        if (grown) {
+            p->running = grown;
+            p->running_size = size;
+        } else {
+            rc = error_set(ACP_ENOMEM, "out of memory");
+        }
+    }
+    if (!rc)
+        p->running[p->running_count++] = *id;
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+void platform_running_remove(acp_platform *p, const acp_job_id *id)
+{
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < p->running_count; i++)
+        if (memcmp(p->running[i].bytes, id->bytes, sizeof id->bytes) == 0) {
+            p->running[i] = p->running[--p->running_count];
+            break;
+        }
+    pthread_mutex_unlock(&p->lock);
+}
+
+int platform_running_copy(acp_platform *p, acp_job_id **ids, size_t *count)
+{
+    int rc = 0;
+    *ids = NULL;
+    pthread_mutex_lock(&p->lock);
+    *count = p->running_count;
+    if (*count) {
+        *ids = malloc(*count * sizeof **ids);
+        if (*ids)
+            memcpy(*ids, p->running, *count * sizeof **ids);
+        else
+            rc = error_set(ACP_ENOMEM, "out of memory");
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (rc)
+        *count = 0;
+    return rc;
 }
 
 bool platform_wait(acp_platform *p, unsigned ms, atomic_bool *flag)
@@ -229,6 +280,8 @@ int acp_init(acp_platform **out, const acp_config *config)
     p->expiration_days = config->expiration_days;
     p->prune_interval = config->prune_interval;
     p->max_attempts = config->max_attempts ? config->max_attempts : CONFIG_DEFAULT_MAX_ATTEMPTS;
+    p->result_retry_seconds =
+        config->result_retry_seconds ? config->result_retry_seconds : CONFIG_RESULT_RETRY_DEFAULT;
     acp_job_id instance;
     acp_job_id_generate(&instance);
     acp_job_id_format(&instance, p->instance_id);

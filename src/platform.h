@@ -58,6 +58,7 @@ struct acp_platform {
     pthread_mutex_t scratch_lock;
     const char **scratch_busy;
     size_t scratch_busy_count, scratch_busy_cap;
+    unsigned result_retry_seconds;
 
     queue_rt *queues;
     size_t queue_count;
@@ -74,6 +75,10 @@ struct acp_platform {
     pthread_t maintenance;
     bool pruner_started;
     pthread_t pruner;
+    /* The jobs this process is running now, from their claim until their
+     * run is recorded or given up: the only leases it renews. */
+    acp_job_id *running;
+    size_t running_count, running_size;
     /* References: one for the host's handle plus one per live worker
      * thread; the last one released frees the platform, so workers that
      * outlive acp_shutdown's deadline never touch freed memory. */
@@ -103,6 +108,13 @@ int platform_init_sync(acp_platform *p);
  * raised. Returns the flag's value. */
 bool platform_wait(acp_platform *p, unsigned ms, atomic_bool *flag);
 
+/* The running set (see acp_platform.running). Adding fails only for want
+ * of memory (ACP_ENOMEM); removing an id that is not there does nothing. */
+int platform_running_add(acp_platform *p, const acp_job_id *id);
+void platform_running_remove(acp_platform *p, const acp_job_id *id);
+/* A copy of the running set: *@ids is malloc'd (free it; NULL when empty). */
+int platform_running_copy(acp_platform *p, acp_job_id **ids, size_t *count);
+
 /* worker.c */
 int workers_start(queue_rt *q);
 /* Wait until every worker of @q exits or @deadline passes (CLOCK_MONOTONIC);
@@ -111,8 +123,11 @@ size_t workers_stop(queue_rt *q, const struct timespec *deadline);
 
 /* maintenance.c */
 void *maintenance_main(void *platform);
-/* One pass of the lease/requeue/redispatch work (also used by tests). */
-void maintenance_tick(acp_platform *p, bool renew);
+/* One pass of the lease/requeue/redispatch work (also used by tests): with
+ * @renew, first the leases of the running set. Returns false when a
+ * statement failed (the next pass should renew first); requeueing is skipped
+ * when renewing failed. */
+bool maintenance_tick(acp_platform *p, bool renew);
 /* Remove the scratch directories of runs that are over (scratch_sweep),
  * logging what it did; run by acp_init and every few lease periods. */
 void maintenance_sweep(acp_platform *p);

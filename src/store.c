@@ -11,7 +11,8 @@
  * have committed it, so only statements that are safe to repeat are reset
  * and retried once:
  *   repeated:     store_get, store_touch, store_mark_dispatched,
- *                 store_clear_dispatched, store_renew_leases, store_migrate
+ *                 store_clear_dispatched, store_renew_leases, store_migrate,
+ *                 store_finish_begin (BEGIN and its locking read)
  *                 (the whole transaction), and the read-only follow-up
  *                 checks of the others;
  *   not repeated: store_insert (a repeat would report a false conflict),
@@ -1269,23 +1270,45 @@ int store_finish(store *st, const acp_job_id *id, const char *owner, acp_job_sta
     return rc == ACP_ENOTFOUND ? ACP_ECONFLICT : rc;
 }
 
-int store_renew_leases(store *st, const char *owner, unsigned lease_seconds, size_t *renewed)
+int store_renew_leases(store *st, const char *owner, unsigned lease_seconds,
+                       const acp_job_id *ids, size_t count, size_t *renewed)
 {
     if (renewed)
         *renewed = 0;
-    if (!st || !owner)
+    if (!st || !owner || (count && !ids))
         return error_set(ACP_EINVAL, "store_renew_leases: NULL argument");
+    if (count == 0)
+        return 0;
+    /* Ids as hex text: one text array parameter, whatever their number. */
+    char(*hex)[ACP_JOB_ID_STRLEN] = malloc(count * sizeof *hex);
+    const char **items = malloc(count * sizeof *items);
+    buf array = BUF_INIT;
+    int rc = hex && items ? 0 : store_fail(st, ACP_ENOMEM, "renew leases: out of memory");
+    for (size_t i = 0; !rc && i < count; i++)
+        items[i] = acp_job_id_format(&ids[i], hex[i]);
+    if (!rc)
+        rc = store_text_array(st, "renew leases", items, count, &array);
     char seconds[16];
     snprintf(seconds, sizeof seconds, "%u", lease_seconds);
     store_params p = {0};
     store_param_text(&p, owner);
     store_param_text(&p, seconds);
-    PGresult *res;
-    int rc = store_query(st, true, "renew leases",
+    store_param_text(&p, array.data);
+    PGresult *res = NULL;
+    /* SKIP LOCKED: a row locked by a run being recorded is about to leave
+     * 'in-progress'; waiting for it would hold up every other renewal. */
+    if (!rc)
+        rc = store_query(st, true, "renew leases",
                          "UPDATE compute.jobs "
                          "SET lease_expires = now() + make_interval(secs => $2::double precision) "
-                         "WHERE lease_owner = $1 AND status = 'in-progress'",
+                         "WHERE job_id IN (SELECT job_id FROM compute.jobs "
+                         "  WHERE job_id = ANY (SELECT decode(h, 'hex') FROM unnest($3::text[]) h)"
+                         "  AND lease_owner = $1 AND status = 'in-progress' "
+                         "  FOR UPDATE SKIP LOCKED)",
                          &p, &res);
+    buf_free(&array);
+    free(items);
+    free(hex);
     if (rc)
         return rc;
     if (renewed)
@@ -1573,6 +1596,105 @@ int store_tx_end(store_tx *tx, bool commit)
     }
     store_give_back(st, tx->conn);
     free(tx);
+    return rc;
+}
+
+/* ---- recording a run: the row locked across the uploads ---------------- */
+
+int store_finish_begin(store *st, const acp_job_id *id, const char *owner, unsigned attempts,
+                       int64_t grabbed, store_tx **tx, acp_job_status *recorded)
+{
+    if (tx)
+        *tx = NULL;
+    STORE_CHECK(st, id);
+    if (!tx || !owner || !recorded)
+        return error_set(ACP_EINVAL, "store_finish_begin: NULL argument");
+    char hex[ACP_JOB_ID_STRLEN], what[64];
+    snprintf(what, sizeof what, "record job %s", acp_job_id_format(id, hex));
+    store_params p = {0};
+    store_param_id(&p, id);
+    store_tx *t = calloc(1, sizeof *t);
+    if (!t)
+        return store_fail(st, ACP_ENOMEM, "%s: out of memory", what);
+    t->st = st;
+    snprintf(t->what, sizeof t->what, "%s", what);
+    int rc = store_borrow(st, what, &t->conn);
+    if (rc) {
+        free(t);
+        return rc;
+    }
+    store_begin begin = {what,
+                         "SELECT status, lease_owner, attempts, "
+                         "(extract(epoch FROM grabbed) * 1000000)::bigint "
+                         "FROM compute.jobs WHERE job_id = $1::bytea FOR UPDATE",
+                         &p, NULL};
+    rc = store_run_tx(st, t->conn, what, store_begin_once, &begin);
+    if (rc == 0) {
+        PGresult *res = begin.res;
+        acp_job_status status = ACP_STATUS_QUEUED;
+        bool found = PQntuples(res) == 1;
+        if (found && store_status_parse(PQgetvalue(res, 0, 0), &status) != 0)
+            rc = store_fail(st, ACP_EDB, "%s: unknown status '%s'", what, PQgetvalue(res, 0, 0));
+        bool same_claim = found && !PQgetisnull(res, 0, 3) &&
+                          strtoul(PQgetvalue(res, 0, 2), NULL, 10) == attempts &&
+                          store_get_int64(res, 0, 3) == grabbed;
+        if (rc) {
+            /* set above */
+        } else if (found && status == ACP_STATUS_IN_PROGRESS && !PQgetisnull(res, 0, 1) &&
+                   strcmp(PQgetvalue(res, 0, 1), owner) == 0) {
+            rc = 0;
+        } else if (same_claim &&
+                   (status == ACP_STATUS_COMPLETE || status == ACP_STATUS_FAILED)) {
+            /* Only the lease owner finishes a claim, and a new claim or a
+             * requeue changes attempts or grabbed: a COMMIT whose answer
+             * was lost went through. */
+            *recorded = status;
+            rc = 1;
+        } else {
+            rc = store_fail(st, ACP_ECONFLICT, "%s: %s", what,
+                            found ? "the job is no longer in-progress leased by this process"
+                                  : "no such job");
+        }
+        PQclear(res);
+    }
+    if (rc) {
+        store_give_back(st, t->conn);
+        free(t);
+        return rc;
+    }
+    *tx = t;
+    return 0;
+}
+
+int store_finish_tx(store_tx *tx, acp_job_status status, const char *message,
+                    const char *const *outputs, size_t output_count, const acp_job_id *id)
+{
+    if (!tx || !id)
+        return error_set(ACP_EINVAL, "store_finish_tx: NULL argument");
+    store *st = tx->st;
+    if (status != ACP_STATUS_COMPLETE && status != ACP_STATUS_FAILED)
+        return store_fail(st, ACP_EINVAL, "%s: status %d is neither complete nor failed",
+                          tx->what, (int)status);
+    buf array = BUF_INIT;
+    int rc = store_text_array(st, tx->what, outputs, output_count, &array);
+    if (rc) {
+        buf_free(&array);
+        return rc;
+    }
+    store_params p = {0};
+    store_param_id(&p, id);
+    store_param_text(&p, store_status_name(status));
+    store_param_text(&p, message);
+    store_param_text(&p, array.data);
+    PGresult *res;
+    rc = store_exec(st, tx->conn, false, tx->what,
+                    "UPDATE compute.jobs SET status = $2, finished = now(), error = $3, "
+                    "output_files = $4::varchar[], lease_owner = NULL, lease_expires = NULL "
+                    "WHERE job_id = $1::bytea",
+                    &p, &res);
+    buf_free(&array);
+    if (rc == 0)
+        PQclear(res);
     return rc;
 }
 

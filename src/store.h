@@ -122,9 +122,13 @@ int store_claim(store *st, const acp_job_id *id, const char *queue, const char *
 int store_finish(store *st, const acp_job_id *id, const char *owner, acp_job_status status,
                  const char *message, const char *const *outputs, size_t output_count);
 
-/* Extend every lease @owner holds to now() + @lease_seconds. @renewed gets
- * the number of rows (may be NULL). */
-int store_renew_leases(store *st, const char *owner, unsigned lease_seconds, size_t *renewed);
+/* Extend the leases @owner holds on the @count jobs @ids (the jobs it runs
+ * now) to now() + @lease_seconds; never those of other jobs, even with the
+ * same owner (an abandoned run's lease must run out). Rows locked by a run
+ * being recorded are skipped, not waited for. @renewed gets the number of
+ * rows (may be NULL). */
+int store_renew_leases(store *st, const char *owner, unsigned lease_seconds,
+                       const acp_job_id *ids, size_t count, size_t *renewed);
 
 /* A job to (re)publish: id, queue and config (owned; free with
  * store_dispatch_list_free), and its failed publishes in a row (only from
@@ -193,6 +197,24 @@ int store_delete_begin(store *st, const acp_job_id *id, store_tx **tx);
 /* COMMIT (@commit true) or ROLLBACK, and give the connection back. Returns
  * the result of the COMMIT. @tx is freed either way; NULL is fine. */
 int store_tx_end(store_tx *tx, bool commit);
+
+/* Recording a run, fenced by its lease for its whole length: BEGIN, then
+ * lock the job's row (SELECT ... FOR UPDATE). Returns 0 with *@tx open when
+ * the row is in-progress leased by @owner: upload the results, then
+ * store_finish_tx and store_tx_end. While the row is locked, no requeue or
+ * claim can take the job. Returns 1 (no transaction) when the row already
+ * holds the end of this very claim (@attempts and @grabbed, µs, as the claim
+ * returned them), status in *@recorded: a COMMIT whose answer was lost went
+ * through. ACP_ECONFLICT when the lease is lost (requeued, deleted, re-run
+ * meanwhile), ACP_EDB when the database is unreachable. */
+int store_finish_begin(store *st, const acp_job_id *id, const char *owner, unsigned attempts,
+                       int64_t grabbed, store_tx **tx, acp_job_status *recorded);
+
+/* The UPDATE of store_finish on the row locked by store_finish_begin:
+ * status complete or failed, finished = now(), error = @message (may be
+ * NULL), output_files, lease cleared. Commit with store_tx_end. */
+int store_finish_tx(store_tx *tx, acp_job_status status, const char *message,
+                    const char *const *outputs, size_t output_count, const acp_job_id *id);
 
 /* Ids of 'complete' jobs last accessed before @before (µs since the epoch),
  * in id order, after @after when not NULL (for paging), at most @limit.

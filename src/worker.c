@@ -129,7 +129,8 @@ static void note_running(queue_rt *q)
         ;
 }
 
-/* Prepare the scratch directory, run the executor, keep its results. */
+/* Prepare the scratch directory and run the executor. Its results are
+ * uploaded when the run is recorded (persist_once), under the lease. */
 static acp_job_status execute(queue_rt *q, const store_job *row, acp_job_context *ctx)
 {
     acp_platform *p = q->platform;
@@ -165,16 +166,35 @@ static acp_job_status execute(queue_rt *q, const store_job *row, acp_job_context
             fail_with_code(outcome, "executor", rc);
     }
 
-    /* Results are kept for failed jobs too: logs explain failures. */
+    return status;
+}
+
+/* Upload the results the run named, patiently: a short S3 outage must not
+ * fail good work. Results are kept for failed jobs too (logs explain
+ * failures); one that cannot be kept fails the run. Returns ACP_ESHUTDOWN
+ * when the platform stops while S3 is failing (nothing is recorded then),
+ * else 0. */
+static int upload_outputs(acp_platform *p, const store_job *row, acp_job_context *ctx,
+                          acp_job_status *status)
+{
+    acp_job_outcome *outcome = ctx->outcome;
+    int rc = 0;
+    objects_patience_begin(p->result_retry_seconds, &p->stopping);
     for (size_t i = 0; i < outcome->output_count; i++) {
-        rc = upload_output(p, &row->id, ctx->dir_fd, outcome->outputs[i]);
-        if (rc < 0) {
+        int up = upload_output(p, &row->id, ctx->dir_fd, outcome->outputs[i]);
+        if (up == ACP_ESHUTDOWN) {
+            rc = up;
+            break;
+        }
+        if (up < 0) {
+            char what[300];
             snprintf(what, sizeof what, "keeping result '%s'", outcome->outputs[i]);
             fail_with(outcome, what);
-            status = ACP_STATUS_FAILED;
+            *status = ACP_STATUS_FAILED;
         }
     }
-    return status;
+    objects_patience_end();
+    return rc;
 }
 
 /* A first attempt runs in a workspace that submission has just created or
@@ -188,15 +208,92 @@ static int set_flag(acp_platform *p, const store_job *row, const char *flag)
     return objects_touch(p->objects, &row->id, flag);
 }
 
-/* The row says how the run ended; count it and add its flag. */
+/* The row says how the run ended; count it and add its flag. The flag goes
+ * after the row, so an S3 outage may have started meanwhile: it is retried
+ * as patiently as the results. */
 static void record_outcome(acp_platform *p, const store_job *row, acp_job_status status,
                            const char *hex)
 {
     atomic_fetch_add(status == ACP_STATUS_COMPLETE ? &p->completed : &p->failed, 1);
-    if (set_flag(p, row, job_flag_name(status)) != 0)
+    objects_patience_begin(p->result_retry_seconds, &p->stopping);
+    int rc = set_flag(p, row, job_flag_name(status));
+    objects_patience_end();
+    if (rc != 0)
         log_warn(&p->log, "job %s: setting %s: %s", hex, job_flag_name(status), acp_last_error());
     else
         log_debug(&p->log, "job %s: %s", hex, acp_job_status_name(status));
+}
+
+/* One attempt at recording the run, fenced by the lease from before the
+ * first upload to the commit: with the row locked, no requeue or claim can
+ * take the job while its results are written, and a run that lost its
+ * lease uploads nothing. *@recorded gets the status the row now holds. */
+static int persist_once(acp_platform *p, const store_job *row, acp_job_context *ctx,
+                        acp_job_status status, acp_job_status *recorded)
+{
+    store_tx *tx;
+    int rc = store_finish_begin(p->store, &row->id, p->instance_id, row->attempts, row->grabbed,
+                                &tx, recorded);
+    if (rc == 1)
+        return 0; /* an earlier attempt's COMMIT went through */
+    if (rc)
+        return rc;
+    acp_job_outcome *outcome = ctx->outcome;
+    rc = upload_outputs(p, row, ctx, &status);
+    if (!rc)
+        rc = store_finish_tx(tx, status, status == ACP_STATUS_FAILED ? outcome->message : NULL,
+                             (const char *const *)outcome->outputs, outcome->output_count,
+                             &row->id);
+    int end = store_tx_end(tx, rc == 0);
+    if (!rc)
+        rc = end;
+    *recorded = status;
+    return rc;
+}
+
+/* Record the run, however long the database takes to come back: the
+ * executor must not run again for a result this process holds. The job
+ * stays in the running set meanwhile, so its lease is renewed whenever the
+ * database answers. Only shutdown gives the run up. */
+static void persist(acp_platform *p, const store_job *row, acp_job_context *ctx,
+                    acp_job_status status, const char *hex)
+{
+    unsigned backoff = 0;
+    bool waiting = false;
+    for (;;) {
+        acp_job_status recorded = status;
+        int rc = persist_once(p, row, ctx, status, &recorded);
+        if (rc == 0) {
+            if (waiting)
+                log_info(&p->log, "job %s: its result is recorded now", hex);
+            record_outcome(p, row, recorded, hex);
+            return;
+        }
+        if (rc == ACP_ECONFLICT) {
+            log_warn(&p->log,
+                     "job %s: this process lost its lease (the job was requeued, deleted or "
+                     "resubmitted meanwhile); the result of this run is discarded, nothing "
+                     "uploaded",
+                     hex);
+            return;
+        }
+        if (rc == ACP_ESHUTDOWN || rc != ACP_EDB || atomic_load(&p->stopping)) {
+            log_error(&p->log,
+                      "job %s: recording its result: %s; giving up%s: the job will run again "
+                      "once its lease expires",
+                      hex, acp_last_error(), atomic_load(&p->stopping) ? " (shutting down)" : "");
+            return;
+        }
+        if (!waiting)
+            log_error(&p->log,
+                      "job %s: recording its result: %s; retrying until the database answers",
+                      hex, acp_last_error());
+        waiting = true;
+        backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
+        if (backoff > BACKOFF_MAX_MS)
+            backoff = BACKOFF_MAX_MS;
+        platform_wait(p, backoff, &p->stopping);
+    }
 }
 
 static void run_job(queue_rt *q, store_job *row)
@@ -206,6 +303,8 @@ static void run_job(queue_rt *q, store_job *row)
     acp_job_id_format(&row->id, hex);
     note_running(q);
     log_debug(&p->log, "job %s: running on %s (attempt %u)", hex, q->id, row->attempts);
+    if (platform_running_add(p, &row->id) != 0)
+        log_warn(&p->log, "job %s: %s; its lease will not be renewed", hex, acp_last_error());
 
     if (set_flag(p, row, ".in-progress") != 0)
         log_warn(&p->log, "job %s: setting .in-progress: %s", hex, acp_last_error());
@@ -228,27 +327,16 @@ static void run_job(queue_rt *q, store_job *row)
     } else {
         ctx.dir = dir;
         status = execute(q, row, &ctx);
+    }
+    /* The results live in the scratch directory until the run is recorded. */
+    persist(p, row, &ctx, status, hex);
+    platform_running_remove(p, &row->id);
+    if (dir) {
         close(ctx.dir_fd);
         if (scratch_finish(p, dir) != 0)
             log_warn(&p->log, "job %s: %s", hex, acp_last_error());
         free(dir);
     }
-
-    int rc = store_finish(p->store, &row->id, p->instance_id, status,
-                          status == ACP_STATUS_FAILED ? outcome.message : NULL,
-                          (const char *const *)outcome.outputs, outcome.output_count);
-    if (rc == ACP_ECONFLICT)
-        log_warn(&p->log,
-                 "job %s: this process lost its lease (the job was requeued, deleted or "
-                 "resubmitted meanwhile); the result of this run is discarded",
-                 hex);
-    else if (rc)
-        log_error(&p->log,
-                  "job %s: recording its result: %s; it will run again once its lease "
-                  "expires",
-                  hex, acp_last_error());
-    else
-        record_outcome(p, row, status, hex);
     job_outcome_clear(&outcome);
     atomic_fetch_sub(&q->running, 1);
 }

@@ -851,7 +851,8 @@ static void renew_extends_only_the_owners_leases(void **state)
     claim_ok(shared, &theirs, "renew", owner_b, 5);
 
     size_t renewed = 99;
-    assert_int_equal(store_renew_leases(shared, owner_a, 3600, &renewed), 0);
+    const acp_job_id both[] = {mine, theirs};
+    assert_int_equal(store_renew_leases(shared, owner_a, 3600, both, 2, &renewed), 0);
     assert_int_equal(renewed, 1);
     const char *sql = "SELECT lease_expires > now() + interval '3000 seconds' FROM compute.jobs "
                       "WHERE job_id = decode($1, 'hex')";
@@ -859,9 +860,20 @@ static void renew_extends_only_the_owners_leases(void **state)
     assert_string_equal(admin_value(admin, sql, mine_hex, value, sizeof value), "t");
     assert_string_equal(admin_value(admin, sql, theirs_hex, value, sizeof value), "f");
 
-    assert_int_equal(store_renew_leases(shared, "nobody-holds-this", 60, &renewed), 0);
+    assert_int_equal(store_renew_leases(shared, "nobody-holds-this", 60, both, 2, &renewed), 0);
     assert_int_equal(renewed, 0);
-    assert_int_equal(store_renew_leases(shared, owner_a, 60, NULL), 0);
+    assert_int_equal(store_renew_leases(shared, owner_a, 60, NULL, 0, NULL), 0);
+    /* Only the ids given: a lease of the owner's that is not among them
+     * (a run it gave up on) runs out. */
+    assert_int_equal(store_renew_leases(shared, owner_a, 60, &theirs, 1, &renewed), 0);
+    assert_int_equal(renewed, 0);
+    /* A row locked by a run being recorded is skipped, not waited for. */
+    admin_exec(admin, "BEGIN", NULL);
+    admin_exec(admin, "SELECT 1 FROM compute.jobs WHERE job_id = decode($1, 'hex') FOR UPDATE",
+               mine_hex);
+    assert_int_equal(store_renew_leases(shared, owner_a, 60, &mine, 1, &renewed), 0);
+    assert_int_equal(renewed, 0);
+    admin_exec(admin, "ROLLBACK", NULL);
 
     delete_ok(shared, &mine);
     delete_ok(shared, &theirs);
