@@ -354,9 +354,8 @@ static bool objects_again(const objects *obj, const objects_call *call, int atte
         }
         unsigned ms = objects_patient_delay(attempt);
         if (attempt == 0)
-            log_warn(objects_logger(obj),
-                     "S3 %s: %s %s/%s failed (%s); retrying for up to %u s", obj->endpoint,
-                     method, obj->bucket, key, call->detail, patience->seconds);
+            log_warn(objects_logger(obj), "S3 %s: %s %s/%s failed (%s); retrying for up to %u s",
+                     obj->endpoint, method, obj->bucket, key, call->detail, patience->seconds);
         else if (attempt % 10 == 0)
             log_warn(objects_logger(obj), "S3 %s: %s %s/%s still failing after %" PRId64 " s (%s)",
                      obj->endpoint, method, obj->bucket, key, elapsed / 1000, call->detail);
@@ -398,7 +397,8 @@ static int objects_fail(const objects *obj, const objects_call *call, const char
 {
     S3Status status = call->status;
     if (objects_patient.cancelled)
-        return error_set(ACP_ESHUTDOWN, "S3 %s: %s %s/%s: given up while failing (%s): shutting down",
+        return error_set(ACP_ESHUTDOWN,
+                         "S3 %s: %s %s/%s: given up while failing (%s): shutting down",
                          obj->endpoint, method, obj->bucket, key, call->detail);
     if (objects_patient.exhausted)
         return error_set(ACP_ESTORAGE, "S3 %s unreachable for %u s: %s %s/%s: %s", obj->endpoint,

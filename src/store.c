@@ -1270,8 +1270,8 @@ int store_finish(store *st, const acp_job_id *id, const char *owner, acp_job_sta
     return rc == ACP_ENOTFOUND ? ACP_ECONFLICT : rc;
 }
 
-int store_renew_leases(store *st, const char *owner, unsigned lease_seconds,
-                       const acp_job_id *ids, size_t count, size_t *renewed)
+int store_renew_leases(store *st, const char *owner, unsigned lease_seconds, const acp_job_id *ids,
+                       size_t count, size_t *renewed)
 {
     if (renewed)
         *renewed = 0;
@@ -1643,8 +1643,7 @@ int store_finish_begin(store *st, const acp_job_id *id, const char *owner, unsig
         } else if (found && status == ACP_STATUS_IN_PROGRESS && !PQgetisnull(res, 0, 1) &&
                    strcmp(PQgetvalue(res, 0, 1), owner) == 0) {
             rc = 0;
-        } else if (same_claim &&
-                   (status == ACP_STATUS_COMPLETE || status == ACP_STATUS_FAILED)) {
+        } else if (same_claim && (status == ACP_STATUS_COMPLETE || status == ACP_STATUS_FAILED)) {
             /* Only the lease owner finishes a claim, and a new claim or a
              * requeue changes attempts or grabbed: a COMMIT whose answer
              * was lost went through. */
@@ -1673,8 +1672,8 @@ int store_finish_tx(store_tx *tx, acp_job_status status, const char *message,
         return error_set(ACP_EINVAL, "store_finish_tx: NULL argument");
     store *st = tx->st;
     if (status != ACP_STATUS_COMPLETE && status != ACP_STATUS_FAILED)
-        return store_fail(st, ACP_EINVAL, "%s: status %d is neither complete nor failed",
-                          tx->what, (int)status);
+        return store_fail(st, ACP_EINVAL, "%s: status %d is neither complete nor failed", tx->what,
+                          (int)status);
     buf array = BUF_INIT;
     int rc = store_text_array(st, tx->what, outputs, output_count, &array);
     if (rc) {

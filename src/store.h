@@ -127,8 +127,8 @@ int store_finish(store *st, const acp_job_id *id, const char *owner, acp_job_sta
  * same owner (an abandoned run's lease must run out). Rows locked by a run
  * being recorded are skipped, not waited for. @renewed gets the number of
  * rows (may be NULL). */
-int store_renew_leases(store *st, const char *owner, unsigned lease_seconds,
-                       const acp_job_id *ids, size_t count, size_t *renewed);
+int store_renew_leases(store *st, const char *owner, unsigned lease_seconds, const acp_job_id *ids,
+                       size_t count, size_t *renewed);
 
 /* A job to (re)publish: id, queue and config (owned; free with
  * store_dispatch_list_free), and its failed publishes in a row (only from

@@ -241,9 +241,9 @@ static int persist_once(acp_platform *p, const store_job *row, acp_job_context *
     acp_job_outcome *outcome = ctx->outcome;
     rc = upload_outputs(p, row, ctx, &status);
     if (!rc)
-        rc = store_finish_tx(tx, status, status == ACP_STATUS_FAILED ? outcome->message : NULL,
-                             (const char *const *)outcome->outputs, outcome->output_count,
-                             &row->id);
+        rc =
+            store_finish_tx(tx, status, status == ACP_STATUS_FAILED ? outcome->message : NULL,
+                            (const char *const *)outcome->outputs, outcome->output_count, &row->id);
     int end = store_tx_end(tx, rc == 0);
     if (!rc)
         rc = end;
@@ -286,8 +286,8 @@ static void persist(acp_platform *p, const store_job *row, acp_job_context *ctx,
         }
         if (!waiting)
             log_error(&p->log,
-                      "job %s: recording its result: %s; retrying until the database answers",
-                      hex, acp_last_error());
+                      "job %s: recording its result: %s; retrying until the database answers", hex,
+                      acp_last_error());
         waiting = true;
         backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
         if (backoff > BACKOFF_MAX_MS)

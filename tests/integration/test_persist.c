@@ -38,8 +38,8 @@ static void quiet_notice(void *arg, const char *message)
 
 static PGconn *admin_connect(void)
 {
-    const char *keys[] = {"host",   "port",           "user",             "password",
-                          "dbname", "connect_timeout", "application_name", NULL};
+    const char *keys[] = {
+        "host", "port", "user", "password", "dbname", "connect_timeout", "application_name", NULL};
     const char *values[] = {env.pg_host, env.pg_port, env.pg_user,        env.pg_password,
                             env.pg_db,   "5",         "acp-persist-test", NULL};
     PGconn *conn = PQconnectdbParams(keys, values, 0);
@@ -194,9 +194,10 @@ static void lost_lease_run_uploads_nothing(void **state)
     free(data);
     /* The row is still the other process's. */
     char value[64];
-    admin_sql(w->admin,
-              "SELECT status || ' ' || lease_owner FROM compute.jobs WHERE job_id = decode($1, 'hex')",
-              hex, value, sizeof value);
+    admin_sql(
+        w->admin,
+        "SELECT status || ' ' || lease_owner FROM compute.jobs WHERE job_id = decode($1, 'hex')",
+        hex, value, sizeof value);
     assert_string_equal(value, "in-progress another-process");
     admin_sql(w->admin, "DELETE FROM compute.jobs WHERE job_id = decode($1, 'hex')", hex, NULL, 0);
 }
@@ -239,8 +240,9 @@ static void renewal_skips_leases_of_jobs_not_running_here(void **state)
     if (!fixture_wait_status(w->p, &running, ACP_STATUS_IN_PROGRESS, FIXTURE_WAIT_S, &job))
         fail_msg("the job did not start");
     acp_job_clear(&job);
-    admin_sql(w->admin, "UPDATE compute.jobs SET lease_expires = now() + interval '20 seconds' "
-                        "WHERE job_id = decode($1, 'hex')",
+    admin_sql(w->admin,
+              "UPDATE compute.jobs SET lease_expires = now() + interval '20 seconds' "
+              "WHERE job_id = decode($1, 'hex')",
               running_hex, NULL, 0);
 
     maintenance_tick(w->p, true);

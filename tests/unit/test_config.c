@@ -87,6 +87,7 @@ static void defaults_match_upstream(void **state)
     assert_int_equal(c.lease_seconds, 60);
     assert_int_equal(c.redispatch_seconds, 300);
     assert_int_equal(c.shutdown_timeout, 30);
+    assert_int_equal(c.result_retry_seconds, 300);
     assert_null(c.log);
     assert_int_equal(c.log_level, ACP_LOG_INFO);
     assert_int_equal(c.max_attempts, 3);
@@ -337,6 +338,10 @@ static void executor_and_run_time_settings(void **state)
     f->config.shutdown_timeout = 86401;
     assert_invalid(&f->config, ACP_EINVAL, "config.shutdown_timeout", "86401 is outside 0..86400");
     f->config.shutdown_timeout = 0;
+    f->config.result_retry_seconds = 86401;
+    assert_invalid(&f->config, ACP_EINVAL, "config.result_retry_seconds",
+                   "86401 is outside 0..86400");
+    f->config.result_retry_seconds = 0; /* the default */
     f->config.log_level = (acp_log_level)7;
     assert_invalid(&f->config, ACP_EINVAL, "config.log_level", "7 is outside 0..3");
     f->config.log_level = ACP_LOG_ERROR;
