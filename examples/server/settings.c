@@ -88,6 +88,7 @@ static const settings_field settings_top_fields[] = {
     FIELD("lease_seconds", SETTINGS_INT, lease_seconds, 3, 86400, NULL, 0),
     FIELD("redispatch_seconds", SETTINGS_INT, redispatch_seconds, 1, 31536000, NULL, 0),
     FIELD("shutdown_timeout", SETTINGS_INT, shutdown_timeout, 0, 86400, NULL, 0),
+    FIELD("result_retry_seconds", SETTINGS_INT, result_retry_seconds, 0, 86400, NULL, 0),
     FIELD("log_level", SETTINGS_LEVEL, log_level, 0, 0, NULL, 0),
     FIELD("max_body_bytes", SETTINGS_INT, max_body_bytes, 1024, 64L * 1024 * 1024, NULL, 0),
     FIELD("health_cache_seconds", SETTINGS_SECONDS, health_cache_seconds, 0, 3600, NULL, 0),
@@ -477,6 +478,7 @@ static void settings_defaults(settings *s)
     s->expiration_days = s->prune_interval = s->lease_seconds = SETTINGS_UNSET;
     s->redispatch_seconds = s->shutdown_timeout = SETTINGS_UNSET;
     s->max_attempts = SETTINGS_UNSET;
+    s->result_retry_seconds = SETTINGS_UNSET;
     s->log_level = ACP_LOG_INFO;
     s->sleep_max_seconds = 300;
     s->command_timeout_seconds = 60;
@@ -630,6 +632,8 @@ int settings_to_acp_config(const settings *s, acp_config *c, acp_queue_config **
         c->shutdown_timeout = (unsigned)s->shutdown_timeout;
     if (s->max_attempts != SETTINGS_UNSET)
         c->max_attempts = (unsigned)s->max_attempts;
+    if (s->result_retry_seconds != SETTINGS_UNSET)
+        c->result_retry_seconds = (unsigned)s->result_retry_seconds;
     c->log = slog_library;
     c->log_level = s->log_level;
     *queues_out = queues;

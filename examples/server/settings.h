@@ -62,6 +62,7 @@ typedef struct settings {
     long lease_seconds;
     long redispatch_seconds;
     long shutdown_timeout;
+    long result_retry_seconds;
     acp_log_level log_level;
     long max_attempts;
     /* executors */

@@ -230,6 +230,7 @@ static void the_config_file_overrides_the_environment(void **state)
         " \"s3\": {\"root_path\": \"svc\", \"https\": true},\n"
         " \"queues\": [{\"id\": \"a\", \"workers\": 2}, {\"id\": \"b\", \"port\": 9999}],\n"
         " \"shutdown_timeout\": 5, \"log_level\": \"debug\", \"max_attempts\": 7,\n"
+        " \"result_retry_seconds\": 45,\n"
         " \"executors\": {\"sleep\": {\"max_seconds\": 2.5},\n"
         "   \"command\": {\"programs\": {\"true\": \"/bin/true\"}, \"timeout_seconds\": 1,\n"
         "                 \"max_args\": 3}}}\n");
@@ -262,6 +263,7 @@ static void the_config_file_overrides_the_environment(void **state)
     assert_int_equal(config.queues[1].port, 9999);
     assert_int_equal(config.shutdown_timeout, 5);
     assert_int_equal(config.max_attempts, 7);
+    assert_int_equal(config.result_retry_seconds, 45);
     free(queues);
     settings_free(&s);
 }
