@@ -332,6 +332,38 @@ static void open_reports_a_missing_bucket(void **state)
     open_fails(&cfg, NULL, expected);
 }
 
+/* With the patience of a result upload (minutes), a permanent error still
+ * fails at once: a bucket that vanished is not going to come back. */
+static void patient_put_fails_at_once_on_a_permanent_error(void **state)
+{
+    (void)state;
+    char bucket[64], host[300];
+    acp_job_id id = new_id();
+    char hex[ACP_JOB_ID_STRLEN];
+    snprintf(bucket, sizeof bucket, "acp-gone-%s", hex_of(&id, hex));
+    S3BucketContext raw = raw_bucket(host, sizeof host);
+    S3ResponseHandler handler = {raw_properties, raw_complete};
+    raw_call call = {0};
+    S3_create_bucket(S3ProtocolHTTP, raw.accessKeyId, raw.secretAccessKey, host, bucket,
+                     S3CannedAclPrivate, NULL, NULL, &handler, &call);
+    assert_int_equal(call.status, S3StatusOK);
+    acp_s3_config cfg = config_with_root("/");
+    cfg.bucket = bucket;
+    objects *obj = NULL;
+    assert_int_equal(objects_open(&obj, &cfg, NULL), 0);
+    S3_delete_bucket(S3ProtocolHTTP, S3UriStylePath, raw.accessKeyId, raw.secretAccessKey, host,
+                     bucket, NULL, &handler, &call);
+    assert_int_equal(call.status, S3StatusOK);
+
+    atomic_bool cancel = false;
+    objects_patience_begin(300, &cancel);
+    int rc = objects_put(obj, &id, "result.txt", "x", 1);
+    objects_patience_end();
+    assert_int_equal(rc, ACP_ENOTFOUND);
+    assert_error_mentions("does not exist");
+    objects_close(obj);
+}
+
 static void open_reports_a_closed_port(void **state)
 {
     (void)state;
@@ -1032,6 +1064,7 @@ int main(void)
         cmocka_unit_test(open_reports_an_unknown_access_key),
         cmocka_unit_test(open_reports_a_missing_bucket),
         cmocka_unit_test(open_reports_a_closed_port),
+        cmocka_unit_test(patient_put_fails_at_once_on_a_permanent_error),
         cmocka_unit_test(open_rejects_bad_arguments),
         cmocka_unit_test(root_path_is_normalised),
         FIXTURE_TEST(put_stat_and_read_round_trip),
