@@ -277,7 +277,7 @@ static void persist(acp_platform *p, const store_job *row, acp_job_context *ctx,
                      hex);
             return;
         }
-        if (rc == ACP_ESHUTDOWN || rc != ACP_EDB || atomic_load(&p->stopping)) {
+        if (rc != ACP_EDB || atomic_load(&p->stopping)) {
             log_error(&p->log,
                       "job %s: recording its result: %s; giving up%s: the job will run again "
                       "once its lease expires",
