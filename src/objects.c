@@ -622,7 +622,10 @@ static int objects_put_data(int size, char *buffer, void *data)
     return (int)n;
 }
 
-static const S3PutObjectHandler objects_put_handler = {objects_response, objects_put_data};
+/* Spelled out: a const struct is no constant expression in C11 (GCC accepts
+ * objects_response here as an extension, clang does not). */
+static const S3PutObjectHandler objects_put_handler = {{objects_on_properties, objects_on_complete},
+                                                       objects_put_data};
 
 static int objects_put_run(objects *obj, const char *key, objects_put_req *put)
 {

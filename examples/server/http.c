@@ -240,6 +240,8 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     *con_cls = NULL;
 }
 
+static void http_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static void http_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;

@@ -984,7 +984,10 @@ static void put_many_writes_every_item(void **state)
     char names[COUNT][16], contents[COUNT][32];
     for (size_t i = 0; i < COUNT; i++) {
         snprintf(names[i], sizeof names[i], "item-%02zu", i);
-        snprintf(contents[i], sizeof contents[i], i % 3 ? "content of %zu" : "", i);
+        if (i % 3)
+            snprintf(contents[i], sizeof contents[i], "content of %zu", i);
+        else
+            contents[i][0] = '\0';
         items[i] = (objects_item){names[i], contents[i], strlen(contents[i])};
     }
     assert_int_equal(objects_put_many(f->obj, &f->id, items, COUNT), 0);

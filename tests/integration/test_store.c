@@ -508,8 +508,7 @@ static void insert_and_get_round_trip_every_field(void **state)
         "NULL",
         "",
         " spaces ",
-        "\xc3\xbcnic\xc3\xb6"
-        "de",
+        "\303\274nic\303\266de",
         "a'b",
     };
     const size_t input_count = sizeof inputs / sizeof inputs[0];
