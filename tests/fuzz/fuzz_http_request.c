@@ -17,7 +17,8 @@
  * no route takes gets 404, a method the route does not take 405 with the
  * right Allow header, a body over the limit 413, and nothing else does;
  * every answer but 204 is JSON, and a failure's is {"error", "detail"}
- * with strings. GET /health is left out: it probes the services. */
+ * with strings. GET /health is left out: it probes the services.
+ * ACP_FUZZ_VERBOSE=1 prints each request and its answer. */
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
@@ -269,6 +270,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         else
             FUZZ_CHECK(s != 405, "%s %s: 405 for a method the route takes", method, path);
     }
+    if (getenv("ACP_FUZZ_VERBOSE"))
+        fprintf(stderr, "%s %s -> %u %s\n", method, path, s, conn.body ? conn.body : "");
     check_answer(&conn);
     fake_mhd_connection_clear(&conn);
     return 0;
