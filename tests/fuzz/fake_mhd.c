@@ -99,8 +99,7 @@ struct MHD_Response *MHD_create_response_from_buffer(size_t size, void *buffer,
 }
 
 struct MHD_Response *MHD_create_response_from_callback(uint64_t size, size_t block_size,
-                                                       MHD_ContentReaderCallback crc,
-                                                       void *crc_cls,
+                                                       MHD_ContentReaderCallback crc, void *crc_cls,
                                                        MHD_ContentReaderFreeCallback crfc)
 {
     (void)size;
@@ -174,9 +173,8 @@ int MHD_get_connection_values(struct MHD_Connection *connection, enum MHD_ValueK
         return 0;
     int n = 0;
     for (size_t i = 0; i < connection->arg_count; i++, n++)
-        if (iterator &&
-            iterator(iterator_cls, kind, connection->arg_keys[i], connection->arg_values[i]) !=
-                MHD_YES)
+        if (iterator && iterator(iterator_cls, kind, connection->arg_keys[i],
+                                 connection->arg_values[i]) != MHD_YES)
             return n + 1;
     return n;
 }

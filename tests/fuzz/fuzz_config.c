@@ -47,10 +47,37 @@ static long long take_int(input *in, long long typical)
 }
 
 static const char *const samples[] = {
-    "127.0.0.1", "localhost", "acp-test", "acp", "secret", "default", "heavy", "render.v2",
-    "/tmp/workspaces", "/var/tmp/acp-server", "demo", "demo/sub", "/", "", " ", ".", "..",
-    "a/../b", "a//b", "/a/", "bucket.with.dots", "UPPER", "host:80", "a", "ab", "-abc",
-    "abc-", "x_y", "\t\n", "0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef0",
+    "127.0.0.1",
+    "localhost",
+    "acp-test",
+    "acp",
+    "secret",
+    "default",
+    "heavy",
+    "render.v2",
+    "/tmp/workspaces",
+    "/var/tmp/acp-server",
+    "demo",
+    "demo/sub",
+    "/",
+    "",
+    " ",
+    ".",
+    "..",
+    "a/../b",
+    "a//b",
+    "/a/",
+    "bucket.with.dots",
+    "UPPER",
+    "host:80",
+    "a",
+    "ab",
+    "-abc",
+    "abc-",
+    "x_y",
+    "\t\n",
+    "0123456789abcdef0123456789abcdef",
+    "0123456789abcdef0123456789abcdef0",
 };
 
 static const char *take_string(input *in)
@@ -93,8 +120,8 @@ static int blank(const char *s)
 
 static int name_char(char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
 }
 
 /* Segments separated by '/', none of them "." or "..", none empty inside. */
@@ -162,8 +189,7 @@ static void check_accepted(const acp_config *c)
     FUZZ_CHECK(c->queues && c->queue_count >= 1, "accepted without queues");
     for (size_t i = 0; i < c->queue_count; i++) {
         const acp_queue_config *q = &c->queues[i];
-        FUZZ_CHECK(q->version == ACP_QUEUE_CONFIG_VERSION, "queues[%zu].version %u", i,
-                   q->version);
+        FUZZ_CHECK(q->version == ACP_QUEUE_CONFIG_VERSION, "queues[%zu].version %u", i, q->version);
         FUZZ_CHECK(queue_id_ok(q->id), "queues[%zu].id '%s'", i, q->id ? q->id : "(null)");
         for (size_t j = 0; j < i; j++)
             FUZZ_CHECK(strcmp(c->queues[j].id, q->id) != 0, "duplicate queue id '%s'", q->id);

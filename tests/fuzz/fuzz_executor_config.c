@@ -60,16 +60,17 @@ static int plain_string(json_object *v, size_t max)
 static void check_accepted(json_object *config)
 {
     json_object *executor, *v;
-    FUZZ_CHECK(json_object_is_type(config, json_type_object), "accepted a config that is no object");
+    FUZZ_CHECK(json_object_is_type(config, json_type_object),
+               "accepted a config that is no object");
     FUZZ_CHECK(json_object_object_get_ex(config, "executor", &executor) &&
                    json_object_is_type(executor, json_type_string),
                "accepted without an executor");
     const char *name = json_object_get_string(executor);
     if (strcmp(name, "sleep") == 0) {
-        FUZZ_CHECK(json_object_object_get_ex(config, "seconds", &v) &&
-                       (json_object_is_type(v, json_type_int) ||
-                        json_object_is_type(v, json_type_double)),
-                   "sleep accepted without a number of seconds");
+        FUZZ_CHECK(
+            json_object_object_get_ex(config, "seconds", &v) &&
+                (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)),
+            "sleep accepted without a number of seconds");
         double d = json_object_get_double(v);
         FUZZ_CHECK(isfinite(d) && d >= 0, "sleep accepted %g seconds", d);
     } else if (strcmp(name, "checksum") == 0) {

@@ -149,8 +149,8 @@ static void check_answer(const struct MHD_Connection *conn)
     FUZZ_CHECK(conn->content_type && strcmp(conn->content_type, "application/json") == 0,
                "status %u without Content-Type application/json", conn->status);
     json_object *doc = json_tokener_parse(conn->body);
-    FUZZ_CHECK(doc && json_object_is_type(doc, json_type_object), "status %u: not a JSON object: %s",
-               conn->status, conn->body);
+    FUZZ_CHECK(doc && json_object_is_type(doc, json_type_object),
+               "status %u: not a JSON object: %s", conn->status, conn->body);
     if (conn->status >= 400) {
         json_object *v;
         FUZZ_CHECK(json_object_object_get_ex(doc, "error", &v) &&
@@ -234,8 +234,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             upload = 0;
             r = fake_mhd_handler(fake_mhd_handler_cls, &conn, path, method, "HTTP/1.1", NULL,
                                  &upload, &con_cls);
-            FUZZ_CHECK(r == MHD_YES, "%s %s: the handler gave up without an answer", method,
-                       path);
+            FUZZ_CHECK(r == MHD_YES, "%s %s: the handler gave up without an answer", method, path);
         } else {
             cut_off = true;
         }
@@ -265,8 +264,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(s == 404, "%s %s: status %u on a path no route takes", method, path, s);
         else if (!method_in(method, allowed))
             FUZZ_CHECK(s == 405 && conn.allow && strcmp(conn.allow, allowed) == 0,
-                       "%s %s: status %u (Allow: %s) for a method the route does not take",
-                       method, path, s, conn.allow ? conn.allow : "none");
+                       "%s %s: status %u (Allow: %s) for a method the route does not take", method,
+                       path, s, conn.allow ? conn.allow : "none");
         else
             FUZZ_CHECK(s != 405, "%s %s: 405 for a method the route takes", method, path);
     }

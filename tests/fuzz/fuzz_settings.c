@@ -24,11 +24,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argv;
     /* Only the file decides: none of the stack's ACP_TEST_* variables. */
     static const char *const vars[] = {
-        "ACP_TEST_PG_HOST",     "ACP_TEST_PG_PORT",        "ACP_TEST_PG_DB",
-        "ACP_TEST_PG_USER",     "ACP_TEST_PG_PASSWORD",    "ACP_TEST_S3_HOST",
-        "ACP_TEST_S3_PORT",     "ACP_TEST_S3_BUCKET",      "ACP_TEST_S3_ACCESS_KEY",
-        "ACP_TEST_S3_SECRET_KEY", "ACP_TEST_AMQP_HOST",    "ACP_TEST_AMQP_PORT",
-        "ACP_TEST_AMQP_USER",   "ACP_TEST_AMQP_PASSWORD",
+        "ACP_TEST_PG_HOST",       "ACP_TEST_PG_PORT",       "ACP_TEST_PG_DB",
+        "ACP_TEST_PG_USER",       "ACP_TEST_PG_PASSWORD",   "ACP_TEST_S3_HOST",
+        "ACP_TEST_S3_PORT",       "ACP_TEST_S3_BUCKET",     "ACP_TEST_S3_ACCESS_KEY",
+        "ACP_TEST_S3_SECRET_KEY", "ACP_TEST_AMQP_HOST",     "ACP_TEST_AMQP_PORT",
+        "ACP_TEST_AMQP_USER",     "ACP_TEST_AMQP_PASSWORD",
     };
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
