@@ -21,6 +21,7 @@ struct MHD_Daemon {
 };
 
 MHD_AccessHandlerCallback fake_mhd_handler;
+fake_mhd_unescape_fn fake_mhd_unescape;
 void *fake_mhd_handler_cls;
 MHD_RequestCompletedCallback fake_mhd_completed;
 void *fake_mhd_completed_cls;
@@ -65,7 +66,16 @@ struct MHD_Daemon *MHD_start_daemon(unsigned int flags, uint16_t port, MHD_Accep
             break;
         case MHD_OPTION_CONNECTION_LIMIT:
         case MHD_OPTION_CONNECTION_TIMEOUT:
+        case MHD_OPTION_PER_IP_CONNECTION_LIMIT:
             (void)va_arg(ap, unsigned int);
+            break;
+        case MHD_OPTION_NOTIFY_CONNECTION:
+            (void)va_arg(ap, MHD_NotifyConnectionCallback);
+            (void)va_arg(ap, void *);
+            break;
+        case MHD_OPTION_UNESCAPE_CALLBACK:
+            fake_mhd_unescape = va_arg(ap, fake_mhd_unescape_fn);
+            (void)va_arg(ap, void *);
             break;
         default:
             fprintf(stderr, "fake_mhd: MHD_start_daemon option %d is not handled\n", (int)option);
@@ -155,6 +165,8 @@ enum MHD_Result MHD_queue_response(struct MHD_Connection *connection, unsigned i
 const char *MHD_lookup_connection_value(struct MHD_Connection *connection, enum MHD_ValueKind kind,
                                         const char *key)
 {
+    if (kind == MHD_HEADER_KIND && strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+        return connection->host;
     if (kind == MHD_HEADER_KIND)
         return strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0 ? connection->content_length
                                                                     : NULL;
@@ -177,6 +189,16 @@ int MHD_get_connection_values(struct MHD_Connection *connection, enum MHD_ValueK
                                  connection->arg_values[i]) != MHD_YES)
             return n + 1;
     return n;
+}
+
+/* No connection has a socket here: the server's connection guard, which
+ * asks for the connection's context, leaves such a request alone. */
+const union MHD_ConnectionInfo *MHD_get_connection_info(struct MHD_Connection *connection,
+                                                        enum MHD_ConnectionInfoType info_type, ...)
+{
+    (void)connection;
+    (void)info_type;
+    return NULL;
 }
 
 void fake_mhd_connection_clear(struct MHD_Connection *conn)

@@ -19,6 +19,7 @@ struct MHD_Connection {
     const char *arg_values[FAKE_MHD_MAX_ARGS];
     size_t arg_count;
     const char *content_length;
+    const char *host; /* the Host header, NULL: none */
     /* out */
     int queued; /* MHD_queue_response() calls */
     unsigned status;
@@ -33,6 +34,11 @@ extern MHD_AccessHandlerCallback fake_mhd_handler;
 extern void *fake_mhd_handler_cls;
 extern MHD_RequestCompletedCallback fake_mhd_completed;
 extern void *fake_mhd_completed_cls;
+
+/* The server's MHD_OPTION_UNESCAPE_CALLBACK: a target applies it to the
+ * path, as libmicrohttpd does before calling the handler. */
+typedef size_t (*fake_mhd_unescape_fn)(void *cls, struct MHD_Connection *conn, char *text);
+extern fake_mhd_unescape_fn fake_mhd_unescape;
 
 /* Release what a request's answer left in @conn. */
 void fake_mhd_connection_clear(struct MHD_Connection *conn);

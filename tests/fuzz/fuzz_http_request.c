@@ -177,6 +177,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char method[64], path[512], query[512], length_line[64];
     next_line(&text, end, method, sizeof method);
     next_line(&text, end, path, sizeof path);
+    /* libmicrohttpd hands the handler the path its unescape callback made. */
+    if (fake_mhd_unescape)
+        fake_mhd_unescape(NULL, NULL, path);
     next_line(&text, end, query, sizeof query);
     next_line(&text, end, length_line, sizeof length_line);
     const char *body = text;
@@ -198,6 +201,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         conn.arg_keys[conn.arg_count] = arg;
         conn.arg_values[conn.arg_count++] = eq ? eq + 1 : NULL;
     }
+    /* RFC 9112: an HTTP/1.1 request without Host is answered 400. */
+    conn.host = how & 4 ? NULL : "fuzz.example";
     char true_length[32];
     snprintf(true_length, sizeof true_length, "%zu", body_len);
     if (how & 1)
@@ -252,6 +257,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     FUZZ_CHECK(conn.queued == 1, "%s %s: %d answers", method, path, conn.queued);
     unsigned s = conn.status;
+    if (!conn.host) {
+        FUZZ_CHECK(s == 400, "%s %s without Host: status %u", method, path, s);
+        fake_mhd_connection_clear(&conn);
+        return 0;
+    }
     FUZZ_CHECK(s == 200 || s == 202 || s == 204 || s == 400 || s == 404 || s == 405 || s == 409 ||
                    s == 413,
                "%s %s: status %u for a bad request", method, path, s);
