@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -307,7 +308,9 @@ static void job_id_of_another_config_is_refused(void **state)
     sub.id = &id;
     sub.config = tagged(w, "{\"mode\":\"fail\",\"n\":\"victim\"}", victim_text, sizeof victim_text);
     assert_int_equal(acp_submit(w->p, w->fc.queue_ids[0], &sub, &job), 0);
+    acp_job_clear(&job);
     expect_status(w, &id, ACP_STATUS_FAILED, &job);
+    acp_job_clear(&job);
 
     acp_submission squat = sub;
     squat.config = tagged(w, "{\"mode\":\"ok\",\"n\":\"squatter\"}", squat_text, sizeof squat_text);
@@ -316,6 +319,7 @@ static void job_id_of_another_config_is_refused(void **state)
     assert_int_equal(acp_get_job(w->p, &id, &job), 0);
     assert_int_equal(job.status, ACP_STATUS_FAILED);
     assert_int_equal(recording_runs(&id), 1);
+    acp_job_clear(&job);
     squat.config = NULL; /* no config is another config too */
     assert_int_equal(acp_submit(w->p, w->fc.queue_ids[0], &squat, &job), ACP_ECONFLICT);
 
@@ -326,8 +330,36 @@ static void job_id_of_another_config_is_refused(void **state)
              w->tag);
     sub.config = spaced;
     assert_int_equal(acp_submit(w->p, w->fc.queue_ids[0], &sub, &job), 0);
+    acp_job_clear(&job);
     expect_status(w, &id, ACP_STATUS_FAILED, &job);
     assert_int_equal(recording_runs(&id), 2);
+    acp_job_clear(&job);
+}
+
+/* A FIFO or a symbolic link named as a result neither hangs the worker nor
+ * is kept, and a scratch tree deeper than any recursion bound is removed
+ * all the same (it used to be left for ever past 128 levels). */
+static void outputs_and_scratch_trees_cannot_trap_a_worker(void **state)
+{
+    world *w = *state;
+    acp_job job = {0};
+    acp_job_id id = submit_config(w, 0, "{\"mode\":\"traps\",\"n\":\"traps\"}");
+    expect_status(w, &id, ACP_STATUS_COMPLETE, &job);
+    acp_result_list files;
+    assert_int_equal(acp_get_results(w->p, &id, &files), 0);
+    for (size_t i = 0; i < files.count; i++) {
+        assert_string_not_equal(files.files[i].name, "fifo.txt");
+        assert_string_not_equal(files.files[i].name, "link.txt");
+    }
+    acp_result_list_clear(&files);
+    char hex[ACP_JOB_ID_STRLEN], scratch[256];
+    snprintf(scratch, sizeof scratch, "%s/%s.1", w->fc.workspace_root, acp_job_id_format(&id, hex));
+    /* Removed after the run is recorded: give the worker a moment. */
+    struct stat st;
+    for (int waited = 0; lstat(scratch, &st) == 0 && waited < FIXTURE_WAIT_S * 1000; waited += 50)
+        fixture_sleep_ms(50);
+    if (lstat(scratch, &st) == 0)
+        fail_msg("the scratch directory %s of a deep tree is still there", scratch);
     acp_job_clear(&job);
 }
 
@@ -853,6 +885,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(resubmission, setup_one_queue, teardown_world),
         cmocka_unit_test_setup_teardown(job_id_of_another_config_is_refused, setup_one_queue,
                                         teardown_world),
+        cmocka_unit_test_setup_teardown(outputs_and_scratch_trees_cannot_trap_a_worker,
+                                        setup_one_queue, teardown_world),
         cmocka_unit_test_setup_teardown(queued_jobs_report_their_position, setup_serial_queue,
                                         teardown_world),
         cmocka_unit_test_setup_teardown(bad_input_is_rejected_and_nothing_stored, setup_one_queue,
