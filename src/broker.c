@@ -50,8 +50,7 @@
 /* rabbitmq-c keeps buffers of this size per connection, and every worker
  * has a connection: 32 KiB instead of 128 KiB saves about 80 KiB of RSS
  * per worker. A job message is small; a larger one takes several frames. */
-#define BROKER_FRAME_MAX       32768
-#define BROKER_JOB_MESSAGE_MAX (ACP_JOB_CONFIG_MAX + 4096)
+#define BROKER_FRAME_MAX 32768
 
 struct broker_conn {
     amqp_connection_state_t amqp;
@@ -504,9 +503,12 @@ static int broker_read_content(broker_conn *conn, const char *what, char **body,
     if (size >= SIZE_MAX)
         return broker_fail(conn, true, "%s: message of %llu bytes is too large", what,
                            (unsigned long long)size);
+    /* Never allocated at the size the header claims: no job message is
+     * larger than this, and one byte more is enough to tell. */
+    size_t keep = size > BROKER_JOB_MESSAGE_MAX ? BROKER_JOB_MESSAGE_MAX + 1 : (size_t)size;
     char *data = NULL;
     if (body) {
-        data = malloc((size_t)size + 1);
+        data = malloc(keep + 1);
         if (!data) {
             conn->broken = true; /* the rest of the message is still on the wire */
             return error_set(ACP_ENOMEM, "%s: %s: out of memory for a message of %llu bytes",
@@ -523,17 +525,19 @@ static int broker_read_content(broker_conn *conn, const char *what, char **body,
             free(data);
             return rc;
         }
-        if (data)
-            memcpy(data + got, frame.payload.body_fragment.bytes, frame.payload.body_fragment.len);
+        if (data && got < keep) {
+            size_t n = frame.payload.body_fragment.len;
+            memcpy(data + got, frame.payload.body_fragment.bytes, n < keep - got ? n : keep - got);
+        }
         got += frame.payload.body_fragment.len;
         /* Body frames live in the channel's pool: free them as we go so that
          * a large message is not held twice. */
         amqp_maybe_release_buffers_on_channel(conn->amqp, BROKER_CHANNEL);
     }
     if (body) {
-        data[size] = '\0';
+        data[keep] = '\0';
         *body = data;
-        *len = (size_t)size;
+        *len = keep;
     }
     return 0;
 }

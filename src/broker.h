@@ -64,10 +64,17 @@ int broker_keeper_start(broker_conn *conn, broker_keeper **out);
  * detail set when the connection was lost meanwhile (close it). */
 int broker_keeper_stop(broker_keeper *keeper);
 
+/* The largest job message: a config of ACP_JOB_CONFIG_MAX and its envelope. */
+#define BROKER_JOB_MESSAGE_MAX (ACP_JOB_CONFIG_MAX + 4096)
+
 typedef struct broker_delivery {
     uint64_t tag;
     bool redelivered;
-    char *body; /* NUL-terminated copy; owned */
+    /* NUL-terminated copy; owned. A body larger than BROKER_JOB_MESSAGE_MAX
+     * is read off the wire but only its first BROKER_JOB_MESSAGE_MAX + 1
+     * bytes are kept (len says so), whatever size the message's header
+     * claims: broker_parse_job refuses it as too large. */
+    char *body;
     size_t len;
 } broker_delivery;
 

@@ -409,6 +409,42 @@ static void large_messages_survive_many_frames(void **state)
     free(body);
 }
 
+/* A message larger than any job message is not held whole, whatever its
+ * header claims: the delivery keeps one byte more than the limit, and the
+ * parser refuses it. */
+static void oversized_message_is_never_held_whole(void **state)
+{
+    fixture *f = *state;
+    broker_conn *p = connect_to(f, 0);
+    broker_conn *c = connect_to(f, 1);
+    expect_ok(broker_declare(p, f->id, 300), "declare");
+    expect_ok(broker_consume(c, f->id), "consume");
+    size_t len = 8 * ACP_JOB_CONFIG_MAX;
+    char *body = malloc(len);
+    assert_non_null(body);
+    memset(body, 'x', len);
+    expect_ok(broker_publish(p, f->id, body, len, CONFIRM_MS), "publish");
+    free(body);
+
+    broker_delivery d;
+    expect_ok(broker_next(c, DELIVERY_MS, &d), "next");
+    assert_int_equal(d.len, BROKER_JOB_MESSAGE_MAX + 1);
+    assert_int_equal(d.body[d.len], '\0');
+    acp_job_id id;
+    char *config = NULL;
+    assert_int_not_equal(broker_parse_job(d.body, d.len, &id, &config), 0);
+    assert_null(config);
+    assert_error_mentions("exceeds the limit");
+    expect_ok(broker_ack(c, d.tag), "ack");
+    broker_delivery_free(&d);
+    /* The connection goes on: the rest of the body was read off the wire. */
+    publish_text(p, f->id, "{\"after\":1}");
+    expect_ok(broker_next(c, DELIVERY_MS, &d), "next after");
+    assert_string_equal(d.body, "{\"after\":1}");
+    expect_ok(broker_ack(c, d.tag), "ack");
+    broker_delivery_free(&d);
+}
+
 static void prefetch_one_holds_back_further_messages(void **state)
 {
     fixture *f = *state;
@@ -707,6 +743,7 @@ int main(void)
         TEST(declare_reports_an_inequivalent_queue),
         TEST(publish_and_consume_round_trip),
         TEST(large_messages_survive_many_frames),
+        TEST(oversized_message_is_never_held_whole),
         TEST(prefetch_one_holds_back_further_messages),
         TEST(two_consumers_share_the_work),
         TEST(cancel_returns_an_in_flight_message),
