@@ -216,7 +216,16 @@ typedef struct acp_config {
      *  expired) and that are not this process's are removed by acp_init()
      *  and every 3 lease periods: they are what killed processes left. So
      *  share a root only between processes of the same database. Symbolic
-     *  links and other names are left alone. Default "/tmp/workspaces".
+     *  links and other names are left alone.
+     *
+     *  Whoever can change the root can swap job directories, so acp_init()
+     *  refuses (ACP_EINVAL, naming the reason) a root that is a symbolic
+     *  link, that belongs to another user, or that group or others may
+     *  write to, and one below a directory that another user owns or may
+     *  write to (unless it is sticky, as /tmp). It creates what is missing,
+     *  the root itself with mode 0700, and uses everything under it through
+     *  the root's descriptor. Default NULL: "$XDG_RUNTIME_DIR/async-platform"
+     *  when that variable is set, else "/var/tmp/async-platform-<euid>".
      *  Must be absolute, not "/", without "." or ".." segments. */
     const char *workspace_root;
     /** Days after the last access before a complete job's results are

@@ -29,7 +29,7 @@ int acp_config_init(acp_config *config)
     config->s3.port = DEFAULT_S3_PORT;
     config->s3.https = 0;
     config->s3.root_path = "/";
-    config->workspace_root = "/tmp/workspaces";
+    config->workspace_root = NULL; /* a private default, chosen by acp_init */
     config->expiration_days = DEFAULT_EXPIRATION_DAYS;
     config->prune_interval = DEFAULT_PRUNE_INTERVAL;
     config->lease_seconds = DEFAULT_LEASE_SECONDS;
@@ -173,9 +173,8 @@ static int check_root_path(const char *root)
 static int check_workspace_root(const char *root)
 {
     const char *field = "config.workspace_root";
-    int rc = require(field, root, "scratch directory root");
-    if (rc)
-        return rc;
+    if (!root)
+        return 0;
     if (root[0] != '/')
         return error_set(ACP_EINVAL, "%s: '%s' is not an absolute path", field, root);
     if (strspn(root, "/") == strlen(root))

@@ -42,6 +42,8 @@ static void platform_free(acp_platform *p)
     if (p->factory.free)
         p->factory.free(p->factory.userdata);
     free(p->workspace_root);
+    if (p->workspace_fd >= 0)
+        close(p->workspace_fd);
     free(p->scratch_busy);
     pthread_mutex_destroy(&p->scratch_lock);
     free(p->running);
@@ -268,6 +270,7 @@ int acp_init(acp_platform **out, const acp_config *config)
     acp_platform *p = calloc(1, sizeof *p);
     if (!p)
         return error_set(ACP_ENOMEM, "out of memory");
+    p->workspace_fd = -1;
     if ((rc = platform_init_sync(p))) {
         free(p);
         return rc;
@@ -285,9 +288,8 @@ int acp_init(acp_platform **out, const acp_config *config)
     acp_job_id instance;
     acp_job_id_generate(&instance);
     acp_job_id_format(&instance, p->instance_id);
-    p->workspace_root = strdup(config->workspace_root);
     p->queues = calloc(config->queue_count, sizeof *p->queues);
-    if (!p->workspace_root || !p->queues) {
+    if (!p->queues) {
         rc = error_set(ACP_ENOMEM, "out of memory");
         goto fail;
     }
@@ -297,7 +299,7 @@ int acp_init(acp_platform **out, const acp_config *config)
         p->queue_count++;
     }
 
-    if ((rc = scratch_prepare_root(p->workspace_root)) ||
+    if ((rc = scratch_open_root(p, config->workspace_root)) ||
         (rc = store_open(&p->store, &config->db, &p->log)) ||
         (rc = objects_open(&p->objects, &config->s3, &p->log)))
         goto fail;

@@ -46,6 +46,7 @@ struct acp_platform {
     objects *objects;
     acp_executor_factory factory;
     char *workspace_root;
+    int workspace_fd; /* the root, opened once it was found safe; -1 before */
     unsigned lease_seconds;
     unsigned redispatch_seconds;
     unsigned shutdown_timeout;
@@ -189,11 +190,18 @@ int scratch_finish(acp_platform *p, const char *path);
  * names, symbolic links and files are left alone. @removed (may be NULL)
  * gets the count. An error stops the pass; the next one goes on. */
 int scratch_sweep(acp_platform *p, size_t *removed);
-/* Create the scratch root and its parents if needed. */
-int scratch_prepare_root(const char *root);
+/* Set p->workspace_root to @configured (NULL: the default, under
+ * $XDG_RUNTIME_DIR or /var/tmp, private to this user), create what is
+ * missing of it (the root itself with mode 0700), check that nobody else
+ * can change it or a directory above it, and open it as p->workspace_fd.
+ * ACP_EINVAL names what is unsafe: a symbolic link, another owner, write
+ * access for group or others. */
+int scratch_open_root(acp_platform *p, const char *configured);
 /* Write all of @data to @fd (retrying short writes); ACP_EIO on failure. */
 int scratch_write_all(int fd, const void *data, size_t len);
-/* Remove a directory tree without following symbolic links. */
-int scratch_remove(const char *path);
+/* Remove the tree @name directly under the directory @root_fd, without
+ * following symbolic links, however deep it is (subtrees past a depth bound
+ * are moved up to @root_fd first); @shown names it in errors. */
+int scratch_remove_at(int root_fd, const char *name, const char *shown);
 
 #endif

@@ -21,19 +21,59 @@
 #include "error.h"
 #include "platform.h"
 
-/* Depth guard: a job cannot make us recurse without bound. */
-#define MAX_DEPTH 128
+/* Recursion bound of a removal: deeper directories are first moved up to
+ * the root (see remove_children), so that any depth is removed. */
+#define MAX_DEPTH 64
+/* Names of such moved directories; swept like the runs' leftovers. */
+#define DEEP_PREFIX ".acp-deep-"
 
-static int remove_children(int dir_fd, const char *path, int depth)
+/* Names moved up to the root during one removal, removed after it. */
+typedef struct pending {
+    char **names;
+    size_t count, cap;
+} pending;
+
+static int pending_add(pending *q, const char *name)
 {
-    if (depth > MAX_DEPTH)
-        return error_set(ACP_EIO, "removing %s: nested deeper than %d levels", path, MAX_DEPTH);
+    if (q->count == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 8;
+        char **grown = realloc(q->names, cap * sizeof *grown);
+        if (!grown)
+            return error_set(ACP_ENOMEM, "out of memory");
+        q->names = grown;
+        q->cap = cap;
+    }
+    if (!(q->names[q->count] = strdup(name)))
+        return error_set(ACP_ENOMEM, "out of memory");
+    q->count++;
+    return 0;
+}
+
+/* Move the directory @name of @dir_fd up to the root under a new name. */
+static int move_up(int dir_fd, const char *name, int root_fd, const char *shown, pending *q)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        acp_job_id noise;
+        char hex[ACP_JOB_ID_STRLEN], moved[sizeof DEEP_PREFIX + ACP_JOB_ID_STRLEN];
+        acp_job_id_generate(&noise);
+        snprintf(moved, sizeof moved, DEEP_PREFIX "%s", acp_job_id_format(&noise, hex));
+        if (renameat2(dir_fd, name, root_fd, moved, RENAME_NOREPLACE) == 0)
+            return pending_add(q, moved);
+        if (errno != EEXIST)
+            return error_set(ACP_EIO, "removing %s: moving a deep directory up: %s", shown,
+                             error_strerror(errno));
+    }
+    return error_set(ACP_EIO, "removing %s: no free name to move a deep directory to", shown);
+}
+
+static int remove_children(int dir_fd, const char *shown, int depth, int root_fd, pending *q)
+{
     int fd = dup(dir_fd);
     DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
     if (!dir) {
         if (fd >= 0)
             close(fd);
-        return error_set(ACP_EIO, "removing %s: %s", path, error_strerror(errno));
+        return error_set(ACP_EIO, "removing %s: %s", shown, error_strerror(errno));
     }
     int rc = 0;
     struct dirent *entry;
@@ -44,66 +84,178 @@ static int remove_children(int dir_fd, const char *path, int depth)
         if (unlinkat(dir_fd, name, 0) == 0 || errno == ENOENT)
             continue;
         if (errno != EISDIR && errno != EPERM) {
-            rc = error_set(ACP_EIO, "removing %s/%s: %s", path, name, error_strerror(errno));
+            rc = error_set(ACP_EIO, "removing %s/%s: %s", shown, name, error_strerror(errno));
             break;
         }
-        int child = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (child < 0) {
-            rc = error_set(ACP_EIO, "removing %s/%s: %s", path, name, error_strerror(errno));
-            break;
+        /* A job can nest directories deeper than any recursion should go:
+         * past the bound, the subtree moves up to the root and is removed
+         * from there afterwards. */
+        if (depth >= MAX_DEPTH) {
+            rc = move_up(dir_fd, name, root_fd, shown, q);
+        } else {
+            int child = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (child < 0) {
+                rc = error_set(ACP_EIO, "removing %s/%s: %s", shown, name, error_strerror(errno));
+                break;
+            }
+            rc = remove_children(child, shown, depth + 1, root_fd, q);
+            close(child);
+            if (!rc && unlinkat(dir_fd, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
+                rc = error_set(ACP_EIO, "removing %s/%s: %s", shown, name, error_strerror(errno));
         }
-        rc = remove_children(child, path, depth + 1);
-        close(child);
-        if (!rc && unlinkat(dir_fd, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
-            rc = error_set(ACP_EIO, "removing %s/%s: %s", path, name, error_strerror(errno));
         /* The directory changed under readdir: start over to see every entry. */
         if (!rc)
             rewinddir(dir);
     }
     if (!rc && errno != 0)
-        rc = error_set(ACP_EIO, "reading %s: %s", path, error_strerror(errno));
+        rc = error_set(ACP_EIO, "reading %s: %s", shown, error_strerror(errno));
     closedir(dir);
     return rc;
 }
 
-int scratch_remove(const char *path)
+/* Remove the tree @name directly under @root_fd. */
+static int remove_one(int root_fd, const char *name, const char *shown, pending *q)
 {
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = openat(root_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT)
             return 0;
-        return error_set(ACP_EIO, "removing %s: %s", path, error_strerror(errno));
+        return error_set(ACP_EIO, "removing %s: %s", shown, error_strerror(errno));
     }
-    int rc = remove_children(fd, path, 0);
+    int rc = remove_children(fd, shown, 0, root_fd, q);
     close(fd);
-    if (!rc && rmdir(path) != 0 && errno != ENOENT)
-        rc = error_set(ACP_EIO, "removing %s: %s", path, error_strerror(errno));
+    if (!rc && unlinkat(root_fd, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
+        rc = error_set(ACP_EIO, "removing %s: %s", shown, error_strerror(errno));
     return rc;
 }
 
-int scratch_prepare_root(const char *root)
+int scratch_remove_at(int root_fd, const char *name, const char *shown)
+{
+    pending q = {0};
+    int rc = remove_one(root_fd, name, shown, &q);
+    /* Each moved subtree is at most MAX_DEPTH deeper than its new place, so
+     * this ends; removing one may move up more. */
+    for (size_t i = 0; i < q.count; i++) {
+        if (!rc)
+            rc = remove_one(root_fd, q.names[i], shown, &q);
+        free(q.names[i]);
+    }
+    free(q.names);
+    return rc;
+}
+
+/* ---- the root --------------------------------------------------------------- */
+
+/* The default root: private to this user by construction (the runtime
+ * directory) or by the checks below (elsewhere). */
+static char *default_root(void)
+{
+    const char *runtime = getenv("XDG_RUNTIME_DIR");
+    char *root = NULL;
+    int n = runtime && runtime[0] == '/'
+                ? asprintf(&root, "%s/async-platform", runtime)
+                : asprintf(&root, "/var/tmp/async-platform-%u", (unsigned)geteuid());
+    return n < 0 ? NULL : root;
+}
+
+/* Create what is missing of @root: parents as mkdir -p would, the root
+ * itself private. */
+static int create_root(const char *root)
 {
     char *copy = strdup(root);
     if (!copy)
         return error_set(ACP_ENOMEM, "out of memory");
-    for (char *p = copy + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char saved = *p;
-            *p = '\0';
-            if (mkdir(copy, 0755) != 0 && errno != EEXIST) {
-                int err = errno;
-                free(copy);
-                return error_set(ACP_EIO, "creating %s: %s", root, error_strerror(err));
-            }
-            *p = saved;
-            if (!saved)
-                break;
-        }
+    int rc = 0;
+    for (char *p = copy + 1; !rc; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char saved = *p;
+        *p = '\0';
+        if (mkdir(copy, saved ? 0755 : 0700) != 0 && errno != EEXIST)
+            rc = error_set(ACP_EIO, "config.workspace_root: creating %s: %s", copy,
+                           error_strerror(errno));
+        *p = saved;
+        if (!saved)
+            break;
     }
     free(copy);
-    struct stat st;
-    if (stat(root, &st) != 0 || !S_ISDIR(st.st_mode))
-        return error_set(ACP_EIO, "scratch root %s is not a directory", root);
+    return rc;
+}
+
+/* A directory another user can change is a directory they can swap our
+ * job directories in: every directory above the root must belong to root
+ * or to us, and be writable by nobody else unless it is sticky (as /tmp),
+ * where others cannot rename what is ours. */
+static int check_ancestors(const char *root)
+{
+    char *real = realpath(root, NULL);
+    if (!real)
+        return error_set(ACP_EIO, "config.workspace_root: %s: %s", root, error_strerror(errno));
+    int rc = 0;
+    uid_t me = geteuid();
+    for (char *p = real + 1; !rc && *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        struct stat st;
+        if (stat(real, &st) != 0)
+            rc = error_set(ACP_EIO, "config.workspace_root: %s: %s", real, error_strerror(errno));
+        else if (st.st_uid != 0 && st.st_uid != me)
+            rc = error_set(ACP_EINVAL,
+                           "config.workspace_root: %s, above the scratch root, belongs to uid "
+                           "%u, neither root nor this process's user (%u)",
+                           real, (unsigned)st.st_uid, (unsigned)me);
+        else if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+            rc = error_set(ACP_EINVAL,
+                           "config.workspace_root: %s, above the scratch root, is writable by "
+                           "group or others (mode %04o) and not sticky",
+                           real, (unsigned)(st.st_mode & 07777));
+        *p = '/';
+    }
+    free(real);
+    return rc;
+}
+
+int scratch_open_root(acp_platform *p, const char *configured)
+{
+    p->workspace_fd = -1;
+    char *root = configured ? strdup(configured) : default_root();
+    if (!root)
+        return error_set(ACP_ENOMEM, "out of memory");
+    p->workspace_root = root;
+    int rc = create_root(root);
+    if (rc)
+        return rc;
+    struct stat before, st;
+    if (lstat(root, &before) != 0)
+        return error_set(ACP_EIO, "config.workspace_root: %s: %s", root, error_strerror(errno));
+    if (S_ISLNK(before.st_mode))
+        return error_set(ACP_EINVAL,
+                         "config.workspace_root: %s is a symbolic link; give the directory "
+                         "it points to",
+                         root);
+    if ((rc = check_ancestors(root)))
+        return rc;
+    int fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return error_set(ACP_EIO, "config.workspace_root: %s: %s", root, error_strerror(errno));
+    if (fstat(fd, &st) != 0 || st.st_dev != before.st_dev || st.st_ino != before.st_ino)
+        rc = error_set(ACP_EINVAL, "config.workspace_root: %s changed while it was checked", root);
+    else if (st.st_uid != geteuid())
+        rc = error_set(ACP_EINVAL,
+                       "config.workspace_root: %s belongs to uid %u, not to this process's "
+                       "user (%u)",
+                       root, (unsigned)st.st_uid, (unsigned)geteuid());
+    else if (st.st_mode & (S_IWGRP | S_IWOTH))
+        rc = error_set(ACP_EINVAL,
+                       "config.workspace_root: %s is writable by group or others (mode %04o): "
+                       "chmod go-w it",
+                       root, (unsigned)(st.st_mode & 07777));
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    p->workspace_fd = fd;
     return 0;
 }
 
@@ -161,9 +313,6 @@ static const char *scratch_base(const char *path)
 int scratch_create(acp_platform *p, const char *hex, unsigned attempt, char **path_out, int *fd_out)
 {
     const char *root = p->workspace_root;
-    int rc = scratch_prepare_root(root);
-    if (rc)
-        return rc;
     size_t len = strlen(root);
     size_t size = len + 1 + strlen(hex) + 1 + 10 + 1;
     char *path = malloc(size);
@@ -171,11 +320,14 @@ int scratch_create(acp_platform *p, const char *hex, unsigned attempt, char **pa
         return error_set(ACP_ENOMEM, "out of memory");
     snprintf(path, size, "%s%s%s.%u", root, root[len - 1] == '/' ? "" : "/", hex, attempt);
     const char *name = scratch_base(path);
-    if ((rc = scratch_register(p, name))) {
+    int rc = scratch_register(p, name);
+    if (rc) {
         free(path);
         return rc;
     }
-    if (mkdir(path, 0700) != 0) {
+    /* Relative to the root's descriptor: the root was checked once, and no
+     * path above it is looked up again. */
+    if (mkdirat(p->workspace_fd, name, 0700) != 0) {
         if (errno == EEXIST)
             rc = error_set(ACP_EIO,
                            "scratch directory %s already exists: another run of this job "
@@ -183,15 +335,16 @@ int scratch_create(acp_platform *p, const char *hex, unsigned attempt, char **pa
                            "removed once that run is known to have stopped",
                            path, attempt);
         else
-            rc = error_set(ACP_EIO, "creating scratch directory %s: %s", path, error_strerror(errno));
+            rc = error_set(ACP_EIO, "creating scratch directory %s: %s", path,
+                           error_strerror(errno));
         scratch_unregister(p, name);
         free(path);
         return rc;
     }
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = openat(p->workspace_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         rc = error_set(ACP_EIO, "opening scratch directory %s: %s", path, error_strerror(errno));
-        rmdir(path);
+        unlinkat(p->workspace_fd, name, AT_REMOVEDIR);
         scratch_unregister(p, name);
         free(path);
         return rc;
@@ -203,7 +356,7 @@ int scratch_create(acp_platform *p, const char *hex, unsigned attempt, char **pa
 
 int scratch_finish(acp_platform *p, const char *path)
 {
-    int rc = scratch_remove(path);
+    int rc = scratch_remove_at(p->workspace_fd, scratch_base(path), path);
     scratch_unregister(p, scratch_base(path));
     return rc;
 }
@@ -267,7 +420,7 @@ static int sweep_flush(acp_platform *p, sweep_batch *b, size_t *removed)
             return error_set(ACP_ENOMEM, "out of memory");
         sprintf(path, "%s%s%s", p->workspace_root, p->workspace_root[len - 1] == '/' ? "" : "/",
                 name);
-        if (scratch_remove(path) == 0) {
+        if (scratch_remove_at(p->workspace_fd, name, path) == 0) {
             log_info(&p->log,
                      "job %s: removed the scratch directory %s of attempt %u, which "
                      "no longer runs anywhere",
@@ -287,7 +440,7 @@ int scratch_sweep(acp_platform *p, size_t *removed)
     size_t count = 0;
     if (removed)
         *removed = 0;
-    int fd = open(p->workspace_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = dup(p->workspace_fd);
     DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
     if (!dir) {
         int rc =
@@ -296,6 +449,9 @@ int scratch_sweep(acp_platform *p, size_t *removed)
             close(fd);
         return rc;
     }
+    /* The duplicate shares the root descriptor's offset, which the last
+     * pass left at the end. */
+    rewinddir(dir);
     sweep_batch *b = malloc(sizeof *b);
     if (!b) {
         closedir(dir);
@@ -308,6 +464,13 @@ int scratch_sweep(acp_platform *p, size_t *removed)
         acp_job_id id;
         unsigned attempt;
         struct stat st;
+        /* What a removal that stopped half-way moved up (see move_up). */
+        if (strncmp(entry->d_name, DEEP_PREFIX, strlen(DEEP_PREFIX)) == 0 &&
+            fstatat(fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+            if (scratch_remove_at(p->workspace_fd, entry->d_name, entry->d_name) != 0)
+                log_warn(&p->log, "%s", acp_last_error());
+            continue;
+        }
         /* Only real directories with our names: never a symbolic link (not
          * followed) nor anything else someone keeps there. */
         if (!sweep_parse(entry->d_name, &id, &attempt) ||

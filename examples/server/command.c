@@ -248,6 +248,7 @@ static int command_give_dir(int dir_fd, uid_t uid)
             close(fd);
         return -1;
     }
+    rewinddir(dir); /* the duplicate shares the descriptor's offset */
     int rc = 0;
     struct dirent *e;
     while (rc == 0 && (e = readdir(dir)) != NULL)
@@ -278,7 +279,7 @@ static void command_limit_args(const settings *cfg, command_line *cl)
     command_add(cl, "--");
 }
 
-static pid_t command_spawn(const char *dir, int out_fd, int err_fd, char *const argv[],
+static pid_t command_spawn(int dir_fd, int out_fd, int err_fd, char *const argv[],
                            char *const envp[], int *err)
 {
     posix_spawn_file_actions_t actions;
@@ -306,8 +307,9 @@ static pid_t command_spawn(const char *dir, int out_fd, int err_fd, char *const 
         rc = posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
     if (!rc)
         rc = posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
-    if (!rc && dir)
-        rc = posix_spawn_file_actions_addchdir_np(&actions, dir);
+    /* By descriptor: the path is not looked up again. */
+    if (!rc && dir_fd >= 0)
+        rc = posix_spawn_file_actions_addfchdir_np(&actions, dir_fd);
     /* The server's sockets (database, S3, clients) must not leak in. */
     if (!rc)
         rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
@@ -364,7 +366,7 @@ int command_run(const settings *cfg, acp_job_context *ctx, const settings_progra
             command_give_dir(ctx->dir_fd, (uid_t)cfg->command_run_as_uid) != 0)
             err = errno;
         else
-            pid = command_spawn(cfg->command_sandbox ? NULL : ctx->dir, out_fd, err_fd, cl.argv,
+            pid = command_spawn(cfg->command_sandbox ? -1 : ctx->dir_fd, out_fd, err_fd, cl.argv,
                                 cfg->command_sandbox ? sandbox_env : plain_env, &err);
     }
     command_line_free(&cl);

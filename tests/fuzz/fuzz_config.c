@@ -201,11 +201,11 @@ static void check_accepted(const acp_config *c)
         FUZZ_CHECK(q->message_ack_timeout >= ACP_MESSAGE_ACK_TIMEOUT_MIN,
                    "queues[%zu].message_ack_timeout %u", i, q->message_ack_timeout);
     }
-    const char *w = c->workspace_root;
-    FUZZ_CHECK(w && w[0] == '/' && strspn(w, "/") < strlen(w) && strlen(w) <= ACP_PATH_MAX &&
-                   segments_ok(w + 1, 0),
+    const char *w = c->workspace_root; /* NULL: acp_init's default */
+    FUZZ_CHECK(!w || (w[0] == '/' && strspn(w, "/") < strlen(w) && strlen(w) <= ACP_PATH_MAX &&
+                      segments_ok(w + 1, 0)),
                "workspace_root '%s'", w ? w : "(null)");
-    for (const char *p = w; *p; p++)
+    for (const char *p = w; p && *p; p++)
         FUZZ_CHECK((unsigned char)*p >= 0x20 && *p != 0x7f, "workspace_root has a control byte");
     FUZZ_CHECK(IN(c->expiration_days, 1, ACP_EXPIRATION_DAYS_MAX), "expiration_days %u",
                c->expiration_days);

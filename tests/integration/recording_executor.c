@@ -196,6 +196,28 @@ static int execute(acp_executor *base, acp_job_context *ctx)
     }
     if (dir)
         closedir(dir);
+    if (strcmp(mode, "traps") == 0) {
+        /* Outputs that must not hang or mislead the upload (a FIFO, a link
+         * out of the directory) and a tree deeper than any recursion bound,
+         * which the removal must still get rid of. */
+        if (mkfifoat(ctx->dir_fd, "fifo.txt", 0600) != 0 ||
+            symlinkat("/etc/passwd", ctx->dir_fd, "link.txt") != 0)
+            rc = 1;
+        acp_job_add_output(ctx, "fifo.txt");
+        acp_job_add_output(ctx, "link.txt");
+        int fd = dup(ctx->dir_fd);
+        for (int depth = 0; fd >= 0 && depth < 200; depth++) {
+            int next = mkdirat(fd, "deep", 0700) == 0
+                           ? openat(fd, "deep", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                           : -1;
+            close(fd);
+            fd = next;
+        }
+        if (fd < 0)
+            rc = 1;
+        else
+            close(fd);
+    }
     if (strcmp(mode, "fail") == 0) {
         write_text(ctx->dir_fd, "error.log", "something went wrong\n");
         acp_job_add_output(ctx, "error.log");

@@ -67,7 +67,15 @@ static bool exists(const char *root, const char *name)
 
 static void remove_tree(const char *path)
 {
-    assert_int_equal(scratch_remove(path), 0);
+    char parent[512];
+    snprintf(parent, sizeof parent, "%s", path);
+    char *slash = strrchr(parent, '/');
+    assert_non_null(slash);
+    *slash = '\0';
+    int fd = open(parent[0] ? parent : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(scratch_remove_at(fd, slash + 1, path), 0);
+    close(fd);
 }
 
 /* ---- rows of other processes, planted in the database ------------------- */
