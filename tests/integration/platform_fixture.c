@@ -126,3 +126,28 @@ void fixture_log_reset(void)
     log_count = log_cap = 0;
     pthread_mutex_unlock(&log_lock);
 }
+
+int fixture_ops_create(void *ops, acp_job_context *ctx, acp_executor **out)
+{
+    (void)ctx;
+    acp_executor *executor = malloc(sizeof *executor);
+    if (!executor)
+        return -1;
+    executor->ops = ops;
+    *out = executor;
+    return 0;
+}
+
+acp_platform *fixture_child_platform(fixture_config *fc, const stack_env *env, const char *tag,
+                                     const acp_executor_factory *factory)
+{
+    fixture_config_make(fc, env, tag, 1, 1, factory);
+    fc->config.lease_seconds = 3;
+    fc->config.log_level = ACP_LOG_WARN;
+    acp_platform *p;
+    if (acp_init(&p, &fc->config) != 0) {
+        fprintf(stderr, "child: acp_init: %s\n", acp_last_error());
+        return NULL;
+    }
+    return p;
+}

@@ -37,6 +37,17 @@ void fixture_config_make(fixture_config *fc, const stack_env *env, const char *r
 bool fixture_wait_status(acp_platform *p, const acp_job_id *id, acp_job_status status,
                          int timeout_s, acp_job *job);
 
+/* An acp_executor_factory.create whose executors run the acp_executor_ops
+ * given as the factory's userdata: for tests with an executor of their own,
+ * {ACP_EXECUTOR_FACTORY_VERSION, (void *)&ops, fixture_ops_create, NULL}. */
+int fixture_ops_create(void *ops, acp_job_context *ctx, acp_executor **out);
+
+/* In a child process of a test: a platform of one queue and one worker with
+ * @factory, a 3 s lease and warnings only, started in @fc. Returns it, or
+ * NULL after printing why to stderr. */
+acp_platform *fixture_child_platform(fixture_config *fc, const stack_env *env, const char *tag,
+                                     const acp_executor_factory *factory);
+
 /* A random tag of 8 hex characters. */
 void fixture_tag(char out[9]);
 

@@ -28,14 +28,9 @@ static const char *self_path;
 static int child_main(const char *tag)
 {
     fixture_config fc;
-    fixture_config_make(&fc, &env, tag, 1, 1, &recording_factory);
-    fc.config.lease_seconds = 3;
-    fc.config.log_level = ACP_LOG_WARN;
-    acp_platform *p;
-    if (acp_init(&p, &fc.config) != 0) {
-        fprintf(stderr, "child: acp_init: %s\n", acp_last_error());
+    acp_platform *p = fixture_child_platform(&fc, &env, tag, &recording_factory);
+    if (!p)
         return 1;
-    }
     acp_submission sub;
     acp_submission_init(&sub);
     char config[128];
@@ -75,34 +70,17 @@ static void dying_free(acp_executor *executor)
 
 static const acp_executor_ops dying_ops = {ACP_EXECUTOR_OPS_VERSION, dying_execute, dying_free};
 
-static int dying_create(void *userdata, acp_job_context *ctx, acp_executor **out)
-{
-    (void)userdata;
-    (void)ctx;
-    acp_executor *executor = malloc(sizeof *executor);
-    if (!executor)
-        return -1;
-    executor->ops = &dying_ops;
-    *out = executor;
-    return 0;
-}
-
-static const acp_executor_factory dying_factory = {ACP_EXECUTOR_FACTORY_VERSION, NULL, dying_create,
-                                                   NULL};
+static const acp_executor_factory dying_factory = {ACP_EXECUTOR_FACTORY_VERSION, (void *)&dying_ops,
+                                                   fixture_ops_create, NULL};
 
 /* A process whose worker runs the job and dies of it. The first one submits
  * the job and tells its id; the others take it over when it is requeued. */
 static int dying_child_main(const char *tag, bool submit)
 {
     fixture_config fc;
-    fixture_config_make(&fc, &env, tag, 1, 1, &dying_factory);
-    fc.config.lease_seconds = 3;
-    fc.config.log_level = ACP_LOG_WARN;
-    acp_platform *p;
-    if (acp_init(&p, &fc.config) != 0) {
-        fprintf(stderr, "child: acp_init: %s\n", acp_last_error());
+    acp_platform *p = fixture_child_platform(&fc, &env, tag, &dying_factory);
+    if (!p)
         return 1;
-    }
     if (submit) {
         acp_submission sub;
         acp_submission_init(&sub);

@@ -155,32 +155,15 @@ static void first_run_free(acp_executor *executor)
 static const acp_executor_ops first_run_ops = {ACP_EXECUTOR_OPS_VERSION, first_run_execute,
                                                first_run_free};
 
-static int first_run_create(void *userdata, acp_job_context *ctx, acp_executor **out)
-{
-    (void)userdata;
-    (void)ctx;
-    acp_executor *executor = malloc(sizeof *executor);
-    if (!executor)
-        return -1;
-    executor->ops = &first_run_ops;
-    *out = executor;
-    return 0;
-}
-
-static const acp_executor_factory first_run_factory = {ACP_EXECUTOR_FACTORY_VERSION, NULL,
-                                                       first_run_create, NULL};
+static const acp_executor_factory first_run_factory = {
+    ACP_EXECUTOR_FACTORY_VERSION, (void *)&first_run_ops, fixture_ops_create, NULL};
 
 static int child_main(const char *tag)
 {
     fixture_config fc;
-    fixture_config_make(&fc, &env, tag, 1, 1, &first_run_factory);
-    fc.config.lease_seconds = 3;
-    fc.config.log_level = ACP_LOG_WARN;
-    acp_platform *p;
-    if (acp_init(&p, &fc.config) != 0) {
-        fprintf(stderr, "child: acp_init: %s\n", acp_last_error());
+    acp_platform *p = fixture_child_platform(&fc, &env, tag, &first_run_factory);
+    if (!p)
         return 1;
-    }
     acp_submission sub;
     acp_submission_init(&sub);
     char config[64];
