@@ -126,7 +126,7 @@ ACP_EXTERN const char *acp_last_error(void);
 #define ACP_WORKERS_MIN             1
 #define ACP_WORKERS_MAX             64
 #define ACP_POOL_SIZE_MAX           1000
-#define ACP_MESSAGE_ACK_TIMEOUT_MIN 300 /* seconds, as upstream */
+#define ACP_MESSAGE_ACK_TIMEOUT_MIN 300  /* seconds, as upstream */
 #define ACP_HEARTBEAT_MAX           3600 /* seconds */
 #define ACP_EXPIRATION_DAYS_MAX     36500
 #define ACP_PATH_MAX                1024 /* bytes, for root_path and workspace_root */

@@ -53,7 +53,7 @@ struct acp_platform {
     unsigned expiration_days;
     unsigned prune_interval;
     unsigned claim_stale_seconds; /* 0: CLAIM_STALE_SECONDS; tests lower it */
-    unsigned max_attempts; /* config.max_attempts, 0 replaced by the default */
+    unsigned max_attempts;        /* config.max_attempts, 0 replaced by the default */
     /* Names of the scratch directories of this process's runs (pointing
      * into the paths the workers own), guarded by scratch_lock. */
     pthread_mutex_t scratch_lock;

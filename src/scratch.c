@@ -443,8 +443,8 @@ int scratch_sweep(acp_platform *p, size_t *removed)
     int fd = dup(p->workspace_fd);
     DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
     if (!dir) {
-        int rc =
-            error_set(ACP_EIO, "reading scratch root %s: %s", p->workspace_root, error_strerror(errno));
+        int rc = error_set(ACP_EIO, "reading scratch root %s: %s", p->workspace_root,
+                           error_strerror(errno));
         if (fd >= 0)
             close(fd);
         return rc;
@@ -482,7 +482,8 @@ int scratch_sweep(acp_platform *p, size_t *removed)
             rc = sweep_flush(p, b, &count);
     }
     if (!rc && errno != 0)
-        rc = error_set(ACP_EIO, "reading scratch root %s: %s", p->workspace_root, error_strerror(errno));
+        rc = error_set(ACP_EIO, "reading scratch root %s: %s", p->workspace_root,
+                       error_strerror(errno));
     if (!rc && b->count)
         rc = sweep_flush(p, b, &count);
     free(b);
