@@ -279,8 +279,9 @@ typedef struct acp_config {
  * Fill @p config with the defaults (upstream's: database port 5432, pool of
  * 10, S3 port 80 over plain HTTP, root path "/", 30 expiration days,
  * pruning every 12 hours; unlike upstream's "/tmp/workspaces", the workspace
- * root is NULL: acp_init() picks a private one) and set its version. Required fields (host names,
- * credentials, database, bucket, queues) are left NULL.
+ * root is NULL: acp_init() picks a private one) and set its version.
+ * Required fields (host names, credentials, database, bucket, queues) are
+ * left NULL.
  *
  * @return 0, or ACP_EINVAL if @p config is NULL.
  */
