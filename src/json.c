@@ -422,11 +422,17 @@ static int write_java_double(buf *out, double d)
         return buf_puts(out, signbit(d) ? "-0.0" : "0.0");
 
     char sci[48];
-    for (int precision = 0; precision < 17; precision++) {
+    int precision = 0;
+    for (; precision < 17; precision++) {
         snprintf(sci, sizeof sci, "%.*e", precision, d);
         if (strtod(sci, NULL) == d)
             break;
     }
+    /* Java writes two digits at least, and then not the shortest digit
+     * padded with 0 but the two-digit decimal closest to the value (it reads
+     * back the same too): 4.9E-324 for the smallest double, not 5.0E-324. */
+    if (precision == 0)
+        snprintf(sci, sizeof sci, "%.1e", d);
     /* sci is "[-]D[.DDD]e[+-]XX" */
     char digits[24];
     size_t n = 0;

@@ -44,6 +44,14 @@ static void doubles_follow_java_double_to_string(void **state)
     assert_compact("0.0", "0.0");
     assert_compact("-0.0", "-0.0");
     assert_compact("123456.789", "123456.789");
+    /* Java writes at least two digits, and when the shortest decimal has
+     * one, the two-digit decimal closest to the value: for the smallest
+     * double that is 4.9E-324, not 5.0E-324. */
+    assert_compact("4.9E-324", "4.9E-324");
+    assert_compact("5e-324", "4.9E-324");
+    assert_compact("1e23", "1.0E23");
+    assert_compact("2e-3", "0.002");
+    assert_compact("3e10", "3.0E10");
 }
 
 static void integers_and_literals(void **state)
