@@ -88,7 +88,7 @@ int broker_next(broker_conn *conn, int timeout_ms, broker_delivery *out);
 /* Acknowledge one delivery. */
 int broker_ack(broker_conn *conn, uint64_t tag);
 
-/* --- the job message (lcp-spec §4.3), pure functions ------------------- */
+/* --- the job message (docs/compatibility.adoc, RabbitMQ), pure functions ------------------- */
 
 /* {"jobID":"<hex>","type":"","dispatched":"<ISO-8601, UTC,
  * Z>","attemptCount":0,"body":<config|null>} keys in this order; @config is JSON text (written

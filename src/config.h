@@ -13,7 +13,7 @@
 #define CONFIG_RESULT_RETRY_DEFAULT 300
 
 /* True when @name is 1..@max characters of [A-Za-z0-9_.-] and not "." or "..":
- * the rule for S3 file names (lcp-spec §5.8) and queue ids. */
+ * the rule for S3 file names (docs/compatibility.adoc, S3 layout) and queue ids. */
 bool config_name_is_safe(const char *name, size_t max);
 
 #endif

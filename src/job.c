@@ -180,7 +180,7 @@ void acp_free(void *pointer)
 
 bool job_from_flags(const object_list *list, acp_job *job)
 {
-    /* Ascending precedence: a later flag in this list wins (lcp-spec §5.9). */
+    /* Ascending precedence: a later flag in this list wins (docs/compatibility.adoc, precedence). */
     static const acp_job_status order[] = {ACP_STATUS_QUEUED, ACP_STATUS_IN_PROGRESS,
                                            ACP_STATUS_COMPLETE, ACP_STATUS_EXPIRED,
                                            ACP_STATUS_FAILED};

@@ -457,7 +457,7 @@ static int objects_key(const objects *obj, const acp_job_id *id, const char *nam
 }
 
 /* "/", "" and NULL give no prefix; a leading '/' is dropped; a trailing '/'
- * is ensured (lcp-spec §5.8). */
+ * is ensured (docs/compatibility.adoc, S3 layout). */
 static char *objects_normalise_root(const char *root)
 {
     if (!root)

@@ -1,5 +1,5 @@
 /* S3 through libs3: the job workspaces and their objects, in
- * lib-compute-platform's layout (lcp-spec §5.8, §5.9):
+ * lib-compute-platform's layout (docs/compatibility.adoc, S3 layout):
  *
  *   <root>/<32 hex id>/.workspace          marker, empty
  *   <root>/<32 hex id>/.queued ...         status flags, empty

@@ -107,7 +107,7 @@ static int expire(acp_platform *p, const acp_job_id *id, int64_t accessed_before
         rc = objects_wipe_except(p->objects, id, kept_when_expired);
         if (!rc)
             rc = objects_touch(p->objects, id, ".expired");
-        /* ".failed" outranks ".expired" in the flags (lcp-spec §5.9): while it
+        /* ".failed" outranks ".expired" in the flags (docs/compatibility.adoc, precedence): while it
          * stays, every reader sees a failed job whose row says expired, and
          * nobody could resubmit it. Removed after ".expired" exists, so that
          * readers meanwhile see failed, never an earlier status. An expired

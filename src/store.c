@@ -67,7 +67,7 @@
 /* Schema                                                                   */
 /* ------------------------------------------------------------------------ */
 
-/* lib-compute-platform's migration 1.0.0 (lcp-spec §3.1), applied when the
+/* lib-compute-platform's migration 1.0.0 (docs/compatibility.adoc, database schema), applied when the
  * meta row 'version' is missing or lower, exactly as upstream's files 000,
  * 001, 002 (including its missing comma before the first CHECK) and 999.
  * The version row is an upsert so a half-migrated database recovers. */

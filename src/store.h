@@ -47,7 +47,7 @@ int store_open(store **out, const acp_db_config *cfg, const logger *log);
 void store_close(store *st);
 
 /* The schema: compute.meta and compute.jobs exactly as lib-compute-platform
- * 1.0.0 (lcp-spec §3.1, meta version '1.0.0'), then our own migrations
+ * 1.0.0 (docs/compatibility.adoc, database schema; meta version '1.0.0'), then our own migrations
  * (recorded as meta key 'acp_schema'): columns lease_owner text,
  * lease_expires timestamptz, attempts int NOT NULL DEFAULT 0, error text,
  * dispatched timestamptz (1); the keyset indexes of store_list on (created,

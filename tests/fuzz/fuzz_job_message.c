@@ -1,4 +1,4 @@
-/* The job message (src/broker.c, lcp-spec §4.3): broker_parse_job() and
+/* The job message (src/broker.c, docs/compatibility.adoc): broker_parse_job() and
  * broker_format_job().
  *
  * The first byte picks the direction.

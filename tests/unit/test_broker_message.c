@@ -1,4 +1,4 @@
-/* The job message on "<queue>_jobs" (lcp-spec §4.3): the exact bytes we
+/* The job message on "<queue>_jobs" (docs/compatibility.adoc, RabbitMQ): the exact bytes we
  * publish, and what we accept from upstream's publishers. */
 #include <setjmp.h>
 #include <stdarg.h>
