@@ -39,7 +39,7 @@
 #include "config.h"
 #include "error.h"
 #include "json.h"
-#include "sync.h"
+#include "clock.h"
 
 #define BROKER_CHANNEL           1
 #define BROKER_CONNECT_TIMEOUT   5 /* seconds, as upstream's connectionTimeout */
@@ -75,16 +75,9 @@ static atomic_ulong consumer_counter;
 
 /* ---- time --------------------------------------------------------------- */
 
-static int64_t broker_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t broker_deadline(int timeout_ms)
 {
-    return broker_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    return clock_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 }
 
 /* ---- errors ------------------------------------------------------------- */
@@ -195,7 +188,7 @@ static int broker_queue_name(broker_conn *conn, const char *queue_id, char *name
 static int broker_wait_connected(int fd, int64_t deadline)
 {
     for (;;) {
-        int64_t left = deadline - broker_now_ms();
+        int64_t left = deadline - clock_now_ms();
         if (left <= 0)
             return BROKER_CONNECT_DEADLINE;
         struct pollfd p = {.fd = fd, .events = POLLOUT};
@@ -237,7 +230,7 @@ static int broker_tcp_connect(broker_conn *conn, const char *host, int port, int
                                              : gai_strerror(gai));
     }
 
-    int64_t deadline = broker_now_ms() + BROKER_CONNECT_TIMEOUT * 1000;
+    int64_t deadline = clock_now_ms() + BROKER_CONNECT_TIMEOUT * 1000;
     int fd = -1, err = 0;
     bool timed_out = false;
     for (struct addrinfo *ai = list; ai && fd < 0 && !timed_out; ai = ai->ai_next) {
@@ -411,11 +404,11 @@ int broker_declare(broker_conn *conn, const char *queue_id, unsigned ack_timeout
 
 /* ---- frames -------------------------------------------------------------- */
 
-/* Wait for any frame until @deadline (ms, broker_now_ms clock); the
+/* Wait for any frame until @deadline (ms, clock_now_ms clock); the
  * amqp status, with errno cleared first so a socket error can be named. */
 static int broker_wait_frame(broker_conn *conn, int64_t deadline, amqp_frame_t *frame)
 {
-    int64_t left = deadline - broker_now_ms();
+    int64_t left = deadline - clock_now_ms();
     if (left < 0)
         left = 0;
     struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
@@ -811,7 +804,7 @@ static int broker_keep_alive(broker_conn *conn)
     int rc;
     for (;;) {
         amqp_frame_t frame;
-        if ((rc = broker_read_method(conn, broker_now_ms(), what, &frame)))
+        if ((rc = broker_read_method(conn, clock_now_ms(), what, &frame)))
             break;
         amqp_method_t *m = &frame.payload.method;
         if (m->id == AMQP_BASIC_DELIVER_METHOD || m->id == AMQP_BASIC_RETURN_METHOD) {
@@ -843,7 +836,7 @@ static void *broker_keeper_main(void *arg)
     pthread_mutex_lock(&k->lock);
     while (!k->stop) {
         struct timespec until;
-        sync_deadline(&until, k->interval_ms);
+        clock_deadline(&until, k->interval_ms);
         while (!k->stop && pthread_cond_timedwait(&k->changed, &k->lock, &until) != ETIMEDOUT)
             ;
         if (k->stop)
@@ -882,7 +875,7 @@ int broker_keeper_start(broker_conn *conn, broker_keeper **out)
         free(k);
         return error_set(ACP_ENOMEM, "%s: creating a mutex: %s", conn->where, error_strerror(err));
     }
-    if ((err = sync_cond_init(&k->changed))) {
+    if ((err = clock_cond_init(&k->changed))) {
         pthread_mutex_destroy(&k->lock);
         free(k);
         return error_set(ACP_ENOMEM, "%s: creating a condition variable: %s", conn->where,
@@ -931,15 +924,10 @@ int broker_format_job(buf *out, const acp_job_id *id, const char *config, int64_
 {
     if (!out || !id)
         return error_set(ACP_EINVAL, "job message: NULL argument");
-    int64_t seconds = now_us / 1000000, micros = now_us % 1000000;
-    if (micros < 0) {
-        micros += 1000000;
-        seconds--;
-    }
-    time_t t = (time_t)seconds;
     struct tm tm;
+    int micros;
     /* Years outside 0..9999 would need a sign in ISO-8601. */
-    if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999)
+    if (!clock_utc(now_us, &tm, &micros))
         return error_set(ACP_EINVAL, "job message: dispatch time %lld us is out of range",
                          (long long)now_us);
 
@@ -961,7 +949,7 @@ int broker_format_job(buf *out, const acp_job_id *id, const char *config, int64_
                         "{\"jobID\":\"%s\",\"type\":\"\",\"dispatched\":\"%04d-%02d-%02dT%02d:%02d:"
                         "%02d.%06dZ\",\"attemptCount\":0,\"body\":",
                         hex, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                        tm.tm_sec, (int)micros);
+                        tm.tm_sec, micros);
     if (!rc)
         rc = json_write_compact(&text, value);
     if (!rc)

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "error.h"
 #include "platform.h"
 
@@ -138,9 +139,7 @@ static void pause_randomly(void)
 {
     acp_job_id noise;
     acp_job_id_generate(&noise);
-    long ms = 20 + noise.bytes[0] % 200;
-    struct timespec ts = {0, ms * 1000000L};
-    nanosleep(&ts, NULL);
+    clock_sleep_ms(20 + noise.bytes[0] % 200u);
 }
 
 int claim_workspace(acp_platform *p, const acp_job_id *id, bool *created, char *marker,

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "clock.h"
 #include "error.h"
 #include "platform.h"
 
@@ -16,13 +17,6 @@
  * periods: a run is known dead only once its lease ran out, and a listing
  * plus a statement at every tick would be waste. */
 #define SWEEP_LEASES 3
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Publishing it again would fail the same way forever: the job fails,
  * with the reason, in the row and in S3 as a worker would fail it. */
@@ -161,20 +155,20 @@ void *maintenance_main(void *arg)
 {
     acp_platform *p = arg;
     int64_t renew_every = (int64_t)p->lease_seconds * 1000 / 3;
-    int64_t last_renew = now_ms();
+    int64_t last_renew = clock_now_ms();
     int64_t sweep_every = (int64_t)p->lease_seconds * 1000 * SWEEP_LEASES;
-    int64_t last_sweep = now_ms(); /* acp_init swept */
+    int64_t last_sweep = clock_now_ms(); /* acp_init swept */
     /* After a failed pass (the database was unreachable) the next one
      * renews first, whatever the schedule, before it requeues anything. */
     bool renew_owed = !maintenance_tick(p, false);
     while (!platform_wait(p, TICK_MS, &p->maintenance_stopping)) {
         platform_keep_publishers(p);
-        bool renew = renew_owed || now_ms() - last_renew >= renew_every - TICK_MS / 2;
+        bool renew = renew_owed || clock_now_ms() - last_renew >= renew_every - TICK_MS / 2;
         if (renew)
-            last_renew = now_ms();
+            last_renew = clock_now_ms();
         renew_owed = !maintenance_tick(p, renew);
-        if (now_ms() - last_sweep >= sweep_every) {
-            last_sweep = now_ms();
+        if (clock_now_ms() - last_sweep >= sweep_every) {
+            last_sweep = clock_now_ms();
             maintenance_sweep(p);
         }
     }

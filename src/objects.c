@@ -46,6 +46,7 @@
 
 #include <libs3.h>
 
+#include "clock.h"
 #include "error.h"
 
 /* Retries after the first attempt, and the sleep before each. */
@@ -299,29 +300,6 @@ void objects_patience_end(void)
     objects_patient = (objects_patience){0};
 }
 
-static int64_t objects_elapsed_ms(const struct timespec *since)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)(now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
-}
-
-/* Sleep @ms in slices, so that a raised cancel flag is seen within 100 ms.
- * Returns false when cancelled. */
-static bool objects_pause(unsigned ms, const atomic_bool *cancel)
-{
-    while (ms > 0) {
-        if (cancel && atomic_load(cancel))
-            return false;
-        unsigned slice = ms < 100 ? ms : 100;
-        struct timespec pause = {0, (long)slice * 1000000L};
-        while (nanosleep(&pause, &pause) != 0 && errno == EINTR)
-            ;
-        ms -= slice;
-    }
-    return !(cancel && atomic_load(cancel));
-}
-
 /* Exponential back-off from 100 ms up to 8 s, each delay drawn from its
  * upper half so that workers retrying together spread out. */
 static unsigned objects_patient_delay(int attempt)
@@ -347,7 +325,7 @@ static bool objects_again(const objects *obj, const objects_call *call, int atte
     if (call->status == S3StatusOK || !objects_retryable(call->status))
         return false;
     if (patience->active) {
-        int64_t elapsed = objects_elapsed_ms(&patience->since);
+        int64_t elapsed = clock_elapsed_ms(&patience->since);
         if (elapsed >= (int64_t)patience->seconds * 1000) {
             patience->exhausted = true;
             return false;
@@ -359,7 +337,7 @@ static bool objects_again(const objects *obj, const objects_call *call, int atte
         else if (attempt % 10 == 0)
             log_warn(objects_logger(obj), "S3 %s: %s %s/%s still failing after %" PRId64 " s (%s)",
                      obj->endpoint, method, obj->bucket, key, elapsed / 1000, call->detail);
-        if (!objects_pause(ms, patience->cancel)) {
+        if (!clock_sleep_unless(ms, patience->cancel)) {
             patience->cancelled = true;
             return false;
         }
@@ -371,7 +349,7 @@ static bool objects_again(const objects *obj, const objects_call *call, int atte
     log_warn(objects_logger(obj), "S3 %s: %s %s/%s failed (%s); retry %d of %d in %u ms",
              obj->endpoint, method, obj->bucket, key, call->detail, attempt + 1, OBJECTS_RETRIES,
              ms);
-    objects_pause(ms, NULL);
+    clock_sleep_unless(ms, NULL);
     return true;
 }
 

@@ -12,7 +12,7 @@
 #include "error.h"
 #include "json.h"
 #include "platform.h"
-#include "sync.h"
+#include "clock.h"
 
 unsigned acp_version(void)
 {
@@ -66,7 +66,7 @@ int platform_init_sync(acp_platform *p)
     int err = pthread_mutex_init(&p->lock, NULL);
     if (err)
         return error_set(ACP_ENOMEM, "creating the platform's mutex: %s", error_strerror(err));
-    if ((err = sync_cond_init(&p->changed))) {
+    if ((err = clock_cond_init(&p->changed))) {
         pthread_mutex_destroy(&p->lock);
         return error_set(ACP_ENOMEM, "creating the platform's condition variable: %s",
                          error_strerror(err));
@@ -133,7 +133,7 @@ int platform_running_copy(acp_platform *p, acp_job_id **ids, size_t *count)
 bool platform_wait(acp_platform *p, unsigned ms, atomic_bool *flag)
 {
     struct timespec until;
-    sync_deadline(&until, ms);
+    clock_deadline(&until, ms);
     pthread_mutex_lock(&p->lock);
     while (!atomic_load(flag))
         if (pthread_cond_timedwait(&p->changed, &p->lock, &until) == ETIMEDOUT)
@@ -200,11 +200,8 @@ void platform_keep_publishers(acp_platform *p)
 
 int platform_publish(acp_platform *p, queue_rt *q, const acp_job_id *id, const char *config)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
     buf message = BUF_INIT;
-    int rc =
-        broker_format_job(&message, id, config, (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000);
+    int rc = broker_format_job(&message, id, config, clock_wall_us());
     if (rc) {
         buf_free(&message);
         return rc;
@@ -358,8 +355,7 @@ void acp_shutdown(acp_platform *p)
         return;
     raise_flag(p, &p->stopping);
     struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += p->shutdown_timeout;
+    clock_deadline(&deadline, (uint64_t)p->shutdown_timeout * 1000);
     size_t left = 0;
     for (size_t i = 0; i < p->queue_count; i++)
         left += workers_stop(&p->queues[i], &deadline);

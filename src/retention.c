@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "error.h"
 #include "platform.h"
 
@@ -161,9 +162,7 @@ int acp_delete_job(acp_platform *p, const acp_job_id *id)
 
 int prune_run(acp_platform *p, size_t *expired_out)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    int64_t cutoff = ((int64_t)now.tv_sec - (int64_t)p->expiration_days * 86400) * 1000000;
+    int64_t cutoff = clock_wall_us() - (int64_t)p->expiration_days * 86400 * 1000000;
     size_t expired = 0, failed = 0;
     acp_job_id after;
     bool first = true;

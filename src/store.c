@@ -48,7 +48,7 @@
 #include "buf.h"
 #include "error.h"
 #include "json.h"
-#include "sync.h"
+#include "clock.h"
 
 #define STORE_APPLICATION_NAME "async-platform"
 /* Seconds per address tried: generous, since a busy server may take a while
@@ -346,13 +346,6 @@ static bool store_conn_usable(PGconn *conn)
     return n == 0;
 }
 
-static void store_sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 /* Reconnect @conn in place; on failure @reason (@size bytes) says why. The
  * back-off is short and bounded so that a call made while the server is
  * down fails within about a second instead of hanging; the next call tries
@@ -362,7 +355,7 @@ static int store_reset(store *st, PGconn *conn, char *reason, size_t size)
     static const long delays_ms[] = {0, 100, 400};
     for (size_t i = 0; i < sizeof delays_ms / sizeof delays_ms[0]; i++) {
         if (delays_ms[i])
-            store_sleep_ms(delays_ms[i]);
+            clock_sleep_ms(delays_ms[i]);
         PQreset(conn);
         if (PQstatus(conn) == CONNECTION_OK) {
             log_info(&st->log, "%s: reconnected", st->where);
@@ -565,19 +558,14 @@ static int store_param_time(const store *st, store_params *p, const char *what, 
 /* @us (µs since the epoch) as "2001-02-03 04:05:06.000007 UTC". */
 static void store_format_time(int64_t us, char *out, size_t size)
 {
-    int64_t seconds = us / 1000000, micros = us % 1000000;
-    if (micros < 0) {
-        micros += 1000000;
-        seconds--;
-    }
-    time_t t = (time_t)seconds;
     struct tm tm;
+    int micros;
     char date[48];
-    if (!gmtime_r(&t, &tm) || strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", &tm) == 0) {
+    if (!clock_utc(us, &tm, &micros) || strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", &tm) == 0) {
         snprintf(out, size, "%" PRId64 " µs", us);
         return;
     }
-    snprintf(out, size, "%s.%06d UTC", date, (int)micros);
+    snprintf(out, size, "%s.%06d UTC", date, micros);
 }
 
 /* A PostgreSQL array literal of @count strings, every element quoted so
@@ -825,7 +813,7 @@ int store_open(store **out, const acp_db_config *cfg, const logger *log)
         store_free(st);
         return error_set(ACP_ENOMEM, "cannot create the database pool's mutex");
     }
-    if (sync_cond_init(&st->available) != 0) {
+    if (clock_cond_init(&st->available) != 0) {
         pthread_mutex_destroy(&st->lock);
         store_free(st);
         return error_set(ACP_ENOMEM, "cannot create the database pool's condition variable");
