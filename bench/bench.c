@@ -317,7 +317,7 @@ static int env_port(const char *text)
 static void count_foreign_queued(acp_platform *p)
 {
     acp_job_filter filter;
-    acp_job_filter_init(&filter);
+    acp_job_filter_init(&filter, ACP_JOB_FILTER_VERSION);
     filter.statuses = 1u << ACP_STATUS_QUEUED;
     filter.limit = ACP_LIST_LIMIT_MAX;
     size_t foreign = 0;
@@ -357,7 +357,7 @@ static int platform_start(int workers, int queues, acp_platform **out)
             snprintf(R.queue_ids[i], sizeof R.queue_ids[i], "bench-%s-c", R.tag);
         else
             snprintf(R.queue_ids[i], sizeof R.queue_ids[i], "bench-%s-%d", R.tag, i);
-        acp_queue_config_init(&qc[i]);
+        acp_queue_config_init(&qc[i], ACP_QUEUE_CONFIG_VERSION);
         qc[i].id = R.queue_ids[i];
         qc[i].host = R.env.amqp_host;
         qc[i].port = env_port(R.env.amqp_port);
@@ -368,7 +368,7 @@ static int platform_start(int workers, int queues, acp_platform **out)
     static const acp_executor_factory factory = {ACP_EXECUTOR_FACTORY_VERSION, NULL, bench_create,
                                                  NULL};
     acp_config cfg;
-    acp_config_init(&cfg);
+    acp_config_init(&cfg, ACP_CONFIG_VERSION);
     cfg.db.host = R.env.pg_host;
     cfg.db.port = env_port(R.env.pg_port);
     cfg.db.dbname = R.env.pg_db;
@@ -422,7 +422,7 @@ static int submit_one(acp_platform *p, size_t index, const char *queue)
     char config[128];
     snprintf(config, sizeof config, CONFIG_FORMAT, R.tag, index);
     acp_submission sub;
-    acp_submission_init(&sub);
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     sub.id = &id;
     sub.config = config;
     job_rec *rec = &R.recs[index];
@@ -561,7 +561,7 @@ static int collect_times(acp_platform *p)
 {
     for (int q = 0; q < R.opt.queues; q++) {
         acp_job_filter filter;
-        acp_job_filter_init(&filter);
+        acp_job_filter_init(&filter, ACP_JOB_FILTER_VERSION);
         filter.queue = R.queue_ids[q];
         filter.limit = ACP_LIST_LIMIT_MAX;
         char *cursor = NULL;
@@ -1301,7 +1301,7 @@ static void scenario_cleanup(void)
         char queue[ACP_QUEUE_ID_MAX + 1];
         snprintf(queue, sizeof queue, "bench-%s-%d", R.tag, q);
         acp_job_filter filter;
-        acp_job_filter_init(&filter);
+        acp_job_filter_init(&filter, ACP_JOB_FILTER_VERSION);
         filter.queue = queue;
         filter.limit = ACP_LIST_LIMIT_MAX;
         char *cursor = NULL;

@@ -10,10 +10,28 @@
  *   thread's detailed message for the most recent failure.
  * - Strings passed in are borrowed for the duration of the call unless a
  *   function says otherwise; nothing is retained after it returns.
- * - Structures the caller fills in start with a `version` field, set by the
- *   matching *_init() function; always call it before filling in fields so
- *   that new fields get their defaults when the library grows.
- * - Every function here may be called from any thread.
+ * - Every function here may be called from any thread, except that no call
+ *   on a platform may run concurrently with or after acp_shutdown() of that
+ *   platform (see acp_shutdown()).
+ *
+ * How the structures grow (the ABI rule, within one soname):
+ * - Structures the caller fills in (acp_config, acp_queue_config,
+ *   acp_submission, acp_job_filter) and the caller's vtables
+ *   (acp_executor_factory, acp_executor_ops) start with a `version`. Fill
+ *   options with their *_init(&s, ACP_*_VERSION) function before setting
+ *   fields. A later library accepts every version from 1 to its own and reads
+ *   only the fields that version has; fields added later take their
+ *   defaults. New fields are only ever appended, with a new version number.
+ * - In an array of versioned structures (acp_config.queues) every element
+ *   has the same version, which sets the array's stride.
+ * - Structures embedded in others (acp_db_config, acp_s3_config) and those
+ *   the library fills in (acp_job, and so the arrays of acp_job_list) end in
+ *   reserved space, so their size never changes: new fields take reserved
+ *   slots, which the *_init functions zero. acp_job.version tells which
+ *   fields the library that filled it knows.
+ * - acp_stats is filled in by the library up to the version the caller set.
+ * - Error codes are only ever appended. A change that breaks these rules
+ *   changes the soname (ACP_ABI_VERSION); NEWS.adoc records each change.
  */
 #ifndef ASYNC_PLATFORM_H
 #define ASYNC_PLATFORM_H
@@ -35,12 +53,15 @@ extern "C" {
 /* Version                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/** Version of this header. ACP_VERSION_MAJOR is also the shared library's
- *  soname number (libasync-platform.so.ACP_VERSION_MAJOR). */
+/** Version of this header. */
 #define ACP_VERSION_MAJOR  0
-#define ACP_VERSION_MINOR  1
+#define ACP_VERSION_MINOR  2
 #define ACP_VERSION_PATCH  0
-#define ACP_VERSION_STRING "0.1.0"
+#define ACP_VERSION_STRING "0.2.0"
+/** The shared library's soname number (libasync-platform.so.ACP_ABI_VERSION):
+ *  it changes only when a binary built against an older header could no
+ *  longer run with this library. */
+#define ACP_ABI_VERSION 1
 /** The version as one comparable number: 0xMMmmpp. */
 #define ACP_VERSION_NUMBER                                                                         \
     ((ACP_VERSION_MAJOR << 16) | (ACP_VERSION_MINOR << 8) | ACP_VERSION_PATCH)
@@ -116,10 +137,16 @@ ACP_EXTERN const char *acp_last_error(void);
 /* Configuration                                                            */
 /* ------------------------------------------------------------------------ */
 
-/** Version of acp_config this header describes; set by acp_config_init(). */
-#define ACP_CONFIG_VERSION 1
-/** Version of acp_queue_config this header describes. */
-#define ACP_QUEUE_CONFIG_VERSION 1
+/** Version of acp_config this header describes; given to acp_config_init().
+ *  1: every field up to log_level; 2: max_attempts, result_retry_seconds. */
+#define ACP_CONFIG_VERSION 2
+/** Version of acp_queue_config this header describes; given to
+ *  acp_queue_config_init(). 1: up to message_ack_timeout; 2: heartbeat. */
+#define ACP_QUEUE_CONFIG_VERSION 2
+/** Reserved pointer-sized slots at the end of acp_db_config, acp_s3_config
+ *  and acp_job, for fields of later versions (see "How the structures grow"
+ *  at the top of this header). */
+#define ACP_RESERVED_SLOTS 8
 
 /** Bounds enforced by acp_config_validate(). */
 #define ACP_QUEUE_ID_MAX            32 /* characters; the id is stored in a varchar(32) */
@@ -160,6 +187,7 @@ typedef struct acp_db_config {
     const char *user;     /**< required */
     const char *password; /**< required and non-empty, as upstream */
     int pool_size;        /**< connections kept open; default 10; 1..ACP_POOL_SIZE_MAX */
+    void *reserved[ACP_RESERVED_SLOTS]; /**< zeroed by acp_config_init(); leave alone */
 } acp_db_config;
 
 /** S3 endpoint and the place of the job workspaces in it. */
@@ -173,6 +201,7 @@ typedef struct acp_s3_config {
     /** Key prefix of the workspaces; default "/" (the bucket's top level).
      *  Segments of [A-Za-z0-9_.-] separated by '/', no "." or "..". */
     const char *root_path;
+    void *reserved[ACP_RESERVED_SLOTS]; /**< zeroed by acp_config_init(); leave alone */
 } acp_s3_config;
 
 /**
@@ -236,8 +265,8 @@ typedef struct acp_config {
     unsigned prune_interval;
 
     /** Makes the executor of each job. Required by acp_init(); the structure
-     *  is copied, its userdata is the host's until factory->free is called
-     *  by acp_shutdown(). */
+     *  is copied, its userdata is the host's until factory->free() is
+     *  called (see acp_executor_factory.free). */
     const acp_executor_factory *executor_factory;
     /** Seconds a running job's lease lasts without renewal. The process
      *  running a job renews it every lease_seconds / 3; when a process dies,
@@ -276,25 +305,29 @@ typedef struct acp_config {
 } acp_config;
 
 /**
- * Fill @p config with the defaults (upstream's: database port 5432, pool of
- * 10, S3 port 80 over plain HTTP, root path "/", 30 expiration days,
- * pruning every 12 hours; unlike upstream's "/tmp/workspaces", the workspace
- * root is NULL: acp_init() picks a private one) and set its version.
- * Required fields (host names, credentials, database, bucket, queues) are
- * left NULL.
+ * Fill @p config, a structure of version @p version (pass
+ * ACP_CONFIG_VERSION), with the defaults (upstream's: database port 5432,
+ * pool of 10, S3 port 80 over plain HTTP, root path "/", 30 expiration
+ * days, pruning every 12 hours; unlike upstream's "/tmp/workspaces", the
+ * workspace root is NULL: acp_init() picks a private one) and set its
+ * version. Only the fields of that version are written. Required fields
+ * (host names, credentials, database, bucket, queues) are left NULL.
  *
- * @return 0, or ACP_EINVAL if @p config is NULL.
+ * @return 0; ACP_EINVAL if @p config is NULL; ACP_EVERSION if @p version is
+ *         not between 1 and this library's ACP_CONFIG_VERSION.
  */
-ACP_EXTERN int acp_config_init(acp_config *config);
+ACP_EXTERN int acp_config_init(acp_config *config, unsigned version);
 
 /**
- * Fill @p queue with the queue defaults (AMQP port 5672, 5 workers, message
- * acknowledgement timeout 1800 s) and set its version. id, host, user and
+ * Fill @p queue, of version @p version (pass ACP_QUEUE_CONFIG_VERSION), with
+ * the queue defaults (AMQP port 5672, 5 workers, message acknowledgement
+ * timeout 1800 s, heartbeat 60 s) and set its version. id, host, user and
  * password are left NULL.
  *
- * @return 0, or ACP_EINVAL if @p queue is NULL.
+ * @return 0; ACP_EINVAL if @p queue is NULL; ACP_EVERSION for an unknown
+ *         version.
  */
-ACP_EXTERN int acp_queue_config_init(acp_queue_config *queue);
+ACP_EXTERN int acp_queue_config_init(acp_queue_config *queue, unsigned version);
 
 /**
  * Check @p config without connecting to anything.
@@ -482,7 +515,12 @@ struct acp_executor_factory {
      * the job (with acp_job_set_message() for the reason).
      */
     int (*create)(void *userdata, acp_job_context *ctx, acp_executor **out);
-    /** Called once by acp_shutdown() after every worker has stopped. May be
+    /** Called once, when no job of the platform can call create() any more:
+     *  by acp_shutdown() when every worker stopped within the shutdown
+     *  timeout, otherwise by the last worker thread still running a job,
+     *  when that job ends (possibly after acp_shutdown() returned). Called
+     *  on that thread; must not call acp_* functions on the platform. Never
+     *  called when acp_init() fails: the userdata stays the host's. May be
      *  NULL. */
     void (*free)(void *userdata);
 };
@@ -511,11 +549,18 @@ ACP_EXTERN int acp_init(acp_platform **out, const acp_config *config);
 
 /**
  * Stop a platform: stop taking messages, wait up to config.shutdown_timeout
- * seconds for running jobs to finish, then close every connection, call the
- * factory's free() and release everything. Jobs still running at the
- * deadline are abandoned in place; their leases expire and another process
- * (or this one's next start) requeues them. NULL is fine. Must not be called
- * from an executor or the log callback.
+ * seconds for running jobs to finish, then close every connection and
+ * release everything. Jobs still running at the deadline are abandoned in
+ * place: their leases expire and another process (or this one's next start)
+ * requeues them; their worker threads release what they hold, and the last
+ * one calls the factory's free(), when the job's execute() returns. Without
+ * such jobs the factory's free() runs before acp_shutdown() returns. NULL is
+ * fine.
+ *
+ * The host must make sure that no other acp_* call on @p platform is in
+ * progress or starts while acp_shutdown() runs or after it (the handle is
+ * freed): stop the threads that use it first. Must not be called from an
+ * executor, the factory or the log callback. Calling it twice is undefined.
  */
 ACP_EXTERN void acp_shutdown(acp_platform *platform);
 
@@ -544,11 +589,19 @@ typedef struct acp_submission {
     size_t input_count;
 } acp_submission;
 
-/** Zero @p submission and set its version. @return 0 or ACP_EINVAL. */
-ACP_EXTERN int acp_submission_init(acp_submission *submission);
+/** Zero @p submission, of version @p version (pass ACP_SUBMISSION_VERSION),
+ *  and set its version. @return 0, ACP_EINVAL (NULL) or ACP_EVERSION. */
+ACP_EXTERN int acp_submission_init(acp_submission *submission, unsigned version);
 
-/** What is known about a job. Release with acp_job_clear(). */
+/** Version of acp_job this header describes. */
+#define ACP_JOB_VERSION 1
+
+/** What is known about a job, filled in by the library. Release with
+ *  acp_job_clear(). */
 typedef struct acp_job {
+    /** The version of the layout the library filled in (ACP_JOB_VERSION of
+     *  the library): fields of later versions are 0 when it is lower. */
+    unsigned version;
     acp_job_id id;
     acp_job_status status;
     /** 1 when this service's database has the job, 0 when it was only found
@@ -566,6 +619,7 @@ typedef struct acp_job {
     long queue_position;
     unsigned attempts; /**< times a worker claimed it */
     char *message;     /**< failure message or NULL; owned by the struct */
+    void *reserved[ACP_RESERVED_SLOTS]; /**< for later versions' fields */
 } acp_job;
 
 /** Free what @p job owns and zero it. NULL is fine. */
@@ -706,9 +760,10 @@ typedef struct acp_job_filter {
     const char *cursor;
 } acp_job_filter;
 
-/** Zero @p filter, set its version and the default limit. @return 0 or
- *  ACP_EINVAL. */
-ACP_EXTERN int acp_job_filter_init(acp_job_filter *filter);
+/** Zero @p filter, of version @p version (pass ACP_JOB_FILTER_VERSION), set
+ *  its version and the default limit. @return 0, ACP_EINVAL (NULL) or
+ *  ACP_EVERSION. */
+ACP_EXTERN int acp_job_filter_init(acp_job_filter *filter, unsigned version);
 
 /** A page of jobs. Release with acp_job_list_clear(). */
 typedef struct acp_job_list {
@@ -751,7 +806,9 @@ ACP_EXTERN int acp_list_unowned(acp_platform *platform, const char *cursor, size
 
 /** Counters since acp_init(), for monitoring and benchmarks. */
 typedef struct acp_stats {
-    unsigned version;            /**< set to ACP_STATS_VERSION before the call */
+    /** Set before the call: ACP_STATS_VERSION, or any earlier version, whose
+     *  fields alone are then written. */
+    unsigned version;
     uint64_t jobs_submitted;     /**< runs created by acp_submit (new jobs, re-runs) */
     uint64_t jobs_started;       /**< jobs claimed by this process's workers */
     uint64_t jobs_completed;     /**< ... that ended complete */

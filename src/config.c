@@ -1,6 +1,8 @@
 #include "config.h"
 
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
@@ -18,12 +20,75 @@
 #define DEFAULT_REDISPATCH_SECONDS  300
 #define DEFAULT_SHUTDOWN_TIMEOUT    30
 
-int acp_config_init(acp_config *config)
+/* acp_queue_config as version 1 declared it: its size is the stride of an
+ * array of version 1 structures. */
+typedef struct queue_config_v1 {
+    unsigned version;
+    const char *id;
+    const char *host;
+    int port;
+    const char *user;
+    const char *password;
+    int workers;
+    unsigned message_ack_timeout;
+} queue_config_v1;
+
+_Static_assert(offsetof(queue_config_v1, message_ack_timeout) ==
+                   offsetof(acp_queue_config, message_ack_timeout),
+               "version 2 of acp_queue_config only appends to version 1");
+
+/* Bytes of the fields a structure of @version has (0: unknown version). */
+static size_t config_fields(unsigned version)
+{
+    switch (version) {
+    case 1:
+        return offsetof(acp_config, max_attempts);
+    case 2:
+        return sizeof(acp_config);
+    default:
+        return 0;
+    }
+}
+
+static size_t queue_config_fields(unsigned version)
+{
+    switch (version) {
+    case 1:
+        return offsetof(acp_queue_config, heartbeat);
+    case 2:
+        return sizeof(acp_queue_config);
+    default:
+        return 0;
+    }
+}
+
+/* The size of a whole structure of @version, padding included. */
+static size_t queue_config_stride(unsigned version)
+{
+    return version == 1 ? sizeof(queue_config_v1) : queue_config_fields(version);
+}
+
+static void config_defaults(acp_config *config);
+
+int acp_config_init(acp_config *config, unsigned version)
 {
     if (!config)
         return error_set(ACP_EINVAL, "acp_config_init: config is NULL");
-    memset(config, 0, sizeof *config);
-    config->version = ACP_CONFIG_VERSION;
+    size_t fields = config_fields(version);
+    if (!fields)
+        return error_set(ACP_EVERSION, "acp_config_init: version %u is not supported (1 to %d)",
+                         version, ACP_CONFIG_VERSION);
+    /* Only what the caller's version has: its structure may be shorter. */
+    acp_config defaults;
+    memset(&defaults, 0, sizeof defaults);
+    config_defaults(&defaults);
+    defaults.version = version;
+    memcpy(config, &defaults, fields);
+    return 0;
+}
+
+static void config_defaults(acp_config *config)
+{
     config->db.port = DEFAULT_DB_PORT;
     config->db.pool_size = DEFAULT_POOL_SIZE;
     config->s3.port = DEFAULT_S3_PORT;
@@ -38,20 +103,89 @@ int acp_config_init(acp_config *config)
     config->log_level = ACP_LOG_INFO;
     config->max_attempts = CONFIG_DEFAULT_MAX_ATTEMPTS;
     config->result_retry_seconds = CONFIG_RESULT_RETRY_DEFAULT;
-    return 0;
 }
 
-int acp_queue_config_init(acp_queue_config *queue)
+static void queue_config_defaults(acp_queue_config *queue)
 {
-    if (!queue)
-        return error_set(ACP_EINVAL, "acp_queue_config_init: queue is NULL");
-    memset(queue, 0, sizeof *queue);
-    queue->version = ACP_QUEUE_CONFIG_VERSION;
     queue->port = DEFAULT_AMQP_PORT;
     queue->workers = DEFAULT_WORKERS;
     queue->message_ack_timeout = DEFAULT_MESSAGE_ACK_TIMEOUT;
     queue->heartbeat = DEFAULT_HEARTBEAT;
+}
+
+int acp_queue_config_init(acp_queue_config *queue, unsigned version)
+{
+    if (!queue)
+        return error_set(ACP_EINVAL, "acp_queue_config_init: queue is NULL");
+    size_t fields = queue_config_fields(version);
+    if (!fields)
+        return error_set(ACP_EVERSION,
+                         "acp_queue_config_init: version %u is not supported (1 to %d)", version,
+                         ACP_QUEUE_CONFIG_VERSION);
+    acp_queue_config defaults;
+    memset(&defaults, 0, sizeof defaults);
+    queue_config_defaults(&defaults);
+    defaults.version = version;
+    memcpy(queue, &defaults, fields);
     return 0;
+}
+
+int config_import(const acp_config *given, config_copy *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!given)
+        return error_set(ACP_EINVAL, "config: NULL");
+    size_t fields = config_fields(given->version);
+    if (!fields)
+        return error_set(ACP_EVERSION,
+                         "config.version: %u is not supported (1 to %d; call acp_config_init)",
+                         given->version, ACP_CONFIG_VERSION);
+    config_defaults(&out->config);
+    memcpy(&out->config, given, fields);
+    out->config.version = ACP_CONFIG_VERSION;
+    out->config.queues = NULL;
+    if (!given->queues || given->queue_count == 0)
+        return 0; /* validation names it */
+    /* The version field leads every version, so the first element's says
+     * what the array's stride is. */
+    const unsigned char *array = (const unsigned char *)given->queues;
+    unsigned version = *(const unsigned *)array;
+    size_t copy = queue_config_fields(version);
+    if (!copy)
+        return error_set(ACP_EVERSION,
+                         "config.queues[0].version: %u is not supported (1 to %d; call "
+                         "acp_queue_config_init)",
+                         version, ACP_QUEUE_CONFIG_VERSION);
+    size_t stride = queue_config_stride(version);
+    out->queues = calloc(given->queue_count, sizeof *out->queues);
+    if (!out->queues)
+        return error_set(ACP_ENOMEM, "out of memory copying the configuration");
+    for (size_t i = 0; i < given->queue_count; i++) {
+        const unsigned char *element = array + i * stride;
+        unsigned element_version = *(const unsigned *)element;
+        if (element_version != version) {
+            config_copy_free(out);
+            return error_set(ACP_EVERSION,
+                             "config.queues[%zu].version: %u differs from queues[0]'s %u (every "
+                             "queue of the array needs the same version; call "
+                             "acp_queue_config_init)",
+                             i, element_version, version);
+        }
+        queue_config_defaults(&out->queues[i]);
+        memcpy(&out->queues[i], element, copy);
+        out->queues[i].version = ACP_QUEUE_CONFIG_VERSION;
+    }
+    out->config.queues = out->queues;
+    return 0;
+}
+
+void config_copy_free(config_copy *copy)
+{
+    if (!copy)
+        return;
+    free(copy->queues);
+    copy->queues = NULL;
+    copy->config.queues = NULL;
 }
 
 static bool is_name_char(char c)
@@ -228,11 +362,6 @@ static int check_queue(const acp_config *config, size_t index)
     int rc;
 
 #define FIELD(name) (snprintf(field, sizeof field, "config.queues[%zu]." name, index), field)
-    if (q->version != ACP_QUEUE_CONFIG_VERSION)
-        return error_set(ACP_EVERSION,
-                         "config.queues[%zu].version: %u is not supported (expected %d; "
-                         "call acp_queue_config_init)",
-                         index, q->version, ACP_QUEUE_CONFIG_VERSION);
     if ((rc = require(FIELD("id"), q->id, "queue id")))
         return rc;
     if (!config_name_is_safe(q->id, ACP_QUEUE_ID_MAX))
@@ -261,26 +390,28 @@ static int check_factory(const acp_executor_factory *factory)
 {
     if (!factory)
         return error_set(ACP_EINVAL, "config.executor_factory: missing executor factory");
-    if (factory->version != ACP_EXECUTOR_FACTORY_VERSION)
+    if (factory->version < 1 || factory->version > ACP_EXECUTOR_FACTORY_VERSION)
         return error_set(ACP_EVERSION,
-                         "config.executor_factory.version: %u is not supported "
-                         "(expected %d)",
+                         "config.executor_factory.version: %u is not supported (1 to %d)",
                          factory->version, ACP_EXECUTOR_FACTORY_VERSION);
     if (!factory->create)
         return error_set(ACP_EINVAL, "config.executor_factory.create: missing function");
     return 0;
 }
 
-int acp_config_validate(const acp_config *config)
+int acp_config_validate(const acp_config *given)
+{
+    config_copy copy;
+    int rc = config_import(given, &copy);
+    if (!rc)
+        rc = config_check(&copy.config);
+    config_copy_free(&copy);
+    return rc;
+}
+
+int config_check(const acp_config *config)
 {
     int rc;
-    if (!config)
-        return error_set(ACP_EINVAL, "config: NULL");
-    if (config->version != ACP_CONFIG_VERSION)
-        return error_set(ACP_EVERSION,
-                         "config.version: %u is not supported (expected %d; call "
-                         "acp_config_init)",
-                         config->version, ACP_CONFIG_VERSION);
     if (!config->queues || config->queue_count == 0)
         return error_set(ACP_EINVAL, "config.queues: no queues configured");
     if ((rc = check_db(&config->db)) || (rc = check_s3(&config->s3)))

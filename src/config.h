@@ -16,4 +16,23 @@
  * the rule for S3 file names (docs/compatibility.adoc, S3 layout) and queue ids. */
 bool config_name_is_safe(const char *name, size_t max);
 
+/* A configuration brought to this library's versions: the caller's fields,
+ * read as the version it declares (acp_config and each queue), and the
+ * defaults for fields of later versions. config.queues points to @queues,
+ * which the copy owns; every other pointer is still the caller's. */
+typedef struct config_copy {
+    acp_config config;
+    acp_queue_config *queues;
+} config_copy;
+
+/* Fill @out from @given. ACP_EINVAL (NULL), ACP_EVERSION (a version this
+ * library does not know, or queues of different versions), ACP_ENOMEM. On
+ * failure nothing is left to free; on success free with config_copy_free. */
+int config_import(const acp_config *given, config_copy *out);
+void config_copy_free(config_copy *copy); /* NULL is fine */
+
+/* acp_config_validate's checks of a configuration of the current version
+ * (from config_import). */
+int config_check(const acp_config *config);
+
 #endif

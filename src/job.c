@@ -145,12 +145,15 @@ int acp_job_set_message(acp_job_context *ctx, const char *message)
     return 0;
 }
 
-int acp_submission_init(acp_submission *submission)
+int acp_submission_init(acp_submission *submission, unsigned version)
 {
     if (!submission)
         return error_set(ACP_EINVAL, "acp_submission_init: NULL argument");
+    if (version < 1 || version > ACP_SUBMISSION_VERSION)
+        return error_set(ACP_EVERSION, "acp_submission_init: version %u is not supported (1 to %d)",
+                         version, ACP_SUBMISSION_VERSION);
     memset(submission, 0, sizeof *submission);
-    submission->version = ACP_SUBMISSION_VERSION;
+    submission->version = version;
     return 0;
 }
 
@@ -184,6 +187,7 @@ bool job_from_flags(const object_list *list, acp_job *job)
     static const acp_job_status order[] = {ACP_STATUS_QUEUED, ACP_STATUS_IN_PROGRESS,
                                            ACP_STATUS_COMPLETE, ACP_STATUS_EXPIRED,
                                            ACP_STATUS_FAILED};
+    job->version = ACP_JOB_VERSION;
     bool marker = false;
     int best = -1;
     for (size_t i = 0; i < list->count; i++) {
@@ -211,6 +215,7 @@ bool job_from_flags(const object_list *list, acp_job *job)
 
 void job_from_row(acp_job *job, store_job *row)
 {
+    job->version = ACP_JOB_VERSION;
     job->id = row->id;
     job->status = row->status;
     job->owned = 1;

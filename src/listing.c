@@ -12,12 +12,15 @@
 #define DEFAULT_LIMIT 100
 #define CURSOR_MAX    64
 
-int acp_job_filter_init(acp_job_filter *filter)
+int acp_job_filter_init(acp_job_filter *filter, unsigned version)
 {
     if (!filter)
         return error_set(ACP_EINVAL, "acp_job_filter_init: NULL argument");
+    if (version < 1 || version > ACP_JOB_FILTER_VERSION)
+        return error_set(ACP_EVERSION, "acp_job_filter_init: version %u is not supported (1 to %d)",
+                         version, ACP_JOB_FILTER_VERSION);
     memset(filter, 0, sizeof *filter);
-    filter->version = ACP_JOB_FILTER_VERSION;
+    filter->version = version;
     filter->limit = DEFAULT_LIMIT;
     return 0;
 }
@@ -66,7 +69,7 @@ int acp_list_jobs(acp_platform *p, const acp_job_filter *filter, acp_job_list *l
     if (!p || !filter || !list)
         return error_set(ACP_EINVAL, "acp_list_jobs: NULL argument");
     memset(list, 0, sizeof *list);
-    if (filter->version != ACP_JOB_FILTER_VERSION)
+    if (filter->version < 1 || filter->version > ACP_JOB_FILTER_VERSION)
         return error_set(ACP_EVERSION,
                          "filter.version: %u is not supported (call "
                          "acp_job_filter_init)",

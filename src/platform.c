@@ -255,15 +255,10 @@ static int copy_queue(acp_platform *p, queue_rt *q, const acp_queue_config *cfg)
     return 0;
 }
 
-int acp_init(acp_platform **out, const acp_config *config)
+/* acp_init with a valid configuration of the current version. */
+static int platform_start(acp_platform **out, const acp_config *config)
 {
-    if (!out)
-        return error_set(ACP_EINVAL, "acp_init: out is NULL");
-    *out = NULL;
-    int rc = acp_config_validate(config);
-    if (rc)
-        return rc;
-
+    int rc;
     acp_platform *p = calloc(1, sizeof *p);
     if (!p)
         return error_set(ACP_ENOMEM, "out of memory");
@@ -349,6 +344,20 @@ fail:
     return rc;
 }
 
+int acp_init(acp_platform **out, const acp_config *config)
+{
+    if (!out)
+        return error_set(ACP_EINVAL, "acp_init: out is NULL");
+    *out = NULL;
+    /* The caller's structures may be of an earlier version. */
+    config_copy copy;
+    int rc = config_import(config, &copy);
+    if (!rc && !(rc = config_check(&copy.config)))
+        rc = platform_start(out, &copy.config);
+    config_copy_free(&copy);
+    return rc;
+}
+
 void acp_shutdown(acp_platform *p)
 {
     if (!p)
@@ -377,8 +386,8 @@ int acp_get_stats(acp_platform *p, acp_stats *stats)
 {
     if (!p || !stats)
         return error_set(ACP_EINVAL, "acp_get_stats: NULL argument");
-    if (stats->version != ACP_STATS_VERSION)
-        return error_set(ACP_EVERSION, "stats.version: %u is not supported (expected %d)",
+    if (stats->version < 1 || stats->version > ACP_STATS_VERSION)
+        return error_set(ACP_EVERSION, "stats.version: %u is not supported (1 to %d)",
                          stats->version, ACP_STATS_VERSION);
     uint64_t s3[OBJECTS_KINDS];
     objects_request_counts(p->objects, s3);

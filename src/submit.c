@@ -96,7 +96,7 @@ static int prepare(const acp_submission *sub, prepared *s)
 {
     if (!sub)
         return error_set(ACP_EINVAL, "submission: NULL");
-    if (sub->version != ACP_SUBMISSION_VERSION)
+    if (sub->version < 1 || sub->version > ACP_SUBMISSION_VERSION)
         return error_set(ACP_EVERSION,
                          "submission.version: %u is not supported (call acp_submission_init)",
                          sub->version);

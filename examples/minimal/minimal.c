@@ -87,7 +87,7 @@ static const char *setting(const char *name)
 int main(void)
 {
     acp_queue_config queue;
-    acp_queue_config_init(&queue); /* defaults first, always */
+    acp_queue_config_init(&queue, ACP_QUEUE_CONFIG_VERSION); /* defaults first, always */
     queue.id = "minimal";          /* RabbitMQ queue "minimal_jobs" */
     queue.host = setting("ACP_TEST_AMQP_HOST");
     queue.port = atoi(setting("ACP_TEST_AMQP_PORT"));
@@ -101,7 +101,7 @@ int main(void)
     };
 
     acp_config config;
-    acp_config_init(&config);
+    acp_config_init(&config, ACP_CONFIG_VERSION);
     config.db.host = setting("ACP_TEST_PG_HOST");
     config.db.port = atoi(setting("ACP_TEST_PG_PORT"));
     config.db.dbname = setting("ACP_TEST_PG_DB");
@@ -136,7 +136,7 @@ int main(void)
              acp_job_id_format(&nonce, nonce_hex));
 
     acp_submission submission;
-    acp_submission_init(&submission);
+    acp_submission_init(&submission, ACP_SUBMISSION_VERSION);
     submission.config = job_config;
     acp_job job;
     memset(&job, 0, sizeof job);

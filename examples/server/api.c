@@ -152,7 +152,7 @@ static enum MHD_Result api_submit_job(server *srv, struct MHD_Connection *conn, 
     } else {
         acp_job_clear(&job);
         acp_submission sub;
-        acp_submission_init(&sub);
+        acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
         sub.id = id;
         sub.config = config_text;
         rc = acp_submit(srv->platform, queue_id, &sub, &job);
@@ -322,7 +322,7 @@ static enum MHD_Result api_list(server *srv, struct MHD_Connection *conn, http_r
                                 "cursor)",
                                 args.bad);
     acp_job_filter filter;
-    acp_job_filter_init(&filter);
+    acp_job_filter_init(&filter, ACP_JOB_FILTER_VERSION);
     filter.limit = API_DEFAULT_PAGE;
     const char *status = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "status");
     const char *limit = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");

@@ -30,7 +30,7 @@ static int health_postgres(server *srv, json_object *services)
 {
     const settings *cfg = srv->cfg;
     acp_job_filter filter;
-    acp_job_filter_init(&filter);
+    acp_job_filter_init(&filter, ACP_JOB_FILTER_VERSION);
     filter.limit = 1;
     acp_job_list list;
     memset(&list, 0, sizeof list);

@@ -582,7 +582,7 @@ int settings_to_acp_config(const settings *s, acp_config *c, acp_queue_config **
     acp_queue_config *queues = calloc(s->queue_count, sizeof *queues);
     if (!queues)
         return ACP_ENOMEM;
-    acp_config_init(c);
+    acp_config_init(c, ACP_CONFIG_VERSION);
     c->db.host = s->db_host;
     c->db.dbname = s->db_name;
     c->db.user = s->db_user;
@@ -602,7 +602,7 @@ int settings_to_acp_config(const settings *s, acp_config *c, acp_queue_config **
         c->s3.root_path = s->s3_root_path;
     for (size_t i = 0; i < s->queue_count; i++) {
         const settings_queue *q = &s->queues[i];
-        acp_queue_config_init(&queues[i]);
+        acp_queue_config_init(&queues[i], ACP_QUEUE_CONFIG_VERSION);
         queues[i].id = q->id;
         queues[i].host = q->host ? q->host : s->amqp_host;
         queues[i].user = q->user ? q->user : s->amqp_user;

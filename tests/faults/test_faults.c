@@ -90,7 +90,7 @@ static void stop_world(world *w)
 static void submit_jobs(world *w, acp_job_id *ids, int count, int ms)
 {
     acp_submission sub;
-    acp_submission_init(&sub);
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     for (int i = 0; i < count; i++) {
         char config[128];
         snprintf(config, sizeof config, "{\"mode\":\"sleep\",\"ms\":%d,\"n\":\"%s-%d\"}", ms,
@@ -136,7 +136,7 @@ static void expect_each_complete_once(world *w, const acp_job_id *ids, int count
     }
     acp_job_list list;
     acp_job_filter filter;
-    acp_job_filter_init(&filter);
+    acp_job_filter_init(&filter, ACP_JOB_FILTER_VERSION);
     filter.queue = w->fc.queue_ids[0];
     filter.statuses = (1u << ACP_STATUS_IN_PROGRESS) | (1u << ACP_STATUS_QUEUED);
     assert_int_equal(acp_list_jobs(w->p, &filter, &list), 0);
@@ -212,7 +212,7 @@ static void result_upload_fails_past_its_budget(void **state)
     world w;
     start_world(&w, 1, 2);
     acp_submission sub;
-    acp_submission_init(&sub);
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     char config[128];
     snprintf(config, sizeof config, "{\"mode\":\"block\",\"ms\":600000,\"n\":\"%s\"}", w.tag);
     sub.config = config;

@@ -223,7 +223,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     input in = {data, size, {NULL}, 0};
     acp_config c;
-    acp_config_init(&c);
+    acp_config_init(&c, ACP_CONFIG_VERSION);
     acp_queue_config queues[4];
     acp_executor_factory factory;
     memset(&factory, 0, sizeof factory);
@@ -250,7 +250,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t count = take_byte(&in) % 5;
     for (size_t i = 0; i < count; i++) {
         acp_queue_config *q = &queues[i];
-        acp_queue_config_init(q);
+        acp_queue_config_init(q, ACP_QUEUE_CONFIG_VERSION);
         if (flags & 4)
             q->version = (unsigned)take_int(&in, ACP_QUEUE_CONFIG_VERSION);
         q->id = take_string(&in);

@@ -12,7 +12,7 @@ out=$(LD_LIBRARY_PATH="$libdir" "$program")
 
 lib=$(find "$stage" -name 'libasync-platform.so.*.*' | head -n 1)
 soname=$(objdump -p "$lib" | awk '/SONAME/ {print $2}')
-[ "$soname" = libasync-platform.so.0 ] || { echo "unexpected soname: $soname"; exit 1; }
+[ "$soname" = libasync-platform.so.1 ] || { echo "unexpected soname: $soname"; exit 1; }
 stray=$(nm -D --defined-only "$lib" | awk '{print $3}' | sed 's/@.*//' | grep -v -e '^acp_' -e '^ASYNC_PLATFORM_' || true)
 [ -z "$stray" ] || { echo "exported without acp_ prefix: $stray"; exit 1; }
 test -f "$(find "$stage" -name async_platform.h | head -n 1)" || { echo "header not installed"; exit 1; }

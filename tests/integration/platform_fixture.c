@@ -28,7 +28,7 @@ void fixture_config_make(fixture_config *fc, const stack_env *env, const char *r
 {
     memset(fc, 0, sizeof *fc);
     acp_config *c = &fc->config;
-    acp_config_init(c);
+    acp_config_init(c, ACP_CONFIG_VERSION);
     c->db.host = env->pg_host;
     c->db.port = atoi(env->pg_port);
     c->db.dbname = env->pg_db;
@@ -46,7 +46,7 @@ void fixture_config_make(fixture_config *fc, const stack_env *env, const char *r
     c->workspace_root = fc->workspace_root;
     for (size_t i = 0; i < queue_count && i < FIXTURE_MAX_QUEUES; i++) {
         acp_queue_config *q = &fc->queues[i];
-        acp_queue_config_init(q);
+        acp_queue_config_init(q, ACP_QUEUE_CONFIG_VERSION);
         snprintf(fc->queue_ids[i], sizeof fc->queue_ids[i], "q%zu-%s", i, run_tag);
         q->id = fc->queue_ids[i];
         q->host = env->amqp_host;

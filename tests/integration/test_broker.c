@@ -56,7 +56,7 @@ static void assert_error_mentions(const char *text)
 
 static void queue_config(acp_queue_config *q, const char *id)
 {
-    assert_int_equal(acp_queue_config_init(q), 0);
+    assert_int_equal(acp_queue_config_init(q, ACP_QUEUE_CONFIG_VERSION), 0);
     q->id = id;
     q->host = env.amqp_host;
     q->port = atoi(env.amqp_port);

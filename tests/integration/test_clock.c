@@ -60,7 +60,7 @@ static void monotonic_shutdown_deadline_survives_wall_clock_step_back(void **sta
     snprintf(config, sizeof config, "{\"tag\":\"%s\",\"mode\":\"block\",\"ms\":%d}", tag,
              FIXTURE_WAIT_S * 1000);
     acp_submission sub;
-    acp_submission_init(&sub);
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     sub.config = config;
     acp_job job;
     if (acp_submit(p, fc.queue_ids[0], &sub, &job) != 0)

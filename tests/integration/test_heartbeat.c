@@ -144,7 +144,7 @@ static void worker_connection_survives_a_long_job(void **state)
     char config[128];
     snprintf(config, sizeof config, "{\"tag\":\"%s\",\"mode\":\"sleep\",\"ms\":%d}", tag, JOB_MS);
     acp_submission sub;
-    acp_submission_init(&sub);
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     sub.config = config;
     acp_job job;
     if (acp_submit(p, fc.queue_ids[0], &sub, &job) != 0)

@@ -94,7 +94,7 @@ static acp_job_id submit_sleep(acp_platform *p, const char *queue, const char *t
     snprintf(config, sizeof config, "{\"tag\":\"%s\",\"n\":%d,\"mode\":\"sleep\",\"ms\":100}", tag,
              n);
     acp_submission sub;
-    acp_submission_init(&sub);
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     sub.config = config;
     acp_job job;
     if (acp_submit(p, queue, &sub, &job) != 0)

@@ -83,7 +83,7 @@ static acp_job_id submit_config(world *w, size_t queue, const char *config)
 {
     char text[512];
     acp_submission sub;
-    acp_submission_init(&sub);
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     sub.config = tagged(w, config, text, sizeof text);
     acp_job job;
     if (acp_submit(w->p, w->fc.queue_ids[queue], &sub, &job) != 0)
@@ -144,7 +144,7 @@ static void happy_path(void **state)
         {.name = "big.dat", .path = input_path},
     };
     acp_submission sub;
-    acp_submission_init(&sub);
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     char config[128];
     snprintf(config, sizeof config, "{ \"mode\" : \"ok\", \"n\" : 1.50, \"tag\": \"%s\" }", w->tag);
     sub.config = config;
@@ -269,7 +269,7 @@ static void resubmission(void **state)
     acp_job_id blocked = submit_config(w, 0, "{\"mode\":\"block\",\"n\":1}");
     expect_status(w, &blocked, ACP_STATUS_IN_PROGRESS, &job);
     acp_submission sub;
-    acp_submission_init(&sub);
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     char config[128];
     sub.config = tagged(w, "{\"mode\":\"block\",\"n\":1}", config, sizeof config);
     assert_int_equal(acp_submit(w->p, w->fc.queue_ids[0], &sub, &job), 0);
@@ -304,7 +304,7 @@ static void job_id_of_another_config_is_refused(void **state)
     acp_job_id id;
     acp_job_id_generate(&id);
     acp_submission sub;
-    acp_submission_init(&sub);
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     sub.id = &id;
     sub.config = tagged(w, "{\"mode\":\"fail\",\"n\":\"victim\"}", victim_text, sizeof victim_text);
     assert_int_equal(acp_submit(w->p, w->fc.queue_ids[0], &sub, &job), 0);
@@ -404,7 +404,7 @@ static void bad_input_is_rejected_and_nothing_stored(void **state)
     acp_job_id id;
     acp_job_id_generate(&id);
     acp_submission sub;
-    acp_submission_init(&sub);
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     sub.id = &id;
     sub.config = "{\"mode\":\"ok\"}";
     const char *queue = w->fc.queue_ids[0];
@@ -565,7 +565,7 @@ static void config_valid_at_submit_id_is_md5_of_config_as_sent(void **state)
     world *w = *state;
     char text[512];
     acp_submission sub;
-    acp_submission_init(&sub);
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     acp_job job;
     const char *queue = w->fc.queue_ids[0];
 
@@ -615,7 +615,7 @@ static void config_valid_at_submit_deepest_config_runs(void **state)
         snprintf(text, sizeof text, "{\"tag\":\"%s\",\"mode\":\"ok\",\"n\":\"deep\",\"deep\":%s}",
                  w->tag, deep);
         acp_submission sub;
-        acp_submission_init(&sub);
+        acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
         sub.config = text;
         acp_job job = {0};
         int rc = acp_submit(w->p, w->fc.queue_ids[0], &sub, &job);
@@ -645,7 +645,7 @@ static void invalid_utf8_submit_is_einval_not_edb(void **state)
     acp_job_id id;
     acp_job_id_generate(&id);
     acp_submission sub;
-    acp_submission_init(&sub);
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     sub.id = &id;
     acp_job job;
     const char *bad[][2] = {
@@ -752,7 +752,7 @@ static void unowned_job_is_read_from_flags(void **state)
 
     /* Submitting another service's unexpired job is a conflict; nothing changes. */
     acp_submission sub;
-    acp_submission_init(&sub);
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     sub.id = &id;
     assert_int_equal(acp_submit(w->p, w->fc.queue_ids[0], &sub, &job), ACP_ECONFLICT);
     if (!strstr(acp_last_error(), "another service"))

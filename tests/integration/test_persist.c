@@ -138,7 +138,7 @@ static acp_job_id submit(world *w, const char *n)
     char config[128];
     snprintf(config, sizeof config, "{\"tag\":\"%s\",\"n\":\"%s\"}", w->tag, n);
     acp_submission sub;
-    acp_submission_init(&sub);
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     sub.config = config;
     acp_job job;
     if (acp_submit(w->p, w->fc.queue_ids[0], &sub, &job) != 0)

@@ -32,7 +32,7 @@ static int child_main(const char *tag)
     if (!p)
         return 1;
     acp_submission sub;
-    acp_submission_init(&sub);
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     char config[128];
     snprintf(config, sizeof config, "{\"mode\":\"block\",\"ms\":600000,\"n\":\"%s\"}", tag);
     sub.config = config;
@@ -83,7 +83,7 @@ static int dying_child_main(const char *tag, bool submit)
         return 1;
     if (submit) {
         acp_submission sub;
-        acp_submission_init(&sub);
+        acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
         char config[96];
         snprintf(config, sizeof config, "{\"mode\":\"die\",\"n\":\"%s\"}", tag);
         sub.config = config;
@@ -298,7 +298,7 @@ static void rabbitmq_restart_loses_no_job(void **state)
     enum { BEFORE = 6, DURING = 3 };
     acp_job_id ids[BEFORE + DURING];
     acp_submission sub;
-    acp_submission_init(&sub);
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     char config[96];
     for (int i = 0; i < BEFORE + DURING; i++) {
         if (i == BEFORE) {
@@ -341,7 +341,7 @@ static void long_job_keeps_its_lease(void **state)
     acp_platform *p;
     assert_int_equal(acp_init(&p, &fc.config), 0);
     acp_submission sub;
-    acp_submission_init(&sub);
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     snprintf(config, sizeof config, "{\"mode\":\"sleep\",\"ms\":8000,\"n\":\"%s\"}", tag);
     sub.config = config;
     acp_job job = {0};
@@ -367,7 +367,7 @@ static void shutdown_lets_running_jobs_finish(void **state)
     acp_platform *p;
     assert_int_equal(acp_init(&p, &fc.config), 0);
     acp_submission sub;
-    acp_submission_init(&sub);
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     snprintf(config, sizeof config, "{\"mode\":\"sleep\",\"ms\":1500,\"n\":\"%s\"}", tag);
     sub.config = config;
     acp_job job = {0};

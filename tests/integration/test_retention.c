@@ -37,7 +37,7 @@ static void start(service *s, const char *tag, const char *db, const char *share
 static acp_job_id submit(service *s, const char *config, int expect_rc)
 {
     acp_submission sub;
-    acp_submission_init(&sub);
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     sub.config = config;
     acp_job job;
     int rc = acp_submit(s->p, s->fc.queue_ids[0], &sub, &job);
@@ -63,7 +63,7 @@ static void wait_status(service *s, const acp_job_id *id, acp_job_status status)
 static void wait_status_unread(service *s, const acp_job_id *id, acp_job_status status)
 {
     acp_job_filter filter;
-    acp_job_filter_init(&filter);
+    acp_job_filter_init(&filter, ACP_JOB_FILTER_VERSION);
     filter.queue = s->fc.queue_ids[0];
     filter.statuses = 1u << status;
     filter.limit = ACP_LIST_LIMIT_MAX;
@@ -458,7 +458,7 @@ static void listing_pages_without_duplicates_or_gaps(void **state)
     size_t page_sizes[] = {7, 100, 1000};
     for (size_t k = 0; k < 3; k++) {
         acp_job_filter filter;
-        acp_job_filter_init(&filter);
+        acp_job_filter_init(&filter, ACP_JOB_FILTER_VERSION);
         filter.queue = s.fc.queue_ids[0];
         filter.limit = page_sizes[k];
         char *cursor = NULL;
@@ -495,7 +495,7 @@ static void listing_pages_without_duplicates_or_gaps(void **state)
     }
 
     acp_job_filter filter;
-    acp_job_filter_init(&filter);
+    acp_job_filter_init(&filter, ACP_JOB_FILTER_VERSION);
     filter.queue = s.fc.queue_ids[0];
     filter.limit = 1000;
     filter.statuses = 1u << ACP_STATUS_FAILED | 1u << ACP_STATUS_EXPIRED;
@@ -583,7 +583,7 @@ static void *race(void *arg)
 {
     racer *r = arg;
     acp_submission sub;
-    acp_submission_init(&sub);
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     sub.config = r->config;
     pthread_barrier_wait(r->start);
     r->rc = acp_submit(r->s->p, r->s->fc.queue_ids[0], &sub, NULL);

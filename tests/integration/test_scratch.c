@@ -165,7 +165,7 @@ static int child_main(const char *tag)
     if (!p)
         return 1;
     acp_submission sub;
-    acp_submission_init(&sub);
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     char config[64];
     snprintf(config, sizeof config, "{\"n\":\"%s\"}", tag);
     sub.config = config;
@@ -256,7 +256,7 @@ static void existing_scratch_directory_fails_the_run_and_is_kept(void **state)
     make_file(fc.workspace_root, file, "another run\n");
 
     acp_submission sub;
-    acp_submission_init(&sub);
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     sub.config = config;
     acp_job job = {0};
     assert_int_equal(acp_submit(p, fc.queue_ids[0], &sub, &job), 0);

@@ -28,7 +28,7 @@ typedef struct fixture {
 static int setup(void **state)
 {
     static fixture f;
-    acp_config_init(&f.config);
+    acp_config_init(&f.config, ACP_CONFIG_VERSION);
     f.config.db.host = "127.0.0.1";
     f.config.db.dbname = "jobs";
     f.config.db.user = "svc";
@@ -39,7 +39,7 @@ static int setup(void **state)
     f.config.s3.secret_key = "SK";
     const char *ids[] = {"render", "index", "export"};
     for (int i = 0; i < 3; i++) {
-        acp_queue_config_init(&f.queues[i]);
+        acp_queue_config_init(&f.queues[i], ACP_QUEUE_CONFIG_VERSION);
         f.queues[i].id = ids[i];
         f.queues[i].host = "127.0.0.1";
         f.queues[i].user = "guest";
@@ -66,7 +66,7 @@ static void defaults_match_upstream(void **state)
     (void)state;
     acp_config c;
     memset(&c, 0x5a, sizeof c);
-    assert_int_equal(acp_config_init(&c), 0);
+    assert_int_equal(acp_config_init(&c, ACP_CONFIG_VERSION), 0);
     assert_int_equal(c.version, ACP_CONFIG_VERSION);
     assert_int_equal(c.db.port, 5432);
     assert_int_equal(c.db.pool_size, 10);
@@ -94,7 +94,7 @@ static void defaults_match_upstream(void **state)
 
     acp_queue_config q;
     memset(&q, 0x5a, sizeof q);
-    assert_int_equal(acp_queue_config_init(&q), 0);
+    assert_int_equal(acp_queue_config_init(&q, ACP_QUEUE_CONFIG_VERSION), 0);
     assert_int_equal(q.version, ACP_QUEUE_CONFIG_VERSION);
     assert_int_equal(q.port, 5672);
     assert_int_equal(q.workers, 5);
@@ -103,8 +103,8 @@ static void defaults_match_upstream(void **state)
     assert_null(q.id);
     assert_null(q.host);
 
-    assert_int_equal(acp_config_init(NULL), ACP_EINVAL);
-    assert_int_equal(acp_queue_config_init(NULL), ACP_EINVAL);
+    assert_int_equal(acp_config_init(NULL, ACP_CONFIG_VERSION), ACP_EINVAL);
+    assert_int_equal(acp_queue_config_init(NULL, ACP_QUEUE_CONFIG_VERSION), ACP_EINVAL);
 }
 
 static void complete_config_is_valid(void **state)

@@ -63,7 +63,7 @@ static acp_queue_config queues[2];
 static int setup(void **state)
 {
     (void)state;
-    acp_config_init(&config);
+    acp_config_init(&config, ACP_CONFIG_VERSION);
     config.db.host = "127.0.0.1";
     config.db.port = 1;
     config.db.dbname = "jobs";
@@ -77,7 +77,7 @@ static int setup(void **state)
     config.workspace_root = "/tmp/acp-unit-init-failures";
     const char *ids[] = {"render", "index"};
     for (int i = 0; i < 2; i++) {
-        acp_queue_config_init(&queues[i]);
+        acp_queue_config_init(&queues[i], ACP_QUEUE_CONFIG_VERSION);
         queues[i].id = ids[i];
         queues[i].host = "127.0.0.1";
         queues[i].port = 1;

@@ -38,7 +38,7 @@ static char base[64]; /* a private directory of this run */
 static int setup(void **state)
 {
     (void)state;
-    acp_config_init(&config);
+    acp_config_init(&config, ACP_CONFIG_VERSION);
     config.db.host = "127.0.0.1";
     config.db.port = 1;
     config.db.dbname = "jobs";
@@ -49,7 +49,7 @@ static int setup(void **state)
     config.s3.bucket = "results";
     config.s3.access_key = "AK";
     config.s3.secret_key = "SK";
-    acp_queue_config_init(&queue);
+    acp_queue_config_init(&queue, ACP_QUEUE_CONFIG_VERSION);
     queue.id = "render";
     queue.host = "127.0.0.1";
     queue.port = 1;
