@@ -8,6 +8,7 @@
 #include "config.h"
 #include "error.h"
 #include "platform.h"
+#include "workspace.h"
 
 #define DEFAULT_LIMIT 100
 #define CURSOR_MAX    64
@@ -150,7 +151,7 @@ int acp_list_unowned(acp_platform *p, const char *cursor, size_t limit, acp_job_
             break;
         acp_job *job = &list->jobs[list->count];
         /* A workspace deleted since the first listing is simply left out. */
-        if (job_from_flags(&flags, job)) {
+        if (workspace_status_from_flags(&flags, job)) {
             job->id = ids[i];
             list->count++;
         } else {

@@ -10,6 +10,7 @@
 #include "clock.h"
 #include "error.h"
 #include "platform.h"
+#include "workspace.h"
 
 #define TICK_MS 1000
 #define BATCH   100
@@ -30,8 +31,9 @@ static void fail_undispatchable(acp_platform *p, const store_dispatch *d, const 
     }
     log_error(&p->log, "job %s: %s; the job is failed", hex, reason);
     atomic_fetch_add(&p->failed, 1);
-    if (objects_touch(p->objects, &d->id, job_flag_name(ACP_STATUS_FAILED)) != 0)
-        log_warn(&p->log, "job %s: setting .failed: %s", hex, acp_last_error());
+    if (objects_touch(p->objects, &d->id, workspace_flag(ACP_STATUS_FAILED)) != 0)
+        log_warn(&p->log, "job %s: setting %s: %s", hex, workspace_flag(ACP_STATUS_FAILED),
+                 acp_last_error());
 }
 
 static void dispatch(acp_platform *p, const store_dispatch_list *list, const char *why)
@@ -81,8 +83,9 @@ static void fail_abandoned(acp_platform *p)
                  "failed, not requeued",
                  hex, p->max_attempts);
         /* Services sharing the bucket see the status through the flags. */
-        if (objects_touch(p->objects, &list.items[i].id, job_flag_name(ACP_STATUS_FAILED)) != 0)
-            log_warn(&p->log, "job %s: setting .failed: %s", hex, acp_last_error());
+        if (objects_touch(p->objects, &list.items[i].id, workspace_flag(ACP_STATUS_FAILED)) != 0)
+            log_warn(&p->log, "job %s: setting %s: %s", hex, workspace_flag(ACP_STATUS_FAILED),
+                     acp_last_error());
     }
     store_dispatch_list_free(&list);
 }

@@ -152,24 +152,13 @@ struct acp_job_outcome {
 };
 
 void job_outcome_clear(acp_job_outcome *outcome);
-/* Reserved workspace names: ".workspace", the status flags, "input-config". */
-bool job_name_is_reserved(const char *name);
 /* A file name the platform accepts for inputs and outputs. Sets the detail
  * (prefixed with @what) and returns ACP_EINVAL when it is not. */
 int job_check_name(const char *what, const char *name);
-const char *job_flag_name(acp_job_status status); /* ".queued", ... */
 /* An owned job from its row; the row's message moves to @job. */
 void job_from_row(acp_job *job, store_job *row);
-/* Status and times of a workspace from its flags and their times, for a job
- * this service does not own. Returns false when the listing has no
- * ".workspace" marker (no such workspace). */
-bool job_from_flags(const object_list *list, acp_job *job);
 
 /* claim.c: who may create, or take over an expired, shared workspace */
-bool claim_is_marker(const char *name);
-/* Whether the listing shows an expired workspace: ".workspace" and
- * ".expired", whatever other flags say. */
-bool claim_expired(const object_list *list);
 /* Win the right to (re)create the job's workspace: it must not exist, or be
  * expired. On 0 the claim marker's name is in @marker (delete it once the
  * workspace's new state is written) and *@created tells whether there was no

@@ -12,6 +12,7 @@
 #include "error.h"
 #include "json.h"
 #include "platform.h"
+#include "workspace.h"
 
 #define INPUTS_MAX 1000
 
@@ -121,19 +122,10 @@ static int report(acp_platform *p, const acp_job_id *id, acp_job *job)
     return acp_get_job(p, id, job);
 }
 
-/* What the workspace keeps while it is rewritten for a new run: the marker
- * (so that other services never see it missing), ".expired" (removed last,
- * so that it stays claimable until the new state is complete) and claims. */
-static bool kept_for_rerun(const char *name)
-{
-    return strcmp(name, ".workspace") == 0 || strcmp(name, ".expired") == 0 ||
-           claim_is_marker(name);
-}
-
 static int write_workspace(acp_platform *p, const acp_submission *sub, const prepared *s,
                            bool created)
 {
-    int rc = created ? 0 : objects_wipe_except(p->objects, &s->id, kept_for_rerun);
+    int rc = created ? 0 : objects_wipe_except(p->objects, &s->id, workspace_kept_on_rerun);
     if (rc)
         return rc;
     /* In parallel: the order they appear in does not matter to a reader,
@@ -143,10 +135,10 @@ static int write_workspace(acp_platform *p, const acp_submission *sub, const pre
     objects_item items[3];
     size_t count = 0;
     if (created)
-        items[count++] = (objects_item){".workspace", "", 0};
-    items[count++] = (objects_item){".queued", "", 0};
+        items[count++] = (objects_item){WORKSPACE_MARKER, "", 0};
+    items[count++] = (objects_item){workspace_flag(ACP_STATUS_QUEUED), "", 0};
     if (s->config)
-        items[count++] = (objects_item){"input-config", s->config, strlen(s->config)};
+        items[count++] = (objects_item){WORKSPACE_CONFIG, s->config, strlen(s->config)};
     if ((rc = objects_put_many(p->objects, &s->id, items, count)))
         return rc;
     for (size_t i = 0; i < s->count; i++) {
@@ -156,7 +148,7 @@ static int write_workspace(acp_platform *p, const acp_submission *sub, const pre
         if (rc)
             return rc;
     }
-    return created ? 0 : objects_delete(p->objects, &s->id, ".expired");
+    return created ? 0 : objects_delete(p->objects, &s->id, workspace_flag(ACP_STATUS_EXPIRED));
 }
 
 /* A re-run whose workspace could not be rewritten ends expired on both
@@ -166,7 +158,7 @@ static void expire_after_failed_rerun(acp_platform *p, const prepared *s)
     store_tx *tx;
     if (store_expire_begin(p->store, &s->id, 0, &tx, NULL) == 0)
         store_tx_end(tx, true);
-    if (objects_touch(p->objects, &s->id, ".expired") != 0)
+    if (objects_touch(p->objects, &s->id, workspace_flag(ACP_STATUS_EXPIRED)) != 0)
         log_error(&p->log, "job %s: marking it expired after a failed re-run: %s", s->hex,
                   acp_last_error());
 }

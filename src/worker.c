@@ -15,6 +15,7 @@
 
 #include "error.h"
 #include "platform.h"
+#include "workspace.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -45,7 +46,7 @@ static int create_file(int dir_fd, const char *name, int *fd)
 static int write_config(int dir_fd, const char *config)
 {
     int fd;
-    int rc = create_file(dir_fd, "input-config", &fd);
+    int rc = create_file(dir_fd, WORKSPACE_CONFIG, &fd);
     if (!rc)
         rc = scratch_write_all(fd, config, strlen(config));
     if (fd >= 0)
@@ -91,9 +92,8 @@ static void remove_stale_outputs(acp_platform *p, const store_job *row)
     }
     for (size_t i = 0; i < list.count; i++) {
         const char *name = list.items[i].name;
-        bool keep = job_name_is_reserved(name);
-        for (size_t k = 0; !keep && k < row->input_count; k++)
-            keep = strcmp(name, row->inputs[k]) == 0;
+        bool keep =
+            workspace_kept_on_retry(name, (const char *const *)row->inputs, row->input_count);
         if (!keep && objects_delete(p->objects, &row->id, name) != 0)
             log_warn(&p->log, "removing an old result: %s", acp_last_error());
     }
@@ -216,10 +216,10 @@ static void record_outcome(acp_platform *p, const store_job *row, acp_job_status
 {
     atomic_fetch_add(status == ACP_STATUS_COMPLETE ? &p->completed : &p->failed, 1);
     objects_patience_begin(p->result_retry_seconds, &p->stopping);
-    int rc = set_flag(p, row, job_flag_name(status));
+    int rc = set_flag(p, row, workspace_flag(status));
     objects_patience_end();
     if (rc != 0)
-        log_warn(&p->log, "job %s: setting %s: %s", hex, job_flag_name(status), acp_last_error());
+        log_warn(&p->log, "job %s: setting %s: %s", hex, workspace_flag(status), acp_last_error());
     else
         log_debug(&p->log, "job %s: %s", hex, acp_job_status_name(status));
 }
@@ -306,8 +306,9 @@ static void run_job(queue_rt *q, store_job *row)
     if (platform_running_add(p, &row->id) != 0)
         log_warn(&p->log, "job %s: %s; its lease will not be renewed", hex, acp_last_error());
 
-    if (set_flag(p, row, ".in-progress") != 0)
-        log_warn(&p->log, "job %s: setting .in-progress: %s", hex, acp_last_error());
+    const char *in_progress = workspace_flag(ACP_STATUS_IN_PROGRESS);
+    if (set_flag(p, row, in_progress) != 0)
+        log_warn(&p->log, "job %s: setting %s: %s", hex, in_progress, acp_last_error());
     if (row->attempts > 1)
         remove_stale_outputs(p, row);
 
