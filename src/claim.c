@@ -16,9 +16,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "claim.h"
 #include "clock.h"
 #include "error.h"
-#include "platform.h"
+#include "platform_state.h"
 #include "workspace.h"
 
 #define CLAIM_ATTEMPTS 6

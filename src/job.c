@@ -6,7 +6,7 @@
 
 #include "config.h"
 #include "error.h"
-#include "platform.h"
+#include "job.h"
 #include "workspace.h"
 
 #define MESSAGE_MAX 4096

@@ -7,7 +7,8 @@
 
 #include "config.h"
 #include "error.h"
-#include "platform.h"
+#include "job.h"
+#include "platform_state.h"
 #include "workspace.h"
 
 #define DEFAULT_LIMIT 100

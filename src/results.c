@@ -6,7 +6,10 @@
 
 #include "config.h"
 #include "error.h"
-#include "platform.h"
+#include "job.h"
+#include "platform_state.h"
+#include "retention.h"
+#include "scratch.h"
 #include "workspace.h"
 
 static int check_args(acp_platform *p, const acp_job_id *id, const void *out, const char *what)
@@ -42,7 +45,7 @@ int acp_get_job(acp_platform *p, const acp_job_id *id, acp_job *job)
     memset(job, 0, sizeof *job);
     store_job row;
     rc = store_get(p->store, id, &row);
-    if (rc == 0 && platform_taken_over(p, id, row.status)) {
+    if (rc == 0 && retention_taken_over(p, id, row.status)) {
         store_job_free(&row);
         rc = ACP_ENOTFOUND;
     }

@@ -9,7 +9,8 @@
 
 #include "clock.h"
 #include "error.h"
-#include "platform.h"
+#include "platform_state.h"
+#include "retention.h"
 #include "workspace.h"
 
 #define PRUNE_BATCH 100
@@ -31,7 +32,7 @@ static int not_ours(acp_platform *p, const acp_job_id *id, const char *action)
     return error_set(ACP_ENOTFOUND, "job %s: not found", hex);
 }
 
-bool platform_taken_over(acp_platform *p, const acp_job_id *id, acp_job_status row_status)
+bool retention_taken_over(acp_platform *p, const acp_job_id *id, acp_job_status row_status)
 {
     if (row_status != ACP_STATUS_EXPIRED)
         return false; /* only expired workspaces can be claimed by others */
@@ -67,7 +68,7 @@ static int owned_status(acp_platform *p, const acp_job_id *id, const char *actio
         return rc;
     acp_job_status status = row.status;
     store_job_free(&row);
-    if (platform_taken_over(p, id, status))
+    if (retention_taken_over(p, id, status))
         return not_ours(p, id, action);
     return 0;
 }
@@ -153,7 +154,7 @@ int acp_delete_job(acp_platform *p, const acp_job_id *id)
 
 /* ---- the pruner ---------------------------------------------------------- */
 
-int prune_run(acp_platform *p, size_t *expired_out)
+int retention_prune(acp_platform *p, size_t *expired_out)
 {
     int64_t cutoff = clock_wall_us() - (int64_t)p->expiration_days * 86400 * 1000000;
     size_t expired = 0, failed = 0;
@@ -195,11 +196,11 @@ int prune_run(acp_platform *p, size_t *expired_out)
     return failed ? ACP_ESTORAGE : 0;
 }
 
-void *pruner_main(void *arg)
+void *retention_pruner_main(void *arg)
 {
     acp_platform *p = arg;
     do
-        prune_run(p, NULL);
-    while (!platform_wait(p, p->prune_interval * 1000u, &p->maintenance_stopping));
+        retention_prune(p, NULL);
+    while (!platform_state_wait(p, p->prune_interval * 1000u, &p->maintenance_stopping));
     return NULL;
 }

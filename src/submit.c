@@ -9,9 +9,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "claim.h"
+#include "dispatch.h"
 #include "error.h"
+#include "job.h"
 #include "json.h"
-#include "platform.h"
+#include "platform_state.h"
 #include "workspace.h"
 
 #define INPUTS_MAX 1000
@@ -189,7 +192,7 @@ static int create_job(acp_platform *p, queue_rt *q, const acp_submission *sub, c
         return error_set(rc, "submitting job %s: %s", s->hex, reason);
     }
     atomic_fetch_add(&p->submitted, 1);
-    if (platform_publish(p, q, &s->id, s->config) != 0) {
+    if (dispatch_publish(p, q, &s->id, s->config) != 0) {
         log_warn(&p->log,
                  "job %s is stored but not yet dispatched (%s); it will be published "
                  "when the broker answers",
@@ -239,7 +242,7 @@ int acp_submit(acp_platform *p, const char *queue, const acp_submission *sub, ac
         memset(job, 0, sizeof *job);
     if (!p || !queue)
         return error_set(ACP_EINVAL, "acp_submit: NULL argument");
-    queue_rt *q = platform_find_queue(p, queue);
+    queue_rt *q = platform_state_find_queue(p, queue);
     if (!q)
         return error_set(ACP_ENOQUEUE, "queue '%.64s' is not configured", queue);
     if (atomic_load(&p->stopping))

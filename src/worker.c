@@ -14,9 +14,15 @@
 #include <unistd.h>
 
 #include "error.h"
-#include "platform.h"
+#include "job.h"
+#include "platform_state.h"
+#include "running.h"
+#include "scratch.h"
+#include "worker.h"
 #include "workspace.h"
 
+/* Milliseconds a worker waits for a message before checking for shutdown. */
+#define WORKER_POLL_MS 250
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 
@@ -292,7 +298,7 @@ static void persist(acp_platform *p, const store_job *row, acp_job_context *ctx,
         backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
         if (backoff > BACKOFF_MAX_MS)
             backoff = BACKOFF_MAX_MS;
-        platform_wait(p, backoff, &p->stopping);
+        platform_state_wait(p, backoff, &p->stopping);
     }
 }
 
@@ -303,7 +309,7 @@ static void run_job(queue_rt *q, store_job *row)
     acp_job_id_format(&row->id, hex);
     note_running(q);
     log_debug(&p->log, "job %s: running on %s (attempt %u)", hex, q->id, row->attempts);
-    if (platform_running_add(p, &row->id) != 0)
+    if (running_add(p, &row->id) != 0)
         log_warn(&p->log, "job %s: %s; its lease will not be renewed", hex, acp_last_error());
 
     const char *in_progress = workspace_flag(ACP_STATUS_IN_PROGRESS);
@@ -331,7 +337,7 @@ static void run_job(queue_rt *q, store_job *row)
     }
     /* The results live in the scratch directory until the run is recorded. */
     persist(p, row, &ctx, status, hex);
-    platform_running_remove(p, &row->id);
+    running_remove(p, &row->id);
     if (dir) {
         close(ctx.dir_fd);
         if (scratch_finish(p, dir) != 0)
@@ -405,7 +411,7 @@ static void handle_delivery(worker *w, broker_conn **conn, const broker_delivery
          * connection returns the unacked message to the queue. */
         log_warn(&p->log, "job %s: cannot claim it: %s", hex, acp_last_error());
         drop(conn);
-        platform_wait(p, BACKOFF_MAX_MS, &p->stopping);
+        platform_state_wait(p, BACKOFF_MAX_MS, &p->stopping);
         return;
     }
     atomic_fetch_add(&p->started, 1);
@@ -447,7 +453,7 @@ static void *worker_main(void *arg)
                 backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
                 if (backoff > BACKOFF_MAX_MS)
                     backoff = BACKOFF_MAX_MS;
-                platform_wait(p, backoff, &p->stopping);
+                platform_state_wait(p, backoff, &p->stopping);
                 continue;
             }
             if (backoff)
@@ -472,11 +478,11 @@ static void *worker_main(void *arg)
     w->exited = true;
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->lock);
-    platform_release(p);
+    platform_state_release(p);
     return NULL;
 }
 
-int workers_start(queue_rt *q)
+int worker_start_all(queue_rt *q)
 {
     acp_platform *p = q->platform;
     q->workers = calloc((size_t)q->cfg.workers, sizeof *q->workers);
@@ -491,7 +497,7 @@ int workers_start(queue_rt *q)
         pthread_mutex_unlock(&p->lock);
         int err = pthread_create(&w->thread, NULL, worker_main, w);
         if (err) {
-            platform_release(p);
+            platform_state_release(p);
             return error_set(ACP_ENOMEM, "starting worker %d of queue %s: %s", i + 1, q->id,
                              error_strerror(err));
         }
@@ -501,7 +507,7 @@ int workers_start(queue_rt *q)
     return 0;
 }
 
-size_t workers_stop(queue_rt *q, const struct timespec *deadline)
+size_t worker_stop_all(queue_rt *q, const struct timespec *deadline)
 {
     /* Waiting for the exit on the platform's CLOCK_MONOTONIC condition
      * rather than with pthread_clockjoin_np(), which ThreadSanitizer does

@@ -15,7 +15,6 @@
 
 #include <cmocka.h>
 
-#include "platform.h"
 #include "platform_fixture.h"
 #include "recording_executor.h"
 #include "workspace.h"

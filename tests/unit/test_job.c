@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "platform.h"
+#include "job.h"
 #include "workspace.h"
 
 static void status_names_are_upstreams(void **state)
