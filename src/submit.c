@@ -1,6 +1,10 @@
 /* acp_submit: validate everything first, then write the row, the S3
  * workspace and the message, in that order, so that a failure leaves
- * nothing behind and a broker outage only delays the job. */
+ * nothing behind and a broker outage only delays the job.
+ *
+ * The steps hand a failure up in an error_info (the backends' detail taken
+ * as they fail), so that cleaning up and logging after it cannot change
+ * what the caller is told; acp_submit sets the thread's message once. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -39,33 +43,35 @@ static void prepared_free(prepared *s)
     free(s->config);
 }
 
-static int compact_config(const char *text, char **out)
+static int compact_config(const char *text, char **out, error_info *err)
 {
     *out = NULL;
     if (!text)
         return 0;
     buf compact = BUF_INIT;
     int rc = json_compact_text(text, "submission.config", &compact);
-    if (rc)
+    if (rc) {
         buf_free(&compact);
-    else
-        *out = compact.data;
-    return rc;
+        return error_info_take(err, rc);
+    }
+    *out = compact.data;
+    return 0;
 }
 
-static int prepare_inputs(const acp_submission *sub, prepared *s)
+static int prepare_inputs(const acp_submission *sub, prepared *s, error_info *err)
 {
     if (sub->input_count == 0)
         return 0;
     if (!sub->inputs)
-        return error_set(ACP_EINVAL, "submission.inputs: NULL with input_count %zu",
-                         sub->input_count);
+        return error_info_set(err, ACP_EINVAL, "submission.inputs: NULL with input_count %zu",
+                              sub->input_count);
     if (sub->input_count > INPUTS_MAX)
-        return error_set(ACP_ETOOBIG, "submission.inputs: more than %d files", INPUTS_MAX);
+        return error_info_set(err, ACP_ETOOBIG, "submission.inputs: more than %d files",
+                              INPUTS_MAX);
     s->names = calloc(sub->input_count, sizeof *s->names);
     s->fds = malloc(sub->input_count * sizeof *s->fds);
     if (!s->names || !s->fds)
-        return error_set(ACP_ENOMEM, "out of memory");
+        return error_info_set(err, ACP_ENOMEM, "out of memory");
     for (size_t i = 0; i < sub->input_count; i++) {
         const acp_input *in = &sub->inputs[i];
         char what[48];
@@ -74,55 +80,58 @@ static int prepare_inputs(const acp_submission *sub, prepared *s)
         s->count = i + 1;
         int rc = job_check_name(what, in->name);
         if (rc)
-            return rc;
+            return error_info_take(err, rc);
         for (size_t j = 0; j < i; j++)
             if (strcmp(s->names[j], in->name) == 0)
-                return error_set(ACP_EINVAL, "%s: duplicate input name '%s'", what, in->name);
+                return error_info_set(err, ACP_EINVAL, "%s: duplicate input name '%s'", what,
+                                      in->name);
         s->names[i] = in->name;
         if ((in->path != NULL) == (in->data != NULL || in->size > 0))
-            return error_set(ACP_EINVAL, "%s ('%s'): give either path or data/size", what,
-                             in->name);
+            return error_info_set(err, ACP_EINVAL, "%s ('%s'): give either path or data/size", what,
+                                  in->name);
         if (!in->path)
             continue;
         s->fds[i] = open(in->path, O_RDONLY | O_CLOEXEC);
         struct stat st;
         if (s->fds[i] < 0 || fstat(s->fds[i], &st) != 0)
-            return error_set(ACP_EIO, "%s ('%s'): cannot read %s: %s", what, in->name, in->path,
-                             error_strerror(errno));
+            return error_info_set(err, ACP_EIO, "%s ('%s'): cannot read %s: %s", what, in->name,
+                                  in->path, error_strerror(errno));
         if (!S_ISREG(st.st_mode))
-            return error_set(ACP_EIO, "%s ('%s'): %s is not a regular file", what, in->name,
-                             in->path);
+            return error_info_set(err, ACP_EIO, "%s ('%s'): %s is not a regular file", what,
+                                  in->name, in->path);
     }
     return 0;
 }
 
-static int prepare(const acp_submission *sub, prepared *s)
+static int prepare(const acp_submission *sub, prepared *s, error_info *err)
 {
     if (!sub)
-        return error_set(ACP_EINVAL, "submission: NULL");
+        return error_info_set(err, ACP_EINVAL, "submission: NULL");
     if (sub->version != ACP_SUBMISSION_VERSION)
-        return error_set(ACP_EVERSION,
-                         "submission.version: %u is not supported (call acp_submission_init)",
-                         sub->version);
-    int rc = compact_config(sub->config, &s->config);
+        return error_info_set(err, ACP_EVERSION,
+                              "submission.version: %u is not supported (call acp_submission_init)",
+                              sub->version);
+    int rc = compact_config(sub->config, &s->config, err);
     if (rc)
         return rc;
-    if (sub->id)
+    if (sub->id) {
         s->id = *sub->id;
-    else if (!sub->config)
-        return error_set(ACP_EINVAL, "submission.id: no id given and no config to derive it from");
-    else if ((rc = acp_job_id_from_config(&s->id, sub->config)))
-        return error_prefix(rc, "submission.config");
+    } else if (!sub->config) {
+        return error_info_set(err, ACP_EINVAL,
+                              "submission.id: no id given and no config to derive it from");
+    } else if ((rc = acp_job_id_from_config(&s->id, sub->config))) {
+        error_info_take(err, rc);
+        return error_info_prefix(err, "submission.config");
+    }
     acp_job_id_format(&s->id, s->hex);
-    return prepare_inputs(sub, s);
+    return prepare_inputs(sub, s, err);
 }
 
 /* The job state the caller sees after submitting. */
-static int report(acp_platform *p, const acp_job_id *id, acp_job *job)
+static int report(acp_platform *p, const acp_job_id *id, acp_job *job, error_info *err)
 {
-    if (!job)
-        return 0;
-    return acp_get_job(p, id, job);
+    int rc = job ? acp_get_job(p, id, job) : 0;
+    return rc ? error_info_take(err, rc) : 0;
 }
 
 static int write_workspace(acp_platform *p, const acp_submission *sub, const prepared *s,
@@ -170,16 +179,18 @@ typedef enum how { NEW_JOB, TAKE_OVER, RERUN } how;
 
 /* Row first, then the workspace, then the message. */
 static int create_job(acp_platform *p, queue_rt *q, const acp_submission *sub, const prepared *s,
-                      how kind, bool created)
+                      how kind, bool created, error_info *err)
 {
     int rc = kind == RERUN ? store_requeue(p->store, &s->id, q->id, s->config, s->names, s->count)
                            : store_insert(p->store, &s->id, q->id, s->config, s->names, s->count);
     if (rc)
-        return rc;
+        return error_info_take(err, rc);
     rc = write_workspace(p, sub, s, created);
     if (rc) {
-        char reason[512];
-        snprintf(reason, sizeof reason, "%s", acp_last_error());
+        char what[64];
+        snprintf(what, sizeof what, "submitting job %s", s->hex);
+        error_info_take(err, rc);
+        error_info_prefix(err, what);
         if (kind == RERUN) {
             expire_after_failed_rerun(p, s);
         } else {
@@ -189,7 +200,7 @@ static int create_job(acp_platform *p, queue_rt *q, const acp_submission *sub, c
                 log_error(&p->log, "job %s: cleaning up after a failed submit: %s", s->hex,
                           acp_last_error());
         }
-        return error_set(rc, "submitting job %s: %s", s->hex, reason);
+        return rc;
     }
     atomic_fetch_add(&p->submitted, 1);
     if (dispatch_publish(p, q, &s->id, s->config) != 0) {
@@ -205,16 +216,16 @@ static int create_job(acp_platform *p, queue_rt *q, const acp_submission *sub, c
 /* A new job, another service's expired one, or our own expired one: claim
  * the workspace against other services first. */
 static int claim_and_create(acp_platform *p, queue_rt *q, const acp_submission *sub,
-                            const prepared *s, how kind)
+                            const prepared *s, how kind, error_info *err)
 {
     char marker[128];
     bool created;
     int rc = claim_workspace(p, &s->id, &created, marker, sizeof marker);
     if (rc)
-        return rc;
+        return error_info_take(err, rc);
     if (kind == NEW_JOB && !created)
         kind = TAKE_OVER;
-    rc = create_job(p, q, sub, s, kind, created);
+    rc = create_job(p, q, sub, s, kind, created, err);
     if (objects_delete(p->objects, &s->id, marker) != 0)
         log_warn(&p->log, "job %s: removing claim %s: %s", s->hex, marker, acp_last_error());
     return rc;
@@ -228,12 +239,50 @@ static bool same_config(const char *stored, const char *submitted)
     return stored && submitted ? strcmp(stored, submitted) == 0 : stored == submitted;
 }
 
-static int other_config(const prepared *s)
+static int other_config(const prepared *s, error_info *err)
 {
-    return error_set(ACP_ECONFLICT,
-                     "job %s exists with another config: an id names one config (submit this "
-                     "one under its own id, or delete the job first)",
-                     s->hex);
+    return error_info_set(err, ACP_ECONFLICT,
+                          "job %s exists with another config: an id names one config (submit "
+                          "this one under its own id, or delete the job first)",
+                          s->hex);
+}
+
+/* The submission @s, validated, for queue @q. */
+static int submit_prepared(acp_platform *p, queue_rt *q, const acp_submission *sub,
+                           const prepared *s, acp_job *job, error_info *err)
+{
+    store_job row;
+    int rc = store_get(p->store, &s->id, &row);
+    if (rc == 0 && !same_config(row.config, s->config)) {
+        store_job_free(&row);
+        return other_config(s, err);
+    }
+    if (rc == 0) {
+        acp_job_status status = row.status;
+        store_job_free(&row);
+        if (status == ACP_STATUS_QUEUED || status == ACP_STATUS_IN_PROGRESS)
+            return report(p, &s->id, job, err); /* already on its way: not a second run */
+        rc = status == ACP_STATUS_EXPIRED ? claim_and_create(p, q, sub, s, RERUN, err)
+                                          : create_job(p, q, sub, s, RERUN, false, err);
+    } else if (rc == ACP_ENOTFOUND) {
+        rc = claim_and_create(p, q, sub, s, NEW_JOB, err);
+    } else {
+        error_info_take(err, rc);
+    }
+    /* Another submitter sharing our database got there first: report its
+     * run. (Our own expired row is no such run: then another service won.) */
+    if (rc == ACP_ECONFLICT) {
+        bool other = false;
+        if (store_get(p->store, &s->id, &row) == 0) {
+            other = !same_config(row.config, s->config);
+            if (row.status != ACP_STATUS_EXPIRED && !other)
+                rc = 0;
+            store_job_free(&row);
+        }
+        if (other)
+            other_config(s, err);
+    }
+    return rc ? rc : report(p, &s->id, job, err);
 }
 
 int acp_submit(acp_platform *p, const char *queue, const acp_submission *sub, acp_job *job)
@@ -248,51 +297,11 @@ int acp_submit(acp_platform *p, const char *queue, const acp_submission *sub, ac
     if (atomic_load(&p->stopping))
         return error_set(ACP_ESHUTDOWN, "the platform is shutting down");
 
+    error_info err = {0};
     prepared s = {0};
-    int rc = prepare(sub, &s);
-    if (rc) {
-        prepared_free(&s);
-        return rc;
-    }
-
-    store_job row;
-    rc = store_get(p->store, &s.id, &row);
-    if (rc == 0 && !same_config(row.config, s.config)) {
-        store_job_free(&row);
-        prepared_free(&s);
-        return other_config(&s);
-    }
-    if (rc == 0) {
-        acp_job_status status = row.status;
-        store_job_free(&row);
-        if (status == ACP_STATUS_QUEUED || status == ACP_STATUS_IN_PROGRESS) {
-            prepared_free(&s);
-            return report(p, &s.id, job); /* already on its way: not a second run */
-        }
-        rc = status == ACP_STATUS_EXPIRED ? claim_and_create(p, q, sub, &s, RERUN)
-                                          : create_job(p, q, sub, &s, RERUN, false);
-    } else if (rc == ACP_ENOTFOUND) {
-        rc = claim_and_create(p, q, sub, &s, NEW_JOB);
-    }
-    /* Another submitter sharing our database got there first: report its
-     * run. (Our own expired row is no such run: then another service won.) */
-    if (rc == ACP_ECONFLICT) {
-        char reason[512];
-        snprintf(reason, sizeof reason, "%s", acp_last_error());
-        bool other = false;
-        if (store_get(p->store, &s.id, &row) == 0) {
-            other = !same_config(row.config, s.config);
-            if (row.status != ACP_STATUS_EXPIRED && !other)
-                rc = 0;
-            store_job_free(&row);
-        }
-        if (other)
-            other_config(&s);
-        else if (rc)
-            error_set(rc, "%s", reason);
-    }
+    int rc = prepare(sub, &s, &err);
     if (!rc)
-        rc = report(p, &s.id, job);
+        rc = submit_prepared(p, q, sub, &s, job, &err);
     prepared_free(&s);
-    return rc;
+    return rc ? error_raise(&err) : 0;
 }
