@@ -16,11 +16,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "claim.h"
 #include "clock.h"
 #include "error.h"
-#include "platform.h"
+#include "platform_state.h"
+#include "workspace.h"
 
-#define CLAIM_PREFIX   ".claim-"
 #define CLAIM_ATTEMPTS 6
 /* A claim holds its marker from its PUT until the new workspace state is
  * written, inputs included: seconds, normally. A marker older than this was
@@ -31,45 +32,16 @@
  * be overtaken: docs/guide.adoc says so. */
 #define CLAIM_STALE_SECONDS 60
 
-bool claim_is_marker(const char *name)
-{
-    return strncmp(name, CLAIM_PREFIX, strlen(CLAIM_PREFIX)) == 0;
-}
-
-/* The mtime of ".expired" when the listing shows a workspace with it, else
- * -1. */
-static int64_t expired_since(const object_list *list)
-{
-    bool marker = false;
-    int64_t expired = -1;
-    for (size_t i = 0; i < list->count; i++) {
-        if (strcmp(list->items[i].name, ".workspace") == 0)
-            marker = true;
-        else if (strcmp(list->items[i].name, ".expired") == 0)
-            expired = list->items[i].mtime;
-    }
-    return marker ? expired : -1;
-}
-
-bool claim_expired(const object_list *list)
-{
-    /* Not the flags' status: ".failed" beside ".expired" (an expiry cut
-     * short, or lib-compute-platform expiring a failed job) reads failed,
-     * yet the results are gone and no new run has begun, since every new
-     * run removes ".expired". */
-    return expired_since(list) >= 0;
-}
-
 /* The generation a claim is about: "new" for a workspace that does not
  * exist, "x<mtime of .expired>" for an expired one. */
 static bool observe(const object_list *list, char *generation, size_t size)
 {
     acp_job state = {0};
-    if (!job_from_flags(list, &state)) {
+    if (!workspace_status_from_flags(list, &state)) {
         snprintf(generation, size, "new");
         return true;
     }
-    int64_t expired = expired_since(list);
+    int64_t expired = workspace_expired_since(list);
     if (expired >= 0) {
         snprintf(generation, size, "x%lld", (long long)(expired / 1000000));
         return true;
@@ -86,7 +58,7 @@ static unsigned stale_seconds(const acp_platform *p)
  * out the stale ones (of any generation), whose names go to @stale (owned
  * by the caller) for removal. */
 static int count_rivals(const acp_platform *p, const object_list *list, const char *marker,
-                        size_t prefix_len, char ***stale, size_t *stale_count)
+                        const char *generation, char ***stale, size_t *stale_count)
 {
     int64_t own = -1;
     for (size_t i = 0; i < list->count; i++)
@@ -98,7 +70,7 @@ static int count_rivals(const acp_platform *p, const object_list *list, const ch
     *stale_count = 0;
     for (size_t i = 0; i < list->count; i++) {
         const object_entry *e = &list->items[i];
-        if (!claim_is_marker(e->name) || strcmp(e->name, marker) == 0)
+        if (!workspace_is_claim(e->name) || strcmp(e->name, marker) == 0)
             continue;
         /* Without our own marker in the listing there is no server time to
          * judge by: everyone counts. */
@@ -112,7 +84,7 @@ static int count_rivals(const acp_platform *p, const object_list *list, const ch
                 continue;
             }
         }
-        if (strncmp(e->name, marker, prefix_len) == 0)
+        if (workspace_claim_of(e->name, generation))
             rivals++;
     }
     return rivals;
@@ -155,14 +127,14 @@ int claim_workspace(acp_platform *p, const acp_job_id *id, bool *created, char *
         char generation[32];
         bool claimable = observe(&list, generation, sizeof generation);
         acp_job state = {0};
-        job_from_flags(&list, &state);
+        workspace_status_from_flags(&list, &state);
         object_list_free(&list);
         if (!claimable)
             return error_set(ACP_ECONFLICT,
                              "job %s belongs to another service sharing the bucket (status %s); "
                              "it can be resubmitted here once it has expired",
                              hex, acp_job_status_name(state.status));
-        snprintf(marker, marker_size, CLAIM_PREFIX "%s-%s", generation, p->instance_id);
+        workspace_claim_name(marker, marker_size, generation, p->instance_id);
         if ((rc = objects_put(p->objects, id, marker, "", 0)))
             return rc;
 
@@ -172,10 +144,9 @@ int claim_workspace(acp_platform *p, const acp_job_id *id, bool *created, char *
         }
         char now[32];
         bool unchanged = observe(&list, now, sizeof now) && strcmp(now, generation) == 0;
-        size_t prefix_len = strlen(CLAIM_PREFIX) + strlen(generation) + 1;
         char **stale;
         size_t stale_count;
-        int rivals = count_rivals(p, &list, marker, prefix_len, &stale, &stale_count);
+        int rivals = count_rivals(p, &list, marker, generation, &stale, &stale_count);
         object_list_free(&list);
         remove_stale(p, id, hex, stale, stale_count);
         if (unchanged && rivals == 0) {

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MESSAGE_MAX 1024
+#define MESSAGE_MAX ERROR_MESSAGE_MAX
 
 /* A fixed per-thread buffer: nothing to allocate, so recording an error never
  * fails and nothing leaks when a thread exits. */
@@ -73,4 +73,30 @@ int error_prefix(int code, const char *prefix)
     memcpy(last_message + n, saved, copy);
     last_message[(size_t)n + copy] = '\0';
     return code;
+}
+
+int error_info_set(error_info *e, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+    return e->code = code;
+}
+
+int error_info_take(error_info *e, int code)
+{
+    return error_info_set(e, code, "%s", acp_last_error());
+}
+
+int error_info_prefix(error_info *e, const char *prefix)
+{
+    char old[sizeof e->message];
+    snprintf(old, sizeof old, "%s", e->message[0] ? e->message : acp_strerror(e->code));
+    return error_info_set(e, e->code, "%s: %s", prefix, old);
+}
+
+int error_raise(const error_info *e)
+{
+    return error_set(e->code, "%s", e->message);
 }

@@ -1,18 +1,16 @@
-/* Job values shared by the API and the workers: status names, reserved
- * names, the executor's outcome, and the structures handed to the host. */
+/* Job values shared by the API and the workers: status names, file names
+ * the platform accepts, the executor's outcome, and the structures handed
+ * to the host. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
 #include "error.h"
-#include "platform.h"
+#include "job.h"
+#include "workspace.h"
 
 #define MESSAGE_MAX 4096
 #define OUTPUTS_MAX 10000
-
-static const char *const reserved_names[] = {
-    ".workspace", ".queued", ".in-progress", ".complete", ".failed", ".expired", "input-config",
-};
 
 const char *acp_job_status_name(acp_job_status status)
 {
@@ -31,33 +29,6 @@ const char *acp_job_status_name(acp_job_status status)
     return "unknown";
 }
 
-const char *job_flag_name(acp_job_status status)
-{
-    switch (status) {
-    case ACP_STATUS_QUEUED:
-        return ".queued";
-    case ACP_STATUS_IN_PROGRESS:
-        return ".in-progress";
-    case ACP_STATUS_COMPLETE:
-        return ".complete";
-    case ACP_STATUS_FAILED:
-        return ".failed";
-    case ACP_STATUS_EXPIRED:
-        return ".expired";
-    }
-    return NULL;
-}
-
-bool job_name_is_reserved(const char *name)
-{
-    if (claim_is_marker(name))
-        return true;
-    for (size_t i = 0; i < sizeof reserved_names / sizeof reserved_names[0]; i++)
-        if (strcmp(name, reserved_names[i]) == 0)
-            return true;
-    return false;
-}
-
 int job_check_name(const char *what, const char *name)
 {
     if (!name || !*name)
@@ -67,7 +38,7 @@ int job_check_name(const char *what, const char *name)
                          "%s: unsafe file name '%.255s': use 1 to 255 of letters, digits, '_', "
                          "'.' and '-', and not '.' or '..'",
                          what, name);
-    if (job_name_is_reserved(name))
+    if (workspace_is_reserved(name))
         return error_set(ACP_EINVAL, "%s: '%s' is a reserved name", what, name);
     return 0;
 }
@@ -179,38 +150,6 @@ void acp_result_list_clear(acp_result_list *list)
 void acp_free(void *pointer)
 {
     free(pointer);
-}
-
-bool job_from_flags(const object_list *list, acp_job *job)
-{
-    /* Ascending precedence: a later flag in this list wins (docs/compatibility.adoc, precedence). */
-    static const acp_job_status order[] = {ACP_STATUS_QUEUED, ACP_STATUS_IN_PROGRESS,
-                                           ACP_STATUS_COMPLETE, ACP_STATUS_EXPIRED,
-                                           ACP_STATUS_FAILED};
-    job->version = ACP_JOB_VERSION;
-    bool marker = false;
-    int best = -1;
-    for (size_t i = 0; i < list->count; i++) {
-        const object_entry *e = &list->items[i];
-        if (strcmp(e->name, ".workspace") == 0)
-            marker = true;
-        for (int k = 0; k < 5; k++) {
-            if (strcmp(e->name, job_flag_name(order[k])) != 0)
-                continue;
-            if (k > best)
-                best = k;
-            if (order[k] == ACP_STATUS_QUEUED)
-                job->created = e->mtime;
-            else if (order[k] == ACP_STATUS_IN_PROGRESS)
-                job->grabbed = e->mtime;
-            else if (order[k] == ACP_STATUS_COMPLETE || order[k] == ACP_STATUS_FAILED)
-                job->finished = e->mtime;
-        }
-    }
-    job->status = best >= 0 ? order[best] : ACP_STATUS_QUEUED;
-    job->owned = 0;
-    job->queue_position = -1;
-    return marker;
 }
 
 void job_from_row(acp_job *job, store_job *row)

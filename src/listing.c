@@ -7,7 +7,9 @@
 
 #include "config.h"
 #include "error.h"
-#include "platform.h"
+#include "job.h"
+#include "platform_state.h"
+#include "workspace.h"
 
 #define DEFAULT_LIMIT 100
 #define CURSOR_MAX    64
@@ -153,7 +155,7 @@ int acp_list_unowned(acp_platform *p, const char *cursor, size_t limit, acp_job_
             break;
         acp_job *job = &list->jobs[list->count];
         /* A workspace deleted since the first listing is simply left out. */
-        if (job_from_flags(&flags, job)) {
+        if (workspace_status_from_flags(&flags, job)) {
             job->id = ids[i];
             list->count++;
         } else {

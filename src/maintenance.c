@@ -1,15 +1,21 @@
 /* The maintenance thread: renews the leases of this process's running jobs,
- * requeues jobs whose lease ran out (their process died), and publishes the
+ * requeues jobs whose lease ran out (their process died), and has the
  * messages of queued jobs that were never dispatched or whose message got
- * lost. Any number of processes sharing the database may do this at once:
- * the store's statements skip rows another process is handling. */
+ * lost published again (dispatch.c). Any number of processes sharing the
+ * database may do this at once: the store's statements skip rows another
+ * process is handling. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "clock.h"
+#include "dispatch.h"
 #include "error.h"
-#include "platform.h"
+#include "maintenance.h"
+#include "platform_state.h"
+#include "running.h"
+#include "scratch.h"
+#include "workspace.h"
 
 #define TICK_MS 1000
 #define BATCH   100
@@ -17,52 +23,6 @@
  * periods: a run is known dead only once its lease ran out, and a listing
  * plus a statement at every tick would be waste. */
 #define SWEEP_LEASES 3
-
-/* Publishing it again would fail the same way forever: the job fails,
- * with the reason, in the row and in S3 as a worker would fail it. */
-static void fail_undispatchable(acp_platform *p, const store_dispatch *d, const char *hex)
-{
-    char reason[600];
-    snprintf(reason, sizeof reason, "no job message can carry its config: %s", acp_last_error());
-    if (store_fail_undispatchable(p->store, &d->id, reason) != 0) {
-        log_warn(&p->log, "job %s: %s; failing it: %s", hex, reason, acp_last_error());
-        return;
-    }
-    log_error(&p->log, "job %s: %s; the job is failed", hex, reason);
-    atomic_fetch_add(&p->failed, 1);
-    if (objects_touch(p->objects, &d->id, job_flag_name(ACP_STATUS_FAILED)) != 0)
-        log_warn(&p->log, "job %s: setting .failed: %s", hex, acp_last_error());
-}
-
-static void dispatch(acp_platform *p, const store_dispatch_list *list, const char *why)
-{
-    for (size_t i = 0; i < list->count; i++) {
-        const store_dispatch *d = &list->items[i];
-        char hex[ACP_JOB_ID_STRLEN];
-        acp_job_id_format(&d->id, hex);
-        queue_rt *q = platform_find_queue(p, d->queue);
-        if (!q) {
-            /* A queue this process does not serve: leave it to one that does. */
-            store_clear_dispatched(p->store, &d->id);
-            continue;
-        }
-        log_info(&p->log, "job %s: %s; publishing its message", hex, why);
-        int rc = platform_publish(p, q, &d->id, d->config);
-        if (rc == ACP_EINVAL || rc == ACP_ETOOBIG) {
-            /* Only making the message fails so: publishing fails with ACP_EBROKER. */
-            fail_undispatchable(p, d, hex);
-        } else if (rc != 0) {
-            log_warn(&p->log,
-                     "job %s: publishing failed (%s); will retry, waiting longer each time", hex,
-                     acp_last_error());
-            if (store_dispatch_failed(p->store, &d->id) != 0)
-                log_warn(&p->log, "job %s: %s", hex, acp_last_error());
-        } else if (d->failures > 0 && store_mark_dispatched(p->store, &d->id) != 0) {
-            /* Not fatal: the next failure would merely wait longer. */
-            log_warn(&p->log, "job %s: %s", hex, acp_last_error());
-        }
-    }
-}
 
 /* Jobs whose process died on each of their max_attempts runs are failed
  * rather than requeued, or a job that crashes its process would loop. */
@@ -81,8 +41,9 @@ static void fail_abandoned(acp_platform *p)
                  "failed, not requeued",
                  hex, p->max_attempts);
         /* Services sharing the bucket see the status through the flags. */
-        if (objects_touch(p->objects, &list.items[i].id, job_flag_name(ACP_STATUS_FAILED)) != 0)
-            log_warn(&p->log, "job %s: setting .failed: %s", hex, acp_last_error());
+        if (objects_touch(p->objects, &list.items[i].id, workspace_flag(ACP_STATUS_FAILED)) != 0)
+            log_warn(&p->log, "job %s: setting %s: %s", hex, workspace_flag(ACP_STATUS_FAILED),
+                     acp_last_error());
     }
     store_dispatch_list_free(&list);
 }
@@ -104,7 +65,7 @@ static int renew_running(acp_platform *p)
 {
     acp_job_id *ids;
     size_t count;
-    int rc = platform_running_copy(p, &ids, &count);
+    int rc = running_copy(p, &ids, &count);
     if (!rc)
         rc = store_renew_leases(p->store, p->instance_id, p->lease_seconds, ids, count, NULL);
     free(ids);
@@ -127,8 +88,8 @@ bool maintenance_tick(acp_platform *p, bool renew)
     store_dispatch_list list = {0};
     if (store_requeue_expired(p->store, p->max_attempts, BATCH, &list) == 0) {
         atomic_fetch_add(&p->requeued, list.count);
-        dispatch(p, &list,
-                 "its lease expired (the process running it stopped) and it was requeued");
+        dispatch_republish(
+            p, &list, "its lease expired (the process running it stopped) and it was requeued");
         store_dispatch_list_free(&list);
     } else {
         log_warn(&p->log, "requeueing jobs with expired leases: %s", acp_last_error());
@@ -141,7 +102,7 @@ bool maintenance_tick(acp_platform *p, bool renew)
         log_warn(&p->log, "looking for undispatched jobs: out of memory");
     else if (store_take_undispatched(p->store, p->redispatch_seconds, served, p->queue_count, BATCH,
                                      &list) == 0) {
-        dispatch(p, &list, "queued without a live message");
+        dispatch_republish(p, &list, "queued without a live message");
         store_dispatch_list_free(&list);
     } else {
         log_warn(&p->log, "looking for undispatched jobs: %s", acp_last_error());
@@ -161,8 +122,8 @@ void *maintenance_main(void *arg)
     /* After a failed pass (the database was unreachable) the next one
      * renews first, whatever the schedule, before it requeues anything. */
     bool renew_owed = !maintenance_tick(p, false);
-    while (!platform_wait(p, TICK_MS, &p->maintenance_stopping)) {
-        platform_keep_publishers(p);
+    while (!platform_state_wait(p, TICK_MS, &p->maintenance_stopping)) {
+        dispatch_keep_publishers(p);
         bool renew = renew_owed || clock_now_ms() - last_renew >= renew_every - TICK_MS / 2;
         if (renew)
             last_renew = clock_now_ms();

@@ -6,7 +6,11 @@
 
 #include "config.h"
 #include "error.h"
-#include "platform.h"
+#include "job.h"
+#include "platform_state.h"
+#include "retention.h"
+#include "scratch.h"
+#include "workspace.h"
 
 static int check_args(acp_platform *p, const acp_job_id *id, const void *out, const char *what)
 {
@@ -22,7 +26,7 @@ static int fill_unowned(acp_platform *p, const acp_job_id *id, acp_job *job)
     int rc = objects_list(p->objects, id, &list);
     if (rc)
         return rc;
-    bool found = job_from_flags(&list, job);
+    bool found = workspace_status_from_flags(&list, job);
     object_list_free(&list);
     if (!found) {
         char hex[ACP_JOB_ID_STRLEN];
@@ -41,7 +45,7 @@ int acp_get_job(acp_platform *p, const acp_job_id *id, acp_job *job)
     memset(job, 0, sizeof *job);
     store_job row;
     rc = store_get(p->store, id, &row);
-    if (rc == 0 && platform_taken_over(p, id, row.status)) {
+    if (rc == 0 && retention_taken_over(p, id, row.status)) {
         store_job_free(&row);
         rc = ACP_ENOTFOUND;
     }
@@ -79,9 +83,9 @@ int acp_get_results(acp_platform *p, const acp_job_id *id, acp_result_list *out)
     }
     for (size_t i = 0; i < list.count; i++) {
         object_entry *e = &list.items[i];
-        if (strcmp(e->name, ".workspace") == 0)
+        if (strcmp(e->name, WORKSPACE_MARKER) == 0)
             marker = true;
-        if (job_name_is_reserved(e->name))
+        if (workspace_is_reserved(e->name))
             continue;
         out->files[out->count].name = e->name; /* ownership moves */
         out->files[out->count].size = e->size;

@@ -9,7 +9,9 @@
 
 #include "clock.h"
 #include "error.h"
-#include "platform.h"
+#include "platform_state.h"
+#include "retention.h"
+#include "workspace.h"
 
 #define PRUNE_BATCH 100
 
@@ -19,7 +21,7 @@ static int not_ours(acp_platform *p, const acp_job_id *id, const char *action)
     char hex[ACP_JOB_ID_STRLEN];
     acp_job_id_format(id, hex);
     bool exists;
-    int rc = objects_stat(p->objects, id, ".workspace", &exists, NULL, NULL);
+    int rc = objects_stat(p->objects, id, WORKSPACE_MARKER, &exists, NULL, NULL);
     if (rc)
         return rc;
     if (exists)
@@ -30,7 +32,7 @@ static int not_ours(acp_platform *p, const acp_job_id *id, const char *action)
     return error_set(ACP_ENOTFOUND, "job %s: not found", hex);
 }
 
-bool platform_taken_over(acp_platform *p, const acp_job_id *id, acp_job_status row_status)
+bool retention_taken_over(acp_platform *p, const acp_job_id *id, acp_job_status row_status)
 {
     if (row_status != ACP_STATUS_EXPIRED)
         return false; /* only expired workspaces can be claimed by others */
@@ -41,7 +43,7 @@ bool platform_taken_over(acp_platform *p, const acp_job_id *id, acp_job_status r
      * by an expiry cut short here is no such run, so the flags' status (which
      * reads failed then) would be the wrong test. */
     acp_job state = {0};
-    bool theirs = job_from_flags(&list, &state) && !claim_expired(&list);
+    bool theirs = workspace_status_from_flags(&list, &state) && workspace_expired_since(&list) < 0;
     object_list_free(&list);
     /* Only a row still expired is dropped: our own re-run requeues the row
      * before it removes ".expired". */
@@ -66,18 +68,9 @@ static int owned_status(acp_platform *p, const acp_job_id *id, const char *actio
         return rc;
     acp_job_status status = row.status;
     store_job_free(&row);
-    if (platform_taken_over(p, id, status))
+    if (retention_taken_over(p, id, status))
         return not_ours(p, id, action);
     return 0;
-}
-
-/* What expiring keeps: the marker, the status flags and claims. ".failed"
- * goes too, but only once ".expired" exists (see expire()). */
-static bool kept_when_expired(const char *name)
-{
-    return strcmp(name, ".workspace") == 0 || strcmp(name, ".queued") == 0 ||
-           strcmp(name, ".in-progress") == 0 || strcmp(name, ".complete") == 0 ||
-           strcmp(name, ".failed") == 0 || strcmp(name, ".expired") == 0 || claim_is_marker(name);
 }
 
 /* Expire @id; with @accessed_before non-zero only a complete job last
@@ -100,21 +93,22 @@ static int expire(acp_platform *p, const acp_job_id *id, int64_t accessed_before
     if (rc)
         return rc;
     bool exists;
-    rc = objects_stat(p->objects, id, ".workspace", &exists, NULL, NULL);
+    rc = objects_stat(p->objects, id, WORKSPACE_MARKER, &exists, NULL, NULL);
     if (!rc && !exists) {
         /* Its results are gone either way: the row says so from now on. */
         log_warn(&p->log, "job %s: its workspace has vanished from S3; marking it expired", hex);
     } else if (!rc) {
-        rc = objects_wipe_except(p->objects, id, kept_when_expired);
+        /* ".failed" goes too, but only once ".expired" exists (below). */
+        rc = objects_wipe_except(p->objects, id, workspace_kept_on_expiry);
         if (!rc)
-            rc = objects_touch(p->objects, id, ".expired");
+            rc = objects_touch(p->objects, id, workspace_flag(ACP_STATUS_EXPIRED));
         /* ".failed" outranks ".expired" in the flags (docs/compatibility.adoc, precedence): while it
          * stays, every reader sees a failed job whose row says expired, and
          * nobody could resubmit it. Removed after ".expired" exists, so that
          * readers meanwhile see failed, never an earlier status. An expired
          * row may still carry one from an expiry cut short. */
         if (!rc && previous != ACP_STATUS_COMPLETE)
-            rc = objects_delete(p->objects, id, ".failed");
+            rc = objects_delete(p->objects, id, workspace_flag(ACP_STATUS_FAILED));
     }
     /* Committed even when S3 failed half-way: some results may be gone, so
      * the row must not say complete any more. Expiring again finishes it. */
@@ -160,7 +154,7 @@ int acp_delete_job(acp_platform *p, const acp_job_id *id)
 
 /* ---- the pruner ---------------------------------------------------------- */
 
-int prune_run(acp_platform *p, size_t *expired_out)
+int retention_prune(acp_platform *p, size_t *expired_out)
 {
     int64_t cutoff = clock_wall_us() - (int64_t)p->expiration_days * 86400 * 1000000;
     size_t expired = 0, failed = 0;
@@ -202,11 +196,11 @@ int prune_run(acp_platform *p, size_t *expired_out)
     return failed ? ACP_ESTORAGE : 0;
 }
 
-void *pruner_main(void *arg)
+void *retention_pruner_main(void *arg)
 {
     acp_platform *p = arg;
     do
-        prune_run(p, NULL);
-    while (!platform_wait(p, p->prune_interval * 1000u, &p->maintenance_stopping));
+        retention_prune(p, NULL);
+    while (!platform_state_wait(p, p->prune_interval * 1000u, &p->maintenance_stopping));
     return NULL;
 }

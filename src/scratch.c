@@ -19,7 +19,8 @@
 #include <unistd.h>
 
 #include "error.h"
-#include "platform.h"
+#include "platform_state.h"
+#include "scratch.h"
 
 /* Recursion bound of a removal: deeper directories are first moved up to
  * the root (see remove_children), so that any depth is removed. */

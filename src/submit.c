@@ -1,6 +1,10 @@
 /* acp_submit: validate everything first, then write the row, the S3
  * workspace and the message, in that order, so that a failure leaves
- * nothing behind and a broker outage only delays the job. */
+ * nothing behind and a broker outage only delays the job.
+ *
+ * The steps hand a failure up in an error_info (the backends' detail taken
+ * as they fail), so that cleaning up and logging after it cannot change
+ * what the caller is told; acp_submit sets the thread's message once. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -9,9 +13,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "claim.h"
+#include "dispatch.h"
 #include "error.h"
+#include "job.h"
 #include "json.h"
-#include "platform.h"
+#include "platform_state.h"
+#include "workspace.h"
 
 #define INPUTS_MAX 1000
 
@@ -35,33 +43,35 @@ static void prepared_free(prepared *s)
     free(s->config);
 }
 
-static int compact_config(const char *text, char **out)
+static int compact_config(const char *text, char **out, error_info *err)
 {
     *out = NULL;
     if (!text)
         return 0;
     buf compact = BUF_INIT;
     int rc = json_compact_text(text, "submission.config", &compact);
-    if (rc)
+    if (rc) {
         buf_free(&compact);
-    else
-        *out = compact.data;
-    return rc;
+        return error_info_take(err, rc);
+    }
+    *out = compact.data;
+    return 0;
 }
 
-static int prepare_inputs(const acp_submission *sub, prepared *s)
+static int prepare_inputs(const acp_submission *sub, prepared *s, error_info *err)
 {
     if (sub->input_count == 0)
         return 0;
     if (!sub->inputs)
-        return error_set(ACP_EINVAL, "submission.inputs: NULL with input_count %zu",
-                         sub->input_count);
+        return error_info_set(err, ACP_EINVAL, "submission.inputs: NULL with input_count %zu",
+                              sub->input_count);
     if (sub->input_count > INPUTS_MAX)
-        return error_set(ACP_ETOOBIG, "submission.inputs: more than %d files", INPUTS_MAX);
+        return error_info_set(err, ACP_ETOOBIG, "submission.inputs: more than %d files",
+                              INPUTS_MAX);
     s->names = calloc(sub->input_count, sizeof *s->names);
     s->fds = malloc(sub->input_count * sizeof *s->fds);
     if (!s->names || !s->fds)
-        return error_set(ACP_ENOMEM, "out of memory");
+        return error_info_set(err, ACP_ENOMEM, "out of memory");
     for (size_t i = 0; i < sub->input_count; i++) {
         const acp_input *in = &sub->inputs[i];
         char what[48];
@@ -70,70 +80,64 @@ static int prepare_inputs(const acp_submission *sub, prepared *s)
         s->count = i + 1;
         int rc = job_check_name(what, in->name);
         if (rc)
-            return rc;
+            return error_info_take(err, rc);
         for (size_t j = 0; j < i; j++)
             if (strcmp(s->names[j], in->name) == 0)
-                return error_set(ACP_EINVAL, "%s: duplicate input name '%s'", what, in->name);
+                return error_info_set(err, ACP_EINVAL, "%s: duplicate input name '%s'", what,
+                                      in->name);
         s->names[i] = in->name;
         if ((in->path != NULL) == (in->data != NULL || in->size > 0))
-            return error_set(ACP_EINVAL, "%s ('%s'): give either path or data/size", what,
-                             in->name);
+            return error_info_set(err, ACP_EINVAL, "%s ('%s'): give either path or data/size", what,
+                                  in->name);
         if (!in->path)
             continue;
         s->fds[i] = open(in->path, O_RDONLY | O_CLOEXEC);
         struct stat st;
         if (s->fds[i] < 0 || fstat(s->fds[i], &st) != 0)
-            return error_set(ACP_EIO, "%s ('%s'): cannot read %s: %s", what, in->name, in->path,
-                             error_strerror(errno));
+            return error_info_set(err, ACP_EIO, "%s ('%s'): cannot read %s: %s", what, in->name,
+                                  in->path, error_strerror(errno));
         if (!S_ISREG(st.st_mode))
-            return error_set(ACP_EIO, "%s ('%s'): %s is not a regular file", what, in->name,
-                             in->path);
+            return error_info_set(err, ACP_EIO, "%s ('%s'): %s is not a regular file", what,
+                                  in->name, in->path);
     }
     return 0;
 }
 
-static int prepare(const acp_submission *sub, prepared *s)
+static int prepare(const acp_submission *sub, prepared *s, error_info *err)
 {
     if (!sub)
-        return error_set(ACP_EINVAL, "submission: NULL");
+        return error_info_set(err, ACP_EINVAL, "submission: NULL");
     if (sub->version < 1 || sub->version > ACP_SUBMISSION_VERSION)
-        return error_set(ACP_EVERSION,
-                         "submission.version: %u is not supported (call acp_submission_init)",
-                         sub->version);
-    int rc = compact_config(sub->config, &s->config);
+        return error_info_set(err, ACP_EVERSION,
+                              "submission.version: %u is not supported (call acp_submission_init)",
+                              sub->version);
+    int rc = compact_config(sub->config, &s->config, err);
     if (rc)
         return rc;
-    if (sub->id)
+    if (sub->id) {
         s->id = *sub->id;
-    else if (!sub->config)
-        return error_set(ACP_EINVAL, "submission.id: no id given and no config to derive it from");
-    else if ((rc = acp_job_id_from_config(&s->id, sub->config)))
-        return error_prefix(rc, "submission.config");
+    } else if (!sub->config) {
+        return error_info_set(err, ACP_EINVAL,
+                              "submission.id: no id given and no config to derive it from");
+    } else if ((rc = acp_job_id_from_config(&s->id, sub->config))) {
+        error_info_take(err, rc);
+        return error_info_prefix(err, "submission.config");
+    }
     acp_job_id_format(&s->id, s->hex);
-    return prepare_inputs(sub, s);
+    return prepare_inputs(sub, s, err);
 }
 
 /* The job state the caller sees after submitting. */
-static int report(acp_platform *p, const acp_job_id *id, acp_job *job)
+static int report(acp_platform *p, const acp_job_id *id, acp_job *job, error_info *err)
 {
-    if (!job)
-        return 0;
-    return acp_get_job(p, id, job);
-}
-
-/* What the workspace keeps while it is rewritten for a new run: the marker
- * (so that other services never see it missing), ".expired" (removed last,
- * so that it stays claimable until the new state is complete) and claims. */
-static bool kept_for_rerun(const char *name)
-{
-    return strcmp(name, ".workspace") == 0 || strcmp(name, ".expired") == 0 ||
-           claim_is_marker(name);
+    int rc = job ? acp_get_job(p, id, job) : 0;
+    return rc ? error_info_take(err, rc) : 0;
 }
 
 static int write_workspace(acp_platform *p, const acp_submission *sub, const prepared *s,
                            bool created)
 {
-    int rc = created ? 0 : objects_wipe_except(p->objects, &s->id, kept_for_rerun);
+    int rc = created ? 0 : objects_wipe_except(p->objects, &s->id, workspace_kept_on_rerun);
     if (rc)
         return rc;
     /* In parallel: the order they appear in does not matter to a reader,
@@ -143,10 +147,10 @@ static int write_workspace(acp_platform *p, const acp_submission *sub, const pre
     objects_item items[3];
     size_t count = 0;
     if (created)
-        items[count++] = (objects_item){".workspace", "", 0};
-    items[count++] = (objects_item){".queued", "", 0};
+        items[count++] = (objects_item){WORKSPACE_MARKER, "", 0};
+    items[count++] = (objects_item){workspace_flag(ACP_STATUS_QUEUED), "", 0};
     if (s->config)
-        items[count++] = (objects_item){"input-config", s->config, strlen(s->config)};
+        items[count++] = (objects_item){WORKSPACE_CONFIG, s->config, strlen(s->config)};
     if ((rc = objects_put_many(p->objects, &s->id, items, count)))
         return rc;
     for (size_t i = 0; i < s->count; i++) {
@@ -156,7 +160,7 @@ static int write_workspace(acp_platform *p, const acp_submission *sub, const pre
         if (rc)
             return rc;
     }
-    return created ? 0 : objects_delete(p->objects, &s->id, ".expired");
+    return created ? 0 : objects_delete(p->objects, &s->id, workspace_flag(ACP_STATUS_EXPIRED));
 }
 
 /* A re-run whose workspace could not be rewritten ends expired on both
@@ -166,7 +170,7 @@ static void expire_after_failed_rerun(acp_platform *p, const prepared *s)
     store_tx *tx;
     if (store_expire_begin(p->store, &s->id, 0, &tx, NULL) == 0)
         store_tx_end(tx, true);
-    if (objects_touch(p->objects, &s->id, ".expired") != 0)
+    if (objects_touch(p->objects, &s->id, workspace_flag(ACP_STATUS_EXPIRED)) != 0)
         log_error(&p->log, "job %s: marking it expired after a failed re-run: %s", s->hex,
                   acp_last_error());
 }
@@ -175,16 +179,18 @@ typedef enum how { NEW_JOB, TAKE_OVER, RERUN } how;
 
 /* Row first, then the workspace, then the message. */
 static int create_job(acp_platform *p, queue_rt *q, const acp_submission *sub, const prepared *s,
-                      how kind, bool created)
+                      how kind, bool created, error_info *err)
 {
     int rc = kind == RERUN ? store_requeue(p->store, &s->id, q->id, s->config, s->names, s->count)
                            : store_insert(p->store, &s->id, q->id, s->config, s->names, s->count);
     if (rc)
-        return rc;
+        return error_info_take(err, rc);
     rc = write_workspace(p, sub, s, created);
     if (rc) {
-        char reason[512];
-        snprintf(reason, sizeof reason, "%s", acp_last_error());
+        char what[64];
+        snprintf(what, sizeof what, "submitting job %s", s->hex);
+        error_info_take(err, rc);
+        error_info_prefix(err, what);
         if (kind == RERUN) {
             expire_after_failed_rerun(p, s);
         } else {
@@ -194,10 +200,10 @@ static int create_job(acp_platform *p, queue_rt *q, const acp_submission *sub, c
                 log_error(&p->log, "job %s: cleaning up after a failed submit: %s", s->hex,
                           acp_last_error());
         }
-        return error_set(rc, "submitting job %s: %s", s->hex, reason);
+        return rc;
     }
     atomic_fetch_add(&p->submitted, 1);
-    if (platform_publish(p, q, &s->id, s->config) != 0) {
+    if (dispatch_publish(p, q, &s->id, s->config) != 0) {
         log_warn(&p->log,
                  "job %s is stored but not yet dispatched (%s); it will be published "
                  "when the broker answers",
@@ -210,16 +216,16 @@ static int create_job(acp_platform *p, queue_rt *q, const acp_submission *sub, c
 /* A new job, another service's expired one, or our own expired one: claim
  * the workspace against other services first. */
 static int claim_and_create(acp_platform *p, queue_rt *q, const acp_submission *sub,
-                            const prepared *s, how kind)
+                            const prepared *s, how kind, error_info *err)
 {
     char marker[128];
     bool created;
     int rc = claim_workspace(p, &s->id, &created, marker, sizeof marker);
     if (rc)
-        return rc;
+        return error_info_take(err, rc);
     if (kind == NEW_JOB && !created)
         kind = TAKE_OVER;
-    rc = create_job(p, q, sub, s, kind, created);
+    rc = create_job(p, q, sub, s, kind, created, err);
     if (objects_delete(p->objects, &s->id, marker) != 0)
         log_warn(&p->log, "job %s: removing claim %s: %s", s->hex, marker, acp_last_error());
     return rc;
@@ -233,12 +239,50 @@ static bool same_config(const char *stored, const char *submitted)
     return stored && submitted ? strcmp(stored, submitted) == 0 : stored == submitted;
 }
 
-static int other_config(const prepared *s)
+static int other_config(const prepared *s, error_info *err)
 {
-    return error_set(ACP_ECONFLICT,
-                     "job %s exists with another config: an id names one config (submit this "
-                     "one under its own id, or delete the job first)",
-                     s->hex);
+    return error_info_set(err, ACP_ECONFLICT,
+                          "job %s exists with another config: an id names one config (submit "
+                          "this one under its own id, or delete the job first)",
+                          s->hex);
+}
+
+/* The submission @s, validated, for queue @q. */
+static int submit_prepared(acp_platform *p, queue_rt *q, const acp_submission *sub,
+                           const prepared *s, acp_job *job, error_info *err)
+{
+    store_job row;
+    int rc = store_get(p->store, &s->id, &row);
+    if (rc == 0 && !same_config(row.config, s->config)) {
+        store_job_free(&row);
+        return other_config(s, err);
+    }
+    if (rc == 0) {
+        acp_job_status status = row.status;
+        store_job_free(&row);
+        if (status == ACP_STATUS_QUEUED || status == ACP_STATUS_IN_PROGRESS)
+            return report(p, &s->id, job, err); /* already on its way: not a second run */
+        rc = status == ACP_STATUS_EXPIRED ? claim_and_create(p, q, sub, s, RERUN, err)
+                                          : create_job(p, q, sub, s, RERUN, false, err);
+    } else if (rc == ACP_ENOTFOUND) {
+        rc = claim_and_create(p, q, sub, s, NEW_JOB, err);
+    } else {
+        error_info_take(err, rc);
+    }
+    /* Another submitter sharing our database got there first: report its
+     * run. (Our own expired row is no such run: then another service won.) */
+    if (rc == ACP_ECONFLICT) {
+        bool other = false;
+        if (store_get(p->store, &s->id, &row) == 0) {
+            other = !same_config(row.config, s->config);
+            if (row.status != ACP_STATUS_EXPIRED && !other)
+                rc = 0;
+            store_job_free(&row);
+        }
+        if (other)
+            other_config(s, err);
+    }
+    return rc ? rc : report(p, &s->id, job, err);
 }
 
 int acp_submit(acp_platform *p, const char *queue, const acp_submission *sub, acp_job *job)
@@ -247,57 +291,17 @@ int acp_submit(acp_platform *p, const char *queue, const acp_submission *sub, ac
         memset(job, 0, sizeof *job);
     if (!p || !queue)
         return error_set(ACP_EINVAL, "acp_submit: NULL argument");
-    queue_rt *q = platform_find_queue(p, queue);
+    queue_rt *q = platform_state_find_queue(p, queue);
     if (!q)
         return error_set(ACP_ENOQUEUE, "queue '%.64s' is not configured", queue);
     if (atomic_load(&p->stopping))
         return error_set(ACP_ESHUTDOWN, "the platform is shutting down");
 
+    error_info err = {0};
     prepared s = {0};
-    int rc = prepare(sub, &s);
-    if (rc) {
-        prepared_free(&s);
-        return rc;
-    }
-
-    store_job row;
-    rc = store_get(p->store, &s.id, &row);
-    if (rc == 0 && !same_config(row.config, s.config)) {
-        store_job_free(&row);
-        prepared_free(&s);
-        return other_config(&s);
-    }
-    if (rc == 0) {
-        acp_job_status status = row.status;
-        store_job_free(&row);
-        if (status == ACP_STATUS_QUEUED || status == ACP_STATUS_IN_PROGRESS) {
-            prepared_free(&s);
-            return report(p, &s.id, job); /* already on its way: not a second run */
-        }
-        rc = status == ACP_STATUS_EXPIRED ? claim_and_create(p, q, sub, &s, RERUN)
-                                          : create_job(p, q, sub, &s, RERUN, false);
-    } else if (rc == ACP_ENOTFOUND) {
-        rc = claim_and_create(p, q, sub, &s, NEW_JOB);
-    }
-    /* Another submitter sharing our database got there first: report its
-     * run. (Our own expired row is no such run: then another service won.) */
-    if (rc == ACP_ECONFLICT) {
-        char reason[512];
-        snprintf(reason, sizeof reason, "%s", acp_last_error());
-        bool other = false;
-        if (store_get(p->store, &s.id, &row) == 0) {
-            other = !same_config(row.config, s.config);
-            if (row.status != ACP_STATUS_EXPIRED && !other)
-                rc = 0;
-            store_job_free(&row);
-        }
-        if (other)
-            other_config(&s);
-        else if (rc)
-            error_set(rc, "%s", reason);
-    }
+    int rc = prepare(sub, &s, &err);
     if (!rc)
-        rc = report(p, &s.id, job);
+        rc = submit_prepared(p, q, sub, &s, job, &err);
     prepared_free(&s);
-    return rc;
+    return rc ? error_raise(&err) : 0;
 }

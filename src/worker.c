@@ -14,8 +14,15 @@
 #include <unistd.h>
 
 #include "error.h"
-#include "platform.h"
+#include "job.h"
+#include "platform_state.h"
+#include "running.h"
+#include "scratch.h"
+#include "worker.h"
+#include "workspace.h"
 
+/* Milliseconds a worker waits for a message before checking for shutdown. */
+#define WORKER_POLL_MS 250
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 
@@ -45,7 +52,7 @@ static int create_file(int dir_fd, const char *name, int *fd)
 static int write_config(int dir_fd, const char *config)
 {
     int fd;
-    int rc = create_file(dir_fd, "input-config", &fd);
+    int rc = create_file(dir_fd, WORKSPACE_CONFIG, &fd);
     if (!rc)
         rc = scratch_write_all(fd, config, strlen(config));
     if (fd >= 0)
@@ -91,9 +98,8 @@ static void remove_stale_outputs(acp_platform *p, const store_job *row)
     }
     for (size_t i = 0; i < list.count; i++) {
         const char *name = list.items[i].name;
-        bool keep = job_name_is_reserved(name);
-        for (size_t k = 0; !keep && k < row->input_count; k++)
-            keep = strcmp(name, row->inputs[k]) == 0;
+        bool keep =
+            workspace_kept_on_retry(name, (const char *const *)row->inputs, row->input_count);
         if (!keep && objects_delete(p->objects, &row->id, name) != 0)
             log_warn(&p->log, "removing an old result: %s", acp_last_error());
     }
@@ -216,10 +222,10 @@ static void record_outcome(acp_platform *p, const store_job *row, acp_job_status
 {
     atomic_fetch_add(status == ACP_STATUS_COMPLETE ? &p->completed : &p->failed, 1);
     objects_patience_begin(p->result_retry_seconds, &p->stopping);
-    int rc = set_flag(p, row, job_flag_name(status));
+    int rc = set_flag(p, row, workspace_flag(status));
     objects_patience_end();
     if (rc != 0)
-        log_warn(&p->log, "job %s: setting %s: %s", hex, job_flag_name(status), acp_last_error());
+        log_warn(&p->log, "job %s: setting %s: %s", hex, workspace_flag(status), acp_last_error());
     else
         log_debug(&p->log, "job %s: %s", hex, acp_job_status_name(status));
 }
@@ -292,7 +298,7 @@ static void persist(acp_platform *p, const store_job *row, acp_job_context *ctx,
         backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
         if (backoff > BACKOFF_MAX_MS)
             backoff = BACKOFF_MAX_MS;
-        platform_wait(p, backoff, &p->stopping);
+        platform_state_wait(p, backoff, &p->stopping);
     }
 }
 
@@ -303,11 +309,12 @@ static void run_job(queue_rt *q, store_job *row)
     acp_job_id_format(&row->id, hex);
     note_running(q);
     log_debug(&p->log, "job %s: running on %s (attempt %u)", hex, q->id, row->attempts);
-    if (platform_running_add(p, &row->id) != 0)
+    if (running_add(p, &row->id) != 0)
         log_warn(&p->log, "job %s: %s; its lease will not be renewed", hex, acp_last_error());
 
-    if (set_flag(p, row, ".in-progress") != 0)
-        log_warn(&p->log, "job %s: setting .in-progress: %s", hex, acp_last_error());
+    const char *in_progress = workspace_flag(ACP_STATUS_IN_PROGRESS);
+    if (set_flag(p, row, in_progress) != 0)
+        log_warn(&p->log, "job %s: setting %s: %s", hex, in_progress, acp_last_error());
     if (row->attempts > 1)
         remove_stale_outputs(p, row);
 
@@ -330,7 +337,7 @@ static void run_job(queue_rt *q, store_job *row)
     }
     /* The results live in the scratch directory until the run is recorded. */
     persist(p, row, &ctx, status, hex);
-    platform_running_remove(p, &row->id);
+    running_remove(p, &row->id);
     if (dir) {
         close(ctx.dir_fd);
         if (scratch_finish(p, dir) != 0)
@@ -404,7 +411,7 @@ static void handle_delivery(worker *w, broker_conn **conn, const broker_delivery
          * connection returns the unacked message to the queue. */
         log_warn(&p->log, "job %s: cannot claim it: %s", hex, acp_last_error());
         drop(conn);
-        platform_wait(p, BACKOFF_MAX_MS, &p->stopping);
+        platform_state_wait(p, BACKOFF_MAX_MS, &p->stopping);
         return;
     }
     atomic_fetch_add(&p->started, 1);
@@ -446,7 +453,7 @@ static void *worker_main(void *arg)
                 backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
                 if (backoff > BACKOFF_MAX_MS)
                     backoff = BACKOFF_MAX_MS;
-                platform_wait(p, backoff, &p->stopping);
+                platform_state_wait(p, backoff, &p->stopping);
                 continue;
             }
             if (backoff)
@@ -471,11 +478,11 @@ static void *worker_main(void *arg)
     w->exited = true;
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->lock);
-    platform_release(p);
+    platform_state_release(p);
     return NULL;
 }
 
-int workers_start(queue_rt *q)
+int worker_start_all(queue_rt *q)
 {
     acp_platform *p = q->platform;
     q->workers = calloc((size_t)q->cfg.workers, sizeof *q->workers);
@@ -490,7 +497,7 @@ int workers_start(queue_rt *q)
         pthread_mutex_unlock(&p->lock);
         int err = pthread_create(&w->thread, NULL, worker_main, w);
         if (err) {
-            platform_release(p);
+            platform_state_release(p);
             return error_set(ACP_ENOMEM, "starting worker %d of queue %s: %s", i + 1, q->id,
                              error_strerror(err));
         }
@@ -500,7 +507,7 @@ int workers_start(queue_rt *q)
     return 0;
 }
 
-size_t workers_stop(queue_rt *q, const struct timespec *deadline)
+size_t worker_stop_all(queue_rt *q, const struct timespec *deadline)
 {
     /* Waiting for the exit on the platform's CLOCK_MONOTONIC condition
      * rather than with pthread_clockjoin_np(), which ThreadSanitizer does

@@ -18,8 +18,8 @@
 #include "broker.h"
 #include "md5.h"
 #include "objects.h"
-#include "platform.h"
 #include "platform_fixture.h"
+#include "platform_state.h"
 #include "recording_executor.h"
 
 static stack_env env;

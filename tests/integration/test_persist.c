@@ -14,9 +14,10 @@
 #include <cmocka.h>
 #include <libpq-fe.h>
 
+#include "maintenance.h"
 #include "objects.h"
-#include "platform.h"
 #include "platform_fixture.h"
+#include "platform_state.h"
 
 static stack_env env;
 

@@ -15,9 +15,9 @@
 
 #include <cmocka.h>
 
-#include "platform.h"
 #include "platform_fixture.h"
 #include "recording_executor.h"
+#include "workspace.h"
 
 extern char **environ;
 static stack_env env;
@@ -196,7 +196,7 @@ static void crashing_job_fails_after_max_attempts(void **state)
     for (int waited = 0; waited <= FIXTURE_WAIT_S * 1000; waited += 50) {
         object_list list;
         assert_int_equal(objects_list(raw, &id, &list), 0);
-        bool marker = job_from_flags(&list, &from_flags);
+        bool marker = workspace_status_from_flags(&list, &from_flags);
         object_list_free(&list);
         assert_true(marker);
         if (from_flags.status == ACP_STATUS_FAILED)

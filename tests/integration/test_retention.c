@@ -13,8 +13,8 @@
 #include <cmocka.h>
 
 #include "objects.h"
-#include "platform.h"
 #include "platform_fixture.h"
+#include "platform_state.h"
 #include "recording_executor.h"
 
 static stack_env env;

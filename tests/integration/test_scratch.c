@@ -19,9 +19,9 @@
 #include <cmocka.h>
 #include <libpq-fe.h>
 
-#include "platform.h"
 #include "platform_fixture.h"
 #include "recording_executor.h"
+#include "scratch.h"
 
 extern char **environ;
 static stack_env env;

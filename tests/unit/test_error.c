@@ -104,12 +104,51 @@ static void strerror_text_is_per_thread(void **state)
     assert_string_equal(error_strerror(ENOENT), "No such file or directory");
 }
 
+/* Point 5 of issue 12: a failure taken into an error_info keeps its text
+ * whatever the thread's message becomes later, until it is raised. */
+static void error_info_keeps_a_failure_until_it_is_raised(void **state)
+{
+    (void)state;
+    error_info err = {0};
+    error_set(ACP_ESTORAGE, "S3 127.0.0.1:7480: PUT x: slow down");
+    assert_int_equal(error_info_take(&err, ACP_ESTORAGE), ACP_ESTORAGE);
+    error_set(ACP_EDB, "cleaning up: connection refused"); /* a later step fails too */
+    assert_int_equal(error_info_prefix(&err, "submitting job 00ff"), ACP_ESTORAGE);
+    assert_string_equal(acp_last_error(), "cleaning up: connection refused");
+    assert_int_equal(err.code, ACP_ESTORAGE);
+    assert_int_equal(error_raise(&err), ACP_ESTORAGE);
+    assert_string_equal(acp_last_error(),
+                        "submitting job 00ff: S3 127.0.0.1:7480: PUT x: slow down");
+
+    assert_int_equal(error_info_set(&err, ACP_EINVAL, "submission.inputs[%d]: bad", 3), ACP_EINVAL);
+    assert_int_equal(error_raise(&err), ACP_EINVAL);
+    assert_string_equal(acp_last_error(), "submission.inputs[3]: bad");
+
+    /* Without a message the prefix goes before the code's description, as
+     * error_prefix does. */
+    error_info empty = {.code = ACP_EDB};
+    assert_int_equal(error_info_prefix(&empty, "submission.config"), ACP_EDB);
+    assert_string_equal(empty.message, "submission.config: database error");
+
+    /* Long texts are truncated, not overflowed. */
+    char longname[3000];
+    memset(longname, 'x', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    error_info_set(&err, ACP_EIO, "%s", longname);
+    assert_int_equal(strlen(err.message), ERROR_MESSAGE_MAX - 1);
+    error_info_prefix(&err, "prefix");
+    assert_int_equal(strncmp(err.message, "prefix: xxx", 11), 0);
+    assert_int_equal(error_raise(&err), ACP_EIO);
+    assert_int_equal(strlen(acp_last_error()), ERROR_MESSAGE_MAX - 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_code_has_its_own_description),
         cmocka_unit_test(last_error_is_per_thread_and_never_null),
         cmocka_unit_test(strerror_text_is_per_thread),
+        cmocka_unit_test(error_info_keeps_a_failure_until_it_is_raised),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,7 +8,8 @@
 
 #include <cmocka.h>
 
-#include "platform.h"
+#include "job.h"
+#include "workspace.h"
 
 static void status_names_are_upstreams(void **state)
 {
@@ -19,7 +20,6 @@ static void status_names_are_upstreams(void **state)
     assert_string_equal(acp_job_status_name(ACP_STATUS_FAILED), "failed");
     assert_string_equal(acp_job_status_name(ACP_STATUS_EXPIRED), "expired");
     assert_string_equal(acp_job_status_name((acp_job_status)0), "unknown");
-    assert_string_equal(job_flag_name(ACP_STATUS_IN_PROGRESS), ".in-progress");
 }
 
 static void names_are_checked(void **state)
@@ -28,7 +28,7 @@ static void names_are_checked(void **state)
     const char *reserved[] = {".workspace", ".queued",  ".in-progress", ".complete",
                               ".failed",    ".expired", "input-config"};
     for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
-        assert_true(job_name_is_reserved(reserved[i]));
+        assert_true(workspace_is_reserved(reserved[i]));
         assert_int_equal(job_check_name("output", reserved[i]), ACP_EINVAL);
         assert_non_null(strstr(acp_last_error(), "reserved"));
     }
@@ -82,46 +82,12 @@ static void outcome_collects_outputs_and_message(void **state)
     assert_null(outcome.message);
 }
 
-static void flags_give_status_by_precedence(void **state)
-{
-    (void)state;
-    object_entry entries[] = {
-        {(char *)".workspace", 0, 1},     {(char *)".queued", 0, 100},
-        {(char *)".in-progress", 0, 200}, {(char *)".complete", 0, 300},
-        {(char *)"out.txt", 5, 300},
-    };
-    object_list list = {entries, 5};
-    acp_job job = {0};
-    assert_true(job_from_flags(&list, &job));
-    assert_int_equal(job.status, ACP_STATUS_COMPLETE);
-    assert_int_equal(job.created, 100);
-    assert_int_equal(job.grabbed, 200);
-    assert_int_equal(job.finished, 300);
-    assert_int_equal(job.owned, 0);
-    assert_int_equal(job.queue_position, -1);
-
-    object_entry expired[] = {
-        {(char *)".workspace", 0, 1}, {(char *)".complete", 0, 3}, {(char *)".expired", 0, 4}};
-    list = (object_list){expired, 3};
-    assert_true(job_from_flags(&list, &job));
-    assert_int_equal(job.status, ACP_STATUS_EXPIRED);
-    object_entry failed[] = {
-        {(char *)".expired", 0, 4}, {(char *)".failed", 0, 3}, {(char *)".workspace", 0, 1}};
-    list = (object_list){failed, 3};
-    assert_true(job_from_flags(&list, &job));
-    assert_int_equal(job.status, ACP_STATUS_FAILED);
-    object_entry no_marker[] = {{(char *)".queued", 0, 4}};
-    list = (object_list){no_marker, 1};
-    assert_false(job_from_flags(&list, &job));
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(status_names_are_upstreams),
         cmocka_unit_test(names_are_checked),
         cmocka_unit_test(outcome_collects_outputs_and_message),
-        cmocka_unit_test(flags_give_status_by_precedence),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

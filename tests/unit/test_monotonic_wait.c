@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "platform.h"
+#include "platform_state.h"
 
 #define HANG_GUARD_MS 10000
 
@@ -54,18 +54,18 @@ static void *wait_main(void *arg)
 {
     waiter *w = arg;
     int64_t start = monotonic_ms();
-    platform_wait(w->platform, w->ms, &w->flag);
+    platform_state_wait(w->platform, w->ms, &w->flag);
     w->elapsed_ms = monotonic_ms() - start;
     atomic_store(&w->done, true);
     return NULL;
 }
 
-/* Run platform_wait(@ms) on a thread with the wall clock shifted by
+/* Run platform_state_wait(@ms) on a thread with the wall clock shifted by
  * @shift_s; returns whether it came back within the hang guard. */
 static bool wait_shifted(waiter *w, long shift_s, unsigned ms)
 {
     static acp_platform platform; /* left to the process if a wait hangs */
-    assert_int_equal(platform_init_sync(&platform), 0);
+    assert_int_equal(platform_state_init_sync(&platform), 0);
     *w = (waiter){.platform = &platform, .ms = ms};
     atomic_store(&realtime_shift_s, shift_s);
     pthread_t thread;
@@ -89,7 +89,7 @@ static void monotonic_wait_survives_wall_clock_step_back(void **state)
     (void)state;
     waiter w;
     if (!wait_shifted(&w, 3600, 200))
-        fail_msg("platform_wait(200 ms) still waiting after %d s once the wall clock stepped "
+        fail_msg("platform_state_wait(200 ms) still waiting after %d s once the wall clock stepped "
                  "back an hour: it waits on CLOCK_REALTIME",
                  HANG_GUARD_MS / 1000);
 }
@@ -100,7 +100,7 @@ static void monotonic_wait_survives_wall_clock_step_forward(void **state)
     waiter w;
     assert_true(wait_shifted(&w, -3600, 500));
     if (w.elapsed_ms < 500)
-        fail_msg("platform_wait(500 ms) returned after %lld ms once the wall clock stepped "
+        fail_msg("platform_state_wait(500 ms) returned after %lld ms once the wall clock stepped "
                  "forward an hour: it waits on CLOCK_REALTIME",
                  (long long)w.elapsed_ms);
 }

@@ -19,7 +19,7 @@
 #include <cmocka.h>
 
 #include "async_platform.h"
-#include "platform.h"
+#include "scratch.h"
 
 static int create_nothing(void *userdata, acp_job_context *ctx, acp_executor **out)
 {
