@@ -263,6 +263,51 @@ static void touch_keeps_an_existing_objects_time(void **state)
     assert_int_equal(mtime, later);
 }
 
+typedef struct writer {
+    fx *f;
+    int index;
+} writer;
+
+static void *write_some(void *arg)
+{
+    writer *w = arg;
+    char name[32];
+    for (int i = 0; i < 50; i++) {
+        snprintf(name, sizeof name, "w%d/%02d", w->index, i);
+        if (objects_put(w->f->obj, &w->f->id, name, name, strlen(name)) != 0)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void threads_share_one_handle(void **state)
+{
+    fx *f = *state;
+    /* Some requests fail once and are retried, in every thread. */
+    fault_plan_add(&f->plan,
+                   (fault_rule){.op = "s3.put", .nth = 20, .times = 10, .error = ACP_ESTORAGE});
+    enum { THREADS = 4 };
+    pthread_t threads[THREADS];
+    writer writers[THREADS];
+    uint64_t puts = requests(f, OBJECTS_PUT);
+    for (int i = 0; i < THREADS; i++) {
+        writers[i] = (writer){f, i};
+        assert_int_equal(pthread_create(&threads[i], NULL, write_some, &writers[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        void *failed;
+        pthread_join(threads[i], &failed);
+        assert_null(failed);
+    }
+    assert_int_equal(fake_transport_count(f->fake, f->ws), THREADS * 50);
+    assert_int_equal(requests(f, OBJECTS_PUT) - puts, THREADS * 50 + 10);
+    object_list list;
+    assert_int_equal(objects_list(f->obj, &f->id, &list), 0);
+    assert_int_equal(list.count, THREADS * 50);
+    assert_string_equal(list.items[0].name, "w0/00");
+    object_list_free(&list);
+}
+
 /* ---- listings and wipes --------------------------------------------------- */
 
 static void seed(fx *f, const char *name)
@@ -542,6 +587,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_file_is_streamed_from_its_descriptor, setup, teardown),
         cmocka_unit_test_setup_teardown(put_many_stores_every_item, setup, teardown),
         cmocka_unit_test_setup_teardown(touch_keeps_an_existing_objects_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(threads_share_one_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(a_listing_pages_past_a_thousand_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(wipe_except_keeps_what_it_is_told, setup, teardown),
         cmocka_unit_test_setup_teardown(workspaces_are_listed_in_pages, setup, teardown),
