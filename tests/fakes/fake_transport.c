@@ -168,7 +168,8 @@ static void fake_put(fake_transport *fake, transport_request *req)
     pthread_mutex_unlock(&fake->lock);
 }
 
-static void fake_get(fake_transport *fake, transport_request *req)
+/* @cut: deliver only the first half, then fail as a reset connection. */
+static void fake_get(fake_transport *fake, transport_request *req, bool cut)
 {
     pthread_mutex_lock(&fake->lock);
     bool found;
@@ -182,14 +183,17 @@ static void fake_get(fake_transport *fake, transport_request *req)
         fake_not_found(&req->outcome, req->key, true);
         return;
     }
-    for (size_t done = 0; done < len;) {
-        size_t piece = len - done < FAKE_CHUNK ? len - done : FAKE_CHUNK;
+    size_t end = cut ? len / 2 : len;
+    for (size_t done = 0; done < end;) {
+        size_t piece = end - done < FAKE_CHUNK ? end - done : FAKE_CHUNK;
         if (req->get.sink(req->get.userdata, data + done, piece) != 0) {
             fake_aborted(&req->outcome, "sink");
             break;
         }
         done += piece;
     }
+    if (cut && req->outcome.result == TRANSPORT_OK)
+        fake_fail(&req->outcome, FAKE_S3_RESET);
     free(data);
 }
 
@@ -311,8 +315,9 @@ static void fake_run(transport *t, transport_request *reqs, size_t n)
         transport_request *req = &reqs[i];
         req->outcome = (transport_outcome){.result = TRANSPORT_OK};
         const fault_rule *rule = fault_check(fake->plan, ops[req->op]);
-        if (rule) {
-            fake_fail(&req->outcome, rule->kind);
+        bool cut = rule && rule->kind == FAKE_S3_CUT;
+        if (rule && !(cut && req->op == TRANSPORT_GET)) {
+            fake_fail(&req->outcome, cut ? FAKE_S3_RESET : rule->kind);
             continue;
         }
         switch (req->op) {
@@ -320,7 +325,7 @@ static void fake_run(transport *t, transport_request *reqs, size_t n)
             fake_put(fake, req);
             break;
         case TRANSPORT_GET:
-            fake_get(fake, req);
+            fake_get(fake, req, cut);
             break;
         case TRANSPORT_HEAD:
             fake_head(fake, req);

@@ -37,6 +37,9 @@ enum {
     FAKE_S3_RESET = 1,        /* connection reset by peer: transient, no status */
     FAKE_S3_TIMEOUT = 2,      /* timed out: transient, no status */
     FAKE_S3_REFUSED = 3,      /* connection refused: unreachable */
+    /* GET only: the first half of the body reaches the sink, then the
+     * connection is reset (transient); other requests fail as FAKE_S3_RESET. */
+    FAKE_S3_CUT = 4,
 };
 
 typedef struct fake_transport fake_transport;

@@ -490,6 +490,24 @@ static void slowdown_and_429_are_retried(void **state)
     free(got.data);
 }
 
+static void a_get_cut_short_is_not_retried(void **state)
+{
+    fx *f = *state;
+    char data[1000];
+    memset(data, 'x', sizeof data);
+    assert_int_equal(objects_put(f->obj, &f->id, "data", data, sizeof data), 0);
+    fault_plan_add(&f->plan,
+                   (fault_rule){.op = "s3.get", .error = ACP_ESTORAGE, .kind = FAKE_S3_CUT});
+    uint64_t gets = requests(f, OBJECTS_GET);
+    bytes got = {0};
+    /* What the sink has seen cannot be taken back: no second try. */
+    assert_int_equal(objects_read(f->obj, &f->id, "data", sink_to_bytes, &got), ACP_ESTORAGE);
+    assert_int_equal(requests(f, OBJECTS_GET) - gets, 1);
+    assert_int_equal(got.len, sizeof data / 2);
+    assert_error_mentions("connection reset");
+    free(got.data);
+}
+
 static void transient_failures_outlast_the_normal_retries(void **state)
 {
     fx *f = *state;
@@ -594,6 +612,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_transient_503_is_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(a_403_fails_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(slowdown_and_429_are_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_get_cut_short_is_not_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(transient_failures_outlast_the_normal_retries, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(cancelling_stops_a_patient_retry, setup, teardown),
