@@ -1,5 +1,5 @@
-/* S3 through libs3: the job workspaces and their objects, in
- * lib-compute-platform's layout (docs/compatibility.adoc, S3 layout):
+/* S3: the job workspaces and their objects, in lib-compute-platform's
+ * layout (docs/compatibility.adoc, S3 layout):
  *
  *   <root>/<32 hex id>/.workspace          marker, empty
  *   <root>/<32 hex id>/.queued ...         status flags, empty
@@ -9,13 +9,15 @@
  * where <root> is config.s3.root_path normalised: "/", "" or NULL give no
  * prefix at all, a leading '/' is dropped, a trailing '/' is ensured.
  *
- * All functions are thread-safe (each request is independent; libs3's global
- * state is set up once, under pthread_once). They return 0 or a negative
- * ACP_E* code with the detail set, naming the S3 endpoint, the key and the
- * reason (libs3 status and the server's error code/message). Transient
- * failures (connection errors, 5xx, timeouts) are retried a few times with
- * back-off before an error is returned (about 2 s), or for longer within
- * objects_patience_begin/end. */
+ * Requests go through an S3 transport (transport.h): libs3 2.0 from
+ * objects_open(), any other from objects_open_transport() (a fake one in
+ * unit tests). All functions are thread-safe (each request is independent).
+ * They return 0 or a negative ACP_E* code with the detail set, naming the
+ * S3 endpoint, the key and the reason (the transport's status and the
+ * server's error code/message). Transient failures (connection errors, 5xx,
+ * SlowDown, timeouts) are retried a few times with back-off before an error
+ * is returned (about 2 s), or for longer within objects_patience_begin/end
+ * (objects_retry.h). */
 #ifndef ACP_OBJECTS_H
 #define ACP_OBJECTS_H
 
@@ -26,19 +28,10 @@
 
 #include "async_platform.h"
 #include "log.h"
+#include "objects_retry.h"
+#include "transport.h"
 
 typedef struct objects objects;
-
-/* Until objects_patience_end(), this thread's calls retry transient
- * failures (connection refused or reset, timeouts, name lookup, 5xx,
- * SlowDown, unknown HTTP errors such as 429) with exponential back-off and
- * jitter for up to @seconds after a request first fails, instead of about
- * 2 s. Past that the call fails with ACP_ESTORAGE, "S3 <endpoint>
- * unreachable for <seconds> s: ...". Permanent errors (403, 404, 400) fail
- * at once as always. When *@cancel (may be NULL) is raised, a retrying call
- * gives up within 100 ms with ACP_ESHUTDOWN. */
-void objects_patience_begin(unsigned seconds, const atomic_bool *cancel);
-void objects_patience_end(void);
 
 /* Kinds of S3 requests, counted for acp_get_stats. */
 enum { OBJECTS_PUT, OBJECTS_GET, OBJECTS_HEAD, OBJECTS_LIST, OBJECTS_DELETE, OBJECTS_KINDS };
@@ -50,6 +43,13 @@ void objects_request_counts(const objects *obj, uint64_t counts[OBJECTS_KINDS]);
  * credentials work (one signed request). ACP_ESTORAGE on failure, e.g.
  * "S3 127.0.0.1:7480: bucket 'x' does not exist" or "... access denied". */
 int objects_open(objects **out, const acp_s3_config *cfg, const logger *log);
+
+/* The same on transport @t, which the handle owns from here on (closed by
+ * objects_close(), or at once when this fails), with workspaces under
+ * @root (normalised as config.s3.root_path). For tests and other
+ * transports. */
+int objects_open_transport(objects **out, transport *t, const char *root, const logger *log);
+
 void objects_close(objects *obj); /* NULL is fine */
 
 /* Put @len bytes as <ws>/<name>, replacing any object of that name. */
