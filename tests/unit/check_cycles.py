@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Fail on a dependency cycle between the library's modules.
 
-A module is a pair src/<name>.c + src/<name>.h. Two graphs are checked:
+A module is a pair src/<name>.c + src/<name>.h; a header src/<name>_internal.h
+is the private part of module <name>, shared with the other .c files that
+implement what <name>.h declares. Two graphs are checked:
 
 * includes: module A depends on B when A's .c or .h has `#include "B.h"`;
 * links (with --nm and --archive): module A depends on B when A's object
@@ -25,20 +27,26 @@ import sys
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 
 
+def module_of(file_name):
+    """The module a file of src/ belongs to."""
+    stem = file_name[:-2]
+    return stem[:-len('_internal')] if stem.endswith('_internal') else stem
+
+
 def include_graph(src):
     """Edges module -> {module: why} from the #include "..." lines."""
     names = [n for n in os.listdir(src) if n.endswith(('.c', '.h'))]
     headers = {n for n in names if n.endswith('.h')}
     graph = {}
     for name in sorted(names):
-        mod = name[:-2]
+        mod = module_of(name)
         graph.setdefault(mod, {})
         with open(os.path.join(src, name), encoding='utf-8', errors='replace') as f:
             for number, line in enumerate(f, 1):
                 m = INCLUDE.match(line)
                 if not m or m.group(1) not in headers:
                     continue  # the public header, or a file of another tree
-                dep = m.group(1)[:-2]
+                dep = module_of(m.group(1))
                 if dep != mod:
                     graph[mod].setdefault(dep, f'{name}:{number} includes {m.group(1)}')
     return graph
