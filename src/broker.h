@@ -1,6 +1,6 @@
 /* RabbitMQ through rabbitmq-c: one AMQP connection with one channel per
  * broker_conn, the job queue topology, publishing with confirms, consuming
- * with prefetch 1 and manual acks, and the job message format.
+ * with prefetch 1 and manual acks. The job message is job_message.h's.
  *
  * A broker_conn is NOT thread-safe (rabbitmq-c connections must not be
  * shared): one thread owns it, or callers serialise access with a mutex.
@@ -18,7 +18,6 @@
 #include <stdint.h>
 
 #include "async_platform.h"
-#include "buf.h"
 #include "log.h"
 
 typedef struct broker_conn broker_conn;
@@ -64,16 +63,13 @@ int broker_keeper_start(broker_conn *conn, broker_keeper **out);
  * detail set when the connection was lost meanwhile (close it). */
 int broker_keeper_stop(broker_keeper *keeper);
 
-/* The largest job message: a config of ACP_JOB_CONFIG_MAX and its envelope. */
-#define BROKER_JOB_MESSAGE_MAX (ACP_JOB_CONFIG_MAX + 4096)
-
 typedef struct broker_delivery {
     uint64_t tag;
     bool redelivered;
-    /* NUL-terminated copy; owned. A body larger than BROKER_JOB_MESSAGE_MAX
-     * is read off the wire but only its first BROKER_JOB_MESSAGE_MAX + 1
-     * bytes are kept (len says so), whatever size the message's header
-     * claims: broker_parse_job refuses it as too large. */
+    /* NUL-terminated copy; owned. A body larger than JOB_MESSAGE_MAX
+     * (job_message.h) is read off the wire but only its first
+     * JOB_MESSAGE_MAX + 1 bytes are kept (len says so), whatever size the
+     * message's header claims: job_message_parse refuses it as too large. */
     char *body;
     size_t len;
 } broker_delivery;
@@ -87,19 +83,5 @@ int broker_next(broker_conn *conn, int timeout_ms, broker_delivery *out);
 
 /* Acknowledge one delivery. */
 int broker_ack(broker_conn *conn, uint64_t tag);
-
-/* --- the job message (docs/compatibility.adoc, RabbitMQ), pure functions ------------------- */
-
-/* {"jobID":"<hex>","type":"","dispatched":"<ISO-8601, UTC,
- * Z>","attemptCount":0,"body":<config|null>} keys in this order; @config is JSON text (written
- * compactly) or NULL.
- * @now_us is the dispatch time in microseconds since the epoch. */
-int broker_format_job(buf *out, const acp_job_id *id, const char *config, int64_t now_us);
-
-/* Parse a job message: all five keys present, jobID a 32-hex string, type
- * and dispatched strings, attemptCount an integer, body any JSON value or
- * null. *config gets the body as compact JSON text (malloc'd) or NULL for a
- * JSON null. ACP_EINVAL with a message naming the problem otherwise. */
-int broker_parse_job(const char *body, size_t len, acp_job_id *id, char **config);
 
 #endif

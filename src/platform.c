@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "job_message.h"
 #include "json.h"
 #include "platform.h"
 #include "clock.h"
@@ -201,7 +202,7 @@ void platform_keep_publishers(acp_platform *p)
 int platform_publish(acp_platform *p, queue_rt *q, const acp_job_id *id, const char *config)
 {
     buf message = BUF_INIT;
-    int rc = broker_format_job(&message, id, config, clock_wall_us());
+    int rc = job_message_format(&message, id, config, clock_wall_us());
     if (rc) {
         buf_free(&message);
         return rc;

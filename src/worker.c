@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "job_message.h"
 #include "platform.h"
 
 #define BACKOFF_MIN_MS 100
@@ -381,7 +382,7 @@ static void handle_delivery(worker *w, broker_conn **conn, const broker_delivery
     acp_platform *p = q->platform;
     acp_job_id id;
     char *config = NULL, hex[ACP_JOB_ID_STRLEN];
-    if (broker_parse_job(d->body, d->len, &id, &config) != 0) {
+    if (job_message_parse(d->body, d->len, &id, &config) != 0) {
         /* Acked, never redelivered: a poison message must not loop. */
         log_warn(&p->log, "%s_jobs: dropping a malformed message: %s", q->id, acp_last_error());
         atomic_fetch_add(&p->dropped, 1);

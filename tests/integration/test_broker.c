@@ -34,6 +34,7 @@
 #include "async_platform.h"
 #include "broker.h"
 #include "buf.h"
+#include "job_message.h"
 #include "stack_env.h"
 
 #define CONFIRM_MS  10000
@@ -334,8 +335,8 @@ static void publish_and_consume_round_trip(void **state)
     acp_job_id id;
     acp_job_id_generate(&id);
     buf first = BUF_INIT, second = BUF_INIT;
-    expect_ok(broker_format_job(&first, &id, "{\"n\":1,\"s\":\"caf\xc3\xa9\"}", 1), "format");
-    expect_ok(broker_format_job(&second, &id, NULL, 2), "format");
+    expect_ok(job_message_format(&first, &id, "{\"n\":1,\"s\":\"caf\xc3\xa9\"}", 1), "format");
+    expect_ok(job_message_format(&second, &id, NULL, 2), "format");
     publish_text(p, f->id, first.data);
     publish_text(p, f->id, second.data);
 
@@ -367,7 +368,7 @@ static void publish_and_consume_round_trip(void **state)
     assert_false(d.redelivered);
     acp_job_id parsed;
     char *config = NULL;
-    expect_ok(broker_parse_job(d.body, d.len, &parsed, &config), "parse");
+    expect_ok(job_message_parse(d.body, d.len, &parsed, &config), "parse");
     assert_true(acp_job_id_equal(&id, &parsed));
     assert_null(config);
     expect_ok(broker_ack(c, d.tag), "ack");
@@ -428,11 +429,11 @@ static void oversized_message_is_never_held_whole(void **state)
 
     broker_delivery d;
     expect_ok(broker_next(c, DELIVERY_MS, &d), "next");
-    assert_int_equal(d.len, BROKER_JOB_MESSAGE_MAX + 1);
+    assert_int_equal(d.len, JOB_MESSAGE_MAX + 1);
     assert_int_equal(d.body[d.len], '\0');
     acp_job_id id;
     char *config = NULL;
-    assert_int_not_equal(broker_parse_job(d.body, d.len, &id, &config), 0);
+    assert_int_not_equal(job_message_parse(d.body, d.len, &id, &config), 0);
     assert_null(config);
     assert_error_mentions("exceeds the limit");
     expect_ok(broker_ack(c, d.tag), "ack");

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "broker.h"
+#include "job_message.h"
 #include "md5.h"
 #include "objects.h"
 #include "platform.h"
@@ -773,7 +774,7 @@ static void duplicate_delivery_does_not_rerun(void **state)
     broker_conn *conn;
     assert_int_equal(broker_connect(&conn, &w->fc.queues[0], NULL), 0);
     buf message = BUF_INIT;
-    assert_int_equal(broker_format_job(&message, &id, NULL, 0), 0);
+    assert_int_equal(job_message_format(&message, &id, NULL, 0), 0);
     for (int i = 0; i < 3; i++)
         assert_int_equal(broker_publish(conn, w->fc.queue_ids[0], message.data, message.len, 5000),
                          0);
