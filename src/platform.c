@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker_amqp.h"
 #include "config.h"
 #include "error.h"
 #include "job_message.h"
@@ -164,7 +165,7 @@ static int publisher_ready(acp_platform *p, queue_rt *q)
 {
     if (q->publisher)
         return 0;
-    int rc = broker_connect(&q->publisher, &q->cfg, &p->log);
+    int rc = broker_connect_with(p->broker, &q->publisher, &q->cfg, &p->log);
     if (!rc)
         rc = broker_declare(q->publisher, q->id, q->cfg.message_ack_timeout);
     if (rc) {
@@ -269,6 +270,7 @@ int acp_init(acp_platform **out, const acp_config *config)
     if (!p)
         return error_set(ACP_ENOMEM, "out of memory");
     p->workspace_fd = -1;
+    p->broker = &broker_amqp_driver;
     if ((rc = platform_init_sync(p))) {
         free(p);
         return rc;
