@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker_amqp.h"
 #include "error.h"
 
 static int broker_no_conn(const char *what)
@@ -13,8 +12,8 @@ static int broker_no_conn(const char *what)
     return error_set(ACP_EINVAL, "broker: %s: NULL connection", what);
 }
 
-int broker_connect_with(const broker_driver *driver, broker_conn **out,
-                        const acp_queue_config *queue, const logger *log)
+int broker_connect(broker_conn **out, const broker_driver *driver, const acp_queue_config *queue,
+                   const logger *log)
 {
     if (!out)
         return error_set(ACP_EINVAL, "broker: NULL output connection");
@@ -22,11 +21,6 @@ int broker_connect_with(const broker_driver *driver, broker_conn **out,
     if (!driver)
         return error_set(ACP_EINVAL, "broker: NULL driver");
     return driver->connect(driver, out, queue, log);
-}
-
-int broker_connect(broker_conn **out, const acp_queue_config *queue, const logger *log)
-{
-    return broker_connect_with(&broker_amqp_driver, out, queue, log);
 }
 
 void broker_close(broker_conn *conn)

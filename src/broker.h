@@ -65,13 +65,13 @@ typedef struct broker_driver {
 
 /* ---- connecting --------------------------------------------------------- */
 
-/* Connect through @driver. ACP_EINVAL for a NULL @out or @driver. */
-int broker_connect_with(const broker_driver *driver, broker_conn **out,
-                        const acp_queue_config *queue, const logger *log);
-/* Connect through the AMQP driver: TCP timeout 5 s, log in (heartbeat
- * @queue->heartbeat seconds, 60 when 0), open channel 1 and put it in
- * confirm mode. ACP_EBROKER on failure. */
-int broker_connect(broker_conn **out, const acp_queue_config *queue, const logger *log);
+/* Connect through @driver (the platform's, broker_amqp_driver by default).
+ * The AMQP driver connects (TCP timeout 5 s), logs in (heartbeat
+ * @queue->heartbeat seconds, 60 when 0), opens channel 1 and puts it in
+ * confirm mode. ACP_EBROKER on failure, ACP_EINVAL for a NULL @out or
+ * @driver. */
+int broker_connect(broker_conn **out, const broker_driver *driver, const acp_queue_config *queue,
+                   const logger *log);
 void broker_close(broker_conn *conn); /* NULL is fine; closes politely if possible */
 
 /* Declare "<queue_id>_jobs": durable, not exclusive, not auto-delete, with

@@ -165,7 +165,7 @@ static int publisher_ready(acp_platform *p, queue_rt *q)
 {
     if (q->publisher)
         return 0;
-    int rc = broker_connect_with(p->broker, &q->publisher, &q->cfg, &p->log);
+    int rc = broker_connect(&q->publisher, p->broker, &q->cfg, &p->log);
     if (!rc)
         rc = broker_declare(q->publisher, q->id, q->cfg.message_ack_timeout);
     if (rc) {

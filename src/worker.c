@@ -346,7 +346,7 @@ static void run_job(queue_rt *q, store_job *row)
 
 static int connect_consumer(queue_rt *q, broker_conn **conn)
 {
-    int rc = broker_connect_with(q->platform->broker, conn, &q->cfg, &q->platform->log);
+    int rc = broker_connect(conn, q->platform->broker, &q->cfg, &q->platform->log);
     if (!rc)
         rc = broker_declare(*conn, q->id, q->cfg.message_ack_timeout);
     if (!rc)

@@ -35,8 +35,8 @@ static void contract_ok(int rc, const char *what)
 static broker_conn *contract_connect(broker_contract *c, size_t slot)
 {
     assert_null(c->conns[slot]);
-    if (broker_connect_with(c->driver, &c->conns[slot], &c->queue, NULL) != 0)
-        fail_msg("broker_connect_with(%s): %s", c->driver->name, acp_last_error());
+    if (broker_connect(&c->conns[slot], c->driver, &c->queue, NULL) != 0)
+        fail_msg("broker_connect(%s): %s", c->driver->name, acp_last_error());
     return c->conns[slot];
 }
 

@@ -8,7 +8,7 @@
  *
  *     fake_broker *fb = fake_broker_new(&plan);
  *     broker_conn *conn;
- *     broker_connect_with(fake_broker_driver(fb), &conn, &queue_config, NULL);
+ *     broker_connect(&conn, fake_broker_driver(fb), &queue_config, NULL);
  *     ...
  *     broker_close(conn);
  *     fake_broker_free(fb);
@@ -51,7 +51,7 @@ fake_broker *fake_broker_new(fault_plan *plan);
  * open are freed too (and must not be closed afterwards). */
 void fake_broker_free(fake_broker *fb);
 
-/* The driver to pass to broker_connect_with() (or to put in a platform). */
+/* The driver to pass to broker_connect() (or to put in a platform). */
 const broker_driver *fake_broker_driver(fake_broker *fb);
 
 /* Looking at the broker from outside: none of these counts as a call of

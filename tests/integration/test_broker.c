@@ -78,7 +78,7 @@ static broker_conn *connect_to(fixture *f, size_t slot)
     acp_queue_config q;
     queue_config(&q, f->id);
     assert_null(f->conns[slot]);
-    if (broker_connect(&f->conns[slot], &q, NULL) != 0)
+    if (broker_connect(&f->conns[slot], &broker_amqp_driver, &q, NULL) != 0)
         fail_msg("broker_connect: %s", acp_last_error());
     return f->conns[slot];
 }
@@ -231,7 +231,7 @@ static void connect_rejects_a_wrong_password(void **state)
     queue_config(&q, f->id);
     q.password = "not-the-password";
     broker_conn *conn = (broker_conn *)&q; /* must be reset to NULL */
-    assert_int_equal(broker_connect(&conn, &q, NULL), ACP_EBROKER);
+    assert_int_equal(broker_connect(&conn, &broker_amqp_driver, &q, NULL), ACP_EBROKER);
     assert_null(conn);
     char where[300];
     snprintf(where, sizeof where, "rabbitmq %s:%s: ", env.amqp_host, env.amqp_port);
@@ -256,15 +256,15 @@ static void connect_reports_a_closed_port(void **state)
     q.host = "127.0.0.1";
     q.port = ntohs(addr.sin_port);
     broker_conn *conn = NULL;
-    assert_int_equal(broker_connect(&conn, &q, NULL), ACP_EBROKER);
+    assert_int_equal(broker_connect(&conn, &broker_amqp_driver, &q, NULL), ACP_EBROKER);
     assert_null(conn);
     char expected[100];
     snprintf(expected, sizeof expected, "rabbitmq 127.0.0.1:%d: connection refused", q.port);
     assert_error_mentions(expected);
 
     q.port = 0;
-    assert_int_equal(broker_connect(&conn, &q, NULL), ACP_EINVAL);
-    assert_int_equal(broker_connect(&conn, NULL, NULL), ACP_EINVAL);
+    assert_int_equal(broker_connect(&conn, &broker_amqp_driver, &q, NULL), ACP_EINVAL);
+    assert_int_equal(broker_connect(&conn, &broker_amqp_driver, NULL, NULL), ACP_EINVAL);
     broker_close(NULL);
 }
 
@@ -572,7 +572,7 @@ static void keeper_holds_a_connection_through_a_long_job(void **state)
     acp_queue_config q;
     queue_config(&q, f->id);
     q.heartbeat = 1;
-    if (broker_connect(&f->conns[0], &q, NULL) != 0)
+    if (broker_connect(&f->conns[0], &broker_amqp_driver, &q, NULL) != 0)
         fail_msg("broker_connect: %s", acp_last_error());
     broker_conn *worker = f->conns[0], *publisher = connect_to(f, 1);
     expect_ok(broker_declare(worker, f->id, 300), "declare");
@@ -597,7 +597,7 @@ static void keeper_reports_a_connection_lost_meanwhile(void **state)
     acp_queue_config q;
     queue_config(&q, f->id);
     q.heartbeat = 1;
-    if (broker_connect(&f->conns[0], &q, NULL) != 0)
+    if (broker_connect(&f->conns[0], &broker_amqp_driver, &q, NULL) != 0)
         fail_msg("broker_connect: %s", acp_last_error());
     broker_conn *c = f->conns[0];
     expect_ok(broker_declare(c, f->id, 300), "declare");

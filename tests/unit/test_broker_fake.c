@@ -85,7 +85,7 @@ static broker_conn *connect_slot(fixture *f, size_t slot)
 {
     broker_contract *c = &f->contract;
     assert_null(c->conns[slot]);
-    expect_ok(broker_connect_with(c->driver, &c->conns[slot], &c->queue, NULL), "connect");
+    expect_ok(broker_connect(&c->conns[slot], c->driver, &c->queue, NULL), "connect");
     return c->conns[slot];
 }
 
@@ -478,14 +478,14 @@ static void injected_connect_fault_opens_nothing(void **state)
     broker_contract *c = &f->contract;
     fault_plan_add(&f->plan, (fault_rule){.op = "amqp.connect", .nth = 1, .error = ACP_EBROKER});
     broker_conn *conn = (broker_conn *)&f->plan; /* must be reset to NULL */
-    assert_int_equal(broker_connect_with(c->driver, &conn, &c->queue, NULL), ACP_EBROKER);
+    assert_int_equal(broker_connect(&conn, c->driver, &c->queue, NULL), ACP_EBROKER);
     assert_null(conn);
     assert_error_mentions("fake rabbitmq broker.invalid:5672: connection refused");
-    expect_ok(broker_connect_with(c->driver, &conn, &c->queue, NULL), "second connect");
+    expect_ok(broker_connect(&conn, c->driver, &c->queue, NULL), "second connect");
     broker_close(conn);
     c->queue.port = 0;
-    assert_int_equal(broker_connect_with(c->driver, &conn, &c->queue, NULL), ACP_EINVAL);
-    assert_int_equal(broker_connect_with(NULL, &conn, &c->queue, NULL), ACP_EINVAL);
+    assert_int_equal(broker_connect(&conn, c->driver, &c->queue, NULL), ACP_EINVAL);
+    assert_int_equal(broker_connect(&conn, NULL, &c->queue, NULL), ACP_EINVAL);
     assert_int_equal(fault_calls(&f->plan, "amqp.connect"), 2);
 }
 
