@@ -7,7 +7,9 @@
 #ifndef ACP_TEST_BROKER_CONTRACT_H
 #define ACP_TEST_BROKER_CONTRACT_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "async_platform.h"
 #include "broker.h"
@@ -23,6 +25,17 @@ typedef struct broker_contract {
     void *userdata;
     broker_conn *conns[4]; /* closed by broker_contract_close */
 } broker_contract;
+
+/* Helpers for broker tests: each fails the running test on a mismatch. */
+/* The last error (acp_last_error) contains @text. */
+void broker_contract_error_mentions(const char *text);
+/* @rc is 0; otherwise the failure names @what and the last error. */
+void broker_contract_ok(int rc, const char *what);
+/* The next delivery on @conn (within a hang guard) is @text; returns its
+ * tag, and whether it was redelivered in *@redelivered (may be NULL). */
+uint64_t broker_contract_expect(broker_conn *conn, const char *text, bool *redelivered);
+/* Nothing arrives on @conn for a short while. */
+void broker_contract_quiet(broker_conn *conn);
 
 /* Close the connections a case opened (teardown; NULL slots are fine). */
 void broker_contract_close(broker_contract *contract);

@@ -45,7 +45,6 @@
 
 #define CONFIRM_MS  10000
 #define DELIVERY_MS 10000 /* generous: only reached when something is wrong */
-#define QUIET_MS    300   /* how long "nothing more arrives" is watched */
 
 static stack_env env;
 
@@ -98,33 +97,6 @@ static void expect_ok(int rc, const char *what)
 static void publish_text(broker_conn *conn, const char *id, const char *text)
 {
     expect_ok(broker_publish(conn, id, text, strlen(text), CONFIRM_MS), "broker_publish");
-}
-
-/* The next delivery, which must be @text; returns its tag. */
-static uint64_t expect_delivery(broker_conn *conn, const char *text, bool *redelivered)
-{
-    broker_delivery d;
-    int rc = broker_next(conn, DELIVERY_MS, &d);
-    if (rc != 0)
-        fail_msg("broker_next: expected '%s', got %d (%s)", text, rc,
-                 rc < 0 ? acp_last_error() : "timeout");
-    assert_int_equal(d.len, strlen(text));
-    assert_string_equal(d.body, text);
-    if (redelivered)
-        *redelivered = d.redelivered;
-    uint64_t tag = d.tag;
-    broker_delivery_free(&d);
-    return tag;
-}
-
-static void expect_quiet(broker_conn *conn)
-{
-    broker_delivery d;
-    int rc = broker_next(conn, QUIET_MS, &d);
-    if (rc == 0)
-        fail_msg("unexpected delivery '%s'", d.body);
-    assert_int_equal(rc, 1);
-    assert_null(d.body);
 }
 
 /* ---- a plain rabbitmq-c connection to look from the outside ------------- */
@@ -375,7 +347,7 @@ static void publish_and_consume_round_trip(void **state)
     broker_delivery_free(&d);
     assert_null(d.body);
     broker_delivery_free(NULL);
-    expect_quiet(c);
+    broker_contract_quiet(c);
 
     /* Acknowledged for good: nothing comes back when the consumer goes. */
     close_conn(f, 1);
@@ -586,7 +558,7 @@ static void keeper_holds_a_connection_through_a_long_job(void **state)
 
     expect_ok(broker_consume(worker, f->id), "consume after the job");
     publish_text(publisher, f->id, "next job");
-    expect_ok(broker_ack(worker, expect_delivery(worker, "next job", NULL)), "ack");
+    expect_ok(broker_ack(worker, broker_contract_expect(worker, "next job", NULL)), "ack");
 }
 
 /* A connection lost while the keeper holds it is reported when the owner

@@ -68,24 +68,12 @@ static int teardown(void **state)
     return 0;
 }
 
-static void assert_error_mentions(const char *text)
-{
-    if (!strstr(acp_last_error(), text))
-        fail_msg("last error '%s' lacks '%s'", acp_last_error(), text);
-}
-
-static void expect_ok(int rc, const char *what)
-{
-    if (rc != 0)
-        fail_msg("%s: %d (%s)", what, rc, acp_last_error());
-}
-
 /* A connection in the contract's slot @slot (closed in teardown). */
 static broker_conn *connect_slot(fixture *f, size_t slot)
 {
     broker_contract *c = &f->contract;
     assert_null(c->conns[slot]);
-    expect_ok(broker_connect(&c->conns[slot], c->driver, &c->queue, NULL), "connect");
+    broker_contract_ok(broker_connect(&c->conns[slot], c->driver, &c->queue, NULL), "connect");
     return c->conns[slot];
 }
 
@@ -98,22 +86,7 @@ static void reconnect_slot(fixture *f, size_t slot)
 
 static void publish_text(broker_conn *conn, const char *text)
 {
-    expect_ok(broker_publish(conn, "q1", text, strlen(text), CONFIRM_MS), "publish");
-}
-
-static uint64_t expect_delivery(broker_conn *conn, const char *text, bool *redelivered)
-{
-    broker_delivery d;
-    int rc = broker_next(conn, DELIVERY_MS, &d);
-    if (rc != 0)
-        fail_msg("broker_next: expected '%s', got %d (%s)", text, rc,
-                 rc < 0 ? acp_last_error() : "timeout");
-    assert_string_equal(d.body, text);
-    if (redelivered)
-        *redelivered = d.redelivered;
-    uint64_t tag = d.tag;
-    broker_delivery_free(&d);
-    return tag;
+    broker_contract_ok(broker_publish(conn, "q1", text, strlen(text), CONFIRM_MS), "publish");
 }
 
 /* ---- the contract shared with the AMQP driver ------------------------------ */
@@ -138,11 +111,11 @@ static void prefetch_one_counts_one_unacked(void **state)
 {
     fixture *f = *state;
     broker_conn *p = connect_slot(f, 0), *c = connect_slot(f, 1);
-    expect_ok(broker_declare(p, "q1", 300), "declare");
+    broker_contract_ok(broker_declare(p, "q1", 300), "declare");
     publish_text(p, "m1");
     publish_text(p, "m2");
     assert_int_equal(fake_broker_ready(f->fb, "q1"), 2);
-    expect_ok(broker_consume(c, "q1"), "consume");
+    broker_contract_ok(broker_consume(c, "q1"), "consume");
     /* Pushed to the consumer at once, read or not. */
     assert_int_equal(fake_broker_ready(f->fb, "q1"), 1);
     assert_int_equal(fake_broker_unacked(f->fb, "q1"), 1);
@@ -150,7 +123,7 @@ static void prefetch_one_counts_one_unacked(void **state)
     assert_string_equal(next, "m2");
     free(next);
     assert_null(fake_broker_peek(f->fb, "q1", 1));
-    expect_ok(broker_ack(c, expect_delivery(c, "m1", NULL)), "ack");
+    broker_contract_ok(broker_ack(c, broker_contract_expect(c, "m1", NULL)), "ack");
     assert_int_equal(fake_broker_ready(f->fb, "q1"), 0);
     assert_int_equal(fake_broker_unacked(f->fb, "q1"), 1);
 }
@@ -203,22 +176,22 @@ static void oversized_message_is_cut_as_the_amqp_driver_cuts_it(void **state)
 {
     fixture *f = *state;
     broker_conn *p = connect_slot(f, 0), *c = connect_slot(f, 1);
-    expect_ok(broker_declare(p, "q1", 300), "declare");
-    expect_ok(broker_consume(c, "q1"), "consume");
+    broker_contract_ok(broker_declare(p, "q1", 300), "declare");
+    broker_contract_ok(broker_consume(c, "q1"), "consume");
     size_t len = 2 * JOB_MESSAGE_MAX;
     char *body = malloc(len);
     assert_non_null(body);
     memset(body, 'x', len);
-    expect_ok(broker_publish(p, "q1", body, len, CONFIRM_MS), "publish");
+    broker_contract_ok(broker_publish(p, "q1", body, len, CONFIRM_MS), "publish");
     free(body);
     broker_delivery d;
-    expect_ok(broker_next(c, DELIVERY_MS, &d), "next");
+    broker_contract_ok(broker_next(c, DELIVERY_MS, &d), "next");
     assert_int_equal(d.len, JOB_MESSAGE_MAX + 1);
     assert_int_equal(d.body[d.len], '\0');
     acp_job_id id;
     char *config = NULL;
     assert_int_equal(job_message_parse(d.body, d.len, &id, &config), ACP_ETOOBIG);
-    expect_ok(broker_ack(c, d.tag), "ack");
+    broker_contract_ok(broker_ack(c, d.tag), "ack");
     broker_delivery_free(&d);
 }
 
@@ -257,7 +230,7 @@ static void worker_threads_consume_one_queue_once_each(void **state)
 {
     fixture *f = *state;
     broker_conn *p = connect_slot(f, 0);
-    expect_ok(broker_declare(p, "q1", 300), "declare");
+    broker_contract_ok(broker_declare(p, "q1", 300), "declare");
     char sent[12][8];
     for (size_t i = 0; i < 12; i++) {
         snprintf(sent[i], sizeof sent[i], "j%zu", i);
@@ -270,7 +243,7 @@ static void worker_threads_consume_one_queue_once_each(void **state)
     for (size_t i = 0; i < 3; i++) {
         threads[i].f = f;
         threads[i].conn = connect_slot(f, i + 1);
-        expect_ok(broker_consume(threads[i].conn, "q1"), "consume");
+        broker_contract_ok(broker_consume(threads[i].conn, "q1"), "consume");
         assert_int_equal(pthread_create(&threads[i].thread, NULL, consumer_main, &threads[i]), 0);
     }
     for (size_t i = 0; i < 3; i++) {
@@ -295,20 +268,20 @@ static void keeper_holds_the_connection_through_a_job(void **state)
 {
     fixture *f = *state;
     broker_conn *p = connect_slot(f, 0), *w = connect_slot(f, 1);
-    expect_ok(broker_declare(p, "q1", 300), "declare");
-    expect_ok(broker_consume(w, "q1"), "consume");
+    broker_contract_ok(broker_declare(p, "q1", 300), "declare");
+    broker_contract_ok(broker_consume(w, "q1"), "consume");
     publish_text(p, "job 1");
     publish_text(p, "job 2");
-    expect_ok(broker_ack(w, expect_delivery(w, "job 1", NULL)), "ack");
-    expect_ok(broker_cancel(w), "cancel");
+    broker_contract_ok(broker_ack(w, broker_contract_expect(w, "job 1", NULL)), "ack");
+    broker_contract_ok(broker_cancel(w), "cancel");
     /* job 2 was pushed to w but not read: back in the queue. */
     assert_int_equal(fake_broker_ready(f->fb, "q1"), 1);
     broker_keeper *keeper;
-    expect_ok(broker_keeper_start(w, &keeper), "keeper start");
-    expect_ok(broker_keeper_stop(keeper), "keeper stop");
-    expect_ok(broker_consume(w, "q1"), "consume again");
+    broker_contract_ok(broker_keeper_start(w, &keeper), "keeper start");
+    broker_contract_ok(broker_keeper_stop(keeper), "keeper stop");
+    broker_contract_ok(broker_consume(w, "q1"), "consume again");
     bool redelivered = false;
-    expect_ok(broker_ack(w, expect_delivery(w, "job 2", &redelivered)), "ack");
+    broker_contract_ok(broker_ack(w, broker_contract_expect(w, "job 2", &redelivered)), "ack");
     assert_true(redelivered);
 }
 
@@ -316,31 +289,31 @@ static void keeper_reports_a_connection_closed_by_the_server(void **state)
 {
     fixture *f = *state;
     broker_conn *w = connect_slot(f, 0);
-    expect_ok(broker_declare(w, "q1", 300), "declare");
+    broker_contract_ok(broker_declare(w, "q1", 300), "declare");
     broker_keeper *keeper;
-    expect_ok(broker_keeper_start(w, &keeper), "keeper start");
+    broker_contract_ok(broker_keeper_start(w, &keeper), "keeper start");
     fake_broker_close_connections(f->fb);
     assert_int_equal(broker_keeper_stop(keeper), ACP_EBROKER);
-    assert_error_mentions("fake rabbitmq broker.invalid:5672: ");
-    assert_error_mentions("connection closed by the server: CONNECTION_FORCED");
+    broker_contract_error_mentions("fake rabbitmq broker.invalid:5672: ");
+    broker_contract_error_mentions("connection closed by the server: CONNECTION_FORCED");
     assert_int_equal(broker_consume(w, "q1"), ACP_EBROKER);
-    assert_error_mentions("reconnect");
+    broker_contract_error_mentions("reconnect");
 }
 
 static void server_close_wakes_a_waiting_consumer_and_requeues(void **state)
 {
     fixture *f = *state;
     broker_conn *p = connect_slot(f, 0), *c = connect_slot(f, 1);
-    expect_ok(broker_declare(p, "q1", 300), "declare");
-    expect_ok(broker_consume(c, "q1"), "consume");
+    broker_contract_ok(broker_declare(p, "q1", 300), "declare");
+    broker_contract_ok(broker_consume(c, "q1"), "consume");
     publish_text(p, "held");
-    expect_delivery(c, "held", NULL); /* read, never acked */
+    broker_contract_expect(c, "held", NULL); /* read, never acked */
     fake_broker_close_connections(f->fb);
     assert_int_equal(fake_broker_ready(f->fb, "q1"), 1);
     assert_int_equal(fake_broker_unacked(f->fb, "q1"), 0);
     broker_delivery d;
     assert_int_equal(broker_next(c, DELIVERY_MS, &d), ACP_EBROKER);
-    assert_error_mentions("CONNECTION_FORCED");
+    broker_contract_error_mentions("CONNECTION_FORCED");
 }
 
 /* ---- faults ----------------------------------------------------------------- */
@@ -349,16 +322,16 @@ static void injected_publish_fault_returns_ebroker_and_queues_nothing(void **sta
 {
     fixture *f = *state;
     broker_conn *p = connect_slot(f, 0);
-    expect_ok(broker_declare(p, "q1", 300), "declare");
+    broker_contract_ok(broker_declare(p, "q1", 300), "declare");
     fault_plan_add(&f->plan, (fault_rule){.op = "amqp.publish", .nth = 1, .error = ACP_EBROKER});
     assert_int_equal(broker_publish(p, "q1", "{}", 2, CONFIRM_MS), ACP_EBROKER);
-    assert_error_mentions("fake rabbitmq broker.invalid:5672: publishing to 'q1_jobs': ");
-    assert_error_mentions("injected");
+    broker_contract_error_mentions("fake rabbitmq broker.invalid:5672: publishing to 'q1_jobs': ");
+    broker_contract_error_mentions("injected");
     assert_int_equal(fake_broker_ready(f->fb, "q1"), 0);
     assert_int_equal(fake_broker_published(f->fb, "q1"), 0);
     /* Connection lost: unusable, as after a socket error. */
     assert_int_equal(broker_publish(p, "q1", "{}", 2, CONFIRM_MS), ACP_EBROKER);
-    assert_error_mentions("reconnect");
+    broker_contract_error_mentions("reconnect");
     assert_int_equal(fault_calls(&f->plan, "amqp.publish"), 2);
 }
 
@@ -366,13 +339,13 @@ static void injected_nack_keeps_the_connection(void **state)
 {
     fixture *f = *state;
     broker_conn *p = connect_slot(f, 0);
-    expect_ok(broker_declare(p, "q1", 300), "declare");
+    broker_contract_ok(broker_declare(p, "q1", 300), "declare");
     fault_plan_add(&f->plan, (fault_rule){.op = "amqp.publish",
                                           .nth = 1,
                                           .error = ACP_EBROKER,
                                           .kind = FAKE_BROKER_PUBLISH_NACK});
     assert_int_equal(broker_publish(p, "q1", "refused", 7, CONFIRM_MS), ACP_EBROKER);
-    assert_error_mentions("refused the message (basic.nack)");
+    broker_contract_error_mentions("refused the message (basic.nack)");
     assert_int_equal(fake_broker_ready(f->fb, "q1"), 0);
     publish_text(p, "taken");
     assert_int_equal(fake_broker_ready(f->fb, "q1"), 1);
@@ -383,13 +356,13 @@ static void injected_missing_confirm_still_queues_the_message(void **state)
 {
     fixture *f = *state;
     broker_conn *p = connect_slot(f, 0);
-    expect_ok(broker_declare(p, "q1", 300), "declare");
+    broker_contract_ok(broker_declare(p, "q1", 300), "declare");
     fault_plan_add(&f->plan, (fault_rule){.op = "amqp.publish",
                                           .nth = 1,
                                           .error = ACP_EBROKER,
                                           .kind = FAKE_BROKER_PUBLISH_NO_CONFIRM});
     assert_int_equal(broker_publish(p, "q1", "unconfirmed", 11, 1234), ACP_EBROKER);
-    assert_error_mentions("no confirm from the broker within 1234 ms");
+    broker_contract_error_mentions("no confirm from the broker within 1234 ms");
     /* The caller must count on a duplicate: the message is there. */
     char *body = fake_broker_peek(f->fb, "q1", 0);
     assert_string_equal(body, "unconfirmed");
@@ -402,10 +375,10 @@ static void unusable_connection_fails_every_call_until_reconnect(void **state)
 {
     fixture *f = *state;
     broker_conn *p = connect_slot(f, 0), *c = connect_slot(f, 1);
-    expect_ok(broker_declare(p, "q1", 300), "declare");
-    expect_ok(broker_consume(c, "q1"), "consume");
+    broker_contract_ok(broker_declare(p, "q1", 300), "declare");
+    broker_contract_ok(broker_consume(c, "q1"), "consume");
     publish_text(p, "job");
-    uint64_t tag = expect_delivery(c, "job", NULL);
+    uint64_t tag = broker_contract_expect(c, "job", NULL);
     fault_plan_add(&f->plan, (fault_rule){.op = "amqp.ack", .nth = 1, .error = ACP_EBROKER});
     assert_int_equal(broker_ack(c, tag), ACP_EBROKER);
     /* The unacked delivery went back, as when a connection closes. */
@@ -415,7 +388,7 @@ static void unusable_connection_fails_every_call_until_reconnect(void **state)
     broker_delivery d;
     broker_keeper *keeper;
     assert_int_equal(broker_ack(c, tag), ACP_EBROKER);
-    assert_error_mentions("reconnect");
+    broker_contract_error_mentions("reconnect");
     assert_int_equal(broker_next(c, 0, &d), ACP_EBROKER);
     assert_null(d.body);
     assert_int_equal(broker_declare(c, "q1", 300), ACP_EBROKER);
@@ -424,13 +397,13 @@ static void unusable_connection_fails_every_call_until_reconnect(void **state)
     assert_int_equal(broker_publish(c, "q1", "{}", 2, CONFIRM_MS), ACP_EBROKER);
     assert_int_equal(broker_keeper_start(c, &keeper), ACP_EBROKER);
     assert_null(keeper);
-    assert_error_mentions("reconnect");
+    broker_contract_error_mentions("reconnect");
 
     reconnect_slot(f, 1);
     c = f->contract.conns[1];
-    expect_ok(broker_consume(c, "q1"), "consume after reconnect");
+    broker_contract_ok(broker_consume(c, "q1"), "consume after reconnect");
     bool redelivered = false;
-    expect_ok(broker_ack(c, expect_delivery(c, "job", &redelivered)), "ack");
+    broker_contract_ok(broker_ack(c, broker_contract_expect(c, "job", &redelivered)), "ack");
     assert_true(redelivered);
 }
 
@@ -455,9 +428,9 @@ static void injected_faults_at_every_operation(void **state)
         assert_int_equal(rc, ACP_EBROKER);
         assert_int_equal(fault_calls(&f->plan, ops[i]), 1);
         assert_string_equal(f->plan.failed_op, ops[i]);
-        assert_error_mentions(ops[i]);
+        broker_contract_error_mentions(ops[i]);
         assert_int_equal(broker_declare(c, "q1", 300), ACP_EBROKER);
-        assert_error_mentions("reconnect");
+        broker_contract_error_mentions("reconnect");
     }
 }
 
@@ -468,7 +441,7 @@ static void injected_other_error_leaves_the_connection_usable(void **state)
     fault_plan_add(&f->plan, (fault_rule){.op = "amqp.declare", .nth = 1, .error = ACP_ENOMEM});
     assert_int_equal(broker_declare(c, "q1", 300), ACP_ENOMEM);
     assert_false(fake_broker_declared(f->fb, "q1"));
-    expect_ok(broker_declare(c, "q1", 300), "declare");
+    broker_contract_ok(broker_declare(c, "q1", 300), "declare");
     assert_true(fake_broker_declared(f->fb, "q1"));
 }
 
@@ -480,8 +453,8 @@ static void injected_connect_fault_opens_nothing(void **state)
     broker_conn *conn = (broker_conn *)&f->plan; /* must be reset to NULL */
     assert_int_equal(broker_connect(&conn, c->driver, &c->queue, NULL), ACP_EBROKER);
     assert_null(conn);
-    assert_error_mentions("fake rabbitmq broker.invalid:5672: connection refused");
-    expect_ok(broker_connect(&conn, c->driver, &c->queue, NULL), "second connect");
+    broker_contract_error_mentions("fake rabbitmq broker.invalid:5672: connection refused");
+    broker_contract_ok(broker_connect(&conn, c->driver, &c->queue, NULL), "second connect");
     broker_close(conn);
     c->queue.port = 0;
     assert_int_equal(broker_connect(&conn, c->driver, &c->queue, NULL), ACP_EINVAL);
