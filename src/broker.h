@@ -1,6 +1,10 @@
-/* RabbitMQ through rabbitmq-c: one AMQP connection with one channel per
- * broker_conn, the job queue topology, publishing with confirms, consuming
- * with prefetch 1 and manual acks, and the job message format.
+/* The broker seam: a driver opens connections, and every broker_* call on a
+ * connection goes to its driver's operations. The AMQP driver
+ * (broker_amqp.h: RabbitMQ through rabbitmq-c) is the real one; unit tests
+ * use an in-memory one (tests/fakes/fake_broker.h). What follows is the
+ * contract both keep: one connection with one channel, the job queue
+ * "<queue_id>_jobs", publishing with confirms, consuming with prefetch 1 and
+ * manual acks. The job message is job_message.h's.
  *
  * A broker_conn is NOT thread-safe (rabbitmq-c connections must not be
  * shared): one thread owns it, or callers serialise access with a mutex.
@@ -18,15 +22,56 @@
 #include <stdint.h>
 
 #include "async_platform.h"
-#include "buf.h"
 #include "log.h"
 
 typedef struct broker_conn broker_conn;
+typedef struct broker_keeper broker_keeper;
+typedef struct broker_delivery broker_delivery;
 
-/* Connect (TCP timeout 5 s), log in (heartbeat @queue->heartbeat seconds, 60
- * when 0), open channel 1 and put it in confirm mode. ACP_EBROKER on
- * failure. */
-int broker_connect(broker_conn **out, const acp_queue_config *queue, const logger *log);
+/* ---- the seam ---------------------------------------------------------- */
+
+/* A connection's operations, one per broker_* function below (same
+ * parameters; the dispatcher has checked that the connection is not NULL). */
+typedef struct broker_conn_ops {
+    void (*close)(broker_conn *conn);
+    int (*declare)(broker_conn *conn, const char *queue_id, unsigned ack_timeout_seconds);
+    int (*publish)(broker_conn *conn, const char *queue_id, const char *body, size_t len,
+                   int confirm_timeout_ms);
+    int (*consume)(broker_conn *conn, const char *queue_id);
+    int (*cancel)(broker_conn *conn);
+    int (*next)(broker_conn *conn, int timeout_ms, broker_delivery *out);
+    int (*ack)(broker_conn *conn, uint64_t tag);
+    int (*keeper_start)(broker_conn *conn, broker_keeper **out);
+    int (*keeper_stop)(broker_keeper *keeper);
+} broker_conn_ops;
+
+/* A driver's connection begins with this, and its keeper with
+ * broker_keeper: the dispatchers reach the operations through them. */
+struct broker_conn {
+    const broker_conn_ops *ops;
+};
+struct broker_keeper {
+    broker_conn *conn;
+};
+
+typedef struct broker_driver {
+    const char *name; /* "rabbitmq", "fake" */
+    /* Open a connection for @queue (host, port, credentials, heartbeat):
+     * 0 with *@out set, or an error with *@out NULL. @driver is this
+     * driver, so that one with state (the fake) can embed it. */
+    int (*connect)(const struct broker_driver *driver, broker_conn **out,
+                   const acp_queue_config *queue, const logger *log);
+} broker_driver;
+
+/* ---- connecting --------------------------------------------------------- */
+
+/* Connect through @driver (the platform's, broker_amqp_driver by default).
+ * The AMQP driver connects (TCP timeout 5 s), logs in (heartbeat
+ * @queue->heartbeat seconds, 60 when 0), opens channel 1 and puts it in
+ * confirm mode. ACP_EBROKER on failure, ACP_EINVAL for a NULL @out or
+ * @driver. */
+int broker_connect(broker_conn **out, const broker_driver *driver, const acp_queue_config *queue,
+                   const logger *log);
 void broker_close(broker_conn *conn); /* NULL is fine; closes politely if possible */
 
 /* Declare "<queue_id>_jobs": durable, not exclusive, not auto-delete, with
@@ -56,7 +101,6 @@ int broker_cancel(broker_conn *conn);
  * not touch @conn in between; the handover needs no lock on the connection,
  * as the thread starts after and is joined before any other use. Cancel the
  * consumer first: a message delivered meanwhile is rejected with requeue. */
-typedef struct broker_keeper broker_keeper;
 
 /* Start keeping @conn alive. ACP_ENOMEM when the thread cannot start. */
 int broker_keeper_start(broker_conn *conn, broker_keeper **out);
@@ -64,19 +108,16 @@ int broker_keeper_start(broker_conn *conn, broker_keeper **out);
  * detail set when the connection was lost meanwhile (close it). */
 int broker_keeper_stop(broker_keeper *keeper);
 
-/* The largest job message: a config of ACP_JOB_CONFIG_MAX and its envelope. */
-#define BROKER_JOB_MESSAGE_MAX (ACP_JOB_CONFIG_MAX + 4096)
-
-typedef struct broker_delivery {
+struct broker_delivery {
     uint64_t tag;
     bool redelivered;
-    /* NUL-terminated copy; owned. A body larger than BROKER_JOB_MESSAGE_MAX
-     * is read off the wire but only its first BROKER_JOB_MESSAGE_MAX + 1
-     * bytes are kept (len says so), whatever size the message's header
-     * claims: broker_parse_job refuses it as too large. */
+    /* NUL-terminated copy; owned. A body larger than JOB_MESSAGE_MAX
+     * (job_message.h) is read off the wire but only its first
+     * JOB_MESSAGE_MAX + 1 bytes are kept (len says so), whatever size the
+     * message's header claims: job_message_parse refuses it as too large. */
     char *body;
     size_t len;
-} broker_delivery;
+};
 
 void broker_delivery_free(broker_delivery *delivery);
 
@@ -87,19 +128,5 @@ int broker_next(broker_conn *conn, int timeout_ms, broker_delivery *out);
 
 /* Acknowledge one delivery. */
 int broker_ack(broker_conn *conn, uint64_t tag);
-
-/* --- the job message (docs/compatibility.adoc, RabbitMQ), pure functions ------------------- */
-
-/* {"jobID":"<hex>","type":"","dispatched":"<ISO-8601, UTC,
- * Z>","attemptCount":0,"body":<config|null>} keys in this order; @config is JSON text (written
- * compactly) or NULL.
- * @now_us is the dispatch time in microseconds since the epoch. */
-int broker_format_job(buf *out, const acp_job_id *id, const char *config, int64_t now_us);
-
-/* Parse a job message: all five keys present, jobID a 32-hex string, type
- * and dispatched strings, attemptCount an integer, body any JSON value or
- * null. *config gets the body as compact JSON text (malloc'd) or NULL for a
- * JSON null. ACP_EINVAL with a message naming the problem otherwise. */
-int broker_parse_job(const char *body, size_t len, acp_job_id *id, char **config);
 
 #endif

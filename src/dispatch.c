@@ -10,6 +10,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "error.h"
+#include "job_message.h"
 #include "workspace.h"
 
 /* Confirms of published messages must arrive within this time. */
@@ -20,7 +21,7 @@ static int publisher_ready(acp_platform *p, queue_rt *q)
 {
     if (q->publisher)
         return 0;
-    int rc = broker_connect(&q->publisher, &q->cfg, &p->log);
+    int rc = broker_connect(&q->publisher, p->broker, &q->cfg, &p->log);
     if (!rc)
         rc = broker_declare(q->publisher, q->id, q->cfg.message_ack_timeout);
     if (rc) {
@@ -66,7 +67,7 @@ void dispatch_keep_publishers(acp_platform *p)
 int dispatch_publish(acp_platform *p, queue_rt *q, const acp_job_id *id, const char *config)
 {
     buf message = BUF_INIT;
-    int rc = broker_format_job(&message, id, config, clock_wall_us());
+    int rc = job_message_format(&message, id, config, clock_wall_us());
     if (rc) {
         buf_free(&message);
         return rc;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "broker_amqp.h"
 #include "clock.h"
 #include "config.h"
 #include "dispatch.h"
@@ -30,6 +31,7 @@ static int platform_start(acp_platform **out, const acp_config *config)
     if (!p)
         return error_set(ACP_ENOMEM, "out of memory");
     p->workspace_fd = -1;
+    p->broker = &broker_amqp_driver;
     if ((rc = platform_state_init_sync(p))) {
         free(p);
         return rc;

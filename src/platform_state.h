@@ -39,6 +39,7 @@ typedef struct queue_rt {
 
 struct acp_platform {
     logger log;
+    const broker_driver *broker;         /* broker_amqp_driver; unit tests put a fake here */
     char instance_id[ACP_JOB_ID_STRLEN]; /* lease owner: random per platform */
     store *store;
     objects *objects;

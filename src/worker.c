@@ -20,6 +20,7 @@
 #include "scratch.h"
 #include "worker.h"
 #include "workspace.h"
+#include "job_message.h"
 
 /* Milliseconds a worker waits for a message before checking for shutdown. */
 #define WORKER_POLL_MS 250
@@ -352,7 +353,7 @@ static void run_job(queue_rt *q, store_job *row)
 
 static int connect_consumer(queue_rt *q, broker_conn **conn)
 {
-    int rc = broker_connect(conn, &q->cfg, &q->platform->log);
+    int rc = broker_connect(conn, q->platform->broker, &q->cfg, &q->platform->log);
     if (!rc)
         rc = broker_declare(*conn, q->id, q->cfg.message_ack_timeout);
     if (!rc)
@@ -388,7 +389,7 @@ static void handle_delivery(worker *w, broker_conn **conn, const broker_delivery
     acp_platform *p = q->platform;
     acp_job_id id;
     char *config = NULL, hex[ACP_JOB_ID_STRLEN];
-    if (broker_parse_job(d->body, d->len, &id, &config) != 0) {
+    if (job_message_parse(d->body, d->len, &id, &config) != 0) {
         /* Acked, never redelivered: a poison message must not loop. */
         log_warn(&p->log, "%s_jobs: dropping a malformed message: %s", q->id, acp_last_error());
         atomic_fetch_add(&p->dropped, 1);

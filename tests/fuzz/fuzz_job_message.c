@@ -1,5 +1,5 @@
-/* The job message (src/broker.c, docs/compatibility.adoc): broker_parse_job() and
- * broker_format_job().
+/* The job message (src/job_message.c, docs/compatibility.adoc): job_message_parse() and
+ * job_message_format().
  *
  * The first byte picks the direction.
  * Parsing (even): the rest is a message off the queue. Whatever the parser
@@ -15,9 +15,9 @@
 
 #include <async_platform.h>
 
-#include "broker.h"
 #include "buf.h"
 #include "fuzz.h"
+#include "job_message.h"
 #include "json.h"
 #include "json_reference.h"
 
@@ -30,16 +30,16 @@ static void expect_error(int rc, const char *what)
     FUZZ_CHECK(acp_last_error()[0] != '\0', "%s gave no message", what);
 }
 
-/* broker_format_job() then broker_parse_job() must give back @id and the
+/* job_message_format() then job_message_parse() must give back @id and the
  * compact form of @config. */
 static void round_trip(const acp_job_id *id, const char *config, int64_t when)
 {
     buf message = BUF_INIT;
-    int rc = broker_format_job(&message, id, config, when);
+    int rc = job_message_format(&message, id, config, when);
     buf compact = BUF_INIT;
     int compact_rc = config ? json_compact_text(config, "job config", &compact) : 0;
     if (rc != 0) {
-        expect_error(rc, "broker_format_job");
+        expect_error(rc, "job_message_format");
         FUZZ_CHECK(message.len == 0, "a failed format left %zu bytes", message.len);
         FUZZ_CHECK(compact_rc != 0 || when != SOME_TIME_US,
                    "the formatter refused a config json_compact_text accepts: %s",
@@ -53,7 +53,7 @@ static void round_trip(const acp_job_id *id, const char *config, int64_t when)
                "the formatter wrote something that is not JSON: %s", message.data);
     acp_job_id back;
     char *config_back = NULL;
-    rc = broker_parse_job(message.data, message.len, &back, &config_back);
+    rc = job_message_parse(message.data, message.len, &back, &config_back);
     FUZZ_CHECK(rc == 0, "a formatted message does not parse: %s\n  %s", acp_last_error(),
                message.data);
     FUZZ_CHECK(acp_job_id_equal(id, &back), "the id changed: %s", message.data);
@@ -75,9 +75,9 @@ static void parse_direction(const char *body, size_t len)
 {
     acp_job_id id;
     char *config = (char *)"untouched";
-    int rc = broker_parse_job(body, len, &id, &config);
+    int rc = job_message_parse(body, len, &id, &config);
     if (rc != 0) {
-        expect_error(rc, "broker_parse_job");
+        expect_error(rc, "job_message_parse");
         FUZZ_CHECK(!config, "a failed parse left a config");
         return;
     }

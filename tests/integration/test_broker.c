@@ -1,6 +1,7 @@
-/* broker.c against the real RabbitMQ of scripts/stack: connecting, declaring
- * the job queue, publishing with confirms, consuming with prefetch 1, cancel,
- * and how losing the consumer, the channel or the connection is reported.
+/* The AMQP broker driver (src/broker_amqp*.c) through broker.h against the
+ * real RabbitMQ of scripts/stack: connecting, declaring the job queue,
+ * publishing with confirms, consuming with prefetch 1, cancel, and how
+ * losing the consumer, the channel or the connection is reported.
  *
  * Each test works on its own queue "t<16 hex>_jobs" and deletes it in its
  * teardown through a separate plain rabbitmq-c connection, which also serves
@@ -11,7 +12,10 @@
  * for with the consumer_cancel_notify capability), losing the channel by
  * acknowledging an unknown delivery tag (RabbitMQ closes the channel with
  * PRECONDITION_FAILED), and losing the connection by closing it with
- * `rabbitmqctl close_connection` through scripts/stack. */
+ * `rabbitmqctl close_connection` through scripts/stack.
+ *
+ * The cases that the in-memory fake must pass too are written once in
+ * tests/contract/broker_contract.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,13 +36,15 @@
 #include <unistd.h>
 
 #include "async_platform.h"
+#include "../contract/broker_contract.h"
 #include "broker.h"
+#include "broker_amqp.h"
 #include "buf.h"
+#include "job_message.h"
 #include "stack_env.h"
 
 #define CONFIRM_MS  10000
 #define DELIVERY_MS 10000 /* generous: only reached when something is wrong */
-#define QUIET_MS    300   /* how long "nothing more arrives" is watched */
 
 static stack_env env;
 
@@ -46,6 +52,7 @@ typedef struct fixture {
     char id[24];    /* queue id "t<16 hex>" */
     char queue[32]; /* "<id>_jobs" */
     broker_conn *conns[4];
+    broker_contract contract; /* for the cases shared with the fake */
 } fixture;
 
 static void assert_error_mentions(const char *text)
@@ -70,7 +77,7 @@ static broker_conn *connect_to(fixture *f, size_t slot)
     acp_queue_config q;
     queue_config(&q, f->id);
     assert_null(f->conns[slot]);
-    if (broker_connect(&f->conns[slot], &q, NULL) != 0)
+    if (broker_connect(&f->conns[slot], &broker_amqp_driver, &q, NULL) != 0)
         fail_msg("broker_connect: %s", acp_last_error());
     return f->conns[slot];
 }
@@ -90,47 +97,6 @@ static void expect_ok(int rc, const char *what)
 static void publish_text(broker_conn *conn, const char *id, const char *text)
 {
     expect_ok(broker_publish(conn, id, text, strlen(text), CONFIRM_MS), "broker_publish");
-}
-
-/* The next delivery, which must be @text; returns its tag. */
-static uint64_t expect_delivery(broker_conn *conn, const char *text, bool *redelivered)
-{
-    broker_delivery d;
-    int rc = broker_next(conn, DELIVERY_MS, &d);
-    if (rc != 0)
-        fail_msg("broker_next: expected '%s', got %d (%s)", text, rc,
-                 rc < 0 ? acp_last_error() : "timeout");
-    assert_int_equal(d.len, strlen(text));
-    assert_string_equal(d.body, text);
-    if (redelivered)
-        *redelivered = d.redelivered;
-    uint64_t tag = d.tag;
-    broker_delivery_free(&d);
-    return tag;
-}
-
-/* Any next delivery; its body is stored in @body (at least 64 bytes). */
-static uint64_t any_delivery(broker_conn *conn, char *body)
-{
-    broker_delivery d;
-    int rc = broker_next(conn, DELIVERY_MS, &d);
-    if (rc != 0)
-        fail_msg("broker_next: %d (%s)", rc, rc < 0 ? acp_last_error() : "timeout");
-    assert_true(d.len < 64);
-    memcpy(body, d.body, d.len + 1);
-    uint64_t tag = d.tag;
-    broker_delivery_free(&d);
-    return tag;
-}
-
-static void expect_quiet(broker_conn *conn)
-{
-    broker_delivery d;
-    int rc = broker_next(conn, QUIET_MS, &d);
-    if (rc == 0)
-        fail_msg("unexpected delivery '%s'", d.body);
-    assert_int_equal(rc, 1);
-    assert_null(d.body);
 }
 
 /* ---- a plain rabbitmq-c connection to look from the outside ------------- */
@@ -185,15 +151,21 @@ static uint32_t raw_ready_count(const char *queue)
     return count;
 }
 
-/* Wait (bounded) until @queue has @count ready messages. */
-static void raw_wait_ready(const char *queue, uint32_t count)
+static unsigned contract_ready(broker_contract *contract)
 {
-    for (int i = 0; i < 500; i++) {
-        if (raw_ready_count(queue) == count)
-            return;
-        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
-    }
-    fail_msg("queue %s never reached %u ready messages", queue, count);
+    fixture *f = contract->userdata;
+    return raw_ready_count(f->queue);
+}
+
+/* The fixture's queue for a case of tests/contract/broker_contract.c. */
+static broker_contract *contract(fixture *f)
+{
+    broker_contract *c = &f->contract;
+    c->driver = &broker_amqp_driver;
+    queue_config(&c->queue, f->id);
+    c->ready = contract_ready;
+    c->userdata = f;
+    return c;
 }
 
 static int setup(void **state)
@@ -216,6 +188,7 @@ static int teardown(void **state)
     fixture *f = *state;
     for (size_t i = 0; i < sizeof f->conns / sizeof f->conns[0]; i++)
         broker_close(f->conns[i]);
+    broker_contract_close(&f->contract);
     raw_delete_queue(f->queue);
     free(f);
     return 0;
@@ -230,7 +203,7 @@ static void connect_rejects_a_wrong_password(void **state)
     queue_config(&q, f->id);
     q.password = "not-the-password";
     broker_conn *conn = (broker_conn *)&q; /* must be reset to NULL */
-    assert_int_equal(broker_connect(&conn, &q, NULL), ACP_EBROKER);
+    assert_int_equal(broker_connect(&conn, &broker_amqp_driver, &q, NULL), ACP_EBROKER);
     assert_null(conn);
     char where[300];
     snprintf(where, sizeof where, "rabbitmq %s:%s: ", env.amqp_host, env.amqp_port);
@@ -255,15 +228,15 @@ static void connect_reports_a_closed_port(void **state)
     q.host = "127.0.0.1";
     q.port = ntohs(addr.sin_port);
     broker_conn *conn = NULL;
-    assert_int_equal(broker_connect(&conn, &q, NULL), ACP_EBROKER);
+    assert_int_equal(broker_connect(&conn, &broker_amqp_driver, &q, NULL), ACP_EBROKER);
     assert_null(conn);
     char expected[100];
     snprintf(expected, sizeof expected, "rabbitmq 127.0.0.1:%d: connection refused", q.port);
     assert_error_mentions(expected);
 
     q.port = 0;
-    assert_int_equal(broker_connect(&conn, &q, NULL), ACP_EINVAL);
-    assert_int_equal(broker_connect(&conn, NULL, NULL), ACP_EINVAL);
+    assert_int_equal(broker_connect(&conn, &broker_amqp_driver, &q, NULL), ACP_EINVAL);
+    assert_int_equal(broker_connect(&conn, &broker_amqp_driver, NULL, NULL), ACP_EINVAL);
     broker_close(NULL);
 }
 
@@ -334,8 +307,8 @@ static void publish_and_consume_round_trip(void **state)
     acp_job_id id;
     acp_job_id_generate(&id);
     buf first = BUF_INIT, second = BUF_INIT;
-    expect_ok(broker_format_job(&first, &id, "{\"n\":1,\"s\":\"caf\xc3\xa9\"}", 1), "format");
-    expect_ok(broker_format_job(&second, &id, NULL, 2), "format");
+    expect_ok(job_message_format(&first, &id, "{\"n\":1,\"s\":\"caf\xc3\xa9\"}", 1), "format");
+    expect_ok(job_message_format(&second, &id, NULL, 2), "format");
     publish_text(p, f->id, first.data);
     publish_text(p, f->id, second.data);
 
@@ -367,20 +340,26 @@ static void publish_and_consume_round_trip(void **state)
     assert_false(d.redelivered);
     acp_job_id parsed;
     char *config = NULL;
-    expect_ok(broker_parse_job(d.body, d.len, &parsed, &config), "parse");
+    expect_ok(job_message_parse(d.body, d.len, &parsed, &config), "parse");
     assert_true(acp_job_id_equal(&id, &parsed));
     assert_null(config);
     expect_ok(broker_ack(c, d.tag), "ack");
     broker_delivery_free(&d);
     assert_null(d.body);
     broker_delivery_free(NULL);
-    expect_quiet(c);
+    broker_contract_quiet(c);
 
     /* Acknowledged for good: nothing comes back when the consumer goes. */
     close_conn(f, 1);
     assert_int_equal(raw_ready_count(f->queue), 0);
     buf_free(&first);
     buf_free(&second);
+}
+
+/* The same through the seam, as the fake is checked too. */
+static void publish_consume_ack_through_the_seam(void **state)
+{
+    broker_contract_round_trip(contract(*state));
 }
 
 static void large_messages_survive_many_frames(void **state)
@@ -428,11 +407,11 @@ static void oversized_message_is_never_held_whole(void **state)
 
     broker_delivery d;
     expect_ok(broker_next(c, DELIVERY_MS, &d), "next");
-    assert_int_equal(d.len, BROKER_JOB_MESSAGE_MAX + 1);
+    assert_int_equal(d.len, JOB_MESSAGE_MAX + 1);
     assert_int_equal(d.body[d.len], '\0');
     acp_job_id id;
     char *config = NULL;
-    assert_int_not_equal(broker_parse_job(d.body, d.len, &id, &config), 0);
+    assert_int_not_equal(job_message_parse(d.body, d.len, &id, &config), 0);
     assert_null(config);
     assert_error_mentions("exceeds the limit");
     expect_ok(broker_ack(c, d.tag), "ack");
@@ -447,151 +426,37 @@ static void oversized_message_is_never_held_whole(void **state)
 
 static void prefetch_one_holds_back_further_messages(void **state)
 {
-    fixture *f = *state;
-    broker_conn *p = connect_to(f, 0);
-    broker_conn *c = connect_to(f, 1);
-    expect_ok(broker_declare(p, f->id, 300), "declare");
-    publish_text(p, f->id, "m1");
-    publish_text(p, f->id, "m2");
-    publish_text(p, f->id, "m3");
-
-    expect_ok(broker_consume(c, f->id), "consume");
-    uint64_t tag = expect_delivery(c, "m1", NULL);
-    /* One unacknowledged message per consumer: m2 waits for the ack. */
-    expect_quiet(c);
-    expect_ok(broker_ack(c, tag), "ack m1");
-    tag = expect_delivery(c, "m2", NULL);
-    expect_quiet(c);
-    expect_ok(broker_ack(c, tag), "ack m2");
-    tag = expect_delivery(c, "m3", NULL);
-    expect_ok(broker_ack(c, tag), "ack m3");
-    expect_quiet(c);
+    broker_contract_prefetch_one(contract(*state));
 }
 
 static void two_consumers_share_the_work(void **state)
 {
-    fixture *f = *state;
-    broker_conn *p = connect_to(f, 0);
-    broker_conn *a = connect_to(f, 1);
-    broker_conn *b = connect_to(f, 2);
-    expect_ok(broker_declare(p, f->id, 300), "declare");
-    expect_ok(broker_consume(a, f->id), "consume a");
-    expect_ok(broker_consume(b, f->id), "consume b");
-    const char *sent[] = {"w1", "w2", "w3", "w4"};
-    for (size_t i = 0; i < 4; i++)
-        publish_text(p, f->id, sent[i]);
-
-    char got[4][64];
-    uint64_t tag_a = any_delivery(a, got[0]);
-    uint64_t tag_b = any_delivery(b, got[1]);
-    /* Each holds one; the other two wait for acks. */
-    expect_quiet(a);
-    expect_quiet(b);
-    expect_ok(broker_ack(a, tag_a), "ack a");
-    expect_ok(broker_ack(b, tag_b), "ack b");
-    tag_a = any_delivery(a, got[2]);
-    tag_b = any_delivery(b, got[3]);
-    expect_ok(broker_ack(a, tag_a), "ack a");
-    expect_ok(broker_ack(b, tag_b), "ack b");
-    expect_quiet(a);
-    expect_quiet(b);
-
-    /* Every message exactly once. */
-    for (size_t i = 0; i < 4; i++) {
-        int seen = 0;
-        for (size_t j = 0; j < 4; j++)
-            seen += strcmp(got[j], sent[i]) == 0;
-        if (seen != 1)
-            fail_msg("'%s' delivered %d times", sent[i], seen);
-    }
+    broker_contract_two_consumers(contract(*state));
 }
 
 static void cancel_returns_an_in_flight_message(void **state)
 {
-    fixture *f = *state;
-    broker_conn *p = connect_to(f, 0);
-    broker_conn *a = connect_to(f, 1);
-    broker_conn *b = connect_to(f, 2);
-    expect_ok(broker_declare(p, f->id, 300), "declare");
-    expect_ok(broker_consume(a, f->id), "consume a");
-    publish_text(p, f->id, "in flight");
-    /* Once the queue shows no ready message, the broker has pushed it to a,
-     * which has not read it yet. */
-    raw_wait_ready(f->queue, 0);
-
-    expect_ok(broker_cancel(a), "cancel");
-    expect_ok(broker_cancel(a), "cancel again"); /* nothing to cancel: fine */
-    expect_ok(broker_consume(b, f->id), "consume b");
-    bool redelivered = false;
-    uint64_t tag = expect_delivery(b, "in flight", &redelivered);
-    assert_true(redelivered);
-    expect_ok(broker_ack(b, tag), "ack");
-    expect_quiet(a);
-
-    /* A connection can consume again after a cancel. */
-    expect_ok(broker_cancel(b), "cancel b");
-    expect_ok(broker_consume(a, f->id), "consume a again");
-    publish_text(p, f->id, "second");
-    tag = expect_delivery(a, "second", &redelivered);
-    assert_false(redelivered);
-    expect_ok(broker_ack(a, tag), "ack");
-    expect_quiet(b);
+    broker_contract_cancel_requeues(contract(*state));
 }
 
 static void next_times_out_when_idle(void **state)
 {
-    fixture *f = *state;
-    broker_conn *c = connect_to(f, 0);
-    expect_ok(broker_declare(c, f->id, 300), "declare");
-    broker_delivery d;
-    /* Without a consumer, waiting only keeps the connection alive. */
-    assert_int_equal(broker_next(c, 0, &d), 1);
-    expect_ok(broker_consume(c, f->id), "consume");
-    assert_int_equal(broker_next(c, 0, &d), 1);
-    assert_int_equal(broker_next(c, 200, &d), 1);
-    assert_int_equal(broker_next(c, -5, &d), 1);
-    assert_null(d.body);
-    assert_int_equal(broker_consume(c, f->id), ACP_EINVAL);
-    assert_error_mentions("already consumes");
+    broker_contract_next_times_out(contract(*state));
 }
 
 static void publish_reports_a_returned_message(void **state)
 {
-    fixture *f = *state;
-    broker_conn *p = connect_to(f, 0);
-    /* Nobody declared this queue: the mandatory message comes back. */
-    assert_int_equal(broker_publish(p, f->id, "{}", 2, CONFIRM_MS), ACP_EBROKER);
-    assert_error_mentions(f->queue);
-    assert_error_mentions("returned by the broker: NO_ROUTE (312)");
-
-    /* The connection stays usable, and confirms keep matching. */
-    expect_ok(broker_declare(p, f->id, 300), "declare");
-    publish_text(p, f->id, "routed");
-    publish_text(p, f->id, "routed too");
-    assert_int_equal(raw_ready_count(f->queue), 2);
+    broker_contract_publish_returned(contract(*state));
 }
 
 static void publish_refuses_a_consuming_connection(void **state)
 {
-    fixture *f = *state;
-    broker_conn *c = connect_to(f, 0);
-    expect_ok(broker_declare(c, f->id, 300), "declare");
-    expect_ok(broker_consume(c, f->id), "consume");
-    assert_int_equal(broker_publish(c, f->id, "{}", 2, CONFIRM_MS), ACP_EINVAL);
-    assert_error_mentions("this connection consumes");
-    assert_int_equal(broker_publish(c, "bad/id", "{}", 2, CONFIRM_MS), ACP_EINVAL);
-    assert_error_mentions("invalid queue id");
-    expect_ok(broker_cancel(c), "cancel");
-    publish_text(c, f->id, "after cancel");
+    broker_contract_publish_refuses_a_consumer(contract(*state));
 }
 
 static void consume_of_a_missing_queue_fails(void **state)
 {
-    fixture *f = *state;
-    broker_conn *c = connect_to(f, 0);
-    assert_int_equal(broker_consume(c, f->id), ACP_EBROKER);
-    assert_error_mentions("NOT_FOUND");
-    assert_error_mentions(f->queue);
+    broker_contract_consume_missing_queue(contract(*state));
 }
 
 /* ---- losing the consumer or the channel ---------------------------------- */
@@ -616,18 +481,7 @@ static void deleted_queue_cancels_the_consumer(void **state)
 
 static void channel_closed_by_the_server_is_reported(void **state)
 {
-    fixture *f = *state;
-    broker_conn *c = connect_to(f, 0);
-    expect_ok(broker_declare(c, f->id, 300), "declare");
-    expect_ok(broker_consume(c, f->id), "consume");
-    /* Acks are not answered; the broker's objection arrives as channel.close. */
-    expect_ok(broker_ack(c, 424242), "ack of an unknown tag");
-
-    broker_delivery d;
-    assert_int_equal(broker_next(c, DELIVERY_MS, &d), ACP_EBROKER);
-    assert_error_mentions("channel closed by the server");
-    assert_error_mentions("PRECONDITION_FAILED - unknown delivery tag 424242 (406)");
-    assert_int_equal(broker_cancel(c), ACP_EBROKER);
+    broker_contract_unknown_ack_closes_the_channel(contract(*state));
 }
 
 /* Force-close our connection from the server side with rabbitmqctl, finding
@@ -690,7 +544,7 @@ static void keeper_holds_a_connection_through_a_long_job(void **state)
     acp_queue_config q;
     queue_config(&q, f->id);
     q.heartbeat = 1;
-    if (broker_connect(&f->conns[0], &q, NULL) != 0)
+    if (broker_connect(&f->conns[0], &broker_amqp_driver, &q, NULL) != 0)
         fail_msg("broker_connect: %s", acp_last_error());
     broker_conn *worker = f->conns[0], *publisher = connect_to(f, 1);
     expect_ok(broker_declare(worker, f->id, 300), "declare");
@@ -704,7 +558,7 @@ static void keeper_holds_a_connection_through_a_long_job(void **state)
 
     expect_ok(broker_consume(worker, f->id), "consume after the job");
     publish_text(publisher, f->id, "next job");
-    expect_ok(broker_ack(worker, expect_delivery(worker, "next job", NULL)), "ack");
+    expect_ok(broker_ack(worker, broker_contract_expect(worker, "next job", NULL)), "ack");
 }
 
 /* A connection lost while the keeper holds it is reported when the owner
@@ -715,7 +569,7 @@ static void keeper_reports_a_connection_lost_meanwhile(void **state)
     acp_queue_config q;
     queue_config(&q, f->id);
     q.heartbeat = 1;
-    if (broker_connect(&f->conns[0], &q, NULL) != 0)
+    if (broker_connect(&f->conns[0], &broker_amqp_driver, &q, NULL) != 0)
         fail_msg("broker_connect: %s", acp_last_error());
     broker_conn *c = f->conns[0];
     expect_ok(broker_declare(c, f->id, 300), "declare");
@@ -742,6 +596,7 @@ int main(void)
         TEST(declare_is_idempotent),
         TEST(declare_reports_an_inequivalent_queue),
         TEST(publish_and_consume_round_trip),
+        TEST(publish_consume_ack_through_the_seam),
         TEST(large_messages_survive_many_frames),
         TEST(oversized_message_is_never_held_whole),
         TEST(prefetch_one_holds_back_further_messages),

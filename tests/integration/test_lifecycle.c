@@ -16,6 +16,8 @@
 #include <cmocka.h>
 
 #include "broker.h"
+#include "broker_amqp.h"
+#include "job_message.h"
 #include "md5.h"
 #include "objects.h"
 #include "platform_fixture.h"
@@ -771,9 +773,9 @@ static void duplicate_delivery_does_not_rerun(void **state)
     expect_status(w, &id, ACP_STATUS_COMPLETE, &job);
 
     broker_conn *conn;
-    assert_int_equal(broker_connect(&conn, &w->fc.queues[0], NULL), 0);
+    assert_int_equal(broker_connect(&conn, &broker_amqp_driver, &w->fc.queues[0], NULL), 0);
     buf message = BUF_INIT;
-    assert_int_equal(broker_format_job(&message, &id, NULL, 0), 0);
+    assert_int_equal(job_message_format(&message, &id, NULL, 0), 0);
     for (int i = 0; i < 3; i++)
         assert_int_equal(broker_publish(conn, w->fc.queue_ids[0], message.data, message.len, 5000),
                          0);

@@ -10,8 +10,8 @@
 #include <cmocka.h>
 
 #include "async_platform.h"
-#include "broker.h"
 #include "buf.h"
+#include "job_message.h"
 #include "json.h"
 
 #define HEX "00112233445566778899aabbccddeeff"
@@ -36,7 +36,7 @@ static void format_without_config_writes_null_body(void **state)
     (void)state;
     acp_job_id id = fixed_id();
     buf out = BUF_INIT;
-    assert_int_equal(broker_format_job(&out, &id, NULL, NOW_US), 0);
+    assert_int_equal(job_message_format(&out, &id, NULL, NOW_US), 0);
     assert_string_equal(out.data, "{\"jobID\":\"" HEX "\",\"type\":\"\","
                                   "\"dispatched\":\"2024-09-20T13:50:45.123456Z\","
                                   "\"attemptCount\":0,\"body\":null}");
@@ -50,7 +50,7 @@ static void format_writes_config_compactly(void **state)
     acp_job_id id = fixed_id();
     buf out = BUF_INIT;
     const char *config = " {\n  \"b\" : [ 1, 2.50, {\"c\" : null} ],\n  \"a\" : \"x/y\\u00e9\" }\n";
-    assert_int_equal(broker_format_job(&out, &id, config, NOW_US), 0);
+    assert_int_equal(job_message_format(&out, &id, config, NOW_US), 0);
     assert_string_equal(out.data, "{\"jobID\":\"" HEX "\",\"type\":\"\","
                                   "\"dispatched\":\"2024-09-20T13:50:45.123456Z\","
                                   "\"attemptCount\":0,"
@@ -65,14 +65,14 @@ static void format_appends_and_pads_the_time(void **state)
     buf out = BUF_INIT;
     assert_int_equal(buf_puts(&out, "prefix:"), 0);
     /* Whole second: six zero digits, which OffsetDateTime.parse accepts. */
-    assert_int_equal(broker_format_job(&out, &id, "[]", INT64_C(1704067200000000)), 0);
+    assert_int_equal(job_message_format(&out, &id, "[]", INT64_C(1704067200000000)), 0);
     assert_string_equal(out.data, "prefix:{\"jobID\":\"" HEX "\",\"type\":\"\","
                                   "\"dispatched\":\"2024-01-01T00:00:00.000000Z\","
                                   "\"attemptCount\":0,\"body\":[]}");
     buf_free(&out);
 
     /* A JSON null config is a message without a body. */
-    assert_int_equal(broker_format_job(&out, &id, "null", 7), 0);
+    assert_int_equal(job_message_format(&out, &id, "null", 7), 0);
     assert_non_null(strstr(out.data, "\"dispatched\":\"1970-01-01T00:00:00.000007Z\""));
     assert_non_null(strstr(out.data, "\"body\":null}"));
     buf_free(&out);
@@ -83,12 +83,12 @@ static void format_rejects_invalid_config(void **state)
     (void)state;
     acp_job_id id = fixed_id();
     buf out = BUF_INIT;
-    assert_int_equal(broker_format_job(&out, &id, "{\"a\":", NOW_US), ACP_EINVAL);
+    assert_int_equal(job_message_format(&out, &id, "{\"a\":", NOW_US), ACP_EINVAL);
     assert_error_mentions("job config: invalid JSON");
     assert_null(out.data);
-    assert_int_equal(broker_format_job(&out, &id, "{\"a\":1} x", NOW_US), ACP_EINVAL);
+    assert_int_equal(job_message_format(&out, &id, "{\"a\":1} x", NOW_US), ACP_EINVAL);
     assert_error_mentions("job config");
-    assert_int_equal(broker_format_job(&out, &id, "{'a':1}", NOW_US), ACP_EINVAL);
+    assert_int_equal(job_message_format(&out, &id, "{'a':1}", NOW_US), ACP_EINVAL);
     assert_error_mentions("single quote");
     assert_null(out.data);
 
@@ -97,7 +97,7 @@ static void format_rejects_invalid_config(void **state)
     big[0] = '"';
     memset(big + 1, 'x', ACP_JOB_CONFIG_MAX);
     big[ACP_JOB_CONFIG_MAX + 1] = '\0';
-    assert_int_equal(broker_format_job(&out, &id, big, NOW_US), ACP_ETOOBIG);
+    assert_int_equal(job_message_format(&out, &id, big, NOW_US), ACP_ETOOBIG);
     assert_error_mentions("exceeds the limit");
     free(big);
     assert_null(out.data);
@@ -109,19 +109,19 @@ static void parse_round_trips_a_formatted_message(void **state)
     acp_job_id id;
     assert_int_equal(acp_job_id_generate(&id), 0);
     buf out = BUF_INIT;
-    assert_int_equal(broker_format_job(&out, &id, "{ \"n\": [1, true, \"s\"] }", NOW_US), 0);
+    assert_int_equal(job_message_format(&out, &id, "{ \"n\": [1, true, \"s\"] }", NOW_US), 0);
 
     acp_job_id parsed;
     char *config = NULL;
-    assert_int_equal(broker_parse_job(out.data, out.len, &parsed, &config), 0);
+    assert_int_equal(job_message_parse(out.data, out.len, &parsed, &config), 0);
     assert_true(acp_job_id_equal(&id, &parsed));
     assert_string_equal(config, "{\"n\":[1,true,\"s\"]}");
     free(config);
     buf_free(&out);
 
-    assert_int_equal(broker_format_job(&out, &id, NULL, NOW_US), 0);
+    assert_int_equal(job_message_format(&out, &id, NULL, NOW_US), 0);
     config = (char *)"not touched";
-    assert_int_equal(broker_parse_job(out.data, out.len, &parsed, &config), 0);
+    assert_int_equal(job_message_parse(out.data, out.len, &parsed, &config), 0);
     assert_null(config);
     assert_true(acp_job_id_equal(&id, &parsed));
     buf_free(&out);
@@ -135,7 +135,7 @@ static void parse_accepts_upstream_messages(void **state)
                           "\"attemptCount\":0,\"body\":{\"a\":1}}";
     acp_job_id id;
     char *config = NULL;
-    assert_int_equal(broker_parse_job(message, strlen(message), &id, &config), 0);
+    assert_int_equal(job_message_parse(message, strlen(message), &id, &config), 0);
     acp_job_id expected = fixed_id();
     assert_true(acp_job_id_equal(&id, &expected));
     assert_string_equal(config, "{\"a\":1}");
@@ -146,14 +146,14 @@ static void parse_accepts_upstream_messages(void **state)
     const char *other = " { \"body\" : [1, \"two\"], \"attemptCount\" : 3, \"type\" : \"x\","
                         " \"dispatched\" : \"2024-09-20T13:50:45Z\","
                         " \"jobID\" : \"00112233445566778899AABBCCDDEEFF\" } ";
-    assert_int_equal(broker_parse_job(other, strlen(other), &id, &config), 0);
+    assert_int_equal(job_message_parse(other, strlen(other), &id, &config), 0);
     assert_true(acp_job_id_equal(&id, &expected));
     assert_string_equal(config, "[1,\"two\"]");
     free(config);
 
     const char *scalar = "{\"jobID\":\"" HEX "\",\"type\":\"\",\"dispatched\":\"d\","
                          "\"attemptCount\":0,\"body\":\"text\"}";
-    assert_int_equal(broker_parse_job(scalar, strlen(scalar), &id, &config), 0);
+    assert_int_equal(job_message_parse(scalar, strlen(scalar), &id, &config), 0);
     assert_string_equal(config, "\"text\"");
     free(config);
 }
@@ -165,7 +165,7 @@ static void assert_rejected(const char *message, const char *problem)
     memset(&id, 0x5a, sizeof id);
     acp_job_id before = id;
     char *config = (char *)"sentinel";
-    int rc = broker_parse_job(message, strlen(message), &id, &config);
+    int rc = job_message_parse(message, strlen(message), &id, &config);
     if (rc != ACP_EINVAL)
         fail_msg("'%s': expected ACP_EINVAL, got %d", message, rc);
     assert_error_mentions("job message");
@@ -259,13 +259,13 @@ static void parse_rejects_oversized_messages(void **state)
 
     acp_job_id id;
     char *config = NULL;
-    assert_int_equal(broker_parse_job(message, limit + 1, &id, &config), ACP_ETOOBIG);
+    assert_int_equal(job_message_parse(message, limit + 1, &id, &config), ACP_ETOOBIG);
     assert_error_mentions("exceeds the limit");
     assert_null(config);
 
     /* At the limit it is accepted. */
     memcpy(message + limit - 2, "\"}", 3);
-    assert_int_equal(broker_parse_job(message, limit, &id, &config), 0);
+    assert_int_equal(job_message_parse(message, limit, &id, &config), 0);
     assert_non_null(config);
     assert_int_equal(strlen(config), limit - head_len - 2 + 2);
     free(config);
@@ -277,12 +277,12 @@ static void parse_rejects_null_arguments(void **state)
     (void)state;
     acp_job_id id;
     char *config = NULL;
-    assert_int_equal(broker_parse_job(NULL, 0, &id, &config), ACP_EINVAL);
-    assert_int_equal(broker_parse_job("{}", 2, NULL, &config), ACP_EINVAL);
-    assert_int_equal(broker_parse_job("{}", 2, &id, NULL), ACP_EINVAL);
+    assert_int_equal(job_message_parse(NULL, 0, &id, &config), ACP_EINVAL);
+    assert_int_equal(job_message_parse("{}", 2, NULL, &config), ACP_EINVAL);
+    assert_int_equal(job_message_parse("{}", 2, &id, NULL), ACP_EINVAL);
     buf out = BUF_INIT;
-    assert_int_equal(broker_format_job(&out, NULL, NULL, 0), ACP_EINVAL);
-    assert_int_equal(broker_format_job(NULL, &id, NULL, 0), ACP_EINVAL);
+    assert_int_equal(job_message_format(&out, NULL, NULL, 0), ACP_EINVAL);
+    assert_int_equal(job_message_format(NULL, &id, NULL, 0), ACP_EINVAL);
 }
 
 /* Point 13: the message wraps the config in one more level, and a worker
@@ -307,12 +307,12 @@ static void config_valid_at_submit_fits_in_a_message(void **state)
             if (json_compact_text(config.data, "submission.config", &compact) == 0) {
                 accepted = levels * per;
                 buf message = BUF_INIT;
-                if (broker_format_job(&message, &id, compact.data, NOW_US) != 0)
+                if (job_message_format(&message, &id, compact.data, NOW_US) != 0)
                     fail_msg("%s: accepted at submit, but no message: %s", config.data,
                              acp_last_error());
                 acp_job_id parsed;
                 char *body = NULL;
-                if (broker_parse_job(message.data, message.len, &parsed, &body) != 0)
+                if (job_message_parse(message.data, message.len, &parsed, &body) != 0)
                     fail_msg("%s: accepted at submit, but its message is refused: %s", config.data,
                              acp_last_error());
                 assert_string_equal(body, compact.data);
@@ -336,10 +336,10 @@ static void config_valid_at_submit_fits_in_a_message(void **state)
         if (json_compact_text(edges[i], "submission.config", &compact) != 0)
             fail_msg("%s refused: %s", edges[i], acp_last_error());
         assert_string_equal(compact.data, edges[i]);
-        assert_int_equal(broker_format_job(&message, &id, compact.data, NOW_US), 0);
+        assert_int_equal(job_message_format(&message, &id, compact.data, NOW_US), 0);
         acp_job_id parsed;
         char *body = NULL;
-        if (broker_parse_job(message.data, message.len, &parsed, &body) != 0)
+        if (job_message_parse(message.data, message.len, &parsed, &body) != 0)
             fail_msg("%s: message refused: %s", edges[i], acp_last_error());
         assert_string_equal(body, edges[i]);
         free(body);

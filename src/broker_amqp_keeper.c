@@ -1,0 +1,141 @@
+/* Keeping an AMQP connection alive while its owner is busy elsewhere (a
+ * worker running a job): a thread answers the broker's heartbeats and reads
+ * what the server sends, rejecting (with requeue) a delivery that a consumer
+ * left running still receives. */
+#include "broker_amqp_keeper.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "broker_amqp_conn.h"
+#include "clock.h"
+#include "error.h"
+
+typedef struct broker_amqp_keeper {
+    broker_keeper base; /* first: what the broker seam sees */
+    broker_amqp_conn *conn;
+    pthread_t thread;
+    pthread_mutex_t lock; /* guards stop */
+    pthread_cond_t changed;
+    bool stop;
+    unsigned interval_ms;
+    /* Set by the thread when the connection failed; read after the join. */
+    int rc;
+    char error[1024];
+} broker_amqp_keeper;
+
+/* Read whatever the server sent and send our heartbeat if it is due (inside
+ * rabbitmq-c's wait): 0 or ACP_EBROKER. */
+static int broker_amqp_keeper_tick(broker_amqp_conn *conn)
+{
+    const char *what = "keeping the connection alive";
+    int rc;
+    for (;;) {
+        amqp_frame_t frame;
+        if ((rc = broker_amqp_conn_read_method(conn, clock_now_ms(), what, &frame)))
+            break;
+        amqp_method_t *m = &frame.payload.method;
+        if (m->id == AMQP_BASIC_DELIVER_METHOD || m->id == AMQP_BASIC_RETURN_METHOD) {
+            uint64_t tag = m->id == AMQP_BASIC_DELIVER_METHOD
+                               ? ((amqp_basic_deliver_t *)m->decoded)->delivery_tag
+                               : 0;
+            if ((rc = broker_amqp_conn_read_content(conn, what, NULL, NULL)))
+                break;
+            /* Only a consumer left running gets deliveries: let another
+             * worker have the message. */
+            int status =
+                tag ? amqp_basic_reject(conn->amqp, BROKER_AMQP_CHANNEL, tag, 1) : AMQP_STATUS_OK;
+            if (status != AMQP_STATUS_OK) {
+                rc = broker_amqp_conn_lost(conn, what, status, errno);
+                break;
+            }
+        } else if (m->id == AMQP_BASIC_CANCEL_METHOD) {
+            conn->consuming = false;
+        }
+        /* Late confirms and the like are dropped. */
+    }
+    amqp_maybe_release_buffers(conn->amqp);
+    return rc == 1 ? 0 : rc;
+}
+
+static void *broker_amqp_keeper_main(void *arg)
+{
+    broker_amqp_keeper *k = arg;
+    pthread_mutex_lock(&k->lock);
+    while (!k->stop) {
+        struct timespec until;
+        clock_deadline(&until, k->interval_ms);
+        while (!k->stop && pthread_cond_timedwait(&k->changed, &k->lock, &until) != ETIMEDOUT)
+            ;
+        if (k->stop)
+            break;
+        pthread_mutex_unlock(&k->lock);
+        int rc = broker_amqp_keeper_tick(k->conn);
+        if (rc)
+            snprintf(k->error, sizeof k->error, "%s", acp_last_error());
+        pthread_mutex_lock(&k->lock);
+        if (rc) {
+            k->rc = rc;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&k->lock);
+    return NULL;
+}
+
+int broker_amqp_keeper_start(broker_conn *base, broker_keeper **out)
+{
+    broker_amqp_conn *conn = broker_amqp_conn_of(base);
+    *out = NULL;
+    int rc = broker_amqp_conn_usable(conn, "keeping the connection alive");
+    if (rc)
+        return rc;
+    broker_amqp_keeper *k = calloc(1, sizeof *k);
+    if (!k)
+        return error_set(ACP_ENOMEM, "%s: out of memory", conn->where);
+    k->base.conn = base;
+    k->conn = conn;
+    /* rabbitmq-c sends a heartbeat once an interval has passed since it last
+     * sent anything; looking four times per interval keeps the gaps well
+     * under the two intervals after which RabbitMQ gives up. */
+    int heartbeat = amqp_get_heartbeat(conn->amqp);
+    k->interval_ms = heartbeat > 0 ? (unsigned)heartbeat * 250 : 30000;
+    int err = pthread_mutex_init(&k->lock, NULL);
+    if (err) {
+        free(k);
+        return error_set(ACP_ENOMEM, "%s: creating a mutex: %s", conn->where, error_strerror(err));
+    }
+    if ((err = clock_cond_init(&k->changed))) {
+        pthread_mutex_destroy(&k->lock);
+        free(k);
+        return error_set(ACP_ENOMEM, "%s: creating a condition variable: %s", conn->where,
+                         error_strerror(err));
+    }
+    if ((err = pthread_create(&k->thread, NULL, broker_amqp_keeper_main, k))) {
+        pthread_cond_destroy(&k->changed);
+        pthread_mutex_destroy(&k->lock);
+        free(k);
+        return error_set(ACP_ENOMEM, "%s: starting the heartbeat thread: %s", conn->where,
+                         error_strerror(err));
+    }
+    *out = &k->base;
+    return 0;
+}
+
+int broker_amqp_keeper_stop(broker_keeper *base)
+{
+    broker_amqp_keeper *k = (broker_amqp_keeper *)base;
+    pthread_mutex_lock(&k->lock);
+    k->stop = true;
+    pthread_cond_signal(&k->changed);
+    pthread_mutex_unlock(&k->lock);
+    pthread_join(k->thread, NULL);
+    int rc = k->rc ? error_set(k->rc, "%s", k->error) : 0;
+    pthread_cond_destroy(&k->changed);
+    pthread_mutex_destroy(&k->lock);
+    free(k);
+    return rc;
+}
