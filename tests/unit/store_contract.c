@@ -148,6 +148,12 @@ static void insert_get_and_conflict(void **state)
     assert_int_equal(bare.input_count, 0);
     store_job_free(&bare);
     assert_int_equal(store_insert(st, &id, NULL, NULL, NULL, 0), ACP_EINVAL);
+    acp_job_id other;
+    assert_int_equal(acp_job_id_generate(&other), 0);
+    /* The queue column is a varchar(32): a longer id is the server's error. */
+    assert_int_equal(store_insert(st, &other, "q23456789012345678901234567890123", NULL, NULL, 0),
+                     ACP_EDB);
+    assert_int_equal(store_get(st, &other, &none), ACP_ENOTFOUND);
     assert_int_equal(store_insert(st, &id, QUEUE, NULL, NULL, 2), ACP_EINVAL);
 }
 
@@ -349,6 +355,10 @@ static void finish_is_fenced_by_the_lease_owner(void **state)
     assert_string_equal(done.message, "it broke");
     assert_true(done.finished >= done.grabbed && done.finished > 0);
     assert_int_equal(done.attempts, 1);
+    const unsigned attempts = 1;
+    bool alive = true;
+    assert_int_equal(store_runs_alive(st, &id, &attempts, 1, &alive), 0);
+    assert_false(alive); /* the lease ended with the run */
     store_job_free(&done);
     assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_COMPLETE, NULL, NULL, 0),
                      ACP_ECONFLICT);
@@ -429,6 +439,8 @@ static void expired_leases_are_requeued_then_failed_at_max_attempts(void **state
                         "abandoned 2 times: the process running it stopped each time (its lease "
                         "expired)");
     assert_true(failed.finished > 0);
+    assert_true(failed.grabbed > 0); /* kept: when the last run began */
+    assert_int_equal(failed.attempts, 2);
     store_job_free(&failed);
 
     /* a's second run: abandoned only once it reaches max_attempts. */
@@ -519,6 +531,55 @@ static void take_undispatched_backs_off_after_failed_publishes(void **state)
     assert_int_equal(store_mark_dispatched(st, &missing), ACP_ENOTFOUND);
     assert_int_equal(store_clear_dispatched(st, &missing), ACP_ENOTFOUND);
     assert_int_equal(store_dispatch_failed(st, &missing), ACP_ENOTFOUND);
+}
+
+/* With a limit, requeue_expired takes the leases that ran out first and
+ * take_undispatched the oldest jobs; both answer oldest first. */
+static void batches_take_the_first_rows_in_their_order(void **state)
+{
+    store *st = *state;
+    acp_job_id ids[3];
+    store_job jobs[3];
+    for (int i = 0; i < 3; i++)
+        ids[i] = insert_job(st, QUEUE);
+    /* The newest job's lease runs out first. */
+    jobs[2] = claim_job(st, &ids[2], OWNER, 1);
+    jobs[1] = claim_job(st, &ids[1], OWNER, 3);
+    jobs[0] = claim_job(st, &ids[0], OWNER, 5);
+    for (int i = 0; i < 3; i++)
+        store_job_free(&jobs[i]);
+    contract->advance(st, 4);
+    store_dispatch_list list;
+    assert_int_equal(store_requeue_expired(st, 5, 1, &list), 0);
+    assert_int_equal(list.count, 1);
+    assert_true(acp_job_id_equal(&list.items[0].id, &ids[2]));
+    store_dispatch_list_free(&list);
+    contract->advance(st, 2);
+    assert_int_equal(store_requeue_expired(st, 5, 5, &list), 0);
+    assert_int_equal(list.count, 2);
+    store_job first = get_job(st, &list.items[0].id), second = get_job(st, &list.items[1].id);
+    assert_true(by_created(&first, &second) < 0);
+    store_job_free(&first);
+    store_job_free(&second);
+    store_dispatch_list_free(&list);
+
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(store_clear_dispatched(st, &ids[i]), 0);
+        jobs[i] = get_job(st, &ids[i]);
+    }
+    const char *queues[] = {QUEUE};
+    assert_int_equal(store_take_undispatched(st, 60, queues, 1, 2, &list), 0);
+    assert_int_equal(list.count, 2);
+    for (int i = 0; i < 3; i++) {
+        int newer = 0;
+        for (int k = 0; k < 3; k++)
+            newer += by_created(&jobs[k], &jobs[i]) < 0;
+        /* the two oldest, in order */
+        if (newer < 2)
+            assert_true(acp_job_id_equal(&list.items[newer].id, &ids[i]));
+        store_job_free(&jobs[i]);
+    }
+    store_dispatch_list_free(&list);
 }
 
 static void fail_undispatchable_fails_only_queued_jobs(void **state)
@@ -902,6 +963,7 @@ const struct CMUnitTest contract_tests[] = {
     CASE(renew_extends_only_the_listed_leases_of_the_owner),
     CASE(expired_leases_are_requeued_then_failed_at_max_attempts),
     CASE(take_undispatched_backs_off_after_failed_publishes),
+    CASE(batches_take_the_first_rows_in_their_order),
     CASE(fail_undispatchable_fails_only_queued_jobs),
     CASE(expire_takes_any_status_but_in_progress),
     CASE(expire_with_a_cutoff_takes_old_complete_jobs_and_rolls_back),
