@@ -45,6 +45,7 @@ struct fake_tx {
     fake_store_row pending; /* the row as the transaction left it */
     bool deleted;           /* ...or deleted */
     bool aborted;           /* a statement failed: COMMIT rolls back */
+    int64_t began;          /* now() inside: PostgreSQL's is the transaction's start */
 };
 
 static const char *const fake_status_names[] = {
@@ -1079,6 +1080,7 @@ static fake_tx *fake_tx_lock(fake_store *fs, fake_slot *slot)
     }
     t->base.st = &fs->base;
     t->id = slot->row.job.id;
+    t->began = fake_now(fs);
     slot->tx = t;
     return t;
 }
@@ -1219,7 +1221,7 @@ static int fake_finish_tx(store_tx *tx, acp_job_status status, const char *messa
     pthread_mutex_lock(&fs->lock);
     /* Deleted by this transaction: the UPDATE matches nothing. */
     if (!t->deleted)
-        fake_end_apply(&end, &t->pending, fake_now(fs));
+        fake_end_apply(&end, &t->pending, t->began);
     pthread_mutex_unlock(&fs->lock);
     fake_end_free(&end);
     return 0;

@@ -705,13 +705,21 @@ static void recording_a_run_is_fenced_and_knows_its_own_end(void **state)
 
     assert_int_equal(store_finish_begin(st, &id, OWNER, run.attempts, run.grabbed, &tx, &recorded),
                      0);
+    /* now() inside a transaction is the time it began: the end of the run
+     * is recorded as of the begin, before a change made after it. */
+    acp_job_id later = insert_job(st, QUEUE);
+    clock_sleep_ms(20);
+    assert_int_equal(store_touch(st, &later), 0);
+    clock_sleep_ms(20);
     assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, outputs, 1, &id), 0);
     assert_int_equal(store_tx_end(tx, true), 0);
-    store_job done = get_job(st, &id);
+    store_job done = get_job(st, &id), touched = get_job(st, &later);
     assert_int_equal(done.status, ACP_STATUS_COMPLETE);
     assert_null(done.message);
     assert_true(done.finished >= done.grabbed);
+    assert_true(done.finished < touched.last_accessed);
     store_job_free(&done);
+    store_job_free(&touched);
 
     /* The same claim again: its end is recorded (a lost COMMIT answer). */
     tx = NULL;
