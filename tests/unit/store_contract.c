@@ -773,9 +773,22 @@ static void locked_rows_are_skipped_by_renewal_and_batches(void **state)
     assert_int_equal(store_requeue_expired(st, 5, 10, &list), 0);
     assert_int_equal(list.count, 1);
     store_dispatch_list_free(&list);
+
+    /* An unpublished job under a delete transaction is not taken. */
+    acp_job_id queued = insert_job(st, OTHER_QUEUE);
+    assert_int_equal(store_clear_dispatched(st, &queued), 0);
+    assert_int_equal(store_delete_begin(st, &queued, &tx), 0);
+    const char *queues[] = {OTHER_QUEUE};
+    assert_int_equal(store_take_undispatched(st, 60, queues, 1, 10, &list), 0);
+    assert_int_equal(list.count, 0);
+    assert_int_equal(store_tx_end(tx, false), 0);
+    assert_int_equal(store_take_undispatched(st, 60, queues, 1, 10, &list), 0);
+    assert_int_equal(list.count, 1);
+    store_dispatch_list_free(&list);
 }
 
 typedef struct blocked_call {
+    bool insert; /* or claim */
     store *st;
     acp_job_id id;
     int rc;
@@ -786,23 +799,30 @@ static void *claim_when_unlocked(void *arg)
 {
     blocked_call *call = arg;
     store_job job;
-    call->rc = store_claim(call->st, &call->id, QUEUE, OTHER_OWNER, 60, &job);
-    if (call->rc == 0)
-        store_job_free(&job);
+    if (call->insert) {
+        call->rc = store_insert(call->st, &call->id, OTHER_QUEUE, NULL, NULL, 0);
+    } else {
+        call->rc = store_claim(call->st, &call->id, QUEUE, OTHER_OWNER, 60, &job);
+        if (call->rc == 0)
+            store_job_free(&job);
+    }
     atomic_store(&call->done, true);
     return NULL;
 }
 
-/* A claim of a row a delete transaction holds waits for its end, then judges
- * the row as committed: gone after a commit, claimable after a rollback. */
+/* A claim or an insert of a row a delete transaction holds waits for its
+ * end, then judges the row as committed: after a commit there is nothing to
+ * claim and the id is free; after a rollback the job is claimable and the id
+ * taken. */
 static void changes_wait_for_the_transaction_on_their_row(void **state)
 {
     store *st = *state;
-    for (int commit = 1; commit >= 0; commit--) {
+    for (int round = 0; round < 4; round++) {
+        bool commit = round % 2 == 0, insert = round >= 2;
         acp_job_id id = insert_job(st, QUEUE);
         store_tx *tx;
         assert_int_equal(store_delete_begin(st, &id, &tx), 0);
-        blocked_call call = {.st = st, .id = id, .rc = 1};
+        blocked_call call = {.insert = insert, .st = st, .id = id, .rc = 1};
         atomic_init(&call.done, false);
         pthread_t thread;
         assert_int_equal(pthread_create(&thread, NULL, claim_when_unlocked, &call), 0);
@@ -810,7 +830,18 @@ static void changes_wait_for_the_transaction_on_their_row(void **state)
         assert_false(atomic_load(&call.done));
         assert_int_equal(store_tx_end(tx, commit), 0);
         pthread_join(thread, NULL);
-        assert_int_equal(call.rc, commit ? ACP_ENOTFOUND : 0);
+        if (insert)
+            assert_int_equal(call.rc, commit ? 0 : ACP_ECONFLICT);
+        else
+            assert_int_equal(call.rc, commit ? ACP_ENOTFOUND : 0);
+        store_job job;
+        if (!insert && commit) {
+            assert_int_equal(store_get(st, &id, &job), ACP_ENOTFOUND);
+            continue;
+        }
+        job = get_job(st, &id);
+        assert_string_equal(job.queue, insert && commit ? OTHER_QUEUE : QUEUE);
+        store_job_free(&job);
     }
 }
 
