@@ -1,5 +1,5 @@
 /* The in-memory store: see fake_store.h for what it promises, src/store.h
- * for the semantics of each operation and src/store.c for the statements it
+ * for the semantics of each operation and src/store_pg.c for the statements it
  * mirrors. One mutex guards everything; a condition variable wakes the calls
  * waiting for a row lock. */
 #include "fake_store.h"
