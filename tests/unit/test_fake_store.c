@@ -91,6 +91,8 @@ static void the_clock_moves_leases_and_peek_shows_the_row(void **state)
     acp_job_id id = new_job(st), missing;
     assert_int_equal(acp_job_id_generate(&missing), 0);
     assert_int_equal(fake_store_row_count(st), 1);
+    assert_int_equal(store_migrate(st), ACP_EINVAL); /* PostgreSQL's alone */
+    assert_non_null(strstr(acp_last_error(), "fake"));
     store_job job;
     assert_int_equal(fake_store_peek(st, &missing, &job), ACP_ENOTFOUND);
     assert_int_equal(fake_store_peek(st, &id, &job), 0);
