@@ -192,9 +192,12 @@ static fake_store *fake_of(store *st)
 /* now(): the wall clock moved by fake_store_advance. The lock is held. */
 static int64_t fake_now(fake_store *fs)
 {
+    /* Later than the call before, as the separate transactions of one
+     * PostgreSQL session are: so jobs submitted one after another keep
+     * their order (queue positions, listing) however fast the calls. */
     int64_t now = clock_wall_us() + fs->offset;
-    if (now < fs->last_now)
-        now = fs->last_now;
+    if (now <= fs->last_now)
+        now = fs->last_now + 1;
     fs->last_now = now;
     return now;
 }
@@ -348,7 +351,9 @@ int64_t fake_store_now(store *st)
 {
     fake_store *fs = fake_of(st);
     pthread_mutex_lock(&fs->lock);
-    int64_t now = fake_now(fs);
+    int64_t now = clock_wall_us() + fs->offset; /* a look: no call's time */
+    if (now < fs->last_now)
+        now = fs->last_now;
     pthread_mutex_unlock(&fs->lock);
     return now;
 }

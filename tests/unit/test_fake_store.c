@@ -144,6 +144,27 @@ static void the_clock_moves_leases_and_peek_shows_the_row(void **state)
     store_close(st);
 }
 
+/* Calls one after another get later times however fast they come, so jobs
+ * keep the order they were submitted in. */
+static void jobs_keep_their_submission_order(void **state)
+{
+    (void)state;
+    store *st = fake_open();
+    acp_job_id ids[20];
+    for (int i = 0; i < 20; i++)
+        ids[i] = new_job(st);
+    int64_t created = 0;
+    for (int i = 0; i < 20; i++) {
+        store_job job;
+        assert_int_equal(store_get(st, &ids[i], &job), 0);
+        assert_true(job.created > created);
+        assert_int_equal(job.queue_position, i);
+        created = job.created;
+        store_job_free(&job);
+    }
+    store_close(st);
+}
+
 /* ---- faults ---------------------------------------------------------------------- */
 
 /* The operations, each called so that it would succeed without a fault. */
@@ -586,6 +607,7 @@ int main(void)
     contract = &fake_backend;
     static const struct CMUnitTest own[] = {
         cmocka_unit_test(the_clock_moves_leases_and_peek_shows_the_row),
+        cmocka_unit_test(jobs_keep_their_submission_order),
         cmocka_unit_test(an_injected_fault_changes_nothing),
         cmocka_unit_test(a_lost_answer_applies_the_call),
         cmocka_unit_test(a_failed_statement_aborts_the_transaction),
