@@ -154,7 +154,7 @@ static const contract_backend pg_backend = {"postgres", pg_open, pg_close, pg_ad
 
 /* The same random operations on PostgreSQL and on the fake, compared call by
  * call (return codes, returned rows in order) and row by row after each
- * step. Leases of 30 or 300 s and moves of time by 100 or 1000 s keep every
+ * step. Leases of 300 or 3000 s and moves of time by 1000 or 10000 s keep every
  * deadline far from "now" on both, so that the milliseconds between the two
  * calls of a step never decide anything. Transactions begin and end within
  * their step (blocking is the contract cases' business). */
@@ -242,7 +242,7 @@ static int diff_op(diff_side *side, const acp_job_id *ids, unsigned op, unsigned
     store *st = side->st;
     const char *inputs[] = {"f"};
     const char *queue = diff_queues[q], *owner = diff_owners[o];
-    unsigned lease = flag ? 300 : 30;
+    unsigned lease = flag ? 3000 : 300;
     store_job job;
     store_tx *tx = NULL;
     acp_job_status status = 0;
@@ -283,7 +283,7 @@ static int diff_op(diff_side *side, const acp_job_id *ids, unsigned op, unsigned
         return store_fail_abandoned(st, 1 + n % 3, 1 + k % 3, out);
     case 12: {
         const char *queues[] = {queue, diff_queues[1 - q]};
-        return store_take_undispatched(st, flag ? 3650 : 0, queues, 1 + n % 2, 1 + k % 4, out);
+        return store_take_undispatched(st, flag ? 36500 : 0, queues, 1 + n % 2, 1 + k % 4, out);
     }
     case 13:
         return store_delete(st, &ids[i]);
@@ -375,9 +375,9 @@ static void random_operations_agree_with_the_fake(void **state)
             char where[64];
             snprintf(where, sizeof where, "seed %" PRIu64 " step %d op %u", seed, step, op);
             if (op == 12 || op == 20) /* every retry due, no deadline near */
-                diff_advance(&pg, &fake, 100);
-            if (op == 20 && flag) {
                 diff_advance(&pg, &fake, 1000);
+            if (op == 20 && flag) {
+                diff_advance(&pg, &fake, 10000);
                 continue;
             }
             store_dispatch_list lp = {0}, lf = {0};
