@@ -6,8 +6,10 @@
  *
  * Time. The fake's now() is the wall clock plus an offset that
  * fake_store_advance() moves forward, so leases, redispatch windows and
- * back-offs expire without sleeping. Times are µs since the epoch, as in
- * store_job.
+ * back-offs expire without sleeping; each call's now() is later than the
+ * call's before (so jobs inserted in a row keep their order). Inside a
+ * transaction now() is the time it began, as in PostgreSQL. Times are µs
+ * since the epoch, as in store_job.
  *
  * Transactions (store_expire_begin, store_delete_begin, store_finish_begin
  * ... store_tx_end) lock their row as PostgreSQL's row lock does: the change
@@ -34,7 +36,13 @@
  * FAKE_STORE_FAULT_AFTER: commits it) and frees it.
  *
  * store_statement_count counts the calls of the operations (one per call,
- * failed ones included), where PostgreSQL counts statements. */
+ * failed ones included), where PostgreSQL counts statements.
+ *
+ * Not reproduced: the server's text rules (a queue id is limited to 32
+ * bytes here, 32 characters there; invalid UTF-8 is accepted), connection
+ * loss and its retries (inject faults instead), deadlock detection between
+ * two transactions (here they wait for ever), and store_finish_tx on
+ * another job than its transaction locked (ACP_EINVAL here). */
 #ifndef ACP_FAKE_STORE_H
 #define ACP_FAKE_STORE_H
 

@@ -6,7 +6,10 @@
  * The cases need a table of their own (they count rows and take batches
  * that would otherwise pick up other tests' jobs): the program creates a
  * database for its run, empties compute.jobs before each case and drops
- * the database at the end. Time moves by moving every stored time back. */
+ * the database at the end. Time moves by moving every stored time back.
+ *
+ * random_operations_agree_with_the_fake then runs the same random
+ * operations on both and compares every answer and every row. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
