@@ -1,5 +1,11 @@
-/* PostgreSQL: the connection pool, the schema migrations and every SQL
- * statement the platform runs. The database is the truth about owned jobs.
+/* The store: job state in PostgreSQL and every SQL statement the platform
+ * runs. The database is the truth about owned jobs.
+ *
+ * Callers use the store_* functions below. Each dispatches through the
+ * handle's store_ops (at the end), so unit tests can put a fake behind
+ * them; store_open opens the real one, PostgreSQL (store_pg.c, built from
+ * pgpool, pgvalue, schema, store_jobs, store_batch, store_retention and
+ * store_listing). What follows describes PostgreSQL.
  *
  * All functions are thread-safe: each borrows a pooled connection for the
  * duration of the call. They return 0 or a negative ACP_E* code with the
