@@ -1,6 +1,7 @@
 /* The in-memory store: see fake_store.h for what it promises, src/store.h
- * for the semantics of each operation and src/store_pg.c for the statements it
- * mirrors. One mutex guards everything; a condition variable wakes the calls
+ * for the semantics of each operation and the PostgreSQL statements it
+ * mirrors in src/store_jobs.c, store_batch.c, store_retention.c and
+ * store_listing.c. One mutex guards everything; a condition variable wakes the calls
  * waiting for a row lock. */
 #include "fake_store.h"
 
