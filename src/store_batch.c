@@ -35,17 +35,23 @@ static int store_batch_run(pgpool *pool, const char *what, const char *sql, pgpo
     return rc;
 }
 
-int store_batch_requeue_expired(store *base, unsigned max_attempts, size_t limit,
-                                store_dispatch_list *out)
+/* The passes over expired leases: in @sql, $1 is @max_attempts and $2
+ * (appended by store_batch_run) the limit. */
+static int store_batch_expired(store *base, unsigned max_attempts, size_t limit, const char *what,
+                               const char *sql, store_dispatch_list *out)
 {
-    pgpool *pool = pgpool_of(base);
     char attempts[16];
     snprintf(attempts, sizeof attempts, "%u", max_attempts);
     pgpool_params p = {0};
     pgvalue_param_text(&p, attempts);
-    /* $1 is max_attempts, $2 (appended by store_batch_run) the limit. */
-    return store_batch_run(
-        pool, "requeue expired leases",
+    return store_batch_run(pgpool_of(base), what, sql, &p, limit, out);
+}
+
+int store_batch_requeue_expired(store *base, unsigned max_attempts, size_t limit,
+                                store_dispatch_list *out)
+{
+    return store_batch_expired(
+        base, max_attempts, limit, "requeue expired leases",
         "WITH picked AS MATERIALIZED ("
         "  SELECT job_id FROM compute.jobs"
         "  WHERE status = 'in-progress' AND lease_expires < now() AND attempts < $1::int"
@@ -56,20 +62,14 @@ int store_batch_requeue_expired(store *base, unsigned max_attempts, size_t limit
         "  FROM picked WHERE j.job_id = picked.job_id"
         "  RETURNING j.job_id, j.queue, j.config, j.created) "
         "SELECT encode(job_id, 'hex'), queue, config FROM requeued ORDER BY created, job_id",
-        &p, limit, out);
+        out);
 }
 
 int store_batch_fail_abandoned(store *base, unsigned max_attempts, size_t limit,
                                store_dispatch_list *out)
 {
-    pgpool *pool = pgpool_of(base);
-    char attempts[16];
-    snprintf(attempts, sizeof attempts, "%u", max_attempts);
-    pgpool_params p = {0};
-    pgvalue_param_text(&p, attempts);
-    /* $1 is max_attempts, $2 (appended by store_batch_run) the limit. */
-    return store_batch_run(
-        pool, "fail abandoned jobs",
+    return store_batch_expired(
+        base, max_attempts, limit, "fail abandoned jobs",
         "WITH picked AS MATERIALIZED ("
         "  SELECT job_id FROM compute.jobs"
         "  WHERE status = 'in-progress' AND lease_expires < now() AND attempts >= $1::int"
@@ -82,7 +82,7 @@ int store_batch_fail_abandoned(store *base, unsigned max_attempts, size_t limit,
         "  FROM picked WHERE j.job_id = picked.job_id"
         "  RETURNING j.job_id, j.queue, j.config, j.created) "
         "SELECT encode(job_id, 'hex'), queue, config FROM failed ORDER BY created, job_id",
-        &p, limit, out);
+        out);
 }
 
 int store_batch_take_undispatched(store *base, unsigned older_than_seconds,
