@@ -1,5 +1,11 @@
-/* PostgreSQL: the connection pool, the schema migrations and every SQL
- * statement the platform runs. The database is the truth about owned jobs.
+/* The store: job state in PostgreSQL and every SQL statement the platform
+ * runs. The database is the truth about owned jobs.
+ *
+ * Callers use the store_* functions below. Each dispatches through the
+ * handle's store_ops (at the end), so unit tests can put a fake behind
+ * them; store_open opens the real one, PostgreSQL (store_pg.c, built from
+ * pgpool, pgvalue, schema, store_jobs, store_batch, store_retention and
+ * store_listing). What follows describes PostgreSQL.
  *
  * All functions are thread-safe: each borrows a pooled connection for the
  * duration of the call. They return 0 or a negative ACP_E* code with the
@@ -15,7 +21,15 @@
 #include "async_platform.h"
 #include "log.h"
 
+/* The store is reached through a table of operations (store_ops, at the
+ * end): PostgreSQL is one implementation (store_open), an in-memory fake
+ * for unit tests another. */
 typedef struct store store;
+
+/* A transaction on a borrowed connection, holding a row lock until it ends,
+ * so that a concurrent touch, requeue or claim of the same job waits for the
+ * S3 work the caller does meanwhile. */
+typedef struct store_tx store_tx;
 
 /* One row of compute.jobs. Strings and arrays are owned by the row: release
  * with store_job_free(). Times are microseconds since the Unix epoch, 0 when
@@ -36,14 +50,17 @@ typedef struct store_job {
     long queue_position; /* filled by store_get for queued jobs, else -1 */
 } store_job;
 
+/* An empty row (queue_position -1): what store_job_free leaves. */
+void store_job_init(store_job *job);
 void store_job_free(store_job *job);
 
-/* Connect (one connection at once, to fail fast on a wrong host, password or
+/* Connect to PostgreSQL (one connection at once, to fail fast on a wrong host, password or
  * database; the rest of the pool on demand, up to cfg->pool_size) and apply
  * the migrations. Fails with ACP_EDB and a message naming the server and
  * the reason ("password authentication failed for user ..."). */
 int store_open(store **out, const acp_db_config *cfg, const logger *log);
-/* Closes every connection. NULL is fine. No call may be in progress. */
+/* Closes every connection (releases the store). NULL is fine. No call may
+ * be in progress. */
 void store_close(store *st);
 
 /* The schema: compute.meta and compute.jobs exactly as lib-compute-platform
@@ -58,7 +75,7 @@ void store_close(store *st);
  * re-dispatch back-off (3). Runs inside one
  * transaction holding an advisory lock, so processes starting together do
  * not race; a database already at the current version is left alone.
- * Called by store_open. */
+ * Called by store_open. PostgreSQL only: ACP_EINVAL for another store. */
 int store_migrate(store *st);
 
 /* Q-GET plus the queue position (0-based, among queued jobs of the same
@@ -174,11 +191,6 @@ int store_delete(store *st, const acp_job_id *id);
 
 /* ---- expiring, deleting and listing ------------------------------------ */
 
-/* A transaction on a borrowed connection, holding a row lock until it ends,
- * so that a concurrent touch, requeue or claim of the same job waits for the
- * S3 work the caller does meanwhile. */
-typedef struct store_tx store_tx;
-
 /* BEGIN, then mark the job expired: status 'expired', lease cleared, in one
  * UPDATE that keeps the row locked. When @complete_accessed_before (µs since
  * the epoch) is non-zero, only a 'complete' job last accessed before it
@@ -247,5 +259,62 @@ int store_exists(store *st, const acp_job_id *ids, size_t count, bool *exists);
  * times, and its lease has not expired: @alive[i]. One statement for all. */
 int store_runs_alive(store *st, const acp_job_id *ids, const unsigned *attempts, size_t count,
                      bool *alive);
+
+/* ---- the seam ------------------------------------------------------------ */
+
+/* One backend of the store. Each entry has exactly the parameters of the store_* function
+ * of the same name (store_delete -> delete_job), first parameter the handle. */
+typedef struct store_ops {
+    const char *name; /* "postgres", "fake": for messages */
+    void (*close)(store *st);
+    int (*get)(store *st, const acp_job_id *id, store_job *out);
+    int (*touch)(store *st, const acp_job_id *id);
+    int (*insert)(store *st, const acp_job_id *id, const char *queue, const char *config,
+                  const char *const *inputs, size_t input_count);
+    int (*requeue)(store *st, const acp_job_id *id, const char *queue, const char *config,
+                   const char *const *inputs, size_t input_count);
+    int (*mark_dispatched)(store *st, const acp_job_id *id);
+    int (*clear_dispatched)(store *st, const acp_job_id *id);
+    int (*dispatch_failed)(store *st, const acp_job_id *id);
+    int (*fail_undispatchable)(store *st, const acp_job_id *id, const char *message);
+    int (*claim)(store *st, const acp_job_id *id, const char *queue, const char *owner,
+                 unsigned lease_seconds, store_job *out);
+    int (*finish)(store *st, const acp_job_id *id, const char *owner, acp_job_status status,
+                  const char *message, const char *const *outputs, size_t output_count);
+    int (*renew_leases)(store *st, const char *owner, unsigned lease_seconds, const acp_job_id *ids,
+                        size_t count, size_t *renewed);
+    int (*requeue_expired)(store *st, unsigned max_attempts, size_t limit,
+                           store_dispatch_list *out);
+    int (*fail_abandoned)(store *st, unsigned max_attempts, size_t limit, store_dispatch_list *out);
+    int (*take_undispatched)(store *st, unsigned older_than_seconds, const char *const *queues,
+                             size_t queue_count, size_t limit, store_dispatch_list *out);
+    int (*delete_job)(store *st, const acp_job_id *id);
+    int (*expire_begin)(store *st, const acp_job_id *id, int64_t complete_accessed_before,
+                        store_tx **tx, acp_job_status *previous);
+    int (*delete_begin)(store *st, const acp_job_id *id, store_tx **tx);
+    int (*finish_begin)(store *st, const acp_job_id *id, const char *owner, unsigned attempts,
+                        int64_t grabbed, store_tx **tx, acp_job_status *recorded);
+    int (*finish_tx)(store_tx *tx, acp_job_status status, const char *message,
+                     const char *const *outputs, size_t output_count, const acp_job_id *id);
+    int (*tx_end)(store_tx *tx, bool commit);
+    int (*delete_expired)(store *st, const acp_job_id *id);
+    int (*list_expirable)(store *st, int64_t before, const acp_job_id *after, size_t limit,
+                          acp_job_id **ids, size_t *count);
+    int (*list)(store *st, unsigned statuses, const char *queue, int64_t after_created,
+                const acp_job_id *after_id, size_t limit, store_job **rows, size_t *count);
+    int (*exists)(store *st, const acp_job_id *ids, size_t count, bool *exists);
+    int (*runs_alive)(store *st, const acp_job_id *ids, const unsigned *attempts, size_t count,
+                      bool *alive);
+    uint64_t (*statement_count)(const store *st);
+} store_ops;
+
+/* Every implementation's handle begins with this member... */
+struct store {
+    const store_ops *ops;
+};
+/* ...and every implementation's transaction with this one (tx_end dispatches through st). */
+struct store_tx {
+    store *st;
+};
 
 #endif

@@ -1,0 +1,268 @@
+/* Values between C and PostgreSQL: see pgvalue.h. */
+#include "pgvalue.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "error.h"
+#include "json.h"
+
+static const char *const pgvalue_status_names[] = {
+    [ACP_STATUS_QUEUED] = "queued",     [ACP_STATUS_IN_PROGRESS] = "in-progress",
+    [ACP_STATUS_COMPLETE] = "complete", [ACP_STATUS_FAILED] = "failed",
+    [ACP_STATUS_EXPIRED] = "expired",
+};
+
+const char *pgvalue_status_name(acp_job_status status)
+{
+    if (status < ACP_STATUS_QUEUED || status > ACP_STATUS_EXPIRED)
+        return NULL;
+    return pgvalue_status_names[status];
+}
+
+int pgvalue_status_parse(const char *name, acp_job_status *out)
+{
+    for (int s = ACP_STATUS_QUEUED; s <= ACP_STATUS_EXPIRED; s++) {
+        if (strcmp(name, pgvalue_status_names[s]) == 0) {
+            *out = (acp_job_status)s;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void pgvalue_param_id(pgpool_params *p, const acp_job_id *id)
+{
+    p->values[p->count] = (const char *)id->bytes;
+    p->lengths[p->count] = (int)sizeof id->bytes;
+    p->formats[p->count] = 1;
+    p->count++;
+}
+
+void pgvalue_param_text(pgpool_params *p, const char *text)
+{
+    p->values[p->count] = text;
+    p->lengths[p->count] = 0;
+    p->formats[p->count] = 0;
+    p->count++;
+}
+
+/* PostgreSQL's binary timestamptz counts microseconds from 2000-01-01 UTC;
+ * its earliest value is 4714-11-24 BC. */
+#define PGVALUE_EPOCH_US    INT64_C(946684800000000)
+#define PGVALUE_TIME_MIN_US (INT64_C(-211813488000000000) + PGVALUE_EPOCH_US)
+
+int pgvalue_param_time(const pgpool *pool, pgpool_params *p, const char *what, int64_t us)
+{
+    if (us < PGVALUE_TIME_MIN_US)
+        return pgpool_fail(pool, ACP_EINVAL, "%s: time %" PRId64 " µs is before 4714 BC", what, us);
+    uint64_t value = (uint64_t)(us - PGVALUE_EPOCH_US);
+    unsigned char *bytes = p->binary[p->count];
+    for (int i = 7; i >= 0; i--) {
+        bytes[i] = (unsigned char)(value & 0xff);
+        value >>= 8;
+    }
+    p->values[p->count] = (const char *)bytes;
+    p->lengths[p->count] = 8;
+    p->formats[p->count] = 1;
+    p->count++;
+    return 0;
+}
+
+void pgvalue_format_time(int64_t us, char *out, size_t size)
+{
+    struct tm tm;
+    int micros;
+    char date[48];
+    if (!clock_utc(us, &tm, &micros) ||
+        strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", &tm) == 0) {
+        snprintf(out, size, "%" PRId64 " µs", us);
+        return;
+    }
+    snprintf(out, size, "%s.%06d UTC", date, micros);
+}
+
+int pgvalue_text_array(const pgpool *pool, const char *what, const char *const *items, size_t count,
+                       buf *out)
+{
+    if (count > 0 && !items)
+        return pgpool_fail(pool, ACP_EINVAL, "%s: NULL file list with %zu entries", what, count);
+    int rc = buf_puts(out, "{");
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        if (!items[i])
+            return pgpool_fail(pool, ACP_EINVAL, "%s: file name %zu is NULL", what, i);
+        rc = buf_puts(out, i ? ",\"" : "\"");
+        for (const char *s = items[i]; rc == 0 && *s; s++) {
+            if (*s == '"' || *s == '\\')
+                rc = buf_append(out, "\\", 1);
+            if (rc == 0)
+                rc = buf_append(out, s, 1);
+        }
+        if (rc == 0)
+            rc = buf_puts(out, "\"");
+    }
+    if (rc == 0)
+        rc = buf_puts(out, "}");
+    return rc;
+}
+
+int pgvalue_id_array(const acp_job_id *ids, size_t count, buf *out)
+{
+    int rc = buf_puts(out, "{");
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        char hex[ACP_JOB_ID_STRLEN];
+        rc = buf_printf(out, "%s\"\\\\x%s\"", i ? "," : "", acp_job_id_format(&ids[i], hex));
+    }
+    if (rc == 0)
+        rc = buf_puts(out, "}");
+    return rc;
+}
+
+/* A nullable column as an owned string: 0 with NULL for SQL NULL. */
+static int pgvalue_get_string(const pgpool *pool, const PGresult *res, int row, int col, char **out)
+{
+    *out = NULL;
+    if (PQgetisnull(res, row, col))
+        return 0;
+    *out = strdup(PQgetvalue(res, row, col));
+    if (!*out)
+        return pgpool_fail(pool, ACP_ENOMEM, "out of memory reading a row");
+    return 0;
+}
+
+int64_t pgvalue_get_int64(const PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col))
+        return 0;
+    return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+int pgvalue_get_id(const pgpool *pool, const PGresult *res, int row, int col, acp_job_id *out)
+{
+    if (acp_job_id_parse(out, PQgetvalue(res, row, col)) != 0)
+        return pgpool_fail(pool, ACP_EDB, "compute.jobs holds a job_id that is not 16 bytes: %s",
+                           PQgetvalue(res, row, col));
+    return 0;
+}
+
+static int pgvalue_get_queue(const pgpool *pool, const PGresult *res, int row, int col,
+                             char out[ACP_QUEUE_ID_MAX + 1])
+{
+    const char *queue = PQgetvalue(res, row, col);
+    size_t len = strlen(queue);
+    /* varchar(32) counts characters, so a non-ASCII id can exceed 32 bytes. */
+    if (len > ACP_QUEUE_ID_MAX)
+        return pgpool_fail(pool, ACP_EDB, "compute.jobs holds queue '%s', longer than %d bytes",
+                           queue, ACP_QUEUE_ID_MAX);
+    memcpy(out, queue, len + 1);
+    return 0;
+}
+
+static int pgvalue_parse_inputs(const pgpool *pool, const char *text, store_job *job)
+{
+    json_object *array;
+    int rc = json_parse(text, strlen(text), "input_files", &array);
+    if (rc)
+        return error_prefix(ACP_EDB, pool->where);
+    if (!json_object_is_type(array, json_type_array)) {
+        json_object_put(array);
+        return pgpool_fail(pool, ACP_EDB, "input_files is not an array: %s", text);
+    }
+    size_t count = json_object_array_length(array);
+    if (count > 0) {
+        job->inputs = calloc(count, sizeof *job->inputs);
+        if (!job->inputs) {
+            json_object_put(array);
+            return pgpool_fail(pool, ACP_ENOMEM, "out of memory reading %zu input names", count);
+        }
+    }
+    for (size_t i = 0; i < count; i++) {
+        json_object *item = json_object_array_get_idx(array, i);
+        if (!json_object_is_type(item, json_type_string)) {
+            json_object_put(array);
+            return pgpool_fail(pool, ACP_EDB, "input_files[%zu] is not a string: %s", i, text);
+        }
+        job->inputs[i] = strdup(json_object_get_string(item));
+        if (!job->inputs[i]) {
+            json_object_put(array);
+            return pgpool_fail(pool, ACP_ENOMEM, "out of memory reading input names");
+        }
+        job->input_count = i + 1;
+    }
+    json_object_put(array);
+    return 0;
+}
+
+int pgvalue_read_job(const pgpool *pool, const PGresult *res, int row, store_job *job)
+{
+    int rc = pgvalue_get_id(pool, res, row, 0, &job->id);
+    if (rc)
+        return rc;
+    const char *status = PQgetvalue(res, row, 1);
+    if (pgvalue_status_parse(status, &job->status) != 0)
+        return pgpool_fail(pool, ACP_EDB, "job %s has an unknown status '%s'",
+                           PQgetvalue(res, row, 0), status);
+    if ((rc = pgvalue_get_queue(pool, res, row, 2, job->queue)) ||
+        (rc = pgvalue_get_string(pool, res, row, 3, &job->config)) ||
+        (rc = pgvalue_parse_inputs(pool, PQgetvalue(res, row, 4), job)) ||
+        (rc = pgvalue_get_string(pool, res, row, 9, &job->message)))
+        return rc;
+    job->created = pgvalue_get_int64(res, row, 5);
+    job->last_accessed = pgvalue_get_int64(res, row, 6);
+    job->grabbed = pgvalue_get_int64(res, row, 7);
+    job->finished = pgvalue_get_int64(res, row, 8);
+    job->attempts = (unsigned)pgvalue_get_int64(res, row, 10);
+    return 0;
+}
+
+int pgvalue_read_jobs(const pgpool *pool, const PGresult *res, store_job **out, size_t *count)
+{
+    int rows = PQntuples(res);
+    if (rows == 0)
+        return 0;
+    store_job *jobs = calloc((size_t)rows, sizeof *jobs);
+    if (!jobs)
+        return pgpool_fail(pool, ACP_ENOMEM, "out of memory reading %d jobs", rows);
+    for (int r = 0; r < rows; r++) {
+        store_job_init(&jobs[r]);
+        int rc = pgvalue_read_job(pool, res, r, &jobs[r]);
+        if (rc) {
+            for (int k = 0; k <= r; k++)
+                store_job_free(&jobs[k]);
+            free(jobs);
+            return rc;
+        }
+    }
+    *out = jobs;
+    *count = (size_t)rows;
+    return 0;
+}
+
+int pgvalue_read_dispatch_list(const pgpool *pool, const PGresult *res, store_dispatch_list *out)
+{
+    int rows = PQntuples(res);
+    if (rows == 0)
+        return 0;
+    out->items = calloc((size_t)rows, sizeof *out->items);
+    if (!out->items)
+        return pgpool_fail(pool, ACP_ENOMEM, "out of memory reading %d jobs", rows);
+    for (int r = 0; r < rows; r++) {
+        store_dispatch *item = &out->items[r];
+        int rc;
+        if ((rc = pgvalue_get_id(pool, res, r, 0, &item->id)) ||
+            (rc = pgvalue_get_queue(pool, res, r, 1, item->queue)) ||
+            (rc = pgvalue_get_string(pool, res, r, 2, &item->config))) {
+            out->count = (size_t)r + 1;
+            store_dispatch_list_free(out);
+            return rc;
+        }
+        if (PQnfields(res) > 3)
+            item->failures = (unsigned)pgvalue_get_int64(res, r, 3);
+    }
+    out->count = (size_t)rows;
+    return 0;
+}

@@ -1,0 +1,77 @@
+/* Values between C and PostgreSQL: statement parameters (ids as binary
+ * bytea, times as binary timestamptz, text arrays as quoted literals), the
+ * status names of compute.jobs, and rows read back into store_job and
+ * store_dispatch_list. Failures are recorded through the pool (pgpool_fail),
+ * so their messages name the server. */
+#ifndef ACP_PGVALUE_H
+#define ACP_PGVALUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "async_platform.h"
+#include "buf.h"
+#include "pgpool.h"
+#include "store.h"
+
+/* The columns of a store_job, in the order pgvalue_read_job expects. Times as
+ * whole microseconds since the epoch; input_files as JSON so that any name
+ * survives the round trip without a hand-written array parser. */
+#define PGVALUE_JOB_COLUMNS                                                                        \
+    "encode(job_id, 'hex'), status, queue, config, array_to_json(input_files)::text, "             \
+    "(extract(epoch FROM created) * 1000000)::bigint, "                                            \
+    "(extract(epoch FROM last_accessed) * 1000000)::bigint, "                                      \
+    "(extract(epoch FROM grabbed) * 1000000)::bigint, "                                            \
+    "(extract(epoch FROM finished) * 1000000)::bigint, error, attempts"
+#define PGVALUE_JOB_COLUMN_COUNT 11
+
+#define PGVALUE_STATUS_COUNT (ACP_STATUS_EXPIRED - ACP_STATUS_QUEUED + 1)
+
+/* The name compute.jobs stores for @status; NULL for no status. */
+const char *pgvalue_status_name(acp_job_status status);
+
+/* 0 with *@out set, or -1 when @name is no status. */
+int pgvalue_status_parse(const char *name, acp_job_status *out);
+
+/* Ids go as binary bytea, 16 bytes: no hex round trip, no escaping. */
+void pgvalue_param_id(pgpool_params *p, const acp_job_id *id);
+
+/* Text; NULL is SQL NULL. */
+void pgvalue_param_text(pgpool_params *p, const char *text);
+
+/* Times (µs since the Unix epoch) go as binary timestamptz: exact to the
+ * microsecond, which the list cursor's equality needs, where a conversion
+ * through text or floating point in SQL could be off by one. */
+int pgvalue_param_time(const pgpool *pool, pgpool_params *p, const char *what, int64_t us);
+
+/* @us (µs since the epoch) as "2001-02-03 04:05:06.000007 UTC". */
+void pgvalue_format_time(int64_t us, char *out, size_t size);
+
+/* A PostgreSQL array literal of @count strings, every element quoted so
+ * that commas, braces, white space and the word NULL stay data. */
+int pgvalue_text_array(const pgpool *pool, const char *what, const char *const *items, size_t count,
+                       buf *out);
+
+/* A bytea[] literal of @count ids: {"\\x<hex>",...}; inside quotes "\\"
+ * is one "\". */
+int pgvalue_id_array(const acp_job_id *ids, size_t count, buf *out);
+
+/* A bigint column; 0 for NULL. */
+int64_t pgvalue_get_int64(const PGresult *res, int row, int col);
+
+/* A column of encode(job_id, 'hex'); ACP_EDB when it is no 16-byte id. */
+int pgvalue_get_id(const pgpool *pool, const PGresult *res, int row, int col, acp_job_id *out);
+
+/* Fill @job from row @row of PGVALUE_JOB_COLUMNS. On failure @job holds what
+ * was read so far; the caller frees it. */
+int pgvalue_read_job(const pgpool *pool, const PGresult *res, int row, store_job *job);
+
+/* Rows of PGVALUE_JOB_COLUMNS into a new array. */
+int pgvalue_read_jobs(const pgpool *pool, const PGresult *res, store_job **out, size_t *count);
+
+/* Rows of (hex id, queue, config[, dispatch_failures]) into @out. */
+int pgvalue_read_dispatch_list(const pgpool *pool, const PGresult *res, store_dispatch_list *out);
+
+#endif

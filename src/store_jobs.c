@@ -1,0 +1,385 @@
+/* The statements on one job of compute.jobs (see store.h for each
+ * contract) and the rule they share: a statement by id that matches no row
+ * means there is no such job. */
+#include "store_jobs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "error.h"
+#include "pgvalue.h"
+
+/* Seconds: the longest wait before publishing a job's message again after
+ * failed attempts. */
+#define STORE_JOBS_BACKOFF_MAX "60"
+
+bool store_jobs_matched(const PGresult *res)
+{
+    if (PQresultStatus(res) == PGRES_TUPLES_OK)
+        return PQntuples(res) > 0;
+    /* PQcmdTuples only reads: its parameter is not const for history. */
+    return strcmp(PQcmdTuples((PGresult *)res), "0") != 0;
+}
+
+int store_jobs_found(const pgpool *pool, const char *what, const PGresult *res)
+{
+    return store_jobs_matched(res) ? 0 : pgpool_fail(pool, ACP_ENOTFOUND, "%s: no such job", what);
+}
+
+int store_jobs_by_id(pgpool *pool, const acp_job_id *id, bool repeatable, const char *what,
+                     const char *sql, PGresult **out)
+{
+    if (out)
+        *out = NULL;
+    pgpool_params p = {0};
+    pgvalue_param_id(&p, id);
+    PGresult *res;
+    int rc = pgpool_query(pool, repeatable, what, sql, &p, &res);
+    if (rc)
+        return rc;
+    rc = store_jobs_found(pool, what, res);
+    if (rc || !out)
+        PQclear(res);
+    else
+        *out = res;
+    return rc;
+}
+
+int store_jobs_explain_miss(pgpool *pool, const acp_job_id *id, const char *what, int conflict_code,
+                            const char *expected)
+{
+    PGresult *res;
+    int rc = store_jobs_by_id(pool, id, true, what,
+                              "SELECT status, queue, lease_owner FROM compute.jobs "
+                              "WHERE job_id = $1::bytea",
+                              &res);
+    if (rc)
+        return rc;
+    rc = pgpool_fail(pool, conflict_code, "%s: the job is %s in queue '%s'%s%s, not %s", what,
+                     PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+                     PQgetisnull(res, 0, 2) ? "" : " leased by ",
+                     PQgetisnull(res, 0, 2) ? "" : PQgetvalue(res, 0, 2), expected);
+    PQclear(res);
+    return rc;
+}
+
+/* An UPDATE or DELETE of the job named "<verb> job <id>" in messages. */
+static int store_jobs_change(pgpool *pool, const acp_job_id *id, const char *verb, bool repeatable,
+                             const char *sql)
+{
+    char hex[ACP_JOB_ID_STRLEN], what[96];
+    acp_job_id_format(id, hex);
+    snprintf(what, sizeof what, "%s job %s", verb, hex);
+    return store_jobs_by_id(pool, id, repeatable, what, sql, NULL);
+}
+
+int store_jobs_get(store *base, const acp_job_id *id, store_job *out)
+{
+    pgpool *pool = pgpool_of(base);
+    STORE_JOBS_CHECK(pool, id, "store_get");
+    if (!out)
+        return error_set(ACP_EINVAL, "store_get: NULL argument");
+    store_job_init(out);
+    char hex[ACP_JOB_ID_STRLEN], what[64];
+    snprintf(what, sizeof what, "get job %s", acp_job_id_format(id, hex));
+    PGresult *res;
+    /* The position counts queued jobs of the same queue ahead of this one:
+     * created earlier, or at the same instant with a smaller id, so that
+     * positions are distinct. */
+    int rc = store_jobs_by_id(
+        pool, id, true, what,
+        "SELECT " PGVALUE_JOB_COLUMNS ", "
+        "CASE WHEN j.status = 'queued' THEN (SELECT count(*) FROM compute.jobs q "
+        "  WHERE q.queue = j.queue AND q.status = 'queued' AND q.created <= j.created "
+        "  AND (q.created < j.created OR q.job_id < j.job_id)) ELSE -1 END "
+        "FROM compute.jobs j WHERE j.job_id = $1::bytea",
+        &res);
+    if (rc)
+        return rc;
+    rc = pgvalue_read_job(pool, res, 0, out);
+    if (rc == 0)
+        out->queue_position = (long)pgvalue_get_int64(res, 0, PGVALUE_JOB_COLUMN_COUNT);
+    PQclear(res);
+    if (rc)
+        store_job_free(out);
+    return rc;
+}
+
+int store_jobs_touch(store *base, const acp_job_id *id)
+{
+    pgpool *pool = pgpool_of(base);
+    STORE_JOBS_CHECK(pool, id, "store_touch");
+    return store_jobs_change(
+        pool, id, "touch", true,
+        "UPDATE compute.jobs SET last_accessed = now() WHERE job_id = $1::bytea");
+}
+
+/* Insert or requeue: the statement @sql takes $1 id, $2 queue, $3 config
+ * and $4 the input names. @what names the operation in messages. */
+static int store_jobs_write_run(pgpool *pool, const acp_job_id *id, const char *queue,
+                                const char *config, const char *const *inputs, size_t input_count,
+                                const char *what, const char *sql, PGresult **res)
+{
+    if (!queue)
+        return pgpool_fail(pool, ACP_EINVAL, "%s: NULL queue", what);
+    buf array = BUF_INIT;
+    int rc = pgvalue_text_array(pool, what, inputs, input_count, &array);
+    if (!rc) {
+        pgpool_params p = {0};
+        pgvalue_param_id(&p, id);
+        pgvalue_param_text(&p, queue);
+        pgvalue_param_text(&p, config);
+        pgvalue_param_text(&p, array.data);
+        rc = pgpool_query(pool, false, what, sql, &p, res);
+    }
+    buf_free(&array);
+    return rc;
+}
+
+int store_jobs_insert(store *base, const acp_job_id *id, const char *queue, const char *config,
+                      const char *const *inputs, size_t input_count)
+{
+    pgpool *pool = pgpool_of(base);
+    STORE_JOBS_CHECK(pool, id, "store_insert");
+    char hex[ACP_JOB_ID_STRLEN], what[64];
+    snprintf(what, sizeof what, "insert job %s", acp_job_id_format(id, hex));
+    PGresult *res;
+    int rc = store_jobs_write_run(
+        pool, id, queue, config, inputs, input_count, what,
+        "INSERT INTO compute.jobs "
+        "(job_id, status, queue, config, input_files, created, last_accessed, dispatched) "
+        "VALUES ($1::bytea, 'queued', $2, $3, $4::varchar[], now(), now(), now())",
+        &res);
+    if (rc == ACP_ECONFLICT)
+        return pgpool_fail(pool, ACP_ECONFLICT, "job %s already exists", hex);
+    if (rc)
+        return rc;
+    PQclear(res);
+    return 0;
+}
+
+int store_jobs_requeue(store *base, const acp_job_id *id, const char *queue, const char *config,
+                       const char *const *inputs, size_t input_count)
+{
+    pgpool *pool = pgpool_of(base);
+    STORE_JOBS_CHECK(pool, id, "store_requeue");
+    char hex[ACP_JOB_ID_STRLEN], what[64];
+    snprintf(what, sizeof what, "requeue job %s", acp_job_id_format(id, hex));
+    PGresult *res;
+    /* The old outputs are gone with a re-run, so output_files goes too. */
+    int rc = store_jobs_write_run(
+        pool, id, queue, config, inputs, input_count, what,
+        "UPDATE compute.jobs SET status = 'queued', queue = $2, config = $3, "
+        "input_files = $4::varchar[], last_accessed = now(), grabbed = NULL, "
+        "finished = NULL, error = NULL, lease_owner = NULL, lease_expires = NULL, "
+        "dispatched = now(), output_files = NULL, attempts = 0 "
+        "WHERE job_id = $1::bytea AND status IN ('complete', 'failed', 'expired')",
+        &res);
+    if (rc)
+        return rc;
+    bool updated = store_jobs_matched(res);
+    PQclear(res);
+    if (updated)
+        return 0;
+    return store_jobs_explain_miss(pool, id, what, ACP_ECONFLICT, "complete, failed or expired");
+}
+
+int store_jobs_mark_dispatched(store *base, const acp_job_id *id)
+{
+    pgpool *pool = pgpool_of(base);
+    STORE_JOBS_CHECK(pool, id, "store_mark_dispatched");
+    return store_jobs_change(pool, id, "mark dispatched", true,
+                             "UPDATE compute.jobs SET dispatched = now(), dispatch_failures = 0, "
+                             "dispatch_retry = NULL WHERE job_id = $1::bytea");
+}
+
+int store_jobs_clear_dispatched(store *base, const acp_job_id *id)
+{
+    pgpool *pool = pgpool_of(base);
+    STORE_JOBS_CHECK(pool, id, "store_clear_dispatched");
+    return store_jobs_change(pool, id, "clear dispatched", true,
+                             "UPDATE compute.jobs SET dispatched = NULL WHERE job_id = $1::bytea");
+}
+
+int store_jobs_dispatch_failed(store *base, const acp_job_id *id)
+{
+    pgpool *pool = pgpool_of(base);
+    STORE_JOBS_CHECK(pool, id, "store_dispatch_failed");
+    /* 1, 2, 4 ... seconds up to the cap: a broker outage is retried soon,
+     * a job no broker takes does not crowd the batches of the others. */
+    return store_jobs_change(pool, id, "record failed dispatch of", false,
+                             "UPDATE compute.jobs SET dispatched = NULL, dispatch_retry = now() + "
+                             "make_interval(secs => least(power(2, least(dispatch_failures, "
+                             "16)), " STORE_JOBS_BACKOFF_MAX
+                             ")), dispatch_failures = dispatch_failures + 1 "
+                             "WHERE job_id = $1::bytea");
+}
+
+int store_jobs_fail_undispatchable(store *base, const acp_job_id *id, const char *message)
+{
+    pgpool *pool = pgpool_of(base);
+    STORE_JOBS_CHECK(pool, id, "store_fail_undispatchable");
+    char hex[ACP_JOB_ID_STRLEN], what[64];
+    snprintf(what, sizeof what, "fail undispatchable job %s", acp_job_id_format(id, hex));
+    pgpool_params p = {0};
+    pgvalue_param_id(&p, id);
+    pgvalue_param_text(&p, message);
+    PGresult *res;
+    int rc =
+        pgpool_query(pool, false, what,
+                     "UPDATE compute.jobs SET status = 'failed', finished = now(), error = $2, "
+                     "dispatched = NULL, dispatch_retry = NULL "
+                     "WHERE job_id = $1::bytea AND status = 'queued'",
+                     &p, &res);
+    if (rc)
+        return rc;
+    bool updated = store_jobs_matched(res);
+    PQclear(res);
+    return updated ? 0 : store_jobs_explain_miss(pool, id, what, ACP_ECONFLICT, "queued");
+}
+
+int store_jobs_claim(store *base, const acp_job_id *id, const char *queue, const char *owner,
+                     unsigned lease_seconds, store_job *out)
+{
+    pgpool *pool = pgpool_of(base);
+    STORE_JOBS_CHECK(pool, id, "store_claim");
+    if (!out)
+        return error_set(ACP_EINVAL, "store_claim: NULL argument");
+    store_job_init(out);
+    char hex[ACP_JOB_ID_STRLEN], what[64], seconds[16];
+    snprintf(what, sizeof what, "claim job %s", acp_job_id_format(id, hex));
+    if (!queue || !owner || !*owner)
+        return pgpool_fail(pool, ACP_EINVAL, "%s: NULL queue or empty owner", what);
+    snprintf(seconds, sizeof seconds, "%u", lease_seconds);
+    pgpool_params p = {0};
+    pgvalue_param_id(&p, id);
+    pgvalue_param_text(&p, queue);
+    pgvalue_param_text(&p, owner);
+    pgvalue_param_text(&p, seconds);
+    PGresult *res;
+    /* One statement: concurrent claimers of the row queue on its lock, and
+     * all but the first then see status 'in-progress' and match nothing. */
+    int rc = pgpool_query(pool, false, what,
+                          "UPDATE compute.jobs SET status = 'in-progress', grabbed = now(), "
+                          "finished = NULL, error = NULL, lease_owner = $3, "
+                          "lease_expires = now() + make_interval(secs => $4::double precision), "
+                          "attempts = attempts + 1 "
+                          "WHERE job_id = $1::bytea AND status = 'queued' AND queue = $2 "
+                          "RETURNING " PGVALUE_JOB_COLUMNS,
+                          &p, &res);
+    if (rc)
+        return rc;
+    if (store_jobs_matched(res)) {
+        rc = pgvalue_read_job(pool, res, 0, out);
+        PQclear(res);
+        if (rc)
+            store_job_free(out);
+        return rc;
+    }
+    PQclear(res);
+    char expected[64];
+    snprintf(expected, sizeof expected, "queued in '%s'", queue);
+    return store_jobs_explain_miss(pool, id, what, ACP_ECONFLICT, expected);
+}
+
+int store_jobs_finish(store *base, const acp_job_id *id, const char *owner, acp_job_status status,
+                      const char *message, const char *const *outputs, size_t output_count)
+{
+    pgpool *pool = pgpool_of(base);
+    STORE_JOBS_CHECK(pool, id, "store_finish");
+    char hex[ACP_JOB_ID_STRLEN], what[64];
+    snprintf(what, sizeof what, "finish job %s", acp_job_id_format(id, hex));
+    if (!owner)
+        return pgpool_fail(pool, ACP_EINVAL, "%s: NULL owner", what);
+    if (status != ACP_STATUS_COMPLETE && status != ACP_STATUS_FAILED)
+        return pgpool_fail(pool, ACP_EINVAL, "%s: status %d is neither complete nor failed", what,
+                           (int)status);
+    buf array = BUF_INIT;
+    int rc = pgvalue_text_array(pool, what, outputs, output_count, &array);
+    if (rc) {
+        buf_free(&array);
+        return rc;
+    }
+    pgpool_params p = {0};
+    pgvalue_param_id(&p, id);
+    pgvalue_param_text(&p, owner);
+    pgvalue_param_text(&p, pgvalue_status_name(status));
+    pgvalue_param_text(&p, message);
+    pgvalue_param_text(&p, array.data);
+    PGresult *res;
+    rc = pgpool_query(pool, false, what,
+                      "UPDATE compute.jobs SET status = $3, finished = now(), error = $4, "
+                      "output_files = $5::varchar[], lease_owner = NULL, lease_expires = NULL "
+                      "WHERE job_id = $1::bytea AND status = 'in-progress' AND lease_owner = $2",
+                      &p, &res);
+    buf_free(&array);
+    if (rc)
+        return rc;
+    bool updated = store_jobs_matched(res);
+    PQclear(res);
+    if (updated)
+        return 0;
+    char expected[PGPOOL_MESSAGE_MAX / 2];
+    snprintf(expected, sizeof expected, "in-progress leased by %s", owner);
+    rc = store_jobs_explain_miss(pool, id, what, ACP_ECONFLICT, expected);
+    /* Deleted meanwhile: still "no longer holds the lease" for the caller. */
+    return rc == ACP_ENOTFOUND ? ACP_ECONFLICT : rc;
+}
+
+int store_jobs_renew_leases(store *base, const char *owner, unsigned lease_seconds,
+                            const acp_job_id *ids, size_t count, size_t *renewed)
+{
+    pgpool *pool = pgpool_of(base);
+    if (renewed)
+        *renewed = 0;
+    if (!pool || !owner || (count && !ids))
+        return error_set(ACP_EINVAL, "store_renew_leases: NULL argument");
+    if (count == 0)
+        return 0;
+    /* Ids as hex text: one text array parameter, whatever their number. */
+    char(*hex)[ACP_JOB_ID_STRLEN] = malloc(count * sizeof *hex);
+    const char **items = malloc(count * sizeof *items);
+    buf array = BUF_INIT;
+    int rc = hex && items ? 0 : pgpool_fail(pool, ACP_ENOMEM, "renew leases: out of memory");
+    for (size_t i = 0; !rc && i < count; i++)
+        items[i] = acp_job_id_format(&ids[i], hex[i]);
+    if (!rc)
+        rc = pgvalue_text_array(pool, "renew leases", items, count, &array);
+    char seconds[16];
+    snprintf(seconds, sizeof seconds, "%u", lease_seconds);
+    pgpool_params p = {0};
+    pgvalue_param_text(&p, owner);
+    pgvalue_param_text(&p, seconds);
+    pgvalue_param_text(&p, array.data);
+    PGresult *res = NULL;
+    /* SKIP LOCKED: a row locked by a run being recorded is about to leave
+     * 'in-progress'; waiting for it would hold up every other renewal. */
+    if (!rc)
+        rc = pgpool_query(pool, true, "renew leases",
+                          "UPDATE compute.jobs "
+                          "SET lease_expires = now() + make_interval(secs => $2::double precision) "
+                          "WHERE job_id IN (SELECT job_id FROM compute.jobs "
+                          "  WHERE job_id = ANY (SELECT decode(h, 'hex') FROM unnest($3::text[]) h)"
+                          "  AND lease_owner = $1 AND status = 'in-progress' "
+                          "  FOR UPDATE SKIP LOCKED)",
+                          &p, &res);
+    buf_free(&array);
+    free(items);
+    free(hex);
+    if (rc)
+        return rc;
+    if (renewed)
+        *renewed = (size_t)strtoull(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
+int store_jobs_delete(store *base, const acp_job_id *id)
+{
+    pgpool *pool = pgpool_of(base);
+    STORE_JOBS_CHECK(pool, id, "store_delete");
+    return store_jobs_change(pool, id, "delete", false,
+                             "DELETE FROM compute.jobs WHERE job_id = $1::bytea");
+}

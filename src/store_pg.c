@@ -1,0 +1,88 @@
+/* PostgreSQL, the store's real implementation (store_ops "postgres"):
+ * opens the pool and migrates the schema, and puts the statements of
+ * store_jobs, store_batch, store_retention and store_listing in one table.
+ * The pool (pgpool) is the handle. */
+#include "store_pg.h"
+
+#include <stddef.h>
+
+#include "error.h"
+#include "log.h"
+#include "pgpool.h"
+#include "schema.h"
+#include "store_batch.h"
+#include "store_jobs.h"
+#include "store_listing.h"
+#include "store_retention.h"
+
+static void store_pg_close(store *st)
+{
+    pgpool_close(pgpool_of(st));
+}
+
+static uint64_t store_pg_statement_count(const store *st)
+{
+    return pgpool_statement_count((const pgpool *)st);
+}
+
+const store_ops store_pg_ops = {
+    .name = "postgres",
+    .close = store_pg_close,
+    .get = store_jobs_get,
+    .touch = store_jobs_touch,
+    .insert = store_jobs_insert,
+    .requeue = store_jobs_requeue,
+    .mark_dispatched = store_jobs_mark_dispatched,
+    .clear_dispatched = store_jobs_clear_dispatched,
+    .dispatch_failed = store_jobs_dispatch_failed,
+    .fail_undispatchable = store_jobs_fail_undispatchable,
+    .claim = store_jobs_claim,
+    .finish = store_jobs_finish,
+    .renew_leases = store_jobs_renew_leases,
+    .requeue_expired = store_batch_requeue_expired,
+    .fail_abandoned = store_batch_fail_abandoned,
+    .take_undispatched = store_batch_take_undispatched,
+    .delete_job = store_jobs_delete,
+    .expire_begin = store_retention_expire_begin,
+    .delete_begin = store_retention_delete_begin,
+    .finish_begin = store_retention_finish_begin,
+    .finish_tx = store_retention_finish_tx,
+    .tx_end = store_retention_tx_end,
+    .delete_expired = store_retention_delete_expired,
+    .list_expirable = store_retention_list_expirable,
+    .list = store_listing_list,
+    .exists = store_listing_exists,
+    .runs_alive = store_listing_runs_alive,
+    .statement_count = store_pg_statement_count,
+};
+
+int store_open(store **out, const acp_db_config *cfg, const logger *log)
+{
+    if (!out || !cfg)
+        return error_set(ACP_EINVAL, "store_open: NULL argument");
+    *out = NULL;
+    pgpool *pool;
+    int rc = pgpool_open(&pool, cfg, log);
+    if (rc)
+        return rc;
+    pool->base.ops = &store_pg_ops;
+    rc = schema_migrate(pool);
+    if (rc) {
+        pgpool_close(pool);
+        return rc;
+    }
+    log_info(&pool->log, "%s: connected to database %s as %s (pool of %zu)", pool->where,
+             pool->dbname, pool->user, pool->pool_size);
+    *out = &pool->base;
+    return 0;
+}
+
+int store_migrate(store *st)
+{
+    if (!st)
+        return error_set(ACP_EINVAL, "store_migrate: NULL store");
+    if (st->ops != &store_pg_ops)
+        return error_set(ACP_EINVAL, "store_migrate: the %s store has no schema to migrate",
+                         st->ops->name);
+    return schema_migrate(pgpool_of(st));
+}

@@ -1,0 +1,1019 @@
+/* The store's contract (src/store.h), case by case, on whichever backend
+ * `contract` names. The cases only compare times with each other, never with
+ * a clock of their own: the PostgreSQL variant moves time by moving the
+ * stored times back (see contract_backend.advance). */
+#include "store_contract.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+
+const contract_backend *contract;
+
+#define QUEUE       "contract-q"
+#define OTHER_QUEUE "contract-other"
+#define OWNER       "worker-a"
+#define OTHER_OWNER "worker-b"
+#define CLAIMERS    4
+
+static int case_setup(void **state)
+{
+    *state = contract->open();
+    return *state ? 0 : -1;
+}
+
+static int case_teardown(void **state)
+{
+    contract->close(*state);
+    return 0;
+}
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static acp_job_id insert_job(store *st, const char *queue)
+{
+    acp_job_id id;
+    assert_int_equal(acp_job_id_generate(&id), 0);
+    const char *inputs[] = {"a.txt"};
+    assert_int_equal(store_insert(st, &id, queue, "{\"k\":1}", inputs, 1), 0);
+    return id;
+}
+
+static store_job get_job(store *st, const acp_job_id *id)
+{
+    store_job job;
+    int rc = store_get(st, id, &job);
+    if (rc)
+        fail_msg("store_get: %d %s", rc, acp_last_error());
+    return job;
+}
+
+static acp_job_status status_of(store *st, const acp_job_id *id)
+{
+    store_job job = get_job(st, id);
+    acp_job_status status = job.status;
+    store_job_free(&job);
+    return status;
+}
+
+static store_job claim_job(store *st, const acp_job_id *id, const char *owner, unsigned lease)
+{
+    store_job job;
+    int rc = store_claim(st, id, QUEUE, owner, lease, &job);
+    if (rc)
+        fail_msg("store_claim: %d %s", rc, acp_last_error());
+    return job;
+}
+
+/* A job of QUEUE in @status, through the operations that lead there. */
+static acp_job_id job_in(store *st, acp_job_status status)
+{
+    acp_job_id id = insert_job(st, QUEUE);
+    if (status == ACP_STATUS_QUEUED)
+        return id;
+    store_job claimed = claim_job(st, &id, OWNER, 60);
+    store_job_free(&claimed);
+    if (status == ACP_STATUS_IN_PROGRESS)
+        return id;
+    acp_job_status end = status == ACP_STATUS_FAILED ? ACP_STATUS_FAILED : ACP_STATUS_COMPLETE;
+    assert_int_equal(store_finish(st, &id, OWNER, end, NULL, NULL, 0), 0);
+    if (status == ACP_STATUS_EXPIRED) {
+        store_tx *tx;
+        assert_int_equal(store_expire_begin(st, &id, 0, &tx, NULL), 0);
+        assert_int_equal(store_tx_end(tx, true), 0);
+    }
+    assert_int_equal(status_of(st, &id), status);
+    return id;
+}
+
+static bool listed(const store_dispatch_list *list, const acp_job_id *id)
+{
+    for (size_t i = 0; i < list->count; i++)
+        if (acp_job_id_equal(&list->items[i].id, id))
+            return true;
+    return false;
+}
+
+static int by_created(const store_job *a, const store_job *b)
+{
+    if (a->created != b->created)
+        return a->created < b->created ? -1 : 1;
+    return memcmp(a->id.bytes, b->id.bytes, sizeof a->id.bytes);
+}
+
+/* ---- single rows -------------------------------------------------------------- */
+
+static void insert_get_and_conflict(void **state)
+{
+    store *st = *state;
+    acp_job_id id, missing;
+    assert_int_equal(acp_job_id_generate(&id), 0);
+    assert_int_equal(acp_job_id_generate(&missing), 0);
+    const char *inputs[] = {"in put,{x}.txt", "say \"NULL\"\\", ""};
+    assert_int_equal(store_insert(st, &id, QUEUE, "{\"a\":[1,2]}", inputs, 3), 0);
+    store_job job = get_job(st, &id);
+    assert_true(acp_job_id_equal(&job.id, &id));
+    assert_int_equal(job.status, ACP_STATUS_QUEUED);
+    assert_string_equal(job.queue, QUEUE);
+    assert_string_equal(job.config, "{\"a\":[1,2]}");
+    assert_int_equal(job.input_count, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(job.inputs[i], inputs[i]);
+    assert_true(job.created > 0);
+    assert_true(job.last_accessed == job.created);
+    assert_true(job.grabbed == 0 && job.finished == 0);
+    assert_null(job.message);
+    assert_int_equal(job.attempts, 0);
+    assert_int_equal(job.queue_position, 0);
+
+    /* A second insert of the id conflicts and changes nothing. */
+    assert_int_equal(store_insert(st, &id, OTHER_QUEUE, NULL, NULL, 0), ACP_ECONFLICT);
+    store_job again = get_job(st, &id);
+    assert_string_equal(again.queue, QUEUE);
+    assert_string_equal(again.config, job.config);
+    assert_true(again.created == job.created);
+    store_job_free(&again);
+    store_job_free(&job);
+
+    store_job none;
+    assert_int_equal(store_get(st, &missing, &none), ACP_ENOTFOUND);
+    assert_int_equal(store_insert(st, &missing, QUEUE, NULL, NULL, 0), 0);
+    store_job bare = get_job(st, &missing);
+    assert_null(bare.config);
+    assert_int_equal(bare.input_count, 0);
+    store_job_free(&bare);
+    assert_int_equal(store_insert(st, &id, NULL, NULL, NULL, 0), ACP_EINVAL);
+    acp_job_id other;
+    assert_int_equal(acp_job_id_generate(&other), 0);
+    /* The queue column is a varchar(32): a longer id is the server's error. */
+    assert_int_equal(store_insert(st, &other, "q23456789012345678901234567890123", NULL, NULL, 0),
+                     ACP_EDB);
+    assert_int_equal(store_get(st, &other, &none), ACP_ENOTFOUND);
+    assert_int_equal(store_insert(st, &id, QUEUE, NULL, NULL, 2), ACP_EINVAL);
+}
+
+static void queue_positions_follow_creation_per_queue(void **state)
+{
+    store *st = *state;
+    acp_job_id ids[3];
+    for (int i = 0; i < 3; i++)
+        ids[i] = insert_job(st, QUEUE);
+    acp_job_id other = insert_job(st, OTHER_QUEUE);
+    store_job jobs[3];
+    for (int i = 0; i < 3; i++)
+        jobs[i] = get_job(st, &ids[i]);
+    /* Positions are the ranks in (created, id) order. */
+    for (int i = 0; i < 3; i++) {
+        long rank = 0;
+        for (int k = 0; k < 3; k++)
+            rank += by_created(&jobs[k], &jobs[i]) < 0;
+        assert_int_equal(jobs[i].queue_position, rank);
+    }
+    store_job o = get_job(st, &other);
+    assert_int_equal(o.queue_position, 0);
+    store_job_free(&o);
+
+    /* The first leaves the queue: the others move up; it has none. */
+    int first = 0;
+    for (int i = 1; i < 3; i++)
+        if (by_created(&jobs[i], &jobs[first]) < 0)
+            first = i;
+    store_job claimed = claim_job(st, &ids[first], OWNER, 60);
+    assert_int_equal(claimed.queue_position, -1);
+    store_job_free(&claimed);
+    for (int i = 0; i < 3; i++) {
+        store_job now = get_job(st, &ids[i]);
+        assert_int_equal(now.queue_position, i == first ? -1 : jobs[i].queue_position - 1);
+        store_job_free(&now);
+        store_job_free(&jobs[i]);
+    }
+}
+
+static void touch_and_delete(void **state)
+{
+    store *st = *state;
+    acp_job_id id = insert_job(st, QUEUE), missing;
+    assert_int_equal(acp_job_id_generate(&missing), 0);
+    store_job before = get_job(st, &id);
+    contract->advance(st, 2);
+    assert_int_equal(store_touch(st, &id), 0);
+    store_job after = get_job(st, &id);
+    assert_true(after.last_accessed > before.last_accessed);
+    store_job_free(&before);
+    store_job_free(&after);
+    assert_int_equal(store_touch(st, &missing), ACP_ENOTFOUND);
+    assert_int_equal(store_delete(st, &id), 0);
+    assert_int_equal(store_delete(st, &id), ACP_ENOTFOUND);
+    assert_int_equal(store_touch(st, &id), ACP_ENOTFOUND);
+}
+
+static void requeue_takes_finished_jobs_only(void **state)
+{
+    store *st = *state;
+    static const acp_job_status statuses[] = {ACP_STATUS_QUEUED, ACP_STATUS_IN_PROGRESS,
+                                              ACP_STATUS_COMPLETE, ACP_STATUS_FAILED,
+                                              ACP_STATUS_EXPIRED};
+    const char *inputs[] = {"new.bin"};
+    for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
+        acp_job_id id = job_in(st, statuses[i]);
+        store_job before = get_job(st, &id);
+        int rc = store_requeue(st, &id, OTHER_QUEUE, "{\"re\":true}", inputs, 1);
+        store_job after = get_job(st, &id);
+        if (statuses[i] == ACP_STATUS_QUEUED || statuses[i] == ACP_STATUS_IN_PROGRESS) {
+            assert_int_equal(rc, ACP_ECONFLICT);
+            assert_int_equal(after.status, statuses[i]);
+            assert_string_equal(after.queue, QUEUE);
+            assert_int_equal(after.attempts, before.attempts);
+        } else {
+            assert_int_equal(rc, 0);
+            assert_int_equal(after.status, ACP_STATUS_QUEUED);
+            assert_string_equal(after.queue, OTHER_QUEUE);
+            assert_string_equal(after.config, "{\"re\":true}");
+            assert_int_equal(after.input_count, 1);
+            assert_string_equal(after.inputs[0], "new.bin");
+            assert_int_equal(after.attempts, 0);
+            assert_true(after.grabbed == 0 && after.finished == 0);
+            assert_null(after.message);
+            assert_true(after.created == before.created);
+            assert_true(after.last_accessed >= before.last_accessed);
+            assert_int_equal(after.queue_position, 0);
+            /* A new run: it can be claimed again, in its new queue. */
+            store_job run;
+            assert_int_equal(store_claim(st, &id, OTHER_QUEUE, OWNER, 60, &run), 0);
+            assert_int_equal(run.attempts, 1);
+            store_job_free(&run);
+            assert_int_equal(store_delete(st, &id), 0);
+        }
+        store_job_free(&before);
+        store_job_free(&after);
+    }
+    acp_job_id missing;
+    assert_int_equal(acp_job_id_generate(&missing), 0);
+    assert_int_equal(store_requeue(st, &missing, QUEUE, NULL, NULL, 0), ACP_ENOTFOUND);
+}
+
+static void claim_takes_queued_jobs_of_its_queue(void **state)
+{
+    store *st = *state;
+    acp_job_id id = insert_job(st, QUEUE), missing;
+    assert_int_equal(acp_job_id_generate(&missing), 0);
+    store_job out;
+    assert_int_equal(store_claim(st, &id, OTHER_QUEUE, OWNER, 60, &out), ACP_ECONFLICT);
+    assert_int_equal(store_claim(st, &missing, QUEUE, OWNER, 60, &out), ACP_ENOTFOUND);
+    assert_int_equal(store_claim(st, &id, QUEUE, "", 60, &out), ACP_EINVAL);
+    assert_int_equal(status_of(st, &id), ACP_STATUS_QUEUED);
+
+    store_job job = claim_job(st, &id, OWNER, 30);
+    assert_true(acp_job_id_equal(&job.id, &id));
+    assert_int_equal(job.status, ACP_STATUS_IN_PROGRESS);
+    assert_int_equal(job.attempts, 1);
+    assert_true(job.grabbed >= job.created);
+    assert_true(job.finished == 0);
+    assert_string_equal(job.config, "{\"k\":1}");
+    assert_int_equal(job.queue_position, -1);
+    assert_int_equal(store_claim(st, &id, QUEUE, OTHER_OWNER, 60, &out), ACP_ECONFLICT);
+    store_job now = get_job(st, &id);
+    assert_true(now.grabbed == job.grabbed);
+    assert_int_equal(now.attempts, 1);
+    store_job_free(&now);
+
+    /* The lease is alive for its attempt, until it runs out. */
+    const unsigned attempts[] = {1, 2};
+    const acp_job_id ids[] = {id, id};
+    bool alive[2];
+    assert_int_equal(store_runs_alive(st, ids, attempts, 2, alive), 0);
+    assert_true(alive[0]);
+    assert_false(alive[1]);
+    contract->advance(st, 31);
+    assert_int_equal(store_runs_alive(st, ids, attempts, 2, alive), 0);
+    assert_false(alive[0]);
+    store_job_free(&job);
+}
+
+typedef struct claimer {
+    store *st;
+    acp_job_id id;
+    int rc;
+} claimer;
+
+static void *claim_thread(void *arg)
+{
+    claimer *c = arg;
+    store_job job;
+    c->rc = store_claim(c->st, &c->id, QUEUE, OWNER, 60, &job);
+    if (c->rc == 0)
+        store_job_free(&job);
+    return NULL;
+}
+
+static void concurrent_claims_have_one_winner(void **state)
+{
+    store *st = *state;
+    acp_job_id id = insert_job(st, QUEUE);
+    pthread_t threads[CLAIMERS];
+    claimer claimers[CLAIMERS];
+    for (int i = 0; i < CLAIMERS; i++) {
+        claimers[i] = (claimer){st, id, 1};
+        assert_int_equal(pthread_create(&threads[i], NULL, claim_thread, &claimers[i]), 0);
+    }
+    int won = 0;
+    for (int i = 0; i < CLAIMERS; i++) {
+        pthread_join(threads[i], NULL);
+        if (claimers[i].rc == 0)
+            won++;
+        else
+            assert_int_equal(claimers[i].rc, ACP_ECONFLICT);
+    }
+    assert_int_equal(won, 1);
+    store_job job = get_job(st, &id);
+    assert_int_equal(job.attempts, 1);
+    store_job_free(&job);
+}
+
+static void finish_is_fenced_by_the_lease_owner(void **state)
+{
+    store *st = *state;
+    acp_job_id id = insert_job(st, QUEUE), missing;
+    assert_int_equal(acp_job_id_generate(&missing), 0);
+    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_COMPLETE, NULL, NULL, 0),
+                     ACP_ECONFLICT); /* queued, not claimed */
+    store_job job = claim_job(st, &id, OWNER, 60);
+    store_job_free(&job);
+    assert_int_equal(store_finish(st, &id, OTHER_OWNER, ACP_STATUS_COMPLETE, NULL, NULL, 0),
+                     ACP_ECONFLICT);
+    assert_int_equal(status_of(st, &id), ACP_STATUS_IN_PROGRESS);
+    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_QUEUED, NULL, NULL, 0), ACP_EINVAL);
+    const char *outputs[] = {"out.txt"};
+    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_FAILED, "it broke", outputs, 1), 0);
+    store_job done = get_job(st, &id);
+    assert_int_equal(done.status, ACP_STATUS_FAILED);
+    assert_string_equal(done.message, "it broke");
+    assert_true(done.finished >= done.grabbed && done.finished > 0);
+    assert_int_equal(done.attempts, 1);
+    const unsigned attempts = 1;
+    bool alive = true;
+    assert_int_equal(store_runs_alive(st, &id, &attempts, 1, &alive), 0);
+    assert_false(alive); /* the lease ended with the run */
+    store_job_free(&done);
+    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_COMPLETE, NULL, NULL, 0),
+                     ACP_ECONFLICT);
+    assert_int_equal(store_finish(st, &missing, OWNER, ACP_STATUS_COMPLETE, NULL, NULL, 0),
+                     ACP_ECONFLICT);
+}
+
+static void renew_extends_only_the_listed_leases_of_the_owner(void **state)
+{
+    store *st = *state;
+    acp_job_id a = insert_job(st, QUEUE), b = insert_job(st, QUEUE), c = insert_job(st, QUEUE);
+    acp_job_id missing;
+    assert_int_equal(acp_job_id_generate(&missing), 0);
+    store_job ja = claim_job(st, &a, OWNER, 10), jb = claim_job(st, &b, OWNER, 10),
+              jc = claim_job(st, &c, OTHER_OWNER, 10);
+    store_job_free(&ja);
+    store_job_free(&jb);
+    store_job_free(&jc);
+    contract->advance(st, 5);
+    const acp_job_id list[] = {a, a, c, missing};
+    size_t renewed = 99;
+    assert_int_equal(store_renew_leases(st, OWNER, 30, list, 4, &renewed), 0);
+    assert_int_equal(renewed, 1);
+    assert_int_equal(store_renew_leases(st, OWNER, 30, NULL, 0, &renewed), 0);
+    assert_int_equal(renewed, 0);
+    contract->advance(st, 8);
+    const acp_job_id ids[] = {a, b, c};
+    const unsigned attempts[] = {1, 1, 1};
+    bool alive[3];
+    assert_int_equal(store_runs_alive(st, ids, attempts, 3, alive), 0);
+    assert_true(alive[0]);
+    assert_false(alive[1]);
+    assert_false(alive[2]);
+}
+
+static void expired_leases_are_requeued_then_failed_at_max_attempts(void **state)
+{
+    store *st = *state;
+    acp_job_id a = insert_job(st, QUEUE), b = insert_job(st, QUEUE), c = insert_job(st, QUEUE);
+    store_job ja = claim_job(st, &a, OWNER, 1), jb = claim_job(st, &b, OWNER, 1),
+              jc = claim_job(st, &c, OWNER, 100);
+    store_job_free(&ja);
+    store_job_free(&jb);
+    store_job_free(&jc);
+    contract->advance(st, 2);
+    store_dispatch_list list;
+    assert_int_equal(store_requeue_expired(st, 2, 0, &list), 0);
+    assert_int_equal(list.count, 0);
+    assert_int_equal(store_requeue_expired(st, 2, 10, &list), 0);
+    assert_int_equal(list.count, 2);
+    assert_true(listed(&list, &a) && listed(&list, &b));
+    assert_string_equal(list.items[0].queue, QUEUE);
+    assert_string_equal(list.items[0].config, "{\"k\":1}");
+    store_job first = get_job(st, &list.items[0].id), second = get_job(st, &list.items[1].id);
+    assert_true(by_created(&first, &second) < 0); /* oldest first */
+    assert_int_equal(first.status, ACP_STATUS_QUEUED);
+    assert_true(first.grabbed == 0);
+    assert_int_equal(first.attempts, 1);
+    store_job_free(&first);
+    store_job_free(&second);
+    store_dispatch_list_free(&list);
+    assert_int_equal(status_of(st, &c), ACP_STATUS_IN_PROGRESS); /* lease still runs */
+
+    /* b's second run: with max_attempts 2 it is abandoned, not requeued. */
+    store_job again = claim_job(st, &b, OWNER, 1);
+    assert_int_equal(again.attempts, 2);
+    store_job_free(&again);
+    contract->advance(st, 2);
+    assert_int_equal(store_requeue_expired(st, 2, 10, &list), 0);
+    assert_int_equal(list.count, 0);
+    assert_int_equal(store_fail_abandoned(st, 2, 10, &list), 0);
+    assert_int_equal(list.count, 1);
+    assert_true(acp_job_id_equal(&list.items[0].id, &b));
+    store_dispatch_list_free(&list);
+    store_job failed = get_job(st, &b);
+    assert_int_equal(failed.status, ACP_STATUS_FAILED);
+    assert_string_equal(failed.message,
+                        "abandoned 2 times: the process running it stopped each time (its lease "
+                        "expired)");
+    assert_true(failed.finished > 0);
+    assert_true(failed.grabbed > 0); /* kept: when the last run began */
+    assert_int_equal(failed.attempts, 2);
+    store_job_free(&failed);
+
+    /* a's second run: abandoned only once it reaches max_attempts. */
+    store_job ra = claim_job(st, &a, OWNER, 1);
+    store_job_free(&ra);
+    contract->advance(st, 2);
+    assert_int_equal(store_fail_abandoned(st, 3, 10, &list), 0);
+    assert_int_equal(list.count, 0);
+    assert_int_equal(store_fail_abandoned(st, 2, 10, &list), 0);
+    assert_int_equal(list.count, 1);
+    store_dispatch_list_free(&list);
+    acp_job_id d = insert_job(st, QUEUE);
+    store_job jd = claim_job(st, &d, OWNER, 1);
+    store_job_free(&jd);
+    contract->advance(st, 2);
+    assert_int_equal(store_fail_abandoned(st, 1, 10, &list), 0);
+    assert_int_equal(list.count, 1);
+    store_dispatch_list_free(&list);
+    store_job one = get_job(st, &d);
+    assert_string_equal(one.message,
+                        "abandoned 1 time: the process running it stopped each time (its lease "
+                        "expired)");
+    store_job_free(&one);
+}
+
+static size_t take(store *st, unsigned older_than, const acp_job_id *id, unsigned *failures)
+{
+    const char *queues[] = {"unserved", QUEUE};
+    store_dispatch_list list;
+    assert_int_equal(store_take_undispatched(st, older_than, queues, 2, 10, &list), 0);
+    size_t count = list.count;
+    if (count == 1) {
+        assert_true(acp_job_id_equal(&list.items[0].id, id));
+        if (failures)
+            *failures = list.items[0].failures;
+    }
+    store_dispatch_list_free(&list);
+    return count;
+}
+
+static void take_undispatched_backs_off_after_failed_publishes(void **state)
+{
+    store *st = *state;
+    acp_job_id id = insert_job(st, QUEUE);
+    acp_job_id elsewhere = insert_job(st, OTHER_QUEUE); /* a queue not served */
+    assert_int_equal(store_clear_dispatched(st, &elsewhere), 0);
+    unsigned failures = 99;
+    assert_int_equal(take(st, 60, &id, NULL), 0); /* published at insert */
+    assert_int_equal(store_clear_dispatched(st, &id), 0);
+    assert_int_equal(take(st, 60, &id, &failures), 1);
+    assert_int_equal(failures, 0);
+    assert_int_equal(take(st, 60, &id, NULL), 0); /* taken: dispatched now */
+    contract->advance(st, 61);
+    assert_int_equal(take(st, 60, &id, NULL), 1); /* published too long ago */
+
+    assert_int_equal(store_dispatch_failed(st, &id), 0); /* retry in 1 s */
+    assert_int_equal(take(st, 60, &id, NULL), 0);
+    contract->advance(st, 2);
+    assert_int_equal(take(st, 60, &id, &failures), 1);
+    assert_int_equal(failures, 1);
+    assert_int_equal(store_dispatch_failed(st, &id), 0); /* retry in 2 s */
+    contract->advance(st, 1);
+    assert_int_equal(take(st, 60, &id, NULL), 0);
+    contract->advance(st, 2);
+    assert_int_equal(take(st, 60, &id, &failures), 1);
+    assert_int_equal(failures, 2);
+
+    /* 2^9 s would be far beyond the cap of 60 s. */
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(store_dispatch_failed(st, &id), 0);
+    contract->advance(st, 50);
+    assert_int_equal(take(st, 60, &id, NULL), 0);
+    contract->advance(st, 15);
+    assert_int_equal(take(st, 60, &id, &failures), 1);
+    assert_int_equal(failures, 10);
+
+    /* A publish resets the count; only queued jobs are taken. */
+    assert_int_equal(store_mark_dispatched(st, &id), 0);
+    contract->advance(st, 61);
+    assert_int_equal(take(st, 60, &id, &failures), 1);
+    assert_int_equal(failures, 0);
+    assert_int_equal(store_clear_dispatched(st, &id), 0);
+    store_job job = claim_job(st, &id, OWNER, 60);
+    store_job_free(&job);
+    assert_int_equal(take(st, 60, &id, NULL), 0);
+    acp_job_id missing;
+    assert_int_equal(acp_job_id_generate(&missing), 0);
+    assert_int_equal(store_mark_dispatched(st, &missing), ACP_ENOTFOUND);
+    assert_int_equal(store_clear_dispatched(st, &missing), ACP_ENOTFOUND);
+    assert_int_equal(store_dispatch_failed(st, &missing), ACP_ENOTFOUND);
+}
+
+/* With a limit, requeue_expired takes the leases that ran out first and
+ * take_undispatched the oldest jobs; both answer oldest first. */
+static void batches_take_the_first_rows_in_their_order(void **state)
+{
+    store *st = *state;
+    acp_job_id ids[3];
+    store_job jobs[3];
+    for (int i = 0; i < 3; i++)
+        ids[i] = insert_job(st, QUEUE);
+    /* The newest job's lease runs out first. */
+    jobs[2] = claim_job(st, &ids[2], OWNER, 1);
+    jobs[1] = claim_job(st, &ids[1], OWNER, 3);
+    jobs[0] = claim_job(st, &ids[0], OWNER, 5);
+    for (int i = 0; i < 3; i++)
+        store_job_free(&jobs[i]);
+    contract->advance(st, 4);
+    store_dispatch_list list;
+    assert_int_equal(store_requeue_expired(st, 5, 1, &list), 0);
+    assert_int_equal(list.count, 1);
+    assert_true(acp_job_id_equal(&list.items[0].id, &ids[2]));
+    store_dispatch_list_free(&list);
+    contract->advance(st, 2);
+    assert_int_equal(store_requeue_expired(st, 5, 5, &list), 0);
+    assert_int_equal(list.count, 2);
+    store_job first = get_job(st, &list.items[0].id), second = get_job(st, &list.items[1].id);
+    assert_true(by_created(&first, &second) < 0);
+    store_job_free(&first);
+    store_job_free(&second);
+    store_dispatch_list_free(&list);
+
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(store_clear_dispatched(st, &ids[i]), 0);
+        jobs[i] = get_job(st, &ids[i]);
+    }
+    const char *queues[] = {QUEUE};
+    assert_int_equal(store_take_undispatched(st, 60, queues, 1, 2, &list), 0);
+    assert_int_equal(list.count, 2);
+    for (int i = 0; i < 3; i++) {
+        int newer = 0;
+        for (int k = 0; k < 3; k++)
+            newer += by_created(&jobs[k], &jobs[i]) < 0;
+        /* the two oldest, in order */
+        if (newer < 2)
+            assert_true(acp_job_id_equal(&list.items[newer].id, &ids[i]));
+        store_job_free(&jobs[i]);
+    }
+    store_dispatch_list_free(&list);
+}
+
+static void fail_undispatchable_fails_only_queued_jobs(void **state)
+{
+    store *st = *state;
+    acp_job_id id = insert_job(st, QUEUE), missing;
+    assert_int_equal(acp_job_id_generate(&missing), 0);
+    assert_int_equal(store_fail_undispatchable(st, &id, "bad config"), 0);
+    store_job job = get_job(st, &id);
+    assert_int_equal(job.status, ACP_STATUS_FAILED);
+    assert_string_equal(job.message, "bad config");
+    assert_true(job.finished > 0);
+    store_job_free(&job);
+    assert_int_equal(store_fail_undispatchable(st, &id, "again"), ACP_ECONFLICT);
+    assert_int_equal(store_fail_undispatchable(st, &missing, "x"), ACP_ENOTFOUND);
+    const char *queues[] = {QUEUE};
+    store_dispatch_list list;
+    assert_int_equal(store_take_undispatched(st, 0, queues, 1, 10, &list), 0);
+    assert_int_equal(list.count, 0);
+}
+
+/* ---- transactions ------------------------------------------------------------- */
+
+static void expire_takes_any_status_but_in_progress(void **state)
+{
+    store *st = *state;
+    static const acp_job_status statuses[] = {ACP_STATUS_QUEUED, ACP_STATUS_COMPLETE,
+                                              ACP_STATUS_FAILED, ACP_STATUS_EXPIRED};
+    for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
+        acp_job_id id = job_in(st, statuses[i]);
+        store_tx *tx = NULL;
+        acp_job_status previous = 0;
+        assert_int_equal(store_expire_begin(st, &id, 0, &tx, &previous), 0);
+        assert_non_null(tx);
+        assert_int_equal(previous, statuses[i]);
+        assert_int_equal(store_tx_end(tx, true), 0);
+        assert_int_equal(status_of(st, &id), ACP_STATUS_EXPIRED);
+    }
+    acp_job_id running = job_in(st, ACP_STATUS_IN_PROGRESS), missing;
+    assert_int_equal(acp_job_id_generate(&missing), 0);
+    store_tx *tx = NULL;
+    assert_int_equal(store_expire_begin(st, &running, 0, &tx, NULL), ACP_EBUSY);
+    assert_null(tx);
+    assert_int_equal(store_expire_begin(st, &missing, 0, &tx, NULL), ACP_ENOTFOUND);
+    assert_null(tx);
+    assert_int_equal(store_tx_end(NULL, true), 0);
+}
+
+static void expire_with_a_cutoff_takes_old_complete_jobs_and_rolls_back(void **state)
+{
+    store *st = *state;
+    acp_job_id done = job_in(st, ACP_STATUS_COMPLETE), failed = job_in(st, ACP_STATUS_FAILED);
+    acp_job_id running = job_in(st, ACP_STATUS_IN_PROGRESS);
+    store_job job = get_job(st, &done);
+    int64_t accessed = job.last_accessed;
+    store_job_free(&job);
+    store_tx *tx = NULL;
+    acp_job_status previous;
+    assert_int_equal(store_expire_begin(st, &done, accessed, &tx, &previous), ACP_ECONFLICT);
+    assert_int_equal(store_expire_begin(st, &failed, accessed + 1000000000, &tx, NULL),
+                     ACP_ECONFLICT);
+    assert_int_equal(store_expire_begin(st, &running, accessed + 1000000000, &tx, NULL), ACP_EBUSY);
+    assert_int_equal(store_expire_begin(st, &done, accessed + 1, &tx, &previous), 0);
+    assert_int_equal(previous, ACP_STATUS_COMPLETE);
+    /* Readers see the row as committed until the transaction ends. */
+    assert_int_equal(status_of(st, &done), ACP_STATUS_COMPLETE);
+    assert_int_equal(store_tx_end(tx, false), 0);
+    assert_int_equal(status_of(st, &done), ACP_STATUS_COMPLETE);
+    assert_int_equal(store_expire_begin(st, &done, accessed + 1, &tx, NULL), 0);
+    assert_int_equal(store_tx_end(tx, true), 0);
+    assert_int_equal(status_of(st, &done), ACP_STATUS_EXPIRED);
+}
+
+static void delete_transactions_and_delete_expired(void **state)
+{
+    store *st = *state;
+    acp_job_id id = job_in(st, ACP_STATUS_QUEUED), running = job_in(st, ACP_STATUS_IN_PROGRESS);
+    acp_job_id missing;
+    assert_int_equal(acp_job_id_generate(&missing), 0);
+    store_tx *tx = NULL;
+    assert_int_equal(store_delete_begin(st, &running, &tx), ACP_EBUSY);
+    assert_int_equal(store_delete_begin(st, &missing, &tx), ACP_ENOTFOUND);
+    assert_int_equal(store_delete_begin(st, &id, &tx), 0);
+    bool exists[2];
+    const acp_job_id ids[] = {id, missing};
+    assert_int_equal(store_exists(st, ids, 2, exists), 0);
+    assert_true(exists[0]); /* not committed yet */
+    assert_false(exists[1]);
+    assert_int_equal(store_tx_end(tx, false), 0);
+    assert_int_equal(status_of(st, &id), ACP_STATUS_QUEUED);
+    assert_int_equal(store_delete_begin(st, &id, &tx), 0);
+    assert_int_equal(store_tx_end(tx, true), 0);
+    assert_int_equal(store_exists(st, ids, 2, exists), 0);
+    assert_false(exists[0]);
+
+    acp_job_id done = job_in(st, ACP_STATUS_COMPLETE), gone = job_in(st, ACP_STATUS_EXPIRED);
+    assert_int_equal(store_delete_expired(st, &done), ACP_ECONFLICT);
+    assert_int_equal(store_delete_expired(st, &gone), 0);
+    assert_int_equal(store_delete_expired(st, &gone), ACP_ENOTFOUND);
+    assert_int_equal(status_of(st, &done), ACP_STATUS_COMPLETE);
+}
+
+static void recording_a_run_is_fenced_and_knows_its_own_end(void **state)
+{
+    store *st = *state;
+    acp_job_id id = insert_job(st, QUEUE);
+    store_job run = claim_job(st, &id, OWNER, 60);
+    store_tx *tx = NULL;
+    acp_job_status recorded = 0;
+    assert_int_equal(
+        store_finish_begin(st, &id, OTHER_OWNER, run.attempts, run.grabbed, &tx, &recorded),
+        ACP_ECONFLICT);
+    assert_null(tx);
+
+    /* Rolled back: still running, leased. */
+    assert_int_equal(store_finish_begin(st, &id, OWNER, run.attempts, run.grabbed, &tx, &recorded),
+                     0);
+    const char *outputs[] = {"result.txt"};
+    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, outputs, 1, &id), 0);
+    assert_int_equal(status_of(st, &id), ACP_STATUS_IN_PROGRESS);
+    assert_int_equal(store_tx_end(tx, false), 0);
+    assert_int_equal(status_of(st, &id), ACP_STATUS_IN_PROGRESS);
+
+    assert_int_equal(store_finish_begin(st, &id, OWNER, run.attempts, run.grabbed, &tx, &recorded),
+                     0);
+    /* now() inside a transaction is the time it began: the end of the run
+     * is recorded as of the begin, before a change made after it. */
+    acp_job_id later = insert_job(st, QUEUE);
+    clock_sleep_ms(20);
+    assert_int_equal(store_touch(st, &later), 0);
+    clock_sleep_ms(20);
+    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, outputs, 1, &id), 0);
+    assert_int_equal(store_tx_end(tx, true), 0);
+    store_job done = get_job(st, &id), touched = get_job(st, &later);
+    assert_int_equal(done.status, ACP_STATUS_COMPLETE);
+    assert_null(done.message);
+    assert_true(done.finished >= done.grabbed);
+    assert_true(done.finished < touched.last_accessed);
+    store_job_free(&done);
+    store_job_free(&touched);
+
+    /* The same claim again: its end is recorded (a lost COMMIT answer). */
+    tx = NULL;
+    assert_int_equal(store_finish_begin(st, &id, OWNER, run.attempts, run.grabbed, &tx, &recorded),
+                     1);
+    assert_null(tx);
+    assert_int_equal(recorded, ACP_STATUS_COMPLETE);
+    assert_int_equal(
+        store_finish_begin(st, &id, OWNER, run.attempts + 1, run.grabbed, &tx, &recorded),
+        ACP_ECONFLICT);
+    assert_int_equal(
+        store_finish_begin(st, &id, OWNER, run.attempts, run.grabbed + 1, &tx, &recorded),
+        ACP_ECONFLICT);
+    store_job_free(&run);
+    acp_job_id missing;
+    assert_int_equal(acp_job_id_generate(&missing), 0);
+    assert_int_equal(store_finish_begin(st, &missing, OWNER, 1, 1, &tx, &recorded), ACP_ECONFLICT);
+}
+
+static void locked_rows_are_skipped_by_renewal_and_batches(void **state)
+{
+    store *st = *state;
+    acp_job_id id = insert_job(st, QUEUE);
+    store_job run = claim_job(st, &id, OWNER, 1);
+    contract->advance(st, 2);
+    store_tx *tx;
+    acp_job_status recorded;
+    assert_int_equal(store_finish_begin(st, &id, OWNER, run.attempts, run.grabbed, &tx, &recorded),
+                     0);
+    size_t renewed = 99;
+    assert_int_equal(store_renew_leases(st, OWNER, 60, &id, 1, &renewed), 0);
+    assert_int_equal(renewed, 0);
+    store_dispatch_list list;
+    assert_int_equal(store_requeue_expired(st, 5, 10, &list), 0);
+    assert_int_equal(list.count, 0);
+    assert_int_equal(store_fail_abandoned(st, 1, 10, &list), 0);
+    assert_int_equal(list.count, 0);
+    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, "late", NULL, 0, &id), 0);
+    assert_int_equal(store_tx_end(tx, true), 0);
+    store_job done = get_job(st, &id);
+    assert_int_equal(done.status, ACP_STATUS_COMPLETE);
+    assert_string_equal(done.message, "late");
+    store_job_free(&done);
+    store_job_free(&run);
+
+    /* Unlocked, an expired lease is the batches' again. */
+    acp_job_id other = insert_job(st, QUEUE);
+    store_job second = claim_job(st, &other, OWNER, 1);
+    store_job_free(&second);
+    contract->advance(st, 2);
+    assert_int_equal(store_requeue_expired(st, 5, 10, &list), 0);
+    assert_int_equal(list.count, 1);
+    store_dispatch_list_free(&list);
+
+    /* An unpublished job under a delete transaction is not taken. */
+    acp_job_id queued = insert_job(st, OTHER_QUEUE);
+    assert_int_equal(store_clear_dispatched(st, &queued), 0);
+    assert_int_equal(store_delete_begin(st, &queued, &tx), 0);
+    const char *queues[] = {OTHER_QUEUE};
+    assert_int_equal(store_take_undispatched(st, 60, queues, 1, 10, &list), 0);
+    assert_int_equal(list.count, 0);
+    assert_int_equal(store_tx_end(tx, false), 0);
+    assert_int_equal(store_take_undispatched(st, 60, queues, 1, 10, &list), 0);
+    assert_int_equal(list.count, 1);
+    store_dispatch_list_free(&list);
+}
+
+typedef struct blocked_call {
+    bool insert; /* or claim */
+    store *st;
+    acp_job_id id;
+    int rc;
+    atomic_bool done;
+} blocked_call;
+
+static void *claim_when_unlocked(void *arg)
+{
+    blocked_call *call = arg;
+    store_job job;
+    if (call->insert) {
+        call->rc = store_insert(call->st, &call->id, OTHER_QUEUE, NULL, NULL, 0);
+    } else {
+        call->rc = store_claim(call->st, &call->id, QUEUE, OTHER_OWNER, 60, &job);
+        if (call->rc == 0)
+            store_job_free(&job);
+    }
+    atomic_store(&call->done, true);
+    return NULL;
+}
+
+/* A claim or an insert of a row a delete transaction holds waits for its
+ * end, then judges the row as committed: after a commit there is nothing to
+ * claim and the id is free; after a rollback the job is claimable and the id
+ * taken. */
+static void changes_wait_for_the_transaction_on_their_row(void **state)
+{
+    store *st = *state;
+    for (int round = 0; round < 4; round++) {
+        bool commit = round % 2 == 0, insert = round >= 2;
+        acp_job_id id = insert_job(st, QUEUE);
+        store_tx *tx;
+        assert_int_equal(store_delete_begin(st, &id, &tx), 0);
+        blocked_call call = {.insert = insert, .st = st, .id = id, .rc = 1};
+        atomic_init(&call.done, false);
+        pthread_t thread;
+        assert_int_equal(pthread_create(&thread, NULL, claim_when_unlocked, &call), 0);
+        clock_sleep_ms(200); /* let it reach the lock */
+        assert_false(atomic_load(&call.done));
+        assert_int_equal(store_tx_end(tx, commit), 0);
+        pthread_join(thread, NULL);
+        if (insert)
+            assert_int_equal(call.rc, commit ? 0 : ACP_ECONFLICT);
+        else
+            assert_int_equal(call.rc, commit ? ACP_ENOTFOUND : 0);
+        store_job job;
+        if (!insert && commit) {
+            assert_int_equal(store_get(st, &id, &job), ACP_ENOTFOUND);
+            continue;
+        }
+        job = get_job(st, &id);
+        assert_string_equal(job.queue, insert && commit ? OTHER_QUEUE : QUEUE);
+        store_job_free(&job);
+    }
+}
+
+/* ---- listing ---------------------------------------------------------------------- */
+
+static void list_pages_in_creation_order_with_filters(void **state)
+{
+    store *st = *state;
+    acp_job_id ids[7];
+    for (int i = 0; i < 5; i++)
+        ids[i] = insert_job(st, QUEUE);
+    ids[5] = insert_job(st, OTHER_QUEUE);
+    ids[6] = insert_job(st, OTHER_QUEUE);
+    store_job r0 = claim_job(st, &ids[0], OWNER, 60), r1 = claim_job(st, &ids[1], OWNER, 60);
+    store_job_free(&r0);
+    store_job_free(&r1);
+    assert_int_equal(store_finish(st, &ids[1], OWNER, ACP_STATUS_COMPLETE, NULL, NULL, 0), 0);
+
+    /* Every row, two at a time. */
+    store_job all[8];
+    size_t total = 0;
+    int64_t after_created = 0;
+    acp_job_id after;
+    for (int page = 0; page < 10; page++) {
+        store_job *rows;
+        size_t count;
+        assert_int_equal(
+            store_list(st, 0, NULL, after_created, page ? &after : NULL, 2, &rows, &count), 0);
+        assert_true(count <= 2 && total + count <= 7);
+        for (size_t i = 0; i < count; i++) {
+            assert_int_equal(rows[i].queue_position, -1);
+            all[total++] = rows[i];
+        }
+        if (count) {
+            after = rows[count - 1].id;
+            after_created = rows[count - 1].created;
+        }
+        free(rows);
+        if (count < 2)
+            break;
+    }
+    assert_int_equal(total, 7);
+    for (size_t i = 1; i < total; i++)
+        assert_true(by_created(&all[i - 1], &all[i]) < 0);
+    for (size_t i = 0; i < total; i++)
+        store_job_free(&all[i]);
+
+    store_job *rows;
+    size_t count;
+    assert_int_equal(store_list(st, 1u << ACP_STATUS_QUEUED, QUEUE, 0, NULL, 10, &rows, &count), 0);
+    assert_int_equal(count, 3);
+    for (size_t i = 0; i < count; i++) {
+        assert_int_equal(rows[i].status, ACP_STATUS_QUEUED);
+        assert_string_equal(rows[i].queue, QUEUE);
+        store_job_free(&rows[i]);
+    }
+    free(rows);
+    assert_int_equal(store_list(st, (1u << ACP_STATUS_IN_PROGRESS) | (1u << ACP_STATUS_COMPLETE),
+                                NULL, 0, NULL, 10, &rows, &count),
+                     0);
+    assert_int_equal(count, 2);
+    for (size_t i = 0; i < count; i++)
+        store_job_free(&rows[i]);
+    free(rows);
+    assert_int_equal(store_list(st, 0, OTHER_QUEUE, 0, NULL, 10, &rows, &count), 0);
+    assert_int_equal(count, 2);
+    assert_true(acp_job_id_equal(&rows[0].id, &ids[5]) || acp_job_id_equal(&rows[0].id, &ids[6]));
+    for (size_t i = 0; i < count; i++)
+        store_job_free(&rows[i]);
+    free(rows);
+    assert_int_equal(store_list(st, 0, NULL, 0, NULL, 0, &rows, &count), 0);
+    assert_int_equal(count, 0);
+    assert_null(rows);
+    assert_int_equal(store_list(st, 1u, NULL, 0, NULL, 10, &rows, &count), ACP_EINVAL);
+    assert_int_equal(store_list(st, 1u << 9, NULL, 0, NULL, 10, &rows, &count), ACP_EINVAL);
+}
+
+static void list_expirable_pages_old_complete_jobs_by_id(void **state)
+{
+    store *st = *state;
+    acp_job_id done[3];
+    int64_t newest = 0, oldest = INT64_MAX;
+    for (int i = 0; i < 3; i++) {
+        done[i] = job_in(st, ACP_STATUS_COMPLETE);
+        store_job job = get_job(st, &done[i]);
+        newest = job.last_accessed > newest ? job.last_accessed : newest;
+        oldest = job.last_accessed < oldest ? job.last_accessed : oldest;
+        store_job_free(&job);
+    }
+    job_in(st, ACP_STATUS_FAILED);
+    job_in(st, ACP_STATUS_EXPIRED);
+    acp_job_id *ids;
+    size_t count;
+    assert_int_equal(store_list_expirable(st, newest + 1, NULL, 10, &ids, &count), 0);
+    assert_int_equal(count, 3);
+    for (size_t i = 1; i < count; i++)
+        assert_true(memcmp(ids[i - 1].bytes, ids[i].bytes, sizeof ids[i].bytes) < 0);
+    acp_job_id sorted[3] = {ids[0], ids[1], ids[2]};
+    free(ids);
+    /* One at a time, after the last one seen. */
+    acp_job_id *page;
+    const acp_job_id *after = NULL;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(store_list_expirable(st, newest + 1, after, 1, &page, &count), 0);
+        assert_int_equal(count, 1);
+        assert_true(acp_job_id_equal(&page[0], &sorted[i]));
+        free(page);
+        after = &sorted[i];
+    }
+    assert_int_equal(store_list_expirable(st, newest + 1, after, 1, &page, &count), 0);
+    assert_int_equal(count, 0);
+    assert_int_equal(store_list_expirable(st, oldest, NULL, 10, &page, &count), 0);
+    assert_int_equal(count, 0);
+    assert_int_equal(store_touch(st, &done[0]), 0);
+    assert_int_equal(store_list_expirable(st, newest + 1, NULL, 10, &page, &count), 0);
+    assert_int_equal(count, 2);
+    free(page);
+}
+
+static void exists_and_runs_alive_answer_per_id(void **state)
+{
+    store *st = *state;
+    acp_job_id queued = insert_job(st, QUEUE), running = job_in(st, ACP_STATUS_IN_PROGRESS);
+    acp_job_id missing;
+    assert_int_equal(acp_job_id_generate(&missing), 0);
+    const acp_job_id ids[] = {queued, missing, running, queued};
+    bool flags[4];
+    assert_int_equal(store_exists(st, ids, 4, flags), 0);
+    assert_true(flags[0] && !flags[1] && flags[2] && flags[3]);
+    const unsigned attempts[] = {0, 1, 1, 1};
+    assert_int_equal(store_runs_alive(st, ids, attempts, 4, flags), 0);
+    assert_true(!flags[0] && !flags[1] && flags[2] && !flags[3]);
+    assert_int_equal(store_exists(st, NULL, 0, NULL), 0);
+    assert_int_equal(store_runs_alive(st, NULL, NULL, 0, NULL), 0);
+    assert_int_equal(store_exists(st, NULL, 1, flags), ACP_EINVAL);
+}
+
+static void statements_are_counted(void **state)
+{
+    store *st = *state;
+    uint64_t before = store_statement_count(st);
+    acp_job_id id = insert_job(st, QUEUE);
+    store_job job = get_job(st, &id);
+    store_job_free(&job);
+    assert_true(store_statement_count(st) >= before + 2);
+}
+
+#define CASE(fn) cmocka_unit_test_setup_teardown(fn, case_setup, case_teardown)
+
+const struct CMUnitTest contract_tests[] = {
+    CASE(insert_get_and_conflict),
+    CASE(queue_positions_follow_creation_per_queue),
+    CASE(touch_and_delete),
+    CASE(requeue_takes_finished_jobs_only),
+    CASE(claim_takes_queued_jobs_of_its_queue),
+    CASE(concurrent_claims_have_one_winner),
+    CASE(finish_is_fenced_by_the_lease_owner),
+    CASE(renew_extends_only_the_listed_leases_of_the_owner),
+    CASE(expired_leases_are_requeued_then_failed_at_max_attempts),
+    CASE(take_undispatched_backs_off_after_failed_publishes),
+    CASE(batches_take_the_first_rows_in_their_order),
+    CASE(fail_undispatchable_fails_only_queued_jobs),
+    CASE(expire_takes_any_status_but_in_progress),
+    CASE(expire_with_a_cutoff_takes_old_complete_jobs_and_rolls_back),
+    CASE(delete_transactions_and_delete_expired),
+    CASE(recording_a_run_is_fenced_and_knows_its_own_end),
+    CASE(locked_rows_are_skipped_by_renewal_and_batches),
+    CASE(changes_wait_for_the_transaction_on_their_row),
+    CASE(list_pages_in_creation_order_with_filters),
+    CASE(list_expirable_pages_old_complete_jobs_by_id),
+    CASE(exists_and_runs_alive_answer_per_id),
+    CASE(statements_are_counted),
+};
+
+const size_t contract_test_count = sizeof contract_tests / sizeof contract_tests[0];
