@@ -10,6 +10,7 @@
 #include "dispatch.h"
 #include "error.h"
 #include "maintenance.h"
+#include "platform.h"
 #include "platform_state.h"
 #include "retention.h"
 #include "scratch.h"
@@ -22,19 +23,35 @@ unsigned acp_version(void)
 
 /* ---- life cycle ------------------------------------------------------- */
 
-/* acp_init with a valid configuration of the current version. */
-static int platform_start(acp_platform **out, const acp_config *config)
+static void backends_close(const platform_backends *b)
+{
+    if (b) {
+        store_close(b->store);
+        objects_close(b->objects);
+    }
+}
+
+int platform_init_with(acp_platform **out, const acp_config *config,
+                       const platform_backends *backends)
 {
     int rc;
-
+    *out = NULL;
     acp_platform *p = calloc(1, sizeof *p);
-    if (!p)
+    if (!p) {
+        backends_close(backends);
         return error_set(ACP_ENOMEM, "out of memory");
+    }
     p->workspace_fd = -1;
-    p->broker = &broker_amqp_driver;
+    p->broker = backends && backends->broker ? backends->broker : &broker_amqp_driver;
     if ((rc = platform_state_init_sync(p))) {
         free(p);
+        backends_close(backends);
         return rc;
+    }
+    /* From here on the platform owns them: releasing it closes them. */
+    if (backends) {
+        p->store = backends->store;
+        p->objects = backends->objects;
     }
     p->refs = 1;
     p->log = (logger){config->log, config->log_userdata, config->log_level};
@@ -61,8 +78,8 @@ static int platform_start(acp_platform **out, const acp_config *config)
     }
 
     if ((rc = scratch_open_root(p, config->workspace_root)) ||
-        (rc = store_open(&p->store, &config->db, &p->log)) ||
-        (rc = objects_open(&p->objects, &config->s3, &p->log)))
+        (!p->store && (rc = store_open(&p->store, &config->db, &p->log))) ||
+        (!p->objects && (rc = objects_open(&p->objects, &config->s3, &p->log))))
         goto fail;
     /* A process killed mid-job left its scratch directories behind; the
      * ones whose run is over go before this process starts its own. */
@@ -75,6 +92,8 @@ static int platform_start(acp_platform **out, const acp_config *config)
     /* The factory belongs to the platform only once init cannot fail for a
      * configuration reason any more. */
     p->factory = *config->executor_factory;
+    if (backends && backends->no_background_threads)
+        goto workers;
 
     if ((rc = pthread_create(&p->maintenance, NULL, maintenance_main, p)) != 0) {
         rc = error_set(ACP_ENOMEM, "starting the maintenance thread: %s", error_strerror(rc));
@@ -90,6 +109,7 @@ static int platform_start(acp_platform **out, const acp_config *config)
         return rc;
     }
     p->pruner_started = true;
+workers:
     for (size_t i = 0; i < p->queue_count; i++)
         if ((rc = worker_start_all(&p->queues[i]))) {
             char reason[512];
@@ -117,7 +137,7 @@ int acp_init(acp_platform **out, const acp_config *config)
     config_copy copy;
     int rc = config_import(config, &copy);
     if (!rc && !(rc = config_check(&copy.config)))
-        rc = platform_start(out, &copy.config);
+        rc = platform_init_with(out, &copy.config, NULL);
     config_copy_free(&copy);
     return rc;
 }

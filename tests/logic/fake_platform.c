@@ -1,0 +1,231 @@
+#include "fake_platform.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "clock.h"
+#include "objects.h"
+#include "platform.h"
+#include "scratch.h"
+
+/* ---- the executor: writes result.txt and counts runs per job ---------- */
+
+#define RUNS_MAX 256
+
+static pthread_mutex_t runs_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    acp_job_id id;
+    int runs;
+} runs[RUNS_MAX];
+static size_t runs_count;
+
+static void count_run(const acp_job_id *id)
+{
+    pthread_mutex_lock(&runs_lock);
+    size_t i = 0;
+    while (i < runs_count && memcmp(&runs[i].id, id, sizeof *id) != 0)
+        i++;
+    if (i == runs_count && runs_count < RUNS_MAX)
+        runs[runs_count++].id = *id;
+    if (i < runs_count)
+        runs[i].runs++;
+    pthread_mutex_unlock(&runs_lock);
+}
+
+int fake_platform_runs(const acp_job_id *id)
+{
+    pthread_mutex_lock(&runs_lock);
+    int n = 0;
+    for (size_t i = 0; i < runs_count; i++)
+        if (memcmp(&runs[i].id, id, sizeof *id) == 0)
+            n = runs[i].runs;
+    pthread_mutex_unlock(&runs_lock);
+    return n;
+}
+
+static int execute(acp_executor *executor, acp_job_context *ctx)
+{
+    (void)executor;
+    count_run(&ctx->id);
+    char text[128];
+    int len = snprintf(text, sizeof text, "attempt=%u\n", ctx->attempt);
+    int fd = openat(ctx->dir_fd, "result.txt", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        return 1;
+    int rc = scratch_write_all(fd, text, (size_t)len);
+    close(fd);
+    return rc || acp_job_add_output(ctx, "result.txt");
+}
+
+static const acp_executor_ops ops = {ACP_EXECUTOR_OPS_VERSION, execute, NULL};
+static acp_executor executor = {&ops};
+
+static int create(void *userdata, acp_job_context *ctx, acp_executor **out)
+{
+    (void)userdata;
+    (void)ctx;
+    *out = &executor;
+    return 0;
+}
+
+static const acp_executor_factory factory = {ACP_EXECUTOR_FACTORY_VERSION, NULL, create, NULL};
+
+/* ---- a transport that lends another platform's fake bucket ------------- */
+
+typedef struct borrowed_transport {
+    transport base;
+    transport *lender;
+} borrowed_transport;
+
+static void borrowed_run(transport *t, transport_request *reqs, size_t n)
+{
+    transport_run(((borrowed_transport *)t)->lender, reqs, n);
+}
+
+static void borrowed_close(transport *t)
+{
+    free(t);
+}
+
+static const transport_vtable borrowed_vt = {"borrowed", borrowed_run, borrowed_close};
+
+/* ---- the platform ------------------------------------------------------- */
+
+static void quiet_log(void *userdata, acp_log_level level, const char *message)
+{
+    (void)userdata;
+    if (level >= ACP_LOG_ERROR && getenv("ACP_TEST_VERBOSE"))
+        fprintf(stderr, "platform: %s\n", message);
+}
+
+void fake_platform_start(fake_platform *fp, const fake_platform_options *options)
+{
+    fake_platform_options o = {.workers = 1, .lease_seconds = 30};
+    if (options)
+        o = *options;
+    if (!o.workers)
+        o.workers = 1;
+    if (!o.lease_seconds)
+        o.lease_seconds = 30;
+    memset(fp, 0, sizeof *fp);
+    fault_plan_init(&fp->plan);
+    snprintf(fp->scratch, sizeof fp->scratch, "/tmp/acp-logic-XXXXXX");
+    if (!mkdtemp(fp->scratch))
+        fail_msg("mkdtemp failed");
+
+    acp_queue_config_init(&fp->queue, ACP_QUEUE_CONFIG_VERSION);
+    fp->queue.id = FAKE_PLATFORM_QUEUE;
+    fp->queue.host = "fake-amqp";
+    fp->queue.user = fp->queue.password = "fake";
+    fp->queue.workers = o.workers;
+    acp_config_init(&fp->config, ACP_CONFIG_VERSION);
+    fp->config.db.host = "fake-pg";
+    fp->config.db.dbname = fp->config.db.user = fp->config.db.password = "fake";
+    fp->config.s3.host = "fake-s3";
+    fp->config.s3.bucket = "fake-bucket";
+    fp->config.s3.access_key = fp->config.s3.secret_key = "fake";
+    fp->config.queues = &fp->queue;
+    fp->config.queue_count = 1;
+    fp->config.workspace_root = fp->scratch;
+    fp->config.executor_factory = &factory;
+    fp->config.lease_seconds = o.lease_seconds;
+    fp->config.max_attempts = o.max_attempts;
+    fp->config.shutdown_timeout = 10;
+    fp->config.log = quiet_log;
+    if (acp_config_validate(&fp->config) != 0)
+        fail_msg("fake platform config: %s", acp_last_error());
+
+    fp->broker = fake_broker_new(&fp->plan);
+    store *st;
+    if (fake_store_open(&st, &fp->plan) != 0)
+        fail_msg("fake_store_open: %s", acp_last_error());
+    transport *t;
+    if (o.shared_s3) {
+        borrowed_transport *b = calloc(1, sizeof *b);
+        assert_non_null(b);
+        b->lender = fake_transport_base(o.shared_s3);
+        b->base = *b->lender;
+        b->base.vt = &borrowed_vt;
+        t = &b->base;
+        fp->s3 = o.shared_s3;
+    } else {
+        fp->s3 = fake_transport_new(&fp->plan);
+        t = fake_transport_base(fp->s3);
+    }
+    objects *obj;
+    if (objects_open_transport(&obj, t, "/", NULL) != 0) {
+        store_close(st);
+        fail_msg("objects_open_transport: %s", acp_last_error());
+    }
+    fp->store = st;
+    platform_backends backends = {st, obj, fake_broker_driver(fp->broker), true};
+    if (platform_init_with(&fp->p, &fp->config, &backends) != 0)
+        fail_msg("platform_init_with: %s", acp_last_error());
+}
+
+void fake_platform_stop(fake_platform *fp)
+{
+    fault_plan_reset(&fp->plan);
+    acp_shutdown(fp->p);
+    fp->p = NULL;
+    fake_broker_free(fp->broker);
+    fp->broker = NULL;
+    fault_plan_destroy(&fp->plan);
+    int root = open(fp->scratch, O_RDONLY | O_DIRECTORY);
+    if (root >= 0) {
+        /* Leftover run directories, if any, then the root itself. */
+        DIR *dir = fdopendir(dup(root));
+        struct dirent *e;
+        while (dir && (e = readdir(dir)))
+            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+                scratch_remove_at(root, e->d_name, e->d_name);
+        if (dir)
+            closedir(dir);
+        close(root);
+    }
+    rmdir(fp->scratch);
+}
+
+bool fake_platform_wait(fake_platform *fp, const acp_job_id *id, acp_job_status status)
+{
+    for (int waited = 0; waited < FAKE_PLATFORM_WAIT_S * 1000; waited += 10) {
+        store_job row;
+        if (fake_store_peek(fp->store, id, &row) == 0) {
+            acp_job_status now = row.status;
+            store_job_free(&row);
+            if (now == status)
+                return true;
+        }
+        clock_sleep_ms(10);
+    }
+    return false;
+}
+
+static void object_key(const acp_job_id *id, const char *name, char *key, size_t size)
+{
+    char hex[ACP_JOB_ID_STRLEN];
+    snprintf(key, size, "%s/%s", acp_job_id_format(id, hex), name ? name : "");
+}
+
+bool fake_platform_has_object(fake_platform *fp, const acp_job_id *id, const char *name)
+{
+    char key[128];
+    object_key(id, name, key, sizeof key);
+    return fake_transport_exists(fp->s3, key);
+}
+
+size_t fake_platform_object_count(fake_platform *fp, const acp_job_id *id)
+{
+    char prefix[128];
+    object_key(id, NULL, prefix, sizeof prefix);
+    return fake_transport_count(fp->s3, prefix);
+}
