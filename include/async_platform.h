@@ -560,7 +560,10 @@ ACP_EXTERN int acp_init(acp_platform **out, const acp_config *config);
  * The host must make sure that no other acp_* call on @p platform is in
  * progress or starts while acp_shutdown() runs or after it (the handle is
  * freed): stop the threads that use it first. Must not be called from an
- * executor, the factory or the log callback. Calling it twice is undefined.
+ * executor, the factory or the log callback: on one of the platform's own
+ * threads (a worker, the maintenance or the pruner thread) it would wait
+ * for itself, so there it only logs an error and returns. Calling it twice
+ * is undefined.
  */
 ACP_EXTERN void acp_shutdown(acp_platform *platform);
 

@@ -142,10 +142,25 @@ int acp_init(acp_platform **out, const acp_config *config)
     return rc;
 }
 
+/* A thread of the platform's own would wait for itself. */
+static bool platform_thread_is_own(const acp_platform *p)
+{
+    pthread_t self = pthread_self();
+    return worker_is_current(p) ||
+           (p->maintenance_started && pthread_equal(self, p->maintenance)) ||
+           (p->pruner_started && pthread_equal(self, p->pruner));
+}
+
 void acp_shutdown(acp_platform *p)
 {
     if (!p)
         return;
+    if (platform_thread_is_own(p)) {
+        log_error(&p->log, "acp_shutdown called on a thread of the platform's own (from an "
+                           "executor, the factory or the log callback): ignored; call it from a "
+                           "thread of the host's");
+        return;
+    }
     platform_state_raise(p, &p->stopping);
     struct timespec deadline;
     clock_deadline(&deadline, (uint64_t)p->shutdown_timeout * 1000);

@@ -438,11 +438,20 @@ static void handle_delivery(worker *w, broker_conn **conn, const broker_delivery
         drop(conn);
 }
 
+/* The platform whose worker this thread is (NULL on other threads). */
+static _Thread_local const acp_platform *worker_platform;
+
+bool worker_is_current(const acp_platform *p)
+{
+    return p && worker_platform == p;
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
     queue_rt *q = w->queue;
     acp_platform *p = q->platform;
+    worker_platform = p;
     broker_conn *conn = NULL;
     unsigned backoff = 0;
     while (!atomic_load(&p->stopping)) {

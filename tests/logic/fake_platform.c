@@ -52,9 +52,26 @@ int fake_platform_runs(const acp_job_id *id)
     return n;
 }
 
+static void (*execute_hook)(acp_job_context *ctx, void *arg);
+static void *execute_hook_arg;
+
+void fake_platform_on_execute(void (*hook)(acp_job_context *ctx, void *arg), void *arg)
+{
+    pthread_mutex_lock(&runs_lock);
+    execute_hook = hook;
+    execute_hook_arg = arg;
+    pthread_mutex_unlock(&runs_lock);
+}
+
 static int execute(acp_executor *executor, acp_job_context *ctx)
 {
     (void)executor;
+    pthread_mutex_lock(&runs_lock);
+    void (*hook)(acp_job_context *, void *) = execute_hook;
+    void *hook_arg = execute_hook_arg;
+    pthread_mutex_unlock(&runs_lock);
+    if (hook)
+        hook(ctx, hook_arg);
     count_run(&ctx->id);
     char text[128];
     int len = snprintf(text, sizeof text, "attempt=%u\n", ctx->attempt);
@@ -100,11 +117,31 @@ static const transport_vtable borrowed_vt = {"borrowed", borrowed_run, borrowed_
 
 /* ---- the platform ------------------------------------------------------- */
 
+/* Warnings and errors, kept for fake_platform_logged(). */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char log_text[16384];
+static size_t log_len;
+
 static void quiet_log(void *userdata, acp_log_level level, const char *message)
 {
     (void)userdata;
-    if (level >= ACP_LOG_ERROR && getenv("ACP_TEST_VERBOSE"))
+    if (level < ACP_LOG_WARN)
+        return;
+    if (getenv("ACP_TEST_VERBOSE"))
         fprintf(stderr, "platform: %s\n", message);
+    pthread_mutex_lock(&log_lock);
+    int n = snprintf(log_text + log_len, sizeof log_text - log_len, "%s\n", message);
+    if (n > 0 && (size_t)n < sizeof log_text - log_len)
+        log_len += (size_t)n;
+    pthread_mutex_unlock(&log_lock);
+}
+
+bool fake_platform_logged(const char *text)
+{
+    pthread_mutex_lock(&log_lock);
+    bool found = strstr(log_text, text) != NULL;
+    pthread_mutex_unlock(&log_lock);
+    return found;
 }
 
 void fake_platform_start(fake_platform *fp, const fake_platform_options *options)
@@ -118,6 +155,10 @@ void fake_platform_start(fake_platform *fp, const fake_platform_options *options
         o.lease_seconds = 30;
     memset(fp, 0, sizeof *fp);
     fault_plan_init(&fp->plan);
+    pthread_mutex_lock(&log_lock);
+    log_len = 0;
+    log_text[0] = '\0';
+    pthread_mutex_unlock(&log_lock);
     snprintf(fp->scratch, sizeof fp->scratch, "/tmp/acp-logic-XXXXXX");
     if (!mkdtemp(fp->scratch))
         fail_msg("mkdtemp failed");

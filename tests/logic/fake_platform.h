@@ -60,6 +60,14 @@ bool fake_platform_wait(fake_platform *fp, const acp_job_id *id, acp_job_status 
 /* The executor's runs of the job so far, in this process. */
 int fake_platform_runs(const acp_job_id *id);
 
+/* Call @hook(ctx, arg) at the start of every run of the executor, on the
+ * worker thread; NULL removes it. */
+void fake_platform_on_execute(void (*hook)(acp_job_context *ctx, void *arg), void *arg);
+
+/* Whether the platforms logged a warning or an error containing @text since
+ * the last fake_platform_start. */
+bool fake_platform_logged(const char *text);
+
 /* The key of @name in the job's workspace ("<32 hex>/<name>"), and whether
  * the fake bucket has it. */
 bool fake_platform_has_object(fake_platform *fp, const acp_job_id *id, const char *name);

@@ -34,10 +34,47 @@ static void a_job_runs_on_the_fakes(void **state)
     fake_platform_stop(&fp);
 }
 
+static void shut_down_from_inside(acp_job_context *ctx, void *arg)
+{
+    (void)ctx;
+    acp_shutdown(((fake_platform *)arg)->p);
+}
+
+/* Issue 12 point 7: acp_shutdown on one of the platform's own threads would
+ * wait for itself; it is refused with an error in the log, and the job and
+ * the platform carry on. */
+static void shutdown_from_an_executor_is_refused(void **state)
+{
+    (void)state;
+    fake_platform fp;
+    fake_platform_start(&fp, NULL);
+    fake_platform_on_execute(shut_down_from_inside, &fp);
+    acp_submission sub;
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
+    sub.config = "{\"logic\":\"shutdown inside\"}";
+    acp_job job;
+    if (acp_submit(fp.p, FAKE_PLATFORM_QUEUE, &sub, &job) != 0)
+        fail_msg("submit: %s", acp_last_error());
+    acp_job_id id = job.id;
+    acp_job_clear(&job);
+    bool done = fake_platform_wait(&fp, &id, ACP_STATUS_COMPLETE);
+    fake_platform_on_execute(NULL, NULL);
+    assert_true(done);
+    assert_true(fake_platform_logged("acp_shutdown called on a thread of the platform's own"));
+    /* Still running: another job goes through. */
+    sub.config = "{\"logic\":\"after\"}";
+    assert_int_equal(acp_submit(fp.p, FAKE_PLATFORM_QUEUE, &sub, &job), 0);
+    id = job.id;
+    acp_job_clear(&job);
+    assert_true(fake_platform_wait(&fp, &id, ACP_STATUS_COMPLETE));
+    fake_platform_stop(&fp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_job_runs_on_the_fakes),
+        cmocka_unit_test(shutdown_from_an_executor_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
