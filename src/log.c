@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "clock.h"
+
 static const char *level_name(acp_log_level level)
 {
     switch (level) {
@@ -33,14 +35,13 @@ void log_emit(const logger *lg, acp_log_level level, const char *fmt, ...)
         lg->fn(lg->userdata, level, message);
         return;
     }
-    struct timespec now;
     struct tm tm;
-    char stamp[32];
-    clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &tm);
-    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+    int micros = 0;
+    char stamp[32] = "0000-00-00T00:00:00";
+    if (clock_utc(clock_wall_us(), &tm, &micros))
+        strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
     /* One fprintf per line: stdio locks the stream, so lines from several
      * threads do not interleave. */
-    fprintf(stderr, "%s.%03ldZ async-platform %s: %s\n", stamp, now.tv_nsec / 1000000L,
-            level_name(level), message);
+    fprintf(stderr, "%s.%03dZ async-platform %s: %s\n", stamp, micros / 1000, level_name(level),
+            message);
 }

@@ -44,6 +44,7 @@
 
 #include <libs3.h>
 
+#include "clock.h"
 #include "error.h"
 
 typedef struct transport_libs3 {
@@ -180,8 +181,7 @@ static void transport_libs3_drive(transport_libs3 *tl, transport_libs3_runner *r
         int64_t wait_ms = S3_get_request_context_timeout(request);
         if (max_fd < 0) {
             /* Nothing to wait on (a timer, or a socket beyond FD_SETSIZE). */
-            struct timespec pause = {0, wait_ms == 0 ? 0 : 1000000L};
-            nanosleep(&pause, NULL);
+            clock_sleep_ms(wait_ms == 0 ? 0 : 1);
             continue;
         }
         if (wait_ms < 0 || wait_ms > 1000)
