@@ -43,7 +43,7 @@ static PGresult *make_result(int cols, int rows, const char *const *cells)
     PGresult *res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
     assert_non_null(res);
     PGresAttDesc attrs[16];
-    char names[16][8];
+    char names[16][16];
     assert_true(cols <= 16);
     for (int c = 0; c < cols; c++) {
         snprintf(names[c], sizeof names[c], "c%d", c);
