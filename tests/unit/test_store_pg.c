@@ -194,11 +194,23 @@ static void rows_read_into_jobs(void **state)
     PQclear(res);
 }
 
+/* Reads row 0 of @cells (PGVALUE_JOB_COLUMNS), expecting ACP_EDB. */
+static void assert_row_refused(const char *const *cells, const char *message)
+{
+    PGresult *res = make_result(PGVALUE_JOB_COLUMN_COUNT, 1, cells);
+    store_job job;
+    store_job_init(&job);
+    assert_int_equal(pgvalue_read_job(test_pool(), res, 0, &job), ACP_EDB);
+    assert_error_is(message);
+    store_job_free(&job);
+    PQclear(res);
+}
+
 static void rows_with_bad_values_are_refused(void **state)
 {
     (void)state;
     const char *cells[] = {"00112233445566778899aabbccddeeff",
-                           "running",
+                           "queued",
                            "q",
                            NULL,
                            "[]",
@@ -208,30 +220,15 @@ static void rows_with_bad_values_are_refused(void **state)
                            NULL,
                            NULL,
                            "0"};
-    PGresult *res = make_result(PGVALUE_JOB_COLUMN_COUNT, 1, cells);
-    store_job job;
-    store_job_init(&job);
-    assert_int_equal(pgvalue_read_job(test_pool(), res, 0, &job), ACP_EDB);
-    assert_error_is(WHERE ": job 00112233445566778899aabbccddeeff has an unknown status 'running'");
-    store_job_free(&job);
-    PQclear(res);
-
-    const char *not_array[] = {"00112233445566778899aabbccddeeff",
-                               "queued",
-                               "q",
-                               NULL,
-                               "{}",
-                               "1",
-                               "1",
-                               NULL,
-                               NULL,
-                               NULL,
-                               "0"};
-    res = make_result(PGVALUE_JOB_COLUMN_COUNT, 1, not_array);
-    assert_int_equal(pgvalue_read_job(test_pool(), res, 0, &job), ACP_EDB);
-    assert_error_is(WHERE ": input_files is not an array: {}");
-    store_job_free(&job);
-    PQclear(res);
+    cells[1] = "running";
+    assert_row_refused(cells, WHERE
+                       ": job 00112233445566778899aabbccddeeff has an unknown status 'running'");
+    cells[1] = "queued";
+    cells[4] = "{}";
+    assert_row_refused(cells, WHERE ": input_files is not an array: {}");
+    cells[4] = "[]";
+    cells[0] = "0011";
+    assert_row_refused(cells, WHERE ": compute.jobs holds a job_id that is not 16 bytes: 0011");
 }
 
 static void rows_read_into_dispatch_lists(void **state)
