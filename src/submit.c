@@ -247,6 +247,28 @@ static int other_config(const prepared *s, error_info *err)
                           s->hex);
 }
 
+/* The job this call stored and dispatched: a failed read of its state must
+ * not tell the caller that the submit failed, since a retry after the run
+ * would run it again. What this call wrote is reported instead. */
+static int report_created(acp_platform *p, queue_rt *q, const prepared *s, acp_job *job)
+{
+    error_info lost = {0};
+    if (report(p, &s->id, job, &lost) == 0)
+        return 0;
+    log_warn(&p->log,
+             "job %s is submitted, but reading its state back failed (%s); reporting it "
+             "queued",
+             s->hex, lost.message);
+    memset(job, 0, sizeof *job);
+    job->version = ACP_JOB_VERSION;
+    job->id = s->id;
+    job->status = ACP_STATUS_QUEUED;
+    job->owned = 1;
+    snprintf(job->queue, sizeof job->queue, "%s", q->id);
+    job->queue_position = -1;
+    return 0;
+}
+
 /* The submission @s, validated, for queue @q. */
 static int submit_prepared(acp_platform *p, queue_rt *q, const acp_submission *sub,
                            const prepared *s, acp_job *job, error_info *err)
@@ -264,8 +286,12 @@ static int submit_prepared(acp_platform *p, queue_rt *q, const acp_submission *s
             return report(p, &s->id, job, err); /* already on its way: not a second run */
         rc = status == ACP_STATUS_EXPIRED ? claim_and_create(p, q, sub, s, RERUN, err)
                                           : create_job(p, q, sub, s, RERUN, false, err);
+        if (!rc)
+            return report_created(p, q, s, job);
     } else if (rc == ACP_ENOTFOUND) {
         rc = claim_and_create(p, q, sub, s, NEW_JOB, err);
+        if (!rc)
+            return report_created(p, q, s, job);
     } else {
         error_info_take(err, rc);
     }
