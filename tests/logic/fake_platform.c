@@ -244,8 +244,8 @@ void fake_platform_fail_step(fault_plan *plan, unsigned step)
     fault_plan_add(plan, (fault_rule){.step = step, .error = ACP_EDB, .kind = FAKE_S3_403});
 }
 
-int fake_platform_submit(fake_platform *fp, const char *config, const char *input,
-                         acp_job_id *id, acp_job *job)
+int fake_platform_submit(fake_platform *fp, const char *config, const char *input, acp_job_id *id,
+                         acp_job *job)
 {
     if (acp_job_id_from_config(id, config) != 0)
         fail_msg("acp_job_id_from_config: %s", acp_last_error());

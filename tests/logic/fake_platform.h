@@ -75,8 +75,8 @@ void fake_platform_fail_step(fault_plan *plan, unsigned step);
  * to the queue; *@id gets the job's id (derived from @config) whether or
  * not the submit succeeds, @job (may be NULL) what acp_submit reports.
  * Returns acp_submit's code. */
-int fake_platform_submit(fake_platform *fp, const char *config, const char *input,
-                         acp_job_id *id, acp_job *job);
+int fake_platform_submit(fake_platform *fp, const char *config, const char *input, acp_job_id *id,
+                         acp_job *job);
 
 /* A job that is queued with its message unpublished and a retry time
  * (store_dispatch_failed) is republished now: the fake store's clock moves

@@ -257,7 +257,9 @@ static void an_unconfirmed_publish_runs_the_job_once(void **state)
     (void)state;
     fake_platform fp;
     start(&fp);
-    fault_plan_add(&fp.plan, (fault_rule){.op = "amqp.publish", .nth = 1, .error = ACP_EBROKER,
+    fault_plan_add(&fp.plan, (fault_rule){.op = "amqp.publish",
+                                          .nth = 1,
+                                          .error = ACP_EBROKER,
                                           .kind = FAKE_BROKER_PUBLISH_NO_CONFIRM});
     acp_job_id id;
     assert_int_equal(fake_platform_submit(&fp, "{\"logic\":\"no-confirm\"}", INPUT, &id, NULL), 0);
@@ -277,8 +279,10 @@ static void publish_fails_twice(int kind, const char *config, bool queued)
 {
     fake_platform fp;
     start(&fp);
-    fault_plan_add(&fp.plan, (fault_rule){.op = "amqp.publish", .nth = 1, .times = 2,
-                                          .error = ACP_EBROKER, .kind = kind});
+    fault_plan_add(
+        &fp.plan,
+        (fault_rule){
+            .op = "amqp.publish", .nth = 1, .times = 2, .error = ACP_EBROKER, .kind = kind});
     acp_job_id id;
     assert_int_equal(submit_reported(&fp, config, &id), 0);
     assert_int_equal(fake_broker_published(fp.broker, FAKE_PLATFORM_QUEUE), queued ? 2 : 0);
