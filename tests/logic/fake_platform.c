@@ -233,15 +233,20 @@ size_t fake_platform_object_count(fake_platform *fp, const acp_job_id *id)
 
 void fake_platform_fail_step(fault_plan *plan, unsigned step)
 {
+    fake_platform_fail_step_as(plan, step, FAKE_S3_403);
+}
+
+void fake_platform_fail_step_as(fault_plan *plan, unsigned step, int s3_kind)
+{
     /* The first failing rule that matches wins: the broker's ops first. */
     static const char *const amqp[] = {"amqp.connect", "amqp.declare", "amqp.publish",
                                        "amqp.consume", "amqp.cancel",  "amqp.next",
                                        "amqp.ack"};
     for (size_t i = 0; i < sizeof amqp / sizeof *amqp; i++)
         fault_plan_add(plan, (fault_rule){.op = amqp[i], .step = step, .error = ACP_EBROKER});
-    /* The fake store ignores this kind (it fails before doing anything);
-     * the fake transport reads it as 403 AccessDenied and ignores .error. */
-    fault_plan_add(plan, (fault_rule){.step = step, .error = ACP_EDB, .kind = FAKE_S3_403});
+    /* The fake store ignores these kinds (it fails before doing anything);
+     * the fake transport reads the kind and ignores .error. */
+    fault_plan_add(plan, (fault_rule){.step = step, .error = ACP_EDB, .kind = s3_kind});
 }
 
 int fake_platform_submit(fake_platform *fp, const char *config, const char *input, acp_job_id *id,

@@ -70,6 +70,8 @@ size_t fake_platform_object_count(fake_platform *fp, const acp_job_id *id);
  * pg.*, a permanent 403 AccessDenied for s3.*, ACP_EBROKER (the connection
  * lost) for amqp.*. */
 void fake_platform_fail_step(fault_plan *plan, unsigned step);
+/* The same with @s3_kind (FAKE_S3_*) for s3.*, e.g. a transient 500. */
+void fake_platform_fail_step_as(fault_plan *plan, unsigned step, int s3_kind);
 
 /* Submit @config with one input "in.txt" (@input, may be NULL: no input)
  * to the queue; *@id gets the job's id (derived from @config) whether or

@@ -99,10 +99,10 @@ static void faults_off(fake_platform *fp)
     fault_plan_only_thread(&fp->plan, false);
 }
 
-static void fail_step(fake_platform *fp, unsigned k)
+static void fail_step(fake_platform *fp, unsigned k, int s3_kind)
 {
     count_from_here(fp);
-    fake_platform_fail_step(&fp->plan, k);
+    fake_platform_fail_step_as(&fp->plan, k, s3_kind);
 }
 
 static void report_step(fake_platform *fp, const char *what, unsigned k, unsigned n, int rc)
@@ -116,20 +116,20 @@ static void report_step(fake_platform *fp, const char *what, unsigned k, unsigne
 
 /* ---- a new job --------------------------------------------------------- */
 
-static void new_job_config(char *out, size_t size, unsigned k)
+static void new_job_config(char *out, size_t size, int s3_kind, unsigned k)
 {
-    snprintf(out, size, "{\"logic\":\"submit-new\",\"k\":%u}", k);
+    snprintf(out, size, "{\"logic\":\"submit-new\",\"s3\":%d,\"k\":%u}", s3_kind, k);
 }
 
-static void every_step_of_a_submission_fails_in_turn(void **state)
+/* S3 steps fail with @s3_kind: a 403 fails the submit, a 500 is retried. */
+static void new_job_step_by_step(int s3_kind)
 {
-    (void)state;
     fake_platform fp;
     char config[96];
     acp_job_id id;
 
     start(&fp);
-    new_job_config(config, sizeof config, 0);
+    new_job_config(config, sizeof config, s3_kind, 0);
     count_from_here(&fp);
     assert_int_equal(submit_reported(&fp, config, &id), 0);
     unsigned n = fault_calls(&fp.plan, NULL);
@@ -140,10 +140,10 @@ static void every_step_of_a_submission_fails_in_turn(void **state)
 
     for (unsigned k = 1; k <= n; k++) {
         start(&fp);
-        new_job_config(config, sizeof config, k);
-        fail_step(&fp, k);
+        new_job_config(config, sizeof config, s3_kind, k);
+        fail_step(&fp, k, s3_kind);
         int rc = submit_reported(&fp, config, &id);
-        report_step(&fp, "new job", k, n, rc);
+        report_step(&fp, s3_kind == FAKE_S3_500 ? "new job, S3 500" : "new job", k, n, rc);
         faults_off(&fp);
         expect_consistent(&fp, &id, 0);
         if (rc != 0) {
@@ -161,11 +161,23 @@ static void every_step_of_a_submission_fails_in_turn(void **state)
     }
 }
 
+static void every_step_of_a_submission_fails_in_turn(void **state)
+{
+    (void)state;
+    new_job_step_by_step(FAKE_S3_403);
+}
+
+static void every_step_of_a_submission_fails_transiently_in_turn(void **state)
+{
+    (void)state;
+    new_job_step_by_step(FAKE_S3_500);
+}
+
 /* ---- the re-run of an expired job -------------------------------------- */
 
-static void rerun_config(char *out, size_t size, unsigned k)
+static void rerun_config(char *out, size_t size, int s3_kind, unsigned k)
 {
-    snprintf(out, size, "{\"logic\":\"submit-rerun\",\"k\":%u}", k);
+    snprintf(out, size, "{\"logic\":\"submit-rerun\",\"s3\":%d,\"k\":%u}", s3_kind, k);
 }
 
 /* A complete job, then expired: its results gone. */
@@ -194,15 +206,14 @@ static void expect_still_expired(fake_platform *fp, const acp_job_id *id)
     acp_job_clear(&job);
 }
 
-static void every_step_of_a_rerun_fails_in_turn(void **state)
+static void rerun_step_by_step(int s3_kind)
 {
-    (void)state;
     fake_platform fp;
     char config[96];
     acp_job_id id;
 
     start(&fp);
-    rerun_config(config, sizeof config, 0);
+    rerun_config(config, sizeof config, s3_kind, 0);
     expired_job(&fp, config, &id);
     count_from_here(&fp);
     assert_int_equal(submit_reported(&fp, config, &id), 0);
@@ -214,11 +225,11 @@ static void every_step_of_a_rerun_fails_in_turn(void **state)
 
     for (unsigned k = 1; k <= n; k++) {
         start(&fp);
-        rerun_config(config, sizeof config, k);
+        rerun_config(config, sizeof config, s3_kind, k);
         expired_job(&fp, config, &id);
-        fail_step(&fp, k);
+        fail_step(&fp, k, s3_kind);
         int rc = submit_reported(&fp, config, &id);
-        report_step(&fp, "re-run", k, n, rc);
+        report_step(&fp, s3_kind == FAKE_S3_500 ? "re-run, S3 500" : "re-run", k, n, rc);
         faults_off(&fp);
         expect_consistent(&fp, &id, 1);
         if (rc != 0) {
@@ -228,6 +239,18 @@ static void every_step_of_a_rerun_fails_in_turn(void **state)
         expect_complete(&fp, &id, 2);
         fake_platform_stop(&fp);
     }
+}
+
+static void every_step_of_a_rerun_fails_in_turn(void **state)
+{
+    (void)state;
+    rerun_step_by_step(FAKE_S3_403);
+}
+
+static void every_step_of_a_rerun_fails_transiently_in_turn(void **state)
+{
+    (void)state;
+    rerun_step_by_step(FAKE_S3_500);
 }
 
 /* ---- publishes that fail ------------------------------------------------ */
@@ -321,7 +344,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_step_of_a_submission_fails_in_turn),
+        cmocka_unit_test(every_step_of_a_submission_fails_transiently_in_turn),
         cmocka_unit_test(every_step_of_a_rerun_fails_in_turn),
+        cmocka_unit_test(every_step_of_a_rerun_fails_transiently_in_turn),
         cmocka_unit_test(an_unconfirmed_publish_runs_the_job_once),
         cmocka_unit_test(a_lost_publish_is_redispatched),
         cmocka_unit_test(two_unconfirmed_publishes_run_the_job_once),
