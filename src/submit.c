@@ -177,14 +177,37 @@ static void expire_after_failed_rerun(acp_platform *p, const prepared *s)
 
 typedef enum how { NEW_JOB, TAKE_OVER, RERUN } how;
 
+static bool same_config(const char *stored, const char *submitted);
+
+/* Whether a failed store_insert or store_requeue was applied all the same,
+ * its answer lost with the connection: the row then says queued with our
+ * config. Left so, it would wait for a workspace and a message that no one
+ * writes (and a new submit would report it on its way); our claim marker,
+ * or the row's status, keeps other submitters from having written it. */
+static bool row_written_anyway(acp_platform *p, const prepared *s, int rc)
+{
+    if (rc == ACP_ECONFLICT || rc == ACP_ENOTFOUND)
+        return false; /* the database's answer, not a lost one */
+    store_job row;
+    if (store_get(p->store, &s->id, &row) != 0)
+        return false;
+    bool written = row.status == ACP_STATUS_QUEUED && same_config(row.config, s->config);
+    store_job_free(&row);
+    return written;
+}
+
 /* Row first, then the workspace, then the message. */
 static int create_job(acp_platform *p, queue_rt *q, const acp_submission *sub, const prepared *s,
                       how kind, bool created, error_info *err)
 {
     int rc = kind == RERUN ? store_requeue(p->store, &s->id, q->id, s->config, s->names, s->count)
                            : store_insert(p->store, &s->id, q->id, s->config, s->names, s->count);
-    if (rc)
-        return error_info_take(err, rc);
+    if (rc) {
+        error_info_take(err, rc);
+        if (!row_written_anyway(p, s, rc))
+            return rc;
+        log_warn(&p->log, "job %s: %s; yet its row is written: going on", s->hex, err->message);
+    }
     rc = write_workspace(p, sub, s, created);
     if (rc) {
         char what[64];
