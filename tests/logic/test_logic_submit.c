@@ -241,6 +241,18 @@ static void rerun_step_by_step(int s3_kind)
     }
 }
 
+static void every_step_of_a_submission_loses_an_answer_in_turn(void **state)
+{
+    (void)state;
+    new_job_step_by_step(FAKE_STORE_FAULT_AFTER);
+}
+
+static void every_step_of_a_rerun_loses_an_answer_in_turn(void **state)
+{
+    (void)state;
+    rerun_step_by_step(FAKE_STORE_FAULT_AFTER);
+}
+
 static void every_step_of_a_rerun_fails_in_turn(void **state)
 {
     (void)state;
@@ -345,6 +357,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_step_of_a_submission_fails_in_turn),
         cmocka_unit_test(every_step_of_a_submission_fails_transiently_in_turn),
+        cmocka_unit_test(every_step_of_a_submission_loses_an_answer_in_turn),
+        cmocka_unit_test(every_step_of_a_rerun_loses_an_answer_in_turn),
         cmocka_unit_test(every_step_of_a_rerun_fails_in_turn),
         cmocka_unit_test(every_step_of_a_rerun_fails_transiently_in_turn),
         cmocka_unit_test(an_unconfirmed_publish_runs_the_job_once),
