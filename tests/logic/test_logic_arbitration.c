@@ -290,26 +290,27 @@ static void faults_off(two_services *t)
     }
 }
 
-static void takeover_config(char *out, size_t size, int plan, unsigned k)
+static void takeover_config(char *out, size_t size, int kind, int plan, unsigned k)
 {
-    snprintf(out, size, "{\"logic\":\"takeover\",\"plan\":%d,\"k\":%u}", plan, k);
+    snprintf(out, size, "{\"logic\":\"takeover\",\"kind\":%d,\"plan\":%d,\"k\":%u}", kind, plan, k);
 }
 
 /* Step @k of plan @which (0: the bucket's, A's; 1: B's database and broker)
- * fails while B takes over A's expired job. */
-static void takeover_fails_at(int which, unsigned k, unsigned n)
+ * fails while B takes over A's expired job, S3 and the database failing
+ * as @kind says (fake_platform_fail_step_as). */
+static void takeover_fails_at(int kind, int which, unsigned k, unsigned n)
 {
     two_services t;
     start_both(&t);
     char config[96];
-    takeover_config(config, sizeof config, which, k);
+    takeover_config(config, sizeof config, kind, which, k);
     acp_job_id id;
     job_of_a(&t, config, true, &id);
     fault_plan *plan = which ? &t.b.plan : &t.a.plan;
     count_from_here(&t);
-    fake_platform_fail_step(plan, k);
+    fake_platform_fail_step_as(plan, k, kind);
     int rc = fake_platform_submit(&t.b, config, INPUT, &id, NULL);
-    print_message("# takeover: %s step %u/%u (%s) failed; B's acp_submit: %d%s%s\n",
+    print_message("# takeover, kind %d: %s step %u/%u (%s) failed; B's acp_submit: %d%s%s\n", kind,
                   which ? "B's" : "the bucket's", k, n, plan->failed_op ? plan->failed_op : "none",
                   rc, rc ? ": " : "", rc ? acp_last_error() : "");
     assert_int_equal(plan->failed_step, k);
@@ -333,13 +334,12 @@ static void takeover_fails_at(int which, unsigned k, unsigned n)
     stop_both(&t);
 }
 
-static void every_step_of_a_takeover_fails_in_turn(void **state)
+static void takeover_step_by_step(int kind)
 {
-    (void)state;
     two_services t;
     start_both(&t);
     char config[96];
-    takeover_config(config, sizeof config, -1, 0);
+    takeover_config(config, sizeof config, kind, -1, 0);
     acp_job_id id;
     job_of_a(&t, config, true, &id);
     count_from_here(&t);
@@ -352,7 +352,20 @@ static void every_step_of_a_takeover_fails_in_turn(void **state)
 
     for (int which = 0; which < 2; which++)
         for (unsigned k = 1; k <= n[which]; k++)
-            takeover_fails_at(which, k, n[which]);
+            takeover_fails_at(kind, which, k, n[which]);
+}
+
+static void every_step_of_a_takeover_fails_in_turn(void **state)
+{
+    (void)state;
+    takeover_step_by_step(FAKE_S3_403);
+}
+
+/* S3 requests reset (retried), database answers lost after the change. */
+static void every_step_of_a_takeover_loses_an_answer_in_turn(void **state)
+{
+    (void)state;
+    takeover_step_by_step(FAKE_STORE_FAULT_AFTER);
 }
 
 int main(void)
@@ -363,6 +376,7 @@ int main(void)
         cmocka_unit_test(two_claims_of_a_new_job_never_both_win),
         cmocka_unit_test(a_stale_claim_marker_is_ignored_and_removed),
         cmocka_unit_test(every_step_of_a_takeover_fails_in_turn),
+        cmocka_unit_test(every_step_of_a_takeover_loses_an_answer_in_turn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
