@@ -52,9 +52,15 @@ static void expect_complete(fake_platform *fp, const acp_job_id *id, int runs)
 {
     fake_platform_redispatch(fp, id);
     assert_true(fake_platform_wait(fp, id, ACP_STATUS_COMPLETE));
+    /* The worker sets the flag after the row (a hang guard, no timing). */
+    for (int i = 0; i < FAKE_PLATFORM_WAIT_S * 100; i++) {
+        if (fake_platform_has_object(fp, id, ".complete"))
+            break;
+        clock_sleep_ms(10);
+    }
+    assert_true(fake_platform_has_object(fp, id, ".complete"));
     assert_int_equal(fake_platform_runs(id), runs);
     assert_true(fake_platform_has_object(fp, id, "result.txt"));
-    assert_true(fake_platform_has_object(fp, id, ".complete"));
     assert_true(fake_platform_has_object(fp, id, "in.txt"));
 }
 
