@@ -642,7 +642,9 @@ ACP_EXTERN void acp_job_clear(acp_job *job);
  * call fails with ACP_ECONFLICT. Host applications that choose ids must make
  * them unique per config; ids derived from configs are.
  *
- * @param job if not NULL, receives the job's state after the call.
+ * @param job if not NULL, receives the job's state after the call (when
+ *        reading it back fails once the job is stored and dispatched, the
+ *        call still succeeds and reports it queued: the job will run).
  * @return 0; ACP_ENOQUEUE (unknown queue); ACP_EINVAL (bad id, a config that
  *         acp_job_id_from_config() refuses, bad input name or input); ACP_ETOOBIG (config over the
  * limit); ACP_ECONFLICT (another service owns the job and it is not expired, or the id is taken by

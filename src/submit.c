@@ -177,14 +177,37 @@ static void expire_after_failed_rerun(acp_platform *p, const prepared *s)
 
 typedef enum how { NEW_JOB, TAKE_OVER, RERUN } how;
 
+static bool same_config(const char *stored, const char *submitted);
+
+/* Whether a failed store_insert or store_requeue was applied all the same,
+ * its answer lost with the connection: the row then says queued with our
+ * config. Left so, it would wait for a workspace and a message that no one
+ * writes (and a new submit would report it on its way); our claim marker,
+ * or the row's status, keeps other submitters from having written it. */
+static bool row_written_anyway(acp_platform *p, const prepared *s, int rc)
+{
+    if (rc == ACP_ECONFLICT || rc == ACP_ENOTFOUND)
+        return false; /* the database's answer, not a lost one */
+    store_job row;
+    if (store_get(p->store, &s->id, &row) != 0)
+        return false;
+    bool written = row.status == ACP_STATUS_QUEUED && same_config(row.config, s->config);
+    store_job_free(&row);
+    return written;
+}
+
 /* Row first, then the workspace, then the message. */
 static int create_job(acp_platform *p, queue_rt *q, const acp_submission *sub, const prepared *s,
                       how kind, bool created, error_info *err)
 {
     int rc = kind == RERUN ? store_requeue(p->store, &s->id, q->id, s->config, s->names, s->count)
                            : store_insert(p->store, &s->id, q->id, s->config, s->names, s->count);
-    if (rc)
-        return error_info_take(err, rc);
+    if (rc) {
+        error_info_take(err, rc);
+        if (!row_written_anyway(p, s, rc))
+            return rc;
+        log_warn(&p->log, "job %s: %s; yet its row is written: going on", s->hex, err->message);
+    }
     rc = write_workspace(p, sub, s, created);
     if (rc) {
         char what[64];
@@ -247,6 +270,28 @@ static int other_config(const prepared *s, error_info *err)
                           s->hex);
 }
 
+/* The job this call stored and dispatched: a failed read of its state must
+ * not tell the caller that the submit failed, since a retry after the run
+ * would run it again. What this call wrote is reported instead. */
+static int report_created(acp_platform *p, queue_rt *q, const prepared *s, acp_job *job)
+{
+    error_info lost = {0};
+    if (report(p, &s->id, job, &lost) == 0)
+        return 0;
+    log_warn(&p->log,
+             "job %s is submitted, but reading its state back failed (%s); reporting it "
+             "queued",
+             s->hex, lost.message);
+    memset(job, 0, sizeof *job);
+    job->version = ACP_JOB_VERSION;
+    job->id = s->id;
+    job->status = ACP_STATUS_QUEUED;
+    job->owned = 1;
+    snprintf(job->queue, sizeof job->queue, "%s", q->id);
+    job->queue_position = -1;
+    return 0;
+}
+
 /* The submission @s, validated, for queue @q. */
 static int submit_prepared(acp_platform *p, queue_rt *q, const acp_submission *sub,
                            const prepared *s, acp_job *job, error_info *err)
@@ -264,8 +309,12 @@ static int submit_prepared(acp_platform *p, queue_rt *q, const acp_submission *s
             return report(p, &s->id, job, err); /* already on its way: not a second run */
         rc = status == ACP_STATUS_EXPIRED ? claim_and_create(p, q, sub, s, RERUN, err)
                                           : create_job(p, q, sub, s, RERUN, false, err);
+        if (!rc)
+            return report_created(p, q, s, job);
     } else if (rc == ACP_ENOTFOUND) {
         rc = claim_and_create(p, q, sub, s, NEW_JOB, err);
+        if (!rc)
+            return report_created(p, q, s, job);
     } else {
         error_info_take(err, rc);
     }

@@ -40,6 +40,14 @@ void fault_plan_add(fault_plan *plan, fault_rule rule)
     pthread_mutex_unlock(&plan->lock);
 }
 
+void fault_plan_only_thread(fault_plan *plan, bool on)
+{
+    pthread_mutex_lock(&plan->lock);
+    plan->one_thread = on;
+    plan->thread = pthread_self();
+    pthread_mutex_unlock(&plan->lock);
+}
+
 static unsigned *fault_op_counter(fault_plan *plan, const char *op)
 {
     for (size_t i = 0; i < plan->op_count; i++)
@@ -71,6 +79,10 @@ const fault_rule *fault_check(fault_plan *plan, const char *op)
     if (!plan)
         return NULL;
     pthread_mutex_lock(&plan->lock);
+    if (plan->one_thread && !pthread_equal(plan->thread, pthread_self())) {
+        pthread_mutex_unlock(&plan->lock);
+        return NULL;
+    }
     unsigned step = ++plan->steps;
     unsigned call = ++*fault_op_counter(plan, op);
     const fault_rule *failing = NULL;

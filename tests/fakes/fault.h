@@ -56,6 +56,10 @@ typedef struct fault_plan {
     /* The last step that failed on purpose and its operation (0, NULL: none). */
     unsigned failed_step;
     const char *failed_op;
+    /* fault_plan_only_thread: when set, calls of other threads are neither
+     * counted nor failed. */
+    bool one_thread;
+    pthread_t thread;
 } fault_plan;
 
 void fault_plan_init(fault_plan *plan);
@@ -64,6 +68,13 @@ void fault_plan_destroy(fault_plan *plan);
 void fault_plan_reset(fault_plan *plan);
 /* Add a rule; aborts the test program when FAULT_RULES_MAX is exceeded. */
 void fault_plan_add(fault_plan *plan, fault_rule rule);
+
+/* From now on only the calling thread's calls count as steps (and as calls
+ * of their op) and can fail; with @on false, every thread's again. For a
+ * scenario run by one thread while others (a platform's workers) call the
+ * same fakes at moments of their own: its step numbers stay the same from
+ * one run to the next. Kept by fault_plan_reset. */
+void fault_plan_only_thread(fault_plan *plan, bool on);
 
 /* Called by a fake at the start of each call of @op (a string literal):
  * counts it, sleeps the delay of a matching rule, and returns the matching

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "clock.h"
+#include "maintenance.h"
 #include "objects.h"
 #include "platform.h"
 #include "scratch.h"
@@ -269,4 +270,51 @@ size_t fake_platform_object_count(fake_platform *fp, const acp_job_id *id)
     char prefix[128];
     object_key(id, NULL, prefix, sizeof prefix);
     return fake_transport_count(fp->s3, prefix);
+}
+
+void fake_platform_fail_step(fault_plan *plan, unsigned step)
+{
+    fake_platform_fail_step_as(plan, step, FAKE_S3_403);
+}
+
+void fake_platform_fail_step_as(fault_plan *plan, unsigned step, int s3_kind)
+{
+    /* The first failing rule that matches wins: the broker's ops first. */
+    static const char *const amqp[] = {"amqp.connect", "amqp.declare", "amqp.publish",
+                                       "amqp.consume", "amqp.cancel",  "amqp.next",
+                                       "amqp.ack"};
+    for (size_t i = 0; i < sizeof amqp / sizeof *amqp; i++)
+        fault_plan_add(plan, (fault_rule){.op = amqp[i], .step = step, .error = ACP_EBROKER});
+    /* The fake store ignores these kinds (it fails before doing anything);
+     * the fake transport reads the kind and ignores .error. */
+    fault_plan_add(plan, (fault_rule){.step = step, .error = ACP_EDB, .kind = s3_kind});
+}
+
+int fake_platform_submit(fake_platform *fp, const char *config, const char *input, acp_job_id *id,
+                         acp_job *job)
+{
+    if (acp_job_id_from_config(id, config) != 0)
+        fail_msg("acp_job_id_from_config: %s", acp_last_error());
+    acp_input in = {.name = "in.txt", .data = input, .size = input ? strlen(input) : 0};
+    acp_submission sub;
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
+    sub.config = config;
+    sub.inputs = input ? &in : NULL;
+    sub.input_count = input ? 1 : 0;
+    return acp_submit(fp->p, FAKE_PLATFORM_QUEUE, &sub, job);
+}
+
+void fake_platform_redispatch(fake_platform *fp, const acp_job_id *id)
+{
+    fake_store_row row;
+    if (fake_store_peek_row(fp->store, id, &row) != 0)
+        return;
+    bool owed = row.job.status == ACP_STATUS_QUEUED && row.dispatched == 0;
+    int64_t wait = row.dispatch_retry - fake_store_now(fp->store);
+    fake_store_row_free(&row);
+    if (!owed)
+        return;
+    if (wait > 0)
+        fake_store_advance(fp->store, wait + 1000000);
+    maintenance_tick(fp->p, true);
 }

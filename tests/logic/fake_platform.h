@@ -74,4 +74,23 @@ bool fake_platform_has_object(fake_platform *fp, const acp_job_id *id, const cha
 /* Objects in the job's workspace. */
 size_t fake_platform_object_count(fake_platform *fp, const acp_job_id *id);
 
+/* Make step @step of @plan fail the way its backend fails: ACP_EDB for
+ * pg.*, a permanent 403 AccessDenied for s3.*, ACP_EBROKER (the connection
+ * lost) for amqp.*. */
+void fake_platform_fail_step(fault_plan *plan, unsigned step);
+/* The same with @s3_kind (FAKE_S3_*) for s3.*, e.g. a transient 500. */
+void fake_platform_fail_step_as(fault_plan *plan, unsigned step, int s3_kind);
+
+/* Submit @config with one input "in.txt" (@input, may be NULL: no input)
+ * to the queue; *@id gets the job's id (derived from @config) whether or
+ * not the submit succeeds, @job (may be NULL) what acp_submit reports.
+ * Returns acp_submit's code. */
+int fake_platform_submit(fake_platform *fp, const char *config, const char *input, acp_job_id *id,
+                         acp_job *job);
+
+/* A job that is queued with its message unpublished and a retry time
+ * (store_dispatch_failed) is republished now: the fake store's clock moves
+ * to that time and a maintenance pass runs. Does nothing otherwise. */
+void fake_platform_redispatch(fake_platform *fp, const acp_job_id *id);
+
 #endif
