@@ -265,6 +265,16 @@ bool fake_platform_has_object(fake_platform *fp, const acp_job_id *id, const cha
     return fake_transport_exists(fp->s3, key);
 }
 
+bool fake_platform_wait_object(fake_platform *fp, const acp_job_id *id, const char *name)
+{
+    for (int waited = 0; waited < FAKE_PLATFORM_WAIT_S * 1000; waited += 10) {
+        if (fake_platform_has_object(fp, id, name))
+            return true;
+        clock_sleep_ms(10);
+    }
+    return false;
+}
+
 size_t fake_platform_object_count(fake_platform *fp, const acp_job_id *id)
 {
     char prefix[128];

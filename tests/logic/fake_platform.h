@@ -71,6 +71,9 @@ bool fake_platform_logged(const char *text);
 /* The key of @name in the job's workspace ("<32 hex>/<name>"), and whether
  * the fake bucket has it. */
 bool fake_platform_has_object(fake_platform *fp, const acp_job_id *id, const char *name);
+/* Wait until the fake bucket has @name in the job's workspace (the worker
+ * writes the status flag after the row); false after FAKE_PLATFORM_WAIT_S. */
+bool fake_platform_wait_object(fake_platform *fp, const acp_job_id *id, const char *name);
 /* Objects in the job's workspace. */
 size_t fake_platform_object_count(fake_platform *fp, const acp_job_id *id);
 

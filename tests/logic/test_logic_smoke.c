@@ -26,7 +26,7 @@ static void a_job_runs_on_the_fakes(void **state)
     assert_true(fake_platform_wait(&fp, &id, ACP_STATUS_COMPLETE));
     assert_int_equal(fake_platform_runs(&id), 1);
     assert_true(fake_platform_has_object(&fp, &id, "result.txt"));
-    assert_true(fake_platform_has_object(&fp, &id, ".complete"));
+    assert_true(fake_platform_wait_object(&fp, &id, ".complete"));
     assert_int_equal(acp_get_job(fp.p, &id, &job), 0);
     assert_int_equal(job.status, ACP_STATUS_COMPLETE);
     assert_int_equal(job.attempts, 1);
