@@ -73,6 +73,25 @@ static int owned_status(acp_platform *p, const acp_job_id *id, const char *actio
     return 0;
 }
 
+/* The commit of an expiry failed after its S3 work began: results may be
+ * gone, so the row must not keep its old status. Once more, in a fresh
+ * transaction, only while the row still has the status it had (@previous):
+ * one that reads expired now means the first commit went through; any
+ * other (a resubmission got in between) is left alone. Returns 0 when the
+ * row says expired, else @failed. */
+static int expire_commit_again(acp_platform *p, const acp_job_id *id, acp_job_status previous,
+                               int failed)
+{
+    store_tx *tx;
+    acp_job_status now;
+    if (store_expire_begin(p->store, id, 0, &tx, &now) != 0)
+        return failed;
+    bool ours = now == previous;
+    if (store_tx_end(tx, ours) != 0)
+        return failed;
+    return ours || now == ACP_STATUS_EXPIRED ? 0 : failed;
+}
+
 /* Expire @id; with @accessed_before non-zero only a complete job last
  * accessed before then (the pruner's rule). */
 static int expire(acp_platform *p, const acp_job_id *id, int64_t accessed_before)
@@ -113,6 +132,8 @@ static int expire(acp_platform *p, const acp_job_id *id, int64_t accessed_before
     /* Committed even when S3 failed half-way: some results may be gone, so
      * the row must not say complete any more. Expiring again finishes it. */
     int commit = store_tx_end(tx, true);
+    if (commit)
+        commit = expire_commit_again(p, id, previous, commit);
     if (!commit)
         atomic_fetch_add(&p->expired, 1);
     return rc ? rc : commit;
