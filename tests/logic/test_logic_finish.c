@@ -114,7 +114,7 @@ static unsigned count_clean_run(void)
     assert_true(fake_platform_release_one(&fp));
     assert_true(fake_platform_wait(&fp, &id, ACP_STATUS_COMPLETE));
     unsigned n = fault_calls(&fp.plan, NULL);
-    print_message("a clean run: %u steps (s3.put %u, pg %u, amqp.next %u)\n", n,
+    print_message("# a clean run: %u steps (s3.put %u, pg %u, amqp.next %u)\n", n,
                   fault_calls(&fp.plan, "s3.put"),
                   fault_calls(&fp.plan, "pg.claim") + fault_calls(&fp.plan, "pg.finish_begin") +
                       fault_calls(&fp.plan, "pg.finish_tx") + fault_calls(&fp.plan, "pg.tx_end"),
@@ -145,7 +145,7 @@ static void check_settled(fake_platform *fp, const acp_job_id *id, enum pass pas
     bool complete_flag = fake_platform_has_object(fp, id, ".complete");
     bool failed_flag = fake_platform_has_object(fp, id, ".failed");
     acp_stats st = stats_of(fp);
-    print_message("    -> %s, attempts %u, runs %d, result.txt %s, flags%s%s\n",
+    print_message("#     -> %s, attempts %u, runs %d, result.txt %s, flags%s%s\n",
                   acp_job_status_name(status), row.job.attempts, fake_platform_runs(id),
                   result ? "kept" : "missing", complete_flag ? " .complete" : "",
                   failed_flag ? " .failed" : "");
@@ -218,7 +218,7 @@ static void every_step_of_a_run_fails_in_turn(void **state)
                 fail_msg("step %u of %u: no rule for its operation (add it to run_ops)", k, n);
             if (pass == PASS_TRANSIENT)
                 ops[k] = failed_op;
-            print_message("step %2u/%u: %s (call %u) fails, %s\n", k, n, failed_op,
+            print_message("# step %2u/%u: %s (call %u) fails, %s\n", k, n, failed_op,
                           call_index(ops, k), pass_names[pass]);
             /* Recovery as the library does it: the backends are back, leases
              * run out, a maintenance pass requeues what nobody holds. */

@@ -118,7 +118,7 @@ static void check_left(fake_platform *fp, action a, const acp_job_id *id, int rc
         store_job_free(&row);
     bool is_intact = has_row && intact(fp, id, st);
     bool is_done = done(fp, a, id, has_row, st);
-    print_message("    -> rc %d, %s, %zu object(s)%s%s\n", rc,
+    print_message("#     -> rc %d, %s, %zu object(s)%s%s\n", rc,
                   has_row ? acp_job_status_name(st) : "no row",
                   fake_platform_object_count(fp, id), is_intact ? ", intact" : "",
                   is_done ? ", done" : "");
@@ -160,7 +160,7 @@ static unsigned count_steps(action a)
     unsigned n = fault_calls(&fp.plan, NULL);
     check_left(&fp, a, &id, 0, false);
     fake_platform_stop(&fp);
-    print_message("%s of a complete job: %u steps\n", action_names[a], n);
+    print_message("# %s of a complete job: %u steps\n", action_names[a], n);
     return n;
 }
 
@@ -192,7 +192,7 @@ static void each_step_fails(action a)
                 fail_msg("step %u of %u: no rule for its operation", k, n);
             if (pass == PASS_TRANSIENT)
                 ops[k] = failed_op;
-            print_message("%s step %u/%u: %s fails, %s\n", action_names[a], k, n, failed_op,
+            print_message("# %s step %u/%u: %s fails, %s\n", action_names[a], k, n, failed_op,
                           pass_names[pass]);
             /* Nothing is removed before the first DELETE (a failing one
              * fails before its effect). */
