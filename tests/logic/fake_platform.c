@@ -151,9 +151,9 @@ struct fake_platform_gate {
     pthread_mutex_t lock;
     pthread_cond_t changed;
     bool closed;
-    unsigned passes; /* requests let through while closed */
-    int waiting;          /* workers held at the gate */
-    int in_next;          /* workers inside the fake broker's next */
+    unsigned passes;       /* requests let through while closed */
+    int waiting;           /* workers held at the gate */
+    int in_next;           /* workers inside the fake broker's next */
     unsigned long entries; /* calls of next let through so far */
 };
 

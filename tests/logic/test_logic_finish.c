@@ -49,9 +49,9 @@ static const char *const pass_names[] = {"transient", "S3 403", "pg applied, ans
  * for the next one (a step of another operation would fail nothing, and
  * the test says so). */
 static const char *const run_ops[] = {
-    "amqp.connect", "amqp.declare",   "amqp.consume", "amqp.cancel",  "amqp.next",
-    "amqp.ack",     "pg.claim",       "pg.finish_begin", "pg.finish_tx", "pg.tx_end",
-    "s3.put",       "s3.head",        "s3.list",      "s3.delete",
+    "amqp.connect", "amqp.declare", "amqp.consume",    "amqp.cancel",  "amqp.next",
+    "amqp.ack",     "pg.claim",     "pg.finish_begin", "pg.finish_tx", "pg.tx_end",
+    "s3.put",       "s3.head",      "s3.list",         "s3.delete",
 };
 
 static bool op_is(const char *op, const char *backend)
@@ -289,8 +289,8 @@ static void a_job_whose_process_keeps_dying_fails_after_max_attempts(void **stat
     (void)state;
     const unsigned max_attempts = 3; /* the default */
     fake_platform fp;
-    fake_platform_start(&fp, &(fake_platform_options){.workers = (int)max_attempts,
-                                                      .lease_seconds = LEASE_S});
+    fake_platform_start(
+        &fp, &(fake_platform_options){.workers = (int)max_attempts, .lease_seconds = LEASE_S});
     /* Each run stalls, holding its worker, as a dead process holds its
      * lease: nobody renews it and it runs out. */
     fake_platform_executor_block(1, max_attempts);

@@ -56,8 +56,8 @@ enum pass { PASS_TRANSIENT, PASS_S3_DENIED, PASS_PG_AFTER, PASS_COUNT };
 static const char *const pass_names[] = {"transient", "S3 403", "pg applied, answer lost"};
 
 static const char *const retention_ops[] = {
-    "pg.get",   "pg.touch", "pg.expire_begin", "pg.delete_begin", "pg.tx_end",
-    "pg.delete_expired", "s3.put", "s3.get", "s3.head", "s3.list", "s3.delete",
+    "pg.get", "pg.touch", "pg.expire_begin", "pg.delete_begin", "pg.tx_end", "pg.delete_expired",
+    "s3.put", "s3.get",   "s3.head",         "s3.list",         "s3.delete",
 };
 
 static bool op_is(const char *op, const char *backend)
@@ -119,9 +119,8 @@ static void check_left(fake_platform *fp, action a, const acp_job_id *id, int rc
     bool is_intact = has_row && intact(fp, id, st);
     bool is_done = done(fp, a, id, has_row, st);
     print_message("#     -> rc %d, %s, %zu object(s)%s%s\n", rc,
-                  has_row ? acp_job_status_name(st) : "no row",
-                  fake_platform_object_count(fp, id), is_intact ? ", intact" : "",
-                  is_done ? ", done" : "");
+                  has_row ? acp_job_status_name(st) : "no row", fake_platform_object_count(fp, id),
+                  is_intact ? ", intact" : "", is_done ? ", done" : "");
     if (rc == 0)
         assert_true(is_done);
     /* Without its row a workspace is another service's to everyone: none
@@ -175,8 +174,8 @@ static void each_step_fails(action a)
             fake_platform fp;
             fake_platform_start(&fp, NULL);
             char config[64];
-            snprintf(config, sizeof config, "{\"retention\":%d,\"pass\":%d,\"k\":%u}", (int)a,
-                     pass, k);
+            snprintf(config, sizeof config, "{\"retention\":%d,\"pass\":%d,\"k\":%u}", (int)a, pass,
+                     k);
             acp_job_id id = complete_job(&fp, config);
             fault_plan_reset(&fp.plan);
             if (!add_step_rules(&fp.plan, k, (enum pass)pass, ops[k])) {
@@ -258,9 +257,9 @@ static void the_pruner_expires_only_old_complete_jobs(void **state)
     /* An old job still queued: its message was refused, and no maintenance
      * pass publishes it again here. */
     fault_plan_reset(&fp.plan);
-    fault_plan_add(&fp.plan, (fault_rule){.op = "amqp.publish",
-                                          .error = ACP_EBROKER,
-                                          .kind = FAKE_BROKER_PUBLISH_NACK});
+    fault_plan_add(
+        &fp.plan,
+        (fault_rule){.op = "amqp.publish", .error = ACP_EBROKER, .kind = FAKE_BROKER_PUBLISH_NACK});
     acp_job_id old_queued = submit_one(&fp, "{\"prune\":\"old, queued\"}");
     fault_plan_reset(&fp.plan);
     fake_store_advance(fp.store, back);
