@@ -247,6 +247,11 @@ static void a_run_that_lost_its_lease_records_nothing(void **state)
     /* The first run stalls past its lease; another process (a maintenance
      * pass that renews nothing of this one's) requeues the job, and the
      * second worker runs it again. */
+    /* A file a dead run left in the workspace (an output it named): the
+     * re-run removes it before it runs. */
+    char hex[ACP_JOB_ID_STRLEN], key[64];
+    snprintf(key, sizeof key, "%s/partial.out", acp_job_id_format(&id, hex));
+    fake_transport_seed(fp.s3, key, "half", 4);
     fake_store_advance(fp.store, PAST_LEASE_US);
     assert_true(maintenance_tick(fp.p, false));
     assert_true(fake_platform_wait(&fp, &id, ACP_STATUS_COMPLETE));
@@ -274,6 +279,11 @@ static void a_run_that_lost_its_lease_records_nothing(void **state)
     assert_memory_equal(data, "attempt=2\n", size);
     acp_free(data);
     assert_false(fake_platform_has_object(&fp, &id, ".failed"));
+    acp_result_list results;
+    assert_int_equal(acp_get_results(fp.p, &id, &results), 0);
+    assert_int_equal(results.count, 1);
+    assert_string_equal(results.files[0].name, "result.txt");
+    acp_result_list_clear(&results);
     acp_stats st = stats_of(&fp);
     assert_int_equal(st.jobs_completed, 1);
     assert_int_equal(st.jobs_failed, 0);
