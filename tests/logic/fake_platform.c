@@ -324,11 +324,43 @@ bool fake_platform_idle(fake_platform *fp)
 
 /* ---- the platform ------------------------------------------------------- */
 
+/* Warnings and errors of the platform running now, for
+ * fake_platform_logged. */
+#define LOGGED_MAX 256
+static pthread_mutex_t logged_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *logged[LOGGED_MAX];
+static size_t logged_count;
+
+static void logged_clear(void)
+{
+    pthread_mutex_lock(&logged_lock);
+    for (size_t i = 0; i < logged_count; i++)
+        free(logged[i]);
+    logged_count = 0;
+    pthread_mutex_unlock(&logged_lock);
+}
+
+bool fake_platform_logged(const char *needle)
+{
+    pthread_mutex_lock(&logged_lock);
+    bool found = false;
+    for (size_t i = 0; i < logged_count && !found; i++)
+        found = strstr(logged[i], needle) != NULL;
+    pthread_mutex_unlock(&logged_lock);
+    return found;
+}
+
 static void quiet_log(void *userdata, acp_log_level level, const char *message)
 {
     (void)userdata;
     if (level >= ACP_LOG_ERROR && getenv("ACP_TEST_VERBOSE"))
         fprintf(stderr, "platform: %s\n", message);
+    if (level < ACP_LOG_WARN)
+        return;
+    pthread_mutex_lock(&logged_lock);
+    if (logged_count < LOGGED_MAX && (logged[logged_count] = strdup(message)))
+        logged_count++;
+    pthread_mutex_unlock(&logged_lock);
 }
 
 void fake_platform_start(fake_platform *fp, const fake_platform_options *options)
@@ -341,6 +373,7 @@ void fake_platform_start(fake_platform *fp, const fake_platform_options *options
     if (!o.lease_seconds)
         o.lease_seconds = 30;
     memset(fp, 0, sizeof *fp);
+    logged_clear();
     fault_plan_init(&fp->plan);
     snprintf(fp->scratch, sizeof fp->scratch, "/tmp/acp-logic-XXXXXX");
     if (!mkdtemp(fp->scratch))
@@ -429,6 +462,7 @@ void fake_platform_stop(fake_platform *fp)
         close(root);
     }
     rmdir(fp->scratch);
+    logged_clear();
 }
 
 size_t fake_platform_scratch_count(fake_platform *fp)

@@ -71,6 +71,10 @@ bool fake_platform_has_object(fake_platform *fp, const acp_job_id *id, const cha
 /* Objects in the job's workspace. */
 size_t fake_platform_object_count(fake_platform *fp, const acp_job_id *id);
 
+/* Whether the platform started last logged a warning or an error
+ * containing @needle (the first 256 are kept, until fake_platform_stop). */
+bool fake_platform_logged(const char *needle);
+
 /* Entries under the scratch root (run directories left behind). */
 size_t fake_platform_scratch_count(fake_platform *fp);
 

@@ -174,6 +174,8 @@ static void check_settled(fake_platform *fp, const acp_job_id *id, enum pass pas
          * results; a permanent error leaves it missing, logged, and the row
          * is the truth (docs/guide.adoc, S3 outage). */
         assert_true(complete_flag != flag_denied);
+        if (flag_denied)
+            assert_true(fake_platform_logged("setting .complete"));
         assert_false(failed_flag);
         assert_int_equal(st.jobs_completed, 1); /* recorded once */
         assert_int_equal(st.jobs_failed, 0);
@@ -265,6 +267,7 @@ static void a_run_that_lost_its_lease_records_nothing(void **state)
     assert_true(fake_platform_idle(&fp));
     assert_int_equal(fault_calls(&fp.plan, "s3.put"), puts);
     assert_int_equal(fault_calls(&fp.plan, "s3.delete"), deletes);
+    assert_true(fake_platform_logged("lost its lease"));
 
     assert_int_equal(fake_platform_runs(&id), 2);
     acp_job job;

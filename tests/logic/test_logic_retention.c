@@ -278,6 +278,9 @@ static void the_pruner_expires_only_old_complete_jobs(void **state)
     size_t expired = 99;
     assert_int_equal(retention_prune(fp.p, &expired), ACP_ESTORAGE);
     assert_int_equal(expired, 1);
+    char hex[ACP_JOB_ID_STRLEN], line[64];
+    snprintf(line, sizeof line, "pruner: job %s: ", acp_job_id_format(first, hex));
+    assert_true(fake_platform_logged(line));
     assert_int_equal(status_of(&fp, first), ACP_STATUS_COMPLETE);
     assert_true(has(&fp, first, "result.txt"));
     assert_int_equal(status_of(&fp, second), ACP_STATUS_EXPIRED);
