@@ -734,7 +734,9 @@ ACP_EXTERN int acp_read_result_buffer(acp_platform *platform, const acp_job_id *
  *
  * @return 0; ACP_ENOTFOUND (unknown id); ACP_EUNOWNED (only another service
  *         sharing the bucket has it: only the owner may expire a job);
- *         ACP_EBUSY (the job is running); ACP_EINVAL; ACP_EDB / ACP_ESTORAGE.
+ *         ACP_EBUSY (the job is running); ACP_EINVAL; ACP_EDB / ACP_ESTORAGE
+ *         (when S3 failed before ".expired" was in place the row keeps its
+ *         status, though some files may be gone: expire it again).
  */
 ACP_EXTERN int acp_expire_job(acp_platform *platform, const acp_job_id *id);
 

@@ -73,6 +73,25 @@ static int owned_status(acp_platform *p, const acp_job_id *id, const char *actio
     return 0;
 }
 
+/* The commit of an expiry failed after its S3 work began: results may be
+ * gone, so the row must not keep its old status. Once more, in a fresh
+ * transaction, only while the row still has the status it had (@previous):
+ * one that reads expired now means the first commit went through; any
+ * other (a resubmission got in between) is left alone. Returns 0 when the
+ * row says expired, else @failed. */
+static int expire_commit_again(acp_platform *p, const acp_job_id *id, acp_job_status previous,
+                               int failed)
+{
+    store_tx *tx;
+    acp_job_status now;
+    if (store_expire_begin(p->store, id, 0, &tx, &now) != 0)
+        return failed;
+    bool ours = now == previous;
+    if (store_tx_end(tx, ours) != 0)
+        return failed;
+    return ours || now == ACP_STATUS_EXPIRED ? 0 : failed;
+}
+
 /* Expire @id; with @accessed_before non-zero only a complete job last
  * accessed before then (the pruner's rule). */
 static int expire(acp_platform *p, const acp_job_id *id, int64_t accessed_before)
@@ -93,15 +112,18 @@ static int expire(acp_platform *p, const acp_job_id *id, int64_t accessed_before
     if (rc)
         return rc;
     bool exists;
+    bool flagged = false; /* the workspace shows the job expired, or is gone */
     rc = objects_stat(p->objects, id, WORKSPACE_MARKER, &exists, NULL, NULL);
     if (!rc && !exists) {
         /* Its results are gone either way: the row says so from now on. */
         log_warn(&p->log, "job %s: its workspace has vanished from S3; marking it expired", hex);
+        flagged = true;
     } else if (!rc) {
         /* ".failed" goes too, but only once ".expired" exists (below). */
         rc = objects_wipe_except(p->objects, id, workspace_kept_on_expiry);
         if (!rc)
             rc = objects_touch(p->objects, id, workspace_flag(ACP_STATUS_EXPIRED));
+        flagged = rc == 0;
         /* ".failed" outranks ".expired" in the flags (docs/compatibility.adoc, precedence): while it
          * stays, every reader sees a failed job whose row says expired, and
          * nobody could resubmit it. Removed after ".expired" exists, so that
@@ -110,9 +132,18 @@ static int expire(acp_platform *p, const acp_job_id *id, int64_t accessed_before
         if (!rc && previous != ACP_STATUS_COMPLETE)
             rc = objects_delete(p->objects, id, workspace_flag(ACP_STATUS_FAILED));
     }
-    /* Committed even when S3 failed half-way: some results may be gone, so
-     * the row must not say complete any more. Expiring again finishes it. */
-    int commit = store_tx_end(tx, true);
+    /* Committed once ".expired" is in place, even when S3 failed after it
+     * (".failed" left): expiring again finishes it. Before that the row
+     * keeps its status, though some results may be gone already: an
+     * expired row whose workspace shows no ".expired" reads as taken over
+     * by another service (retention_taken_over), so the next access would
+     * drop the row and leave the workspace to nobody. Expiring again (or
+     * the pruner's next pass) finishes it. */
+    int commit = store_tx_end(tx, flagged);
+    if (!flagged)
+        return rc ? rc : commit;
+    if (commit)
+        commit = expire_commit_again(p, id, previous, commit);
     if (!commit)
         atomic_fetch_add(&p->expired, 1);
     return rc ? rc : commit;

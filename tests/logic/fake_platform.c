@@ -64,6 +64,50 @@ void fake_platform_on_execute(void (*hook)(acp_job_context *ctx, void *arg), voi
     pthread_mutex_unlock(&runs_lock);
 }
 
+/* Runs of attempts block_first..block_last wait here until released. */
+static pthread_cond_t block_changed = PTHREAD_COND_INITIALIZER;
+static unsigned block_first, block_last, blocked;
+
+static void block_if_asked(unsigned attempt)
+{
+    pthread_mutex_lock(&runs_lock);
+    if (block_first && attempt >= block_first && attempt <= block_last) {
+        blocked++;
+        pthread_cond_broadcast(&block_changed);
+        while (block_first && attempt >= block_first && attempt <= block_last)
+            pthread_cond_wait(&block_changed, &runs_lock);
+        blocked--;
+    }
+    pthread_mutex_unlock(&runs_lock);
+}
+
+void fake_platform_executor_block(unsigned first, unsigned last)
+{
+    pthread_mutex_lock(&runs_lock);
+    block_first = first;
+    block_last = last;
+    pthread_cond_broadcast(&block_changed);
+    pthread_mutex_unlock(&runs_lock);
+}
+
+bool fake_platform_executor_wait_blocked(unsigned count)
+{
+    for (int waited = 0; waited < FAKE_PLATFORM_WAIT_S * 1000; waited += 10) {
+        pthread_mutex_lock(&runs_lock);
+        bool enough = blocked >= count;
+        pthread_mutex_unlock(&runs_lock);
+        if (enough)
+            return true;
+        clock_sleep_ms(10);
+    }
+    return false;
+}
+
+void fake_platform_executor_release(void)
+{
+    fake_platform_executor_block(0, 0);
+}
+
 static int execute(acp_executor *executor, acp_job_context *ctx)
 {
     (void)executor;
@@ -74,6 +118,7 @@ static int execute(acp_executor *executor, acp_job_context *ctx)
     if (hook)
         hook(ctx, hook_arg);
     count_run(&ctx->id);
+    block_if_asked(ctx->attempt);
     char text[128];
     int len = snprintf(text, sizeof text, "attempt=%u\n", ctx->attempt);
     int fd = openat(ctx->dir_fd, "result.txt", O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -116,12 +161,212 @@ static void borrowed_close(transport *t)
 
 static const transport_vtable borrowed_vt = {"borrowed", borrowed_run, borrowed_close};
 
+/* ---- a gate between the workers and the fake broker ------------------- */
+
+struct fake_platform_gate {
+    broker_driver driver; /* first: the platform's driver */
+    const broker_driver *inner;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    bool closed;
+    unsigned passes;       /* requests let through while closed */
+    int waiting;           /* workers held at the gate */
+    int in_next;           /* workers inside the fake broker's next */
+    unsigned long entries; /* calls of next let through so far */
+};
+
+typedef struct gated_conn {
+    broker_conn base;
+    broker_conn *inner;
+    fake_platform_gate *gate;
+} gated_conn;
+
+static void gated_close(broker_conn *c)
+{
+    broker_close(((gated_conn *)c)->inner);
+    free(c);
+}
+
+static int gated_declare(broker_conn *c, const char *queue_id, unsigned ack_timeout_seconds)
+{
+    return broker_declare(((gated_conn *)c)->inner, queue_id, ack_timeout_seconds);
+}
+
+static int gated_publish(broker_conn *c, const char *queue_id, const char *body, size_t len,
+                         int confirm_timeout_ms)
+{
+    return broker_publish(((gated_conn *)c)->inner, queue_id, body, len, confirm_timeout_ms);
+}
+
+static int gated_consume(broker_conn *c, const char *queue_id)
+{
+    return broker_consume(((gated_conn *)c)->inner, queue_id);
+}
+
+static int gated_cancel(broker_conn *c)
+{
+    return broker_cancel(((gated_conn *)c)->inner);
+}
+
+static int gated_next(broker_conn *c, int timeout_ms, broker_delivery *out)
+{
+    fake_platform_gate *g = ((gated_conn *)c)->gate;
+    pthread_mutex_lock(&g->lock);
+    while (g->closed && !g->passes) {
+        g->waiting++;
+        pthread_cond_broadcast(&g->changed);
+        pthread_cond_wait(&g->changed, &g->lock);
+        g->waiting--;
+    }
+    if (g->closed)
+        g->passes--;
+    g->in_next++;
+    g->entries++;
+    pthread_mutex_unlock(&g->lock);
+    int rc = broker_next(((gated_conn *)c)->inner, timeout_ms, out);
+    pthread_mutex_lock(&g->lock);
+    g->in_next--;
+    pthread_mutex_unlock(&g->lock);
+    return rc;
+}
+
+static int gated_ack(broker_conn *c, uint64_t tag)
+{
+    return broker_ack(((gated_conn *)c)->inner, tag);
+}
+
+/* The fake's keeper refers to the inner connection, so broker_keeper_stop
+ * reaches the fake directly. */
+static int gated_keeper_start(broker_conn *c, broker_keeper **out)
+{
+    return broker_keeper_start(((gated_conn *)c)->inner, out);
+}
+
+static const broker_conn_ops gated_ops = {
+    .close = gated_close,
+    .declare = gated_declare,
+    .publish = gated_publish,
+    .consume = gated_consume,
+    .cancel = gated_cancel,
+    .next = gated_next,
+    .ack = gated_ack,
+    .keeper_start = gated_keeper_start,
+};
+
+static int gated_connect(const broker_driver *driver, broker_conn **out,
+                         const acp_queue_config *queue, const logger *log)
+{
+    fake_platform_gate *g = (fake_platform_gate *)driver;
+    *out = NULL;
+    gated_conn *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    int rc = broker_connect(&c->inner, g->inner, queue, log);
+    if (rc) {
+        free(c);
+        return rc;
+    }
+    c->base.ops = &gated_ops;
+    c->gate = g;
+    *out = &c->base;
+    return 0;
+}
+
+bool fake_platform_hold(fake_platform *fp)
+{
+    fake_platform_gate *g = fp->gate;
+    pthread_mutex_lock(&g->lock);
+    g->closed = true;
+    pthread_mutex_unlock(&g->lock);
+    for (int waited = 0; waited < FAKE_PLATFORM_WAIT_S * 1000; waited += 10) {
+        pthread_mutex_lock(&g->lock);
+        bool held = g->waiting == fp->workers;
+        pthread_mutex_unlock(&g->lock);
+        if (held)
+            return true;
+        clock_sleep_ms(10);
+    }
+    return false;
+}
+
+bool fake_platform_release_one(fake_platform *fp)
+{
+    fake_platform_gate *g = fp->gate;
+    pthread_mutex_lock(&g->lock);
+    unsigned long entries = g->entries;
+    g->passes++;
+    pthread_cond_broadcast(&g->changed);
+    pthread_mutex_unlock(&g->lock);
+    /* Until the request has gone through, its worker still counts as held. */
+    bool passed = false;
+    for (int waited = 0; !passed && waited < FAKE_PLATFORM_WAIT_S * 1000; waited += 10) {
+        pthread_mutex_lock(&g->lock);
+        passed = g->entries != entries;
+        pthread_mutex_unlock(&g->lock);
+        if (!passed)
+            clock_sleep_ms(10);
+    }
+    return passed && fake_platform_hold(fp);
+}
+
+void fake_platform_release(fake_platform *fp)
+{
+    fake_platform_gate *g = fp->gate;
+    pthread_mutex_lock(&g->lock);
+    g->closed = false;
+    g->passes = 0;
+    pthread_cond_broadcast(&g->changed);
+    pthread_mutex_unlock(&g->lock);
+}
+
+bool fake_platform_idle(fake_platform *fp)
+{
+    fake_platform_gate *g = fp->gate;
+    for (int waited = 0; waited < FAKE_PLATFORM_WAIT_S * 1000; waited += 10) {
+        pthread_mutex_lock(&g->lock);
+        unsigned long entries = g->entries;
+        bool inside = g->in_next == fp->workers;
+        pthread_mutex_unlock(&g->lock);
+        /* Ready before unacked: a delivery moves a message from one to the
+         * other, so it cannot slip between the two reads unseen. */
+        size_t waiting = fake_broker_ready(fp->broker, FAKE_PLATFORM_QUEUE);
+        waiting += fake_broker_unacked(fp->broker, FAKE_PLATFORM_QUEUE);
+        pthread_mutex_lock(&g->lock);
+        inside = inside && g->in_next == fp->workers && g->entries == entries;
+        pthread_mutex_unlock(&g->lock);
+        if (inside && waiting == 0)
+            return true;
+        clock_sleep_ms(10);
+    }
+    return false;
+}
+
 /* ---- the platform ------------------------------------------------------- */
 
-/* Warnings and errors, kept for fake_platform_logged(). */
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static char log_text[16384];
-static size_t log_len;
+/* Warnings and errors of the platform running now, for
+ * fake_platform_logged. */
+#define LOGGED_MAX 256
+static pthread_mutex_t logged_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *logged[LOGGED_MAX];
+static size_t logged_count;
+
+static void logged_clear(void)
+{
+    pthread_mutex_lock(&logged_lock);
+    for (size_t i = 0; i < logged_count; i++)
+        free(logged[i]);
+    logged_count = 0;
+    pthread_mutex_unlock(&logged_lock);
+}
+
+bool fake_platform_logged(const char *needle)
+{
+    pthread_mutex_lock(&logged_lock);
+    bool found = false;
+    for (size_t i = 0; i < logged_count && !found; i++)
+        found = strstr(logged[i], needle) != NULL;
+    pthread_mutex_unlock(&logged_lock);
+    return found;
+}
 
 static void quiet_log(void *userdata, acp_log_level level, const char *message)
 {
@@ -130,19 +375,10 @@ static void quiet_log(void *userdata, acp_log_level level, const char *message)
         return;
     if (getenv("ACP_TEST_VERBOSE"))
         fprintf(stderr, "platform: %s\n", message);
-    pthread_mutex_lock(&log_lock);
-    int n = snprintf(log_text + log_len, sizeof log_text - log_len, "%s\n", message);
-    if (n > 0 && (size_t)n < sizeof log_text - log_len)
-        log_len += (size_t)n;
-    pthread_mutex_unlock(&log_lock);
-}
-
-bool fake_platform_logged(const char *text)
-{
-    pthread_mutex_lock(&log_lock);
-    bool found = strstr(log_text, text) != NULL;
-    pthread_mutex_unlock(&log_lock);
-    return found;
+    pthread_mutex_lock(&logged_lock);
+    if (logged_count < LOGGED_MAX && (logged[logged_count] = strdup(message)))
+        logged_count++;
+    pthread_mutex_unlock(&logged_lock);
 }
 
 void fake_platform_start(fake_platform *fp, const fake_platform_options *options)
@@ -155,11 +391,8 @@ void fake_platform_start(fake_platform *fp, const fake_platform_options *options
     if (!o.lease_seconds)
         o.lease_seconds = 30;
     memset(fp, 0, sizeof *fp);
+    logged_clear();
     fault_plan_init(&fp->plan);
-    pthread_mutex_lock(&log_lock);
-    log_len = 0;
-    log_text[0] = '\0';
-    pthread_mutex_unlock(&log_lock);
     snprintf(fp->scratch, sizeof fp->scratch, "/tmp/acp-logic-XXXXXX");
     if (!mkdtemp(fp->scratch))
         fail_msg("mkdtemp failed");
@@ -187,6 +420,13 @@ void fake_platform_start(fake_platform *fp, const fake_platform_options *options
         fail_msg("fake platform config: %s", acp_last_error());
 
     fp->broker = fake_broker_new(&fp->plan);
+    fp->workers = o.workers;
+    fp->gate = calloc(1, sizeof *fp->gate);
+    assert_non_null(fp->gate);
+    fp->gate->driver = (broker_driver){"fake-gated", gated_connect};
+    fp->gate->inner = fake_broker_driver(fp->broker);
+    pthread_mutex_init(&fp->gate->lock, NULL);
+    clock_cond_init(&fp->gate->changed);
     store *st;
     if (fake_store_open(&st, &fp->plan) != 0)
         fail_msg("fake_store_open: %s", acp_last_error());
@@ -209,7 +449,7 @@ void fake_platform_start(fake_platform *fp, const fake_platform_options *options
         fail_msg("objects_open_transport: %s", acp_last_error());
     }
     fp->store = st;
-    platform_backends backends = {st, obj, fake_broker_driver(fp->broker), true};
+    platform_backends backends = {st, obj, &fp->gate->driver, true};
     if (platform_init_with(&fp->p, &fp->config, &backends) != 0)
         fail_msg("platform_init_with: %s", acp_last_error());
 }
@@ -217,10 +457,15 @@ void fake_platform_start(fake_platform *fp, const fake_platform_options *options
 void fake_platform_stop(fake_platform *fp)
 {
     fault_plan_reset(&fp->plan);
+    fake_platform_release(fp);
     acp_shutdown(fp->p);
     fp->p = NULL;
     fake_broker_free(fp->broker);
     fp->broker = NULL;
+    pthread_mutex_destroy(&fp->gate->lock);
+    pthread_cond_destroy(&fp->gate->changed);
+    free(fp->gate);
+    fp->gate = NULL;
     fault_plan_destroy(&fp->plan);
     int root = open(fp->scratch, O_RDONLY | O_DIRECTORY);
     if (root >= 0) {
@@ -235,6 +480,20 @@ void fake_platform_stop(fake_platform *fp)
         close(root);
     }
     rmdir(fp->scratch);
+    logged_clear();
+}
+
+size_t fake_platform_scratch_count(fake_platform *fp)
+{
+    DIR *dir = opendir(fp->scratch);
+    size_t n = 0;
+    struct dirent *e;
+    while (dir && (e = readdir(dir)))
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            n++;
+    if (dir)
+        closedir(dir);
+    return n;
 }
 
 bool fake_platform_wait(fake_platform *fp, const acp_job_id *id, acp_job_status status)

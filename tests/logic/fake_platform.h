@@ -14,6 +14,7 @@
 #ifndef ACP_TEST_FAKE_PLATFORM_H
 #define ACP_TEST_FAKE_PLATFORM_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -36,6 +37,8 @@ typedef struct fake_platform_options {
     fake_transport *shared_s3;
 } fake_platform_options;
 
+typedef struct fake_platform_gate fake_platform_gate;
+
 typedef struct fake_platform {
     fault_plan plan;     /* shared by the three fakes; empty at start */
     store *store;        /* the fake store (owned by the platform) */
@@ -44,7 +47,9 @@ typedef struct fake_platform {
     acp_platform *p;
     acp_config config;
     acp_queue_config queue;
-    char scratch[64]; /* the scratch root, a private directory under /tmp */
+    char scratch[64];         /* the scratch root, a private directory under /tmp */
+    fake_platform_gate *gate; /* between the workers and the fake broker */
+    int workers;
 } fake_platform;
 
 /* Start a platform on fresh fakes (@options may be NULL). Fails the test
@@ -63,10 +68,6 @@ int fake_platform_runs(const acp_job_id *id);
 /* Call @hook(ctx, arg) at the start of every run of the executor, on the
  * worker thread; NULL removes it. */
 void fake_platform_on_execute(void (*hook)(acp_job_context *ctx, void *arg), void *arg);
-
-/* Whether the platforms logged a warning or an error containing @text since
- * the last fake_platform_start. */
-bool fake_platform_logged(const char *text);
 
 /* The key of @name in the job's workspace ("<32 hex>/<name>"), and whether
  * the fake bucket has it. */
@@ -95,5 +96,39 @@ int fake_platform_submit(fake_platform *fp, const char *config, const char *inpu
  * (store_dispatch_failed) is republished now: the fake store's clock moves
  * to that time and a maintenance pass runs. Does nothing otherwise. */
 void fake_platform_redispatch(fake_platform *fp, const acp_job_id *id);
+/* Whether the platform started last logged a warning or an error
+ * containing @needle (the first 256 are kept, until fake_platform_stop). */
+bool fake_platform_logged(const char *needle);
+
+/* Entries under the scratch root (run directories left behind). */
+size_t fake_platform_scratch_count(fake_platform *fp);
+
+/* Holding the workers, so that a test can number the backend steps of one
+ * run: while held, a worker that asks the broker for its next delivery
+ * waits before the call reaches the fake broker (so it is not counted by
+ * the fault plan). fake_platform_hold returns once every worker waits
+ * there (false after FAKE_PLATFORM_WAIT_S); fake_platform_release lets
+ * them go on. */
+bool fake_platform_hold(fake_platform *fp);
+void fake_platform_release(fake_platform *fp);
+/* Let one request for a delivery through and hold the workers again: the
+ * one run it delivers, up to the worker's next request. Returns once every
+ * worker waits again (false after FAKE_PLATFORM_WAIT_S). */
+bool fake_platform_release_one(fake_platform *fp);
+
+/* Wait until the platform is idle: every worker inside one and the same
+ * call for its next delivery, no message ready or unacknowledged in the
+ * queue (so no run is going on and none is about to start). False after
+ * FAKE_PLATFORM_WAIT_S. */
+bool fake_platform_idle(fake_platform *fp);
+
+/* Runs of attempts @first..@last (1-based; 0, 0: none, the default) block
+ * in the executor until fake_platform_executor_release; meanwhile the run
+ * holds its worker, as a stalled or dying process would. */
+void fake_platform_executor_block(unsigned first, unsigned last);
+/* Wait until @count runs are blocked (false after FAKE_PLATFORM_WAIT_S). */
+bool fake_platform_executor_wait_blocked(unsigned count);
+/* Let every blocked run go on and block no more. */
+void fake_platform_executor_release(void);
 
 #endif
