@@ -67,7 +67,7 @@ static void platform_from_version_1_structures_runs_jobs(void **state)
         acp_job_clear(&job);
     }
     for (int i = 0; i < 2; i++) {
-        acp_job job;
+        acp_job job = {0};
         if (!fixture_wait_status(p, &ids[i], ACP_STATUS_COMPLETE, FIXTURE_WAIT_S, &job))
             fail_msg("job %d did not complete", i);
         assert_int_equal(job.version, ACP_JOB_VERSION);
