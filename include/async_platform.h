@@ -620,8 +620,8 @@ typedef struct acp_job {
     /** 0-based position among the queued jobs of its queue; -1 when the job
      *  is not queued or not owned. */
     long queue_position;
-    unsigned attempts; /**< times a worker claimed it */
-    char *message;     /**< failure message or NULL; owned by the struct */
+    unsigned attempts;                  /**< times a worker claimed it */
+    char *message;                      /**< failure message or NULL; owned by the struct */
     void *reserved[ACP_RESERVED_SLOTS]; /**< for later versions' fields */
 } acp_job;
 

@@ -124,11 +124,10 @@ static int expire(acp_platform *p, const acp_job_id *id, int64_t accessed_before
         if (!rc)
             rc = objects_touch(p->objects, id, workspace_flag(ACP_STATUS_EXPIRED));
         flagged = rc == 0;
-        /* ".failed" outranks ".expired" in the flags (docs/compatibility.adoc, precedence): while it
-         * stays, every reader sees a failed job whose row says expired, and
-         * nobody could resubmit it. Removed after ".expired" exists, so that
-         * readers meanwhile see failed, never an earlier status. An expired
-         * row may still carry one from an expiry cut short. */
+        /* ".failed" outranks ".expired" in the flags (docs/compatibility.adoc, precedence): while
+         * it stays, every reader sees a failed job whose row says expired, and nobody could
+         * resubmit it. Removed after ".expired" exists, so that readers meanwhile see failed, never
+         * an earlier status. An expired row may still carry one from an expiry cut short. */
         if (!rc && previous != ACP_STATUS_COMPLETE)
             rc = objects_delete(p->objects, id, workspace_flag(ACP_STATUS_FAILED));
     }

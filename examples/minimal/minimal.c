@@ -88,7 +88,7 @@ int main(void)
 {
     acp_queue_config queue;
     acp_queue_config_init(&queue, ACP_QUEUE_CONFIG_VERSION); /* defaults first, always */
-    queue.id = "minimal";          /* RabbitMQ queue "minimal_jobs" */
+    queue.id = "minimal";                                    /* RabbitMQ queue "minimal_jobs" */
     queue.host = setting("ACP_TEST_AMQP_HOST");
     queue.port = atoi(setting("ACP_TEST_AMQP_PORT"));
     queue.user = setting("ACP_TEST_AMQP_USER");
