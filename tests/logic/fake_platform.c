@@ -579,6 +579,14 @@ int fake_platform_submit(fake_platform *fp, const char *config, const char *inpu
     return acp_submit(fp->p, FAKE_PLATFORM_QUEUE, &sub, job);
 }
 
+acp_job_id fake_platform_submit_ok(fake_platform *fp, const char *config)
+{
+    acp_job_id id;
+    if (fake_platform_submit(fp, config, NULL, &id, NULL) != 0)
+        fail_msg("submit: %s", acp_last_error());
+    return id;
+}
+
 void fake_platform_redispatch(fake_platform *fp, const acp_job_id *id)
 {
     fake_store_row row;

@@ -91,6 +91,9 @@ void fake_platform_fail_step_as(fault_plan *plan, unsigned step, int s3_kind);
  * Returns acp_submit's code. */
 int fake_platform_submit(fake_platform *fp, const char *config, const char *input, acp_job_id *id,
                          acp_job *job);
+/* fake_platform_submit of @config without input, failing the test when the
+ * submit fails; returns the job's id. */
+acp_job_id fake_platform_submit_ok(fake_platform *fp, const char *config);
 
 /* A job that is queued with its message unpublished and a retry time
  * (store_dispatch_failed) is republished now: the fake store's clock moves

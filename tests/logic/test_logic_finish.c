@@ -19,19 +19,6 @@
 /* Past any lease taken so far, in the fake store's time. */
 #define PAST_LEASE_US ((int64_t)(LEASE_S + 1) * 1000000)
 
-static acp_job_id submit_one(fake_platform *fp, const char *config)
-{
-    acp_submission sub;
-    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
-    sub.config = config;
-    acp_job job;
-    if (acp_submit(fp->p, FAKE_PLATFORM_QUEUE, &sub, &job) != 0)
-        fail_msg("submit: %s", acp_last_error());
-    acp_job_id id = job.id;
-    acp_job_clear(&job);
-    return id;
-}
-
 static acp_stats stats_of(fake_platform *fp)
 {
     acp_stats s = {.version = ACP_STATS_VERSION};
@@ -94,7 +81,7 @@ static acp_job_id submit_counted(fake_platform *fp, int pass, unsigned k)
     char config[64];
     snprintf(config, sizeof config, "{\"logic\":\"finish\",\"pass\":%d,\"k\":%u}", pass, k);
     assert_true(fake_platform_hold(fp));
-    acp_job_id id = submit_one(fp, config);
+    acp_job_id id = fake_platform_submit_ok(fp, config);
     /* Queued, or pushed to the held worker's consumer, unread. */
     assert_int_equal(fake_broker_ready(fp->broker, FAKE_PLATFORM_QUEUE) +
                          fake_broker_unacked(fp->broker, FAKE_PLATFORM_QUEUE),
@@ -243,7 +230,7 @@ static void a_run_that_lost_its_lease_records_nothing(void **state)
     fake_platform fp;
     fake_platform_start(&fp, &(fake_platform_options){.workers = 2, .lease_seconds = LEASE_S});
     fake_platform_executor_block(1, 1);
-    acp_job_id id = submit_one(&fp, "{\"logic\":\"lost lease\"}");
+    acp_job_id id = fake_platform_submit_ok(&fp, "{\"logic\":\"lost lease\"}");
     assert_true(fake_platform_executor_wait_blocked(1));
 
     /* The first run stalls past its lease; another process (a maintenance
@@ -307,7 +294,7 @@ static void a_job_whose_process_keeps_dying_fails_after_max_attempts(void **stat
     /* Each run stalls, holding its worker, as a dead process holds its
      * lease: nobody renews it and it runs out. */
     fake_platform_executor_block(1, max_attempts);
-    acp_job_id id = submit_one(&fp, "{\"logic\":\"dies\"}");
+    acp_job_id id = fake_platform_submit_ok(&fp, "{\"logic\":\"dies\"}");
     for (unsigned run = 1; run <= max_attempts; run++) {
         assert_true(fake_platform_executor_wait_blocked(run));
         fake_store_advance(fp.store, PAST_LEASE_US);

@@ -18,24 +18,11 @@
 
 #define DAY_US ((int64_t)86400 * 1000000)
 
-static acp_job_id submit_one(fake_platform *fp, const char *config)
-{
-    acp_submission sub;
-    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
-    sub.config = config;
-    acp_job job;
-    if (acp_submit(fp->p, FAKE_PLATFORM_QUEUE, &sub, &job) != 0)
-        fail_msg("submit: %s", acp_last_error());
-    acp_job_id id = job.id;
-    acp_job_clear(&job);
-    return id;
-}
-
 /* A complete job, then the workers held: from here on the test's calls are
  * the only ones the fault plan counts. */
 static acp_job_id complete_job(fake_platform *fp, const char *config)
 {
-    acp_job_id id = submit_one(fp, config);
+    acp_job_id id = fake_platform_submit_ok(fp, config);
     assert_true(fake_platform_wait(fp, &id, ACP_STATUS_COMPLETE));
     assert_true(fake_platform_idle(fp));
     assert_true(fake_platform_hold(fp));
@@ -249,8 +236,8 @@ static void the_pruner_expires_only_old_complete_jobs(void **state)
      * never goes back once read), then brought to the present. */
     int64_t back = (int64_t)(days + 1) * DAY_US;
     fake_store_advance(fp.store, -back);
-    acp_job_id old1 = submit_one(&fp, "{\"prune\":\"old 1\"}");
-    acp_job_id old2 = submit_one(&fp, "{\"prune\":\"old 2\"}");
+    acp_job_id old1 = fake_platform_submit_ok(&fp, "{\"prune\":\"old 1\"}");
+    acp_job_id old2 = fake_platform_submit_ok(&fp, "{\"prune\":\"old 2\"}");
     assert_true(fake_platform_wait(&fp, &old1, ACP_STATUS_COMPLETE));
     assert_true(fake_platform_wait(&fp, &old2, ACP_STATUS_COMPLETE));
     assert_true(fake_platform_idle(&fp));
@@ -260,10 +247,10 @@ static void the_pruner_expires_only_old_complete_jobs(void **state)
     fault_plan_add(
         &fp.plan,
         (fault_rule){.op = "amqp.publish", .error = ACP_EBROKER, .kind = FAKE_BROKER_PUBLISH_NACK});
-    acp_job_id old_queued = submit_one(&fp, "{\"prune\":\"old, queued\"}");
+    acp_job_id old_queued = fake_platform_submit_ok(&fp, "{\"prune\":\"old, queued\"}");
     fault_plan_reset(&fp.plan);
     fake_store_advance(fp.store, back);
-    acp_job_id recent = submit_one(&fp, "{\"prune\":\"recent\"}");
+    acp_job_id recent = fake_platform_submit_ok(&fp, "{\"prune\":\"recent\"}");
     assert_true(fake_platform_wait(&fp, &recent, ACP_STATUS_COMPLETE));
     assert_true(fake_platform_idle(&fp));
     assert_true(fake_platform_hold(&fp));

@@ -15,14 +15,8 @@ static void a_job_runs_on_the_fakes(void **state)
     (void)state;
     fake_platform fp;
     fake_platform_start(&fp, NULL);
-    acp_submission sub;
-    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
-    sub.config = "{\"logic\":\"smoke\"}";
+    acp_job_id id = fake_platform_submit_ok(&fp, "{\"logic\":\"smoke\"}");
     acp_job job;
-    if (acp_submit(fp.p, FAKE_PLATFORM_QUEUE, &sub, &job) != 0)
-        fail_msg("submit: %s", acp_last_error());
-    acp_job_id id = job.id;
-    acp_job_clear(&job);
     assert_true(fake_platform_wait(&fp, &id, ACP_STATUS_COMPLETE));
     assert_int_equal(fake_platform_runs(&id), 1);
     assert_true(fake_platform_has_object(&fp, &id, "result.txt"));
@@ -49,23 +43,13 @@ static void shutdown_from_an_executor_is_refused(void **state)
     fake_platform fp;
     fake_platform_start(&fp, NULL);
     fake_platform_on_execute(shut_down_from_inside, &fp);
-    acp_submission sub;
-    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
-    sub.config = "{\"logic\":\"shutdown inside\"}";
-    acp_job job;
-    if (acp_submit(fp.p, FAKE_PLATFORM_QUEUE, &sub, &job) != 0)
-        fail_msg("submit: %s", acp_last_error());
-    acp_job_id id = job.id;
-    acp_job_clear(&job);
+    acp_job_id id = fake_platform_submit_ok(&fp, "{\"logic\":\"shutdown inside\"}");
     bool done = fake_platform_wait(&fp, &id, ACP_STATUS_COMPLETE);
     fake_platform_on_execute(NULL, NULL);
     assert_true(done);
     assert_true(fake_platform_logged("acp_shutdown called on a thread of the platform's own"));
     /* Still running: another job goes through. */
-    sub.config = "{\"logic\":\"after\"}";
-    assert_int_equal(acp_submit(fp.p, FAKE_PLATFORM_QUEUE, &sub, &job), 0);
-    id = job.id;
-    acp_job_clear(&job);
+    id = fake_platform_submit_ok(&fp, "{\"logic\":\"after\"}");
     assert_true(fake_platform_wait(&fp, &id, ACP_STATUS_COMPLETE));
     fake_platform_stop(&fp);
 }
