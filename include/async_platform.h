@@ -138,8 +138,9 @@ ACP_EXTERN const char *acp_last_error(void);
 /* ------------------------------------------------------------------------ */
 
 /** Version of acp_config this header describes; given to acp_config_init().
- *  1: every field up to log_level; 2: max_attempts, result_retry_seconds. */
-#define ACP_CONFIG_VERSION 2
+ *  1: every field up to log_level; 2: max_attempts, result_retry_seconds;
+ *  3: layout. */
+#define ACP_CONFIG_VERSION 3
 /** Version of acp_queue_config this header describes; given to
  *  acp_queue_config_init(). 1: up to message_ack_timeout; 2: heartbeat. */
 #define ACP_QUEUE_CONFIG_VERSION 2
@@ -178,6 +179,31 @@ typedef void (*acp_log_fn)(void *userdata, acp_log_level level, const char *mess
 /* Executors: the host's code that runs a job. Declared here because the
  * configuration names the factory; described in full further down. */
 typedef struct acp_executor_factory acp_executor_factory;
+
+/**
+ * Where the platform keeps a job's state (docs/guide.adoc, "Two layouts").
+ *
+ * - ACP_LAYOUT_NATIVE: the job's row in PostgreSQL is the only record of its
+ *   state. S3 receives data only: the job's input files and its result
+ *   files, as "<root>/<id>/<name>". A job without files makes no S3
+ *   request. A root belongs to one database: acp_init() records the
+ *   database's identity in "<root>/.acp-root" and refuses a root that
+ *   another database owns.
+ * - ACP_LAYOUT_LCP: lib-compute-platform's byte-compatible layout besides
+ *   the row: ".workspace", the status flags, "input-config" and the claim
+ *   arbitration, for services that share a bucket with lib-compute-platform
+ *   services or with each other across databases (about ten S3 requests a
+ *   job).
+ *
+ * The setting applies to jobs created or re-run from then on; a job keeps
+ * the layout it was created under until it is re-run, so a database can
+ * switch either way without losing a job (docs/operations.adoc).
+ */
+typedef enum acp_layout {
+    ACP_LAYOUT_DEFAULT = 0, /**< the default: ACP_LAYOUT_NATIVE */
+    ACP_LAYOUT_NATIVE = 1,
+    ACP_LAYOUT_LCP = 2
+} acp_layout;
 
 /** PostgreSQL connection. The database holds this service's job rows. */
 typedef struct acp_db_config {
@@ -302,6 +328,13 @@ typedef struct acp_config {
      *  with a message saying why. Default 300; 0 = the default; at most
      *  86400. */
     unsigned result_retry_seconds;
+
+    /* ---- version 3 ---- */
+
+    /** Where a job's state lives (docs/guide.adoc, "Two layouts"). Default
+     *  ACP_LAYOUT_NATIVE; a caller of version 1 or 2 of this structure gets
+     *  ACP_LAYOUT_LCP, the only layout those versions knew. */
+    acp_layout layout;
 } acp_config;
 
 /**

@@ -44,6 +44,8 @@ static size_t config_fields(unsigned version)
     case 1:
         return offsetof(acp_config, max_attempts);
     case 2:
+        return offsetof(acp_config, layout);
+    case 3:
         return sizeof(acp_config);
     default:
         return 0;
@@ -103,6 +105,7 @@ static void config_defaults(acp_config *config)
     config->log_level = ACP_LOG_INFO;
     config->max_attempts = CONFIG_DEFAULT_MAX_ATTEMPTS;
     config->result_retry_seconds = CONFIG_RESULT_RETRY_DEFAULT;
+    config->layout = ACP_LAYOUT_NATIVE;
 }
 
 static void queue_config_defaults(acp_queue_config *queue)
@@ -142,6 +145,9 @@ int config_import(const acp_config *given, config_copy *out)
                          given->version, ACP_CONFIG_VERSION);
     config_defaults(&out->config);
     memcpy(&out->config, given, fields);
+    /* A caller built before layouts existed expects the only one it knew. */
+    if (given->version < 3)
+        out->config.layout = ACP_LAYOUT_LCP;
     out->config.version = ACP_CONFIG_VERSION;
     out->config.queues = NULL;
     if (!given->queues || given->queue_count == 0)
@@ -409,6 +415,15 @@ int acp_config_validate(const acp_config *given)
     return rc;
 }
 
+static int check_layout(acp_layout layout)
+{
+    if (layout != ACP_LAYOUT_DEFAULT && layout != ACP_LAYOUT_NATIVE && layout != ACP_LAYOUT_LCP)
+        return error_set(ACP_EINVAL,
+                         "config.layout: %d is not a layout (ACP_LAYOUT_NATIVE or ACP_LAYOUT_LCP)",
+                         (int)layout);
+    return 0;
+}
+
 int config_check(const acp_config *config)
 {
     int rc;
@@ -431,7 +446,8 @@ int config_check(const acp_config *config)
         (rc = check_range("config.log_level", config->log_level, ACP_LOG_DEBUG, ACP_LOG_ERROR)) ||
         (rc = check_range("config.max_attempts", config->max_attempts, 0, ACP_MAX_ATTEMPTS_MAX)) ||
         (rc = check_range("config.result_retry_seconds", config->result_retry_seconds, 0,
-                          24 * 3600)))
+                          24 * 3600)) ||
+        (rc = check_layout(config->layout)))
         return rc;
     return 0;
 }

@@ -41,6 +41,18 @@ typedef struct store_job {
     char *config;  /* compact JSON text or NULL */
     char **inputs; /* input file names (input_files) */
     size_t input_count;
+    /* The layout the run was created (or last re-run) under (column layout):
+     * ACP_LAYOUT_NATIVE or ACP_LAYOUT_LCP; rows from before the column read
+     * ACP_LAYOUT_LCP. */
+    acp_layout layout;
+    /* Sizes in bytes of the inputs, input_count entries (input_sizes), or
+     * NULL when the row has none (a run created under lcp). */
+    uint64_t *input_sizes;
+    /* The result files a finished run recorded (output_files) and their
+     * sizes (output_sizes, NULL when the row has none); NULL/0 before. */
+    char **outputs;
+    uint64_t *output_sizes;
+    size_t output_count;
     int64_t created;
     int64_t last_accessed;
     int64_t grabbed;
@@ -86,22 +98,33 @@ int store_get(store *st, const acp_job_id *id, store_job *out);
 /* Q-TOUCH: last_accessed = now(). ACP_ENOTFOUND when there is no row. */
 int store_touch(store *st, const acp_job_id *id);
 
+/* What a new run carries besides its queue, config and input names; NULL
+ * stands for { ACP_LAYOUT_LCP, NULL }. Later job control settings
+ * (priority, delays, limits) are to be added here. */
+typedef struct store_run_options {
+    acp_layout layout;           /* ACP_LAYOUT_NATIVE or ACP_LAYOUT_LCP (DEFAULT reads LCP) */
+    const uint64_t *input_sizes; /* input_count sizes, or NULL when not known */
+} store_run_options;
+
 /* Q-INSERT of a new queued job (created = last_accessed = now(), attempts 0,
  * dispatched = now(): the caller publishes its message next and calls
  * store_clear_dispatched if that fails; if the caller dies first, the job is
- * redispatched once the redispatch window has passed). ACP_ECONFLICT when a
- * row with that id exists. */
+ * redispatched once the redispatch window has passed), with @opt's layout
+ * and input sizes. ACP_ECONFLICT when a row with that id exists (and then
+ * nothing is changed: INSERT ... ON CONFLICT DO NOTHING, so the caller can
+ * try it first without a lookup). */
 int store_insert(store *st, const acp_job_id *id, const char *queue, const char *config,
-                 const char *const *inputs, size_t input_count);
+                 const char *const *inputs, size_t input_count, const store_run_options *opt);
 
 /* Re-run an owned job that is complete, failed or expired: status queued,
- * the new queue, config and inputs, last_accessed = dispatched = now(),
- * attempts 0 (a new run), grabbed, finished, error, lease and output_files
- * cleared; created is kept. Only when
+ * the new queue, config, inputs and @opt's layout and input sizes,
+ * last_accessed = dispatched = now(), attempts 0 (a new run), grabbed,
+ * finished, error, lease, output_files and output_sizes cleared; created is
+ * kept. Only when
  * the row's status is one of those three: otherwise ACP_ECONFLICT (the
  * caller re-reads it). ACP_ENOTFOUND when there is no row. */
 int store_requeue(store *st, const acp_job_id *id, const char *queue, const char *config,
-                  const char *const *inputs, size_t input_count);
+                  const char *const *inputs, size_t input_count, const store_run_options *opt);
 
 /* Record that the job's message was published now (dispatched = now(),
  * dispatch_failures = 0, dispatch_retry = NULL), or that it is not published
@@ -133,11 +156,13 @@ int store_claim(store *st, const acp_job_id *id, const char *queue, const char *
 
 /* Finish a claimed job, fenced by the lease: status = complete or failed,
  * finished = now(), error = @message (may be NULL), output_files =
- * @outputs, lease cleared, WHERE status = 'in-progress' AND lease_owner =
+ * @outputs, output_sizes = @output_sizes (NULL: the column NULL), lease
+ * cleared, WHERE status = 'in-progress' AND lease_owner =
  * @owner. Returns 0, or ACP_ECONFLICT when this process no longer holds the
  * lease (the job was requeued, deleted or re-run meanwhile). */
 int store_finish(store *st, const acp_job_id *id, const char *owner, acp_job_status status,
-                 const char *message, const char *const *outputs, size_t output_count);
+                 const char *message, const char *const *outputs, const uint64_t *output_sizes,
+                 size_t output_count);
 
 /* Extend the leases @owner holds on the @count jobs @ids (the jobs it runs
  * now) to now() + @lease_seconds; never those of other jobs, even with the
@@ -224,9 +249,11 @@ int store_finish_begin(store *st, const acp_job_id *id, const char *owner, unsig
 
 /* The UPDATE of store_finish on the row locked by store_finish_begin:
  * status complete or failed, finished = now(), error = @message (may be
- * NULL), output_files, lease cleared. Commit with store_tx_end. */
+ * NULL), output_files, output_sizes, lease cleared. Commit with
+ * store_tx_end. */
 int store_finish_tx(store_tx *tx, acp_job_status status, const char *message,
-                    const char *const *outputs, size_t output_count, const acp_job_id *id);
+                    const char *const *outputs, const uint64_t *output_sizes, size_t output_count,
+                    const acp_job_id *id);
 
 /* Ids of 'complete' jobs last accessed before @before (µs since the epoch),
  * in id order, after @after when not NULL (for paging), at most @limit.
@@ -247,6 +274,19 @@ int store_list(store *st, unsigned statuses, const char *queue, int64_t after_cr
  * service's takeover made stale). ACP_ECONFLICT when it is not expired,
  * ACP_ENOTFOUND when there is no row. */
 int store_delete_expired(store *st, const acp_job_id *id);
+
+/* Who this database is, for the ownership of an S3 root in the native
+ * layout. Strings owned by the structure (store_identity_free). */
+typedef struct store_identity {
+    char *database_id; /* random, made once by a migration (compute.meta 'acp_database_id') */
+    char *system_id;   /* pg_control_system()'s system_identifier, or NULL when not readable */
+    char *name;        /* "<host>:<port>/<dbname>" as configured */
+} store_identity;
+
+void store_identity_free(store_identity *identity); /* NULL is fine */
+
+/* Read this database's identity (one statement). */
+int store_identity_read(store *st, store_identity *out);
 
 /* SQL statements sent so far (every attempt, transaction control included). */
 uint64_t store_statement_count(const store *st);
@@ -270,9 +310,9 @@ typedef struct store_ops {
     int (*get)(store *st, const acp_job_id *id, store_job *out);
     int (*touch)(store *st, const acp_job_id *id);
     int (*insert)(store *st, const acp_job_id *id, const char *queue, const char *config,
-                  const char *const *inputs, size_t input_count);
+                  const char *const *inputs, size_t input_count, const store_run_options *opt);
     int (*requeue)(store *st, const acp_job_id *id, const char *queue, const char *config,
-                   const char *const *inputs, size_t input_count);
+                   const char *const *inputs, size_t input_count, const store_run_options *opt);
     int (*mark_dispatched)(store *st, const acp_job_id *id);
     int (*clear_dispatched)(store *st, const acp_job_id *id);
     int (*dispatch_failed)(store *st, const acp_job_id *id);
@@ -280,7 +320,8 @@ typedef struct store_ops {
     int (*claim)(store *st, const acp_job_id *id, const char *queue, const char *owner,
                  unsigned lease_seconds, store_job *out);
     int (*finish)(store *st, const acp_job_id *id, const char *owner, acp_job_status status,
-                  const char *message, const char *const *outputs, size_t output_count);
+                  const char *message, const char *const *outputs, const uint64_t *output_sizes,
+                  size_t output_count);
     int (*renew_leases)(store *st, const char *owner, unsigned lease_seconds, const acp_job_id *ids,
                         size_t count, size_t *renewed);
     int (*requeue_expired)(store *st, unsigned max_attempts, size_t limit,
@@ -295,7 +336,8 @@ typedef struct store_ops {
     int (*finish_begin)(store *st, const acp_job_id *id, const char *owner, unsigned attempts,
                         int64_t grabbed, store_tx **tx, acp_job_status *recorded);
     int (*finish_tx)(store_tx *tx, acp_job_status status, const char *message,
-                     const char *const *outputs, size_t output_count, const acp_job_id *id);
+                     const char *const *outputs, const uint64_t *output_sizes, size_t output_count,
+                     const acp_job_id *id);
     int (*tx_end)(store_tx *tx, bool commit);
     int (*delete_expired)(store *st, const acp_job_id *id);
     int (*list_expirable)(store *st, int64_t before, const acp_job_id *after, size_t limit,
@@ -306,6 +348,7 @@ typedef struct store_ops {
     int (*runs_alive)(store *st, const acp_job_id *ids, const unsigned *attempts, size_t count,
                       bool *alive);
     uint64_t (*statement_count)(const store *st);
+    int (*identity_read)(store *st, store_identity *out);
 } store_ops;
 
 /* Every implementation's handle begins with this member... */

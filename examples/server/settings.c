@@ -23,6 +23,7 @@ typedef enum settings_kind {
     SETTINGS_BOOL,
     SETTINGS_SECONDS, /* a non-negative number, fractions allowed */
     SETTINGS_LEVEL,
+    SETTINGS_LAYOUT, /* "native" or "lcp" */
 } settings_kind;
 
 /* One scalar key of the file, where it goes in struct settings, its bounds
@@ -93,6 +94,7 @@ static const settings_field settings_top_fields[] = {
     FIELD("max_body_bytes", SETTINGS_INT, max_body_bytes, 1024, 64L * 1024 * 1024, NULL, 0),
     FIELD("health_cache_seconds", SETTINGS_SECONDS, health_cache_seconds, 0, 3600, NULL, 0),
     FIELD("max_attempts", SETTINGS_INT, max_attempts, 0, ACP_MAX_ATTEMPTS_MAX, NULL, 0),
+    FIELD("layout", SETTINGS_LAYOUT, layout, 0, 0, NULL, 0),
     {NULL, 0, 0, 0, 0, NULL, 0},
 };
 
@@ -212,6 +214,18 @@ static int settings_from_json(settings *s, const settings_field *f, json_object 
                                  "\"error\"",
                                  where);
         return 0;
+    case SETTINGS_LAYOUT: {
+        const char *text =
+            json_object_is_type(value, json_type_string) ? json_object_get_string(value) : "";
+        acp_layout *layout = settings_slot(s, f);
+        if (strcmp(text, "native") == 0)
+            *layout = ACP_LAYOUT_NATIVE;
+        else if (strcmp(text, "lcp") == 0)
+            *layout = ACP_LAYOUT_LCP;
+        else
+            return settings_fail(err, errlen, "%s: expected \"native\" or \"lcp\"", where);
+        return 0;
+    }
     }
     return settings_fail(err, errlen, "%s: unsupported setting", where);
 }
@@ -634,6 +648,7 @@ int settings_to_acp_config(const settings *s, acp_config *c, acp_queue_config **
         c->max_attempts = (unsigned)s->max_attempts;
     if (s->result_retry_seconds != SETTINGS_UNSET)
         c->result_retry_seconds = (unsigned)s->result_retry_seconds;
+    c->layout = s->layout;
     c->log = slog_library;
     c->log_level = s->log_level;
     *queues_out = queues;

@@ -65,6 +65,7 @@ typedef struct settings {
     long result_retry_seconds;
     acp_log_level log_level;
     long max_attempts;
+    acp_layout layout; /* ACP_LAYOUT_DEFAULT unless the file says */
     /* executors */
     double sleep_max_seconds;
     settings_program *programs;
