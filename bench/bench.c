@@ -63,6 +63,7 @@ typedef struct options {
     const char *stack_dir;
     const char *scratch_parent; /* the run's scratch root goes below it */
     const char *tag;            /* cleanup: the interrupted run's tag */
+    acp_layout layout;          /* ACP_LAYOUT_NATIVE (default) or ACP_LAYOUT_LCP */
 } options;
 
 /* ---- the run's state ------------------------------------------------------ */
@@ -388,6 +389,7 @@ static int platform_start(int workers, int queues, acp_platform **out)
     cfg.executor_factory = &factory;
     cfg.log = bench_log;
     cfg.log_level = ACP_LOG_WARN;
+    cfg.layout = o->layout;
     int rc = acp_init(out, &cfg);
     if (rc) {
         run_failed("acp_init: %s: %s", acp_strerror(rc), acp_last_error());
@@ -1382,6 +1384,7 @@ static void write_json(int64_t started_wall)
     bench_json_int(&j, "queues", R.opt.queues);
     bench_json_int(&j, "submitters", R.opt.submitters);
     bench_json_int(&j, "result_size", (int64_t)R.opt.result_size);
+    bench_json_str(&j, "layout", R.opt.layout == ACP_LAYOUT_LCP ? "lcp" : "native");
     bench_json_int(&j, "sleep_ms", R.opt.sleep_ms);
     bench_json_int(&j, "warmup", (int64_t)R.opt.warmup);
     bench_json_int(&j, "pool", R.opt.pool);
@@ -1446,6 +1449,7 @@ static void usage(FILE *out)
           "  --timeout S       longest wait for jobs to finish (default 900)\n"
           "  --json FILE       append the run's figures as one JSON line (default: stdout)\n"
           "  --label TEXT      name of the run in the output\n"
+          "  --layout L        native (default) or lcp\n"
           "  --stack-dir DIR   the stack's state directory (default $ACP_STACK_DIR or .stack)\n"
           "  --scratch-dir DIR where the run's scratch root is made (default /tmp/acp-bench)\n"
           "Settings of the services come from the ACP_TEST_* variables of scripts/stack env.\n",
@@ -1493,6 +1497,7 @@ static int parse_options(int argc, char **argv, options *o)
                                           {"stack-dir", required_argument, NULL, 'D'},
                                           {"scratch-dir", required_argument, NULL, 'T'},
                                           {"tag", required_argument, NULL, 'g'},
+                                          {"layout", required_argument, NULL, 'L'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     *o = (options){.workers = -1,
@@ -1506,7 +1511,8 @@ static int parse_options(int argc, char **argv, options *o)
                    .segment = 1000,
                    .idle_seconds = 5,
                    .deleters = 4,
-                   .timeout_s = 900};
+                   .timeout_s = 900,
+                   .layout = ACP_LAYOUT_NATIVE};
     int c, bad = 0, which = 0;
     while ((c = getopt_long(argc, argv, "h", longs, &which)) != -1) {
         switch (c) {
@@ -1566,6 +1572,14 @@ static int parse_options(int argc, char **argv, options *o)
             break;
         case 'g':
             o->tag = optarg;
+            break;
+        case 'L':
+            if (strcmp(optarg, "native") == 0)
+                o->layout = ACP_LAYOUT_NATIVE;
+            else if (strcmp(optarg, "lcp") == 0)
+                o->layout = ACP_LAYOUT_LCP;
+            else
+                bad = 1;
             break;
         case 'h':
             usage(stdout);

@@ -662,8 +662,9 @@ typedef struct acp_job {
 ACP_EXTERN void acp_job_clear(acp_job *job);
 
 /**
- * Submit a job to @p queue. A new job gets its row (queued), its S3
- * workspace (.workspace, .queued, input-config, inputs) and its message.
+ * Submit a job to @p queue. A new job gets its row (queued), its input
+ * files in S3 (in the lcp layout also its workspace: .workspace, .queued,
+ * input-config) and its message.
  * Resubmitting an owned job that is complete, failed or expired re-runs it
  * (old results removed); resubmitting one that is queued or running changes
  * nothing and reports its current state. If RabbitMQ is unreachable the job
@@ -691,7 +692,8 @@ ACP_EXTERN int acp_submit(acp_platform *platform, const char *queue,
  * Read a job's state into @p job (release with acp_job_clear()). Updates the
  * job's last access time when it is owned.
  *
- * @return 0; ACP_ENOTFOUND when neither the database nor S3 knows it;
+ * @return 0; ACP_ENOTFOUND when the database does not know it (in the lcp
+ *         layout: nor S3, whose flags describe other services' jobs);
  *         ACP_EINVAL; ACP_EDB / ACP_ESTORAGE.
  */
 ACP_EXTERN int acp_get_job(acp_platform *platform, const acp_job_id *id, acp_job *job);
@@ -712,11 +714,13 @@ typedef struct acp_result_list {
 ACP_EXTERN void acp_result_list_clear(acp_result_list *list);
 
 /**
- * List a job's files: its inputs and results, without the marker, the
- * status flags and input-config; sorted by name.
+ * List a job's files: its inputs and results, sorted by name. For a job of
+ * the native layout they come from its row (no S3 request; none once it is
+ * expired); for one of the lcp layout from a listing of its workspace,
+ * without the marker, the status flags and input-config.
  *
- * @return 0; ACP_ENOTFOUND when the job has no workspace; ACP_EINVAL;
- *         ACP_ESTORAGE.
+ * @return 0; ACP_ENOTFOUND when there is no such job (lcp: no workspace);
+ *         ACP_EINVAL; ACP_EDB; ACP_ESTORAGE.
  */
 ACP_EXTERN int acp_get_results(acp_platform *platform, const acp_job_id *id, acp_result_list *list);
 
@@ -757,7 +761,9 @@ ACP_EXTERN int acp_read_result_buffer(acp_platform *platform, const acp_job_id *
 /* ------------------------------------------------------------------------ */
 
 /**
- * Expire an owned job now: its row becomes "expired"; its workspace keeps
+ * Expire an owned job now: its row becomes "expired". In the native layout
+ * its input and result files (those its row names) are deleted; the row is
+ * marked expired only once all are gone. In the lcp layout its workspace keeps
  * ".workspace" and the status flags, loses "input-config", the inputs and
  * the results, and gains ".expired". A failed job loses ".failed" too (once
  * ".expired" exists), so that the flags read expired for every reader: a
@@ -774,8 +780,8 @@ ACP_EXTERN int acp_read_result_buffer(acp_platform *platform, const acp_job_id *
 ACP_EXTERN int acp_expire_job(acp_platform *platform, const acp_job_id *id);
 
 /**
- * Delete an owned job that is not running: its row and every object of its
- * workspace.
+ * Delete an owned job that is not running: its row and its objects (native
+ * layout: the files its row names; lcp: every object of its workspace).
  *
  * @return 0; ACP_ENOTFOUND; ACP_EUNOWNED; ACP_EBUSY (running); ACP_EINVAL;
  *         ACP_EDB / ACP_ESTORAGE (the row is kept, so the call can be

@@ -370,6 +370,8 @@ static int objects_get_data(void *userdata, const void *data, size_t len)
     return rc;
 }
 
+static int objects_read_key(objects *obj, const char *key, objects_sink sink, void *userdata);
+
 int objects_read(objects *obj, const acp_job_id *id, const char *name, objects_sink sink,
                  void *userdata)
 {
@@ -377,6 +379,11 @@ int objects_read(objects *obj, const acp_job_id *id, const char *name, objects_s
     int rc = objects_key(obj, id, name, key);
     if (rc)
         return rc;
+    return objects_read_key(obj, key, sink, userdata);
+}
+
+static int objects_read_key(objects *obj, const char *key, objects_sink sink, void *userdata)
+{
     if (!sink)
         return error_set(ACP_EINVAL, "objects_read: NULL sink");
     objects_get get = {.sink = sink, .userdata = userdata};
@@ -391,6 +398,73 @@ int objects_read(objects *obj, const acp_job_id *id, const char *name, objects_s
             break;
     }
     return req.outcome.result == TRANSPORT_OK ? 0 : objects_fail(obj, &req, "GET", key);
+}
+
+/* ---- objects of the root ------------------------------------------------ */
+
+/* <root><name> into @out (OBJECTS_KEY_MAX + 1 bytes). */
+static int objects_root_key(const objects *obj, const char *name, char *out)
+{
+    if (!obj || !name || !*name || strchr(name, '/'))
+        return error_set(ACP_EINVAL, "objects: bad root object name");
+    int n = snprintf(out, OBJECTS_KEY_MAX + 1, "%s%s", obj->root, name);
+    if (n < 0 || n > OBJECTS_KEY_MAX)
+        return error_set(ACP_EINVAL, "S3 root path '%s' leaves no room for keys", obj->root);
+    return 0;
+}
+
+typedef struct objects_small {
+    char *data;
+    size_t len, max;
+} objects_small;
+
+static int objects_small_append(void *userdata, const void *data, size_t len)
+{
+    objects_small *b = userdata;
+    if (len > b->max - b->len)
+        return error_set(ACP_ETOOBIG, "larger than %zu bytes", b->max);
+    char *grown = realloc(b->data, b->len + len + 1);
+    if (!grown)
+        return error_set(ACP_ENOMEM, "out of memory");
+    memcpy(grown + b->len, data, len);
+    b->len += len;
+    grown[b->len] = '\0';
+    b->data = grown;
+    return 0;
+}
+
+int objects_root_read(objects *obj, const char *name, size_t max, char **data, size_t *len,
+                      bool *exists)
+{
+    *data = NULL;
+    *len = 0;
+    *exists = false;
+    char key[OBJECTS_KEY_MAX + 1];
+    int rc = objects_root_key(obj, name, key);
+    if (rc)
+        return rc;
+    objects_small b = {calloc(1, 1), 0, max};
+    if (!b.data)
+        return error_set(ACP_ENOMEM, "out of memory");
+    rc = objects_read_key(obj, key, objects_small_append, &b);
+    if (rc) {
+        free(b.data);
+        return rc == ACP_ENOTFOUND ? 0 : rc;
+    }
+    *data = b.data;
+    *len = b.len;
+    *exists = true;
+    return 0;
+}
+
+int objects_root_put(objects *obj, const char *name, const void *data, size_t len)
+{
+    char key[OBJECTS_KEY_MAX + 1];
+    int rc = objects_root_key(obj, name, key);
+    if (rc)
+        return rc;
+    objects_body body = {.data = len ? data : objects_nothing, .fd = -1, .size = len};
+    return objects_put_run(obj, key, &body);
 }
 
 /* ---- DELETE -------------------------------------------------------------- */

@@ -106,6 +106,20 @@ int objects_read(objects *obj, const acp_job_id *id, const char *name, objects_s
 /* Delete <ws>/<name>; deleting an absent object is not an error. */
 int objects_delete(objects *obj, const acp_job_id *id, const char *name);
 
+/* Delete <ws>/<name> for each of the @count @names, a few requests in
+ * flight at once; absent objects are no error. */
+int objects_delete_many(objects *obj, const acp_job_id *id, const char *const *names,
+                        size_t count);
+
+/* Objects of the root itself, outside every workspace ("<root><name>", e.g.
+ * the native layout's ".acp-root"). objects_root_read reads one whole, at
+ * most @max bytes (ACP_ETOOBIG beyond), into *@data (malloc'd, NUL added,
+ * *@len bytes), or sets *@exists false (and *@data NULL) when it is absent.
+ * objects_root_put writes one. */
+int objects_root_read(objects *obj, const char *name, size_t max, char **data, size_t *len,
+                      bool *exists);
+int objects_root_put(objects *obj, const char *name, const void *data, size_t len);
+
 /* Delete every object under <ws>/ (the whole workspace, marker included). */
 int objects_wipe(objects *obj, const acp_job_id *id);
 

@@ -133,35 +133,24 @@ int objects_wipe(objects *obj, const acp_job_id *id)
     return objects_wipe_except(obj, id, NULL);
 }
 
-int objects_wipe_except(objects *obj, const acp_job_id *id, bool (*keep)(const char *name))
+/* DELETE <prefix><name> for each of @count names, a few at a time. */
+static int objects_delete_names(objects *obj, const char *prefix, const char *const *names,
+                                size_t count)
 {
-    char prefix[OBJECTS_KEY_MAX + 1];
-    int rc = objects_prefix(obj, id, prefix);
-    if (rc)
-        return rc;
-    object_list list;
-    if ((rc = objects_list_prefix(obj, prefix, &list)))
-        return rc;
-    if (keep) {
-        size_t kept = 0;
-        for (size_t i = 0; i < list.count; i++) {
-            if (keep(list.items[i].name))
-                free(list.items[i].name);
-            else
-                list.items[kept++] = list.items[i];
-        }
-        list.count = kept;
-    }
     /* libs3 2.0 has no multi-object delete: one DELETE per key, a few at a
      * time. */
     transport_request reqs[OBJECTS_PARALLEL];
     char keys[OBJECTS_PARALLEL][OBJECTS_KEY_MAX + 1];
-    for (size_t first = 0; first < list.count && rc == 0; first += OBJECTS_PARALLEL) {
-        size_t batch = list.count - first;
+    int rc = 0;
+    for (size_t first = 0; first < count && rc == 0; first += OBJECTS_PARALLEL) {
+        size_t batch = count - first;
         if (batch > OBJECTS_PARALLEL)
             batch = OBJECTS_PARALLEL;
         for (size_t i = 0; i < batch; i++) {
-            snprintf(keys[i], sizeof keys[i], "%s%s", prefix, list.items[first + i].name);
+            int n = snprintf(keys[i], sizeof keys[i], "%s%s", prefix, names[first + i]);
+            if (n < 0 || (size_t)n >= sizeof keys[i])
+                return error_set(ACP_EINVAL, "object name '%.40s...' makes an S3 key too long",
+                                 names[first + i]);
             reqs[i] = (transport_request){.op = TRANSPORT_DELETE, .key = keys[i]};
         }
         objects_send(obj, reqs, batch);
@@ -174,6 +163,42 @@ int objects_wipe_except(objects *obj, const acp_job_id *id, bool (*keep)(const c
                                              : objects_fail(obj, &reqs[i], "DELETE", keys[i]);
         }
     }
+    return rc;
+}
+
+int objects_delete_many(objects *obj, const acp_job_id *id, const char *const *names,
+                        size_t count)
+{
+    char prefix[OBJECTS_KEY_MAX + 1];
+    int rc = objects_prefix(obj, id, prefix);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < count; i++)
+        if (!names[i] || !*names[i] || names[i][0] == '/')
+            return error_set(ACP_EINVAL, "objects_delete_many: bad object name");
+    return objects_delete_names(obj, prefix, names, count);
+}
+
+int objects_wipe_except(objects *obj, const acp_job_id *id, bool (*keep)(const char *name))
+{
+    char prefix[OBJECTS_KEY_MAX + 1];
+    int rc = objects_prefix(obj, id, prefix);
+    if (rc)
+        return rc;
+    object_list list;
+    if ((rc = objects_list_prefix(obj, prefix, &list)))
+        return rc;
+    size_t kept = 0;
+    const char **names = malloc((list.count ? list.count : 1) * sizeof *names);
+    if (!names) {
+        object_list_free(&list);
+        return error_set(ACP_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < list.count; i++)
+        if (!keep || !keep(list.items[i].name))
+            names[kept++] = list.items[i].name;
+    rc = objects_delete_names(obj, prefix, names, kept);
+    free(names);
     object_list_free(&list);
     return rc;
 }

@@ -13,6 +13,7 @@
 #include "platform.h"
 #include "platform_state.h"
 #include "retention.h"
+#include "root_owner.h"
 #include "scratch.h"
 #include "worker.h"
 
@@ -63,6 +64,7 @@ int platform_init_with(acp_platform **out, const acp_config *config,
     p->max_attempts = config->max_attempts ? config->max_attempts : CONFIG_DEFAULT_MAX_ATTEMPTS;
     p->result_retry_seconds =
         config->result_retry_seconds ? config->result_retry_seconds : CONFIG_RESULT_RETRY_DEFAULT;
+    p->layout = config->layout == ACP_LAYOUT_LCP ? ACP_LAYOUT_LCP : ACP_LAYOUT_NATIVE;
     acp_job_id instance;
     acp_job_id_generate(&instance);
     acp_job_id_format(&instance, p->instance_id);
@@ -79,7 +81,8 @@ int platform_init_with(acp_platform **out, const acp_config *config,
 
     if ((rc = scratch_open_root(p, config->workspace_root)) ||
         (!p->store && (rc = store_open(&p->store, &config->db, &p->log))) ||
-        (!p->objects && (rc = objects_open(&p->objects, &config->s3, &p->log))))
+        (!p->objects && (rc = objects_open(&p->objects, &config->s3, &p->log))) ||
+        (rc = root_owner_check(p->store, p->objects, p->layout, &p->log)))
         goto fail;
     /* A process killed mid-job left its scratch directories behind; the
      * ones whose run is over go before this process starts its own. */
@@ -118,8 +121,9 @@ workers:
             acp_shutdown(p);
             return error_set(rc, "%s", reason);
         }
-    log_info(&p->log, "platform %s started: %zu queue(s), scratch root %s", p->instance_id,
-             p->queue_count, p->workspace_root);
+    log_info(&p->log, "platform %s started: %zu queue(s), %s layout, scratch root %s",
+             p->instance_id, p->queue_count, p->layout == ACP_LAYOUT_LCP ? "lcp" : "native",
+             p->workspace_root);
     *out = p;
     return 0;
 

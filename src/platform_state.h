@@ -53,6 +53,9 @@ struct acp_platform {
     unsigned prune_interval;
     unsigned claim_stale_seconds; /* 0: CLAIM_STALE_SECONDS; tests lower it */
     unsigned max_attempts;        /* config.max_attempts, 0 replaced by the default */
+    /* The layout of new jobs and re-runs: ACP_LAYOUT_NATIVE or
+     * ACP_LAYOUT_LCP (never DEFAULT). A job keeps the layout in its row. */
+    acp_layout layout;
     /* Names of the scratch directories of this process's runs (pointing
      * into the paths the workers own), guarded by scratch_lock. */
     pthread_mutex_t scratch_lock;

@@ -50,8 +50,13 @@ int acp_get_job(acp_platform *p, const acp_job_id *id, acp_job *job)
         store_job_free(&row);
         rc = ACP_ENOTFOUND;
     }
-    if (rc == ACP_ENOTFOUND)
+    if (rc == ACP_ENOTFOUND && p->layout == ACP_LAYOUT_LCP)
         return fill_unowned(p, id, job);
+    if (rc == ACP_ENOTFOUND) {
+        /* Native: the root is this database's, so no row means no job. */
+        char hex[ACP_JOB_ID_STRLEN];
+        return error_set(ACP_ENOTFOUND, "job %s: not found", acp_job_id_format(id, hex));
+    }
     if (rc)
         return rc;
     /* Reading a job is an access: it postpones its expiration. */
@@ -67,12 +72,69 @@ static int compare_files(const void *a, const void *b)
     return strcmp(((const acp_result_file *)a)->name, ((const acp_result_file *)b)->name);
 }
 
+static int add_files(acp_result_list *out, char **names, const uint64_t *sizes, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        char *name = strdup(names[i]);
+        if (!name)
+            return error_set(ACP_ENOMEM, "out of memory");
+        out->files[out->count].name = name;
+        out->files[out->count].size = sizes ? sizes[i] : 0;
+        out->count++;
+    }
+    return 0;
+}
+
+/* A native run's files, from its row: no S3 request. An expired run has
+ * none left. */
+static int results_from_row(const store_job *row, acp_result_list *out)
+{
+    bool expired = row->status == ACP_STATUS_EXPIRED;
+    size_t count = expired ? 0 : row->input_count + row->output_count;
+    out->files = calloc(count ? count : 1, sizeof *out->files);
+    if (!out->files)
+        return error_set(ACP_ENOMEM, "out of memory");
+    int rc = expired ? 0 : add_files(out, row->inputs, row->input_sizes, row->input_count);
+    if (!rc && !expired)
+        rc = add_files(out, row->outputs, row->output_sizes, row->output_count);
+    if (rc) {
+        acp_result_list_clear(out);
+        return rc;
+    }
+    qsort(out->files, out->count, sizeof *out->files, compare_files);
+    return 0;
+}
+
+static int results_from_listing(acp_platform *p, const acp_job_id *id, acp_result_list *out);
+
 int acp_get_results(acp_platform *p, const acp_job_id *id, acp_result_list *out)
 {
     int rc = check_args(p, id, out, "acp_get_results");
     if (rc)
         return rc;
     memset(out, 0, sizeof *out);
+    store_job row;
+    rc = store_get(p->store, id, &row);
+    if (rc == 0 && row.layout != ACP_LAYOUT_LCP) {
+        rc = results_from_row(&row, out);
+        store_job_free(&row);
+        return rc;
+    }
+    if (rc == 0)
+        store_job_free(&row);
+    else if (rc != ACP_ENOTFOUND)
+        return rc;
+    else if (p->layout != ACP_LAYOUT_LCP) {
+        char hex[ACP_JOB_ID_STRLEN];
+        return error_set(ACP_ENOTFOUND, "job %s: not found", acp_job_id_format(id, hex));
+    }
+    return results_from_listing(p, id, out);
+}
+
+/* An lcp workspace's files: a listing without the reserved names. */
+static int results_from_listing(acp_platform *p, const acp_job_id *id, acp_result_list *out)
+{
+    int rc;
     object_list list;
     if ((rc = objects_list(p->objects, id, &list)))
         return rc;

@@ -20,6 +20,8 @@ static int not_ours(acp_platform *p, const acp_job_id *id, const char *action)
 {
     char hex[ACP_JOB_ID_STRLEN];
     acp_job_id_format(id, hex);
+    if (p->layout != ACP_LAYOUT_LCP) /* the root is this database's alone */
+        return error_set(ACP_ENOTFOUND, "job %s: not found", hex);
     bool exists;
     int rc = objects_stat(p->objects, id, WORKSPACE_MARKER, &exists, NULL, NULL);
     if (rc)
@@ -34,8 +36,8 @@ static int not_ours(acp_platform *p, const acp_job_id *id, const char *action)
 
 bool retention_taken_over(acp_platform *p, const acp_job_id *id, acp_job_status row_status)
 {
-    if (row_status != ACP_STATUS_EXPIRED)
-        return false; /* only expired workspaces can be claimed by others */
+    if (row_status != ACP_STATUS_EXPIRED || p->layout != ACP_LAYOUT_LCP)
+        return false; /* only expired shared workspaces can be claimed by others */
     object_list list;
     if (objects_list(p->objects, id, &list) != 0)
         return false; /* cannot tell: keep the row */
@@ -92,6 +94,48 @@ static int expire_commit_again(acp_platform *p, const acp_job_id *id, acp_job_st
     return ours || now == ACP_STATUS_EXPIRED ? 0 : failed;
 }
 
+/* The objects a native row says exist (none once expired), as names for
+ * objects_delete_many: *@names is malloc'd, its strings are the row's. */
+static int row_objects(const store_job *row, const char ***names, size_t *count)
+{
+    *count = 0;
+    *names = malloc((row->input_count + row->output_count + 1) * sizeof **names);
+    if (!*names)
+        return error_set(ACP_ENOMEM, "out of memory");
+    if (row->status == ACP_STATUS_EXPIRED)
+        return 0;
+    for (size_t i = 0; i < row->input_count; i++)
+        (*names)[(*count)++] = row->inputs[i];
+    for (size_t i = 0; i < row->output_count; i++)
+        (*names)[(*count)++] = row->outputs[i];
+    return 0;
+}
+
+/* With the row locked by @id's expiry or deletion (not yet committed):
+ * remove the objects its committed state names, when it is of the native
+ * layout. Returns 1 for an lcp row (the caller handles its workspace). */
+static int remove_native_objects(acp_platform *p, const acp_job_id *id)
+{
+    /* Another connection reads the committed row, which the lock keeps as
+     * it is until the caller commits. */
+    store_job row;
+    int rc = store_get(p->store, id, &row);
+    if (rc)
+        return rc;
+    if (row.layout == ACP_LAYOUT_LCP) {
+        store_job_free(&row);
+        return 1;
+    }
+    const char **names;
+    size_t count;
+    rc = row_objects(&row, &names, &count);
+    if (!rc)
+        rc = objects_delete_many(p->objects, id, names, count);
+    free(names);
+    store_job_free(&row);
+    return rc;
+}
+
 /* Expire @id; with @accessed_before non-zero only a complete job last
  * accessed before then (the pruner's rule). */
 static int expire(acp_platform *p, const acp_job_id *id, int64_t accessed_before)
@@ -111,6 +155,17 @@ static int expire(acp_platform *p, const acp_job_id *id, int64_t accessed_before
                          hex);
     if (rc)
         return rc;
+    rc = remove_native_objects(p, id);
+    if (rc != 1) {
+        /* Native: committed once every object is gone; else the row keeps
+         * its status and expiring again finishes it. */
+        int commit = store_tx_end(tx, rc == 0);
+        if (!rc && commit)
+            commit = expire_commit_again(p, id, previous, commit);
+        if (!rc && !commit)
+            atomic_fetch_add(&p->expired, 1);
+        return rc ? rc : commit;
+    }
     bool exists;
     bool flagged = false; /* the workspace shows the job expired, or is gone */
     rc = objects_stat(p->objects, id, WORKSPACE_MARKER, &exists, NULL, NULL);
@@ -173,7 +228,9 @@ int acp_delete_job(acp_platform *p, const acp_job_id *id)
                          hex);
     if (rc)
         return rc;
-    rc = objects_wipe(p->objects, id);
+    rc = remove_native_objects(p, id);
+    if (rc == 1)
+        rc = objects_wipe(p->objects, id);
     if (rc) {
         /* The row stays, so the call can simply be repeated. */
         store_tx_end(tx, false);

@@ -1,6 +1,7 @@
 /* acp_submit: validate everything first, then write the row, the S3
- * workspace and the message, in that order, so that a failure leaves
- * nothing behind and a broker outage only delays the job.
+ * objects (native layout: the inputs; lcp: the workspace with its marker,
+ * flag and input-config) and the message, in that order, so that a failure
+ * leaves nothing behind and a broker outage only delays the job.
  *
  * The steps hand a failure up in an error_info (the backends' detail taken
  * as they fail), so that cleaning up and logging after it cannot change
@@ -29,7 +30,8 @@ typedef struct prepared {
     char hex[ACP_JOB_ID_STRLEN];
     char *config; /* compact JSON or NULL */
     const char **names;
-    int *fds; /* open files for inputs given by path, -1 for buffers */
+    int *fds;        /* open files for inputs given by path, -1 for buffers */
+    uint64_t *sizes; /* of each input: the buffer's, or the file's when opened */
     size_t count;
 } prepared;
 
@@ -39,6 +41,7 @@ static void prepared_free(prepared *s)
         if (s->fds[i] >= 0)
             close(s->fds[i]);
     free(s->fds);
+    free(s->sizes);
     free(s->names);
     free(s->config);
 }
@@ -70,7 +73,8 @@ static int prepare_inputs(const acp_submission *sub, prepared *s, error_info *er
                               INPUTS_MAX);
     s->names = calloc(sub->input_count, sizeof *s->names);
     s->fds = malloc(sub->input_count * sizeof *s->fds);
-    if (!s->names || !s->fds)
+    s->sizes = calloc(sub->input_count, sizeof *s->sizes);
+    if (!s->names || !s->fds || !s->sizes)
         return error_info_set(err, ACP_ENOMEM, "out of memory");
     for (size_t i = 0; i < sub->input_count; i++) {
         const acp_input *in = &sub->inputs[i];
@@ -89,6 +93,7 @@ static int prepare_inputs(const acp_submission *sub, prepared *s, error_info *er
         if ((in->path != NULL) == (in->data != NULL || in->size > 0))
             return error_info_set(err, ACP_EINVAL, "%s ('%s'): give either path or data/size", what,
                                   in->name);
+        s->sizes[i] = in->size;
         if (!in->path)
             continue;
         s->fds[i] = open(in->path, O_RDONLY | O_CLOEXEC);
@@ -99,6 +104,7 @@ static int prepare_inputs(const acp_submission *sub, prepared *s, error_info *er
         if (!S_ISREG(st.st_mode))
             return error_info_set(err, ACP_EIO, "%s ('%s'): %s is not a regular file", what,
                                   in->name, in->path);
+        s->sizes[i] = (uint64_t)st.st_size;
     }
     return 0;
 }
@@ -134,10 +140,64 @@ static int report(acp_platform *p, const acp_job_id *id, acp_job *job, error_inf
     return rc ? error_info_take(err, rc) : 0;
 }
 
-static int write_workspace(acp_platform *p, const acp_submission *sub, const prepared *s,
-                           bool created)
+static int write_inputs(acp_platform *p, const acp_submission *sub, const prepared *s)
 {
-    int rc = created ? 0 : objects_wipe_except(p->objects, &s->id, workspace_kept_on_rerun);
+    for (size_t i = 0; i < s->count; i++) {
+        const acp_input *in = &sub->inputs[i];
+        int rc = s->fds[i] >= 0 ? objects_put_fd(p->objects, &s->id, in->name, s->fds[i])
+                                : objects_put(p->objects, &s->id, in->name, in->data, in->size);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static bool is_new_input(const prepared *s, const char *name)
+{
+    for (size_t i = 0; i < s->count; i++)
+        if (strcmp(s->names[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Native layout, a re-run: remove what the previous run left (the objects
+ * its row names, or its whole workspace when it ran under lcp), except
+ * inputs about to be replaced. */
+static int remove_previous_run(acp_platform *p, const store_job *old, const prepared *s)
+{
+    if (old->layout == ACP_LAYOUT_LCP)
+        return objects_wipe(p->objects, &s->id);
+    if (old->status == ACP_STATUS_EXPIRED)
+        return 0; /* expiring removed them */
+    const char **names = malloc((old->input_count + old->output_count + 1) * sizeof *names);
+    if (!names)
+        return error_set(ACP_ENOMEM, "out of memory");
+    size_t count = 0;
+    for (size_t i = 0; i < old->input_count; i++)
+        if (!is_new_input(s, old->inputs[i]))
+            names[count++] = old->inputs[i];
+    for (size_t i = 0; i < old->output_count; i++)
+        if (!is_new_input(s, old->outputs[i]))
+            names[count++] = old->outputs[i];
+    int rc = objects_delete_many(p->objects, &s->id, names, count);
+    free(names);
+    return rc;
+}
+
+/* Native layout: the job's S3 objects are its inputs, nothing else. */
+static int write_native(acp_platform *p, const acp_submission *sub, const prepared *s,
+                        const store_job *old)
+{
+    int rc = old ? remove_previous_run(p, old, s) : 0;
+    return rc ? rc : write_inputs(p, sub, s);
+}
+
+/* lcp layout: @wipe removes what an earlier run left, @marker writes
+ * ".workspace" (a new workspace, or one whose earlier run was native). */
+static int write_workspace(acp_platform *p, const acp_submission *sub, const prepared *s,
+                           bool wipe, bool marker)
+{
+    int rc = wipe ? objects_wipe_except(p->objects, &s->id, workspace_kept_on_rerun) : 0;
     if (rc)
         return rc;
     /* In parallel: the order they appear in does not matter to a reader,
@@ -146,21 +206,15 @@ static int write_workspace(acp_platform *p, const acp_submission *sub, const pre
      * .workspace, as it would with one PUT after the other. */
     objects_item items[3];
     size_t count = 0;
-    if (created)
+    if (marker)
         items[count++] = (objects_item){WORKSPACE_MARKER, "", 0};
     items[count++] = (objects_item){workspace_flag(ACP_STATUS_QUEUED), "", 0};
     if (s->config)
         items[count++] = (objects_item){WORKSPACE_CONFIG, s->config, strlen(s->config)};
-    if ((rc = objects_put_many(p->objects, &s->id, items, count)))
+    if ((rc = objects_put_many(p->objects, &s->id, items, count)) ||
+        (rc = write_inputs(p, sub, s)))
         return rc;
-    for (size_t i = 0; i < s->count; i++) {
-        const acp_input *in = &sub->inputs[i];
-        rc = s->fds[i] >= 0 ? objects_put_fd(p->objects, &s->id, in->name, s->fds[i])
-                            : objects_put(p->objects, &s->id, in->name, in->data, in->size);
-        if (rc)
-            return rc;
-    }
-    return created ? 0 : objects_delete(p->objects, &s->id, workspace_flag(ACP_STATUS_EXPIRED));
+    return wipe ? objects_delete(p->objects, &s->id, workspace_flag(ACP_STATUS_EXPIRED)) : 0;
 }
 
 /* A re-run whose workspace could not be rewritten ends expired on both
@@ -170,7 +224,8 @@ static void expire_after_failed_rerun(acp_platform *p, const prepared *s)
     store_tx *tx;
     if (store_expire_begin(p->store, &s->id, 0, &tx, NULL) == 0)
         store_tx_end(tx, true);
-    if (objects_touch(p->objects, &s->id, workspace_flag(ACP_STATUS_EXPIRED)) != 0)
+    if (p->layout == ACP_LAYOUT_LCP &&
+        objects_touch(p->objects, &s->id, workspace_flag(ACP_STATUS_EXPIRED)) != 0)
         log_error(&p->log, "job %s: marking it expired after a failed re-run: %s", s->hex,
                   acp_last_error());
 }
@@ -196,19 +251,26 @@ static bool row_written_anyway(acp_platform *p, const prepared *s, int rc)
     return written;
 }
 
-/* Row first, then the workspace, then the message. */
+/* Row first, then the workspace, then the message. @old is the row of a
+ * re-run (NULL for a new job); @created says that the lcp claim found no
+ * workspace. */
 static int create_job(acp_platform *p, queue_rt *q, const acp_submission *sub, const prepared *s,
-                      how kind, bool created, error_info *err)
+                      how kind, const store_job *old, bool created, error_info *err)
 {
-    int rc = kind == RERUN ? store_requeue(p->store, &s->id, q->id, s->config, s->names, s->count)
-                           : store_insert(p->store, &s->id, q->id, s->config, s->names, s->count);
+    store_run_options run = {p->layout, s->sizes};
+    int rc = kind == RERUN
+                 ? store_requeue(p->store, &s->id, q->id, s->config, s->names, s->count, &run)
+                 : store_insert(p->store, &s->id, q->id, s->config, s->names, s->count, &run);
     if (rc) {
         error_info_take(err, rc);
         if (!row_written_anyway(p, s, rc))
             return rc;
         log_warn(&p->log, "job %s: %s; yet its row is written: going on", s->hex, err->message);
     }
-    rc = write_workspace(p, sub, s, created);
+    bool native = p->layout == ACP_LAYOUT_NATIVE;
+    bool was_native = old && old->layout == ACP_LAYOUT_NATIVE;
+    rc = native ? write_native(p, sub, s, old)
+                : write_workspace(p, sub, s, !created, created || was_native);
     if (rc) {
         char what[64];
         snprintf(what, sizeof what, "submitting job %s", s->hex);
@@ -219,7 +281,8 @@ static int create_job(acp_platform *p, queue_rt *q, const acp_submission *sub, c
         } else {
             /* Leave nothing half-made: no row, and no workspace we created. */
             if (store_delete(p->store, &s->id) != 0 ||
-                (created && objects_wipe(p->objects, &s->id) != 0))
+                (native && objects_delete_many(p->objects, &s->id, s->names, s->count) != 0) ||
+                (!native && created && objects_wipe(p->objects, &s->id) != 0))
                 log_error(&p->log, "job %s: cleaning up after a failed submit: %s", s->hex,
                           acp_last_error());
         }
@@ -239,7 +302,7 @@ static int create_job(acp_platform *p, queue_rt *q, const acp_submission *sub, c
 /* A new job, another service's expired one, or our own expired one: claim
  * the workspace against other services first. */
 static int claim_and_create(acp_platform *p, queue_rt *q, const acp_submission *sub,
-                            const prepared *s, how kind, error_info *err)
+                            const prepared *s, how kind, const store_job *old, error_info *err)
 {
     char marker[128];
     bool created;
@@ -248,7 +311,7 @@ static int claim_and_create(acp_platform *p, queue_rt *q, const acp_submission *
         return error_info_take(err, rc);
     if (kind == NEW_JOB && !created)
         kind = TAKE_OVER;
-    rc = create_job(p, q, sub, s, kind, created, err);
+    rc = create_job(p, q, sub, s, kind, old, created, err);
     if (objects_delete(p->objects, &s->id, marker) != 0)
         log_warn(&p->log, "job %s: removing claim %s: %s", s->hex, marker, acp_last_error());
     return rc;
@@ -296,6 +359,14 @@ static int report_created(acp_platform *p, queue_rt *q, const prepared *s, acp_j
 static int submit_prepared(acp_platform *p, queue_rt *q, const acp_submission *sub,
                            const prepared *s, acp_job *job, error_info *err)
 {
+    bool native = p->layout == ACP_LAYOUT_NATIVE;
+    /* Native: no workspace to claim, so a new job (the common case) is
+     * inserted without looking first; the insert refuses an existing id. */
+    if (native) {
+        int rc = create_job(p, q, sub, s, NEW_JOB, NULL, true, err);
+        if (rc != ACP_ECONFLICT)
+            return rc ? rc : report_created(p, q, s, job);
+    }
     store_job row;
     int rc = store_get(p->store, &s->id, &row);
     if (rc == 0 && !same_config(row.config, s->config)) {
@@ -304,15 +375,23 @@ static int submit_prepared(acp_platform *p, queue_rt *q, const acp_submission *s
     }
     if (rc == 0) {
         acp_job_status status = row.status;
-        store_job_free(&row);
-        if (status == ACP_STATUS_QUEUED || status == ACP_STATUS_IN_PROGRESS)
+        if (status == ACP_STATUS_QUEUED || status == ACP_STATUS_IN_PROGRESS) {
+            store_job_free(&row);
             return report(p, &s->id, job, err); /* already on its way: not a second run */
-        rc = status == ACP_STATUS_EXPIRED ? claim_and_create(p, q, sub, s, RERUN, err)
-                                          : create_job(p, q, sub, s, RERUN, false, err);
+        }
+        rc = status == ACP_STATUS_EXPIRED && !native
+                 ? claim_and_create(p, q, sub, s, RERUN, &row, err)
+                 : create_job(p, q, sub, s, RERUN, &row, false, err);
+        store_job_free(&row);
+        if (!rc)
+            return report_created(p, q, s, job);
+    } else if (rc == ACP_ENOTFOUND && native) {
+        /* Deleted since the insert found it: once more. */
+        rc = create_job(p, q, sub, s, NEW_JOB, NULL, true, err);
         if (!rc)
             return report_created(p, q, s, job);
     } else if (rc == ACP_ENOTFOUND) {
-        rc = claim_and_create(p, q, sub, s, NEW_JOB, err);
+        rc = claim_and_create(p, q, sub, s, NEW_JOB, NULL, err);
         if (!rc)
             return report_created(p, q, s, job);
     } else {

@@ -72,9 +72,11 @@ static int download_input(acp_platform *p, const acp_job_id *id, int dir_fd, con
     return rc;
 }
 
-/* Upload one named result. Returns 0 when uploaded, 1 when there is no
- * regular file of that name to keep, or an error. */
-static int upload_output(acp_platform *p, const acp_job_id *id, int dir_fd, const char *name)
+/* Upload one named result (*@size gets its size). Returns 0 when
+ * uploaded, 1 when there is no regular file of that name to keep, or an
+ * error. */
+static int upload_output(acp_platform *p, const acp_job_id *id, int dir_fd, const char *name,
+                         uint64_t *size)
 {
     int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0 && (errno == ENOENT || errno == ELOOP))
@@ -85,6 +87,8 @@ static int upload_output(acp_platform *p, const acp_job_id *id, int dir_fd, cons
     int rc = fstat(fd, &st) != 0    ? error_set(ACP_EIO, "%s: %s", name, error_strerror(errno))
              : !S_ISREG(st.st_mode) ? 1
                                     : objects_put_fd(p->objects, id, name, fd);
+    if (rc == 0)
+        *size = (uint64_t)st.st_size;
     close(fd);
     return rc;
 }
@@ -176,19 +180,40 @@ static acp_job_status execute(queue_rt *q, const store_job *row, acp_job_context
     return status;
 }
 
+/* The results a run kept: the names and sizes of the files uploaded. */
+typedef struct kept_files {
+    const char **names; /* point into the outcome's names */
+    uint64_t *sizes;
+    size_t count;
+} kept_files;
+
+static void kept_files_free(kept_files *kept)
+{
+    free(kept->names);
+    free(kept->sizes);
+}
+
 /* Upload the results the run named, patiently: a short S3 outage must not
  * fail good work. Results are kept for failed jobs too (logs explain
- * failures); one that cannot be kept fails the run. Returns ACP_ESHUTDOWN
- * when the platform stops while S3 is failing (nothing is recorded then),
- * else 0. */
+ * failures); one that cannot be kept fails the run. @kept gets what was
+ * uploaded. Returns ACP_ESHUTDOWN when the platform stops while S3 is
+ * failing (nothing is recorded then), ACP_ENOMEM, else 0. */
 static int upload_outputs(acp_platform *p, const store_job *row, acp_job_context *ctx,
-                          acp_job_status *status)
+                          acp_job_status *status, kept_files *kept)
 {
     acp_job_outcome *outcome = ctx->outcome;
     int rc = 0;
+    kept->count = 0;
+    kept->names = malloc((outcome->output_count + 1) * sizeof *kept->names);
+    kept->sizes = malloc((outcome->output_count + 1) * sizeof *kept->sizes);
+    if (!kept->names || !kept->sizes)
+        return error_set(ACP_ENOMEM, "out of memory");
     objects_patience_begin(p->result_retry_seconds, &p->stopping);
     for (size_t i = 0; i < outcome->output_count; i++) {
-        int up = upload_output(p, &row->id, ctx->dir_fd, outcome->outputs[i]);
+        int up = upload_output(p, &row->id, ctx->dir_fd, outcome->outputs[i],
+                               &kept->sizes[kept->count]);
+        if (up == 0)
+            kept->names[kept->count++] = outcome->outputs[i];
         if (up == ACP_ESHUTDOWN) {
             rc = up;
             break;
@@ -222,6 +247,10 @@ static void record_outcome(acp_platform *p, const store_job *row, acp_job_status
                            const char *hex)
 {
     atomic_fetch_add(status == ACP_STATUS_COMPLETE ? &p->completed : &p->failed, 1);
+    if (row->layout != ACP_LAYOUT_LCP) {
+        log_debug(&p->log, "job %s: %s", hex, acp_job_status_name(status));
+        return;
+    }
     objects_patience_begin(p->result_retry_seconds, &p->stopping);
     int rc = set_flag(p, row, workspace_flag(status));
     objects_patience_end();
@@ -246,11 +275,17 @@ static int persist_once(acp_platform *p, const store_job *row, acp_job_context *
     if (rc)
         return rc;
     acp_job_outcome *outcome = ctx->outcome;
-    rc = upload_outputs(p, row, ctx, &status);
+    kept_files kept = {0};
+    rc = upload_outputs(p, row, ctx, &status, &kept);
+    /* The native row names exactly the objects that exist; lcp rows keep
+     * upstream's record of what the run named. */
+    bool native = row->layout != ACP_LAYOUT_LCP;
     if (!rc)
-        rc =
-            store_finish_tx(tx, status, status == ACP_STATUS_FAILED ? outcome->message : NULL,
-                            (const char *const *)outcome->outputs, outcome->output_count, &row->id);
+        rc = store_finish_tx(tx, status, status == ACP_STATUS_FAILED ? outcome->message : NULL,
+                             native ? kept.names : (const char *const *)outcome->outputs,
+                             native ? kept.sizes : NULL,
+                             native ? kept.count : outcome->output_count, &row->id);
+    kept_files_free(&kept);
     int end = store_tx_end(tx, rc == 0);
     if (!rc)
         rc = end;
@@ -267,9 +302,17 @@ static void persist(acp_platform *p, const store_job *row, acp_job_context *ctx,
 {
     unsigned backoff = 0;
     bool waiting = false;
+    /* Nothing to upload in the native layout: the fenced UPDATE alone
+     * records the run (one statement instead of a transaction of four).
+     * After a failure the full form finds out whether it went through. */
+    bool quick = row->layout != ACP_LAYOUT_LCP && ctx->outcome->output_count == 0;
     for (;;) {
         acp_job_status recorded = status;
-        int rc = persist_once(p, row, ctx, status, &recorded);
+        int rc = quick ? store_finish(p->store, &row->id, p->instance_id, status,
+                                      status == ACP_STATUS_FAILED ? ctx->outcome->message : NULL,
+                                      NULL, NULL, 0)
+                       : persist_once(p, row, ctx, status, &recorded);
+        quick = false;
         if (rc == 0) {
             if (waiting)
                 log_info(&p->log, "job %s: its result is recorded now", hex);
@@ -314,8 +357,10 @@ static void run_job(queue_rt *q, store_job *row)
         log_warn(&p->log, "job %s: %s; its lease will not be renewed", hex, acp_last_error());
 
     const char *in_progress = workspace_flag(ACP_STATUS_IN_PROGRESS);
-    if (set_flag(p, row, in_progress) != 0)
+    if (row->layout == ACP_LAYOUT_LCP && set_flag(p, row, in_progress) != 0)
         log_warn(&p->log, "job %s: setting %s: %s", hex, in_progress, acp_last_error());
+    /* Only after a run that died: it may have uploaded results it never
+     * recorded. */
     if (row->attempts > 1)
         remove_stale_outputs(p, row);
 

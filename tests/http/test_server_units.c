@@ -215,6 +215,7 @@ static void settings_default_to_the_stack_environment(void **state)
     assert_int_equal(config.queues[0].port, 1234);
     assert_string_equal(config.queues[0].host, "from-env");
     assert_int_equal(config.db.pool_size, 10); /* the library's default */
+    assert_int_equal(config.layout, ACP_LAYOUT_NATIVE);
     free(queues);
     settings_free(&s);
 }
@@ -230,7 +231,7 @@ static void the_config_file_overrides_the_environment(void **state)
         " \"s3\": {\"root_path\": \"svc\", \"https\": true},\n"
         " \"queues\": [{\"id\": \"a\", \"workers\": 2}, {\"id\": \"b\", \"port\": 9999}],\n"
         " \"shutdown_timeout\": 5, \"log_level\": \"debug\", \"max_attempts\": 7,\n"
-        " \"result_retry_seconds\": 45,\n"
+        " \"result_retry_seconds\": 45, \"layout\": \"lcp\",\n"
         " \"executors\": {\"sleep\": {\"max_seconds\": 2.5},\n"
         "   \"command\": {\"programs\": {\"true\": \"/bin/true\"}, \"timeout_seconds\": 1,\n"
         "                 \"max_args\": 3}}}\n");
@@ -264,6 +265,7 @@ static void the_config_file_overrides_the_environment(void **state)
     assert_int_equal(config.shutdown_timeout, 5);
     assert_int_equal(config.max_attempts, 7);
     assert_int_equal(config.result_retry_seconds, 45);
+    assert_int_equal(config.layout, ACP_LAYOUT_LCP);
     free(queues);
     settings_free(&s);
 }
@@ -292,6 +294,9 @@ static void bad_settings_are_named(void **state)
     assert_settings_error("{\"queues\": [{\"id\": \"a\", \"worker\": 1}]}",
                           "queues[0].worker: unknown setting");
     assert_settings_error("{\"log_level\": \"loud\"}", "log_level: expected");
+    assert_settings_error("{\"layout\": \"upstream\"}",
+                          "layout: expected \"native\" or \"lcp\"");
+    assert_settings_error("{\"layout\": 2}", "layout: expected \"native\" or \"lcp\"");
     assert_settings_error("{\"executors\": {\"shell\": {}}}", "executors.shell: unknown executor");
     assert_settings_error("{\"executors\": {\"checksum\": {\"x\": 1}}}",
                           "executors.checksum: has no settings");

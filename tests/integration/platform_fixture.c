@@ -58,6 +58,10 @@ void fixture_config_make(fixture_config *fc, const stack_env *env, const char *r
     c->queues = fc->queues;
     c->queue_count = queue_count;
     c->executor_factory = factory;
+    /* The suite runs in either layout (scripts/test runs it in both);
+     * tests of one layout's own behaviour set it themselves. */
+    const char *layout = getenv("ACP_TEST_LAYOUT");
+    c->layout = layout && strcmp(layout, "lcp") == 0 ? ACP_LAYOUT_LCP : ACP_LAYOUT_NATIVE;
     c->log = fixture_log;
     c->log_level = ACP_LOG_DEBUG;
 }

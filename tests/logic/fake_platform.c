@@ -120,6 +120,8 @@ static int execute(acp_executor *executor, acp_job_context *ctx)
         hook(ctx, hook_arg);
     count_run(&ctx->id);
     block_if_asked(ctx->attempt);
+    if (ctx->config && strstr(ctx->config, "\"noop\":true"))
+        return 0; /* a job without result files */
     char text[128];
     int len = snprintf(text, sizeof text, "attempt=%u\n", ctx->attempt);
     int fd = openat(ctx->dir_fd, "result.txt", O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -416,6 +418,7 @@ void fake_platform_start(fake_platform *fp, const fake_platform_options *options
     fp->config.lease_seconds = o.lease_seconds;
     fp->config.max_attempts = o.max_attempts;
     fp->config.shutdown_timeout = 10;
+    fp->config.layout = o.layout ? o.layout : ACP_LAYOUT_LCP;
     fp->config.log = quiet_log;
     if (acp_config_validate(&fp->config) != 0)
         fail_msg("fake platform config: %s", acp_last_error());

@@ -1,6 +1,7 @@
 /* A whole platform on the fake backends of tests/fakes (store, S3
  * transport, broker), sharing one fault plan, with a local scratch root and
- * an executor that writes one result file: for unit tests of the logic
+ * an executor that writes one result file (none when the config has
+ * "noop":true): for unit tests of the logic
  * above the backends (submit, claim, finish, retention, arbitration)
  * without services. No maintenance thread runs: tests call
  * maintenance_tick() themselves, so that each step of a scenario is theirs.
@@ -35,6 +36,9 @@ typedef struct fake_platform_options {
     /* Another service sharing the bucket: the fake transport of that
      * platform (its S3), borrowed; NULL: a bucket of its own. */
     fake_transport *shared_s3;
+    /* The platform's layout; the default (0) here is ACP_LAYOUT_LCP, whose
+     * S3 steps the fault plans of most logic tests count. */
+    acp_layout layout;
 } fake_platform_options;
 
 typedef struct fake_platform_gate fake_platform_gate;

@@ -349,6 +349,19 @@ static void executor_and_run_time_settings(void **state)
     assert_int_equal(acp_config_validate(&f->config), 0);
 }
 
+static void layout_is_checked(void **state)
+{
+    fixture *f = *state;
+    f->config.layout = (acp_layout)3;
+    assert_invalid(&f->config, ACP_EINVAL, "config.layout", "3 is not a layout");
+    f->config.layout = (acp_layout)-1;
+    assert_invalid(&f->config, ACP_EINVAL, "config.layout", "-1 is not a layout");
+    f->config.layout = ACP_LAYOUT_DEFAULT;
+    assert_int_equal(acp_config_validate(&f->config), 0);
+    f->config.layout = ACP_LAYOUT_LCP;
+    assert_int_equal(acp_config_validate(&f->config), 0);
+}
+
 static void max_attempts_is_bounded(void **state)
 {
     fixture *f = *state;
@@ -373,6 +386,7 @@ int main(void)
         cmocka_unit_test_setup(queue_fields, setup),
         cmocka_unit_test_setup(workspace_root, setup),
         cmocka_unit_test_setup(expiration_and_pruning, setup),
+        cmocka_unit_test_setup(layout_is_checked, setup),
         cmocka_unit_test_setup(executor_and_run_time_settings, setup),
         cmocka_unit_test_setup(max_attempts_is_bounded, setup),
     };

@@ -108,6 +108,8 @@ static void version_1_config_validates_and_reads_as_written(void **state)
     /* Fields of version 2 take their defaults, not the caller's bytes. */
     assert_int_equal(copy.config.max_attempts, 3);
     assert_int_equal(copy.config.result_retry_seconds, 300);
+    /* ...but the layout is the only one version 1 knew. */
+    assert_int_equal(copy.config.layout, ACP_LAYOUT_LCP);
     /* The array is read with version 1's stride. */
     assert_int_equal(copy.config.queue_count, 2);
     assert_string_equal(copy.config.queues[0].id, "render");
@@ -145,6 +147,29 @@ static void current_config_takes_version_2_fields(void **state)
     assert_int_equal(config_import(&c, &copy), 0);
     assert_int_equal(copy.config.max_attempts, 9);
     assert_int_equal(copy.config.queues[0].heartbeat, 7);
+    config_copy_free(&copy);
+}
+
+/* A version 2 caller's structure ends before layout: whatever follows it
+ * in memory is not read, and the layout is lcp, as version 2 had it. */
+static void version_2_config_gets_the_lcp_layout(void **state)
+{
+    (void)state;
+    acp_config c;
+    memset(&c, 0x5a, sizeof c);
+    assert_int_equal(acp_config_init(&c, 2), 0);
+    assert_int_equal(c.version, 2);
+    assert_int_equal(c.max_attempts, 3);
+    assert_untouched((const unsigned char *)&c.layout, sizeof c.layout);
+    config_copy copy;
+    assert_int_equal(config_import(&c, &copy), 0);
+    assert_int_equal(copy.config.layout, ACP_LAYOUT_LCP);
+    config_copy_free(&copy);
+
+    assert_int_equal(acp_config_init(&c, ACP_CONFIG_VERSION), 0);
+    assert_int_equal(c.layout, ACP_LAYOUT_NATIVE);
+    assert_int_equal(config_import(&c, &copy), 0);
+    assert_int_equal(copy.config.layout, ACP_LAYOUT_NATIVE);
     config_copy_free(&copy);
 }
 
@@ -189,6 +214,7 @@ int main(void)
         cmocka_unit_test(version_1_init_writes_only_version_1_fields),
         cmocka_unit_test(version_1_config_validates_and_reads_as_written),
         cmocka_unit_test(current_config_takes_version_2_fields),
+        cmocka_unit_test(version_2_config_gets_the_lcp_layout),
         cmocka_unit_test(unknown_and_mixed_versions_are_refused),
         cmocka_unit_test(library_filled_structures_keep_their_size),
     };
