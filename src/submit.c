@@ -200,8 +200,9 @@ static bool row_written_anyway(acp_platform *p, const prepared *s, int rc)
 static int create_job(acp_platform *p, queue_rt *q, const acp_submission *sub, const prepared *s,
                       how kind, bool created, error_info *err)
 {
-    int rc = kind == RERUN ? store_requeue(p->store, &s->id, q->id, s->config, s->names, s->count)
-                           : store_insert(p->store, &s->id, q->id, s->config, s->names, s->count);
+    int rc = kind == RERUN
+                 ? store_requeue(p->store, &s->id, q->id, s->config, s->names, s->count, NULL)
+                 : store_insert(p->store, &s->id, q->id, s->config, s->names, s->count, NULL);
     if (rc) {
         error_info_take(err, rc);
         if (!row_written_anyway(p, s, rc))

@@ -248,9 +248,9 @@ static int persist_once(acp_platform *p, const store_job *row, acp_job_context *
     acp_job_outcome *outcome = ctx->outcome;
     rc = upload_outputs(p, row, ctx, &status);
     if (!rc)
-        rc =
-            store_finish_tx(tx, status, status == ACP_STATUS_FAILED ? outcome->message : NULL,
-                            (const char *const *)outcome->outputs, outcome->output_count, &row->id);
+        rc = store_finish_tx(tx, status, status == ACP_STATUS_FAILED ? outcome->message : NULL,
+                             (const char *const *)outcome->outputs, NULL, outcome->output_count,
+                             &row->id);
     int end = store_tx_end(tx, rc == 0);
     if (!rc)
         rc = end;

@@ -148,7 +148,7 @@ static void new_queue(char *out, const char *prefix)
 
 static void insert_ok(store *st, const acp_job_id *id, const char *queue, const char *config)
 {
-    int rc = store_insert(st, id, queue, config, NULL, 0);
+    int rc = store_insert(st, id, queue, config, NULL, 0, NULL);
     if (rc != 0)
         fail_msg("store_insert: %d %s", rc, acp_last_error());
 }
@@ -291,15 +291,28 @@ static void open_rejects_an_invalid_config(void **state)
 
 /* ---- migrations (in acp_test_b) --------------------------------------- */
 
-static void assert_meta(PGconn *conn)
+/* The meta rows of the current schema; @database_id (37 bytes, may be
+ * NULL) receives the random identity of migration 4. */
+static void assert_meta_id(PGconn *conn, char *database_id)
 {
     PGresult *res = admin_query(conn, "SELECT key, value FROM compute.meta ORDER BY key", NULL);
-    assert_int_equal(PQntuples(res), 2);
-    assert_string_equal(PQgetvalue(res, 0, 0), "acp_schema");
-    assert_string_equal(PQgetvalue(res, 0, 1), "3");
-    assert_string_equal(PQgetvalue(res, 1, 0), "version");
-    assert_string_equal(PQgetvalue(res, 1, 1), "1.0.0");
+    assert_int_equal(PQntuples(res), 3);
+    assert_string_equal(PQgetvalue(res, 0, 0), "acp_database_id");
+    const char *id = PQgetvalue(res, 0, 1);
+    assert_int_equal(strlen(id), 36); /* a UUID's text form */
+    assert_int_equal(strspn(id, "0123456789abcdef-"), 36);
+    if (database_id)
+        snprintf(database_id, 37, "%s", id);
+    assert_string_equal(PQgetvalue(res, 1, 0), "acp_schema");
+    assert_string_equal(PQgetvalue(res, 1, 1), "4");
+    assert_string_equal(PQgetvalue(res, 2, 0), "version");
+    assert_string_equal(PQgetvalue(res, 2, 1), "1.0.0");
     PQclear(res);
+}
+
+static void assert_meta(PGconn *conn)
+{
+    assert_meta_id(conn, NULL);
 }
 
 static void assert_our_columns_and_indexes(PGconn *conn)
@@ -311,11 +324,30 @@ static void assert_our_columns_and_indexes(PGconn *conn)
                     "ORDER BY column_name) FROM information_schema.columns "
                     "WHERE table_schema = 'compute' AND table_name = 'jobs' AND column_name IN "
                     "('lease_owner', 'lease_expires', 'attempts', 'error', 'dispatched', "
-                    "'dispatch_failures', 'dispatch_retry')",
+                    "'dispatch_failures', 'dispatch_retry', 'layout', 'input_sizes', "
+                    "'output_sizes')",
                     NULL, value, sizeof value),
         "attempts:integer:NO,dispatch_failures:integer:NO,"
         "dispatch_retry:timestamp with time zone:YES,dispatched:timestamp with time zone:YES,"
-        "error:text:YES,lease_expires:timestamp with time zone:YES,lease_owner:text:YES");
+        "error:text:YES,input_sizes:ARRAY:YES,layout:text:NO,"
+        "lease_expires:timestamp with time zone:YES,lease_owner:text:YES,output_sizes:ARRAY:YES");
+    assert_string_equal(admin_value(conn,
+                                    "SELECT string_agg(column_name || ':' || udt_name || ':' || "
+                                    "coalesce(column_default, 'none'), ',' ORDER BY column_name) "
+                                    "FROM information_schema.columns WHERE table_schema = "
+                                    "'compute' AND table_name = 'jobs' AND column_name IN "
+                                    "('layout', 'input_sizes', 'output_sizes')",
+                                    NULL, value, sizeof value),
+                        "input_sizes:_int8:none,layout:text:'lcp'::text,output_sizes:_int8:none");
+    /* Migration 4's constraint, once however often it ran. */
+    assert_string_equal(
+        admin_value(conn,
+                    "SELECT string_agg(conname || ' ' || pg_get_constraintdef(oid), "
+                    "'; ') FROM pg_constraint WHERE conrelid = "
+                    "'compute.jobs'::regclass AND conname LIKE '%layout%'",
+                    NULL, value, sizeof value),
+        "compute_job_layout_enum CHECK ((layout = ANY (ARRAY['native'::text, "
+        "'lcp'::text])))");
     /* Migration 2's indexes replace migration 1's, which are their prefixes. */
     assert_string_equal(
         admin_value(conn,
@@ -365,13 +397,16 @@ static void migration_from_nothing_is_idempotent_and_race_free(void **state)
     for (int i = 0; i < 2; i++)
         if (races[i].rc != 0)
             fail_msg("store_open %d: %d %s", i, races[i].rc, races[i].error);
-    assert_meta(admin);
+    char database_id[37], again[37];
+    assert_meta_id(admin, database_id);
     assert_our_columns_and_indexes(admin);
 
-    /* Again, explicitly, and a third start: nothing changes. */
+    /* Again, explicitly, and a third start: nothing changes, the database's
+     * identity included. */
     assert_int_equal(store_migrate(races[0].st), 0);
     store *third = open_store(DB_B, 1);
-    assert_meta(admin);
+    assert_meta_id(admin, again);
+    assert_string_equal(again, database_id);
     assert_our_columns_and_indexes(admin);
 
     /* The schema works: a row goes in and out. */
@@ -518,8 +553,8 @@ static void insert_and_get_round_trip_every_field(void **state)
     new_id(&id, NULL);
     new_id(&bare, NULL);
     int64_t before = now_us();
-    assert_int_equal(store_insert(shared, &id, queue, config, inputs, input_count), 0);
-    assert_int_equal(store_insert(shared, &bare, queue, NULL, NULL, 0), 0);
+    assert_int_equal(store_insert(shared, &id, queue, config, inputs, input_count, NULL), 0);
+    assert_int_equal(store_insert(shared, &bare, queue, NULL, NULL, 0, NULL), 0);
 
     store_job job;
     get_ok(shared, &id, &job);
@@ -568,7 +603,7 @@ static void insert_of_an_existing_id_conflicts(void **state)
     char hex[ACP_JOB_ID_STRLEN];
     new_id(&id, hex);
     insert_ok(shared, &id, "dup", "{\"first\":true}");
-    assert_int_equal(store_insert(shared, &id, "other", NULL, NULL, 0), ACP_ECONFLICT);
+    assert_int_equal(store_insert(shared, &id, "other", NULL, NULL, 0, NULL), ACP_ECONFLICT);
     char expected[100];
     snprintf(expected, sizeof expected, "job %s already exists", hex);
     assert_error_contains(expected);
@@ -735,7 +770,7 @@ static void claim_returns_the_row_or_says_why_not(void **state)
     char hex[ACP_JOB_ID_STRLEN];
     new_id(&id, hex);
     const char *inputs[] = {"in.txt"};
-    assert_int_equal(store_insert(shared, &id, queue, "{\"k\":\"v\"}", inputs, 1), 0);
+    assert_int_equal(store_insert(shared, &id, queue, "{\"k\":\"v\"}", inputs, 1, NULL), 0);
 
     store_job job;
     /* Wrong queue: a stale message. */
@@ -768,7 +803,7 @@ static void claim_returns_the_row_or_says_why_not(void **state)
     assert_int_equal(store_claim(shared, &id, queue, "someone", 60, &job), ACP_ECONFLICT);
     assert_error_contains("in-progress");
     /* Finished. */
-    assert_int_equal(store_finish(shared, &id, "me", ACP_STATUS_COMPLETE, NULL, NULL, 0), 0);
+    assert_int_equal(store_finish(shared, &id, "me", ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0), 0);
     assert_int_equal(store_claim(shared, &id, queue, "me", 60, &job), ACP_ECONFLICT);
     /* Unknown. */
     delete_ok(shared, &id);
@@ -791,7 +826,7 @@ static void finish_is_fenced_by_the_lease_owner(void **state)
     store_job before;
     get_ok(shared, &id, &before);
 
-    assert_int_equal(store_finish(shared, &id, "owner-b", ACP_STATUS_COMPLETE, NULL, NULL, 0),
+    assert_int_equal(store_finish(shared, &id, "owner-b", ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0),
                      ACP_ECONFLICT);
     assert_error_contains("owner-a");
     store_job after;
@@ -803,13 +838,13 @@ static void finish_is_fenced_by_the_lease_owner(void **state)
     store_job_free(&after);
     store_job_free(&before);
 
-    assert_int_equal(store_finish(shared, &id, "owner-a", ACP_STATUS_QUEUED, NULL, NULL, 0),
+    assert_int_equal(store_finish(shared, &id, "owner-a", ACP_STATUS_QUEUED, NULL, NULL, NULL, 0),
                      ACP_EINVAL);
 
     const char *outputs[] = {"log.txt", "weird,\"name\"\\"};
     const char *message = "boom: \"quoted\"\nsecond line";
-    assert_int_equal(store_finish(shared, &id, "owner-a", ACP_STATUS_FAILED, message, outputs, 2),
-                     0);
+    assert_int_equal(
+        store_finish(shared, &id, "owner-a", ACP_STATUS_FAILED, message, outputs, NULL, 2), 0);
     get_ok(shared, &id, &after);
     assert_int_equal(after.status, ACP_STATUS_FAILED);
     assert_string_equal(after.message, message);
@@ -825,10 +860,10 @@ static void finish_is_fenced_by_the_lease_owner(void **state)
                         "[\"log.txt\",\"weird,\\\"name\\\"\\\\\"]--");
 
     /* Finishing twice, or after the row is gone, is a lost lease. */
-    assert_int_equal(store_finish(shared, &id, "owner-a", ACP_STATUS_COMPLETE, NULL, NULL, 0),
+    assert_int_equal(store_finish(shared, &id, "owner-a", ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0),
                      ACP_ECONFLICT);
     delete_ok(shared, &id);
-    assert_int_equal(store_finish(shared, &id, "owner-a", ACP_STATUS_COMPLETE, NULL, NULL, 0),
+    assert_int_equal(store_finish(shared, &id, "owner-a", ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0),
                      ACP_ECONFLICT);
     PQfinish(admin);
 }
@@ -970,8 +1005,9 @@ static void requeue_expired_takes_only_expired_running_jobs(void **state)
     store_job_free(&job);
 
     /* The old owner has lost its lease; a new claim counts an attempt. */
-    assert_int_equal(store_finish(shared, &ids[EXPIRED], owner, ACP_STATUS_COMPLETE, NULL, NULL, 0),
-                     ACP_ECONFLICT);
+    assert_int_equal(
+        store_finish(shared, &ids[EXPIRED], owner, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0),
+        ACP_ECONFLICT);
     claim_ok(shared, &ids[EXPIRED], queue, "new-owner", 60);
     get_ok(shared, &ids[EXPIRED], &job);
     assert_int_equal(job.attempts, 2);
@@ -1047,8 +1083,9 @@ static void abandoned_jobs_fail_at_max_attempts(void **state)
                                     hex[AT_CAP], value, sizeof value),
                         "--");
     /* The dead run cannot finish it any more. */
-    assert_int_equal(store_finish(shared, &ids[AT_CAP], owner, ACP_STATUS_COMPLETE, NULL, NULL, 0),
-                     ACP_ECONFLICT);
+    assert_int_equal(
+        store_finish(shared, &ids[AT_CAP], owner, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0),
+        ACP_ECONFLICT);
     get_ok(shared, &ids[LIVE_AT_CAP], &job);
     assert_int_equal(job.status, ACP_STATUS_IN_PROGRESS);
     store_job_free(&job);
@@ -1082,7 +1119,8 @@ static void runs_alive_needs_the_attempt_in_progress_with_a_lease(void **state)
                "WHERE job_id = decode($1, 'hex')",
                hex[EXPIRED]);
     assert_int_equal(
-        store_finish(shared, &ids[DONE], "some-owner", ACP_STATUS_COMPLETE, NULL, NULL, 0), 0);
+        store_finish(shared, &ids[DONE], "some-owner", ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0),
+        0);
 
     /* Each job at attempt 1 (the claim's), RUNNING also at 0 and 2. */
     acp_job_id runs[] = {ids[RUNNING], ids[RUNNING], ids[RUNNING],
@@ -1309,14 +1347,15 @@ static void requeue_reruns_finished_jobs_only(void **state)
     const char *old_inputs[] = {"old.txt"};
     for (int i = 0; i < N; i++) {
         new_id(&ids[i], hex[i]);
-        assert_int_equal(store_insert(shared, &ids[i], queue, "{\"v\":1}", old_inputs, 1), 0);
+        assert_int_equal(store_insert(shared, &ids[i], queue, "{\"v\":1}", old_inputs, 1, NULL), 0);
     }
     const char *outputs[] = {"result.txt"};
     claim_ok(shared, &ids[COMPLETE], queue, "w", 60);
     assert_int_equal(
-        store_finish(shared, &ids[COMPLETE], "w", ACP_STATUS_COMPLETE, NULL, outputs, 1), 0);
+        store_finish(shared, &ids[COMPLETE], "w", ACP_STATUS_COMPLETE, NULL, outputs, NULL, 1), 0);
     claim_ok(shared, &ids[FAILED], queue, "w", 60);
-    assert_int_equal(store_finish(shared, &ids[FAILED], "w", ACP_STATUS_FAILED, "bad", NULL, 0), 0);
+    assert_int_equal(
+        store_finish(shared, &ids[FAILED], "w", ACP_STATUS_FAILED, "bad", NULL, NULL, 0), 0);
     admin_exec(admin, "UPDATE compute.jobs SET status = 'expired' WHERE job_id = decode($1, 'hex')",
                hex[EXPIRED]);
     claim_ok(shared, &ids[RUNNING], queue, "w", 60);
@@ -1326,7 +1365,7 @@ static void requeue_reruns_finished_jobs_only(void **state)
         store_job before, after;
         get_ok(shared, &ids[i], &before);
         assert_int_equal(store_mark_dispatched(shared, &ids[i]), 0);
-        int rc = store_requeue(shared, &ids[i], rerun_queue, "{\"v\":2}", new_inputs, 2);
+        int rc = store_requeue(shared, &ids[i], rerun_queue, "{\"v\":2}", new_inputs, 2, NULL);
         if (rc != 0)
             fail_msg("requeue %d: %d %s", i, rc, acp_last_error());
         get_ok(shared, &ids[i], &after);
@@ -1354,10 +1393,10 @@ static void requeue_reruns_finished_jobs_only(void **state)
                             "-true-");
     }
 
-    assert_int_equal(store_requeue(shared, &ids[QUEUED], rerun_queue, NULL, NULL, 0),
+    assert_int_equal(store_requeue(shared, &ids[QUEUED], rerun_queue, NULL, NULL, 0, NULL),
                      ACP_ECONFLICT);
     assert_error_contains("queued");
-    assert_int_equal(store_requeue(shared, &ids[RUNNING], rerun_queue, NULL, NULL, 0),
+    assert_int_equal(store_requeue(shared, &ids[RUNNING], rerun_queue, NULL, NULL, 0, NULL),
                      ACP_ECONFLICT);
     assert_error_contains("in-progress");
     store_job job;
@@ -1367,7 +1406,8 @@ static void requeue_reruns_finished_jobs_only(void **state)
     store_job_free(&job);
     acp_job_id unknown;
     new_id(&unknown, NULL);
-    assert_int_equal(store_requeue(shared, &unknown, rerun_queue, NULL, NULL, 0), ACP_ENOTFOUND);
+    assert_int_equal(store_requeue(shared, &unknown, rerun_queue, NULL, NULL, 0, NULL),
+                     ACP_ENOTFOUND);
 
     for (int i = 0; i < N; i++)
         delete_ok(shared, &ids[i]);
@@ -1622,7 +1662,7 @@ static void *waiting_caller(void *arg)
         store_job_free(&job);
         break;
     case CALL_REQUEUE:
-        call->rc = store_requeue(shared, call->id, call->queue, NULL, NULL, 0);
+        call->rc = store_requeue(shared, call->id, call->queue, NULL, NULL, 0, NULL);
         break;
     }
     snprintf(call->error, sizeof call->error, "%s", acp_last_error());
@@ -2204,7 +2244,7 @@ static void *load_worker(void *arg)
         int rc;
         store_job job;
         if (call == 0) {
-            rc = store_insert(l->st, &id, "load", NULL, NULL, 0);
+            rc = store_insert(l->st, &id, "load", NULL, NULL, 0, NULL);
         } else if (call == LOAD_CALLS - 1) {
             rc = store_delete(l->st, &id);
         } else if (call % 2) {
@@ -2278,7 +2318,7 @@ static void idle_connection_killed_by_the_server_is_replaced(void **state)
     assert_true(kill_pool_backends(admin) >= 1);
     claim_ok(st, &id, "killed", "owner", 60);
     assert_true(kill_pool_backends(admin) >= 1);
-    assert_int_equal(store_finish(st, &id, "owner", ACP_STATUS_COMPLETE, NULL, NULL, 0), 0);
+    assert_int_equal(store_finish(st, &id, "owner", ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0), 0);
     assert_true(kill_pool_backends(admin) >= 1);
     delete_ok(st, &id);
     assert_int_equal(atomic_load(&reconnects), before + 4);

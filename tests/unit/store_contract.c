@@ -40,7 +40,7 @@ static acp_job_id insert_job(store *st, const char *queue)
     acp_job_id id;
     assert_int_equal(acp_job_id_generate(&id), 0);
     const char *inputs[] = {"a.txt"};
-    assert_int_equal(store_insert(st, &id, queue, "{\"k\":1}", inputs, 1), 0);
+    assert_int_equal(store_insert(st, &id, queue, "{\"k\":1}", inputs, 1, NULL), 0);
     return id;
 }
 
@@ -81,7 +81,7 @@ static acp_job_id job_in(store *st, acp_job_status status)
     if (status == ACP_STATUS_IN_PROGRESS)
         return id;
     acp_job_status end = status == ACP_STATUS_FAILED ? ACP_STATUS_FAILED : ACP_STATUS_COMPLETE;
-    assert_int_equal(store_finish(st, &id, OWNER, end, NULL, NULL, 0), 0);
+    assert_int_equal(store_finish(st, &id, OWNER, end, NULL, NULL, NULL, 0), 0);
     if (status == ACP_STATUS_EXPIRED) {
         store_tx *tx;
         assert_int_equal(store_expire_begin(st, &id, 0, &tx, NULL), 0);
@@ -115,7 +115,7 @@ static void insert_get_and_conflict(void **state)
     assert_int_equal(acp_job_id_generate(&id), 0);
     assert_int_equal(acp_job_id_generate(&missing), 0);
     const char *inputs[] = {"in put,{x}.txt", "say \"NULL\"\\", ""};
-    assert_int_equal(store_insert(st, &id, QUEUE, "{\"a\":[1,2]}", inputs, 3), 0);
+    assert_int_equal(store_insert(st, &id, QUEUE, "{\"a\":[1,2]}", inputs, 3, NULL), 0);
     store_job job = get_job(st, &id);
     assert_true(acp_job_id_equal(&job.id, &id));
     assert_int_equal(job.status, ACP_STATUS_QUEUED);
@@ -132,7 +132,7 @@ static void insert_get_and_conflict(void **state)
     assert_int_equal(job.queue_position, 0);
 
     /* A second insert of the id conflicts and changes nothing. */
-    assert_int_equal(store_insert(st, &id, OTHER_QUEUE, NULL, NULL, 0), ACP_ECONFLICT);
+    assert_int_equal(store_insert(st, &id, OTHER_QUEUE, NULL, NULL, 0, NULL), ACP_ECONFLICT);
     store_job again = get_job(st, &id);
     assert_string_equal(again.queue, QUEUE);
     assert_string_equal(again.config, job.config);
@@ -142,19 +142,20 @@ static void insert_get_and_conflict(void **state)
 
     store_job none;
     assert_int_equal(store_get(st, &missing, &none), ACP_ENOTFOUND);
-    assert_int_equal(store_insert(st, &missing, QUEUE, NULL, NULL, 0), 0);
+    assert_int_equal(store_insert(st, &missing, QUEUE, NULL, NULL, 0, NULL), 0);
     store_job bare = get_job(st, &missing);
     assert_null(bare.config);
     assert_int_equal(bare.input_count, 0);
     store_job_free(&bare);
-    assert_int_equal(store_insert(st, &id, NULL, NULL, NULL, 0), ACP_EINVAL);
+    assert_int_equal(store_insert(st, &id, NULL, NULL, NULL, 0, NULL), ACP_EINVAL);
     acp_job_id other;
     assert_int_equal(acp_job_id_generate(&other), 0);
     /* The queue column is a varchar(32): a longer id is the server's error. */
-    assert_int_equal(store_insert(st, &other, "q23456789012345678901234567890123", NULL, NULL, 0),
-                     ACP_EDB);
+    assert_int_equal(
+        store_insert(st, &other, "q23456789012345678901234567890123", NULL, NULL, 0, NULL),
+        ACP_EDB);
     assert_int_equal(store_get(st, &other, &none), ACP_ENOTFOUND);
-    assert_int_equal(store_insert(st, &id, QUEUE, NULL, NULL, 2), ACP_EINVAL);
+    assert_int_equal(store_insert(st, &id, QUEUE, NULL, NULL, 2, NULL), ACP_EINVAL);
 }
 
 static void queue_positions_follow_creation_per_queue(void **state)
@@ -222,7 +223,7 @@ static void requeue_takes_finished_jobs_only(void **state)
     for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
         acp_job_id id = job_in(st, statuses[i]);
         store_job before = get_job(st, &id);
-        int rc = store_requeue(st, &id, OTHER_QUEUE, "{\"re\":true}", inputs, 1);
+        int rc = store_requeue(st, &id, OTHER_QUEUE, "{\"re\":true}", inputs, 1, NULL);
         store_job after = get_job(st, &id);
         if (statuses[i] == ACP_STATUS_QUEUED || statuses[i] == ACP_STATUS_IN_PROGRESS) {
             assert_int_equal(rc, ACP_ECONFLICT);
@@ -254,7 +255,7 @@ static void requeue_takes_finished_jobs_only(void **state)
     }
     acp_job_id missing;
     assert_int_equal(acp_job_id_generate(&missing), 0);
-    assert_int_equal(store_requeue(st, &missing, QUEUE, NULL, NULL, 0), ACP_ENOTFOUND);
+    assert_int_equal(store_requeue(st, &missing, QUEUE, NULL, NULL, 0, NULL), ACP_ENOTFOUND);
 }
 
 static void claim_takes_queued_jobs_of_its_queue(void **state)
@@ -340,16 +341,18 @@ static void finish_is_fenced_by_the_lease_owner(void **state)
     store *st = *state;
     acp_job_id id = insert_job(st, QUEUE), missing;
     assert_int_equal(acp_job_id_generate(&missing), 0);
-    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_COMPLETE, NULL, NULL, 0),
+    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0),
                      ACP_ECONFLICT); /* queued, not claimed */
     store_job job = claim_job(st, &id, OWNER, 60);
     store_job_free(&job);
-    assert_int_equal(store_finish(st, &id, OTHER_OWNER, ACP_STATUS_COMPLETE, NULL, NULL, 0),
+    assert_int_equal(store_finish(st, &id, OTHER_OWNER, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0),
                      ACP_ECONFLICT);
     assert_int_equal(status_of(st, &id), ACP_STATUS_IN_PROGRESS);
-    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_QUEUED, NULL, NULL, 0), ACP_EINVAL);
+    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_QUEUED, NULL, NULL, NULL, 0),
+                     ACP_EINVAL);
     const char *outputs[] = {"out.txt"};
-    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_FAILED, "it broke", outputs, 1), 0);
+    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_FAILED, "it broke", outputs, NULL, 1),
+                     0);
     store_job done = get_job(st, &id);
     assert_int_equal(done.status, ACP_STATUS_FAILED);
     assert_string_equal(done.message, "it broke");
@@ -360,9 +363,9 @@ static void finish_is_fenced_by_the_lease_owner(void **state)
     assert_int_equal(store_runs_alive(st, &id, &attempts, 1, &alive), 0);
     assert_false(alive); /* the lease ended with the run */
     store_job_free(&done);
-    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_COMPLETE, NULL, NULL, 0),
+    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0),
                      ACP_ECONFLICT);
-    assert_int_equal(store_finish(st, &missing, OWNER, ACP_STATUS_COMPLETE, NULL, NULL, 0),
+    assert_int_equal(store_finish(st, &missing, OWNER, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0),
                      ACP_ECONFLICT);
 }
 
@@ -698,7 +701,7 @@ static void recording_a_run_is_fenced_and_knows_its_own_end(void **state)
     assert_int_equal(store_finish_begin(st, &id, OWNER, run.attempts, run.grabbed, &tx, &recorded),
                      0);
     const char *outputs[] = {"result.txt"};
-    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, outputs, 1, &id), 0);
+    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, outputs, NULL, 1, &id), 0);
     assert_int_equal(status_of(st, &id), ACP_STATUS_IN_PROGRESS);
     assert_int_equal(store_tx_end(tx, false), 0);
     assert_int_equal(status_of(st, &id), ACP_STATUS_IN_PROGRESS);
@@ -711,7 +714,7 @@ static void recording_a_run_is_fenced_and_knows_its_own_end(void **state)
     clock_sleep_ms(20);
     assert_int_equal(store_touch(st, &later), 0);
     clock_sleep_ms(20);
-    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, outputs, 1, &id), 0);
+    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, outputs, NULL, 1, &id), 0);
     assert_int_equal(store_tx_end(tx, true), 0);
     store_job done = get_job(st, &id), touched = get_job(st, &later);
     assert_int_equal(done.status, ACP_STATUS_COMPLETE);
@@ -757,7 +760,7 @@ static void locked_rows_are_skipped_by_renewal_and_batches(void **state)
     assert_int_equal(list.count, 0);
     assert_int_equal(store_fail_abandoned(st, 1, 10, &list), 0);
     assert_int_equal(list.count, 0);
-    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, "late", NULL, 0, &id), 0);
+    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, "late", NULL, NULL, 0, &id), 0);
     assert_int_equal(store_tx_end(tx, true), 0);
     store_job done = get_job(st, &id);
     assert_int_equal(done.status, ACP_STATUS_COMPLETE);
@@ -800,7 +803,7 @@ static void *claim_when_unlocked(void *arg)
     blocked_call *call = arg;
     store_job job;
     if (call->insert) {
-        call->rc = store_insert(call->st, &call->id, OTHER_QUEUE, NULL, NULL, 0);
+        call->rc = store_insert(call->st, &call->id, OTHER_QUEUE, NULL, NULL, 0, NULL);
     } else {
         call->rc = store_claim(call->st, &call->id, QUEUE, OTHER_OWNER, 60, &job);
         if (call->rc == 0)
@@ -858,7 +861,7 @@ static void list_pages_in_creation_order_with_filters(void **state)
     store_job r0 = claim_job(st, &ids[0], OWNER, 60), r1 = claim_job(st, &ids[1], OWNER, 60);
     store_job_free(&r0);
     store_job_free(&r1);
-    assert_int_equal(store_finish(st, &ids[1], OWNER, ACP_STATUS_COMPLETE, NULL, NULL, 0), 0);
+    assert_int_equal(store_finish(st, &ids[1], OWNER, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0), 0);
 
     /* Every row, two at a time. */
     store_job all[8];
