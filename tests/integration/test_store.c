@@ -526,6 +526,122 @@ static void migration_2_replaces_the_indexes_of_migration_1(void **state)
     PQfinish(admin);
 }
 
+static void migration_4_keeps_old_rows_as_lcp_runs(void **state)
+{
+    (void)state;
+    store *st = open_store(DB_B, 1);
+    store_close(st);
+    /* Back to what acp_schema 3 left, with a finished and a queued row. */
+    PGconn *admin = admin_connect(DB_B);
+    admin_exec(admin,
+               "ALTER TABLE compute.jobs DROP CONSTRAINT compute_job_layout_enum, "
+               "DROP COLUMN layout, DROP COLUMN input_sizes, DROP COLUMN output_sizes;"
+               "DELETE FROM compute.meta WHERE key = 'acp_database_id';"
+               "UPDATE compute.meta SET value = '3' WHERE key = 'acp_schema'",
+               NULL);
+    acp_job_id done, waiting;
+    char done_hex[ACP_JOB_ID_STRLEN], waiting_hex[ACP_JOB_ID_STRLEN];
+    new_id(&done, done_hex);
+    new_id(&waiting, waiting_hex);
+    admin_exec(admin,
+               "INSERT INTO compute.jobs (job_id, status, queue, config, input_files, created, "
+               "last_accessed, grabbed, finished, output_files, attempts) VALUES "
+               "(decode($1, 'hex'), 'complete', 'old', '{\"n\":1}', ARRAY['in.txt'], "
+               "now(), now(), now(), now(), ARRAY['out.txt', 'log.txt'], 1)",
+               done_hex);
+    admin_exec(admin,
+               "INSERT INTO compute.jobs (job_id, status, queue, input_files, created, "
+               "last_accessed) VALUES (decode($1, 'hex'), 'queued', 'old', ARRAY['a', 'b'], "
+               "now(), now())",
+               waiting_hex);
+
+    st = open_store(DB_B, 1);
+    assert_meta(admin);
+    assert_our_columns_and_indexes(admin);
+    store_job job;
+    get_ok(st, &done, &job);
+    assert_int_equal(job.status, ACP_STATUS_COMPLETE);
+    assert_int_equal(job.layout, ACP_LAYOUT_LCP);
+    assert_int_equal(job.input_count, 1);
+    assert_null(job.input_sizes);
+    assert_int_equal(job.output_count, 2);
+    assert_string_equal(job.outputs[0], "out.txt");
+    assert_string_equal(job.outputs[1], "log.txt");
+    assert_null(job.output_sizes);
+    store_job_free(&job);
+
+    /* The old queued row runs on as an lcp run, and records its sizes. */
+    store_job run;
+    assert_int_equal(store_claim(st, &waiting, "old", "owner", 60, &run), 0);
+    assert_int_equal(run.layout, ACP_LAYOUT_LCP);
+    assert_int_equal(run.input_count, 2);
+    assert_null(run.input_sizes);
+    store_job_free(&run);
+    const char *outputs[] = {"r.txt"};
+    const uint64_t sizes[] = {42};
+    assert_int_equal(
+        store_finish(st, &waiting, "owner", ACP_STATUS_COMPLETE, NULL, outputs, sizes, 1), 0);
+    get_ok(st, &waiting, &job);
+    assert_int_equal(job.output_count, 1);
+    assert_true(job.output_sizes && job.output_sizes[0] == 42);
+    store_job_free(&job);
+
+    /* The constraint holds for rows written behind the store's back. */
+    PGresult *res = PQexecParams(admin,
+                                 "UPDATE compute.jobs SET layout = 'other' "
+                                 "WHERE job_id = decode($1, 'hex')",
+                                 1, NULL, (const char *const[]){done_hex}, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(res), PGRES_FATAL_ERROR);
+    assert_non_null(strstr(PQresultErrorMessage(res), "compute_job_layout_enum"));
+    PQclear(res);
+    store_close(st);
+    PQfinish(admin);
+}
+
+/* ---- identity ------------------------------------------------------------ */
+
+static void identity_is_the_databases_and_names_it(void **state)
+{
+    (void)state;
+    store_identity mine, again, other;
+    assert_int_equal(store_identity_read(shared, &mine), 0);
+    store *second = open_store(env.pg_db, 1);
+    assert_int_equal(store_identity_read(second, &again), 0);
+    store_close(second);
+    /* Another connection pool on the same database: the same database. */
+    assert_string_equal(again.database_id, mine.database_id);
+    char name[256];
+    snprintf(name, sizeof name, "%s:%s/%s", env.pg_host, env.pg_port, env.pg_db);
+    assert_string_equal(mine.name, name);
+
+    /* The role of the tests may read the cluster's identifier; both
+     * databases are in the same cluster, so it is the same, while the
+     * database ids differ. */
+    PGconn *admin = admin_connect(env.pg_db);
+    char allowed[16], system_id[64];
+    admin_value(admin, "SELECT has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')",
+                NULL, allowed, sizeof allowed);
+    if (strcmp(allowed, "t") == 0) {
+        assert_non_null(mine.system_id);
+        assert_string_equal(mine.system_id,
+                            admin_value(admin,
+                                        "SELECT system_identifier::text FROM pg_control_system()",
+                                        NULL, system_id, sizeof system_id));
+    } else {
+        assert_null(mine.system_id);
+    }
+    PQfinish(admin);
+    store *b = open_store(DB_B, 1);
+    assert_int_equal(store_identity_read(b, &other), 0);
+    store_close(b);
+    assert_string_not_equal(other.database_id, mine.database_id);
+    if (mine.system_id)
+        assert_string_equal(other.system_id, mine.system_id);
+    store_identity_free(&mine);
+    store_identity_free(&again);
+    store_identity_free(&other);
+}
+
 /* ---- rows --------------------------------------------------------------- */
 
 static void insert_and_get_round_trip_every_field(void **state)
@@ -2458,6 +2574,8 @@ int main(void)
         cmocka_unit_test(migration_from_nothing_is_idempotent_and_race_free),
         cmocka_unit_test(migration_upgrades_an_upstream_1_0_0_database),
         cmocka_unit_test(migration_2_replaces_the_indexes_of_migration_1),
+        cmocka_unit_test(migration_4_keeps_old_rows_as_lcp_runs),
+        cmocka_unit_test(identity_is_the_databases_and_names_it),
         cmocka_unit_test(insert_and_get_round_trip_every_field),
         cmocka_unit_test(insert_of_an_existing_id_conflicts),
         cmocka_unit_test(queue_positions_count_per_queue),
