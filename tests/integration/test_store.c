@@ -598,6 +598,36 @@ static void migration_4_keeps_old_rows_as_lcp_runs(void **state)
     PQfinish(admin);
 }
 
+/* Between a re-run and its end nothing reads the old run's sizes (the names
+ * are gone, so they would read as unknown): the columns themselves show
+ * that the re-run cleared them, and set the new run's. */
+static void requeue_clears_the_output_columns(void **state)
+{
+    (void)state;
+    acp_job_id id;
+    char hex[ACP_JOB_ID_STRLEN], queue[ACP_QUEUE_ID_MAX + 1], value[128];
+    new_id(&id, hex);
+    new_queue(queue, "rerun");
+    const char *inputs[] = {"in"};
+    const uint64_t sizes[] = {5};
+    const store_run_options native = {ACP_LAYOUT_NATIVE, sizes};
+    assert_int_equal(store_insert(shared, &id, queue, NULL, inputs, 1, &native), 0);
+    claim_ok(shared, &id, queue, "owner", 60);
+    const char *outputs[] = {"out"};
+    const uint64_t output_sizes[] = {9};
+    assert_int_equal(
+        store_finish(shared, &id, "owner", ACP_STATUS_COMPLETE, NULL, outputs, output_sizes, 1), 0);
+    PGconn *admin = admin_connect(env.pg_db);
+    const char *sql = "SELECT concat_ws(' ', layout, input_sizes::text, "
+                      "coalesce(output_files::text, 'none'), coalesce(output_sizes::text, 'none')) "
+                      "FROM compute.jobs WHERE job_id = decode($1, 'hex')";
+    assert_string_equal(admin_value(admin, sql, hex, value, sizeof value), "native {5} {out} {9}");
+    assert_int_equal(store_requeue(shared, &id, queue, NULL, NULL, 0, NULL), 0);
+    assert_string_equal(admin_value(admin, sql, hex, value, sizeof value), "lcp none none");
+    PQfinish(admin);
+    delete_ok(shared, &id);
+}
+
 /* ---- identity ------------------------------------------------------------ */
 
 static void identity_is_the_databases_and_names_it(void **state)
@@ -2575,6 +2605,7 @@ int main(void)
         cmocka_unit_test(migration_upgrades_an_upstream_1_0_0_database),
         cmocka_unit_test(migration_2_replaces_the_indexes_of_migration_1),
         cmocka_unit_test(migration_4_keeps_old_rows_as_lcp_runs),
+        cmocka_unit_test(requeue_clears_the_output_columns),
         cmocka_unit_test(identity_is_the_databases_and_names_it),
         cmocka_unit_test(insert_and_get_round_trip_every_field),
         cmocka_unit_test(insert_of_an_existing_id_conflicts),
