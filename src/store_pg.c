@@ -25,21 +25,25 @@ static void store_pg_close(store *st)
     pgpool_close(pgpool_of(st));
 }
 
-/* The system identifier is readable only by roles allowed to call
- * pg_control_system() (superusers and pg_monitor members by default):
- * the privilege is checked in the same statement, and CASE runs the
- * subquery only when it holds, so other roles get NULL, not an error. */
+/* The system identifier is readable only by roles that may execute
+ * pg_control_system(), which an administrator can revoke. The privilege is
+ * checked in the same statement, and the call goes through query_to_xml:
+ * a direct call, even in a CASE branch never taken, is checked for
+ * permission when the statement starts and fails it, where query_to_xml
+ * runs its query only when evaluated. Other roles get NULL, not an error. */
 static int store_pg_identity_read(store *st, store_identity *out)
 {
     pgpool *pool = pgpool_of(st);
     const char *what = "read the database identity";
     PGresult *res;
-    int rc = pgpool_query(pool, true, what,
-                          "SELECT (SELECT value FROM compute.meta WHERE key = 'acp_database_id'), "
-                          "CASE WHEN has_function_privilege('pg_catalog.pg_control_system()', "
-                          "'EXECUTE') THEN (SELECT system_identifier::text "
-                          "FROM pg_catalog.pg_control_system()) END",
-                          NULL, &res);
+    int rc = pgpool_query(
+        pool, true, what,
+        "SELECT (SELECT value FROM compute.meta WHERE key = 'acp_database_id'), "
+        "CASE WHEN has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE') "
+        "THEN substring(query_to_xml('SELECT system_identifier "
+        "FROM pg_catalog.pg_control_system()', false, true, '')::text "
+        "FROM '<system_identifier>([0-9]+)</system_identifier>') END",
+        NULL, &res);
     if (rc)
         return rc;
     if (PQgetisnull(res, 0, 0) || !*PQgetvalue(res, 0, 0)) {
