@@ -288,7 +288,8 @@ typedef struct store_identity {
 
 void store_identity_free(store_identity *identity); /* NULL is fine */
 
-/* Read this database's identity (one statement). */
+/* Read this database's identity (one statement). ACP_EDB when compute.meta
+ * holds no acp_database_id (a schema before migration 4). */
 int store_identity_read(store *st, store_identity *out);
 
 /* SQL statements sent so far (every attempt, transaction control included). */

@@ -529,6 +529,38 @@ typedef struct worker {
     int failures;
 } worker;
 
+/* Each fake is a database of its own: its identity is random, made at
+ * open, and stays for its life; pg.identity_read can fail like any call. */
+static void each_fake_has_its_own_identity(void **state)
+{
+    (void)state;
+    fault_plan plan;
+    fault_plan_init(&plan);
+    store *one, *two;
+    assert_int_equal(fake_store_open(&one, &plan), 0);
+    assert_int_equal(fake_store_open(&two, NULL), 0);
+    store_identity a, again, b;
+    assert_int_equal(store_identity_read(one, &a), 0);
+    assert_int_equal(store_identity_read(one, &again), 0);
+    assert_int_equal(store_identity_read(two, &b), 0);
+    assert_int_equal(strlen(a.database_id), 36);
+    assert_string_equal(again.database_id, a.database_id);
+    assert_string_not_equal(b.database_id, a.database_id);
+    assert_null(a.system_id);
+    assert_string_equal(a.name, "fake");
+    store_identity_free(&a);
+    store_identity_free(&again);
+    store_identity_free(&b);
+
+    fault_plan_add(&plan, (fault_rule){.op = "pg.identity_read", .error = ACP_EDB});
+    assert_int_equal(store_identity_read(one, &a), ACP_EDB);
+    assert_string_equal(acp_last_error(), "fake store: injected fault in pg.identity_read");
+    assert_null(a.database_id);
+    store_close(one);
+    store_close(two);
+    fault_plan_destroy(&plan);
+}
+
 static void *worker_run(void *arg)
 {
     worker *w = arg;
@@ -613,6 +645,7 @@ int main(void)
         cmocka_unit_test(a_lost_answer_applies_the_call),
         cmocka_unit_test(a_failed_statement_aborts_the_transaction),
         cmocka_unit_test(every_call_is_a_step_of_the_plan),
+        cmocka_unit_test(each_fake_has_its_own_identity),
         cmocka_unit_test(threads_share_one_fake),
     };
     size_t own_count = sizeof own / sizeof own[0];
