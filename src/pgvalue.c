@@ -1,6 +1,7 @@
 /* Values between C and PostgreSQL: see pgvalue.h. */
 #include "pgvalue.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,18 @@ const char *pgvalue_status_name(acp_job_status status)
     if (status < ACP_STATUS_QUEUED || status > ACP_STATUS_EXPIRED)
         return NULL;
     return pgvalue_status_names[status];
+}
+
+const char *pgvalue_layout_name(acp_layout layout)
+{
+    switch (layout) {
+    case ACP_LAYOUT_NATIVE:
+        return "native";
+    case ACP_LAYOUT_DEFAULT:
+    case ACP_LAYOUT_LCP:
+        return "lcp";
+    }
+    return NULL;
 }
 
 int pgvalue_status_parse(const char *name, acp_job_status *out)
@@ -110,6 +123,23 @@ int pgvalue_text_array(const pgpool *pool, const char *what, const char *const *
     return rc;
 }
 
+int pgvalue_size_array(const pgpool *pool, const char *what, const uint64_t *sizes, size_t count,
+                       buf *out)
+{
+    if (!sizes)
+        return 0;
+    int rc = buf_puts(out, "{");
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        if (sizes[i] > (uint64_t)INT64_MAX)
+            return pgpool_fail(pool, ACP_EINVAL, "%s: file size %zu (%" PRIu64 ") exceeds bigint",
+                               what, i, sizes[i]);
+        rc = buf_printf(out, "%s%" PRIu64, i ? "," : "", sizes[i]);
+    }
+    if (rc == 0)
+        rc = buf_puts(out, "}");
+    return rc;
+}
+
 int pgvalue_id_array(const acp_job_id *ids, size_t count, buf *out)
 {
     int rc = buf_puts(out, "{");
@@ -162,38 +192,95 @@ static int pgvalue_get_queue(const pgpool *pool, const PGresult *res, int row, i
     return 0;
 }
 
-static int pgvalue_parse_inputs(const pgpool *pool, const char *text, store_job *job)
+/* A JSON array of names (array_to_json of a varchar[] column @column) into
+ * *@out and *@count; SQL NULL and an empty array read as NULL and 0. */
+static int pgvalue_parse_names(const pgpool *pool, const char *column, const PGresult *res, int row,
+                               int col, char ***out, size_t *count)
 {
+    if (PQgetisnull(res, row, col))
+        return 0;
+    const char *text = PQgetvalue(res, row, col);
     json_object *array;
-    int rc = json_parse(text, strlen(text), "input_files", &array);
+    int rc = json_parse(text, strlen(text), column, &array);
     if (rc)
         return error_prefix(ACP_EDB, pool->where);
     if (!json_object_is_type(array, json_type_array)) {
         json_object_put(array);
-        return pgpool_fail(pool, ACP_EDB, "input_files is not an array: %s", text);
+        return pgpool_fail(pool, ACP_EDB, "%s is not an array: %s", column, text);
     }
-    size_t count = json_object_array_length(array);
-    if (count > 0) {
-        job->inputs = calloc(count, sizeof *job->inputs);
-        if (!job->inputs) {
+    size_t n = json_object_array_length(array);
+    if (n > 0) {
+        *out = calloc(n, sizeof **out);
+        if (!*out) {
             json_object_put(array);
-            return pgpool_fail(pool, ACP_ENOMEM, "out of memory reading %zu input names", count);
+            return pgpool_fail(pool, ACP_ENOMEM, "out of memory reading %zu names of %s", n,
+                               column);
         }
     }
-    for (size_t i = 0; i < count; i++) {
+    for (size_t i = 0; i < n; i++) {
         json_object *item = json_object_array_get_idx(array, i);
         if (!json_object_is_type(item, json_type_string)) {
             json_object_put(array);
-            return pgpool_fail(pool, ACP_EDB, "input_files[%zu] is not a string: %s", i, text);
+            return pgpool_fail(pool, ACP_EDB, "%s[%zu] is not a string: %s", column, i, text);
         }
-        job->inputs[i] = strdup(json_object_get_string(item));
-        if (!job->inputs[i]) {
+        (*out)[i] = strdup(json_object_get_string(item));
+        if (!(*out)[i]) {
             json_object_put(array);
-            return pgpool_fail(pool, ACP_ENOMEM, "out of memory reading input names");
+            return pgpool_fail(pool, ACP_ENOMEM, "out of memory reading the names of %s", column);
         }
-        job->input_count = i + 1;
+        *count = i + 1;
     }
     json_object_put(array);
+    return 0;
+}
+
+/* A bigint[] column @column in text form ("{1,2,3}") into *@out, one size
+ * per name of the column it goes with (@count); SQL NULL and an empty array
+ * read as NULL. So do sizes whose number is not @count: a library from
+ * before migration 4 re-running or finishing the job changes the names and
+ * leaves the sizes of an earlier run, which are then unknown, not wrong. */
+static int pgvalue_parse_sizes(const pgpool *pool, const char *column, const PGresult *res, int row,
+                               int col, size_t count, uint64_t **out)
+{
+    if (PQgetisnull(res, row, col))
+        return 0;
+    const char *text = PQgetvalue(res, row, col);
+    if (*text != '{')
+        return pgpool_fail(pool, ACP_EDB, "%s is %s, not an array", column, text);
+    size_t elements = strcmp(text, "{}") == 0 ? 0 : 1;
+    for (const char *c = text; elements && *c; c++)
+        elements += *c == ',';
+    if (elements != count || count == 0)
+        return 0;
+    uint64_t *sizes = calloc(count, sizeof *sizes);
+    if (!sizes)
+        return pgpool_fail(pool, ACP_ENOMEM, "out of memory reading %zu sizes of %s", count,
+                           column);
+    const char *s = text + 1;
+    for (size_t i = 0; i < count; i++) {
+        char *end;
+        errno = 0;
+        long long value = strtoll(s, &end, 10);
+        if (errno || end == s || value < 0 || *end != (i + 1 < count ? ',' : '}') ||
+            (i + 1 == count && end[1] != '\0')) {
+            free(sizes);
+            return pgpool_fail(pool, ACP_EDB, "%s is %s, not %zu sizes", column, text, count);
+        }
+        sizes[i] = (uint64_t)value;
+        s = end + 1;
+    }
+    *out = sizes;
+    return 0;
+}
+
+static int pgvalue_parse_layout(const pgpool *pool, const char *name, acp_layout *out)
+{
+    if (strcmp(name, "native") == 0)
+        *out = ACP_LAYOUT_NATIVE;
+    else if (strcmp(name, "lcp") == 0)
+        *out = ACP_LAYOUT_LCP;
+    else
+        return pgpool_fail(pool, ACP_EDB, "compute.jobs holds an unknown layout '%s'", name);
     return 0;
 }
 
@@ -208,8 +295,16 @@ int pgvalue_read_job(const pgpool *pool, const PGresult *res, int row, store_job
                            PQgetvalue(res, row, 0), status);
     if ((rc = pgvalue_get_queue(pool, res, row, 2, job->queue)) ||
         (rc = pgvalue_get_string(pool, res, row, 3, &job->config)) ||
-        (rc = pgvalue_parse_inputs(pool, PQgetvalue(res, row, 4), job)) ||
-        (rc = pgvalue_get_string(pool, res, row, 9, &job->message)))
+        (rc = pgvalue_parse_names(pool, "input_files", res, row, 4, &job->inputs,
+                                  &job->input_count)) ||
+        (rc = pgvalue_get_string(pool, res, row, 9, &job->message)) ||
+        (rc = pgvalue_parse_layout(pool, PQgetvalue(res, row, 11), &job->layout)) ||
+        (rc = pgvalue_parse_sizes(pool, "input_sizes", res, row, 12, job->input_count,
+                                  &job->input_sizes)) ||
+        (rc = pgvalue_parse_names(pool, "output_files", res, row, 13, &job->outputs,
+                                  &job->output_count)) ||
+        (rc = pgvalue_parse_sizes(pool, "output_sizes", res, row, 14, job->output_count,
+                                  &job->output_sizes)))
         return rc;
     job->created = pgvalue_get_int64(res, row, 5);
     job->last_accessed = pgvalue_get_int64(res, row, 6);

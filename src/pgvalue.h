@@ -17,15 +17,17 @@
 #include "store.h"
 
 /* The columns of a store_job, in the order pgvalue_read_job expects. Times as
- * whole microseconds since the epoch; input_files as JSON so that any name
- * survives the round trip without a hand-written array parser. */
+ * whole microseconds since the epoch; the file name arrays as JSON so that
+ * any name survives the round trip without a hand-written array parser; the
+ * size arrays as bigint[] text, numbers only. */
 #define PGVALUE_JOB_COLUMNS                                                                        \
     "encode(job_id, 'hex'), status, queue, config, array_to_json(input_files)::text, "             \
     "(extract(epoch FROM created) * 1000000)::bigint, "                                            \
     "(extract(epoch FROM last_accessed) * 1000000)::bigint, "                                      \
     "(extract(epoch FROM grabbed) * 1000000)::bigint, "                                            \
-    "(extract(epoch FROM finished) * 1000000)::bigint, error, attempts"
-#define PGVALUE_JOB_COLUMN_COUNT 11
+    "(extract(epoch FROM finished) * 1000000)::bigint, error, attempts, layout, "                  \
+    "input_sizes::text, array_to_json(output_files)::text, output_sizes::text"
+#define PGVALUE_JOB_COLUMN_COUNT 15
 
 #define PGVALUE_STATUS_COUNT (ACP_STATUS_EXPIRED - ACP_STATUS_QUEUED + 1)
 
@@ -34,6 +36,10 @@ const char *pgvalue_status_name(acp_job_status status);
 
 /* 0 with *@out set, or -1 when @name is no status. */
 int pgvalue_status_parse(const char *name, acp_job_status *out);
+
+/* The name compute.jobs stores for @layout ("native" or "lcp"; the default
+ * is "lcp", as store_run_options says); NULL for no layout. */
+const char *pgvalue_layout_name(acp_layout layout);
 
 /* Ids go as binary bytea, 16 bytes: no hex round trip, no escaping. */
 void pgvalue_param_id(pgpool_params *p, const acp_job_id *id);
@@ -52,6 +58,12 @@ void pgvalue_format_time(int64_t us, char *out, size_t size);
 /* A PostgreSQL array literal of @count strings, every element quoted so
  * that commas, braces, white space and the word NULL stay data. */
 int pgvalue_text_array(const pgpool *pool, const char *what, const char *const *items, size_t count,
+                       buf *out);
+
+/* A bigint[] literal of @count sizes, or SQL NULL (*@out left empty, the
+ * caller passes NULL) when @sizes is NULL. ACP_EINVAL for a size beyond
+ * bigint. */
+int pgvalue_size_array(const pgpool *pool, const char *what, const uint64_t *sizes, size_t count,
                        buf *out);
 
 /* A bytea[] literal of @count ids: {"\\x<hex>",...}; inside quotes "\\"

@@ -87,6 +87,26 @@ static const schema_migration schema_migrations[] = {
     {3, "ALTER TABLE compute.jobs\n"
         "  ADD COLUMN IF NOT EXISTS dispatch_failures INTEGER NOT NULL DEFAULT 0,\n"
         "  ADD COLUMN IF NOT EXISTS dispatch_retry TIMESTAMP WITH TIME ZONE;\n"},
+    /* The native layout (store_run_options): the layout a run was created
+     * under (rows from before it are lcp runs), the sizes of its input and
+     * result files so that the row alone says which objects exist, and this
+     * database's random identity (store_identity_read), made once. The
+     * constraint has no IF NOT EXISTS: a DO block adds it unless present. */
+    {4, "ALTER TABLE compute.jobs\n"
+        "  ADD COLUMN IF NOT EXISTS layout TEXT NOT NULL DEFAULT 'lcp',\n"
+        "  ADD COLUMN IF NOT EXISTS input_sizes BIGINT[],\n"
+        "  ADD COLUMN IF NOT EXISTS output_sizes BIGINT[];\n"
+        "DO $$ BEGIN\n"
+        "  IF NOT EXISTS (SELECT 1 FROM pg_constraint\n"
+        "      WHERE conname = 'compute_job_layout_enum'\n"
+        "      AND conrelid = 'compute.jobs'::regclass) THEN\n"
+        "    ALTER TABLE compute.jobs ADD CONSTRAINT compute_job_layout_enum\n"
+        "      CHECK ( layout IN ('native', 'lcp') );\n"
+        "  END IF;\n"
+        "END $$;\n"
+        "INSERT INTO compute.meta (key, value)\n"
+        "  VALUES ('acp_database_id', gen_random_uuid()::text)\n"
+        "  ON CONFLICT (key) DO NOTHING;\n"},
 };
 
 #define SCHEMA_MIGRATION_COUNT (sizeof schema_migrations / sizeof schema_migrations[0])

@@ -30,6 +30,11 @@ void store_job_free(store_job *job)
     for (size_t i = 0; i < job->input_count; i++)
         free(job->inputs[i]);
     free(job->inputs);
+    free(job->input_sizes);
+    for (size_t i = 0; i < job->output_count; i++)
+        free(job->outputs[i]);
+    free(job->outputs);
+    free(job->output_sizes);
     free(job->message);
     store_job_init(job);
 }
@@ -62,15 +67,17 @@ int store_touch(store *st, const acp_job_id *id)
 }
 
 int store_insert(store *st, const acp_job_id *id, const char *queue, const char *config,
-                 const char *const *inputs, size_t input_count)
+                 const char *const *inputs, size_t input_count, const store_run_options *opt)
 {
-    return st ? st->ops->insert(st, id, queue, config, inputs, input_count) : store_null(__func__);
+    return st ? st->ops->insert(st, id, queue, config, inputs, input_count, opt)
+              : store_null(__func__);
 }
 
 int store_requeue(store *st, const acp_job_id *id, const char *queue, const char *config,
-                  const char *const *inputs, size_t input_count)
+                  const char *const *inputs, size_t input_count, const store_run_options *opt)
 {
-    return st ? st->ops->requeue(st, id, queue, config, inputs, input_count) : store_null(__func__);
+    return st ? st->ops->requeue(st, id, queue, config, inputs, input_count, opt)
+              : store_null(__func__);
 }
 
 int store_mark_dispatched(store *st, const acp_job_id *id)
@@ -100,9 +107,10 @@ int store_claim(store *st, const acp_job_id *id, const char *queue, const char *
 }
 
 int store_finish(store *st, const acp_job_id *id, const char *owner, acp_job_status status,
-                 const char *message, const char *const *outputs, size_t output_count)
+                 const char *message, const char *const *outputs, const uint64_t *output_sizes,
+                 size_t output_count)
 {
-    return st ? st->ops->finish(st, id, owner, status, message, outputs, output_count)
+    return st ? st->ops->finish(st, id, owner, status, message, outputs, output_sizes, output_count)
               : store_null(__func__);
 }
 
@@ -170,9 +178,10 @@ int store_finish_begin(store *st, const acp_job_id *id, const char *owner, unsig
 }
 
 int store_finish_tx(store_tx *tx, acp_job_status status, const char *message,
-                    const char *const *outputs, size_t output_count, const acp_job_id *id)
+                    const char *const *outputs, const uint64_t *output_sizes, size_t output_count,
+                    const acp_job_id *id)
 {
-    return tx ? tx->st->ops->finish_tx(tx, status, message, outputs, output_count, id)
+    return tx ? tx->st->ops->finish_tx(tx, status, message, outputs, output_sizes, output_count, id)
               : store_null(__func__);
 }
 
@@ -219,6 +228,25 @@ int store_runs_alive(store *st, const acp_job_id *ids, const unsigned *attempts,
                      bool *alive)
 {
     return st ? st->ops->runs_alive(st, ids, attempts, count, alive) : store_null(__func__);
+}
+
+void store_identity_free(store_identity *identity)
+{
+    if (!identity)
+        return;
+    free(identity->database_id);
+    free(identity->system_id);
+    free(identity->name);
+    memset(identity, 0, sizeof *identity);
+}
+
+int store_identity_read(store *st, store_identity *out)
+{
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!st || !out)
+        return store_null(__func__);
+    return st->ops->identity_read(st, out);
 }
 
 uint64_t store_statement_count(const store *st)

@@ -46,7 +46,8 @@ typedef struct store_job {
      * ACP_LAYOUT_LCP. */
     acp_layout layout;
     /* Sizes in bytes of the inputs, input_count entries (input_sizes), or
-     * NULL when the row has none (a run created under lcp). */
+     * NULL when the row has none (a run created under lcp), or sizes that
+     * do not match the names (left by a library from before migration 4). */
     uint64_t *input_sizes;
     /* The result files a finished run recorded (output_files) and their
      * sizes (output_sizes, NULL when the row has none); NULL/0 before. */
@@ -84,7 +85,9 @@ void store_close(store *st);
  * replacing 1's (status, created) and (queue, status, created), and one on
  * job_id of complete jobs for store_list_expirable (2); dispatch_failures
  * int NOT NULL DEFAULT 0 and dispatch_retry timestamptz for the
- * re-dispatch back-off (3). Runs inside one
+ * re-dispatch back-off (3); layout text NOT NULL DEFAULT 'lcp' CHECK (layout
+ * IN ('native', 'lcp')), input_sizes bigint[] and output_sizes bigint[], and
+ * the meta row 'acp_database_id', a random UUID made once (4). Runs inside one
  * transaction holding an advisory lock, so processes starting together do
  * not race; a database already at the current version is left alone.
  * Called by store_open. PostgreSQL only: ACP_EINVAL for another store. */
@@ -285,7 +288,8 @@ typedef struct store_identity {
 
 void store_identity_free(store_identity *identity); /* NULL is fine */
 
-/* Read this database's identity (one statement). */
+/* Read this database's identity (one statement). ACP_EDB when compute.meta
+ * holds no acp_database_id (a schema before migration 4). */
 int store_identity_read(store *st, store_identity *out);
 
 /* SQL statements sent so far (every attempt, transaction control included). */

@@ -116,65 +116,80 @@ int store_jobs_touch(store *base, const acp_job_id *id)
         "UPDATE compute.jobs SET last_accessed = now() WHERE job_id = $1::bytea");
 }
 
-/* Insert or requeue: the statement @sql takes $1 id, $2 queue, $3 config
- * and $4 the input names. @what names the operation in messages. */
+/* Insert or requeue: the statement @sql takes $1 id, $2 queue, $3 config,
+ * $4 the input names, $5 the layout and $6 the input sizes (NULL when not
+ * known). @what names the operation in messages. */
 static int store_jobs_write_run(pgpool *pool, const acp_job_id *id, const char *queue,
                                 const char *config, const char *const *inputs, size_t input_count,
-                                const char *what, const char *sql, PGresult **res)
+                                const store_run_options *opt, const char *what, const char *sql,
+                                PGresult **res)
 {
     if (!queue)
         return pgpool_fail(pool, ACP_EINVAL, "%s: NULL queue", what);
-    buf array = BUF_INIT;
+    const char *layout = pgvalue_layout_name(opt ? opt->layout : ACP_LAYOUT_LCP);
+    if (!layout)
+        return pgpool_fail(pool, ACP_EINVAL, "%s: layout %d is neither native nor lcp", what,
+                           (int)opt->layout);
+    buf array = BUF_INIT, sizes = BUF_INIT;
     int rc = pgvalue_text_array(pool, what, inputs, input_count, &array);
+    if (!rc)
+        rc = pgvalue_size_array(pool, what, opt ? opt->input_sizes : NULL, input_count, &sizes);
     if (!rc) {
         pgpool_params p = {0};
         pgvalue_param_id(&p, id);
         pgvalue_param_text(&p, queue);
         pgvalue_param_text(&p, config);
         pgvalue_param_text(&p, array.data);
+        pgvalue_param_text(&p, layout);
+        pgvalue_param_text(&p, sizes.data);
         rc = pgpool_query(pool, false, what, sql, &p, res);
     }
     buf_free(&array);
+    buf_free(&sizes);
     return rc;
 }
 
 int store_jobs_insert(store *base, const acp_job_id *id, const char *queue, const char *config,
-                      const char *const *inputs, size_t input_count)
+                      const char *const *inputs, size_t input_count, const store_run_options *opt)
 {
     pgpool *pool = pgpool_of(base);
     STORE_JOBS_CHECK(pool, id, "store_insert");
     char hex[ACP_JOB_ID_STRLEN], what[64];
     snprintf(what, sizeof what, "insert job %s", acp_job_id_format(id, hex));
     PGresult *res;
+    /* DO NOTHING: an existing row is left as it is and the answer says so
+     * (no row inserted), without a look-up before or after. */
     int rc = store_jobs_write_run(
-        pool, id, queue, config, inputs, input_count, what,
-        "INSERT INTO compute.jobs "
-        "(job_id, status, queue, config, input_files, created, last_accessed, dispatched) "
-        "VALUES ($1::bytea, 'queued', $2, $3, $4::varchar[], now(), now(), now())",
+        pool, id, queue, config, inputs, input_count, opt, what,
+        "INSERT INTO compute.jobs (job_id, status, queue, config, input_files, layout, "
+        "input_sizes, created, last_accessed, dispatched) "
+        "VALUES ($1::bytea, 'queued', $2, $3, $4::varchar[], $5, $6::bigint[], now(), now(), "
+        "now()) ON CONFLICT (job_id) DO NOTHING",
         &res);
-    if (rc == ACP_ECONFLICT)
-        return pgpool_fail(pool, ACP_ECONFLICT, "job %s already exists", hex);
     if (rc)
         return rc;
+    bool inserted = store_jobs_matched(res);
     PQclear(res);
-    return 0;
+    return inserted ? 0 : pgpool_fail(pool, ACP_ECONFLICT, "job %s already exists", hex);
 }
 
 int store_jobs_requeue(store *base, const acp_job_id *id, const char *queue, const char *config,
-                       const char *const *inputs, size_t input_count)
+                       const char *const *inputs, size_t input_count, const store_run_options *opt)
 {
     pgpool *pool = pgpool_of(base);
     STORE_JOBS_CHECK(pool, id, "store_requeue");
     char hex[ACP_JOB_ID_STRLEN], what[64];
     snprintf(what, sizeof what, "requeue job %s", acp_job_id_format(id, hex));
     PGresult *res;
-    /* The old outputs are gone with a re-run, so output_files goes too. */
+    /* The old outputs are gone with a re-run, so output_files and their
+     * sizes go too. */
     int rc = store_jobs_write_run(
-        pool, id, queue, config, inputs, input_count, what,
+        pool, id, queue, config, inputs, input_count, opt, what,
         "UPDATE compute.jobs SET status = 'queued', queue = $2, config = $3, "
-        "input_files = $4::varchar[], last_accessed = now(), grabbed = NULL, "
+        "input_files = $4::varchar[], layout = $5, input_sizes = $6::bigint[], "
+        "last_accessed = now(), grabbed = NULL, "
         "finished = NULL, error = NULL, lease_owner = NULL, lease_expires = NULL, "
-        "dispatched = now(), output_files = NULL, attempts = 0 "
+        "dispatched = now(), output_files = NULL, output_sizes = NULL, attempts = 0 "
         "WHERE job_id = $1::bytea AND status IN ('complete', 'failed', 'expired')",
         &res);
     if (rc)
@@ -285,7 +300,8 @@ int store_jobs_claim(store *base, const acp_job_id *id, const char *queue, const
 }
 
 int store_jobs_finish(store *base, const acp_job_id *id, const char *owner, acp_job_status status,
-                      const char *message, const char *const *outputs, size_t output_count)
+                      const char *message, const char *const *outputs, const uint64_t *output_sizes,
+                      size_t output_count)
 {
     pgpool *pool = pgpool_of(base);
     STORE_JOBS_CHECK(pool, id, "store_finish");
@@ -296,10 +312,13 @@ int store_jobs_finish(store *base, const acp_job_id *id, const char *owner, acp_
     if (status != ACP_STATUS_COMPLETE && status != ACP_STATUS_FAILED)
         return pgpool_fail(pool, ACP_EINVAL, "%s: status %d is neither complete nor failed", what,
                            (int)status);
-    buf array = BUF_INIT;
+    buf array = BUF_INIT, sizes = BUF_INIT;
     int rc = pgvalue_text_array(pool, what, outputs, output_count, &array);
+    if (!rc)
+        rc = pgvalue_size_array(pool, what, output_sizes, output_count, &sizes);
     if (rc) {
         buf_free(&array);
+        buf_free(&sizes);
         return rc;
     }
     pgpool_params p = {0};
@@ -308,13 +327,16 @@ int store_jobs_finish(store *base, const acp_job_id *id, const char *owner, acp_
     pgvalue_param_text(&p, pgvalue_status_name(status));
     pgvalue_param_text(&p, message);
     pgvalue_param_text(&p, array.data);
+    pgvalue_param_text(&p, sizes.data);
     PGresult *res;
     rc = pgpool_query(pool, false, what,
                       "UPDATE compute.jobs SET status = $3, finished = now(), error = $4, "
-                      "output_files = $5::varchar[], lease_owner = NULL, lease_expires = NULL "
+                      "output_files = $5::varchar[], output_sizes = $6::bigint[], "
+                      "lease_owner = NULL, lease_expires = NULL "
                       "WHERE job_id = $1::bytea AND status = 'in-progress' AND lease_owner = $2",
                       &p, &res);
     buf_free(&array);
+    buf_free(&sizes);
     if (rc)
         return rc;
     bool updated = store_jobs_matched(res);

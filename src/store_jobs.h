@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <libpq-fe.h>
 
@@ -48,9 +49,9 @@ int store_jobs_explain_miss(pgpool *pool, const acp_job_id *id, const char *what
 int store_jobs_get(store *base, const acp_job_id *id, store_job *out);
 int store_jobs_touch(store *base, const acp_job_id *id);
 int store_jobs_insert(store *base, const acp_job_id *id, const char *queue, const char *config,
-                      const char *const *inputs, size_t input_count);
+                      const char *const *inputs, size_t input_count, const store_run_options *opt);
 int store_jobs_requeue(store *base, const acp_job_id *id, const char *queue, const char *config,
-                       const char *const *inputs, size_t input_count);
+                       const char *const *inputs, size_t input_count, const store_run_options *opt);
 int store_jobs_mark_dispatched(store *base, const acp_job_id *id);
 int store_jobs_clear_dispatched(store *base, const acp_job_id *id);
 int store_jobs_dispatch_failed(store *base, const acp_job_id *id);
@@ -58,7 +59,8 @@ int store_jobs_fail_undispatchable(store *base, const acp_job_id *id, const char
 int store_jobs_claim(store *base, const acp_job_id *id, const char *queue, const char *owner,
                      unsigned lease_seconds, store_job *out);
 int store_jobs_finish(store *base, const acp_job_id *id, const char *owner, acp_job_status status,
-                      const char *message, const char *const *outputs, size_t output_count);
+                      const char *message, const char *const *outputs, const uint64_t *output_sizes,
+                      size_t output_count);
 int store_jobs_renew_leases(store *base, const char *owner, unsigned lease_seconds,
                             const acp_job_id *ids, size_t count, size_t *renewed);
 int store_jobs_delete(store *base, const acp_job_id *id);

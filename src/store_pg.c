@@ -5,7 +5,12 @@
 #include "store_pg.h"
 
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include <libpq-fe.h>
+
+#include "buf.h"
 #include "error.h"
 #include "log.h"
 #include "pgpool.h"
@@ -18,6 +23,49 @@
 static void store_pg_close(store *st)
 {
     pgpool_close(pgpool_of(st));
+}
+
+/* The system identifier is readable only by roles that may execute
+ * pg_control_system(), which an administrator can revoke. The privilege is
+ * checked in the same statement, and the call goes through query_to_xml:
+ * a direct call, even in a CASE branch never taken, is checked for
+ * permission when the statement starts and fails it, where query_to_xml
+ * runs its query only when evaluated. Other roles get NULL, not an error. */
+static int store_pg_identity_read(store *st, store_identity *out)
+{
+    pgpool *pool = pgpool_of(st);
+    const char *what = "read the database identity";
+    PGresult *res;
+    int rc = pgpool_query(
+        pool, true, what,
+        "SELECT (SELECT value FROM compute.meta WHERE key = 'acp_database_id'), "
+        "CASE WHEN has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE') "
+        "THEN substring(query_to_xml('SELECT system_identifier "
+        "FROM pg_catalog.pg_control_system()', false, true, '')::text "
+        "FROM '<system_identifier>([0-9]+)</system_identifier>') END",
+        NULL, &res);
+    if (rc)
+        return rc;
+    if (PQgetisnull(res, 0, 0) || !*PQgetvalue(res, 0, 0)) {
+        PQclear(res);
+        return pgpool_fail(pool, ACP_EDB,
+                           "%s: compute.meta has no acp_database_id (schema migration 4 missing)",
+                           what);
+    }
+    buf name = BUF_INIT;
+    out->database_id = strdup(PQgetvalue(res, 0, 0));
+    if (!PQgetisnull(res, 0, 1))
+        out->system_id = strdup(PQgetvalue(res, 0, 1));
+    rc = buf_printf(&name, "%s:%s/%s", pool->host, pool->port, pool->dbname);
+    out->name = name.data;
+    if (!rc && (!out->database_id || (!PQgetisnull(res, 0, 1) && !out->system_id)))
+        rc = ACP_ENOMEM;
+    PQclear(res);
+    if (rc) {
+        store_identity_free(out);
+        return pgpool_fail(pool, ACP_ENOMEM, "%s: out of memory", what);
+    }
+    return 0;
 }
 
 static uint64_t store_pg_statement_count(const store *st)
@@ -54,6 +102,7 @@ const store_ops store_pg_ops = {
     .exists = store_listing_exists,
     .runs_alive = store_listing_runs_alive,
     .statement_count = store_pg_statement_count,
+    .identity_read = store_pg_identity_read,
 };
 
 int store_open(store **out, const acp_db_config *cfg, const logger *log)

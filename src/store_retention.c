@@ -271,7 +271,8 @@ int store_retention_finish_begin(store *base, const acp_job_id *id, const char *
 }
 
 int store_retention_finish_tx(store_tx *base, acp_job_status status, const char *message,
-                              const char *const *outputs, size_t output_count, const acp_job_id *id)
+                              const char *const *outputs, const uint64_t *output_sizes,
+                              size_t output_count, const acp_job_id *id)
 {
     store_retention_tx *tx = (store_retention_tx *)base;
     if (!tx || !id)
@@ -280,10 +281,13 @@ int store_retention_finish_tx(store_tx *base, acp_job_status status, const char 
     if (status != ACP_STATUS_COMPLETE && status != ACP_STATUS_FAILED)
         return pgpool_fail(pool, ACP_EINVAL, "%s: status %d is neither complete nor failed",
                            tx->what, (int)status);
-    buf array = BUF_INIT;
+    buf array = BUF_INIT, sizes = BUF_INIT;
     int rc = pgvalue_text_array(pool, tx->what, outputs, output_count, &array);
+    if (!rc)
+        rc = pgvalue_size_array(pool, tx->what, output_sizes, output_count, &sizes);
     if (rc) {
         buf_free(&array);
+        buf_free(&sizes);
         return rc;
     }
     pgpool_params p = {0};
@@ -291,13 +295,16 @@ int store_retention_finish_tx(store_tx *base, acp_job_status status, const char 
     pgvalue_param_text(&p, pgvalue_status_name(status));
     pgvalue_param_text(&p, message);
     pgvalue_param_text(&p, array.data);
+    pgvalue_param_text(&p, sizes.data);
     PGresult *res;
     rc = pgpool_exec(pool, tx->conn, false, tx->what,
                      "UPDATE compute.jobs SET status = $2, finished = now(), error = $3, "
-                     "output_files = $4::varchar[], lease_owner = NULL, lease_expires = NULL "
+                     "output_files = $4::varchar[], output_sizes = $5::bigint[], "
+                     "lease_owner = NULL, lease_expires = NULL "
                      "WHERE job_id = $1::bytea",
                      &p, &res);
     buf_free(&array);
+    buf_free(&sizes);
     if (rc == 0)
         PQclear(res);
     return rc;

@@ -20,8 +20,8 @@ int store_retention_finish_begin(store *st, const acp_job_id *id, const char *ow
                                  unsigned attempts, int64_t grabbed, store_tx **tx,
                                  acp_job_status *recorded);
 int store_retention_finish_tx(store_tx *tx, acp_job_status status, const char *message,
-                              const char *const *outputs, size_t output_count,
-                              const acp_job_id *id);
+                              const char *const *outputs, const uint64_t *output_sizes,
+                              size_t output_count, const acp_job_id *id);
 int store_retention_delete_expired(store *st, const acp_job_id *id);
 int store_retention_list_expirable(store *st, int64_t before, const acp_job_id *after, size_t limit,
                                    acp_job_id **ids, size_t *count);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "clock.h"
 #include "error.h"
@@ -38,6 +39,7 @@ typedef struct fake_store {
     int64_t offset;   /* µs added to the wall clock */
     int64_t last_now; /* now() never goes back */
     atomic_uint_least64_t calls;
+    char database_id[37]; /* store_identity_read's: random, made at open */
 } fake_store;
 
 struct fake_tx {
@@ -102,13 +104,31 @@ static void fake_strings_free(char **items, size_t count)
     free(items);
 }
 
-/* A store_job as the real store reads it: an empty input list is NULL. */
+/* A copy of @count sizes in *@out; NULL for none (as the real store reads
+ * an empty or NULL bigint[]). */
+static int fake_sizes_dup(const uint64_t *sizes, size_t count, uint64_t **out)
+{
+    *out = NULL;
+    if (!sizes || count == 0)
+        return 0;
+    *out = malloc(count * sizeof **out);
+    if (!*out)
+        return ACP_ENOMEM;
+    memcpy(*out, sizes, count * sizeof **out);
+    return 0;
+}
+
+/* A store_job as the real store reads it: an empty file list is NULL. */
 static int fake_job_copy(store_job *dst, const store_job *src)
 {
     *dst = *src;
     dst->config = NULL;
     dst->inputs = NULL;
     dst->input_count = 0;
+    dst->input_sizes = NULL;
+    dst->outputs = NULL;
+    dst->output_sizes = NULL;
+    dst->output_count = 0;
     dst->message = NULL;
     if ((src->config && !(dst->config = fake_strdup(src->config))) ||
         (src->message && !(dst->message = fake_strdup(src->message))))
@@ -117,6 +137,15 @@ static int fake_job_copy(store_job *dst, const store_job *src)
         if (fake_strings_dup((const char *const *)src->inputs, src->input_count, &dst->inputs))
             goto nomem;
         dst->input_count = src->input_count;
+        if (fake_sizes_dup(src->input_sizes, src->input_count, &dst->input_sizes))
+            goto nomem;
+    }
+    if (src->output_count) {
+        if (fake_strings_dup((const char *const *)src->outputs, src->output_count, &dst->outputs))
+            goto nomem;
+        dst->output_count = src->output_count;
+        if (fake_sizes_dup(src->output_sizes, src->output_count, &dst->output_sizes))
+            goto nomem;
     }
     return 0;
 nomem:
@@ -130,7 +159,6 @@ void fake_store_row_free(fake_store_row *row)
         return;
     store_job_free(&row->job);
     free(row->lease_owner);
-    fake_strings_free(row->outputs, row->output_count);
     memset(row, 0, sizeof *row);
     row->job.queue_position = -1;
 }
@@ -139,12 +167,9 @@ static int fake_row_copy(fake_store_row *dst, const fake_store_row *src)
 {
     *dst = *src;
     dst->lease_owner = NULL;
-    dst->outputs = NULL;
     if (fake_job_copy(&dst->job, &src->job))
         return ACP_ENOMEM;
-    if ((src->lease_owner && !(dst->lease_owner = fake_strdup(src->lease_owner))) ||
-        (src->outputs &&
-         fake_strings_dup((const char *const *)src->outputs, src->output_count, &dst->outputs))) {
+    if (src->lease_owner && !(dst->lease_owner = fake_strdup(src->lease_owner))) {
         fake_store_row_free(dst);
         return error_set(ACP_ENOMEM, "fake store: out of memory copying a row");
     }
@@ -383,10 +408,7 @@ int fake_store_peek(store *st, const acp_job_id *id, store_job *out)
     if (rc)
         return rc;
     *out = row.job;
-    row.job.config = NULL;
-    row.job.inputs = NULL;
-    row.job.input_count = 0;
-    row.job.message = NULL;
+    store_job_init(&row.job);
     fake_store_row_free(&row);
     return 0;
 }
@@ -582,22 +604,52 @@ static int fake_delete_expired(store *st, const acp_job_id *id)
 
 /* ---- runs: insert, requeue, claim, finish ---------------------------------- */
 
-/* The new queue, config and inputs of a run, copied before the row changes. */
+/* The new queue, config, inputs, layout and input sizes of a run, copied
+ * before the row changes. */
 typedef struct fake_run {
     const char *queue;
     char *config;
     char **inputs;
+    uint64_t *input_sizes;
     size_t input_count;
+    acp_layout layout;
 } fake_run;
 
+/* The real store's checks of a size list (pgvalue_size_array): bigint. */
+static int fake_check_sizes(const char *what, const uint64_t *sizes, size_t count)
+{
+    for (size_t i = 0; sizes && i < count; i++)
+        if (sizes[i] > (uint64_t)INT64_MAX)
+            return error_set(ACP_EINVAL, "fake store: %s: file size %zu exceeds bigint", what, i);
+    return 0;
+}
+
+/* The run's layout as the real store writes it (store_run_options: NULL
+ * and ACP_LAYOUT_DEFAULT are lcp), or ACP_EINVAL. */
+static int fake_check_layout(const char *what, const store_run_options *opt, acp_layout *out)
+{
+    acp_layout layout = opt ? opt->layout : ACP_LAYOUT_LCP;
+    if (layout == ACP_LAYOUT_DEFAULT)
+        layout = ACP_LAYOUT_LCP;
+    if (layout != ACP_LAYOUT_NATIVE && layout != ACP_LAYOUT_LCP)
+        return error_set(ACP_EINVAL, "fake store: %s: layout %d is neither native nor lcp", what,
+                         (int)layout);
+    *out = layout;
+    return 0;
+}
+
 static int fake_run_init(fake_run *run, const char *queue, const char *config,
-                         const char *const *inputs, size_t input_count)
+                         const char *const *inputs, size_t input_count, acp_layout layout,
+                         const store_run_options *opt)
 {
     memset(run, 0, sizeof *run);
     run->queue = queue;
+    run->layout = layout;
     if ((config && !(run->config = fake_strdup(config))) ||
-        (input_count && fake_strings_dup(inputs, input_count, &run->inputs))) {
+        (input_count && fake_strings_dup(inputs, input_count, &run->inputs)) ||
+        fake_sizes_dup(opt ? opt->input_sizes : NULL, input_count, &run->input_sizes)) {
         free(run->config);
+        fake_strings_free(run->inputs, input_count);
         return error_set(ACP_ENOMEM, "fake store: out of memory");
     }
     run->input_count = input_count;
@@ -608,6 +660,7 @@ static void fake_run_free(fake_run *run)
 {
     free(run->config);
     fake_strings_free(run->inputs, run->input_count);
+    free(run->input_sizes);
 }
 
 /* Moves the run's strings into @row. */
@@ -616,22 +669,28 @@ static void fake_run_apply(fake_run *run, fake_store_row *row)
     snprintf(row->job.queue, sizeof row->job.queue, "%s", run->queue);
     free(row->job.config);
     fake_strings_free(row->job.inputs, row->job.input_count);
+    free(row->job.input_sizes);
     row->job.config = run->config;
     row->job.inputs = run->inputs;
     row->job.input_count = run->input_count;
+    row->job.input_sizes = run->input_sizes;
+    row->job.layout = run->layout;
     memset(run, 0, sizeof *run);
 }
 
 static int fake_insert(store *st, const acp_job_id *id, const char *queue, const char *config,
-                       const char *const *inputs, size_t input_count)
+                       const char *const *inputs, size_t input_count, const store_run_options *opt)
 {
     fake_store *fs = fake_of(st);
     int rc;
+    acp_layout layout;
     if (!id)
         return error_set(ACP_EINVAL, "store_insert: NULL argument");
     if (!queue)
         return error_set(ACP_EINVAL, "fake store: insert: NULL queue");
-    if ((rc = fake_check_names("insert", inputs, input_count)))
+    if ((rc = fake_check_layout("insert", opt, &layout)) ||
+        (rc = fake_check_names("insert", inputs, input_count)) ||
+        (rc = fake_check_sizes("insert", opt ? opt->input_sizes : NULL, input_count)))
         return rc;
     FAKE_ENTER(fs, "pg.insert");
     if ((rc = fake_check_queue("insert", queue)))
@@ -640,7 +699,7 @@ static int fake_insert(store *st, const acp_job_id *id, const char *queue, const
     fake_run run;
     if (!slot)
         return error_set(ACP_ENOMEM, "fake store: out of memory");
-    if ((rc = fake_run_init(&run, queue, config, inputs, input_count))) {
+    if ((rc = fake_run_init(&run, queue, config, inputs, input_count, layout, opt))) {
         free(slot);
         return rc;
     }
@@ -694,28 +753,33 @@ static int fake_requeue_row(fake_store *fs, fake_slot *slot, int64_t now, void *
     free(row->lease_owner);
     row->lease_owner = NULL;
     row->lease_expires = 0;
-    fake_strings_free(row->outputs, row->output_count);
-    row->outputs = NULL;
-    row->output_count = 0;
+    fake_strings_free(row->job.outputs, row->job.output_count);
+    free(row->job.output_sizes);
+    row->job.outputs = NULL;
+    row->job.output_sizes = NULL;
+    row->job.output_count = 0;
     return 0;
 }
 
 static int fake_requeue(store *st, const acp_job_id *id, const char *queue, const char *config,
-                        const char *const *inputs, size_t input_count)
+                        const char *const *inputs, size_t input_count, const store_run_options *opt)
 {
     fake_store *fs = fake_of(st);
     int rc;
+    acp_layout layout;
     if (!id)
         return error_set(ACP_EINVAL, "store_requeue: NULL argument");
     if (!queue)
         return error_set(ACP_EINVAL, "fake store: requeue: NULL queue");
-    if ((rc = fake_check_names("requeue", inputs, input_count)))
+    if ((rc = fake_check_layout("requeue", opt, &layout)) ||
+        (rc = fake_check_names("requeue", inputs, input_count)) ||
+        (rc = fake_check_sizes("requeue", opt ? opt->input_sizes : NULL, input_count)))
         return rc;
     FAKE_ENTER(fs, "pg.requeue");
     if ((rc = fake_check_queue("requeue", queue)))
         return rc;
     fake_run run;
-    if ((rc = fake_run_init(&run, queue, config, inputs, input_count)))
+    if ((rc = fake_run_init(&run, queue, config, inputs, input_count, layout, opt)))
         return rc;
     pthread_mutex_lock(&fs->lock);
     fake_slot *slot = fake_wait_slot(fs, id);
@@ -776,17 +840,21 @@ typedef struct fake_end {
     acp_job_status status;
     char *message;
     char **outputs;
+    uint64_t *output_sizes;
     size_t output_count;
 } fake_end;
 
 static int fake_end_init(fake_end *end, acp_job_status status, const char *message,
-                         const char *const *outputs, size_t output_count)
+                         const char *const *outputs, const uint64_t *output_sizes,
+                         size_t output_count)
 {
     memset(end, 0, sizeof *end);
     end->status = status;
     if ((message && !(end->message = fake_strdup(message))) ||
-        fake_strings_dup(outputs, output_count, &end->outputs)) {
+        fake_strings_dup(outputs, output_count, &end->outputs) ||
+        fake_sizes_dup(output_sizes, output_count, &end->output_sizes)) {
         free(end->message);
+        fake_strings_free(end->outputs, end->outputs ? output_count : 0);
         return error_set(ACP_ENOMEM, "fake store: out of memory");
     }
     end->output_count = output_count;
@@ -797,6 +865,7 @@ static void fake_end_free(fake_end *end)
 {
     free(end->message);
     fake_strings_free(end->outputs, end->output_count);
+    free(end->output_sizes);
 }
 
 static void fake_end_apply(fake_end *end, fake_store_row *row, int64_t now)
@@ -805,9 +874,11 @@ static void fake_end_apply(fake_end *end, fake_store_row *row, int64_t now)
     row->job.finished = now;
     free(row->job.message);
     row->job.message = end->message;
-    fake_strings_free(row->outputs, row->output_count);
-    row->outputs = end->outputs;
-    row->output_count = end->output_count;
+    fake_strings_free(row->job.outputs, row->job.output_count);
+    free(row->job.output_sizes);
+    row->job.outputs = end->outputs;
+    row->job.output_sizes = end->output_sizes;
+    row->job.output_count = end->output_count;
     free(row->lease_owner);
     row->lease_owner = NULL;
     row->lease_expires = 0;
@@ -815,12 +886,13 @@ static void fake_end_apply(fake_end *end, fake_store_row *row, int64_t now)
 }
 
 static int fake_check_end(const char *what, acp_job_status status, const char *const *outputs,
-                          size_t output_count)
+                          const uint64_t *output_sizes, size_t output_count)
 {
     if (status != ACP_STATUS_COMPLETE && status != ACP_STATUS_FAILED)
         return error_set(ACP_EINVAL, "fake store: %s: status %d is neither complete nor failed",
                          what, (int)status);
-    return fake_check_names(what, outputs, output_count);
+    int rc = fake_check_names(what, outputs, output_count);
+    return rc ? rc : fake_check_sizes(what, output_sizes, output_count);
 }
 
 typedef struct fake_finish_arg {
@@ -844,17 +916,18 @@ static int fake_finish_row(fake_store *fs, fake_slot *slot, int64_t now, void *a
 }
 
 static int fake_finish(store *st, const acp_job_id *id, const char *owner, acp_job_status status,
-                       const char *message, const char *const *outputs, size_t output_count)
+                       const char *message, const char *const *outputs,
+                       const uint64_t *output_sizes, size_t output_count)
 {
     if (!id)
         return error_set(ACP_EINVAL, "store_finish: NULL argument");
     if (!owner)
         return error_set(ACP_EINVAL, "fake store: finish: NULL owner");
-    int rc = fake_check_end("finish", status, outputs, output_count);
+    int rc = fake_check_end("finish", status, outputs, output_sizes, output_count);
     if (rc)
         return rc;
     fake_finish_arg finish = {owner, {0}};
-    if ((rc = fake_end_init(&finish.end, status, message, outputs, output_count)))
+    if ((rc = fake_end_init(&finish.end, status, message, outputs, output_sizes, output_count)))
         return rc;
     rc = fake_by_id(fake_of(st), id, "pg.finish", "finish", fake_finish_row, &finish);
     fake_end_free(&finish.end);
@@ -1200,13 +1273,14 @@ static int fake_finish_begin(store *st, const acp_job_id *id, const char *owner,
 }
 
 static int fake_finish_tx(store_tx *tx, acp_job_status status, const char *message,
-                          const char *const *outputs, size_t output_count, const acp_job_id *id)
+                          const char *const *outputs, const uint64_t *output_sizes,
+                          size_t output_count, const acp_job_id *id)
 {
     if (!tx || !id)
         return error_set(ACP_EINVAL, "store_finish_tx: NULL argument");
     fake_tx *t = (fake_tx *)tx;
     fake_store *fs = fake_of(tx->st);
-    int rc = fake_check_end("record job", status, outputs, output_count);
+    int rc = fake_check_end("record job", status, outputs, output_sizes, output_count);
     if (rc)
         return rc;
     const fault_rule *fault = fake_enter(fs, "pg.finish_tx");
@@ -1222,7 +1296,7 @@ static int fake_finish_tx(store_tx *tx, acp_job_status status, const char *messa
         return error_set(ACP_EINVAL,
                          "fake store: finish_tx on another job than its transaction locked");
     fake_end end;
-    if ((rc = fake_end_init(&end, status, message, outputs, output_count)))
+    if ((rc = fake_end_init(&end, status, message, outputs, output_sizes, output_count)))
         return rc;
     pthread_mutex_lock(&fs->lock);
     /* Deleted by this transaction: the UPDATE matches nothing. */
@@ -1403,6 +1477,19 @@ static int fake_runs_alive(store *st, const acp_job_id *ids, const unsigned *att
     return 0;
 }
 
+static int fake_identity_read(store *st, store_identity *out)
+{
+    fake_store *fs = fake_of(st);
+    FAKE_ENTER_READ(fs, "pg.identity_read");
+    out->database_id = fake_strdup(fs->database_id);
+    out->name = fake_strdup("fake");
+    if (!out->database_id || !out->name) {
+        store_identity_free(out);
+        return error_set(ACP_ENOMEM, "fake store: out of memory");
+    }
+    return 0;
+}
+
 static const store_ops fake_store_ops = {
     .name = "fake",
     .close = fake_close,
@@ -1432,6 +1519,7 @@ static const store_ops fake_store_ops = {
     .exists = fake_exists,
     .runs_alive = fake_runs_alive,
     .statement_count = fake_statement_count,
+    .identity_read = fake_identity_read,
 };
 
 int fake_store_open(store **out, fault_plan *plan)
@@ -1453,6 +1541,20 @@ int fake_store_open(store **out, fault_plan *plan)
     }
     fs->base.ops = &fake_store_ops;
     fs->plan = plan;
+    /* A random UUID, as migration 4's gen_random_uuid(): each fake is
+     * another database. */
+    unsigned char bytes[16];
+    if (getrandom(bytes, sizeof bytes, 0) != (ssize_t)sizeof bytes) {
+        pthread_cond_destroy(&fs->unlocked);
+        pthread_mutex_destroy(&fs->lock);
+        free(fs);
+        return error_set(ACP_EIO, "fake store: getrandom failed");
+    }
+    bytes[6] = (unsigned char)((bytes[6] & 0x0f) | 0x40);
+    bytes[8] = (unsigned char)((bytes[8] & 0x3f) | 0x80);
+    char *p = fs->database_id;
+    for (size_t i = 0; i < sizeof bytes; i++)
+        p += sprintf(p, "%s%02x", i == 4 || i == 6 || i == 8 || i == 10 ? "-" : "", bytes[i]);
     atomic_init(&fs->calls, 0);
     *out = &fs->base;
     return 0;

@@ -35,6 +35,10 @@
  * returns ACP_EDB. A fault in store_tx_end rolls the transaction back (kind
  * FAKE_STORE_FAULT_AFTER: commits it) and frees it.
  *
+ * Identity. store_identity_read answers a random database_id made when the
+ * fake is opened (so two fakes are two databases), system_id NULL (as for a
+ * role that may not read it) and the name "fake".
+ *
  * store_statement_count counts the calls of the operations (one per call,
  * failed ones included), where PostgreSQL counts statements.
  *
@@ -67,14 +71,12 @@ int64_t fake_store_now(store *st);
 
 /* Everything the fake holds of one row, beyond what store_get returns. */
 typedef struct fake_store_row {
-    store_job job;          /* as store_get returns it, queue_position included */
+    store_job job;          /* as store_get returns it: queue_position, outputs included */
     char *lease_owner;      /* NULL when none */
     int64_t lease_expires;  /* 0 when none */
     int64_t dispatched;     /* 0 when NULL (unpublished) */
     int64_t dispatch_retry; /* 0 when NULL */
     unsigned dispatch_failures;
-    char **outputs; /* output_files; NULL with output_count 0 when NULL */
-    size_t output_count;
     bool locked; /* by an open transaction (the row shown is the committed one) */
 } fake_store_row;
 

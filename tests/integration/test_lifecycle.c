@@ -682,18 +682,18 @@ static void unformattable_jobs_fail_and_never_block_newer_ones(void **state)
     /* Oldest first, each as a failed publish leaves it: never dispatched. */
     for (int i = 0; i < BAD; i++) {
         acp_job_id_generate(&bad[i]);
-        assert_int_equal(store_insert(st, &bad[i], queue, "{\"n\":Infinity}", NULL, 0), 0);
+        assert_int_equal(store_insert(st, &bad[i], queue, "{\"n\":Infinity}", NULL, 0, NULL), 0);
         assert_int_equal(store_clear_dispatched(st, &bad[i]), 0);
     }
     for (int i = 0; i < UNSERVED; i++) {
         acp_job_id_generate(&unserved[i]);
-        assert_int_equal(store_insert(st, &unserved[i], other, "{\"n\":1}", NULL, 0), 0);
+        assert_int_equal(store_insert(st, &unserved[i], other, "{\"n\":1}", NULL, 0, NULL), 0);
         assert_int_equal(store_clear_dispatched(st, &unserved[i]), 0);
     }
     char config[128];
     snprintf(config, sizeof config, "{\"tag\":\"%s\",\"mode\":\"ok\",\"n\":\"newer\"}", w->tag);
     acp_job_id_generate(&good);
-    assert_int_equal(store_insert(st, &good, queue, config, NULL, 0), 0);
+    assert_int_equal(store_insert(st, &good, queue, config, NULL, 0, NULL), 0);
     assert_int_equal(store_clear_dispatched(st, &good), 0);
 
     acp_job job = {0};

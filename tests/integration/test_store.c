@@ -148,7 +148,7 @@ static void new_queue(char *out, const char *prefix)
 
 static void insert_ok(store *st, const acp_job_id *id, const char *queue, const char *config)
 {
-    int rc = store_insert(st, id, queue, config, NULL, 0);
+    int rc = store_insert(st, id, queue, config, NULL, 0, NULL);
     if (rc != 0)
         fail_msg("store_insert: %d %s", rc, acp_last_error());
 }
@@ -291,15 +291,28 @@ static void open_rejects_an_invalid_config(void **state)
 
 /* ---- migrations (in acp_test_b) --------------------------------------- */
 
-static void assert_meta(PGconn *conn)
+/* The meta rows of the current schema; @database_id (37 bytes, may be
+ * NULL) receives the random identity of migration 4. */
+static void assert_meta_id(PGconn *conn, char *database_id)
 {
     PGresult *res = admin_query(conn, "SELECT key, value FROM compute.meta ORDER BY key", NULL);
-    assert_int_equal(PQntuples(res), 2);
-    assert_string_equal(PQgetvalue(res, 0, 0), "acp_schema");
-    assert_string_equal(PQgetvalue(res, 0, 1), "3");
-    assert_string_equal(PQgetvalue(res, 1, 0), "version");
-    assert_string_equal(PQgetvalue(res, 1, 1), "1.0.0");
+    assert_int_equal(PQntuples(res), 3);
+    assert_string_equal(PQgetvalue(res, 0, 0), "acp_database_id");
+    const char *id = PQgetvalue(res, 0, 1);
+    assert_int_equal(strlen(id), 36); /* a UUID's text form */
+    assert_int_equal(strspn(id, "0123456789abcdef-"), 36);
+    if (database_id)
+        snprintf(database_id, 37, "%s", id);
+    assert_string_equal(PQgetvalue(res, 1, 0), "acp_schema");
+    assert_string_equal(PQgetvalue(res, 1, 1), "4");
+    assert_string_equal(PQgetvalue(res, 2, 0), "version");
+    assert_string_equal(PQgetvalue(res, 2, 1), "1.0.0");
     PQclear(res);
+}
+
+static void assert_meta(PGconn *conn)
+{
+    assert_meta_id(conn, NULL);
 }
 
 static void assert_our_columns_and_indexes(PGconn *conn)
@@ -311,11 +324,30 @@ static void assert_our_columns_and_indexes(PGconn *conn)
                     "ORDER BY column_name) FROM information_schema.columns "
                     "WHERE table_schema = 'compute' AND table_name = 'jobs' AND column_name IN "
                     "('lease_owner', 'lease_expires', 'attempts', 'error', 'dispatched', "
-                    "'dispatch_failures', 'dispatch_retry')",
+                    "'dispatch_failures', 'dispatch_retry', 'layout', 'input_sizes', "
+                    "'output_sizes')",
                     NULL, value, sizeof value),
         "attempts:integer:NO,dispatch_failures:integer:NO,"
         "dispatch_retry:timestamp with time zone:YES,dispatched:timestamp with time zone:YES,"
-        "error:text:YES,lease_expires:timestamp with time zone:YES,lease_owner:text:YES");
+        "error:text:YES,input_sizes:ARRAY:YES,layout:text:NO,"
+        "lease_expires:timestamp with time zone:YES,lease_owner:text:YES,output_sizes:ARRAY:YES");
+    assert_string_equal(admin_value(conn,
+                                    "SELECT string_agg(column_name || ':' || udt_name || ':' || "
+                                    "coalesce(column_default, 'none'), ',' ORDER BY column_name) "
+                                    "FROM information_schema.columns WHERE table_schema = "
+                                    "'compute' AND table_name = 'jobs' AND column_name IN "
+                                    "('layout', 'input_sizes', 'output_sizes')",
+                                    NULL, value, sizeof value),
+                        "input_sizes:_int8:none,layout:text:'lcp'::text,output_sizes:_int8:none");
+    /* Migration 4's constraint, once however often it ran. */
+    assert_string_equal(
+        admin_value(conn,
+                    "SELECT string_agg(conname || ' ' || pg_get_constraintdef(oid), "
+                    "'; ') FROM pg_constraint WHERE conrelid = "
+                    "'compute.jobs'::regclass AND conname LIKE '%layout%'",
+                    NULL, value, sizeof value),
+        "compute_job_layout_enum CHECK ((layout = ANY (ARRAY['native'::text, "
+        "'lcp'::text])))");
     /* Migration 2's indexes replace migration 1's, which are their prefixes. */
     assert_string_equal(
         admin_value(conn,
@@ -365,13 +397,16 @@ static void migration_from_nothing_is_idempotent_and_race_free(void **state)
     for (int i = 0; i < 2; i++)
         if (races[i].rc != 0)
             fail_msg("store_open %d: %d %s", i, races[i].rc, races[i].error);
-    assert_meta(admin);
+    char database_id[37], again[37];
+    assert_meta_id(admin, database_id);
     assert_our_columns_and_indexes(admin);
 
-    /* Again, explicitly, and a third start: nothing changes. */
+    /* Again, explicitly, and a third start: nothing changes, the database's
+     * identity included. */
     assert_int_equal(store_migrate(races[0].st), 0);
     store *third = open_store(DB_B, 1);
-    assert_meta(admin);
+    assert_meta_id(admin, again);
+    assert_string_equal(again, database_id);
     assert_our_columns_and_indexes(admin);
 
     /* The schema works: a row goes in and out. */
@@ -491,6 +526,152 @@ static void migration_2_replaces_the_indexes_of_migration_1(void **state)
     PQfinish(admin);
 }
 
+static void migration_4_keeps_old_rows_as_lcp_runs(void **state)
+{
+    (void)state;
+    store *st = open_store(DB_B, 1);
+    store_close(st);
+    /* Back to what acp_schema 3 left, with a finished and a queued row. */
+    PGconn *admin = admin_connect(DB_B);
+    admin_exec(admin,
+               "ALTER TABLE compute.jobs DROP CONSTRAINT compute_job_layout_enum, "
+               "DROP COLUMN layout, DROP COLUMN input_sizes, DROP COLUMN output_sizes;"
+               "DELETE FROM compute.meta WHERE key = 'acp_database_id';"
+               "UPDATE compute.meta SET value = '3' WHERE key = 'acp_schema'",
+               NULL);
+    acp_job_id done, waiting;
+    char done_hex[ACP_JOB_ID_STRLEN], waiting_hex[ACP_JOB_ID_STRLEN];
+    new_id(&done, done_hex);
+    new_id(&waiting, waiting_hex);
+    admin_exec(admin,
+               "INSERT INTO compute.jobs (job_id, status, queue, config, input_files, created, "
+               "last_accessed, grabbed, finished, output_files, attempts) VALUES "
+               "(decode($1, 'hex'), 'complete', 'old', '{\"n\":1}', ARRAY['in.txt'], "
+               "now(), now(), now(), now(), ARRAY['out.txt', 'log.txt'], 1)",
+               done_hex);
+    admin_exec(admin,
+               "INSERT INTO compute.jobs (job_id, status, queue, input_files, created, "
+               "last_accessed) VALUES (decode($1, 'hex'), 'queued', 'old', ARRAY['a', 'b'], "
+               "now(), now())",
+               waiting_hex);
+
+    st = open_store(DB_B, 1);
+    assert_meta(admin);
+    assert_our_columns_and_indexes(admin);
+    store_job job;
+    get_ok(st, &done, &job);
+    assert_int_equal(job.status, ACP_STATUS_COMPLETE);
+    assert_int_equal(job.layout, ACP_LAYOUT_LCP);
+    assert_int_equal(job.input_count, 1);
+    assert_null(job.input_sizes);
+    assert_int_equal(job.output_count, 2);
+    assert_string_equal(job.outputs[0], "out.txt");
+    assert_string_equal(job.outputs[1], "log.txt");
+    assert_null(job.output_sizes);
+    store_job_free(&job);
+
+    /* The old queued row runs on as an lcp run, and records its sizes. */
+    store_job run;
+    assert_int_equal(store_claim(st, &waiting, "old", "owner", 60, &run), 0);
+    assert_int_equal(run.layout, ACP_LAYOUT_LCP);
+    assert_int_equal(run.input_count, 2);
+    assert_null(run.input_sizes);
+    store_job_free(&run);
+    const char *outputs[] = {"r.txt"};
+    const uint64_t sizes[] = {42};
+    assert_int_equal(
+        store_finish(st, &waiting, "owner", ACP_STATUS_COMPLETE, NULL, outputs, sizes, 1), 0);
+    get_ok(st, &waiting, &job);
+    assert_int_equal(job.output_count, 1);
+    assert_true(job.output_sizes && job.output_sizes[0] == 42);
+    store_job_free(&job);
+
+    /* The constraint holds for rows written behind the store's back. */
+    PGresult *res = PQexecParams(admin,
+                                 "UPDATE compute.jobs SET layout = 'other' "
+                                 "WHERE job_id = decode($1, 'hex')",
+                                 1, NULL, (const char *const[]){done_hex}, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(res), PGRES_FATAL_ERROR);
+    assert_non_null(strstr(PQresultErrorMessage(res), "compute_job_layout_enum"));
+    PQclear(res);
+    store_close(st);
+    PQfinish(admin);
+}
+
+/* Between a re-run and its end nothing reads the old run's sizes (the names
+ * are gone, so they would read as unknown): the columns themselves show
+ * that the re-run cleared them, and set the new run's. */
+static void requeue_clears_the_output_columns(void **state)
+{
+    (void)state;
+    acp_job_id id;
+    char hex[ACP_JOB_ID_STRLEN], queue[ACP_QUEUE_ID_MAX + 1], value[128];
+    new_id(&id, hex);
+    new_queue(queue, "rerun");
+    const char *inputs[] = {"in"};
+    const uint64_t sizes[] = {5};
+    const store_run_options native = {ACP_LAYOUT_NATIVE, sizes};
+    assert_int_equal(store_insert(shared, &id, queue, NULL, inputs, 1, &native), 0);
+    claim_ok(shared, &id, queue, "owner", 60);
+    const char *outputs[] = {"out"};
+    const uint64_t output_sizes[] = {9};
+    assert_int_equal(
+        store_finish(shared, &id, "owner", ACP_STATUS_COMPLETE, NULL, outputs, output_sizes, 1), 0);
+    PGconn *admin = admin_connect(env.pg_db);
+    const char *sql = "SELECT concat_ws(' ', layout, input_sizes::text, "
+                      "coalesce(output_files::text, 'none'), coalesce(output_sizes::text, 'none')) "
+                      "FROM compute.jobs WHERE job_id = decode($1, 'hex')";
+    assert_string_equal(admin_value(admin, sql, hex, value, sizeof value), "native {5} {out} {9}");
+    assert_int_equal(store_requeue(shared, &id, queue, NULL, NULL, 0, NULL), 0);
+    assert_string_equal(admin_value(admin, sql, hex, value, sizeof value), "lcp none none");
+    PQfinish(admin);
+    delete_ok(shared, &id);
+}
+
+/* ---- identity ------------------------------------------------------------ */
+
+static void identity_is_the_databases_and_names_it(void **state)
+{
+    (void)state;
+    store_identity mine, again, other;
+    assert_int_equal(store_identity_read(shared, &mine), 0);
+    store *second = open_store(env.pg_db, 1);
+    assert_int_equal(store_identity_read(second, &again), 0);
+    store_close(second);
+    /* Another connection pool on the same database: the same database. */
+    assert_string_equal(again.database_id, mine.database_id);
+    char name[256];
+    snprintf(name, sizeof name, "%s:%s/%s", env.pg_host, env.pg_port, env.pg_db);
+    assert_string_equal(mine.name, name);
+
+    /* The role of the tests may read the cluster's identifier; both
+     * databases are in the same cluster, so it is the same, while the
+     * database ids differ. */
+    PGconn *admin = admin_connect(env.pg_db);
+    char allowed[16], system_id[64];
+    admin_value(admin, "SELECT has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')",
+                NULL, allowed, sizeof allowed);
+    if (strcmp(allowed, "t") == 0) {
+        assert_non_null(mine.system_id);
+        assert_string_equal(mine.system_id,
+                            admin_value(admin,
+                                        "SELECT system_identifier::text FROM pg_control_system()",
+                                        NULL, system_id, sizeof system_id));
+    } else {
+        assert_null(mine.system_id);
+    }
+    PQfinish(admin);
+    store *b = open_store(DB_B, 1);
+    assert_int_equal(store_identity_read(b, &other), 0);
+    store_close(b);
+    assert_string_not_equal(other.database_id, mine.database_id);
+    if (mine.system_id)
+        assert_string_equal(other.system_id, mine.system_id);
+    store_identity_free(&mine);
+    store_identity_free(&again);
+    store_identity_free(&other);
+}
+
 /* ---- rows --------------------------------------------------------------- */
 
 static void insert_and_get_round_trip_every_field(void **state)
@@ -518,8 +699,8 @@ static void insert_and_get_round_trip_every_field(void **state)
     new_id(&id, NULL);
     new_id(&bare, NULL);
     int64_t before = now_us();
-    assert_int_equal(store_insert(shared, &id, queue, config, inputs, input_count), 0);
-    assert_int_equal(store_insert(shared, &bare, queue, NULL, NULL, 0), 0);
+    assert_int_equal(store_insert(shared, &id, queue, config, inputs, input_count, NULL), 0);
+    assert_int_equal(store_insert(shared, &bare, queue, NULL, NULL, 0, NULL), 0);
 
     store_job job;
     get_ok(shared, &id, &job);
@@ -568,7 +749,7 @@ static void insert_of_an_existing_id_conflicts(void **state)
     char hex[ACP_JOB_ID_STRLEN];
     new_id(&id, hex);
     insert_ok(shared, &id, "dup", "{\"first\":true}");
-    assert_int_equal(store_insert(shared, &id, "other", NULL, NULL, 0), ACP_ECONFLICT);
+    assert_int_equal(store_insert(shared, &id, "other", NULL, NULL, 0, NULL), ACP_ECONFLICT);
     char expected[100];
     snprintf(expected, sizeof expected, "job %s already exists", hex);
     assert_error_contains(expected);
@@ -735,7 +916,7 @@ static void claim_returns_the_row_or_says_why_not(void **state)
     char hex[ACP_JOB_ID_STRLEN];
     new_id(&id, hex);
     const char *inputs[] = {"in.txt"};
-    assert_int_equal(store_insert(shared, &id, queue, "{\"k\":\"v\"}", inputs, 1), 0);
+    assert_int_equal(store_insert(shared, &id, queue, "{\"k\":\"v\"}", inputs, 1, NULL), 0);
 
     store_job job;
     /* Wrong queue: a stale message. */
@@ -768,7 +949,7 @@ static void claim_returns_the_row_or_says_why_not(void **state)
     assert_int_equal(store_claim(shared, &id, queue, "someone", 60, &job), ACP_ECONFLICT);
     assert_error_contains("in-progress");
     /* Finished. */
-    assert_int_equal(store_finish(shared, &id, "me", ACP_STATUS_COMPLETE, NULL, NULL, 0), 0);
+    assert_int_equal(store_finish(shared, &id, "me", ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0), 0);
     assert_int_equal(store_claim(shared, &id, queue, "me", 60, &job), ACP_ECONFLICT);
     /* Unknown. */
     delete_ok(shared, &id);
@@ -791,7 +972,7 @@ static void finish_is_fenced_by_the_lease_owner(void **state)
     store_job before;
     get_ok(shared, &id, &before);
 
-    assert_int_equal(store_finish(shared, &id, "owner-b", ACP_STATUS_COMPLETE, NULL, NULL, 0),
+    assert_int_equal(store_finish(shared, &id, "owner-b", ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0),
                      ACP_ECONFLICT);
     assert_error_contains("owner-a");
     store_job after;
@@ -803,13 +984,13 @@ static void finish_is_fenced_by_the_lease_owner(void **state)
     store_job_free(&after);
     store_job_free(&before);
 
-    assert_int_equal(store_finish(shared, &id, "owner-a", ACP_STATUS_QUEUED, NULL, NULL, 0),
+    assert_int_equal(store_finish(shared, &id, "owner-a", ACP_STATUS_QUEUED, NULL, NULL, NULL, 0),
                      ACP_EINVAL);
 
     const char *outputs[] = {"log.txt", "weird,\"name\"\\"};
     const char *message = "boom: \"quoted\"\nsecond line";
-    assert_int_equal(store_finish(shared, &id, "owner-a", ACP_STATUS_FAILED, message, outputs, 2),
-                     0);
+    assert_int_equal(
+        store_finish(shared, &id, "owner-a", ACP_STATUS_FAILED, message, outputs, NULL, 2), 0);
     get_ok(shared, &id, &after);
     assert_int_equal(after.status, ACP_STATUS_FAILED);
     assert_string_equal(after.message, message);
@@ -825,10 +1006,10 @@ static void finish_is_fenced_by_the_lease_owner(void **state)
                         "[\"log.txt\",\"weird,\\\"name\\\"\\\\\"]--");
 
     /* Finishing twice, or after the row is gone, is a lost lease. */
-    assert_int_equal(store_finish(shared, &id, "owner-a", ACP_STATUS_COMPLETE, NULL, NULL, 0),
+    assert_int_equal(store_finish(shared, &id, "owner-a", ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0),
                      ACP_ECONFLICT);
     delete_ok(shared, &id);
-    assert_int_equal(store_finish(shared, &id, "owner-a", ACP_STATUS_COMPLETE, NULL, NULL, 0),
+    assert_int_equal(store_finish(shared, &id, "owner-a", ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0),
                      ACP_ECONFLICT);
     PQfinish(admin);
 }
@@ -970,8 +1151,9 @@ static void requeue_expired_takes_only_expired_running_jobs(void **state)
     store_job_free(&job);
 
     /* The old owner has lost its lease; a new claim counts an attempt. */
-    assert_int_equal(store_finish(shared, &ids[EXPIRED], owner, ACP_STATUS_COMPLETE, NULL, NULL, 0),
-                     ACP_ECONFLICT);
+    assert_int_equal(
+        store_finish(shared, &ids[EXPIRED], owner, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0),
+        ACP_ECONFLICT);
     claim_ok(shared, &ids[EXPIRED], queue, "new-owner", 60);
     get_ok(shared, &ids[EXPIRED], &job);
     assert_int_equal(job.attempts, 2);
@@ -1047,8 +1229,9 @@ static void abandoned_jobs_fail_at_max_attempts(void **state)
                                     hex[AT_CAP], value, sizeof value),
                         "--");
     /* The dead run cannot finish it any more. */
-    assert_int_equal(store_finish(shared, &ids[AT_CAP], owner, ACP_STATUS_COMPLETE, NULL, NULL, 0),
-                     ACP_ECONFLICT);
+    assert_int_equal(
+        store_finish(shared, &ids[AT_CAP], owner, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0),
+        ACP_ECONFLICT);
     get_ok(shared, &ids[LIVE_AT_CAP], &job);
     assert_int_equal(job.status, ACP_STATUS_IN_PROGRESS);
     store_job_free(&job);
@@ -1082,7 +1265,8 @@ static void runs_alive_needs_the_attempt_in_progress_with_a_lease(void **state)
                "WHERE job_id = decode($1, 'hex')",
                hex[EXPIRED]);
     assert_int_equal(
-        store_finish(shared, &ids[DONE], "some-owner", ACP_STATUS_COMPLETE, NULL, NULL, 0), 0);
+        store_finish(shared, &ids[DONE], "some-owner", ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0),
+        0);
 
     /* Each job at attempt 1 (the claim's), RUNNING also at 0 and 2. */
     acp_job_id runs[] = {ids[RUNNING], ids[RUNNING], ids[RUNNING],
@@ -1309,14 +1493,15 @@ static void requeue_reruns_finished_jobs_only(void **state)
     const char *old_inputs[] = {"old.txt"};
     for (int i = 0; i < N; i++) {
         new_id(&ids[i], hex[i]);
-        assert_int_equal(store_insert(shared, &ids[i], queue, "{\"v\":1}", old_inputs, 1), 0);
+        assert_int_equal(store_insert(shared, &ids[i], queue, "{\"v\":1}", old_inputs, 1, NULL), 0);
     }
     const char *outputs[] = {"result.txt"};
     claim_ok(shared, &ids[COMPLETE], queue, "w", 60);
     assert_int_equal(
-        store_finish(shared, &ids[COMPLETE], "w", ACP_STATUS_COMPLETE, NULL, outputs, 1), 0);
+        store_finish(shared, &ids[COMPLETE], "w", ACP_STATUS_COMPLETE, NULL, outputs, NULL, 1), 0);
     claim_ok(shared, &ids[FAILED], queue, "w", 60);
-    assert_int_equal(store_finish(shared, &ids[FAILED], "w", ACP_STATUS_FAILED, "bad", NULL, 0), 0);
+    assert_int_equal(
+        store_finish(shared, &ids[FAILED], "w", ACP_STATUS_FAILED, "bad", NULL, NULL, 0), 0);
     admin_exec(admin, "UPDATE compute.jobs SET status = 'expired' WHERE job_id = decode($1, 'hex')",
                hex[EXPIRED]);
     claim_ok(shared, &ids[RUNNING], queue, "w", 60);
@@ -1326,7 +1511,7 @@ static void requeue_reruns_finished_jobs_only(void **state)
         store_job before, after;
         get_ok(shared, &ids[i], &before);
         assert_int_equal(store_mark_dispatched(shared, &ids[i]), 0);
-        int rc = store_requeue(shared, &ids[i], rerun_queue, "{\"v\":2}", new_inputs, 2);
+        int rc = store_requeue(shared, &ids[i], rerun_queue, "{\"v\":2}", new_inputs, 2, NULL);
         if (rc != 0)
             fail_msg("requeue %d: %d %s", i, rc, acp_last_error());
         get_ok(shared, &ids[i], &after);
@@ -1354,10 +1539,10 @@ static void requeue_reruns_finished_jobs_only(void **state)
                             "-true-");
     }
 
-    assert_int_equal(store_requeue(shared, &ids[QUEUED], rerun_queue, NULL, NULL, 0),
+    assert_int_equal(store_requeue(shared, &ids[QUEUED], rerun_queue, NULL, NULL, 0, NULL),
                      ACP_ECONFLICT);
     assert_error_contains("queued");
-    assert_int_equal(store_requeue(shared, &ids[RUNNING], rerun_queue, NULL, NULL, 0),
+    assert_int_equal(store_requeue(shared, &ids[RUNNING], rerun_queue, NULL, NULL, 0, NULL),
                      ACP_ECONFLICT);
     assert_error_contains("in-progress");
     store_job job;
@@ -1367,7 +1552,8 @@ static void requeue_reruns_finished_jobs_only(void **state)
     store_job_free(&job);
     acp_job_id unknown;
     new_id(&unknown, NULL);
-    assert_int_equal(store_requeue(shared, &unknown, rerun_queue, NULL, NULL, 0), ACP_ENOTFOUND);
+    assert_int_equal(store_requeue(shared, &unknown, rerun_queue, NULL, NULL, 0, NULL),
+                     ACP_ENOTFOUND);
 
     for (int i = 0; i < N; i++)
         delete_ok(shared, &ids[i]);
@@ -1622,7 +1808,7 @@ static void *waiting_caller(void *arg)
         store_job_free(&job);
         break;
     case CALL_REQUEUE:
-        call->rc = store_requeue(shared, call->id, call->queue, NULL, NULL, 0);
+        call->rc = store_requeue(shared, call->id, call->queue, NULL, NULL, 0, NULL);
         break;
     }
     snprintf(call->error, sizeof call->error, "%s", acp_last_error());
@@ -2204,7 +2390,7 @@ static void *load_worker(void *arg)
         int rc;
         store_job job;
         if (call == 0) {
-            rc = store_insert(l->st, &id, "load", NULL, NULL, 0);
+            rc = store_insert(l->st, &id, "load", NULL, NULL, 0, NULL);
         } else if (call == LOAD_CALLS - 1) {
             rc = store_delete(l->st, &id);
         } else if (call % 2) {
@@ -2278,7 +2464,7 @@ static void idle_connection_killed_by_the_server_is_replaced(void **state)
     assert_true(kill_pool_backends(admin) >= 1);
     claim_ok(st, &id, "killed", "owner", 60);
     assert_true(kill_pool_backends(admin) >= 1);
-    assert_int_equal(store_finish(st, &id, "owner", ACP_STATUS_COMPLETE, NULL, NULL, 0), 0);
+    assert_int_equal(store_finish(st, &id, "owner", ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0), 0);
     assert_true(kill_pool_backends(admin) >= 1);
     delete_ok(st, &id);
     assert_int_equal(atomic_load(&reconnects), before + 4);
@@ -2418,6 +2604,9 @@ int main(void)
         cmocka_unit_test(migration_from_nothing_is_idempotent_and_race_free),
         cmocka_unit_test(migration_upgrades_an_upstream_1_0_0_database),
         cmocka_unit_test(migration_2_replaces_the_indexes_of_migration_1),
+        cmocka_unit_test(migration_4_keeps_old_rows_as_lcp_runs),
+        cmocka_unit_test(requeue_clears_the_output_columns),
+        cmocka_unit_test(identity_is_the_databases_and_names_it),
         cmocka_unit_test(insert_and_get_round_trip_every_field),
         cmocka_unit_test(insert_of_an_existing_id_conflicts),
         cmocka_unit_test(queue_positions_count_per_queue),

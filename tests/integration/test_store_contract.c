@@ -252,9 +252,9 @@ static int diff_op(diff_side *side, const acp_job_id *ids, unsigned op, unsigned
     int rc;
     switch (op) {
     case 0:
-        return store_insert(st, &ids[i], queue, flag ? "{\"x\":1}" : NULL, inputs, 1);
+        return store_insert(st, &ids[i], queue, flag ? "{\"x\":1}" : NULL, inputs, 1, NULL);
     case 1:
-        return store_requeue(st, &ids[i], queue, "{\"re\":1}", inputs, n % 2);
+        return store_requeue(st, &ids[i], queue, "{\"re\":1}", inputs, n % 2, NULL);
     case 2:
         rc = store_claim(st, &ids[i], queue, owner, lease, &job);
         if (rc == 0) {
@@ -265,7 +265,7 @@ static int diff_op(diff_side *side, const acp_job_id *ids, unsigned op, unsigned
         return rc;
     case 3:
         return store_finish(st, &ids[i], owner, flag ? ACP_STATUS_COMPLETE : ACP_STATUS_FAILED,
-                            flag ? NULL : "no", inputs, 1);
+                            flag ? NULL : "no", inputs, NULL, 1);
     case 4:
         return store_touch(st, &ids[i]);
     case 5:
@@ -309,8 +309,8 @@ static int diff_op(diff_side *side, const acp_job_id *ids, unsigned op, unsigned
         *extra = rc == 1 ? (int)status : -1;
         if (rc != 0)
             return rc;
-        rc = store_finish_tx(tx, n % 2 ? ACP_STATUS_COMPLETE : ACP_STATUS_FAILED, "rec", inputs, 1,
-                             &ids[i]);
+        rc = store_finish_tx(tx, n % 2 ? ACP_STATUS_COMPLETE : ACP_STATUS_FAILED, "rec", inputs,
+                             NULL, 1, &ids[i]);
         return store_tx_end(tx, flag) ? -100 : rc;
     case 17:
         return store_delete_expired(st, &ids[i]);

@@ -155,8 +155,8 @@ static void check_settled(fake_platform *fp, const acp_job_id *id, enum pass pas
     } else {
         assert_int_equal(status, ACP_STATUS_COMPLETE);
         assert_true(result);
-        assert_int_equal(row.output_count, 1);
-        assert_string_equal(row.outputs[0], "result.txt");
+        assert_int_equal(row.job.output_count, 1);
+        assert_string_equal(row.job.outputs[0], "result.txt");
         /* The flag written after the commit is retried as patiently as the
          * results; a permanent error leaves it missing, logged, and the row
          * is the truth (docs/guide.adoc, S3 outage). */

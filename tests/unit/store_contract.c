@@ -40,7 +40,7 @@ static acp_job_id insert_job(store *st, const char *queue)
     acp_job_id id;
     assert_int_equal(acp_job_id_generate(&id), 0);
     const char *inputs[] = {"a.txt"};
-    assert_int_equal(store_insert(st, &id, queue, "{\"k\":1}", inputs, 1), 0);
+    assert_int_equal(store_insert(st, &id, queue, "{\"k\":1}", inputs, 1, NULL), 0);
     return id;
 }
 
@@ -81,7 +81,7 @@ static acp_job_id job_in(store *st, acp_job_status status)
     if (status == ACP_STATUS_IN_PROGRESS)
         return id;
     acp_job_status end = status == ACP_STATUS_FAILED ? ACP_STATUS_FAILED : ACP_STATUS_COMPLETE;
-    assert_int_equal(store_finish(st, &id, OWNER, end, NULL, NULL, 0), 0);
+    assert_int_equal(store_finish(st, &id, OWNER, end, NULL, NULL, NULL, 0), 0);
     if (status == ACP_STATUS_EXPIRED) {
         store_tx *tx;
         assert_int_equal(store_expire_begin(st, &id, 0, &tx, NULL), 0);
@@ -115,7 +115,7 @@ static void insert_get_and_conflict(void **state)
     assert_int_equal(acp_job_id_generate(&id), 0);
     assert_int_equal(acp_job_id_generate(&missing), 0);
     const char *inputs[] = {"in put,{x}.txt", "say \"NULL\"\\", ""};
-    assert_int_equal(store_insert(st, &id, QUEUE, "{\"a\":[1,2]}", inputs, 3), 0);
+    assert_int_equal(store_insert(st, &id, QUEUE, "{\"a\":[1,2]}", inputs, 3, NULL), 0);
     store_job job = get_job(st, &id);
     assert_true(acp_job_id_equal(&job.id, &id));
     assert_int_equal(job.status, ACP_STATUS_QUEUED);
@@ -132,7 +132,7 @@ static void insert_get_and_conflict(void **state)
     assert_int_equal(job.queue_position, 0);
 
     /* A second insert of the id conflicts and changes nothing. */
-    assert_int_equal(store_insert(st, &id, OTHER_QUEUE, NULL, NULL, 0), ACP_ECONFLICT);
+    assert_int_equal(store_insert(st, &id, OTHER_QUEUE, NULL, NULL, 0, NULL), ACP_ECONFLICT);
     store_job again = get_job(st, &id);
     assert_string_equal(again.queue, QUEUE);
     assert_string_equal(again.config, job.config);
@@ -142,19 +142,299 @@ static void insert_get_and_conflict(void **state)
 
     store_job none;
     assert_int_equal(store_get(st, &missing, &none), ACP_ENOTFOUND);
-    assert_int_equal(store_insert(st, &missing, QUEUE, NULL, NULL, 0), 0);
+    assert_int_equal(store_insert(st, &missing, QUEUE, NULL, NULL, 0, NULL), 0);
     store_job bare = get_job(st, &missing);
     assert_null(bare.config);
     assert_int_equal(bare.input_count, 0);
     store_job_free(&bare);
-    assert_int_equal(store_insert(st, &id, NULL, NULL, NULL, 0), ACP_EINVAL);
+    assert_int_equal(store_insert(st, &id, NULL, NULL, NULL, 0, NULL), ACP_EINVAL);
     acp_job_id other;
     assert_int_equal(acp_job_id_generate(&other), 0);
     /* The queue column is a varchar(32): a longer id is the server's error. */
-    assert_int_equal(store_insert(st, &other, "q23456789012345678901234567890123", NULL, NULL, 0),
-                     ACP_EDB);
+    assert_int_equal(
+        store_insert(st, &other, "q23456789012345678901234567890123", NULL, NULL, 0, NULL),
+        ACP_EDB);
     assert_int_equal(store_get(st, &other, &none), ACP_ENOTFOUND);
-    assert_int_equal(store_insert(st, &id, QUEUE, NULL, NULL, 2), ACP_EINVAL);
+    assert_int_equal(store_insert(st, &id, QUEUE, NULL, NULL, 2, NULL), ACP_EINVAL);
+}
+
+/* @job holds exactly @count sizes equal to @sizes, or none when NULL. */
+static void assert_sizes(const uint64_t *got, const uint64_t *sizes, size_t count)
+{
+    if (!sizes) {
+        assert_null(got);
+        return;
+    }
+    assert_non_null(got);
+    for (size_t i = 0; i < count; i++)
+        if (got[i] != sizes[i])
+            fail_msg("size %zu is %llu, not %llu", i, (unsigned long long)got[i],
+                     (unsigned long long)sizes[i]);
+}
+
+static void assert_no_outputs(const store_job *job)
+{
+    assert_null(job->outputs);
+    assert_int_equal(job->output_count, 0);
+    assert_null(job->output_sizes);
+}
+
+static void layout_and_input_sizes_round_trip(void **state)
+{
+    store *st = *state;
+    const char *inputs[] = {"a.bin", "empty", "big"};
+    /* Past a double's exact integers and 32 bits, and zero. */
+    const uint64_t sizes[] = {UINT64_C(9007199254740993), 0, UINT64_C(1) << 40};
+    const store_run_options native = {ACP_LAYOUT_NATIVE, sizes};
+    acp_job_id id;
+    assert_int_equal(acp_job_id_generate(&id), 0);
+    assert_int_equal(store_insert(st, &id, QUEUE, "{\"n\":1}", inputs, 3, &native), 0);
+    store_job job = get_job(st, &id);
+    assert_int_equal(job.layout, ACP_LAYOUT_NATIVE);
+    assert_int_equal(job.input_count, 3);
+    assert_sizes(job.input_sizes, sizes, 3);
+    assert_no_outputs(&job);
+    store_job_free(&job);
+
+    /* The claim returns the row with them. */
+    store_job run = claim_job(st, &id, OWNER, 60);
+    assert_int_equal(run.layout, ACP_LAYOUT_NATIVE);
+    assert_int_equal(run.input_count, 3);
+    assert_string_equal(run.inputs[2], "big");
+    assert_sizes(run.input_sizes, sizes, 3);
+    assert_no_outputs(&run);
+    store_job_free(&run);
+
+    /* No options, the default layout, or no sizes: lcp, sizes unknown. */
+    const store_run_options defaults = {ACP_LAYOUT_DEFAULT, NULL};
+    const store_run_options lcp_sized = {ACP_LAYOUT_LCP, sizes};
+    const store_run_options native_unsized = {ACP_LAYOUT_NATIVE, NULL};
+    const store_run_options *const options[] = {NULL, &defaults, &lcp_sized, &native_unsized};
+    const acp_layout expected[] = {ACP_LAYOUT_LCP, ACP_LAYOUT_LCP, ACP_LAYOUT_LCP,
+                                   ACP_LAYOUT_NATIVE};
+    for (size_t i = 0; i < 4; i++) {
+        acp_job_id other;
+        assert_int_equal(acp_job_id_generate(&other), 0);
+        assert_int_equal(store_insert(st, &other, OTHER_QUEUE, NULL, inputs, 2, options[i]), 0);
+        store_job row = get_job(st, &other);
+        assert_int_equal(row.layout, expected[i]);
+        assert_sizes(row.input_sizes, options[i] ? options[i]->input_sizes : NULL, 2);
+        store_job_free(&row);
+        /* store_list reads the same columns. */
+        store_job *page = NULL;
+        size_t count = 0;
+        assert_int_equal(store_list(st, 0, OTHER_QUEUE, 0, NULL, 10, &page, &count), 0);
+        assert_int_equal(count, i + 1);
+        assert_true(acp_job_id_equal(&page[i].id, &other));
+        assert_int_equal(page[i].layout, expected[i]);
+        assert_sizes(page[i].input_sizes, options[i] ? options[i]->input_sizes : NULL, 2);
+        for (size_t k = 0; k < count; k++)
+            store_job_free(&page[k]);
+        free(page);
+    }
+
+    /* No inputs with sizes: nothing to size. */
+    acp_job_id bare;
+    assert_int_equal(acp_job_id_generate(&bare), 0);
+    assert_int_equal(store_insert(st, &bare, QUEUE, NULL, NULL, 0, &native), 0);
+    store_job none = get_job(st, &bare);
+    assert_int_equal(none.layout, ACP_LAYOUT_NATIVE);
+    assert_int_equal(none.input_count, 0);
+    assert_null(none.input_sizes);
+    store_job_free(&none);
+
+    /* A layout that is none, or a size past bigint: refused, nothing stored. */
+    acp_job_id refused;
+    assert_int_equal(acp_job_id_generate(&refused), 0);
+    const store_run_options bad_layout = {(acp_layout)7, NULL};
+    assert_int_equal(store_insert(st, &refused, QUEUE, NULL, NULL, 0, &bad_layout), ACP_EINVAL);
+    const uint64_t huge[] = {1, UINT64_C(1) << 63, 2};
+    const store_run_options bad_size = {ACP_LAYOUT_NATIVE, huge};
+    assert_int_equal(store_insert(st, &refused, QUEUE, NULL, inputs, 3, &bad_size), ACP_EINVAL);
+    store_job missing;
+    assert_int_equal(store_get(st, &refused, &missing), ACP_ENOTFOUND);
+}
+
+static void insert_of_an_existing_id_changes_nothing(void **state)
+{
+    store *st = *state;
+    const char *inputs[] = {"in.txt"};
+    const uint64_t sizes[] = {12};
+    const store_run_options native = {ACP_LAYOUT_NATIVE, sizes};
+    acp_job_id id;
+    assert_int_equal(acp_job_id_generate(&id), 0);
+    assert_int_equal(store_insert(st, &id, QUEUE, "{\"first\":1}", inputs, 1, &native), 0);
+    store_job run = claim_job(st, &id, OWNER, 60);
+    store_job_free(&run);
+
+    /* Submitting the id again (the caller inserts first, no look-up). */
+    const char *other_inputs[] = {"x", "y"};
+    const uint64_t other_sizes[] = {1, 2};
+    const store_run_options lcp = {ACP_LAYOUT_LCP, other_sizes};
+    uint64_t statements = store_statement_count(st);
+    assert_int_equal(store_insert(st, &id, QUEUE, "{\"second\":2}", other_inputs, 2, &lcp),
+                     ACP_ECONFLICT);
+    /* One statement says so: no look-up before or after. */
+    assert_true(store_statement_count(st) == statements + 1);
+    assert_int_equal(store_insert(st, &id, QUEUE, NULL, NULL, 0, NULL), ACP_ECONFLICT);
+    store_job job = get_job(st, &id);
+    assert_int_equal(job.status, ACP_STATUS_IN_PROGRESS);
+    assert_string_equal(job.config, "{\"first\":1}");
+    assert_int_equal(job.layout, ACP_LAYOUT_NATIVE);
+    assert_int_equal(job.input_count, 1);
+    assert_string_equal(job.inputs[0], "in.txt");
+    assert_sizes(job.input_sizes, sizes, 1);
+    assert_int_equal(job.attempts, 1);
+    store_job_free(&job);
+    /* ...and its run goes on: the lease is still the owner's. */
+    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0), 0);
+}
+
+static void finish_records_output_names_and_sizes(void **state)
+{
+    store *st = *state;
+    const char *outputs[] = {"result.json", "log, \"raw\"", ""};
+    const uint64_t sizes[] = {1024, UINT64_C(5000000000), 0};
+
+    /* store_finish, complete, with sizes. */
+    acp_job_id id = job_in(st, ACP_STATUS_IN_PROGRESS);
+    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_COMPLETE, NULL, outputs, sizes, 3), 0);
+    store_job job = get_job(st, &id);
+    assert_int_equal(job.status, ACP_STATUS_COMPLETE);
+    assert_int_equal(job.output_count, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(job.outputs[i], outputs[i]);
+    assert_sizes(job.output_sizes, sizes, 3);
+    assert_int_equal(job.layout, ACP_LAYOUT_LCP); /* inserted without options */
+    store_job_free(&job);
+
+    /* store_finish, failed, names without sizes. */
+    id = job_in(st, ACP_STATUS_IN_PROGRESS);
+    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_FAILED, "bad", outputs, NULL, 1), 0);
+    job = get_job(st, &id);
+    assert_int_equal(job.output_count, 1);
+    assert_string_equal(job.outputs[0], "result.json");
+    assert_null(job.output_sizes);
+    store_job_free(&job);
+
+    /* No result file: none read back. */
+    id = job_in(st, ACP_STATUS_IN_PROGRESS);
+    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_COMPLETE, NULL, NULL, sizes, 0), 0);
+    job = get_job(st, &id);
+    assert_no_outputs(&job);
+    store_job_free(&job);
+
+    /* A size past bigint: refused, the run still held. */
+    id = job_in(st, ACP_STATUS_IN_PROGRESS);
+    const uint64_t huge[] = {UINT64_MAX};
+    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_COMPLETE, NULL, outputs, huge, 1),
+                     ACP_EINVAL);
+    assert_int_equal(status_of(st, &id), ACP_STATUS_IN_PROGRESS);
+
+    /* store_finish_tx, inside the recording transaction. */
+    store_job run;
+    acp_job_id tx_id = insert_job(st, QUEUE);
+    run = claim_job(st, &tx_id, OWNER, 60);
+    store_tx *tx = NULL;
+    acp_job_status recorded = 0;
+    assert_int_equal(
+        store_finish_begin(st, &tx_id, OWNER, run.attempts, run.grabbed, &tx, &recorded), 0);
+    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, outputs, sizes, 2, &tx_id), 0);
+    assert_int_equal(store_tx_end(tx, true), 0);
+    store_job_free(&run);
+    job = get_job(st, &tx_id);
+    assert_int_equal(job.status, ACP_STATUS_COMPLETE);
+    assert_int_equal(job.output_count, 2);
+    assert_string_equal(job.outputs[1], outputs[1]);
+    assert_sizes(job.output_sizes, sizes, 2);
+    store_job_free(&job);
+
+    /* The list shows them too. */
+    store_job *page = NULL;
+    size_t count = 0;
+    assert_int_equal(store_list(st, 1u << ACP_STATUS_COMPLETE, QUEUE, 0, NULL, 10, &page, &count),
+                     0);
+    bool seen = false;
+    for (size_t i = 0; i < count; i++) {
+        if (acp_job_id_equal(&page[i].id, &tx_id)) {
+            seen = true;
+            assert_int_equal(page[i].output_count, 2);
+            assert_sizes(page[i].output_sizes, sizes, 2);
+        }
+        store_job_free(&page[i]);
+    }
+    free(page);
+    assert_true(seen);
+}
+
+static void requeue_replaces_layout_and_sizes_and_clears_outputs(void **state)
+{
+    store *st = *state;
+    const char *inputs[] = {"first.txt"};
+    const uint64_t sizes[] = {100};
+    const store_run_options native = {ACP_LAYOUT_NATIVE, sizes};
+    acp_job_id id;
+    assert_int_equal(acp_job_id_generate(&id), 0);
+    assert_int_equal(store_insert(st, &id, QUEUE, NULL, inputs, 1, &native), 0);
+    store_job run = claim_job(st, &id, OWNER, 60);
+    store_job_free(&run);
+    const char *outputs[] = {"out.txt"};
+    const uint64_t output_sizes[] = {7};
+    assert_int_equal(
+        store_finish(st, &id, OWNER, ACP_STATUS_COMPLETE, NULL, outputs, output_sizes, 1), 0);
+
+    /* Re-run under lcp without sizes: the old run's files are gone. */
+    const char *again[] = {"second.txt", "third.txt"};
+    assert_int_equal(store_requeue(st, &id, QUEUE, NULL, again, 2, NULL), 0);
+    store_job job = get_job(st, &id);
+    assert_int_equal(job.layout, ACP_LAYOUT_LCP);
+    assert_int_equal(job.input_count, 2);
+    assert_null(job.input_sizes);
+    assert_no_outputs(&job);
+    store_job_free(&job);
+
+    /* And back to native with sizes, after a failed run with outputs. */
+    run = claim_job(st, &id, OWNER, 60);
+    assert_int_equal(run.layout, ACP_LAYOUT_LCP);
+    store_job_free(&run);
+    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_FAILED, "x", outputs, NULL, 1), 0);
+    const uint64_t new_sizes[] = {3, 4};
+    const store_run_options native_again = {ACP_LAYOUT_NATIVE, new_sizes};
+    assert_int_equal(store_requeue(st, &id, QUEUE, NULL, again, 2, &native_again), 0);
+    job = get_job(st, &id);
+    assert_int_equal(job.layout, ACP_LAYOUT_NATIVE);
+    assert_sizes(job.input_sizes, new_sizes, 2);
+    assert_no_outputs(&job);
+    store_job_free(&job);
+
+    /* A refused re-run (the job is queued) changes neither. */
+    assert_int_equal(store_requeue(st, &id, QUEUE, NULL, inputs, 1, &native), ACP_ECONFLICT);
+    job = get_job(st, &id);
+    assert_int_equal(job.input_count, 2);
+    assert_sizes(job.input_sizes, new_sizes, 2);
+    store_job_free(&job);
+}
+
+static void identity_is_stable(void **state)
+{
+    store *st = *state;
+    store_identity first, second;
+    int rc = store_identity_read(st, &first);
+    if (rc)
+        fail_msg("store_identity_read: %d %s", rc, acp_last_error());
+    assert_non_null(first.database_id);
+    assert_true(strlen(first.database_id) > 0);
+    assert_non_null(first.name);
+    assert_true(strlen(first.name) > 0);
+    if (first.system_id) /* NULL when the role may not read it */
+        assert_true(strlen(first.system_id) > 0);
+    assert_int_equal(store_identity_read(st, &second), 0);
+    assert_string_equal(second.database_id, first.database_id);
+    assert_string_equal(second.name, first.name);
+    store_identity_free(&first);
+    store_identity_free(&second);
+    assert_null(first.database_id);
+    store_identity_free(NULL);
 }
 
 static void queue_positions_follow_creation_per_queue(void **state)
@@ -222,7 +502,7 @@ static void requeue_takes_finished_jobs_only(void **state)
     for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
         acp_job_id id = job_in(st, statuses[i]);
         store_job before = get_job(st, &id);
-        int rc = store_requeue(st, &id, OTHER_QUEUE, "{\"re\":true}", inputs, 1);
+        int rc = store_requeue(st, &id, OTHER_QUEUE, "{\"re\":true}", inputs, 1, NULL);
         store_job after = get_job(st, &id);
         if (statuses[i] == ACP_STATUS_QUEUED || statuses[i] == ACP_STATUS_IN_PROGRESS) {
             assert_int_equal(rc, ACP_ECONFLICT);
@@ -254,7 +534,7 @@ static void requeue_takes_finished_jobs_only(void **state)
     }
     acp_job_id missing;
     assert_int_equal(acp_job_id_generate(&missing), 0);
-    assert_int_equal(store_requeue(st, &missing, QUEUE, NULL, NULL, 0), ACP_ENOTFOUND);
+    assert_int_equal(store_requeue(st, &missing, QUEUE, NULL, NULL, 0, NULL), ACP_ENOTFOUND);
 }
 
 static void claim_takes_queued_jobs_of_its_queue(void **state)
@@ -340,16 +620,18 @@ static void finish_is_fenced_by_the_lease_owner(void **state)
     store *st = *state;
     acp_job_id id = insert_job(st, QUEUE), missing;
     assert_int_equal(acp_job_id_generate(&missing), 0);
-    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_COMPLETE, NULL, NULL, 0),
+    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0),
                      ACP_ECONFLICT); /* queued, not claimed */
     store_job job = claim_job(st, &id, OWNER, 60);
     store_job_free(&job);
-    assert_int_equal(store_finish(st, &id, OTHER_OWNER, ACP_STATUS_COMPLETE, NULL, NULL, 0),
+    assert_int_equal(store_finish(st, &id, OTHER_OWNER, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0),
                      ACP_ECONFLICT);
     assert_int_equal(status_of(st, &id), ACP_STATUS_IN_PROGRESS);
-    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_QUEUED, NULL, NULL, 0), ACP_EINVAL);
+    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_QUEUED, NULL, NULL, NULL, 0),
+                     ACP_EINVAL);
     const char *outputs[] = {"out.txt"};
-    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_FAILED, "it broke", outputs, 1), 0);
+    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_FAILED, "it broke", outputs, NULL, 1),
+                     0);
     store_job done = get_job(st, &id);
     assert_int_equal(done.status, ACP_STATUS_FAILED);
     assert_string_equal(done.message, "it broke");
@@ -360,9 +642,9 @@ static void finish_is_fenced_by_the_lease_owner(void **state)
     assert_int_equal(store_runs_alive(st, &id, &attempts, 1, &alive), 0);
     assert_false(alive); /* the lease ended with the run */
     store_job_free(&done);
-    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_COMPLETE, NULL, NULL, 0),
+    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0),
                      ACP_ECONFLICT);
-    assert_int_equal(store_finish(st, &missing, OWNER, ACP_STATUS_COMPLETE, NULL, NULL, 0),
+    assert_int_equal(store_finish(st, &missing, OWNER, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0),
                      ACP_ECONFLICT);
 }
 
@@ -698,7 +980,7 @@ static void recording_a_run_is_fenced_and_knows_its_own_end(void **state)
     assert_int_equal(store_finish_begin(st, &id, OWNER, run.attempts, run.grabbed, &tx, &recorded),
                      0);
     const char *outputs[] = {"result.txt"};
-    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, outputs, 1, &id), 0);
+    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, outputs, NULL, 1, &id), 0);
     assert_int_equal(status_of(st, &id), ACP_STATUS_IN_PROGRESS);
     assert_int_equal(store_tx_end(tx, false), 0);
     assert_int_equal(status_of(st, &id), ACP_STATUS_IN_PROGRESS);
@@ -711,7 +993,7 @@ static void recording_a_run_is_fenced_and_knows_its_own_end(void **state)
     clock_sleep_ms(20);
     assert_int_equal(store_touch(st, &later), 0);
     clock_sleep_ms(20);
-    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, outputs, 1, &id), 0);
+    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, outputs, NULL, 1, &id), 0);
     assert_int_equal(store_tx_end(tx, true), 0);
     store_job done = get_job(st, &id), touched = get_job(st, &later);
     assert_int_equal(done.status, ACP_STATUS_COMPLETE);
@@ -757,7 +1039,7 @@ static void locked_rows_are_skipped_by_renewal_and_batches(void **state)
     assert_int_equal(list.count, 0);
     assert_int_equal(store_fail_abandoned(st, 1, 10, &list), 0);
     assert_int_equal(list.count, 0);
-    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, "late", NULL, 0, &id), 0);
+    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, "late", NULL, NULL, 0, &id), 0);
     assert_int_equal(store_tx_end(tx, true), 0);
     store_job done = get_job(st, &id);
     assert_int_equal(done.status, ACP_STATUS_COMPLETE);
@@ -800,7 +1082,7 @@ static void *claim_when_unlocked(void *arg)
     blocked_call *call = arg;
     store_job job;
     if (call->insert) {
-        call->rc = store_insert(call->st, &call->id, OTHER_QUEUE, NULL, NULL, 0);
+        call->rc = store_insert(call->st, &call->id, OTHER_QUEUE, NULL, NULL, 0, NULL);
     } else {
         call->rc = store_claim(call->st, &call->id, QUEUE, OTHER_OWNER, 60, &job);
         if (call->rc == 0)
@@ -858,7 +1140,7 @@ static void list_pages_in_creation_order_with_filters(void **state)
     store_job r0 = claim_job(st, &ids[0], OWNER, 60), r1 = claim_job(st, &ids[1], OWNER, 60);
     store_job_free(&r0);
     store_job_free(&r1);
-    assert_int_equal(store_finish(st, &ids[1], OWNER, ACP_STATUS_COMPLETE, NULL, NULL, 0), 0);
+    assert_int_equal(store_finish(st, &ids[1], OWNER, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0), 0);
 
     /* Every row, two at a time. */
     store_job all[8];
@@ -993,6 +1275,11 @@ static void statements_are_counted(void **state)
 
 const struct CMUnitTest contract_tests[] = {
     CASE(insert_get_and_conflict),
+    CASE(layout_and_input_sizes_round_trip),
+    CASE(insert_of_an_existing_id_changes_nothing),
+    CASE(finish_records_output_names_and_sizes),
+    CASE(requeue_replaces_layout_and_sizes_and_clears_outputs),
+    CASE(identity_is_stable),
     CASE(queue_positions_follow_creation_per_queue),
     CASE(touch_and_delete),
     CASE(requeue_takes_finished_jobs_only),

@@ -39,7 +39,7 @@ static acp_job_id new_job(store *st)
     acp_job_id id;
     assert_int_equal(acp_job_id_generate(&id), 0);
     const char *inputs[] = {"in.txt"};
-    assert_int_equal(store_insert(st, &id, QUEUE, "{}", inputs, 1), 0);
+    assert_int_equal(store_insert(st, &id, QUEUE, "{}", inputs, 1, NULL), 0);
     return id;
 }
 
@@ -72,7 +72,7 @@ static void snapshot(store *st, const acp_job_id *ids, size_t count, char *out, 
             (long long)j->finished, j->message ? j->message : "-", j->attempts, j->queue_position,
             row.lease_owner ? row.lease_owner : "-", (long long)row.lease_expires,
             (long long)row.dispatched, (long long)row.dispatch_retry, row.dispatch_failures,
-            row.output_count, (int)row.locked);
+            row.job.output_count, (int)row.locked);
         fake_store_row_free(&row);
         assert_true(used < size);
     }
@@ -107,7 +107,7 @@ static void the_clock_moves_leases_and_peek_shows_the_row(void **state)
     assert_string_equal(row.lease_owner, OWNER);
     assert_true(row.lease_expires == run.grabbed + 10 * INT64_C(1000000));
     assert_true(row.dispatched == run.created);
-    assert_null(row.outputs);
+    assert_null(row.job.outputs);
     assert_false(row.locked);
     fake_store_row_free(&row);
     assert_int_equal(store_statement_count(st), statements + 1); /* peeks are not calls */
@@ -127,7 +127,7 @@ static void the_clock_moves_leases_and_peek_shows_the_row(void **state)
     assert_int_equal(store_finish_begin(st, &id, OWNER, run.attempts, run.grabbed, &tx, &recorded),
                      0);
     const char *outputs[] = {"out.txt"};
-    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, outputs, 1, &id), 0);
+    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, outputs, NULL, 1, &id), 0);
     assert_int_equal(fake_store_peek_row(st, &id, &row), 0);
     assert_true(row.locked);
     assert_int_equal(row.job.status, ACP_STATUS_IN_PROGRESS);
@@ -136,8 +136,8 @@ static void the_clock_moves_leases_and_peek_shows_the_row(void **state)
     assert_int_equal(fake_store_peek_row(st, &id, &row), 0);
     assert_false(row.locked);
     assert_int_equal(row.job.status, ACP_STATUS_COMPLETE);
-    assert_int_equal(row.output_count, 1);
-    assert_string_equal(row.outputs[0], "out.txt");
+    assert_int_equal(row.job.output_count, 1);
+    assert_string_equal(row.job.outputs[0], "out.txt");
     assert_null(row.lease_owner);
     fake_store_row_free(&row);
     store_job_free(&run);
@@ -236,15 +236,15 @@ static void fault_rows(store *st, acp_job_id ids[ROWS], store_job *running)
     const char *inputs[] = {"in.txt"};
     for (int i = 0; i < ROWS; i++)
         if (i != 4)
-            assert_int_equal(store_insert(st, &ids[i], QUEUE, "{}", inputs, 1), 0);
+            assert_int_equal(store_insert(st, &ids[i], QUEUE, "{}", inputs, 1, NULL), 0);
     store_job job = claim(st, &ids[1], 1);
     store_job_free(&job);
     job = claim(st, &ids[2], 60);
     store_job_free(&job);
     job = claim(st, &ids[3], 60);
     store_job_free(&job);
-    assert_int_equal(store_finish(st, &ids[2], OWNER, ACP_STATUS_COMPLETE, NULL, NULL, 0), 0);
-    assert_int_equal(store_finish(st, &ids[3], OWNER, ACP_STATUS_COMPLETE, NULL, NULL, 0), 0);
+    assert_int_equal(store_finish(st, &ids[2], OWNER, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0), 0);
+    assert_int_equal(store_finish(st, &ids[3], OWNER, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0), 0);
     store_tx *tx;
     assert_int_equal(store_expire_begin(st, &ids[3], 0, &tx, NULL), 0);
     assert_int_equal(store_tx_end(tx, true), 0);
@@ -278,9 +278,9 @@ static int call_op(store *st, fault_plan *plan, int op, const acp_job_id ids[ROW
     case OP_TOUCH:
         return store_touch(st, &ids[0]);
     case OP_INSERT:
-        return store_insert(st, &ids[4], QUEUE, NULL, inputs, 1);
+        return store_insert(st, &ids[4], QUEUE, NULL, inputs, 1, NULL);
     case OP_REQUEUE:
-        return store_requeue(st, &ids[2], QUEUE, "{\"re\":1}", inputs, 1);
+        return store_requeue(st, &ids[2], QUEUE, "{\"re\":1}", inputs, 1, NULL);
     case OP_MARK_DISPATCHED:
         return store_mark_dispatched(st, &ids[0]);
     case OP_CLEAR_DISPATCHED:
@@ -295,7 +295,7 @@ static int call_op(store *st, fault_plan *plan, int op, const acp_job_id ids[ROW
             store_job_free(&job);
         return rc;
     case OP_FINISH:
-        return store_finish(st, &ids[5], OWNER, ACP_STATUS_FAILED, "x", NULL, 0);
+        return store_finish(st, &ids[5], OWNER, ACP_STATUS_FAILED, "x", NULL, NULL, 0);
     case OP_RENEW_LEASES:
         return store_renew_leases(st, OWNER, 60, &ids[5], 1, &count);
     case OP_REQUEUE_EXPIRED:
@@ -335,10 +335,11 @@ static int call_op(store *st, fault_plan *plan, int op, const acp_job_id ids[ROW
                                             &tx, &status),
                          0);
         if (op == OP_TX_END) {
-            assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, NULL, 0, &ids[5]), 0);
+            assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0, &ids[5]),
+                             0);
             return store_tx_end(tx, true);
         }
-        rc = store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, NULL, 0, &ids[5]);
+        rc = store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0, &ids[5]);
         if (rc) { /* a_failed_statement_aborts_the_transaction commits such a one */
             assert_int_equal(store_tx_end(tx, false), 0);
             return rc;
@@ -448,7 +449,7 @@ static void a_lost_answer_applies_the_call(void **state)
     store_tx *tx;
     acp_job_status recorded;
     assert_int_equal(store_finish_begin(st, &id, OWNER, attempts, grabbed, &tx, &recorded), 0);
-    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, NULL, 0, &id), 0);
+    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0, &id), 0);
     fault_plan_add(
         &plan, (fault_rule){.op = "pg.tx_end", .error = ACP_EDB, .kind = FAKE_STORE_FAULT_AFTER});
     assert_int_equal(store_tx_end(tx, true), ACP_EDB);
@@ -475,8 +476,8 @@ static void a_failed_statement_aborts_the_transaction(void **state)
     assert_int_equal(store_finish_begin(st, &id, OWNER, run.attempts, run.grabbed, &tx, &recorded),
                      0);
     fault_plan_add(&plan, (fault_rule){.op = "pg.finish_tx", .nth = 1, .error = ACP_EDB});
-    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, NULL, 0, &id), ACP_EDB);
-    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, NULL, 0, &id), ACP_EDB);
+    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0, &id), ACP_EDB);
+    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0, &id), ACP_EDB);
     assert_int_equal(store_tx_end(tx, true), ACP_EDB);
     store_job job;
     assert_int_equal(fake_store_peek(st, &id, &job), 0);
@@ -484,7 +485,7 @@ static void a_failed_statement_aborts_the_transaction(void **state)
     store_job_free(&job);
     assert_int_equal(store_finish_begin(st, &id, OWNER, run.attempts, run.grabbed, &tx, &recorded),
                      0);
-    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, NULL, 0, &id), 0);
+    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0, &id), 0);
     assert_int_equal(store_tx_end(tx, true), 0);
     assert_int_equal(fake_store_peek(st, &id, &job), 0);
     assert_int_equal(job.status, ACP_STATUS_COMPLETE);
@@ -505,7 +506,7 @@ static void every_call_is_a_step_of_the_plan(void **state)
     assert_int_equal(fake_store_open(&st, &plan), 0);
     acp_job_id id = new_job(st);
     store_job run = claim(st, &id, 60);
-    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_COMPLETE, NULL, NULL, 0), 0);
+    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0), 0);
     assert_int_equal(fault_calls(&plan, NULL), 3);
     assert_int_equal(fault_calls(&plan, "pg.claim"), 1);
 
@@ -528,6 +529,38 @@ typedef struct worker {
     int failures;
 } worker;
 
+/* Each fake is a database of its own: its identity is random, made at
+ * open, and stays for its life; pg.identity_read can fail like any call. */
+static void each_fake_has_its_own_identity(void **state)
+{
+    (void)state;
+    fault_plan plan;
+    fault_plan_init(&plan);
+    store *one, *two;
+    assert_int_equal(fake_store_open(&one, &plan), 0);
+    assert_int_equal(fake_store_open(&two, NULL), 0);
+    store_identity a, again, b;
+    assert_int_equal(store_identity_read(one, &a), 0);
+    assert_int_equal(store_identity_read(one, &again), 0);
+    assert_int_equal(store_identity_read(two, &b), 0);
+    assert_int_equal(strlen(a.database_id), 36);
+    assert_string_equal(again.database_id, a.database_id);
+    assert_string_not_equal(b.database_id, a.database_id);
+    assert_null(a.system_id);
+    assert_string_equal(a.name, "fake");
+    store_identity_free(&a);
+    store_identity_free(&again);
+    store_identity_free(&b);
+
+    fault_plan_add(&plan, (fault_rule){.op = "pg.identity_read", .error = ACP_EDB});
+    assert_int_equal(store_identity_read(one, &a), ACP_EDB);
+    assert_string_equal(acp_last_error(), "fake store: injected fault in pg.identity_read");
+    assert_null(a.database_id);
+    store_close(one);
+    store_close(two);
+    fault_plan_destroy(&plan);
+}
+
 static void *worker_run(void *arg)
 {
     worker *w = arg;
@@ -535,7 +568,7 @@ static void *worker_run(void *arg)
         acp_job_id id;
         store_job job;
         const char *outputs[] = {"o"};
-        if (acp_job_id_generate(&id) || store_insert(w->st, &id, QUEUE, NULL, NULL, 0) ||
+        if (acp_job_id_generate(&id) || store_insert(w->st, &id, QUEUE, NULL, NULL, 0, NULL) ||
             store_claim(w->st, &id, QUEUE, OWNER, 60, &job)) {
             w->failures++;
             continue;
@@ -544,7 +577,7 @@ static void *worker_run(void *arg)
         acp_job_status recorded;
         if (store_renew_leases(w->st, OWNER, 60, &id, 1, NULL) ||
             store_finish_begin(w->st, &id, OWNER, job.attempts, job.grabbed, &tx, &recorded) ||
-            store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, outputs, 1, &id) ||
+            store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, outputs, NULL, 1, &id) ||
             store_tx_end(tx, true))
             w->failures++;
         store_job_free(&job);
@@ -612,6 +645,7 @@ int main(void)
         cmocka_unit_test(a_lost_answer_applies_the_call),
         cmocka_unit_test(a_failed_statement_aborts_the_transaction),
         cmocka_unit_test(every_call_is_a_step_of_the_plan),
+        cmocka_unit_test(each_fake_has_its_own_identity),
         cmocka_unit_test(threads_share_one_fake),
     };
     size_t own_count = sizeof own / sizeof own[0];

@@ -24,6 +24,7 @@ typedef struct probe {
     store_tx tx;           /* the one transaction it hands out */
     acp_job_status status; /* finish_tx's @status */
     size_t output_count;   /* finish_tx's @output_count */
+    const uint64_t *output_sizes; /* finish_tx's @output_sizes */
 } probe;
 
 static probe *probe_of(store *st)
@@ -65,7 +66,8 @@ static int probe_delete_begin(store *st, const acp_job_id *id, store_tx **tx)
 }
 
 static int probe_finish_tx(store_tx *tx, acp_job_status status, const char *message,
-                           const char *const *outputs, size_t output_count, const acp_job_id *id)
+                           const char *const *outputs, const uint64_t *output_sizes,
+                           size_t output_count, const acp_job_id *id)
 {
     (void)message;
     (void)outputs;
@@ -74,6 +76,7 @@ static int probe_finish_tx(store_tx *tx, acp_job_status status, const char *mess
     p->id = id;
     p->status = status;
     p->output_count = output_count;
+    p->output_sizes = output_sizes;
     return 0;
 }
 
@@ -138,10 +141,12 @@ static void transactions_reach_the_backend_of_their_store(void **state)
     assert_ptr_equal(tx, &p.tx);
 
     const char *outputs[] = {"a", "b"};
-    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, outputs, 2, &id), 0);
+    const uint64_t sizes[] = {1, 2};
+    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, outputs, sizes, 2, &id), 0);
     assert_string_equal(p.last, "finish_tx");
     assert_int_equal(p.status, ACP_STATUS_COMPLETE);
     assert_int_equal(p.output_count, 2);
+    assert_ptr_equal(p.output_sizes, sizes);
 
     assert_int_equal(store_tx_end(tx, true), 0);
     assert_string_equal(p.last, "tx_end");
@@ -158,8 +163,13 @@ static void a_null_handle_is_refused_without_a_backend(void **state)
 
     assert_int_equal(store_touch(NULL, &id), ACP_EINVAL);
     assert_string_equal(acp_last_error(), "store_touch: NULL argument");
-    assert_int_equal(store_finish_tx(NULL, ACP_STATUS_FAILED, "x", NULL, 0, &id), ACP_EINVAL);
+    assert_int_equal(store_finish_tx(NULL, ACP_STATUS_FAILED, "x", NULL, NULL, 0, &id), ACP_EINVAL);
     assert_string_equal(acp_last_error(), "store_finish_tx: NULL argument");
+    char stale[] = "stale";
+    store_identity identity = {.name = stale};
+    assert_int_equal(store_identity_read(NULL, &identity), ACP_EINVAL);
+    assert_string_equal(acp_last_error(), "store_identity_read: NULL argument");
+    assert_null(identity.name);
 
     /* Out-parameters are cleared as each contract says. */
     store_tx *tx = (store_tx *)&id;
