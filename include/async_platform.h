@@ -635,6 +635,9 @@ ACP_EXTERN int acp_submission_init(acp_submission *submission, unsigned version)
 /** What is known about a job, filled in by the library. Release with
  *  acp_job_clear(). */
 typedef struct acp_job {
+    /** The largest queue position acp_get_job() counts (see acp_job). */
+#define ACP_QUEUE_POSITION_MAX 1000
+
     /** The version of the layout the library filled in (ACP_JOB_VERSION of
      *  the library): fields of later versions are 0 when it is lower. */
     unsigned version;
@@ -651,7 +654,9 @@ typedef struct acp_job {
     int64_t finished;
     int64_t last_accessed;
     /** 0-based position among the queued jobs of its queue; -1 when the job
-     *  is not queued or not owned. */
+     *  is not queued or not owned. Counted up to ACP_QUEUE_POSITION_MAX, so
+     *  that reading a job costs the same however long its queue: a job
+     *  further back reads ACP_QUEUE_POSITION_MAX ("that many or more"). */
     long queue_position;
     unsigned attempts;                  /**< times a worker claimed it */
     char *message;                      /**< failure message or NULL; owned by the struct */

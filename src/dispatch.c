@@ -103,7 +103,7 @@ static void fail_undispatchable(acp_platform *p, const store_dispatch *d, const 
     }
     log_error(&p->log, "job %s: %s; the job is failed", hex, reason);
     atomic_fetch_add(&p->failed, 1);
-    if (p->layout == ACP_LAYOUT_LCP &&
+    if (d->layout == ACP_LAYOUT_LCP &&
         objects_touch(p->objects, &d->id, workspace_flag(ACP_STATUS_FAILED)) != 0)
         log_warn(&p->log, "job %s: setting %s: %s", hex, workspace_flag(ACP_STATUS_FAILED),
                  acp_last_error());

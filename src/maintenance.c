@@ -41,7 +41,7 @@ static void fail_abandoned(acp_platform *p)
                  "failed, not requeued",
                  hex, p->max_attempts);
         /* Services sharing the bucket see the status through the flags. */
-        if (p->layout == ACP_LAYOUT_LCP &&
+        if (list.items[i].layout == ACP_LAYOUT_LCP &&
             objects_touch(p->objects, &list.items[i].id, workspace_flag(ACP_STATUS_FAILED)) != 0)
             log_warn(&p->log, "job %s: setting %s: %s", hex, workspace_flag(ACP_STATUS_FAILED),
                      acp_last_error());

@@ -108,8 +108,7 @@ int objects_delete(objects *obj, const acp_job_id *id, const char *name);
 
 /* Delete <ws>/<name> for each of the @count @names, a few requests in
  * flight at once; absent objects are no error. */
-int objects_delete_many(objects *obj, const acp_job_id *id, const char *const *names,
-                        size_t count);
+int objects_delete_many(objects *obj, const acp_job_id *id, const char *const *names, size_t count);
 
 /* Objects of the root itself, outside every workspace ("<root><name>", e.g.
  * the native layout's ".acp-root"). objects_root_read reads one whole, at

@@ -166,8 +166,7 @@ static int objects_delete_names(objects *obj, const char *prefix, const char *co
     return rc;
 }
 
-int objects_delete_many(objects *obj, const acp_job_id *id, const char *const *names,
-                        size_t count)
+int objects_delete_many(objects *obj, const acp_job_id *id, const char *const *names, size_t count)
 {
     char prefix[OBJECTS_KEY_MAX + 1];
     int rc = objects_prefix(obj, id, prefix);

@@ -350,13 +350,13 @@ int pgvalue_read_dispatch_list(const pgpool *pool, const PGresult *res, store_di
         int rc;
         if ((rc = pgvalue_get_id(pool, res, r, 0, &item->id)) ||
             (rc = pgvalue_get_queue(pool, res, r, 1, item->queue)) ||
-            (rc = pgvalue_get_string(pool, res, r, 2, &item->config))) {
+            (rc = pgvalue_get_string(pool, res, r, 2, &item->config)) ||
+            (rc = pgvalue_parse_layout(pool, PQgetvalue(res, r, 4), &item->layout))) {
             out->count = (size_t)r + 1;
             store_dispatch_list_free(out);
             return rc;
         }
-        if (PQnfields(res) > 3)
-            item->failures = (unsigned)pgvalue_get_int64(res, r, 3);
+        item->failures = (unsigned)pgvalue_get_int64(res, r, 3);
     }
     out->count = (size_t)rows;
     return 0;

@@ -83,7 +83,7 @@ int pgvalue_read_job(const pgpool *pool, const PGresult *res, int row, store_job
 /* Rows of PGVALUE_JOB_COLUMNS into a new array. */
 int pgvalue_read_jobs(const pgpool *pool, const PGresult *res, store_job **out, size_t *count);
 
-/* Rows of (hex id, queue, config[, dispatch_failures]) into @out. */
+/* Rows of (hex id, queue, config, dispatch_failures, layout) into @out. */
 int pgvalue_read_dispatch_list(const pgpool *pool, const PGresult *res, store_dispatch_list *out);
 
 #endif

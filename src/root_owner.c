@@ -58,11 +58,11 @@ static int root_owner_parse(const char *text, size_t len, const char *key, root_
     json_object_object_get_ex(o, "system_identifier", &sys);
     json_object_object_get_ex(o, "database", &db);
     snprintf(seen->database_id, sizeof seen->database_id, "%s", json_object_get_string(id));
-    snprintf(seen->description, sizeof seen->description,
-             "database %s (%s, system identifier %s)", seen->database_id,
+    snprintf(seen->description, sizeof seen->description, "database %s (%s, system identifier %s)",
+             seen->database_id,
              db && json_object_is_type(db, json_type_string) ? json_object_get_string(db) : "?",
              sys && json_object_is_type(sys, json_type_string) ? json_object_get_string(sys)
-                                                                : "unknown");
+                                                               : "unknown");
     json_object_put(o);
     return 0;
 }

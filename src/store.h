@@ -176,13 +176,15 @@ int store_renew_leases(store *st, const char *owner, unsigned lease_seconds, con
                        size_t count, size_t *renewed);
 
 /* A job to (re)publish: id, queue and config (owned; free with
- * store_dispatch_list_free), and its failed publishes in a row (only from
- * store_take_undispatched; 0 otherwise). */
+ * store_dispatch_list_free), its failed publishes in a row (only from
+ * store_take_undispatched; 0 otherwise) and the layout of its run (which
+ * says whether a failure gets upstream's flag). */
 typedef struct store_dispatch {
     acp_job_id id;
     char queue[ACP_QUEUE_ID_MAX + 1];
     char *config;
     unsigned failures;
+    acp_layout layout;
 } store_dispatch;
 
 typedef struct store_dispatch_list {

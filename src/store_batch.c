@@ -60,8 +60,9 @@ int store_batch_requeue_expired(store *base, unsigned max_attempts, size_t limit
         "  UPDATE compute.jobs j SET status = 'queued', grabbed = NULL, lease_owner = NULL,"
         "    lease_expires = NULL, dispatched = now()"
         "  FROM picked WHERE j.job_id = picked.job_id"
-        "  RETURNING j.job_id, j.queue, j.config, j.created) "
-        "SELECT encode(job_id, 'hex'), queue, config FROM requeued ORDER BY created, job_id",
+        "  RETURNING j.job_id, j.queue, j.config, j.created, j.layout) "
+        "SELECT encode(job_id, 'hex'), queue, config, 0, layout FROM requeued "
+        "ORDER BY created, job_id",
         out);
 }
 
@@ -80,8 +81,9 @@ int store_batch_fail_abandoned(store *base, unsigned max_attempts, size_t limit,
         "    WHEN 1 THEN ' time' ELSE ' times' END || ': the process running it stopped each"
         " time (its lease expired)'"
         "  FROM picked WHERE j.job_id = picked.job_id"
-        "  RETURNING j.job_id, j.queue, j.config, j.created) "
-        "SELECT encode(job_id, 'hex'), queue, config FROM failed ORDER BY created, job_id",
+        "  RETURNING j.job_id, j.queue, j.config, j.created, j.layout) "
+        "SELECT encode(job_id, 'hex'), queue, config, 0, layout FROM failed "
+        "ORDER BY created, job_id",
         out);
 }
 
@@ -116,8 +118,8 @@ int store_batch_take_undispatched(store *base, unsigned older_than_seconds,
         "taken AS ("
         "  UPDATE compute.jobs j SET dispatched = now()"
         "  FROM picked WHERE j.job_id = picked.job_id"
-        "  RETURNING j.job_id, j.queue, j.config, j.created, j.dispatch_failures) "
-        "SELECT encode(job_id, 'hex'), queue, config, dispatch_failures FROM taken "
+        "  RETURNING j.job_id, j.queue, j.config, j.created, j.dispatch_failures, j.layout) "
+        "SELECT encode(job_id, 'hex'), queue, config, dispatch_failures, layout FROM taken "
         "ORDER BY created, job_id",
         &p, limit, out);
     buf_free(&array);

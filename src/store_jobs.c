@@ -75,6 +75,8 @@ static int store_jobs_change(pgpool *pool, const acp_job_id *id, const char *ver
     return store_jobs_by_id(pool, id, repeatable, what, sql, NULL);
 }
 
+_Static_assert(ACP_QUEUE_POSITION_MAX == 1000, "the LIMIT of store_jobs_get's position");
+
 int store_jobs_get(store *base, const acp_job_id *id, store_job *out)
 {
     pgpool *pool = pgpool_of(base);
@@ -87,13 +89,16 @@ int store_jobs_get(store *base, const acp_job_id *id, store_job *out)
     PGresult *res;
     /* The position counts queued jobs of the same queue ahead of this one:
      * created earlier, or at the same instant with a smaller id, so that
-     * positions are distinct. */
+     * positions are distinct; at most ACP_QUEUE_POSITION_MAX of them, read
+     * from the (queue, status, created, job_id) index, so that the cost
+     * does not grow with the queue. */
     int rc = store_jobs_by_id(
         pool, id, true, what,
         "SELECT " PGVALUE_JOB_COLUMNS ", "
-        "CASE WHEN j.status = 'queued' THEN (SELECT count(*) FROM compute.jobs q "
-        "  WHERE q.queue = j.queue AND q.status = 'queued' AND q.created <= j.created "
-        "  AND (q.created < j.created OR q.job_id < j.job_id)) ELSE -1 END "
+        "CASE WHEN j.status = 'queued' THEN (SELECT count(*) FROM (SELECT 1 FROM compute.jobs q "
+        "  WHERE q.queue = j.queue AND q.status = 'queued' "
+        "  AND (q.created, q.job_id) < (j.created, j.job_id) "
+        "  LIMIT 1000) ahead) ELSE -1 END "
         "FROM compute.jobs j WHERE j.job_id = $1::bytea",
         &res);
     if (rc)

@@ -194,8 +194,8 @@ static int write_native(acp_platform *p, const acp_submission *sub, const prepar
 
 /* lcp layout: @wipe removes what an earlier run left, @marker writes
  * ".workspace" (a new workspace, or one whose earlier run was native). */
-static int write_workspace(acp_platform *p, const acp_submission *sub, const prepared *s,
-                           bool wipe, bool marker)
+static int write_workspace(acp_platform *p, const acp_submission *sub, const prepared *s, bool wipe,
+                           bool marker)
 {
     int rc = wipe ? objects_wipe_except(p->objects, &s->id, workspace_kept_on_rerun) : 0;
     if (rc)
@@ -211,8 +211,7 @@ static int write_workspace(acp_platform *p, const acp_submission *sub, const pre
     items[count++] = (objects_item){workspace_flag(ACP_STATUS_QUEUED), "", 0};
     if (s->config)
         items[count++] = (objects_item){WORKSPACE_CONFIG, s->config, strlen(s->config)};
-    if ((rc = objects_put_many(p->objects, &s->id, items, count)) ||
-        (rc = write_inputs(p, sub, s)))
+    if ((rc = objects_put_many(p->objects, &s->id, items, count)) || (rc = write_inputs(p, sub, s)))
         return rc;
     return wipe ? objects_delete(p->objects, &s->id, workspace_flag(ACP_STATUS_EXPIRED)) : 0;
 }

@@ -210,8 +210,8 @@ static int upload_outputs(acp_platform *p, const store_job *row, acp_job_context
         return error_set(ACP_ENOMEM, "out of memory");
     objects_patience_begin(p->result_retry_seconds, &p->stopping);
     for (size_t i = 0; i < outcome->output_count; i++) {
-        int up = upload_output(p, &row->id, ctx->dir_fd, outcome->outputs[i],
-                               &kept->sizes[kept->count]);
+        int up =
+            upload_output(p, &row->id, ctx->dir_fd, outcome->outputs[i], &kept->sizes[kept->count]);
         if (up == 0)
             kept->names[kept->count++] = outcome->outputs[i];
         if (up == ACP_ESHUTDOWN) {

@@ -98,6 +98,7 @@ static int main_exit_status(int code)
     case ACP_EINVAL:
     case ACP_EVERSION:
     case ACP_ENOQUEUE:
+    case ACP_ECONFLICT: /* the S3 root belongs to another database */
         return EXIT_CONFIG;
     default:
         return 1;

@@ -648,7 +648,8 @@ int settings_to_acp_config(const settings *s, acp_config *c, acp_queue_config **
         c->max_attempts = (unsigned)s->max_attempts;
     if (s->result_retry_seconds != SETTINGS_UNSET)
         c->result_retry_seconds = (unsigned)s->result_retry_seconds;
-    c->layout = s->layout;
+    if (s->layout != ACP_LAYOUT_DEFAULT)
+        c->layout = s->layout;
     c->log = slog_library;
     c->log_level = s->log_level;
     *queues_out = queues;

@@ -342,7 +342,7 @@ static long fake_queue_position(fake_store *fs, const store_job *job)
             fake_cmp_created(q, job) < 0)
             ahead++;
     }
-    return ahead;
+    return ahead < ACP_QUEUE_POSITION_MAX ? ahead : ACP_QUEUE_POSITION_MAX;
 }
 
 static void fake_close(store *st)
@@ -1023,6 +1023,7 @@ static int fake_batch_run(fake_store *fs, const fake_batch *b, size_t limit,
         item->id = row->job.id;
         memcpy(item->queue, row->job.queue, sizeof item->queue);
         item->failures = b->failures ? row->dispatch_failures : 0;
+        item->layout = row->job.layout;
         out->count = i + 1;
         if (row->job.config && !(item->config = fake_strdup(row->job.config)))
             rc = error_set(ACP_ENOMEM, "fake store: out of memory");

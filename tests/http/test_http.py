@@ -845,14 +845,24 @@ def t_too_large_chunked():
     check(run.a.call("GET", "/health").status == 200, "the server stopped answering")
 
 
-@case("a second service sharing the bucket sees the job as unowned: 409 for delete, expire "
-      "and resubmission")
+@case("a second service on the bucket: in the lcp layout it sees the job as unowned (409 for "
+      "delete, expire and resubmission); in the native one it may not start on A's root (78)")
 def t_unowned():
     db_b = os.environ.get("ACP_TEST_PG_DB_B")
     check(db_b, "ACP_TEST_PG_DB_B is not set (scripts/stack provides a second database)")
     b = Server(run.binary, run.work, "server-b", dict(
         run.base_config, database={"dbname": db_b},
         queues=[{"id": run.queue_b, "workers": 1}], workspace_root=f"{run.work}/ws-b"))
+    if run.layout == "native":
+        b.launch()
+        status = b.proc.wait(timeout=START_TIMEOUT)
+        out = b.proc.stdout.read().decode()
+        b.proc.stdout.close()
+        log = b.log_tail()
+        check(status == 78, f"exit status {status}, expected 78:\n{log}")
+        check(out == "", f"it claimed to listen: {out}")
+        check("the S3 root belongs to database" in log and f"/{db_b}" in log, f"message: {log}")
+        return
     run.b = b
     b.start()
     doc = job(run.sleep_id, b)
@@ -934,6 +944,7 @@ def main():
     stack_settings_present()
     run.binary, queue_delete = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     run.tag = secrets.token_hex(4)
+    run.layout = os.environ.get("ACP_TEST_LAYOUT", "native")
     run.queue, run.queue_b = f"http-{run.tag}", f"http-{run.tag}-b"
     run.work = tempfile.mkdtemp(prefix=f"acp-http-{run.tag}-")
     run.submitted, run.failed, run.cleaned = set(), set(), False
@@ -947,6 +958,7 @@ def main():
                    "max_connections_per_client": 8},
         "health_cache_seconds": 2,
         "s3": {"root_path": f"http-test-{run.tag}"},
+        "layout": run.layout,
         "shutdown_timeout": 5,
         "log_level": "info",
         "executors": {

@@ -294,8 +294,7 @@ static void bad_settings_are_named(void **state)
     assert_settings_error("{\"queues\": [{\"id\": \"a\", \"worker\": 1}]}",
                           "queues[0].worker: unknown setting");
     assert_settings_error("{\"log_level\": \"loud\"}", "log_level: expected");
-    assert_settings_error("{\"layout\": \"upstream\"}",
-                          "layout: expected \"native\" or \"lcp\"");
+    assert_settings_error("{\"layout\": \"upstream\"}", "layout: expected \"native\" or \"lcp\"");
     assert_settings_error("{\"layout\": 2}", "layout: expected \"native\" or \"lcp\"");
     assert_settings_error("{\"executors\": {\"shell\": {}}}", "executors.shell: unknown executor");
     assert_settings_error("{\"executors\": {\"checksum\": {\"x\": 1}}}",

@@ -122,9 +122,8 @@ static void expect_requests(const s3_counts *before, const s3_counts *after, uin
                  "%llu %llu %llu %llu %llu",
                  (unsigned long long)d.puts, (unsigned long long)d.gets,
                  (unsigned long long)d.heads, (unsigned long long)d.lists,
-                 (unsigned long long)d.deletes, (unsigned long long)puts,
-                 (unsigned long long)gets, (unsigned long long)heads,
-                 (unsigned long long)lists, (unsigned long long)deletes);
+                 (unsigned long long)d.deletes, (unsigned long long)puts, (unsigned long long)gets,
+                 (unsigned long long)heads, (unsigned long long)lists, (unsigned long long)deletes);
 }
 
 /* Submit @config (made unique to the run) with an optional input. */
@@ -156,7 +155,7 @@ static void resubmit(world *w, const acp_job_id *id, const char *config, const c
 
 static void wait_for(world *w, const acp_job_id *id, acp_job_status status)
 {
-    acp_job job;
+    acp_job job = {0};
     if (!fixture_wait_status(w->p, id, status, FIXTURE_WAIT_S, &job))
         fail_msg("job did not become %s (is %s: %s)", acp_job_status_name(status),
                  acp_job_status_name(job.status), job.message ? job.message : "-");
@@ -313,8 +312,7 @@ static void lcp_job_leaves_upstreams_workspace(void **state)
     snprintf(config, sizeof config, "{\"tag\":\"%s\",\"result\":false}", w->tag);
     char expected[256];
     snprintf(expected, sizeof expected,
-             ".complete:0 .in-progress:0 .queued:0 .workspace:0 input-config:%zu",
-             strlen(config));
+             ".complete:0 .in-progress:0 .queued:0 .workspace:0 input-config:%zu", strlen(config));
     expect_objects(w, &id, expected);
     expect_results(w, &id, "");
 }
@@ -443,8 +441,7 @@ int main(void)
         return status;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(native_noop_job_makes_no_s3_request, setup, teardown),
-        cmocka_unit_test_setup_teardown(native_job_with_one_result_makes_one_put, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(native_job_with_one_result_makes_one_put, setup, teardown),
         cmocka_unit_test_setup_teardown(native_results_come_from_the_row, setup, teardown),
         cmocka_unit_test_setup_teardown(native_expire_and_delete_remove_exactly_the_rows_objects,
                                         setup, teardown),

@@ -474,6 +474,37 @@ static void queue_positions_follow_creation_per_queue(void **state)
     }
 }
 
+/* A long queue: positions are counted up to ACP_QUEUE_POSITION_MAX. */
+static void queue_positions_are_counted_up_to_the_maximum(void **state)
+{
+    store *st = *state;
+    enum { N = ACP_QUEUE_POSITION_MAX + 2 };
+    store_job *jobs = calloc(N, sizeof *jobs);
+    assert_non_null(jobs);
+    for (int i = 0; i < N; i++) {
+        acp_job_id id = insert_job(st, QUEUE);
+        jobs[i] = get_job(st, &id);
+    }
+    /* Ranks in (created, id) order: the insertion order but for ties. */
+    long beyond = 0, at_max = 0;
+    for (int i = 0; i < N; i++) {
+        store_job now = get_job(st, &jobs[i].id);
+        long rank = 0;
+        for (int k = 0; k < N; k++)
+            rank += by_created(&jobs[k], &jobs[i]) < 0;
+        long expected = rank < ACP_QUEUE_POSITION_MAX ? rank : ACP_QUEUE_POSITION_MAX;
+        assert_int_equal(now.queue_position, expected);
+        beyond += rank > ACP_QUEUE_POSITION_MAX;
+        at_max += now.queue_position == ACP_QUEUE_POSITION_MAX;
+        store_job_free(&now);
+    }
+    assert_int_equal(beyond, 1); /* the last one is counted as the maximum too */
+    assert_int_equal(at_max, 2);
+    for (int i = 0; i < N; i++)
+        store_job_free(&jobs[i]);
+    free(jobs);
+}
+
 static void touch_and_delete(void **state)
 {
     store *st = *state;
@@ -1281,6 +1312,7 @@ const struct CMUnitTest contract_tests[] = {
     CASE(requeue_replaces_layout_and_sizes_and_clears_outputs),
     CASE(identity_is_stable),
     CASE(queue_positions_follow_creation_per_queue),
+    CASE(queue_positions_are_counted_up_to_the_maximum),
     CASE(touch_and_delete),
     CASE(requeue_takes_finished_jobs_only),
     CASE(claim_takes_queued_jobs_of_its_queue),
