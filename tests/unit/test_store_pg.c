@@ -342,21 +342,30 @@ static void sizes_of_other_names_read_as_unknown(void **state)
 static void rows_read_into_dispatch_lists(void **state)
 {
     (void)state;
-    const char *cells[] = {"00112233445566778899aabbccddeeff", "render", "{}", "2",
-                           "ffeeddccbbaa99887766554433221100", "audio",  NULL, "0"};
-    PGresult *res = make_result(4, 2, cells);
+    const char *cells[] = {"00112233445566778899aabbccddeeff", "render", "{}", "2", "native",
+                           "ffeeddccbbaa99887766554433221100", "audio",  NULL, "0", "lcp"};
+    PGresult *res = make_result(5, 2, cells);
     store_dispatch_list list = {0};
     assert_int_equal(pgvalue_read_dispatch_list(test_pool(), res, &list), 0);
     assert_int_equal(list.count, 2);
     assert_string_equal(list.items[0].queue, "render");
     assert_string_equal(list.items[0].config, "{}");
     assert_int_equal(list.items[0].failures, 2);
+    assert_int_equal(list.items[0].layout, ACP_LAYOUT_NATIVE);
+    assert_int_equal(list.items[1].layout, ACP_LAYOUT_LCP);
     assert_string_equal(list.items[1].queue, "audio");
     assert_null(list.items[1].config);
     char hex[ACP_JOB_ID_STRLEN];
     assert_string_equal(acp_job_id_format(&list.items[1].id, hex),
                         "ffeeddccbbaa99887766554433221100");
     store_dispatch_list_free(&list);
+    assert_null(list.items);
+    PQclear(res);
+
+    /* A layout the library does not know is an error, not a guess. */
+    const char *odd[] = {"00112233445566778899aabbccddeeff", "render", "{}", "0", "s4"};
+    res = make_result(5, 1, odd);
+    assert_int_equal(pgvalue_read_dispatch_list(test_pool(), res, &list), ACP_EDB);
     assert_null(list.items);
     PQclear(res);
 }
