@@ -28,6 +28,17 @@ typedef struct broker_conn broker_conn;
 typedef struct broker_keeper broker_keeper;
 typedef struct broker_delivery broker_delivery;
 
+/* The broker's answer to one or more publishes (broker_read_confirms). */
+typedef struct broker_confirm {
+    uint64_t tag;     /* the publish numbered so by broker_publish_send ... */
+    bool multiple;    /* ... and, when set, every earlier one still unanswered */
+    bool nack;        /* refused: not queued */
+    bool returned;    /* the message numbered @tag came back: no queue took it */
+    char reason[600]; /* for a nack or a return: the whole error message */
+} broker_confirm;
+
+typedef void (*broker_confirm_fn)(void *arg, const broker_confirm *confirm);
+
 /* ---- the seam ---------------------------------------------------------- */
 
 /* A connection's operations, one per broker_* function below (same
@@ -37,6 +48,10 @@ typedef struct broker_conn_ops {
     int (*declare)(broker_conn *conn, const char *queue_id, unsigned ack_timeout_seconds);
     int (*publish)(broker_conn *conn, const char *queue_id, const char *body, size_t len,
                    int confirm_timeout_ms);
+    int (*publish_send)(broker_conn *conn, const char *queue_id, const char *body, size_t len,
+                        uint64_t *seq);
+    int (*read_confirms)(broker_conn *conn, broker_confirm_fn fn, void *arg);
+    int (*wait_readable)(broker_conn *conn, int timeout_ms);
     int (*consume)(broker_conn *conn, const char *queue_id);
     int (*cancel)(broker_conn *conn);
     int (*next)(broker_conn *conn, int timeout_ms, broker_delivery *out);
@@ -85,6 +100,25 @@ int broker_declare(broker_conn *conn, const char *queue_id, unsigned ack_timeout
  * returned message or a timeout. */
 int broker_publish(broker_conn *conn, const char *queue_id, const char *body, size_t len,
                    int confirm_timeout_ms);
+
+/* Pipelined publishing, for several messages in flight on one connection
+ * (dispatch.c): broker_publish_send sends the message as broker_publish
+ * does and returns at once with *@seq, its number among the connection's
+ * publishes (1, 2, ...); broker_read_confirms hands every confirm that has
+ * arrived to @fn without waiting (0, or ACP_EBROKER when the connection is
+ * lost: every publish not confirmed yet is then lost with it). A publish
+ * succeeded only when a confirm covers it that is neither a nack nor for a
+ * returned message.
+ *
+ * broker_wait_readable waits up to @timeout_ms until the connection may have
+ * something to read (0) or the time is up (1). It is the one call that may
+ * run while another thread uses the connection (under the owner's lock): it
+ * only watches, reads nothing, and the connection must stay open
+ * meanwhile. A wake-up without a confirm is possible (a heartbeat). */
+int broker_publish_send(broker_conn *conn, const char *queue_id, const char *body, size_t len,
+                        uint64_t *seq);
+int broker_read_confirms(broker_conn *conn, broker_confirm_fn fn, void *arg);
+int broker_wait_readable(broker_conn *conn, int timeout_ms);
 
 /* Start consuming "<queue_id>_jobs": basic.qos(prefetch_count = 1), then
  * basic.consume without auto-ack. */

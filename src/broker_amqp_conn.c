@@ -272,6 +272,7 @@ int broker_amqp_conn_open(broker_amqp_conn **out, const acp_queue_config *queue,
     conn->log = log;
     snprintf(conn->where, sizeof conn->where, "rabbitmq %s:%d", queue->host, queue->port);
     conn->socket_dead = true; /* until the handshake succeeds */
+    conn->fd = -1;
 
     int rc;
     conn->amqp = amqp_new_connection();
@@ -285,6 +286,7 @@ int broker_amqp_conn_open(broker_amqp_conn **out, const acp_queue_config *queue,
         goto fail;
     /* From here on amqp_destroy_connection() closes the descriptor. */
     amqp_tcp_socket_set_sockfd(sock, fd);
+    conn->fd = fd;
     conn->socket_dead = false;
 
     struct timeval handshake = {BROKER_AMQP_HANDSHAKE_TIMEOUT, 0};

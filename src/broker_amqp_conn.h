@@ -37,6 +37,12 @@ typedef struct broker_amqp_conn {
     char where[300]; /* "rabbitmq host:port", the prefix of every message */
     /* Confirm mode numbers our publishes 1, 2, ... on the channel. */
     uint64_t next_publish_seq;
+    /* A basic.return read by broker_read_confirms: it belongs to the
+     * message of the next confirm. */
+    bool returned;
+    char return_text[160];
+    /* The socket's descriptor, for broker_wait_readable (-1: none). */
+    int fd;
     bool consuming;
     /* basic.qos holds for the channel's life: set once, not per consume. */
     bool prefetch_set;

@@ -305,3 +305,60 @@ void broker_contract_unknown_ack_closes_the_channel(broker_contract *c)
     broker_contract_error_mentions("PRECONDITION_FAILED - unknown delivery tag 424242 (406)");
     assert_int_equal(broker_cancel(conn), ACP_EBROKER);
 }
+
+/* The answers broker_read_confirms gave, per publish number (1..8). */
+typedef struct contract_answers {
+    int state[9]; /* 0: none yet, 1: confirmed, -1: refused or returned */
+    char reason[9][600];
+} contract_answers;
+
+static void contract_on_confirm(void *arg, const broker_confirm *confirm)
+{
+    contract_answers *a = arg;
+    for (uint64_t seq = 1; seq <= 8; seq++) {
+        if (a->state[seq] || !(seq == confirm->tag || (confirm->multiple && seq < confirm->tag)))
+            continue;
+        bool failed = confirm->nack || (confirm->returned && seq == confirm->tag);
+        a->state[seq] = failed ? -1 : 1;
+        if (failed)
+            snprintf(a->reason[seq], sizeof a->reason[seq], "%s", confirm->reason);
+    }
+}
+
+void broker_contract_publish_pipelined(broker_contract *c)
+{
+    broker_conn *p = contract_connect(c, 0);
+    broker_contract_ok(broker_declare(p, c->queue.id, 300), "declare");
+    char undeclared[ACP_QUEUE_ID_MAX + 1];
+    snprintf(undeclared, sizeof undeclared, "%sn", c->queue.id);
+    /* Three messages in flight before any answer is read; the middle one
+     * has no queue. */
+    const char *const targets[] = {c->queue.id, undeclared, c->queue.id};
+    for (uint64_t i = 0; i < 3; i++) {
+        uint64_t seq = 0;
+        broker_contract_ok(broker_publish_send(p, targets[i], "{}", 2, &seq), "publish_send");
+        assert_int_equal(seq, i + 1);
+    }
+    contract_answers a = {0};
+    int64_t deadline = clock_now_ms() + CONFIRM_MS;
+    while (!(a.state[1] && a.state[2] && a.state[3])) {
+        if (clock_now_ms() > deadline)
+            fail_msg("answers %d %d %d after %d ms", a.state[1], a.state[2], a.state[3],
+                     CONFIRM_MS);
+        broker_wait_readable(p, 100);
+        broker_contract_ok(broker_read_confirms(p, contract_on_confirm, &a), "read_confirms");
+    }
+    assert_int_equal(a.state[1], 1);
+    assert_int_equal(a.state[2], -1);
+    if (!strstr(a.reason[2], "returned by the broker: NO_ROUTE (312)"))
+        fail_msg("the returned message's reason is '%s'", a.reason[2]);
+    assert_int_equal(a.state[3], 1);
+    assert_int_equal(c->ready(c), 2);
+
+    /* Nothing more comes, and the connection goes on numbering. */
+    broker_contract_ok(broker_read_confirms(p, contract_on_confirm, &a), "read_confirms");
+    assert_int_equal(a.state[4], 0);
+    uint64_t seq = 0;
+    broker_contract_ok(broker_publish_send(p, c->queue.id, "{}", 2, &seq), "publish_send");
+    assert_int_equal(seq, 4);
+}

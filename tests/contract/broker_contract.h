@@ -57,6 +57,10 @@ void broker_contract_next_times_out(broker_contract *contract);
 /* A message to an undeclared queue comes back (NO_ROUTE); the connection
  * stays usable. */
 void broker_contract_publish_returned(broker_contract *contract);
+/* Pipelined publishing: three messages sent before any confirm is read
+ * are numbered 1, 2, 3; the one to an undeclared queue is answered as
+ * returned, the others confirmed, however the broker groups its acks. */
+void broker_contract_publish_pipelined(broker_contract *contract);
 /* A consuming connection does not publish; an unsafe queue id is refused. */
 void broker_contract_publish_refuses_a_consumer(broker_contract *contract);
 /* Consuming an undeclared queue fails naming NOT_FOUND and the queue. */
