@@ -80,6 +80,20 @@ int broker_cancel(broker_conn *conn)
     return conn->ops->cancel(conn);
 }
 
+int broker_cancel_send(broker_conn *conn)
+{
+    if (!conn)
+        return broker_no_conn("cancelling the consumer");
+    return conn->ops->cancel_send(conn);
+}
+
+int broker_consume_send(broker_conn *conn, const char *queue_id)
+{
+    if (!conn)
+        return broker_no_conn("consuming");
+    return conn->ops->consume_send(conn, queue_id);
+}
+
 int broker_keeper_start(broker_conn *conn, broker_keeper **out)
 {
     *out = NULL;

@@ -54,6 +54,8 @@ typedef struct broker_conn_ops {
     int (*wait_readable)(broker_conn *conn, int timeout_ms);
     int (*consume)(broker_conn *conn, const char *queue_id);
     int (*cancel)(broker_conn *conn);
+    int (*cancel_send)(broker_conn *conn);
+    int (*consume_send)(broker_conn *conn, const char *queue_id);
     int (*next)(broker_conn *conn, int timeout_ms, broker_delivery *out);
     int (*ack)(broker_conn *conn, uint64_t tag);
     int (*keeper_start)(broker_conn *conn, broker_keeper **out);
@@ -128,6 +130,18 @@ int broker_consume(broker_conn *conn, const char *queue_id);
  * connection while its owner runs a job; a message delivered before the
  * cancel took effect is rejected with requeue, so it goes to another worker. */
 int broker_cancel(broker_conn *conn);
+
+/* The same without waiting for the broker's answer, for a worker around a
+ * job: broker_cancel_send sends basic.cancel and returns; the keeper
+ * started next reads the cancel-ok at once, on its own thread, rejecting
+ * (with requeue) a message pushed before the broker saw the cancel, so that
+ * the cancel's round trip overlaps the job and no message waits behind it.
+ * broker_consume_send (after the job, on a connection that consumed
+ * before) reads a cancel-ok still due, sends basic.consume and returns;
+ * broker_next reads its consume-ok, or the channel's closing when the queue
+ * went away meanwhile. */
+int broker_cancel_send(broker_conn *conn);
+int broker_consume_send(broker_conn *conn, const char *queue_id);
 
 /* Keeping a connection alive while its owner is busy elsewhere (a worker
  * running a job): a thread of its own answers the broker's heartbeats and

@@ -242,10 +242,13 @@ static int broker_amqp_wait_readable(broker_conn *base, int timeout_ms)
 
 /* ---- consuming ----------------------------------------------------------- */
 
-static int broker_amqp_consume(broker_conn *base, const char *queue_id)
+/* basic.consume; with @wait, the consume-ok is read before returning. */
+static int broker_amqp_consume_as(broker_conn *base, const char *queue_id, bool wait)
 {
     broker_amqp_conn *conn = broker_amqp_conn_of(base);
     int rc = broker_amqp_conn_usable(conn, "consuming");
+    if (!rc && conn->cancel_pending)
+        rc = broker_amqp_conn_await_cancel_ok(conn);
     if (rc)
         return rc;
     char name[ACP_QUEUE_ID_MAX + 8];
@@ -267,6 +270,21 @@ static int broker_amqp_consume(broker_conn *base, const char *queue_id)
     }
     snprintf(conn->consumer_tag, sizeof conn->consumer_tag, "acp-%s-%lu", name,
              atomic_fetch_add(&broker_amqp_consumer_counter, 1) + 1);
+    if (!wait) {
+        /* The consume-ok, or the channel's closing if the queue went away
+         * meanwhile, comes before any delivery: broker_next reads it. */
+        amqp_basic_consume_t consume = {.queue = amqp_cstring_bytes(name),
+                                        .consumer_tag = amqp_cstring_bytes(conn->consumer_tag)};
+        errno = 0;
+        int status =
+            amqp_send_method(conn->amqp, BROKER_AMQP_CHANNEL, AMQP_BASIC_CONSUME_METHOD, &consume);
+        if (status != AMQP_STATUS_OK) {
+            rc = broker_amqp_conn_lost(conn, what, status, errno);
+            goto out;
+        }
+        conn->consuming = true;
+        goto out;
+    }
     amqp_basic_consume(conn->amqp, BROKER_AMQP_CHANNEL, amqp_cstring_bytes(name),
                        amqp_cstring_bytes(conn->consumer_tag), 0, 0, 0, amqp_empty_table);
     if ((rc = broker_amqp_conn_rpc_failed(conn, what, amqp_get_rpc_reply(conn->amqp))))
@@ -277,15 +295,27 @@ out:
     return rc;
 }
 
-static int broker_amqp_cancel(broker_conn *base)
+static int broker_amqp_consume(broker_conn *base, const char *queue_id)
+{
+    return broker_amqp_consume_as(base, queue_id, true);
+}
+
+/* Only on a connection that consumed before (basic.qos is set), so that
+ * a consume refused outright still fails here, where it is first asked. */
+static int broker_amqp_consume_send(broker_conn *base, const char *queue_id)
+{
+    return broker_amqp_consume_as(base, queue_id, !broker_amqp_conn_of(base)->prefetch_set);
+}
+
+static int broker_amqp_cancel_send(broker_conn *base)
 {
     broker_amqp_conn *conn = broker_amqp_conn_of(base);
-    int rc = broker_amqp_conn_usable(conn, "cancelling the consumer");
+    const char *what = "cancelling the consumer";
+    int rc = broker_amqp_conn_usable(conn, what);
     if (rc)
         return rc;
-    if (!conn->consuming)
+    if (!conn->consuming || conn->cancel_pending)
         return 0;
-    const char *what = "cancelling the consumer";
     amqp_basic_cancel_t cancel = {.consumer_tag = amqp_cstring_bytes(conn->consumer_tag),
                                   .nowait = 0};
     errno = 0;
@@ -293,49 +323,16 @@ static int broker_amqp_cancel(broker_conn *base)
         amqp_send_method(conn->amqp, BROKER_AMQP_CHANNEL, AMQP_BASIC_CANCEL_METHOD, &cancel);
     if (status != AMQP_STATUS_OK)
         return broker_amqp_conn_lost(conn, what, status, errno);
+    conn->cancel_pending = true;
+    return 0;
+}
 
-    int64_t deadline = broker_amqp_conn_deadline(BROKER_AMQP_RPC_TIMEOUT * 1000);
-    unsigned rejected = 0;
-    for (;;) {
-        amqp_frame_t frame;
-        rc = broker_amqp_conn_read_method(conn, deadline, what, &frame);
-        if (rc == 1)
-            rc = broker_amqp_conn_fail(conn, true, "%s: no cancel-ok within %d s", what,
-                                       BROKER_AMQP_RPC_TIMEOUT);
-        if (rc)
-            break;
-        amqp_method_t *m = &frame.payload.method;
-        if (m->id == AMQP_BASIC_CANCEL_OK_METHOD)
-            break;
-        if (m->id == AMQP_BASIC_DELIVER_METHOD) {
-            /* Pushed before the broker saw the cancel: hand it back so that
-             * another consumer runs it. */
-            uint64_t tag = ((amqp_basic_deliver_t *)m->decoded)->delivery_tag;
-            if ((rc = broker_amqp_conn_read_content(conn, what, NULL, NULL)))
-                break;
-            errno = 0;
-            status = amqp_basic_reject(conn->amqp, BROKER_AMQP_CHANNEL, tag, 1);
-            if (status != AMQP_STATUS_OK) {
-                rc = broker_amqp_conn_lost(conn, what, status, errno);
-                break;
-            }
-            rejected++;
-        } else if (m->id == AMQP_BASIC_RETURN_METHOD) {
-            if ((rc = broker_amqp_conn_read_content(conn, what, NULL, NULL)))
-                break;
-        }
-        /* basic.cancel from the server (the queue went away) needs no
-         * answer: our own cancel still gets its cancel-ok. Late confirms are
-         * dropped. */
-    }
-    if (!rc) {
-        conn->consuming = false;
-        if (rejected)
-            log_debug(conn->log, "%s: returned %u message(s) delivered during the cancel",
-                      conn->where, rejected);
-    }
-    amqp_maybe_release_buffers(conn->amqp);
-    return rc;
+static int broker_amqp_cancel(broker_conn *base)
+{
+    int rc = broker_amqp_cancel_send(base);
+    if (rc || !broker_amqp_conn_of(base)->cancel_pending)
+        return rc;
+    return broker_amqp_conn_await_cancel_ok(broker_amqp_conn_of(base));
 }
 
 static int broker_amqp_next(broker_conn *base, int timeout_ms, broker_delivery *out)
@@ -416,6 +413,8 @@ static const broker_conn_ops broker_amqp_ops = {
     .wait_readable = broker_amqp_wait_readable,
     .consume = broker_amqp_consume,
     .cancel = broker_amqp_cancel,
+    .cancel_send = broker_amqp_cancel_send,
+    .consume_send = broker_amqp_consume_send,
     .next = broker_amqp_next,
     .ack = broker_amqp_ack,
     .keeper_start = broker_amqp_keeper_start,

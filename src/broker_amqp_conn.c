@@ -466,3 +466,52 @@ int broker_amqp_conn_read_content(broker_amqp_conn *conn, const char *what, char
     }
     return 0;
 }
+
+int broker_amqp_conn_await_cancel_ok(broker_amqp_conn *conn)
+{
+    const char *what = "cancelling the consumer";
+    int64_t deadline = broker_amqp_conn_deadline(BROKER_AMQP_RPC_TIMEOUT * 1000);
+    unsigned rejected = 0;
+    int rc;
+    for (;;) {
+        amqp_frame_t frame;
+        rc = broker_amqp_conn_read_method(conn, deadline, what, &frame);
+        if (rc == 1)
+            rc = broker_amqp_conn_fail(conn, true, "%s: no cancel-ok within %d s", what,
+                                       BROKER_AMQP_RPC_TIMEOUT);
+        if (rc)
+            break;
+        amqp_method_t *m = &frame.payload.method;
+        if (m->id == AMQP_BASIC_CANCEL_OK_METHOD)
+            break;
+        if (m->id == AMQP_BASIC_DELIVER_METHOD) {
+            /* Pushed before the broker saw the cancel: hand it back so that
+             * another consumer runs it. */
+            uint64_t tag = ((amqp_basic_deliver_t *)m->decoded)->delivery_tag;
+            if ((rc = broker_amqp_conn_read_content(conn, what, NULL, NULL)))
+                break;
+            errno = 0;
+            int status = amqp_basic_reject(conn->amqp, BROKER_AMQP_CHANNEL, tag, 1);
+            if (status != AMQP_STATUS_OK) {
+                rc = broker_amqp_conn_lost(conn, what, status, errno);
+                break;
+            }
+            rejected++;
+        } else if (m->id == AMQP_BASIC_RETURN_METHOD) {
+            if ((rc = broker_amqp_conn_read_content(conn, what, NULL, NULL)))
+                break;
+        }
+        /* basic.cancel from the server (the queue went away) needs no
+         * answer: our own cancel still gets its cancel-ok. Late confirms are
+         * dropped. */
+    }
+    if (!rc) {
+        conn->consuming = false;
+        conn->cancel_pending = false;
+        if (rejected)
+            log_debug(conn->log, "%s: returned %u message(s) delivered during the cancel",
+                      conn->where, rejected);
+    }
+    amqp_maybe_release_buffers(conn->amqp);
+    return rc;
+}

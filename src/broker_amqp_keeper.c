@@ -54,6 +54,9 @@ static int broker_amqp_keeper_tick(broker_amqp_conn *conn)
             }
         } else if (m->id == AMQP_BASIC_CANCEL_METHOD) {
             conn->consuming = false;
+        } else if (m->id == AMQP_BASIC_CANCEL_OK_METHOD && conn->cancel_pending) {
+            conn->consuming = false;
+            conn->cancel_pending = false;
         }
         /* Late confirms and the like are dropped. */
     }
@@ -64,8 +67,16 @@ static int broker_amqp_keeper_tick(broker_amqp_conn *conn)
 static void *broker_amqp_keeper_main(void *arg)
 {
     broker_amqp_keeper *k = arg;
+    /* A cancel sent just before the job (broker_cancel_send): its round
+     * trip, and handing back a message pushed meanwhile, overlap the job
+     * instead of delaying it, and no message waits for the job's end. */
+    int first = k->conn->cancel_pending ? broker_amqp_conn_await_cancel_ok(k->conn) : 0;
     pthread_mutex_lock(&k->lock);
-    while (!k->stop) {
+    if (first) {
+        snprintf(k->error, sizeof k->error, "%s", acp_last_error());
+        k->rc = first;
+    }
+    while (!k->stop && !k->rc) {
         struct timespec until;
         clock_deadline(&until, k->interval_ms);
         while (!k->stop && pthread_cond_timedwait(&k->changed, &k->lock, &until) != ETIMEDOUT)

@@ -362,3 +362,40 @@ void broker_contract_publish_pipelined(broker_contract *c)
     broker_contract_ok(broker_publish_send(p, c->queue.id, "{}", 2, &seq), "publish_send");
     assert_int_equal(seq, 4);
 }
+
+void broker_contract_cancel_send_around_a_job(broker_contract *c)
+{
+    broker_conn *p = contract_connect(c, 0);
+    broker_conn *a = contract_connect(c, 1);
+    broker_conn *b = contract_connect(c, 2);
+    broker_contract_ok(broker_declare(p, c->queue.id, 300), "declare");
+    broker_contract_ok(broker_consume(a, c->queue.id), "consume a");
+    contract_publish(c, p, "job");
+    contract_publish(c, p, "in flight");
+    uint64_t tag = broker_contract_expect(a, "job", NULL);
+    /* As a worker does: ack, cancel without waiting, run the job under the
+     * keeper. The ack lets the broker push the next message to a. */
+    broker_contract_ok(broker_ack(a, tag), "ack");
+    contract_wait_ready(c, 0);
+    broker_contract_ok(broker_cancel_send(a), "cancel_send");
+    broker_keeper *keeper = NULL;
+    broker_contract_ok(broker_keeper_start(a, &keeper), "keeper_start");
+
+    /* While a's job runs, the message it was pushed goes to b. */
+    broker_contract_ok(broker_consume(b, c->queue.id), "consume b");
+    bool redelivered = false;
+    uint64_t in_flight = broker_contract_expect(b, "in flight", &redelivered);
+    assert_true(redelivered);
+
+    /* After the job a consumes again; b still holds its message, so the
+     * next one is a's. */
+    broker_contract_ok(broker_keeper_stop(keeper), "keeper_stop");
+    broker_contract_ok(broker_consume_send(a, c->queue.id), "consume_send");
+    contract_publish(c, p, "after");
+    tag = broker_contract_expect(a, "after", &redelivered);
+    assert_false(redelivered);
+    broker_contract_ok(broker_ack(a, tag), "ack after");
+    broker_contract_ok(broker_ack(b, in_flight), "ack in flight");
+    broker_contract_quiet(a);
+    broker_contract_quiet(b);
+}

@@ -52,6 +52,10 @@ void broker_contract_two_consumers(broker_contract *contract);
  * another consumer, marked redelivered; a connection consumes again after a
  * cancel. */
 void broker_contract_cancel_requeues(broker_contract *contract);
+/* A worker's round: ack, broker_cancel_send, keeper; a message pushed
+ * before the cancel goes to another consumer while the keeper runs; after
+ * the keeper, broker_consume_send resumes consuming. */
+void broker_contract_cancel_send_around_a_job(broker_contract *contract);
 /* broker_next answers 1 when nothing comes, with or without a consumer. */
 void broker_contract_next_times_out(broker_contract *contract);
 /* A message to an undeclared queue comes back (NO_ROUTE); the connection

@@ -225,6 +225,16 @@ static int gated_cancel(broker_conn *c)
     return broker_cancel(((gated_conn *)c)->inner);
 }
 
+static int gated_cancel_send(broker_conn *c)
+{
+    return broker_cancel_send(((gated_conn *)c)->inner);
+}
+
+static int gated_consume_send(broker_conn *c, const char *queue_id)
+{
+    return broker_consume_send(((gated_conn *)c)->inner, queue_id);
+}
+
 static int gated_next(broker_conn *c, int timeout_ms, broker_delivery *out)
 {
     fake_platform_gate *g = ((gated_conn *)c)->gate;
@@ -268,6 +278,8 @@ static const broker_conn_ops gated_ops = {
     .wait_readable = gated_wait_readable,
     .consume = gated_consume,
     .cancel = gated_cancel,
+    .cancel_send = gated_cancel_send,
+    .consume_send = gated_consume_send,
     .next = gated_next,
     .ack = gated_ack,
     .keeper_start = gated_keeper_start,

@@ -146,6 +146,12 @@ static void next_times_out_with_1(void **state)
     broker_contract_next_times_out(&f->contract);
 }
 
+static void cancel_send_around_a_job_hands_back_a_pushed_message(void **state)
+{
+    fixture *f = *state;
+    broker_contract_cancel_send_around_a_job(&f->contract);
+}
+
 static void pipelined_publishes_are_answered_each(void **state)
 {
     fixture *f = *state;
@@ -480,6 +486,7 @@ int main(void)
         TEST(next_times_out_with_1),
         TEST(publish_to_an_undeclared_queue_is_returned),
         TEST(pipelined_publishes_are_answered_each),
+        TEST(cancel_send_around_a_job_hands_back_a_pushed_message),
         TEST(publish_refuses_a_consuming_connection),
         TEST(consume_of_a_missing_queue_fails),
         TEST(ack_of_an_unknown_tag_closes_the_channel),
