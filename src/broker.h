@@ -146,9 +146,11 @@ int broker_consume_send(broker_conn *conn, const char *queue_id);
 /* Keeping a connection alive while its owner is busy elsewhere (a worker
  * running a job): a thread of its own answers the broker's heartbeats and
  * reads what the server sends until broker_keeper_stop(). The owner must
- * not touch @conn in between; the handover needs no lock on the connection,
- * as the thread starts after and is joined before any other use. Cancel the
- * consumer first: a message delivered meanwhile is rejected with requeue. */
+ * not touch @conn in between; the handover needs no lock on the connection:
+ * the keeper takes it at start and has let go of it when stop returns (the
+ * AMQP driver keeps one thread per connection for all its jobs, asleep
+ * between them). Cancel the consumer first: a message delivered meanwhile
+ * is rejected with requeue. */
 
 /* Start keeping @conn alive. ACP_ENOMEM when the thread cannot start. */
 int broker_keeper_start(broker_conn *conn, broker_keeper **out);

@@ -401,6 +401,8 @@ static int broker_amqp_ack(broker_conn *base, uint64_t tag)
 
 static void broker_amqp_close(broker_conn *base)
 {
+    if (base)
+        broker_amqp_keeper_free(broker_amqp_conn_of(base));
     broker_amqp_conn_close(broker_amqp_conn_of(base));
 }
 

@@ -47,6 +47,8 @@ typedef struct broker_amqp_conn {
     /* basic.cancel sent, its cancel-ok not read yet (broker_cancel_send):
      * the keeper or the next consume reads it. */
     bool cancel_pending;
+    /* Its keeper thread, once broker_keeper_start made it. */
+    struct broker_amqp_keeper *keeper;
     /* basic.qos holds for the channel's life: set once, not per consume. */
     bool prefetch_set;
     char consumer_tag[80];
