@@ -4,8 +4,9 @@
  * its own message is known, whether the confirms come one by one, as one
  * multiple ack or out of order. A nack fails exactly the publish it
  * answers; a lost connection fails every publish waiting on it, and those
- * rows are left for redispatch. The fake broker holds the confirms back
- * (fake_broker_set_confirms) until every submit has published. */
+ * rows are left for redispatch; the maintenance pass republishes a batch
+ * and only then waits. The fake broker holds the confirms back
+ * (fake_broker_set_confirms) until every message is out. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -197,6 +198,57 @@ static void a_lost_connection_fails_the_waiting_publishes(void **state)
     fake_platform_stop(&fp);
 }
 
+typedef struct redispatcher {
+    fake_platform *fp;
+    const acp_job_id *id;
+} redispatcher;
+
+static void *redispatch_thread(void *arg)
+{
+    redispatcher *r = arg;
+    fake_platform_redispatch(r->fp, r->id);
+    return NULL;
+}
+
+/* The maintenance pass republishes the messages of several jobs: all are
+ * sent before it waits for the first confirm. */
+static void republishing_sends_every_message_before_waiting(void **state)
+{
+    (void)state;
+    enum { JOBS = 3 };
+    fake_platform fp;
+    fake_platform_start(&fp, &options);
+    fault_plan_add(&fp.plan, (fault_rule){.op = "amqp.publish",
+                                          .nth = 1,
+                                          .times = 2 * JOBS,
+                                          .error = ACP_EBROKER,
+                                          .kind = FAKE_BROKER_PUBLISH_LOST});
+    acp_job_id ids[JOBS];
+    for (size_t i = 0; i < JOBS; i++) {
+        char config[64];
+        snprintf(config, sizeof config, "{\"logic\":\"republish-%zu\"}", i);
+        assert_int_equal(fake_platform_submit(&fp, config, NULL, &ids[i], NULL), 0);
+        fake_store_row row = row_of(&fp, &ids[i]);
+        assert_int_equal(row.dispatched, 0);
+        fake_store_row_free(&row);
+    }
+    fake_broker_set_confirms(fp.broker, true, FAKE_BROKER_CONFIRM_EACH);
+    redispatcher r = {&fp, &ids[JOBS - 1]};
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, redispatch_thread, &r), 0);
+    wait_unconfirmed(&fp, JOBS);
+    fake_broker_set_confirms(fp.broker, false, FAKE_BROKER_CONFIRM_EACH);
+    assert_int_equal(pthread_join(thread, NULL), 0);
+    for (size_t i = 0; i < JOBS; i++) {
+        fake_store_row row = row_of(&fp, &ids[i]);
+        assert_true(row.dispatched != 0);
+        fake_store_row_free(&row);
+        assert_true(fake_platform_wait(&fp, &ids[i], ACP_STATUS_COMPLETE));
+        assert_int_equal(fake_platform_runs(&ids[i]), 1);
+    }
+    fake_platform_stop(&fp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -205,6 +257,7 @@ int main(void)
         cmocka_unit_test(concurrent_submits_confirmed_out_of_order),
         cmocka_unit_test(a_nack_fails_only_its_publish),
         cmocka_unit_test(a_lost_connection_fails_the_waiting_publishes),
+        cmocka_unit_test(republishing_sends_every_message_before_waiting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
