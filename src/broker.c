@@ -44,6 +44,28 @@ int broker_publish(broker_conn *conn, const char *queue_id, const char *body, si
     return conn->ops->publish(conn, queue_id, body, len, confirm_timeout_ms);
 }
 
+int broker_publish_send(broker_conn *conn, const char *queue_id, const char *body, size_t len,
+                        uint64_t *seq)
+{
+    if (!conn)
+        return broker_no_conn("publishing");
+    return conn->ops->publish_send(conn, queue_id, body, len, seq);
+}
+
+int broker_read_confirms(broker_conn *conn, broker_confirm_fn fn, void *arg)
+{
+    if (!conn)
+        return broker_no_conn("reading confirms");
+    return conn->ops->read_confirms(conn, fn, arg);
+}
+
+int broker_wait_readable(broker_conn *conn, int timeout_ms)
+{
+    if (!conn)
+        return broker_no_conn("waiting for confirms");
+    return conn->ops->wait_readable(conn, timeout_ms);
+}
+
 int broker_consume(broker_conn *conn, const char *queue_id)
 {
     if (!conn)
@@ -56,6 +78,20 @@ int broker_cancel(broker_conn *conn)
     if (!conn)
         return broker_no_conn("cancelling the consumer");
     return conn->ops->cancel(conn);
+}
+
+int broker_cancel_send(broker_conn *conn)
+{
+    if (!conn)
+        return broker_no_conn("cancelling the consumer");
+    return conn->ops->cancel_send(conn);
+}
+
+int broker_consume_send(broker_conn *conn, const char *queue_id)
+{
+    if (!conn)
+        return broker_no_conn("consuming");
+    return conn->ops->consume_send(conn, queue_id);
 }
 
 int broker_keeper_start(broker_conn *conn, broker_keeper **out)

@@ -28,6 +28,17 @@ typedef struct broker_conn broker_conn;
 typedef struct broker_keeper broker_keeper;
 typedef struct broker_delivery broker_delivery;
 
+/* The broker's answer to one or more publishes (broker_read_confirms). */
+typedef struct broker_confirm {
+    uint64_t tag;     /* the publish numbered so by broker_publish_send ... */
+    bool multiple;    /* ... and, when set, every earlier one still unanswered */
+    bool nack;        /* refused: not queued */
+    bool returned;    /* the message numbered @tag came back: no queue took it */
+    char reason[600]; /* for a nack or a return: the whole error message */
+} broker_confirm;
+
+typedef void (*broker_confirm_fn)(void *arg, const broker_confirm *confirm);
+
 /* ---- the seam ---------------------------------------------------------- */
 
 /* A connection's operations, one per broker_* function below (same
@@ -37,8 +48,14 @@ typedef struct broker_conn_ops {
     int (*declare)(broker_conn *conn, const char *queue_id, unsigned ack_timeout_seconds);
     int (*publish)(broker_conn *conn, const char *queue_id, const char *body, size_t len,
                    int confirm_timeout_ms);
+    int (*publish_send)(broker_conn *conn, const char *queue_id, const char *body, size_t len,
+                        uint64_t *seq);
+    int (*read_confirms)(broker_conn *conn, broker_confirm_fn fn, void *arg);
+    int (*wait_readable)(broker_conn *conn, int timeout_ms);
     int (*consume)(broker_conn *conn, const char *queue_id);
     int (*cancel)(broker_conn *conn);
+    int (*cancel_send)(broker_conn *conn);
+    int (*consume_send)(broker_conn *conn, const char *queue_id);
     int (*next)(broker_conn *conn, int timeout_ms, broker_delivery *out);
     int (*ack)(broker_conn *conn, uint64_t tag);
     int (*keeper_start)(broker_conn *conn, broker_keeper **out);
@@ -86,6 +103,25 @@ int broker_declare(broker_conn *conn, const char *queue_id, unsigned ack_timeout
 int broker_publish(broker_conn *conn, const char *queue_id, const char *body, size_t len,
                    int confirm_timeout_ms);
 
+/* Pipelined publishing, for several messages in flight on one connection
+ * (dispatch.c): broker_publish_send sends the message as broker_publish
+ * does and returns at once with *@seq, its number among the connection's
+ * publishes (1, 2, ...); broker_read_confirms hands every confirm that has
+ * arrived to @fn without waiting (0, or ACP_EBROKER when the connection is
+ * lost: every publish not confirmed yet is then lost with it). A publish
+ * succeeded only when a confirm covers it that is neither a nack nor for a
+ * returned message.
+ *
+ * broker_wait_readable waits up to @timeout_ms until the connection may have
+ * something to read (0) or the time is up (1). It is the one call that may
+ * run while another thread uses the connection (under the owner's lock): it
+ * only watches, reads nothing, and the connection must stay open
+ * meanwhile. A wake-up without a confirm is possible (a heartbeat). */
+int broker_publish_send(broker_conn *conn, const char *queue_id, const char *body, size_t len,
+                        uint64_t *seq);
+int broker_read_confirms(broker_conn *conn, broker_confirm_fn fn, void *arg);
+int broker_wait_readable(broker_conn *conn, int timeout_ms);
+
 /* Start consuming "<queue_id>_jobs": basic.qos(prefetch_count = 1), then
  * basic.consume without auto-ack. */
 int broker_consume(broker_conn *conn, const char *queue_id);
@@ -95,12 +131,26 @@ int broker_consume(broker_conn *conn, const char *queue_id);
  * cancel took effect is rejected with requeue, so it goes to another worker. */
 int broker_cancel(broker_conn *conn);
 
+/* The same without waiting for the broker's answer, for a worker around a
+ * job: broker_cancel_send sends basic.cancel and returns; the keeper
+ * started next reads the cancel-ok at once, on its own thread, rejecting
+ * (with requeue) a message pushed before the broker saw the cancel, so that
+ * the cancel's round trip overlaps the job and no message waits behind it.
+ * broker_consume_send (after the job, on a connection that consumed
+ * before) reads a cancel-ok still due, sends basic.consume and returns;
+ * broker_next reads its consume-ok, or the channel's closing when the queue
+ * went away meanwhile. */
+int broker_cancel_send(broker_conn *conn);
+int broker_consume_send(broker_conn *conn, const char *queue_id);
+
 /* Keeping a connection alive while its owner is busy elsewhere (a worker
  * running a job): a thread of its own answers the broker's heartbeats and
  * reads what the server sends until broker_keeper_stop(). The owner must
- * not touch @conn in between; the handover needs no lock on the connection,
- * as the thread starts after and is joined before any other use. Cancel the
- * consumer first: a message delivered meanwhile is rejected with requeue. */
+ * not touch @conn in between; the handover needs no lock on the connection:
+ * the keeper takes it at start and has let go of it when stop returns (the
+ * AMQP driver keeps one thread per connection for all its jobs, asleep
+ * between them). Cancel the consumer first: a message delivered meanwhile
+ * is rejected with requeue. */
 
 /* Start keeping @conn alive. ACP_ENOMEM when the thread cannot start. */
 int broker_keeper_start(broker_conn *conn, broker_keeper **out);

@@ -11,12 +11,14 @@
 #include "broker_amqp.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "broker_amqp_conn.h"
 #include "broker_amqp_keeper.h"
+#include "clock.h"
 #include "error.h"
 
 /* Consumer tags only need to be unique per channel; a process-wide counter
@@ -62,8 +64,10 @@ static bool broker_amqp_confirm_covers(uint64_t tag, bool multiple, uint64_t seq
     return tag == seq || (multiple && tag > seq);
 }
 
-static int broker_amqp_publish(broker_conn *base, const char *queue_id, const char *body,
-                               size_t len, int confirm_timeout_ms)
+/* Sends basic.publish for @body; *@seq is its number among the channel's
+ * confirms. */
+static int broker_amqp_publish_send(broker_conn *base, const char *queue_id, const char *body,
+                                    size_t len, uint64_t *seq)
 {
     broker_amqp_conn *conn = broker_amqp_conn_of(base);
     int rc = broker_amqp_conn_usable(conn, "publishing");
@@ -84,7 +88,6 @@ static int broker_amqp_publish(broker_conn *base, const char *queue_id, const ch
     props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
     props.content_type = amqp_cstring_bytes("application/json");
     amqp_bytes_t content = {len, (void *)body};
-    int64_t deadline = broker_amqp_conn_deadline(confirm_timeout_ms);
     char what[ACP_QUEUE_ID_MAX + 40];
     snprintf(what, sizeof what, "publishing to '%s'", name);
 
@@ -95,7 +98,21 @@ static int broker_amqp_publish(broker_conn *base, const char *queue_id, const ch
                                     amqp_cstring_bytes(name), 1, 0, &props, content);
     if (status != AMQP_STATUS_OK)
         return broker_amqp_conn_lost(conn, what, status, errno);
-    uint64_t seq = conn->next_publish_seq++;
+    *seq = conn->next_publish_seq++;
+    return 0;
+}
+
+static int broker_amqp_publish(broker_conn *base, const char *queue_id, const char *body,
+                               size_t len, int confirm_timeout_ms)
+{
+    broker_amqp_conn *conn = broker_amqp_conn_of(base);
+    int64_t deadline = broker_amqp_conn_deadline(confirm_timeout_ms);
+    uint64_t seq;
+    int rc = broker_amqp_publish_send(base, queue_id, body, len, &seq);
+    if (rc)
+        return rc;
+    char what[ACP_QUEUE_ID_MAX + 40];
+    snprintf(what, sizeof what, "publishing to '%s_jobs'", queue_id);
 
     /* RabbitMQ sends a message's basic.return before its basic.ack. A return
      * followed by the confirm of an earlier (abandoned) publish belonged to
@@ -153,12 +170,85 @@ static int broker_amqp_publish(broker_conn *base, const char *queue_id, const ch
     return rc;
 }
 
+/* Everything that has arrived, without waiting: confirms go to @fn. A
+ * basic.return comes just before the confirm of the message it returns,
+ * possibly in an earlier call, so the connection remembers it. */
+static int broker_amqp_read_confirms(broker_conn *base, broker_confirm_fn fn, void *arg)
+{
+    broker_amqp_conn *conn = broker_amqp_conn_of(base);
+    int rc = broker_amqp_conn_usable(conn, "reading confirms");
+    if (rc)
+        return rc;
+    const char *what = "reading confirms";
+    for (;;) {
+        amqp_frame_t frame;
+        rc = broker_amqp_conn_read_method(conn, clock_now_ms(), what, &frame);
+        if (rc == 1) {
+            rc = 0;
+            break;
+        }
+        if (rc)
+            break;
+        amqp_method_t *m = &frame.payload.method;
+        if (m->id == AMQP_BASIC_ACK_METHOD || m->id == AMQP_BASIC_NACK_METHOD) {
+            broker_confirm c = {0};
+            c.nack = m->id == AMQP_BASIC_NACK_METHOD;
+            c.tag = c.nack ? ((amqp_basic_nack_t *)m->decoded)->delivery_tag
+                           : ((amqp_basic_ack_t *)m->decoded)->delivery_tag;
+            c.multiple = c.nack ? ((amqp_basic_nack_t *)m->decoded)->multiple
+                                : ((amqp_basic_ack_t *)m->decoded)->multiple;
+            c.returned = conn->returned;
+            if (c.nack)
+                snprintf(c.reason, sizeof c.reason,
+                         "%s: the broker refused the message (basic.nack)", conn->where);
+            else if (c.returned)
+                snprintf(c.reason, sizeof c.reason, "%s: message returned by the broker: %s",
+                         conn->where, conn->return_text);
+            conn->returned = false;
+            fn(arg, &c);
+            continue;
+        }
+        if (m->id == AMQP_BASIC_RETURN_METHOD) {
+            const amqp_basic_return_t *r = m->decoded;
+            conn->returned = true;
+            snprintf(conn->return_text, sizeof conn->return_text, "%.*s (%u)",
+                     BROKER_AMQP_TEXT(r->reply_text), (unsigned)r->reply_code);
+            if ((rc = broker_amqp_conn_read_content(conn, what, NULL, NULL)))
+                break;
+            continue;
+        }
+        if (m->id == AMQP_BASIC_DELIVER_METHOD) {
+            rc = broker_amqp_conn_fail(conn, true,
+                                       "%s: unexpected delivery on a publishing connection", what);
+            break;
+        }
+        log_debug(conn->log, "%s: %s: ignoring %s", conn->where, what, amqp_method_name(m->id));
+    }
+    amqp_maybe_release_buffers(conn->amqp);
+    return rc;
+}
+
+/* Only polls the socket, whose descriptor was saved when it was opened:
+ * safe while another thread uses the connection. */
+static int broker_amqp_wait_readable(broker_conn *base, int timeout_ms)
+{
+    broker_amqp_conn *conn = broker_amqp_conn_of(base);
+    struct pollfd pfd = {.fd = conn->fd, .events = POLLIN};
+    if (pfd.fd < 0)
+        return 0;
+    int n = poll(&pfd, 1, timeout_ms < 0 ? 0 : timeout_ms);
+    return n > 0 ? 0 : 1;
+}
+
 /* ---- consuming ----------------------------------------------------------- */
 
-static int broker_amqp_consume(broker_conn *base, const char *queue_id)
+/* basic.consume; with @wait, the consume-ok is read before returning. */
+static int broker_amqp_consume_as(broker_conn *base, const char *queue_id, bool wait)
 {
     broker_amqp_conn *conn = broker_amqp_conn_of(base);
     int rc = broker_amqp_conn_usable(conn, "consuming");
+    if (!rc && conn->cancel_pending)
+        rc = broker_amqp_conn_await_cancel_ok(conn);
     if (rc)
         return rc;
     char name[ACP_QUEUE_ID_MAX + 8];
@@ -180,6 +270,21 @@ static int broker_amqp_consume(broker_conn *base, const char *queue_id)
     }
     snprintf(conn->consumer_tag, sizeof conn->consumer_tag, "acp-%s-%lu", name,
              atomic_fetch_add(&broker_amqp_consumer_counter, 1) + 1);
+    if (!wait) {
+        /* The consume-ok, or the channel's closing if the queue went away
+         * meanwhile, comes before any delivery: broker_next reads it. */
+        amqp_basic_consume_t consume = {.queue = amqp_cstring_bytes(name),
+                                        .consumer_tag = amqp_cstring_bytes(conn->consumer_tag)};
+        errno = 0;
+        int status =
+            amqp_send_method(conn->amqp, BROKER_AMQP_CHANNEL, AMQP_BASIC_CONSUME_METHOD, &consume);
+        if (status != AMQP_STATUS_OK) {
+            rc = broker_amqp_conn_lost(conn, what, status, errno);
+            goto out;
+        }
+        conn->consuming = true;
+        goto out;
+    }
     amqp_basic_consume(conn->amqp, BROKER_AMQP_CHANNEL, amqp_cstring_bytes(name),
                        amqp_cstring_bytes(conn->consumer_tag), 0, 0, 0, amqp_empty_table);
     if ((rc = broker_amqp_conn_rpc_failed(conn, what, amqp_get_rpc_reply(conn->amqp))))
@@ -190,15 +295,27 @@ out:
     return rc;
 }
 
-static int broker_amqp_cancel(broker_conn *base)
+static int broker_amqp_consume(broker_conn *base, const char *queue_id)
+{
+    return broker_amqp_consume_as(base, queue_id, true);
+}
+
+/* Only on a connection that consumed before (basic.qos is set), so that
+ * a consume refused outright still fails here, where it is first asked. */
+static int broker_amqp_consume_send(broker_conn *base, const char *queue_id)
+{
+    return broker_amqp_consume_as(base, queue_id, !broker_amqp_conn_of(base)->prefetch_set);
+}
+
+static int broker_amqp_cancel_send(broker_conn *base)
 {
     broker_amqp_conn *conn = broker_amqp_conn_of(base);
-    int rc = broker_amqp_conn_usable(conn, "cancelling the consumer");
+    const char *what = "cancelling the consumer";
+    int rc = broker_amqp_conn_usable(conn, what);
     if (rc)
         return rc;
-    if (!conn->consuming)
+    if (!conn->consuming || conn->cancel_pending)
         return 0;
-    const char *what = "cancelling the consumer";
     amqp_basic_cancel_t cancel = {.consumer_tag = amqp_cstring_bytes(conn->consumer_tag),
                                   .nowait = 0};
     errno = 0;
@@ -206,49 +323,16 @@ static int broker_amqp_cancel(broker_conn *base)
         amqp_send_method(conn->amqp, BROKER_AMQP_CHANNEL, AMQP_BASIC_CANCEL_METHOD, &cancel);
     if (status != AMQP_STATUS_OK)
         return broker_amqp_conn_lost(conn, what, status, errno);
+    conn->cancel_pending = true;
+    return 0;
+}
 
-    int64_t deadline = broker_amqp_conn_deadline(BROKER_AMQP_RPC_TIMEOUT * 1000);
-    unsigned rejected = 0;
-    for (;;) {
-        amqp_frame_t frame;
-        rc = broker_amqp_conn_read_method(conn, deadline, what, &frame);
-        if (rc == 1)
-            rc = broker_amqp_conn_fail(conn, true, "%s: no cancel-ok within %d s", what,
-                                       BROKER_AMQP_RPC_TIMEOUT);
-        if (rc)
-            break;
-        amqp_method_t *m = &frame.payload.method;
-        if (m->id == AMQP_BASIC_CANCEL_OK_METHOD)
-            break;
-        if (m->id == AMQP_BASIC_DELIVER_METHOD) {
-            /* Pushed before the broker saw the cancel: hand it back so that
-             * another consumer runs it. */
-            uint64_t tag = ((amqp_basic_deliver_t *)m->decoded)->delivery_tag;
-            if ((rc = broker_amqp_conn_read_content(conn, what, NULL, NULL)))
-                break;
-            errno = 0;
-            status = amqp_basic_reject(conn->amqp, BROKER_AMQP_CHANNEL, tag, 1);
-            if (status != AMQP_STATUS_OK) {
-                rc = broker_amqp_conn_lost(conn, what, status, errno);
-                break;
-            }
-            rejected++;
-        } else if (m->id == AMQP_BASIC_RETURN_METHOD) {
-            if ((rc = broker_amqp_conn_read_content(conn, what, NULL, NULL)))
-                break;
-        }
-        /* basic.cancel from the server (the queue went away) needs no
-         * answer: our own cancel still gets its cancel-ok. Late confirms are
-         * dropped. */
-    }
-    if (!rc) {
-        conn->consuming = false;
-        if (rejected)
-            log_debug(conn->log, "%s: returned %u message(s) delivered during the cancel",
-                      conn->where, rejected);
-    }
-    amqp_maybe_release_buffers(conn->amqp);
-    return rc;
+static int broker_amqp_cancel(broker_conn *base)
+{
+    int rc = broker_amqp_cancel_send(base);
+    if (rc || !broker_amqp_conn_of(base)->cancel_pending)
+        return rc;
+    return broker_amqp_conn_await_cancel_ok(broker_amqp_conn_of(base));
 }
 
 static int broker_amqp_next(broker_conn *base, int timeout_ms, broker_delivery *out)
@@ -317,6 +401,8 @@ static int broker_amqp_ack(broker_conn *base, uint64_t tag)
 
 static void broker_amqp_close(broker_conn *base)
 {
+    if (base)
+        broker_amqp_keeper_free(broker_amqp_conn_of(base));
     broker_amqp_conn_close(broker_amqp_conn_of(base));
 }
 
@@ -324,8 +410,13 @@ static const broker_conn_ops broker_amqp_ops = {
     .close = broker_amqp_close,
     .declare = broker_amqp_declare,
     .publish = broker_amqp_publish,
+    .publish_send = broker_amqp_publish_send,
+    .read_confirms = broker_amqp_read_confirms,
+    .wait_readable = broker_amqp_wait_readable,
     .consume = broker_amqp_consume,
     .cancel = broker_amqp_cancel,
+    .cancel_send = broker_amqp_cancel_send,
+    .consume_send = broker_amqp_consume_send,
     .next = broker_amqp_next,
     .ack = broker_amqp_ack,
     .keeper_start = broker_amqp_keeper_start,

@@ -272,6 +272,7 @@ int broker_amqp_conn_open(broker_amqp_conn **out, const acp_queue_config *queue,
     conn->log = log;
     snprintf(conn->where, sizeof conn->where, "rabbitmq %s:%d", queue->host, queue->port);
     conn->socket_dead = true; /* until the handshake succeeds */
+    conn->fd = -1;
 
     int rc;
     conn->amqp = amqp_new_connection();
@@ -285,6 +286,7 @@ int broker_amqp_conn_open(broker_amqp_conn **out, const acp_queue_config *queue,
         goto fail;
     /* From here on amqp_destroy_connection() closes the descriptor. */
     amqp_tcp_socket_set_sockfd(sock, fd);
+    conn->fd = fd;
     conn->socket_dead = false;
 
     struct timeval handshake = {BROKER_AMQP_HANDSHAKE_TIMEOUT, 0};
@@ -463,4 +465,53 @@ int broker_amqp_conn_read_content(broker_amqp_conn *conn, const char *what, char
         *len = keep;
     }
     return 0;
+}
+
+int broker_amqp_conn_await_cancel_ok(broker_amqp_conn *conn)
+{
+    const char *what = "cancelling the consumer";
+    int64_t deadline = broker_amqp_conn_deadline(BROKER_AMQP_RPC_TIMEOUT * 1000);
+    unsigned rejected = 0;
+    int rc;
+    for (;;) {
+        amqp_frame_t frame;
+        rc = broker_amqp_conn_read_method(conn, deadline, what, &frame);
+        if (rc == 1)
+            rc = broker_amqp_conn_fail(conn, true, "%s: no cancel-ok within %d s", what,
+                                       BROKER_AMQP_RPC_TIMEOUT);
+        if (rc)
+            break;
+        amqp_method_t *m = &frame.payload.method;
+        if (m->id == AMQP_BASIC_CANCEL_OK_METHOD)
+            break;
+        if (m->id == AMQP_BASIC_DELIVER_METHOD) {
+            /* Pushed before the broker saw the cancel: hand it back so that
+             * another consumer runs it. */
+            uint64_t tag = ((amqp_basic_deliver_t *)m->decoded)->delivery_tag;
+            if ((rc = broker_amqp_conn_read_content(conn, what, NULL, NULL)))
+                break;
+            errno = 0;
+            int status = amqp_basic_reject(conn->amqp, BROKER_AMQP_CHANNEL, tag, 1);
+            if (status != AMQP_STATUS_OK) {
+                rc = broker_amqp_conn_lost(conn, what, status, errno);
+                break;
+            }
+            rejected++;
+        } else if (m->id == AMQP_BASIC_RETURN_METHOD) {
+            if ((rc = broker_amqp_conn_read_content(conn, what, NULL, NULL)))
+                break;
+        }
+        /* basic.cancel from the server (the queue went away) needs no
+         * answer: our own cancel still gets its cancel-ok. Late confirms are
+         * dropped. */
+    }
+    if (!rc) {
+        conn->consuming = false;
+        conn->cancel_pending = false;
+        if (rejected)
+            log_debug(conn->log, "%s: returned %u message(s) delivered during the cancel",
+                      conn->where, rejected);
+    }
+    amqp_maybe_release_buffers(conn->amqp);
+    return rc;
 }

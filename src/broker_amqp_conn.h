@@ -37,7 +37,18 @@ typedef struct broker_amqp_conn {
     char where[300]; /* "rabbitmq host:port", the prefix of every message */
     /* Confirm mode numbers our publishes 1, 2, ... on the channel. */
     uint64_t next_publish_seq;
+    /* A basic.return read by broker_read_confirms: it belongs to the
+     * message of the next confirm. */
+    bool returned;
+    char return_text[160];
+    /* The socket's descriptor, for broker_wait_readable (-1: none). */
+    int fd;
     bool consuming;
+    /* basic.cancel sent, its cancel-ok not read yet (broker_cancel_send):
+     * the keeper or the next consume reads it. */
+    bool cancel_pending;
+    /* Its keeper thread, once broker_keeper_start made it. */
+    struct broker_amqp_keeper *keeper;
     /* basic.qos holds for the channel's life: set once, not per consume. */
     bool prefetch_set;
     char consumer_tag[80];
@@ -83,6 +94,10 @@ int broker_amqp_conn_queue_name(broker_amqp_conn *conn, const char *queue_id, ch
  * handled here; everything else is the caller's. */
 int broker_amqp_conn_read_method(broker_amqp_conn *conn, int64_t deadline, const char *what,
                                  amqp_frame_t *frame);
+/* Read up to the cancel-ok of the basic.cancel sent (cancel_pending),
+ * rejecting with requeue every delivery that was pushed before the broker
+ * saw the cancel, so that another consumer gets it: 0 or ACP_EBROKER. */
+int broker_amqp_conn_await_cancel_ok(broker_amqp_conn *conn);
 /* Read the content (header and body frames) that follows a basic.deliver or
  * basic.return. With @body, the body is returned as a NUL-terminated malloc'd
  * copy of at most JOB_MESSAGE_MAX + 1 bytes; without, it is dropped. */

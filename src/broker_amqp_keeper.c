@@ -8,21 +8,28 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "broker_amqp_conn.h"
 #include "clock.h"
 #include "error.h"
 
+/* One per connection, made by its first broker_keeper_start and kept until
+ * the connection closes: a worker runs a job after another, and starting
+ * and joining a thread per job cost more CPU than the rest of its AMQP
+ * work. Between jobs the thread sleeps on @changed, off the connection. */
 typedef struct broker_amqp_keeper {
     broker_keeper base; /* first: what the broker seam sees */
     broker_amqp_conn *conn;
     pthread_t thread;
-    pthread_mutex_t lock; /* guards stop */
+    pthread_mutex_t lock; /* guards the fields below */
     pthread_cond_t changed;
-    bool stop;
+    bool active; /* handed over by the owner (keeper_start .. keeper_stop) */
+    bool busy;   /* the thread is using the connection */
+    bool quit;
     unsigned interval_ms;
-    /* Set by the thread when the connection failed; read after the join. */
+    /* Set by the thread when the connection failed while active. */
     int rc;
     char error[1024];
 } broker_amqp_keeper;
@@ -54,6 +61,9 @@ static int broker_amqp_keeper_tick(broker_amqp_conn *conn)
             }
         } else if (m->id == AMQP_BASIC_CANCEL_METHOD) {
             conn->consuming = false;
+        } else if (m->id == AMQP_BASIC_CANCEL_OK_METHOD && conn->cancel_pending) {
+            conn->consuming = false;
+            conn->cancel_pending = false;
         }
         /* Late confirms and the like are dropped. */
     }
@@ -61,42 +71,66 @@ static int broker_amqp_keeper_tick(broker_amqp_conn *conn)
     return rc == 1 ? 0 : rc;
 }
 
+/* Runs @step on the connection outside the lock, recording a failure.
+ * Lock held on entry and return. */
+static void broker_amqp_keeper_use(broker_amqp_keeper *k, int (*step)(broker_amqp_conn *conn))
+{
+    k->busy = true;
+    pthread_mutex_unlock(&k->lock);
+    int rc = step(k->conn);
+    char error[sizeof k->error];
+    if (rc)
+        snprintf(error, sizeof error, "%s", acp_last_error());
+    pthread_mutex_lock(&k->lock);
+    k->busy = false;
+    if (rc) {
+        k->rc = rc;
+        memcpy(k->error, error, sizeof error);
+    }
+    pthread_cond_broadcast(&k->changed);
+}
+
+/* A cancel sent just before the job (broker_cancel_send): its round trip,
+ * and handing back a message pushed meanwhile, overlap the job instead of
+ * delaying it, and no message waits for the job's end. */
+static int broker_amqp_keeper_cancel(broker_amqp_conn *conn)
+{
+    return conn->cancel_pending ? broker_amqp_conn_await_cancel_ok(conn) : 0;
+}
+
 static void *broker_amqp_keeper_main(void *arg)
 {
     broker_amqp_keeper *k = arg;
     pthread_mutex_lock(&k->lock);
-    while (!k->stop) {
-        struct timespec until;
-        clock_deadline(&until, k->interval_ms);
-        while (!k->stop && pthread_cond_timedwait(&k->changed, &k->lock, &until) != ETIMEDOUT)
-            ;
-        if (k->stop)
+    for (;;) {
+        while (!k->active && !k->quit)
+            pthread_cond_wait(&k->changed, &k->lock);
+        if (k->quit)
             break;
-        pthread_mutex_unlock(&k->lock);
-        int rc = broker_amqp_keeper_tick(k->conn);
-        if (rc)
-            snprintf(k->error, sizeof k->error, "%s", acp_last_error());
-        pthread_mutex_lock(&k->lock);
-        if (rc) {
-            k->rc = rc;
-            break;
+        broker_amqp_keeper_use(k, broker_amqp_keeper_cancel);
+        while (k->active && !k->quit && !k->rc) {
+            struct timespec until;
+            clock_deadline(&until, k->interval_ms);
+            while (k->active && !k->quit &&
+                   pthread_cond_timedwait(&k->changed, &k->lock, &until) != ETIMEDOUT)
+                ;
+            if (k->active && !k->quit)
+                broker_amqp_keeper_use(k, broker_amqp_keeper_tick);
         }
+        /* Failed: idle until the owner takes the connection back. */
+        while (k->active && !k->quit)
+            pthread_cond_wait(&k->changed, &k->lock);
     }
     pthread_mutex_unlock(&k->lock);
     return NULL;
 }
 
-int broker_amqp_keeper_start(broker_conn *base, broker_keeper **out)
+static int broker_amqp_keeper_make(broker_amqp_conn *conn)
 {
-    broker_amqp_conn *conn = broker_amqp_conn_of(base);
-    *out = NULL;
-    int rc = broker_amqp_conn_usable(conn, "keeping the connection alive");
-    if (rc)
-        return rc;
     broker_amqp_keeper *k = calloc(1, sizeof *k);
     if (!k)
         return error_set(ACP_ENOMEM, "%s: out of memory", conn->where);
-    k->base.conn = base;
+    k->base.conn = &conn->base;
     k->conn = conn;
     /* rabbitmq-c sends a heartbeat once an interval has passed since it last
      * sent anything; looking four times per interval keeps the gaps well
@@ -121,6 +155,25 @@ int broker_amqp_keeper_start(broker_conn *base, broker_keeper **out)
         return error_set(ACP_ENOMEM, "%s: starting the heartbeat thread: %s", conn->where,
                          error_strerror(err));
     }
+    conn->keeper = k;
+    return 0;
+}
+
+int broker_amqp_keeper_start(broker_conn *base, broker_keeper **out)
+{
+    broker_amqp_conn *conn = broker_amqp_conn_of(base);
+    *out = NULL;
+    int rc = broker_amqp_conn_usable(conn, "keeping the connection alive");
+    if (!rc && !conn->keeper)
+        rc = broker_amqp_keeper_make(conn);
+    if (rc)
+        return rc;
+    broker_amqp_keeper *k = conn->keeper;
+    pthread_mutex_lock(&k->lock);
+    k->rc = 0;
+    k->active = true;
+    pthread_cond_broadcast(&k->changed);
+    pthread_mutex_unlock(&k->lock);
     *out = &k->base;
     return 0;
 }
@@ -129,13 +182,28 @@ int broker_amqp_keeper_stop(broker_keeper *base)
 {
     broker_amqp_keeper *k = (broker_amqp_keeper *)base;
     pthread_mutex_lock(&k->lock);
-    k->stop = true;
-    pthread_cond_signal(&k->changed);
+    k->active = false;
+    pthread_cond_broadcast(&k->changed);
+    while (k->busy)
+        pthread_cond_wait(&k->changed, &k->lock);
+    int rc = k->rc ? error_set(k->rc, "%s", k->error) : 0;
+    k->rc = 0;
+    pthread_mutex_unlock(&k->lock);
+    return rc;
+}
+
+void broker_amqp_keeper_free(broker_amqp_conn *conn)
+{
+    broker_amqp_keeper *k = conn->keeper;
+    if (!k)
+        return;
+    pthread_mutex_lock(&k->lock);
+    k->quit = true;
+    pthread_cond_broadcast(&k->changed);
     pthread_mutex_unlock(&k->lock);
     pthread_join(k->thread, NULL);
-    int rc = k->rc ? error_set(k->rc, "%s", k->error) : 0;
     pthread_cond_destroy(&k->changed);
     pthread_mutex_destroy(&k->lock);
     free(k);
-    return rc;
+    conn->keeper = NULL;
 }

@@ -5,12 +5,16 @@
 #define ACP_BROKER_AMQP_KEEPER_H
 
 #include "broker.h"
+#include "broker_amqp_conn.h"
 
-/* Start the thread; the interval is a quarter of the negotiated heartbeat.
- * ACP_ENOMEM when it cannot start. */
+/* Hand the connection to its keeper thread (made on the first call, kept
+ * until the connection closes); it looks every quarter of the negotiated
+ * heartbeat. ACP_ENOMEM when the thread cannot start. */
 int broker_amqp_keeper_start(broker_conn *conn, broker_keeper **out);
-/* Join it: 0, or ACP_EBROKER with the reason when the connection was lost
- * meanwhile. */
+/* Take the connection back (the thread sleeps until the next start): 0, or
+ * ACP_EBROKER with the reason when the connection was lost meanwhile. */
 int broker_amqp_keeper_stop(broker_keeper *keeper);
+/* End and join the thread, before the connection is closed. */
+void broker_amqp_keeper_free(broker_amqp_conn *conn);
 
 #endif

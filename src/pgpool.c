@@ -2,6 +2,8 @@
 #include "pgpool.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <libpq-events.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -89,6 +91,72 @@ static void pgpool_on_notice(void *arg, const char *message)
     log_debug(&pool->log, "%s: %s", pool->where, clean);
 }
 
+/* The statements prepared on one server session, as the instance data of
+ * its PGconn. libpq calls pgpool_on_event on PQreset (a new session has no
+ * prepared statements) and PQfinish, so every path that resets or closes a
+ * connection keeps the cache true without knowing of it. */
+typedef struct pgpool_prepared {
+    uint64_t hash;
+    char *sql;
+} pgpool_prepared;
+
+typedef struct pgpool_session {
+    size_t count; /* statement i is named "acp_<i>" on the server */
+    pgpool_prepared statements[PGPOOL_PREPARED_MAX];
+} pgpool_session;
+
+static void pgpool_session_clear(pgpool_session *session)
+{
+    for (size_t i = 0; i < session->count; i++)
+        free(session->statements[i].sql);
+    session->count = 0;
+}
+
+static int pgpool_on_event(PGEventId id, void *info, void *pass)
+{
+    (void)pass;
+    switch (id) {
+    case PGEVT_REGISTER: {
+        PGconn *conn = ((PGEventRegister *)info)->conn;
+        pgpool_session *session = calloc(1, sizeof *session);
+        if (!session)
+            return 0;
+        if (!PQsetInstanceData(conn, pgpool_on_event, session)) {
+            free(session);
+            return 0;
+        }
+        return 1;
+    }
+    case PGEVT_CONNRESET: {
+        pgpool_session *session = PQinstanceData(((PGEventConnReset *)info)->conn, pgpool_on_event);
+        if (session)
+            pgpool_session_clear(session);
+        return 1;
+    }
+    case PGEVT_CONNDESTROY: {
+        pgpool_session *session =
+            PQinstanceData(((PGEventConnDestroy *)info)->conn, pgpool_on_event);
+        if (session) {
+            pgpool_session_clear(session);
+            free(session);
+        }
+        return 1;
+    }
+    default:
+        return 1;
+    }
+}
+
+/* FNV-1a: the SQL texts of dynamic statements (listing) are built in
+ * buffers whose address says nothing, so the cache goes by content. */
+static uint64_t pgpool_hash(const char *text)
+{
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+        h = (h ^ *p) * UINT64_C(1099511628211);
+    return h;
+}
+
 /* Open a connection; @what (may be NULL) names the call that needs it. */
 static int pgpool_connect(pgpool *pool, const char *what, PGconn **out)
 {
@@ -123,6 +191,10 @@ static int pgpool_connect(pgpool *pool, const char *what, PGconn **out)
         return pgpool_fail(pool, ACP_EDB, "%s", reason);
     }
     PQsetNoticeProcessor(conn, pgpool_on_notice, pool);
+    if (!PQregisterEventProc(conn, pgpool_on_event, "async-platform", NULL)) {
+        PQfinish(conn);
+        return pgpool_fail(pool, ACP_ENOMEM, "out of memory creating a connection");
+    }
     *out = conn;
     return 0;
 }
@@ -220,19 +292,78 @@ void pgpool_give_back(pgpool *pool, PGconn *conn)
     pthread_mutex_unlock(&pool->lock);
 }
 
+/* Runs @sql with @params as a statement prepared on @conn's session,
+ * preparing it first when it is new there. A full cache runs it unprepared
+ * (a listing's variants are a handful; the bound is for the unforeseen).
+ * *@unapplied is set when the failure came before anything was executed. */
+static PGresult *pgpool_exec_params(pgpool *pool, PGconn *conn, const char *sql,
+                                    const pgpool_params *params, bool *unapplied)
+{
+    *unapplied = false;
+    pgpool_session *session = PQinstanceData(conn, pgpool_on_event);
+    uint64_t hash = pgpool_hash(sql);
+    size_t slot = PGPOOL_PREPARED_MAX;
+    for (size_t i = 0; session && i < session->count; i++)
+        if (session->statements[i].hash == hash && strcmp(session->statements[i].sql, sql) == 0) {
+            slot = i;
+            break;
+        }
+    char name[24];
+    if (slot == PGPOOL_PREPARED_MAX && session && session->count < PGPOOL_PREPARED_MAX) {
+        char *copy = strdup(sql);
+        if (copy) {
+            snprintf(name, sizeof name, "acp_%zu", session->count);
+            PGresult *res = PQprepare(conn, name, sql, params->count, NULL);
+            if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                free(copy);
+                *unapplied = true;
+                return res;
+            }
+            PQclear(res);
+            atomic_fetch_add(&pool->preparations, 1);
+            slot = session->count++;
+            session->statements[slot] = (pgpool_prepared){.hash = hash, .sql = copy};
+        }
+    }
+    if (slot == PGPOOL_PREPARED_MAX)
+        return PQexecParams(conn, sql, params->count, NULL, params->values, params->lengths,
+                            params->formats, 0);
+    snprintf(name, sizeof name, "acp_%zu", slot);
+    return PQexecPrepared(conn, name, params->count, params->values, params->lengths,
+                          params->formats, 0);
+}
+
 int pgpool_exec(pgpool *pool, PGconn *conn, bool repeatable, const char *what, const char *sql,
                 const pgpool_params *params, PGresult **out)
 {
     *out = NULL;
+    bool reprepared = false;
+    /* Outside a transaction a statement whose preparation failed can be
+     * repeated on a new session; inside one, the transaction died with it. */
+    bool in_tx = PQtransactionStatus(conn) != PQTRANS_IDLE;
     for (int attempt = 0;; attempt++) {
         atomic_fetch_add(&pool->statements, 1);
-        PGresult *res = params ? PQexecParams(conn, sql, params->count, NULL, params->values,
-                                              params->lengths, params->formats, 0)
-                               : PQexec(conn, sql);
+        bool unapplied = false;
+        PGresult *res =
+            params ? pgpool_exec_params(pool, conn, sql, params, &unapplied) : PQexec(conn, sql);
+        unapplied = unapplied && !in_tx;
         ExecStatusType status = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
         if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
             *out = res;
             return 0;
+        }
+        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        /* Our statement vanished from the session (a DEALLOCATE ALL or
+         * DISCARD ALL by someone else's code): nothing ran, prepare anew. */
+        if (params && !reprepared && !in_tx && state && strcmp(state, "26000") == 0 &&
+            PQstatus(conn) == CONNECTION_OK) {
+            pgpool_session *session = PQinstanceData(conn, pgpool_on_event);
+            if (session)
+                pgpool_session_clear(session);
+            PQclear(res);
+            reprepared = true;
+            attempt--;
+            continue;
         }
         char reason[PGPOOL_MESSAGE_MAX];
         const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -243,7 +374,9 @@ int pgpool_exec(pgpool *pool, PGconn *conn, bool repeatable, const char *what, c
                                  sizeof reason);
         if (PQstatus(conn) == CONNECTION_BAD) {
             PQclear(res);
-            if (repeatable && attempt == 0) {
+            /* A connection lost while preparing ran nothing: any statement
+             * may be repeated then. */
+            if ((repeatable || unapplied) && attempt == 0) {
                 log_warn(&pool->log,
                          "%s: connection lost during %s (%s); reconnecting and retrying",
                          pool->where, what, reason);
@@ -253,11 +386,10 @@ int pgpool_exec(pgpool *pool, PGconn *conn, bool repeatable, const char *what, c
                 return pgpool_fail(pool, ACP_EDB, "%s: connection lost (%s); reconnecting: %s",
                                    what, reason, again);
             }
-            return pgpool_fail(pool, ACP_EDB, "%s: connection lost (%s)%s", what, reason,
-                               repeatable ? ""
-                                          : "; the statement may or may not have been applied");
+            return pgpool_fail(
+                pool, ACP_EDB, "%s: connection lost (%s)%s", what, reason,
+                repeatable || unapplied ? "" : "; the statement may or may not have been applied");
         }
-        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
         int code = state && strcmp(state, "23505") == 0 ? ACP_ECONFLICT : ACP_EDB;
         PQclear(res);
         return pgpool_fail(pool, code, "%s: %s", what, reason);
@@ -376,4 +508,9 @@ void pgpool_close(pgpool *pool)
 uint64_t pgpool_statement_count(const pgpool *pool)
 {
     return atomic_load(&((pgpool *)pool)->statements);
+}
+
+uint64_t pgpool_preparation_count(const pgpool *pool)
+{
+    return atomic_load(&((pgpool *)pool)->preparations);
 }

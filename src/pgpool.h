@@ -31,7 +31,18 @@
  * a fresh connection. store_list, store_list_expirable, store_exists and
  * store_runs_alive only read, so they are repeated. A lost transaction is a rolled-back one, so the
  * *_begin functions repeat BEGIN and their statement as a whole, and a
- * ROLLBACK whose connection is lost has done its job. */
+ * ROLLBACK whose connection is lost has done its job.
+ *
+ * Prepared statements. A statement with parameters is prepared once per
+ * server session (PQprepare on its first use on a connection, named
+ * "acp_<n>", then PQexecPrepared): the server parses and plans it once
+ * instead of on every call. The cache is per connection, keyed by the SQL
+ * text (its content, so a text built at run time is found again), bounded
+ * by PGPOOL_PREPARED_MAX (beyond it a statement runs unprepared), and
+ * emptied whenever libpq resets the connection. A connection lost while
+ * preparing ran nothing, so outside a transaction that statement is reset
+ * and retried like a repeatable one. Statements without parameters
+ * (BEGIN, COMMIT, migrations) run as simple queries. */
 #ifndef ACP_PGPOOL_H
 #define ACP_PGPOOL_H
 
@@ -49,6 +60,9 @@
 
 #define PGPOOL_MESSAGE_MAX 768
 #define PGPOOL_PARAMS_MAX  8
+/* Prepared statements kept per connection: the store runs about 30
+ * different statements with parameters. */
+#define PGPOOL_PREPARED_MAX 64
 
 /* The pool is the PostgreSQL store's handle: it begins with struct store,
  * so the store * that store_open returns is a pgpool * (pgpool_of). */
@@ -65,7 +79,8 @@ typedef struct pgpool {
     size_t idle_count;
     size_t open_count; /* connections that exist or are being opened */
     size_t pool_size;
-    atomic_uint_least64_t statements; /* sent to the server, for acp_get_stats */
+    atomic_uint_least64_t statements;   /* executed, for acp_get_stats */
+    atomic_uint_least64_t preparations; /* PQprepare calls that succeeded */
 } pgpool;
 
 /* Only for a store the PostgreSQL backend opened. */
@@ -130,6 +145,12 @@ int pgpool_query(pgpool *pool, bool repeatable, const char *what, const char *sq
 int pgpool_run_tx(pgpool *pool, PGconn *conn, const char *what,
                   int (*body)(pgpool *pool, PGconn *conn, void *arg), void *arg);
 
+/* Statements executed (every attempt): preparing one is not counted, so
+ * the figure per job does not depend on how warm the pool's sessions are. */
 uint64_t pgpool_statement_count(const pgpool *pool);
+
+/* Statements prepared on the pool's sessions so far (a new session
+ * prepares again). */
+uint64_t pgpool_preparation_count(const pgpool *pool);
 
 #endif

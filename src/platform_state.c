@@ -12,6 +12,7 @@
 static void queue_free(queue_rt *q)
 {
     broker_close(q->publisher);
+    pthread_cond_destroy(&q->confirmed);
     pthread_mutex_destroy(&q->publish_lock);
     free(q->id);
     free(q->host);
@@ -80,6 +81,12 @@ int platform_state_copy_queue(acp_platform *p, queue_rt *q, const acp_queue_conf
     if (err)
         return error_set(ACP_ENOMEM, "queue '%s': creating the publisher's mutex: %s", cfg->id,
                          error_strerror(err));
+    err = clock_cond_init(&q->confirmed);
+    if (err) {
+        pthread_mutex_destroy(&q->publish_lock);
+        return error_set(ACP_ENOMEM, "queue '%s': creating the publisher's condition: %s", cfg->id,
+                         error_strerror(err));
+    }
     q->cfg = *cfg;
     q->platform = p;
     q->id = dup_or_null(cfg->id);

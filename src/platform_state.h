@@ -30,6 +30,13 @@ typedef struct queue_rt {
      * connection, used under this lock and reconnected on demand. */
     pthread_mutex_t publish_lock;
     broker_conn *publisher;
+    uint64_t publisher_gen; /* counts the connections made, to tell them apart */
+    /* Publishes waiting for their confirm (dispatch.c), each on the stack
+     * of its thread; one of them at a time reads the connection for all
+     * (confirm_reader), the others wait on @confirmed. Under publish_lock. */
+    struct dispatch_waiter *waiters;
+    bool confirm_reader;
+    pthread_cond_t confirmed;
 
     worker *workers;
     size_t worker_count;

@@ -461,8 +461,9 @@ static void handle_delivery(worker *w, broker_conn **conn, const broker_delivery
         return;
     }
     atomic_fetch_add(&p->started, 1);
-    /* If the ack is lost, a redelivery will find the job claimed. */
-    if (ack(p, conn, d->tag) && broker_cancel(*conn) != 0)
+    /* If the ack is lost, a redelivery will find the job claimed. The
+     * cancel-ok is read by the keeper, in parallel with the job. */
+    if (ack(p, conn, d->tag) && broker_cancel_send(*conn) != 0)
         drop(conn);
     /* RabbitMQ closes a connection that misses its heartbeats: a thread
      * answers them while the job runs, so the connection outlives any job. */
@@ -479,7 +480,8 @@ static void handle_delivery(worker *w, broker_conn **conn, const broker_delivery
                  acp_last_error());
         drop(conn);
     }
-    if (*conn && !atomic_load(&p->stopping) && broker_consume(*conn, q->id) != 0)
+    /* Its consume-ok is read by the next broker_next. */
+    if (*conn && !atomic_load(&p->stopping) && broker_consume_send(*conn, q->id) != 0)
         drop(conn);
 }
 

@@ -305,3 +305,97 @@ void broker_contract_unknown_ack_closes_the_channel(broker_contract *c)
     broker_contract_error_mentions("PRECONDITION_FAILED - unknown delivery tag 424242 (406)");
     assert_int_equal(broker_cancel(conn), ACP_EBROKER);
 }
+
+/* The answers broker_read_confirms gave, per publish number (1..8). */
+typedef struct contract_answers {
+    int state[9]; /* 0: none yet, 1: confirmed, -1: refused or returned */
+    char reason[9][600];
+} contract_answers;
+
+static void contract_on_confirm(void *arg, const broker_confirm *confirm)
+{
+    contract_answers *a = arg;
+    for (uint64_t seq = 1; seq <= 8; seq++) {
+        if (a->state[seq] || !(seq == confirm->tag || (confirm->multiple && seq < confirm->tag)))
+            continue;
+        bool failed = confirm->nack || (confirm->returned && seq == confirm->tag);
+        a->state[seq] = failed ? -1 : 1;
+        if (failed)
+            snprintf(a->reason[seq], sizeof a->reason[seq], "%s", confirm->reason);
+    }
+}
+
+void broker_contract_publish_pipelined(broker_contract *c)
+{
+    broker_conn *p = contract_connect(c, 0);
+    broker_contract_ok(broker_declare(p, c->queue.id, 300), "declare");
+    char undeclared[ACP_QUEUE_ID_MAX + 1];
+    snprintf(undeclared, sizeof undeclared, "%sn", c->queue.id);
+    /* Three messages in flight before any answer is read; the middle one
+     * has no queue. */
+    const char *const targets[] = {c->queue.id, undeclared, c->queue.id};
+    for (uint64_t i = 0; i < 3; i++) {
+        uint64_t seq = 0;
+        broker_contract_ok(broker_publish_send(p, targets[i], "{}", 2, &seq), "publish_send");
+        assert_int_equal(seq, i + 1);
+    }
+    contract_answers a = {0};
+    int64_t deadline = clock_now_ms() + CONFIRM_MS;
+    while (!(a.state[1] && a.state[2] && a.state[3])) {
+        if (clock_now_ms() > deadline)
+            fail_msg("answers %d %d %d after %d ms", a.state[1], a.state[2], a.state[3],
+                     CONFIRM_MS);
+        broker_wait_readable(p, 100);
+        broker_contract_ok(broker_read_confirms(p, contract_on_confirm, &a), "read_confirms");
+    }
+    assert_int_equal(a.state[1], 1);
+    assert_int_equal(a.state[2], -1);
+    if (!strstr(a.reason[2], "returned by the broker: NO_ROUTE (312)"))
+        fail_msg("the returned message's reason is '%s'", a.reason[2]);
+    assert_int_equal(a.state[3], 1);
+    assert_int_equal(c->ready(c), 2);
+
+    /* Nothing more comes, and the connection goes on numbering. */
+    broker_contract_ok(broker_read_confirms(p, contract_on_confirm, &a), "read_confirms");
+    assert_int_equal(a.state[4], 0);
+    uint64_t seq = 0;
+    broker_contract_ok(broker_publish_send(p, c->queue.id, "{}", 2, &seq), "publish_send");
+    assert_int_equal(seq, 4);
+}
+
+void broker_contract_cancel_send_around_a_job(broker_contract *c)
+{
+    broker_conn *p = contract_connect(c, 0);
+    broker_conn *a = contract_connect(c, 1);
+    broker_conn *b = contract_connect(c, 2);
+    broker_contract_ok(broker_declare(p, c->queue.id, 300), "declare");
+    broker_contract_ok(broker_consume(a, c->queue.id), "consume a");
+    contract_publish(c, p, "job");
+    contract_publish(c, p, "in flight");
+    uint64_t tag = broker_contract_expect(a, "job", NULL);
+    /* As a worker does: ack, cancel without waiting, run the job under the
+     * keeper. The ack lets the broker push the next message to a. */
+    broker_contract_ok(broker_ack(a, tag), "ack");
+    contract_wait_ready(c, 0);
+    broker_contract_ok(broker_cancel_send(a), "cancel_send");
+    broker_keeper *keeper = NULL;
+    broker_contract_ok(broker_keeper_start(a, &keeper), "keeper_start");
+
+    /* While a's job runs, the message it was pushed goes to b. */
+    broker_contract_ok(broker_consume(b, c->queue.id), "consume b");
+    bool redelivered = false;
+    uint64_t in_flight = broker_contract_expect(b, "in flight", &redelivered);
+    assert_true(redelivered);
+
+    /* After the job a consumes again; b still holds its message, so the
+     * next one is a's. */
+    broker_contract_ok(broker_keeper_stop(keeper), "keeper_stop");
+    broker_contract_ok(broker_consume_send(a, c->queue.id), "consume_send");
+    contract_publish(c, p, "after");
+    tag = broker_contract_expect(a, "after", &redelivered);
+    assert_false(redelivered);
+    broker_contract_ok(broker_ack(a, tag), "ack after");
+    broker_contract_ok(broker_ack(b, in_flight), "ack in flight");
+    broker_contract_quiet(a);
+    broker_contract_quiet(b);
+}

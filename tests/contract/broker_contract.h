@@ -52,11 +52,19 @@ void broker_contract_two_consumers(broker_contract *contract);
  * another consumer, marked redelivered; a connection consumes again after a
  * cancel. */
 void broker_contract_cancel_requeues(broker_contract *contract);
+/* A worker's round: ack, broker_cancel_send, keeper; a message pushed
+ * before the cancel goes to another consumer while the keeper runs; after
+ * the keeper, broker_consume_send resumes consuming. */
+void broker_contract_cancel_send_around_a_job(broker_contract *contract);
 /* broker_next answers 1 when nothing comes, with or without a consumer. */
 void broker_contract_next_times_out(broker_contract *contract);
 /* A message to an undeclared queue comes back (NO_ROUTE); the connection
  * stays usable. */
 void broker_contract_publish_returned(broker_contract *contract);
+/* Pipelined publishing: three messages sent before any confirm is read
+ * are numbered 1, 2, 3; the one to an undeclared queue is answered as
+ * returned, the others confirmed, however the broker groups its acks. */
+void broker_contract_publish_pipelined(broker_contract *contract);
 /* A consuming connection does not publish; an unsafe queue id is refused. */
 void broker_contract_publish_refuses_a_consumer(broker_contract *contract);
 /* Consuming an undeclared queue fails naming NOT_FOUND and the queue. */

@@ -48,6 +48,11 @@ typedef struct fake_conn {
     char lost_reason[200];
     /* An ACP_EBROKER was returned: unusable. */
     bool broken;
+    /* Pipelined publishing: the last number given, and the confirms not
+     * read yet (nack / returned per entry). */
+    uint64_t publish_seq;
+    broker_confirm *confirms;
+    size_t confirm_count, confirm_cap;
     struct fake_conn *next;
 } fake_conn;
 
@@ -63,6 +68,8 @@ struct fake_broker {
     fake_queue *queues;
     fake_conn *conns;
     uint64_t pushes;
+    bool hold_confirms;
+    int confirm_style;
 };
 
 static void *fake_broker_alloc(size_t size)
@@ -214,6 +221,7 @@ static void fake_broker_close(broker_conn *base)
         }
     fake_broker_release(c);
     pthread_mutex_unlock(&fb->lock);
+    free(c->confirms);
     free(c);
 }
 
@@ -300,6 +308,159 @@ static int fake_broker_publish(broker_conn *base, const char *queue_id, const ch
         rc = error_set(ACP_EBROKER, "%s: %s: no confirm from the broker within %d ms", c->where,
                        what, confirm_timeout_ms);
 out:
+    pthread_mutex_unlock(&fb->lock);
+    return rc;
+}
+
+/* Lock held. */
+static void fake_broker_add_confirm(fake_conn *c, uint64_t seq, bool nack, const char *reason)
+{
+    if (c->confirm_count == c->confirm_cap) {
+        size_t cap = c->confirm_cap ? 2 * c->confirm_cap : 8;
+        broker_confirm *grown = realloc(c->confirms, cap * sizeof *grown);
+        if (!grown) {
+            fprintf(stderr, "fake broker: out of memory\n");
+            abort();
+        }
+        c->confirms = grown;
+        c->confirm_cap = cap;
+    }
+    broker_confirm *confirm = &c->confirms[c->confirm_count++];
+    memset(confirm, 0, sizeof *confirm);
+    confirm->tag = seq;
+    confirm->nack = nack;
+    confirm->returned = reason && !nack;
+    if (reason)
+        snprintf(confirm->reason, sizeof confirm->reason, "%s", reason);
+}
+
+/* The same checks and faults as fake_broker_publish, counted as
+ * "amqp.publish"; the confirm (or nack, or return) waits in the connection
+ * for fake_broker_read_confirms. */
+static int fake_broker_publish_send(broker_conn *base, const char *queue_id, const char *body,
+                                    size_t len, uint64_t *seq)
+{
+    fake_conn *c = fake_broker_conn_of(base);
+    char what[ACP_QUEUE_ID_MAX + 40];
+    snprintf(what, sizeof what, "publishing to '%s_jobs'", queue_id ? queue_id : "(null)");
+    const fault_rule *rule = fault_check(c->fb->plan, "amqp.publish");
+    if (rule && rule->error == ACP_EBROKER && rule->kind != FAKE_BROKER_PUBLISH_LOST &&
+        rule->kind != FAKE_BROKER_PUBLISH_NACK && rule->kind != FAKE_BROKER_PUBLISH_NO_CONFIRM) {
+        fprintf(stderr, "fake broker: unknown kind %d for amqp.publish\n", rule->kind);
+        abort();
+    }
+    if (rule && (rule->error != ACP_EBROKER || rule->kind == FAKE_BROKER_PUBLISH_LOST))
+        return fake_broker_injected(c, rule, what, "amqp.publish");
+    fake_broker *fb = c->fb;
+    pthread_mutex_lock(&fb->lock);
+    int rc = fake_broker_usable(c, "publishing");
+    if (!rc)
+        rc = fake_broker_queue_name(c, queue_id, "publishing");
+    if (!rc && !body && len > 0)
+        rc = error_set(ACP_EINVAL, "%s: %s: NULL body", c->where, what);
+    if (!rc && c->consuming)
+        rc = error_set(ACP_EINVAL, "%s: %s: this connection consumes; publish on another", c->where,
+                       what);
+    if (rc)
+        goto out;
+    *seq = ++c->publish_seq;
+    char reason[sizeof c->confirms[0].reason];
+    fake_queue *q = fake_broker_find(fb, queue_id);
+    if (rule && rule->kind == FAKE_BROKER_PUBLISH_NACK) {
+        snprintf(reason, sizeof reason, "%s: %s: the broker refused the message (basic.nack)",
+                 c->where, what);
+        fake_broker_add_confirm(c, *seq, true, reason);
+    } else if (!q) {
+        snprintf(reason, sizeof reason, "%s: %s: message returned by the broker: NO_ROUTE (312)",
+                 c->where, what);
+        fake_broker_add_confirm(c, *seq, false, reason);
+    } else {
+        fake_message *m = fake_broker_alloc(sizeof *m);
+        m->body = fake_broker_alloc(len + 1);
+        if (len)
+            memcpy(m->body, body, len);
+        m->len = len;
+        if (q->tail)
+            q->tail->next = m;
+        else
+            q->head = m;
+        q->tail = m;
+        q->ready++;
+        q->published++;
+        fake_broker_dispatch(fb);
+        if (rule)
+            /* The wait for this confirm would time out: say so at once. */
+            rc = error_set(ACP_EBROKER, "%s: %s: no confirm from the broker (injected)", c->where,
+                           what);
+        else
+            fake_broker_add_confirm(c, *seq, false, NULL);
+    }
+    pthread_cond_broadcast(&fb->changed);
+out:
+    pthread_mutex_unlock(&fb->lock);
+    return rc;
+}
+
+/* Confirms that may be read now: not held, and the connection alive. Lock
+ * held. */
+static bool fake_broker_confirms_ready(const fake_conn *c)
+{
+    return !c->fb->hold_confirms && c->confirm_count > 0;
+}
+
+static int fake_broker_read_confirms(broker_conn *base, broker_confirm_fn fn, void *arg)
+{
+    fake_conn *c = fake_broker_conn_of(base);
+    fake_broker *fb = c->fb;
+    pthread_mutex_lock(&fb->lock);
+    int rc = fake_broker_usable(c, "reading confirms");
+    size_t count = 0;
+    broker_confirm *out = NULL;
+    if (!rc && fake_broker_confirms_ready(c)) {
+        count = c->confirm_count;
+        out = fake_broker_alloc(count * sizeof *out);
+        memcpy(out, c->confirms, count * sizeof *out);
+        c->confirm_count = 0;
+    }
+    int style = fb->confirm_style;
+    pthread_mutex_unlock(&fb->lock);
+    if (style == FAKE_BROKER_CONFIRM_REVERSE)
+        for (size_t i = 0; i < count / 2; i++) {
+            broker_confirm t = out[i];
+            out[i] = out[count - 1 - i];
+            out[count - 1 - i] = t;
+        }
+    for (size_t i = 0; i < count; i++) {
+        /* A run of plain acks goes as one multiple ack for its last tag:
+         * the tags of a connection's confirms only grow, as in RabbitMQ. */
+        if (style == FAKE_BROKER_CONFIRM_MULTIPLE && !out[i].nack && !out[i].returned) {
+            size_t last = i;
+            while (last + 1 < count && !out[last + 1].nack && !out[last + 1].returned)
+                last++;
+            if (last > i) {
+                out[last].multiple = true;
+                i = last;
+            }
+        }
+        fn(arg, &out[i]);
+    }
+    free(out);
+    return rc;
+}
+
+static int fake_broker_wait_readable(broker_conn *base, int timeout_ms)
+{
+    fake_conn *c = fake_broker_conn_of(base);
+    fake_broker *fb = c->fb;
+    struct timespec deadline;
+    clock_deadline(&deadline, timeout_ms > 0 ? (uint64_t)timeout_ms : 0);
+    pthread_mutex_lock(&fb->lock);
+    int rc = 0;
+    while (!fake_broker_confirms_ready(c) && !c->lost && !c->broken)
+        if (pthread_cond_timedwait(&fb->changed, &fb->lock, &deadline) != 0) {
+            rc = 1;
+            break;
+        }
     pthread_mutex_unlock(&fb->lock);
     return rc;
 }
@@ -457,8 +618,15 @@ static const broker_conn_ops fake_broker_ops = {
     .close = fake_broker_close,
     .declare = fake_broker_declare,
     .publish = fake_broker_publish,
+    .publish_send = fake_broker_publish_send,
+    .read_confirms = fake_broker_read_confirms,
+    .wait_readable = fake_broker_wait_readable,
     .consume = fake_broker_consume,
     .cancel = fake_broker_cancel,
+    /* No latency to hide: the waiting versions, counted as "amqp.cancel"
+     * and "amqp.consume". */
+    .cancel_send = fake_broker_cancel,
+    .consume_send = fake_broker_consume,
     .next = fake_broker_next,
     .ack = fake_broker_ack,
     .keeper_start = fake_broker_keeper_start,
@@ -606,4 +774,23 @@ void fake_broker_close_connections(fake_broker *fb)
             fake_broker_release(c);
         }
     pthread_mutex_unlock(&fb->lock);
+}
+
+void fake_broker_set_confirms(fake_broker *fb, bool hold, int style)
+{
+    pthread_mutex_lock(&fb->lock);
+    fb->hold_confirms = hold;
+    fb->confirm_style = style;
+    pthread_cond_broadcast(&fb->changed);
+    pthread_mutex_unlock(&fb->lock);
+}
+
+size_t fake_broker_unconfirmed(fake_broker *fb)
+{
+    pthread_mutex_lock(&fb->lock);
+    size_t n = 0;
+    for (fake_conn *c = fb->conns; c; c = c->next)
+        n += c->confirm_count;
+    pthread_mutex_unlock(&fb->lock);
+    return n;
 }

@@ -69,6 +69,19 @@ size_t fake_broker_published(fake_broker *fb, const char *queue_id);
  * message of @queue_id (0: the next to be delivered), or NULL. */
 char *fake_broker_peek(fake_broker *fb, const char *queue_id, size_t index);
 
+/* Confirms of pipelined publishes (broker_publish_send): with @hold they
+ * are kept back until called again without it (a connection closed
+ * meanwhile loses them); @style says how they are then sent. */
+enum {
+    FAKE_BROKER_CONFIRM_EACH = 0,     /* one basic.ack per message, in order */
+    FAKE_BROKER_CONFIRM_MULTIPLE = 1, /* a run of acks as one multiple=true ack */
+    FAKE_BROKER_CONFIRM_REVERSE = 2,  /* one per message, newest first */
+};
+void fake_broker_set_confirms(fake_broker *fb, bool hold, int style);
+/* Confirms (acks, nacks, returns) made and not read yet, on every
+ * connection. */
+size_t fake_broker_unconfirmed(fake_broker *fb);
+
 /* The server closes every open connection, as `rabbitmqctl
  * close_connection` does: their unacked deliveries go back to their queues
  * at once, and each connection's next call (or broker_keeper_stop) fails

@@ -449,6 +449,16 @@ static void publish_reports_a_returned_message(void **state)
     broker_contract_publish_returned(contract(*state));
 }
 
+static void cancel_send_around_a_job_hands_back_a_pushed_message(void **state)
+{
+    broker_contract_cancel_send_around_a_job(contract(*state));
+}
+
+static void pipelined_publishes_are_answered_each(void **state)
+{
+    broker_contract_publish_pipelined(contract(*state));
+}
+
 static void publish_refuses_a_consuming_connection(void **state)
 {
     broker_contract_publish_refuses_a_consumer(contract(*state));
@@ -604,6 +614,8 @@ int main(void)
         TEST(cancel_returns_an_in_flight_message),
         TEST(next_times_out_when_idle),
         TEST(publish_reports_a_returned_message),
+        TEST(pipelined_publishes_are_answered_each),
+        TEST(cancel_send_around_a_job_hands_back_a_pushed_message),
         TEST(publish_refuses_a_consuming_connection),
         TEST(consume_of_a_missing_queue_fails),
         TEST(deleted_queue_cancels_the_consumer),

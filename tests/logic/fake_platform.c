@@ -201,6 +201,22 @@ static int gated_publish(broker_conn *c, const char *queue_id, const char *body,
     return broker_publish(((gated_conn *)c)->inner, queue_id, body, len, confirm_timeout_ms);
 }
 
+static int gated_publish_send(broker_conn *c, const char *queue_id, const char *body, size_t len,
+                              uint64_t *seq)
+{
+    return broker_publish_send(((gated_conn *)c)->inner, queue_id, body, len, seq);
+}
+
+static int gated_read_confirms(broker_conn *c, broker_confirm_fn fn, void *arg)
+{
+    return broker_read_confirms(((gated_conn *)c)->inner, fn, arg);
+}
+
+static int gated_wait_readable(broker_conn *c, int timeout_ms)
+{
+    return broker_wait_readable(((gated_conn *)c)->inner, timeout_ms);
+}
+
 static int gated_consume(broker_conn *c, const char *queue_id)
 {
     return broker_consume(((gated_conn *)c)->inner, queue_id);
@@ -209,6 +225,16 @@ static int gated_consume(broker_conn *c, const char *queue_id)
 static int gated_cancel(broker_conn *c)
 {
     return broker_cancel(((gated_conn *)c)->inner);
+}
+
+static int gated_cancel_send(broker_conn *c)
+{
+    return broker_cancel_send(((gated_conn *)c)->inner);
+}
+
+static int gated_consume_send(broker_conn *c, const char *queue_id)
+{
+    return broker_consume_send(((gated_conn *)c)->inner, queue_id);
 }
 
 static int gated_next(broker_conn *c, int timeout_ms, broker_delivery *out)
@@ -249,8 +275,13 @@ static const broker_conn_ops gated_ops = {
     .close = gated_close,
     .declare = gated_declare,
     .publish = gated_publish,
+    .publish_send = gated_publish_send,
+    .read_confirms = gated_read_confirms,
+    .wait_readable = gated_wait_readable,
     .consume = gated_consume,
     .cancel = gated_cancel,
+    .cancel_send = gated_cancel_send,
+    .consume_send = gated_consume_send,
     .next = gated_next,
     .ack = gated_ack,
     .keeper_start = gated_keeper_start,

@@ -146,6 +146,18 @@ static void next_times_out_with_1(void **state)
     broker_contract_next_times_out(&f->contract);
 }
 
+static void cancel_send_around_a_job_hands_back_a_pushed_message(void **state)
+{
+    fixture *f = *state;
+    broker_contract_cancel_send_around_a_job(&f->contract);
+}
+
+static void pipelined_publishes_are_answered_each(void **state)
+{
+    fixture *f = *state;
+    broker_contract_publish_pipelined(&f->contract);
+}
+
 static void publish_to_an_undeclared_queue_is_returned(void **state)
 {
     fixture *f = *state;
@@ -473,6 +485,8 @@ int main(void)
         TEST(cancel_requeues_an_unread_delivery_to_another_consumer),
         TEST(next_times_out_with_1),
         TEST(publish_to_an_undeclared_queue_is_returned),
+        TEST(pipelined_publishes_are_answered_each),
+        TEST(cancel_send_around_a_job_hands_back_a_pushed_message),
         TEST(publish_refuses_a_consuming_connection),
         TEST(consume_of_a_missing_queue_fails),
         TEST(ack_of_an_unknown_tag_closes_the_channel),
