@@ -162,18 +162,22 @@ static void wait_for(world *w, const acp_job_id *id, acp_job_status status)
     acp_job_clear(&job);
 }
 
+/* Appends "name:size" to the ' '-separated list @out. */
+static void add_item(char *out, size_t size, const char *name, uint64_t bytes)
+{
+    char item[300];
+    snprintf(item, sizeof item, "%s%s:%llu", out[0] ? " " : "", name, (unsigned long long)bytes);
+    strncat(out, item, size - strlen(out) - 1);
+}
+
 /* The objects under the job's prefix, "name:size" sorted, joined by ' '. */
 static void objects_of(world *w, const acp_job_id *id, char *out, size_t size)
 {
     object_list list;
     assert_int_equal(objects_list(w->raw, id, &list), 0);
     out[0] = '\0';
-    for (size_t i = 0; i < list.count; i++) {
-        char item[300];
-        snprintf(item, sizeof item, "%s%s:%llu", i ? " " : "", list.items[i].name,
-                 (unsigned long long)list.items[i].size);
-        strncat(out, item, size - strlen(out) - 1);
-    }
+    for (size_t i = 0; i < list.count; i++)
+        add_item(out, size, list.items[i].name, list.items[i].size);
     object_list_free(&list);
 }
 
@@ -184,26 +188,16 @@ static void expect_objects(world *w, const acp_job_id *id, const char *expected)
     assert_string_equal(names, expected);
 }
 
-/* acp_get_results, "name:size" joined by ' '. */
-static void results_of(world *w, const acp_job_id *id, char *out, size_t size)
+/* What acp_get_results says, in the same form. */
+static void expect_results(world *w, const acp_job_id *id, const char *expected)
 {
     acp_result_list list;
     if (acp_get_results(w->p, id, &list) != 0)
         fail_msg("acp_get_results: %s", acp_last_error());
-    out[0] = '\0';
-    for (size_t i = 0; i < list.count; i++) {
-        char item[300];
-        snprintf(item, sizeof item, "%s%s:%llu", i ? " " : "", list.files[i].name,
-                 (unsigned long long)list.files[i].size);
-        strncat(out, item, size - strlen(out) - 1);
-    }
+    char names[1024] = "";
+    for (size_t i = 0; i < list.count; i++)
+        add_item(names, sizeof names, list.files[i].name, list.files[i].size);
     acp_result_list_clear(&list);
-}
-
-static void expect_results(world *w, const acp_job_id *id, const char *expected)
-{
-    char names[1024];
-    results_of(w, id, names, sizeof names);
     assert_string_equal(names, expected);
 }
 
