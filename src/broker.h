@@ -131,15 +131,16 @@ int broker_consume(broker_conn *conn, const char *queue_id);
  * cancel took effect is rejected with requeue, so it goes to another worker. */
 int broker_cancel(broker_conn *conn);
 
-/* The same without waiting for the broker's answer, for a worker around a
- * job: broker_cancel_send sends basic.cancel and returns; the keeper
+/* The same without waiting for the broker's answer, around a job (the
+ * worker itself lets its keeper cancel, after a grace: see below):
+ * broker_cancel_send sends basic.cancel and returns; the keeper
  * started next reads the cancel-ok at once, on its own thread, rejecting
  * (with requeue) a message pushed before the broker saw the cancel, so that
  * the cancel's round trip overlaps the job and no message waits behind it.
  * broker_consume_send (after the job, on a connection that consumed
- * before) reads a cancel-ok still due, sends basic.consume and returns;
- * broker_next reads its consume-ok, or the channel's closing when the queue
- * went away meanwhile. */
+ * before and was cancelled) reads a cancel-ok still due, sends
+ * basic.consume and returns; broker_next reads its consume-ok, or the
+ * channel's closing when the queue went away meanwhile. */
 int broker_cancel_send(broker_conn *conn);
 int broker_consume_send(broker_conn *conn, const char *queue_id);
 
