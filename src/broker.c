@@ -94,12 +94,12 @@ int broker_consume_send(broker_conn *conn, const char *queue_id)
     return conn->ops->consume_send(conn, queue_id);
 }
 
-int broker_keeper_start(broker_conn *conn, broker_keeper **out)
+int broker_keeper_start(broker_conn *conn, int cancel_after_ms, broker_keeper **out)
 {
     *out = NULL;
     if (!conn)
         return broker_no_conn("keeping the connection alive");
-    return conn->ops->keeper_start(conn, out);
+    return conn->ops->keeper_start(conn, cancel_after_ms, out);
 }
 
 int broker_keeper_stop(broker_keeper *keeper)

@@ -58,7 +58,7 @@ typedef struct broker_conn_ops {
     int (*consume_send)(broker_conn *conn, const char *queue_id);
     int (*next)(broker_conn *conn, int timeout_ms, broker_delivery *out);
     int (*ack)(broker_conn *conn, uint64_t tag);
-    int (*keeper_start)(broker_conn *conn, broker_keeper **out);
+    int (*keeper_start)(broker_conn *conn, int cancel_after_ms, broker_keeper **out);
     int (*keeper_stop)(broker_keeper *keeper);
 } broker_conn_ops;
 
@@ -131,15 +131,16 @@ int broker_consume(broker_conn *conn, const char *queue_id);
  * cancel took effect is rejected with requeue, so it goes to another worker. */
 int broker_cancel(broker_conn *conn);
 
-/* The same without waiting for the broker's answer, for a worker around a
- * job: broker_cancel_send sends basic.cancel and returns; the keeper
+/* The same without waiting for the broker's answer, around a job (the
+ * worker itself lets its keeper cancel, after a grace: see below):
+ * broker_cancel_send sends basic.cancel and returns; the keeper
  * started next reads the cancel-ok at once, on its own thread, rejecting
  * (with requeue) a message pushed before the broker saw the cancel, so that
  * the cancel's round trip overlaps the job and no message waits behind it.
  * broker_consume_send (after the job, on a connection that consumed
- * before) reads a cancel-ok still due, sends basic.consume and returns;
- * broker_next reads its consume-ok, or the channel's closing when the queue
- * went away meanwhile. */
+ * before and was cancelled) reads a cancel-ok still due, sends
+ * basic.consume and returns; broker_next reads its consume-ok, or the
+ * channel's closing when the queue went away meanwhile. */
 int broker_cancel_send(broker_conn *conn);
 int broker_consume_send(broker_conn *conn, const char *queue_id);
 
@@ -149,12 +150,25 @@ int broker_consume_send(broker_conn *conn, const char *queue_id);
  * not touch @conn in between; the handover needs no lock on the connection:
  * the keeper takes it at start and has let go of it when stop returns (the
  * AMQP driver keeps one thread per connection for all its jobs, asleep
- * between them). Cancel the consumer first: a message delivered meanwhile
- * is rejected with requeue. */
+ * between them).
+ *
+ * With @cancel_after_ms >= 0 and a consumer running (none cancelled with
+ * broker_cancel_send), the consumer is left alone for that long: a message
+ * the broker pushes meanwhile (prefetch 1) stays unread for the owner's next
+ * broker_next, so a short job costs no cancel and no consume. Once that time
+ * has passed the keeper cancels the consumer (basic.cancel) and hands back
+ * (reject with requeue) a message pushed before the broker saw it, so that
+ * another consumer runs it instead of waiting behind the job. With a
+ * negative @cancel_after_ms nothing is cancelled: cancel the consumer first
+ * (broker_cancel_send), or a message delivered meanwhile is rejected with
+ * requeue. */
 
 /* Start keeping @conn alive. ACP_ENOMEM when the thread cannot start. */
-int broker_keeper_start(broker_conn *conn, broker_keeper **out);
-/* Stop the thread and hand the connection back: 0, or ACP_EBROKER with the
+int broker_keeper_start(broker_conn *conn, int cancel_after_ms, broker_keeper **out);
+/* Stop the thread and hand the connection back: 0 when the consumer running
+ * at start still runs (or there was none), 1 when it ended meanwhile (the
+ * keeper cancelled it after @cancel_after_ms, or the server did): consume
+ * again (broker_consume_send) for more deliveries; or ACP_EBROKER with the
  * detail set when the connection was lost meanwhile (close it). */
 int broker_keeper_stop(broker_keeper *keeper);
 

@@ -1,7 +1,8 @@
 /* Keeping an AMQP connection alive while its owner is busy elsewhere (a
  * worker running a job): a thread answers the broker's heartbeats and reads
- * what the server sends, rejecting (with requeue) a delivery that a consumer
- * left running still receives. */
+ * what the server sends, cancels a consumer left running once the job
+ * outlives its grace, and rejects (with requeue) a delivery that the
+ * consumer still receives. */
 #include "broker_amqp_keeper.h"
 
 #include <errno.h>
@@ -29,6 +30,10 @@ typedef struct broker_amqp_keeper {
     bool busy;   /* the thread is using the connection */
     bool quit;
     unsigned interval_ms;
+    /* The consumer is to be cancelled at this clock_now_ms() (-1: not). */
+    int64_t cancel_at;
+    /* A consumer ran at start, with no cancel of the owner's pending. */
+    bool was_consuming;
     /* Set by the thread when the connection failed while active. */
     int rc;
     char error[1024];
@@ -98,6 +103,13 @@ static int broker_amqp_keeper_cancel(broker_amqp_conn *conn)
     return conn->cancel_pending ? broker_amqp_conn_await_cancel_ok(conn) : 0;
 }
 
+/* The job outlived its grace: stop the consumer, handing back a message
+ * pushed meanwhile, as broker_cancel does. */
+static int broker_amqp_keeper_cancel_late(broker_amqp_conn *conn)
+{
+    return broker_cancel(&conn->base);
+}
+
 static void *broker_amqp_keeper_main(void *arg)
 {
     broker_amqp_keeper *k = arg;
@@ -109,13 +121,26 @@ static void *broker_amqp_keeper_main(void *arg)
             break;
         broker_amqp_keeper_use(k, broker_amqp_keeper_cancel);
         while (k->active && !k->quit && !k->rc) {
+            /* Until the grace ends the connection is not read at all: a
+             * message pushed meanwhile stays for the owner's broker_next. */
+            uint64_t wait = k->interval_ms;
+            if (k->cancel_at >= 0) {
+                int64_t left = k->cancel_at - clock_now_ms();
+                wait = left <= 0 ? 0 : (uint64_t)left < wait ? (uint64_t)left : wait;
+            }
             struct timespec until;
-            clock_deadline(&until, k->interval_ms);
+            clock_deadline(&until, wait);
             while (k->active && !k->quit &&
                    pthread_cond_timedwait(&k->changed, &k->lock, &until) != ETIMEDOUT)
                 ;
-            if (k->active && !k->quit)
+            if (!k->active || k->quit)
+                break;
+            if (k->cancel_at >= 0 && clock_now_ms() >= k->cancel_at) {
+                k->cancel_at = -1;
+                broker_amqp_keeper_use(k, broker_amqp_keeper_cancel_late);
+            } else {
                 broker_amqp_keeper_use(k, broker_amqp_keeper_tick);
+            }
         }
         /* Failed: idle until the owner takes the connection back. */
         while (k->active && !k->quit)
@@ -159,7 +184,7 @@ static int broker_amqp_keeper_make(broker_amqp_conn *conn)
     return 0;
 }
 
-int broker_amqp_keeper_start(broker_conn *base, broker_keeper **out)
+int broker_amqp_keeper_start(broker_conn *base, int cancel_after_ms, broker_keeper **out)
 {
     broker_amqp_conn *conn = broker_amqp_conn_of(base);
     *out = NULL;
@@ -171,6 +196,8 @@ int broker_amqp_keeper_start(broker_conn *base, broker_keeper **out)
     broker_amqp_keeper *k = conn->keeper;
     pthread_mutex_lock(&k->lock);
     k->rc = 0;
+    k->was_consuming = conn->consuming && !conn->cancel_pending;
+    k->cancel_at = cancel_after_ms >= 0 && k->was_consuming ? clock_now_ms() + cancel_after_ms : -1;
     k->active = true;
     pthread_cond_broadcast(&k->changed);
     pthread_mutex_unlock(&k->lock);
@@ -187,6 +214,8 @@ int broker_amqp_keeper_stop(broker_keeper *base)
     while (k->busy)
         pthread_cond_wait(&k->changed, &k->lock);
     int rc = k->rc ? error_set(k->rc, "%s", k->error) : 0;
+    if (!rc && k->was_consuming && !k->conn->consuming)
+        rc = 1;
     k->rc = 0;
     pthread_mutex_unlock(&k->lock);
     return rc;

@@ -9,10 +9,12 @@
 
 /* Hand the connection to its keeper thread (made on the first call, kept
  * until the connection closes); it looks every quarter of the negotiated
- * heartbeat. ACP_ENOMEM when the thread cannot start. */
-int broker_amqp_keeper_start(broker_conn *conn, broker_keeper **out);
-/* Take the connection back (the thread sleeps until the next start): 0, or
- * ACP_EBROKER with the reason when the connection was lost meanwhile. */
+ * heartbeat, and cancels the consumer after @cancel_after_ms (>= 0) as
+ * broker.h says. ACP_ENOMEM when the thread cannot start. */
+int broker_amqp_keeper_start(broker_conn *conn, int cancel_after_ms, broker_keeper **out);
+/* Take the connection back (the thread sleeps until the next start): 0, 1
+ * when the consumer ended meanwhile, or ACP_EBROKER with the reason when
+ * the connection was lost meanwhile. */
 int broker_amqp_keeper_stop(broker_keeper *keeper);
 /* End and join the thread, before the connection is closed. */
 void broker_amqp_keeper_free(broker_amqp_conn *conn);

@@ -44,6 +44,7 @@ int platform_init_with(acp_platform **out, const acp_config *config,
     }
     p->workspace_fd = -1;
     p->broker = backends && backends->broker ? backends->broker : &broker_amqp_driver;
+    p->cancel_grace_ms = backends ? backends->cancel_grace_ms : 0;
     if ((rc = platform_state_init_sync(p))) {
         free(p);
         backends_close(backends);

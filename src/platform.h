@@ -23,6 +23,10 @@ typedef struct platform_backends {
      * requeues and redispatch with maintenance_tick(), so that faults hit
      * only the steps it means. */
     bool no_background_threads;
+    /* How long a worker's job runs before its consumer is cancelled (0:
+     * WORKER_CANCEL_GRACE_MS): tests whose step counts must not depend on
+     * the machine's speed raise it. */
+    unsigned cancel_grace_ms;
 } platform_backends;
 
 /* acp_init() with @backends (NULL: all real) and a configuration of the

@@ -59,6 +59,7 @@ struct acp_platform {
     unsigned expiration_days;
     unsigned prune_interval;
     unsigned claim_stale_seconds; /* 0: CLAIM_STALE_SECONDS; tests lower it */
+    unsigned cancel_grace_ms;     /* 0: WORKER_CANCEL_GRACE_MS; tests raise it */
     unsigned max_attempts;        /* config.max_attempts, 0 replaced by the default */
     /* The layout of new jobs and re-runs: ACP_LAYOUT_NATIVE or
      * ACP_LAYOUT_LCP (never DEFAULT). A job keeps the layout in its row. */

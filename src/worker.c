@@ -26,6 +26,15 @@
 #define WORKER_POLL_MS 250
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+/* How long a job runs before its worker stops consuming. With prefetch 1
+ * the broker pushes the next message as soon as the job's delivery is
+ * acked; a short job then finds it waiting and runs it next, at no cost,
+ * while cancelling and consuming again around every job cost the broker
+ * more CPU than the job's messages themselves. A longer job must not keep
+ * that message from the other workers: after this grace its consumer is
+ * cancelled and the message handed back. Well under a quarter of the
+ * shortest heartbeat (1 s), so that the keeper looks at nothing before. */
+#define WORKER_CANCEL_GRACE_MS 20
 
 struct worker {
     queue_rt *queue;
@@ -461,27 +470,29 @@ static void handle_delivery(worker *w, broker_conn **conn, const broker_delivery
         return;
     }
     atomic_fetch_add(&p->started, 1);
-    /* If the ack is lost, a redelivery will find the job claimed. The
-     * cancel-ok is read by the keeper, in parallel with the job. */
-    if (ack(p, conn, d->tag) && broker_cancel_send(*conn) != 0)
-        drop(conn);
+    /* If the ack is lost, a redelivery will find the job claimed. */
+    ack(p, conn, d->tag);
     /* RabbitMQ closes a connection that misses its heartbeats: a thread
-     * answers them while the job runs, so the connection outlives any job. */
+     * answers them while the job runs, so the connection outlives any job.
+     * It also cancels the consumer once the job outlives the grace. */
     broker_keeper *keeper = NULL;
-    if (*conn && broker_keeper_start(*conn, &keeper) != 0) {
+    int grace = p->cancel_grace_ms ? (int)p->cancel_grace_ms : WORKER_CANCEL_GRACE_MS;
+    if (*conn && broker_keeper_start(*conn, grace, &keeper) != 0) {
         log_warn(&p->log, "%s worker %u: %s; closing the connection until job %s ends", q->id,
                  w->index, acp_last_error(), hex);
         drop(conn);
     }
     run_job(q, &row);
     store_job_free(&row);
-    if (keeper && broker_keeper_stop(keeper) != 0) {
+    int kept = keeper ? broker_keeper_stop(keeper) : 0;
+    if (kept < 0) {
         log_warn(&p->log, "%s worker %u: lost the broker during job %s: %s", q->id, w->index, hex,
                  acp_last_error());
         drop(conn);
     }
-    /* Its consume-ok is read by the next broker_next. */
-    if (*conn && !atomic_load(&p->stopping) && broker_consume_send(*conn, q->id) != 0)
+    /* Only a job that outlived the grace stopped consuming; the consume-ok
+     * is read by the next broker_next. */
+    if (kept == 1 && *conn && !atomic_load(&p->stopping) && broker_consume_send(*conn, q->id) != 0)
         drop(conn);
 }
 

@@ -18,6 +18,9 @@
 #define CONFIRM_MS  10000
 #define DELIVERY_MS 10000 /* generous: only reached when something is wrong */
 #define QUIET_MS    300   /* how long "nothing more arrives" is watched */
+/* A keeper's grace that a case outlives on purpose: long enough for a
+ * publish and a look at the queue to come first, even under valgrind. */
+#define GRACE_MS 1000
 
 void broker_contract_error_mentions(const char *text)
 {
@@ -379,7 +382,7 @@ void broker_contract_cancel_send_around_a_job(broker_contract *c)
     contract_wait_ready(c, 0);
     broker_contract_ok(broker_cancel_send(a), "cancel_send");
     broker_keeper *keeper = NULL;
-    broker_contract_ok(broker_keeper_start(a, &keeper), "keeper_start");
+    broker_contract_ok(broker_keeper_start(a, -1, &keeper), "keeper_start");
 
     /* While a's job runs, the message it was pushed goes to b. */
     broker_contract_ok(broker_consume(b, c->queue.id), "consume b");
@@ -393,6 +396,64 @@ void broker_contract_cancel_send_around_a_job(broker_contract *c)
     broker_contract_ok(broker_consume_send(a, c->queue.id), "consume_send");
     contract_publish(c, p, "after");
     tag = broker_contract_expect(a, "after", &redelivered);
+    assert_false(redelivered);
+    broker_contract_ok(broker_ack(a, tag), "ack after");
+    broker_contract_ok(broker_ack(b, in_flight), "ack in flight");
+    broker_contract_quiet(a);
+    broker_contract_quiet(b);
+}
+
+void broker_contract_keeper_grace_keeps_a_short_job_consuming(broker_contract *c)
+{
+    broker_conn *p = contract_connect(c, 0);
+    broker_conn *a = contract_connect(c, 1);
+    broker_contract_ok(broker_declare(p, c->queue.id, 300), "declare");
+    broker_contract_ok(broker_consume(a, c->queue.id), "consume a");
+    contract_publish(c, p, "job");
+    broker_contract_ok(broker_ack(a, broker_contract_expect(a, "job", NULL)), "ack");
+    /* A job far shorter than its grace: the consumer keeps running, and
+     * the next message is pushed to a meanwhile. */
+    broker_keeper *keeper = NULL;
+    broker_contract_ok(broker_keeper_start(a, DELIVERY_MS * 6, &keeper), "keeper_start");
+    contract_publish(c, p, "next");
+    contract_wait_ready(c, 0);
+    assert_int_equal(broker_keeper_stop(keeper), 0);
+
+    /* a still consumes: the message is its next delivery, never handed
+     * back in between. */
+    bool redelivered = true;
+    uint64_t tag = broker_contract_expect(a, "next", &redelivered);
+    assert_false(redelivered);
+    broker_contract_ok(broker_ack(a, tag), "ack next");
+    broker_contract_quiet(a);
+}
+
+void broker_contract_keeper_grace_cancels_a_long_job(broker_contract *c)
+{
+    broker_conn *p = contract_connect(c, 0);
+    broker_conn *a = contract_connect(c, 1);
+    broker_conn *b = contract_connect(c, 2);
+    broker_contract_ok(broker_declare(p, c->queue.id, 300), "declare");
+    broker_contract_ok(broker_consume(a, c->queue.id), "consume a");
+    contract_publish(c, p, "job");
+    broker_contract_ok(broker_ack(a, broker_contract_expect(a, "job", NULL)), "ack");
+    broker_keeper *keeper = NULL;
+    broker_contract_ok(broker_keeper_start(a, GRACE_MS, &keeper), "keeper_start");
+    /* Pushed to a, whose job then outlives the grace: the keeper hands
+     * the message back and b runs it while a's job still runs. */
+    contract_publish(c, p, "in flight");
+    contract_wait_ready(c, 0);
+    broker_contract_ok(broker_consume(b, c->queue.id), "consume b");
+    bool redelivered = false;
+    uint64_t in_flight = broker_contract_expect(b, "in flight", &redelivered);
+    assert_true(redelivered);
+
+    /* a stopped consuming; after its job it consumes again, and as b still
+     * holds its message the next one is a's. */
+    assert_int_equal(broker_keeper_stop(keeper), 1);
+    broker_contract_ok(broker_consume_send(a, c->queue.id), "consume_send");
+    contract_publish(c, p, "after");
+    uint64_t tag = broker_contract_expect(a, "after", &redelivered);
     assert_false(redelivered);
     broker_contract_ok(broker_ack(a, tag), "ack after");
     broker_contract_ok(broker_ack(b, in_flight), "ack in flight");

@@ -56,6 +56,14 @@ void broker_contract_cancel_requeues(broker_contract *contract);
  * before the cancel goes to another consumer while the keeper runs; after
  * the keeper, broker_consume_send resumes consuming. */
 void broker_contract_cancel_send_around_a_job(broker_contract *contract);
+/* A worker's round with a grace (broker_keeper_start's cancel_after_ms): a
+ * job shorter than the grace leaves the consumer running, and a message
+ * pushed meanwhile is the connection's next delivery after the keeper. */
+void broker_contract_keeper_grace_keeps_a_short_job_consuming(broker_contract *contract);
+/* A job longer than the grace: the keeper cancels the consumer, a message
+ * pushed before goes to another consumer while the job runs, and the keeper
+ * reports the cancel (1) so that the owner consumes again. */
+void broker_contract_keeper_grace_cancels_a_long_job(broker_contract *contract);
 /* broker_next answers 1 when nothing comes, with or without a consumer. */
 void broker_contract_next_times_out(broker_contract *contract);
 /* A message to an undeclared queue comes back (NO_ROUTE); the connection

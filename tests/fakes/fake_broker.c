@@ -56,8 +56,17 @@ typedef struct fake_conn {
     struct fake_conn *next;
 } fake_conn;
 
+/* A keeper with a grace (broker_keeper_start's cancel_after_ms) has a
+ * thread that cancels the consumer when the grace ends, as the AMQP
+ * driver's keeper does, so that a message pushed meanwhile goes to another
+ * consumer while the owner is still away. */
 typedef struct fake_keeper {
     broker_keeper base;
+    bool was_consuming;
+    bool has_thread;
+    bool stop; /* under the broker's lock */
+    struct timespec cancel_at;
+    pthread_t thread;
 } fake_keeper;
 
 struct fake_broker {
@@ -68,6 +77,8 @@ struct fake_broker {
     fake_queue *queues;
     fake_conn *conns;
     uint64_t pushes;
+    /* Consumers started and cancelled, however (fake_broker_consumes). */
+    size_t consumes, cancels;
     bool hold_confirms;
     int confirm_style;
 };
@@ -465,13 +476,9 @@ static int fake_broker_wait_readable(broker_conn *base, int timeout_ms)
     return rc;
 }
 
-static int fake_broker_consume(broker_conn *base, const char *queue_id)
+static int fake_broker_consume_now(fake_conn *c, const char *queue_id)
 {
-    fake_conn *c = fake_broker_conn_of(base);
     const char *what = "consuming";
-    const fault_rule *rule = fault_check(c->fb->plan, "amqp.consume");
-    if (rule)
-        return fake_broker_injected(c, rule, what, "amqp.consume");
     pthread_mutex_lock(&c->fb->lock);
     int rc = fake_broker_usable(c, what);
     if (!rc)
@@ -489,10 +496,42 @@ static int fake_broker_consume(broker_conn *base, const char *queue_id)
                               queue_id);
     else {
         c->consuming = q;
+        c->fb->consumes++;
         fake_broker_dispatch(c->fb);
     }
     pthread_mutex_unlock(&c->fb->lock);
     return rc;
+}
+
+static int fake_broker_consume(broker_conn *base, const char *queue_id)
+{
+    fake_conn *c = fake_broker_conn_of(base);
+    const fault_rule *rule = fault_check(c->fb->plan, "amqp.consume");
+    if (rule)
+        return fake_broker_injected(c, rule, "consuming", "amqp.consume");
+    return fake_broker_consume_now(c, queue_id);
+}
+
+/* Not a step of the fault plan: a worker calls it only after a job that
+ * outlived its grace, which depends on the machine's speed, and the step
+ * counts of a run must not. */
+static int fake_broker_consume_send(broker_conn *base, const char *queue_id)
+{
+    return fake_broker_consume_now(fake_broker_conn_of(base), queue_id);
+}
+
+/* Pushed but never read: another consumer gets it. A delivery that was
+ * read stays unacked until its ack. Lock held. */
+static void fake_broker_stop_consuming(fake_conn *c)
+{
+    if (c->held && !c->held_read) {
+        fake_broker_requeue(c->held_queue, c->held);
+        c->held = NULL;
+        c->held_queue = NULL;
+    }
+    c->consuming = NULL;
+    c->fb->cancels++;
+    fake_broker_dispatch(c->fb);
 }
 
 static int fake_broker_cancel(broker_conn *base)
@@ -504,17 +543,8 @@ static int fake_broker_cancel(broker_conn *base)
         return fake_broker_injected(c, rule, what, "amqp.cancel");
     pthread_mutex_lock(&c->fb->lock);
     int rc = fake_broker_usable(c, what);
-    if (!rc && c->consuming) {
-        /* Pushed but never read: another consumer gets it. A delivery that
-         * was read stays unacked until its ack. */
-        if (c->held && !c->held_read) {
-            fake_broker_requeue(c->held_queue, c->held);
-            c->held = NULL;
-            c->held_queue = NULL;
-        }
-        c->consuming = NULL;
-        fake_broker_dispatch(c->fb);
-    }
+    if (!rc && c->consuming)
+        fake_broker_stop_consuming(c);
     pthread_mutex_unlock(&c->fb->lock);
     return rc;
 }
@@ -585,32 +615,74 @@ static int fake_broker_ack(broker_conn *base, uint64_t tag)
     return rc;
 }
 
-static int fake_broker_keeper_start(broker_conn *base, broker_keeper **out)
+/* The grace of a consumer left running: then it is cancelled, and from
+ * then on nothing is pushed until the keeper stops. */
+static void *fake_broker_keeper_main(void *arg)
+{
+    fake_keeper *k = arg;
+    fake_conn *c = fake_broker_conn_of(k->base.conn);
+    pthread_mutex_lock(&c->fb->lock);
+    while (!k->stop && pthread_cond_timedwait(&c->fb->changed, &c->fb->lock, &k->cancel_at) == 0)
+        ;
+    if (!k->stop && !c->broken && !c->lost) {
+        if (c->consuming)
+            fake_broker_stop_consuming(c);
+        c->kept = true;
+    }
+    pthread_mutex_unlock(&c->fb->lock);
+    return NULL;
+}
+
+static int fake_broker_keeper_start(broker_conn *base, int cancel_after_ms, broker_keeper **out)
 {
     fake_conn *c = fake_broker_conn_of(base);
+    fake_keeper *k = fake_broker_alloc(sizeof *k);
+    k->base.conn = base;
     pthread_mutex_lock(&c->fb->lock);
     /* As the AMQP driver: a loss is only heard of when the keeper stops. */
     int rc = c->broken ? fake_broker_usable(c, "keeping the connection alive") : 0;
-    if (!rc)
+    k->was_consuming = c->consuming != NULL;
+    /* Without a grace a consumer left running gets nothing (the AMQP
+     * keeper would hand it back); with one, the broker pushes to it as
+     * usual until the grace ends. */
+    k->has_thread = !rc && cancel_after_ms >= 0 && k->was_consuming;
+    if (!rc && !k->has_thread)
         c->kept = true;
     pthread_mutex_unlock(&c->fb->lock);
-    if (rc)
+    if (!rc && k->has_thread) {
+        clock_deadline(&k->cancel_at, (uint64_t)cancel_after_ms);
+        if (pthread_create(&k->thread, NULL, fake_broker_keeper_main, k) != 0) {
+            fprintf(stderr, "fake broker: cannot start a keeper thread\n");
+            abort();
+        }
+    }
+    if (rc) {
+        free(k);
         return rc;
-    fake_keeper *k = fake_broker_alloc(sizeof *k);
-    k->base.conn = base;
+    }
     *out = &k->base;
     return 0;
 }
 
 static int fake_broker_keeper_stop(broker_keeper *base)
 {
+    fake_keeper *k = (fake_keeper *)base;
     fake_conn *c = fake_broker_conn_of(base->conn);
-    free(base);
+    if (k->has_thread) {
+        pthread_mutex_lock(&c->fb->lock);
+        k->stop = true;
+        pthread_cond_broadcast(&c->fb->changed);
+        pthread_mutex_unlock(&c->fb->lock);
+        pthread_join(k->thread, NULL);
+    }
     pthread_mutex_lock(&c->fb->lock);
     c->kept = false;
     int rc = fake_broker_usable(c, "keeping the connection alive");
+    if (!rc && k->was_consuming && !c->consuming)
+        rc = 1;
     fake_broker_dispatch(c->fb);
     pthread_mutex_unlock(&c->fb->lock);
+    free(k);
     return rc;
 }
 
@@ -623,10 +695,10 @@ static const broker_conn_ops fake_broker_ops = {
     .wait_readable = fake_broker_wait_readable,
     .consume = fake_broker_consume,
     .cancel = fake_broker_cancel,
-    /* No latency to hide: the waiting versions, counted as "amqp.cancel"
-     * and "amqp.consume". */
+    /* No latency to hide: the waiting versions, cancel_send counted as
+     * "amqp.cancel", consume_send not counted. */
     .cancel_send = fake_broker_cancel,
-    .consume_send = fake_broker_consume,
+    .consume_send = fake_broker_consume_send,
     .next = fake_broker_next,
     .ack = fake_broker_ack,
     .keeper_start = fake_broker_keeper_start,
@@ -774,6 +846,22 @@ void fake_broker_close_connections(fake_broker *fb)
             fake_broker_release(c);
         }
     pthread_mutex_unlock(&fb->lock);
+}
+
+size_t fake_broker_consumes(fake_broker *fb)
+{
+    pthread_mutex_lock(&fb->lock);
+    size_t n = fb->consumes;
+    pthread_mutex_unlock(&fb->lock);
+    return n;
+}
+
+size_t fake_broker_cancels(fake_broker *fb)
+{
+    pthread_mutex_lock(&fb->lock);
+    size_t n = fb->cancels;
+    pthread_mutex_unlock(&fb->lock);
+    return n;
 }
 
 void fake_broker_set_confirms(fake_broker *fb, bool hold, int style)

@@ -15,8 +15,11 @@
  *
  * Faults come from the fault plan (tests/fakes/fault.h), one call counted
  * per broker_* call: "amqp.connect", "amqp.declare", "amqp.publish",
- * "amqp.consume", "amqp.cancel", "amqp.next", "amqp.ack". A failing rule's
- * error is returned with a message naming the broker and "injected"; an
+ * "amqp.consume", "amqp.cancel", "amqp.next", "amqp.ack"; broker_consume_send
+ * and a keeper's cancel are not counted (whether a job outlives its grace
+ * depends on the machine's speed, and a run's step count must not). A
+ * failing rule's error is returned with a message naming the broker and
+ * "injected"; an
  * injected ACP_EBROKER leaves the connection unusable (its unacked delivery
  * goes back to its queue), except for the publish kinds below, which, like
  * a nack or a missing confirm of RabbitMQ, leave it usable. Delays hold the
@@ -68,6 +71,11 @@ size_t fake_broker_published(fake_broker *fb, const char *queue_id);
 /* A copy (malloc'd, NUL-terminated) of the body of the @index-th waiting
  * message of @queue_id (0: the next to be delivered), or NULL. */
 char *fake_broker_peek(fake_broker *fb, const char *queue_id, size_t index);
+/* Consumers started (broker_consume, broker_consume_send) and cancelled
+ * (broker_cancel, broker_cancel_send, a keeper whose grace ended) so far,
+ * on every connection. */
+size_t fake_broker_consumes(fake_broker *fb);
+size_t fake_broker_cancels(fake_broker *fb);
 
 /* Confirms of pipelined publishes (broker_publish_send): with @hold they
  * are kept back until called again without it (a connection closed

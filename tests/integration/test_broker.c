@@ -454,6 +454,16 @@ static void cancel_send_around_a_job_hands_back_a_pushed_message(void **state)
     broker_contract_cancel_send_around_a_job(contract(*state));
 }
 
+static void keeper_grace_keeps_a_short_job_consuming(void **state)
+{
+    broker_contract_keeper_grace_keeps_a_short_job_consuming(contract(*state));
+}
+
+static void keeper_grace_cancels_a_long_job(void **state)
+{
+    broker_contract_keeper_grace_cancels_a_long_job(contract(*state));
+}
+
 static void pipelined_publishes_are_answered_each(void **state)
 {
     broker_contract_publish_pipelined(contract(*state));
@@ -562,7 +572,7 @@ static void keeper_holds_a_connection_through_a_long_job(void **state)
     expect_ok(broker_cancel(worker), "cancel");
 
     broker_keeper *keeper;
-    expect_ok(broker_keeper_start(worker, &keeper), "broker_keeper_start");
+    expect_ok(broker_keeper_start(worker, -1, &keeper), "broker_keeper_start");
     sleep(4); /* the job */
     expect_ok(broker_keeper_stop(keeper), "broker_keeper_stop");
 
@@ -585,7 +595,7 @@ static void keeper_reports_a_connection_lost_meanwhile(void **state)
     expect_ok(broker_declare(c, f->id, 300), "declare");
 
     broker_keeper *keeper;
-    expect_ok(broker_keeper_start(c, &keeper), "broker_keeper_start");
+    expect_ok(broker_keeper_start(c, -1, &keeper), "broker_keeper_start");
     close_from_the_server(f);
     sleep(2); /* the keeper looks every 250 ms */
     assert_int_equal(broker_keeper_stop(keeper), ACP_EBROKER);
@@ -616,6 +626,8 @@ int main(void)
         TEST(publish_reports_a_returned_message),
         TEST(pipelined_publishes_are_answered_each),
         TEST(cancel_send_around_a_job_hands_back_a_pushed_message),
+        TEST(keeper_grace_keeps_a_short_job_consuming),
+        TEST(keeper_grace_cancels_a_long_job),
         TEST(publish_refuses_a_consuming_connection),
         TEST(consume_of_a_missing_queue_fails),
         TEST(deleted_queue_cancels_the_consumer),

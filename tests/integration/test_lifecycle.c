@@ -439,6 +439,33 @@ static void queued_jobs_report_their_position(void **state)
     acp_job_clear(&job);
 }
 
+/* Two workers, one on a job that does not end until the test says so: a
+ * message that RabbitMQ pushes to that worker meanwhile (round robin, as
+ * its consumer has room once the job's message is acked) is handed back
+ * once the job outlives the worker's grace, and the other worker runs it
+ * while the first job still runs. */
+static void a_running_job_holds_no_message_back(void **state)
+{
+    world *w = *state; /* two workers */
+    acp_job job = {0};
+    acp_job_id blocked = submit_config(w, 0, "{\"mode\":\"block\",\"n\":\"held\"}");
+    expect_status(w, &blocked, ACP_STATUS_IN_PROGRESS, &job);
+    for (int i = 0; i < 3; i++) {
+        char config[64];
+        snprintf(config, sizeof config, "{\"mode\":\"ok\",\"n\":\"next%d\"}", i);
+        acp_job_id next = submit_config(w, 0, config);
+        expect_status(w, &next, ACP_STATUS_COMPLETE, &job);
+        assert_int_equal(recording_runs(&next), 1);
+    }
+    acp_job_clear(&job);
+    assert_int_equal(acp_get_job(w->p, &blocked, &job), 0);
+    assert_int_equal(job.status, ACP_STATUS_IN_PROGRESS);
+    recording_release();
+    expect_status(w, &blocked, ACP_STATUS_COMPLETE, &job);
+    assert_int_equal(recording_runs(&blocked), 1);
+    acp_job_clear(&job);
+}
+
 static void assert_nothing_stored(world *w, const acp_job_id *id)
 {
     acp_job job;
@@ -941,6 +968,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(outputs_and_scratch_trees_cannot_trap_a_worker,
                                         setup_one_queue, teardown_world),
         cmocka_unit_test_setup_teardown(queued_jobs_report_their_position, setup_serial_queue,
+                                        teardown_world),
+        cmocka_unit_test_setup_teardown(a_running_job_holds_no_message_back, setup_one_queue,
                                         teardown_world),
         cmocka_unit_test_setup_teardown(bad_input_is_rejected_and_nothing_stored, setup_one_queue,
                                         teardown_world),

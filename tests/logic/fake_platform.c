@@ -266,9 +266,9 @@ static int gated_ack(broker_conn *c, uint64_t tag)
 
 /* The fake's keeper refers to the inner connection, so broker_keeper_stop
  * reaches the fake directly. */
-static int gated_keeper_start(broker_conn *c, broker_keeper **out)
+static int gated_keeper_start(broker_conn *c, int cancel_after_ms, broker_keeper **out)
 {
-    return broker_keeper_start(((gated_conn *)c)->inner, out);
+    return broker_keeper_start(((gated_conn *)c)->inner, cancel_after_ms, out);
 }
 
 static const broker_conn_ops gated_ops = {
@@ -484,7 +484,7 @@ void fake_platform_start(fake_platform *fp, const fake_platform_options *options
         fail_msg("objects_open_transport: %s", acp_last_error());
     }
     fp->store = st;
-    platform_backends backends = {st, obj, &fp->gate->driver, true};
+    platform_backends backends = {st, obj, &fp->gate->driver, true, o.cancel_grace_ms};
     if (platform_init_with(&fp->p, &fp->config, &backends) != 0)
         fail_msg("platform_init_with: %s", acp_last_error());
 }

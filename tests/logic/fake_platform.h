@@ -39,6 +39,9 @@ typedef struct fake_platform_options {
     /* The platform's layout; the default (0) here is ACP_LAYOUT_LCP, whose
      * S3 steps the fault plans of most logic tests count. */
     acp_layout layout;
+    /* How long a job runs before its worker's consumer is cancelled; 0:
+     * the library's (short: a no-op job may or may not outlive it). */
+    unsigned cancel_grace_ms;
 } fake_platform_options;
 
 typedef struct fake_platform_gate fake_platform_gate;

@@ -152,6 +152,24 @@ static void cancel_send_around_a_job_hands_back_a_pushed_message(void **state)
     broker_contract_cancel_send_around_a_job(&f->contract);
 }
 
+static void keeper_grace_keeps_a_short_job_consuming(void **state)
+{
+    fixture *f = *state;
+    broker_contract_keeper_grace_keeps_a_short_job_consuming(&f->contract);
+    /* The one consume of the start, and nothing around the job. */
+    assert_int_equal(fake_broker_consumes(f->fb), 1);
+    assert_int_equal(fake_broker_cancels(f->fb), 0);
+}
+
+static void keeper_grace_cancels_a_long_job(void **state)
+{
+    fixture *f = *state;
+    broker_contract_keeper_grace_cancels_a_long_job(&f->contract);
+    /* a and b, then a again after its job; a's consumer cancelled once. */
+    assert_int_equal(fake_broker_consumes(f->fb), 3);
+    assert_int_equal(fake_broker_cancels(f->fb), 1);
+}
+
 static void pipelined_publishes_are_answered_each(void **state)
 {
     fixture *f = *state;
@@ -289,7 +307,7 @@ static void keeper_holds_the_connection_through_a_job(void **state)
     /* job 2 was pushed to w but not read: back in the queue. */
     assert_int_equal(fake_broker_ready(f->fb, "q1"), 1);
     broker_keeper *keeper;
-    broker_contract_ok(broker_keeper_start(w, &keeper), "keeper start");
+    broker_contract_ok(broker_keeper_start(w, -1, &keeper), "keeper start");
     broker_contract_ok(broker_keeper_stop(keeper), "keeper stop");
     broker_contract_ok(broker_consume(w, "q1"), "consume again");
     bool redelivered = false;
@@ -303,7 +321,7 @@ static void keeper_reports_a_connection_closed_by_the_server(void **state)
     broker_conn *w = connect_slot(f, 0);
     broker_contract_ok(broker_declare(w, "q1", 300), "declare");
     broker_keeper *keeper;
-    broker_contract_ok(broker_keeper_start(w, &keeper), "keeper start");
+    broker_contract_ok(broker_keeper_start(w, -1, &keeper), "keeper start");
     fake_broker_close_connections(f->fb);
     assert_int_equal(broker_keeper_stop(keeper), ACP_EBROKER);
     broker_contract_error_mentions("fake rabbitmq broker.invalid:5672: ");
@@ -407,7 +425,7 @@ static void unusable_connection_fails_every_call_until_reconnect(void **state)
     assert_int_equal(broker_cancel(c), ACP_EBROKER);
     assert_int_equal(broker_consume(c, "q1"), ACP_EBROKER);
     assert_int_equal(broker_publish(c, "q1", "{}", 2, CONFIRM_MS), ACP_EBROKER);
-    assert_int_equal(broker_keeper_start(c, &keeper), ACP_EBROKER);
+    assert_int_equal(broker_keeper_start(c, -1, &keeper), ACP_EBROKER);
     assert_null(keeper);
     broker_contract_error_mentions("reconnect");
 
@@ -487,6 +505,8 @@ int main(void)
         TEST(publish_to_an_undeclared_queue_is_returned),
         TEST(pipelined_publishes_are_answered_each),
         TEST(cancel_send_around_a_job_hands_back_a_pushed_message),
+        TEST(keeper_grace_keeps_a_short_job_consuming),
+        TEST(keeper_grace_cancels_a_long_job),
         TEST(publish_refuses_a_consuming_connection),
         TEST(consume_of_a_missing_queue_fails),
         TEST(ack_of_an_unknown_tag_closes_the_channel),
