@@ -181,6 +181,19 @@ static void objects_of(world *w, const acp_job_id *id, char *out, size_t size)
     object_list_free(&list);
 }
 
+/* lcp: the status flag follows the row's commit, a moment later. */
+static void wait_for_flag(world *w, const acp_job_id *id, const char *flag)
+{
+    bool exists = false;
+    for (int waited = 0; !exists; waited += 20) {
+        assert_int_equal(objects_stat(w->raw, id, flag, &exists, NULL, NULL), 0);
+        if (!exists && waited > FIXTURE_WAIT_S * 1000)
+            fail_msg("no %s flag", flag);
+        if (!exists)
+            fixture_sleep_ms(20);
+    }
+}
+
 static void expect_objects(world *w, const acp_job_id *id, const char *expected)
 {
     char names[1024];
@@ -302,6 +315,7 @@ static void lcp_job_leaves_upstreams_workspace(void **state)
     start(w, ACP_LAYOUT_LCP);
     acp_job_id id = submit(w, "{\"result\":false}", NULL);
     wait_for(w, &id, ACP_STATUS_COMPLETE);
+    wait_for_flag(w, &id, ".complete");
     char config[128];
     snprintf(config, sizeof config, "{\"tag\":\"%s\",\"result\":false}", w->tag);
     char expected[256];
@@ -412,6 +426,7 @@ static void switch_from_lcp_to_native_and_back(void **state)
     /* Re-run under lcp, it gets upstream's workspace. */
     resubmit(w, &c, "{\"result\":true,\"job\":\"c\"}", "xy");
     wait_for(w, &c, ACP_STATUS_COMPLETE);
+    wait_for_flag(w, &c, ".complete");
     char names[1024];
     objects_of(w, &c, names, sizeof names);
     assert_non_null(strstr(names, ".workspace:0"));
