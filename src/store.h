@@ -253,7 +253,8 @@ int store_finish_begin(store *st, const acp_job_id *id, const char *owner, unsig
                        int64_t grabbed, store_tx **tx, acp_job_status *recorded);
 
 /* The UPDATE of store_finish on the row locked by store_finish_begin:
- * status complete or failed, finished = now(), error = @message (may be
+ * status complete or failed, finished = the time of this statement (not
+ * the transaction's start: the results were uploaded in between), error = @message (may be
  * NULL), output_files, output_sizes, lease cleared. Commit with
  * store_tx_end. */
 int store_finish_tx(store_tx *tx, acp_job_status status, const char *message,

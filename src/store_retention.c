@@ -298,8 +298,8 @@ int store_retention_finish_tx(store_tx *base, acp_job_status status, const char 
     pgvalue_param_text(&p, sizes.data);
     PGresult *res;
     rc = pgpool_exec(pool, tx->conn, false, tx->what,
-                     "UPDATE compute.jobs SET status = $2, finished = now(), error = $3, "
-                     "output_files = $4::varchar[], output_sizes = $5::bigint[], "
+                     "UPDATE compute.jobs SET status = $2, finished = clock_timestamp(), "
+                     "error = $3, output_files = $4::varchar[], output_sizes = $5::bigint[], "
                      "lease_owner = NULL, lease_expires = NULL "
                      "WHERE job_id = $1::bytea",
                      &p, &res);

@@ -1014,6 +1014,41 @@ static void finish_is_fenced_by_the_lease_owner(void **state)
     PQfinish(admin);
 }
 
+/* A run's end is when it is recorded, not when its recording began: the
+ * results are uploaded in between, which may take long. */
+static void finished_is_the_time_the_run_is_recorded(void **state)
+{
+    (void)state;
+    acp_job_id id;
+    char hex[ACP_JOB_ID_STRLEN];
+    new_id(&id, hex);
+    insert_ok(shared, &id, "finish", NULL);
+    claim_ok(shared, &id, "finish", "owner-a", 60);
+    store_job run;
+    get_ok(shared, &id, &run);
+    store_tx *tx;
+    acp_job_status recorded;
+    assert_int_equal(
+        store_finish_begin(shared, &id, "owner-a", run.attempts, run.grabbed, &tx, &recorded), 0);
+    /* The uploads' time. */
+    struct timespec pause = {0, 300 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t uploaded = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+    assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0, &id), 0);
+    assert_int_equal(store_tx_end(tx, true), 0);
+    store_job after;
+    get_ok(shared, &id, &after);
+    /* The server's clock is this host's; 50 ms of slack for rounding. */
+    if (after.finished < uploaded - 50000)
+        fail_msg("finished %" PRId64 " us is before the uploads ended (%" PRId64 " us)",
+                 after.finished, uploaded);
+    store_job_free(&after);
+    store_job_free(&run);
+    delete_ok(shared, &id);
+}
+
 static void renew_extends_only_the_owners_leases(void **state)
 {
     (void)state;
@@ -2613,6 +2648,7 @@ int main(void)
         cmocka_unit_test(claim_race_has_exactly_one_winner),
         cmocka_unit_test(claim_returns_the_row_or_says_why_not),
         cmocka_unit_test(finish_is_fenced_by_the_lease_owner),
+        cmocka_unit_test(finished_is_the_time_the_run_is_recorded),
         cmocka_unit_test(renew_extends_only_the_owners_leases),
         cmocka_unit_test(requeue_expired_takes_only_expired_running_jobs),
         cmocka_unit_test(abandoned_jobs_fail_at_max_attempts),
