@@ -1300,9 +1300,10 @@ static int fake_finish_tx(store_tx *tx, acp_job_status status, const char *messa
     if ((rc = fake_end_init(&end, status, message, outputs, output_sizes, output_count)))
         return rc;
     pthread_mutex_lock(&fs->lock);
-    /* Deleted by this transaction: the UPDATE matches nothing. */
+    /* Deleted by this transaction: the UPDATE matches nothing. finished is
+     * clock_timestamp(), the time of the UPDATE, not the transaction's. */
     if (!t->deleted)
-        fake_end_apply(&end, &t->pending, t->began);
+        fake_end_apply(&end, &t->pending, fake_now(fs));
     pthread_mutex_unlock(&fs->lock);
     fake_end_free(&end);
     return 0;
