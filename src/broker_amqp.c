@@ -102,6 +102,52 @@ static int broker_amqp_publish_send(broker_conn *base, const char *queue_id, con
     return 0;
 }
 
+/* Read frames until a confirm arrives (0, *@c filled), @deadline passes (1)
+ * or the connection fails. RabbitMQ sends a message's basic.return just
+ * before its confirm, possibly in an earlier call, so the connection
+ * remembers it and the next confirm carries it. */
+static int broker_amqp_next_confirm(broker_amqp_conn *conn, int64_t deadline, const char *what,
+                                    broker_confirm *c)
+{
+    for (;;) {
+        amqp_frame_t frame;
+        int rc = broker_amqp_conn_read_method(conn, deadline, what, &frame);
+        if (rc)
+            return rc;
+        amqp_method_t *m = &frame.payload.method;
+        if (m->id == AMQP_BASIC_ACK_METHOD || m->id == AMQP_BASIC_NACK_METHOD) {
+            memset(c, 0, sizeof *c);
+            c->nack = m->id == AMQP_BASIC_NACK_METHOD;
+            c->tag = c->nack ? ((amqp_basic_nack_t *)m->decoded)->delivery_tag
+                             : ((amqp_basic_ack_t *)m->decoded)->delivery_tag;
+            c->multiple = c->nack ? ((amqp_basic_nack_t *)m->decoded)->multiple
+                                  : ((amqp_basic_ack_t *)m->decoded)->multiple;
+            c->returned = conn->returned;
+            if (c->nack)
+                snprintf(c->reason, sizeof c->reason,
+                         "%s: the broker refused the message (basic.nack)", conn->where);
+            else if (c->returned)
+                snprintf(c->reason, sizeof c->reason, "%s: message returned by the broker: %s",
+                         conn->where, conn->return_text);
+            conn->returned = false;
+            return 0;
+        }
+        if (m->id == AMQP_BASIC_RETURN_METHOD) {
+            const amqp_basic_return_t *r = m->decoded;
+            conn->returned = true;
+            snprintf(conn->return_text, sizeof conn->return_text, "%.*s (%u)",
+                     BROKER_AMQP_TEXT(r->reply_text), (unsigned)r->reply_code);
+            if ((rc = broker_amqp_conn_read_content(conn, what, NULL, NULL)))
+                return rc;
+            continue;
+        }
+        if (m->id == AMQP_BASIC_DELIVER_METHOD)
+            return broker_amqp_conn_fail(
+                conn, true, "%s: unexpected delivery on a publishing connection", what);
+        log_debug(conn->log, "%s: %s: ignoring %s", conn->where, what, amqp_method_name(m->id));
+    }
+}
+
 static int broker_amqp_publish(broker_conn *base, const char *queue_id, const char *body,
                                size_t len, int confirm_timeout_ms)
 {
@@ -113,16 +159,9 @@ static int broker_amqp_publish(broker_conn *base, const char *queue_id, const ch
         return rc;
     char what[ACP_QUEUE_ID_MAX + 40];
     snprintf(what, sizeof what, "publishing to '%s_jobs'", queue_id);
-
-    /* RabbitMQ sends a message's basic.return before its basic.ack. A return
-     * followed by the confirm of an earlier (abandoned) publish belonged to
-     * that earlier message. */
-    bool returned = false;
-    unsigned return_code = 0;
-    char return_text[256] = "";
     for (;;) {
-        amqp_frame_t frame;
-        rc = broker_amqp_conn_read_method(conn, deadline, what, &frame);
+        broker_confirm c;
+        rc = broker_amqp_next_confirm(conn, deadline, what, &c);
         if (rc == 1) {
             rc = broker_amqp_conn_fail(conn, false, "%s: no confirm from the broker within %d ms",
                                        what, confirm_timeout_ms);
@@ -130,99 +169,37 @@ static int broker_amqp_publish(broker_conn *base, const char *queue_id, const ch
         }
         if (rc)
             break;
-        amqp_method_t *m = &frame.payload.method;
-        if (m->id == AMQP_BASIC_ACK_METHOD || m->id == AMQP_BASIC_NACK_METHOD) {
-            bool nack = m->id == AMQP_BASIC_NACK_METHOD;
-            uint64_t tag = nack ? ((amqp_basic_nack_t *)m->decoded)->delivery_tag
-                                : ((amqp_basic_ack_t *)m->decoded)->delivery_tag;
-            bool multiple = nack ? ((amqp_basic_nack_t *)m->decoded)->multiple
-                                 : ((amqp_basic_ack_t *)m->decoded)->multiple;
-            if (!broker_amqp_confirm_covers(tag, multiple, seq)) {
-                returned = false;
-                continue;
-            }
-            if (nack)
-                rc = broker_amqp_conn_fail(conn, false,
-                                           "%s: the broker refused the message (basic.nack)", what);
-            else if (returned)
-                rc = broker_amqp_conn_fail(conn, false,
-                                           "%s: message returned by the broker: %s (%u)", what,
-                                           return_text, return_code);
-            break;
-        }
-        if (m->id == AMQP_BASIC_RETURN_METHOD) {
-            const amqp_basic_return_t *r = m->decoded;
-            returned = true;
-            return_code = r->reply_code;
-            snprintf(return_text, sizeof return_text, "%.*s", BROKER_AMQP_TEXT(r->reply_text));
-            if ((rc = broker_amqp_conn_read_content(conn, what, NULL, NULL)))
-                break;
-            continue;
-        }
-        if (m->id == AMQP_BASIC_DELIVER_METHOD) {
-            rc = broker_amqp_conn_fail(conn, true,
-                                       "%s: unexpected delivery on a publishing connection", what);
-            break;
-        }
-        log_debug(conn->log, "%s: %s: ignoring %s", conn->where, what, amqp_method_name(m->id));
+        if (!broker_amqp_confirm_covers(c.tag, c.multiple, seq))
+            continue; /* an earlier, abandoned publish's */
+        if (c.nack)
+            rc = broker_amqp_conn_fail(conn, false,
+                                       "%s: the broker refused the message (basic.nack)", what);
+        else if (c.returned)
+            rc = broker_amqp_conn_fail(conn, false, "%s: message returned by the broker: %s", what,
+                                       conn->return_text);
+        break;
     }
     amqp_maybe_release_buffers(conn->amqp);
     return rc;
 }
 
-/* Everything that has arrived, without waiting: confirms go to @fn. A
- * basic.return comes just before the confirm of the message it returns,
- * possibly in an earlier call, so the connection remembers it. */
+/* Everything that has arrived, without waiting: confirms go to @fn. */
 static int broker_amqp_read_confirms(broker_conn *base, broker_confirm_fn fn, void *arg)
 {
     broker_amqp_conn *conn = broker_amqp_conn_of(base);
     int rc = broker_amqp_conn_usable(conn, "reading confirms");
     if (rc)
         return rc;
-    const char *what = "reading confirms";
     for (;;) {
-        amqp_frame_t frame;
-        rc = broker_amqp_conn_read_method(conn, clock_now_ms(), what, &frame);
+        broker_confirm c;
+        rc = broker_amqp_next_confirm(conn, clock_now_ms(), "reading confirms", &c);
         if (rc == 1) {
             rc = 0;
             break;
         }
         if (rc)
             break;
-        amqp_method_t *m = &frame.payload.method;
-        if (m->id == AMQP_BASIC_ACK_METHOD || m->id == AMQP_BASIC_NACK_METHOD) {
-            broker_confirm c = {0};
-            c.nack = m->id == AMQP_BASIC_NACK_METHOD;
-            c.tag = c.nack ? ((amqp_basic_nack_t *)m->decoded)->delivery_tag
-                           : ((amqp_basic_ack_t *)m->decoded)->delivery_tag;
-            c.multiple = c.nack ? ((amqp_basic_nack_t *)m->decoded)->multiple
-                                : ((amqp_basic_ack_t *)m->decoded)->multiple;
-            c.returned = conn->returned;
-            if (c.nack)
-                snprintf(c.reason, sizeof c.reason,
-                         "%s: the broker refused the message (basic.nack)", conn->where);
-            else if (c.returned)
-                snprintf(c.reason, sizeof c.reason, "%s: message returned by the broker: %s",
-                         conn->where, conn->return_text);
-            conn->returned = false;
-            fn(arg, &c);
-            continue;
-        }
-        if (m->id == AMQP_BASIC_RETURN_METHOD) {
-            const amqp_basic_return_t *r = m->decoded;
-            conn->returned = true;
-            snprintf(conn->return_text, sizeof conn->return_text, "%.*s (%u)",
-                     BROKER_AMQP_TEXT(r->reply_text), (unsigned)r->reply_code);
-            if ((rc = broker_amqp_conn_read_content(conn, what, NULL, NULL)))
-                break;
-            continue;
-        }
-        if (m->id == AMQP_BASIC_DELIVER_METHOD) {
-            rc = broker_amqp_conn_fail(conn, true,
-                                       "%s: unexpected delivery on a publishing connection", what);
-            break;
-        }
-        log_debug(conn->log, "%s: %s: ignoring %s", conn->where, what, amqp_method_name(m->id));
+        fn(arg, &c);
     }
     amqp_maybe_release_buffers(conn->amqp);
     return rc;
