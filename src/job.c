@@ -152,6 +152,21 @@ void acp_free(void *pointer)
     free(pointer);
 }
 
+int job_row_objects(const store_job *row, const char ***names, size_t *count)
+{
+    *count = 0;
+    *names = malloc((row->input_count + row->output_count + 1) * sizeof **names);
+    if (!*names)
+        return error_set(ACP_ENOMEM, "out of memory");
+    if (row->status == ACP_STATUS_EXPIRED)
+        return 0;
+    for (size_t i = 0; i < row->input_count; i++)
+        (*names)[(*count)++] = row->inputs[i];
+    for (size_t i = 0; i < row->output_count; i++)
+        (*names)[(*count)++] = row->outputs[i];
+    return 0;
+}
+
 void job_from_row(acp_job *job, store_job *row)
 {
     job->version = ACP_JOB_VERSION;

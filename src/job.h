@@ -18,6 +18,10 @@ void job_outcome_clear(acp_job_outcome *outcome);
 /* A file name the platform accepts for inputs and outputs. Sets the detail
  * (prefixed with @what) and returns ACP_EINVAL when it is not. */
 int job_check_name(const char *what, const char *name);
+/* The S3 objects a native row says exist: its inputs and its results, none
+ * once it is expired. *@names is malloc'd (free it); the strings are the
+ * row's. */
+int job_row_objects(const store_job *row, const char ***names, size_t *count);
 /* An owned job from its row; the row's message moves to @job. */
 void job_from_row(acp_job *job, store_job *row);
 

@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "error.h"
+#include "job.h"
 #include "platform_state.h"
 #include "retention.h"
 #include "workspace.h"
@@ -94,23 +95,6 @@ static int expire_commit_again(acp_platform *p, const acp_job_id *id, acp_job_st
     return ours || now == ACP_STATUS_EXPIRED ? 0 : failed;
 }
 
-/* The objects a native row says exist (none once expired), as names for
- * objects_delete_many: *@names is malloc'd, its strings are the row's. */
-static int row_objects(const store_job *row, const char ***names, size_t *count)
-{
-    *count = 0;
-    *names = malloc((row->input_count + row->output_count + 1) * sizeof **names);
-    if (!*names)
-        return error_set(ACP_ENOMEM, "out of memory");
-    if (row->status == ACP_STATUS_EXPIRED)
-        return 0;
-    for (size_t i = 0; i < row->input_count; i++)
-        (*names)[(*count)++] = row->inputs[i];
-    for (size_t i = 0; i < row->output_count; i++)
-        (*names)[(*count)++] = row->outputs[i];
-    return 0;
-}
-
 /* With the row locked by @id's expiry or deletion (not yet committed):
  * remove the objects its committed state names, when it is of the native
  * layout. Returns 1 for an lcp row (the caller handles its workspace). */
@@ -128,7 +112,7 @@ static int remove_native_objects(acp_platform *p, const acp_job_id *id)
     }
     const char **names;
     size_t count;
-    rc = row_objects(&row, &names, &count);
+    rc = job_row_objects(&row, &names, &count);
     if (!rc)
         rc = objects_delete_many(p->objects, id, names, count);
     free(names);

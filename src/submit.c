@@ -167,19 +167,15 @@ static int remove_previous_run(acp_platform *p, const store_job *old, const prep
 {
     if (old->layout == ACP_LAYOUT_LCP)
         return objects_wipe(p->objects, &s->id);
-    if (old->status == ACP_STATUS_EXPIRED)
-        return 0; /* expiring removed them */
-    const char **names = malloc((old->input_count + old->output_count + 1) * sizeof *names);
-    if (!names)
-        return error_set(ACP_ENOMEM, "out of memory");
-    size_t count = 0;
-    for (size_t i = 0; i < old->input_count; i++)
-        if (!is_new_input(s, old->inputs[i]))
-            names[count++] = old->inputs[i];
-    for (size_t i = 0; i < old->output_count; i++)
-        if (!is_new_input(s, old->outputs[i]))
-            names[count++] = old->outputs[i];
-    int rc = objects_delete_many(p->objects, &s->id, names, count);
+    const char **names;
+    size_t count, kept = 0;
+    int rc = job_row_objects(old, &names, &count);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < count; i++)
+        if (!is_new_input(s, names[i]))
+            names[kept++] = names[i];
+    rc = objects_delete_many(p->objects, &s->id, names, kept);
     free(names);
     return rc;
 }
