@@ -123,6 +123,26 @@ int pgvalue_text_array(const pgpool *pool, const char *what, const char *const *
     return rc;
 }
 
+int pgvalue_param_run_end(const pgpool *pool, const char *what, pgpool_params *p, buf *names,
+                          buf *sizes, acp_job_status status, const char *message,
+                          const char *const *outputs, const uint64_t *output_sizes,
+                          size_t output_count)
+{
+    if (status != ACP_STATUS_COMPLETE && status != ACP_STATUS_FAILED)
+        return pgpool_fail(pool, ACP_EINVAL, "%s: status %d is neither complete nor failed", what,
+                           (int)status);
+    int rc = pgvalue_text_array(pool, what, outputs, output_count, names);
+    if (!rc)
+        rc = pgvalue_size_array(pool, what, output_sizes, output_count, sizes);
+    if (rc)
+        return rc;
+    pgvalue_param_text(p, pgvalue_status_name(status));
+    pgvalue_param_text(p, message);
+    pgvalue_param_text(p, names->data);
+    pgvalue_param_text(p, sizes->data);
+    return 0;
+}
+
 int pgvalue_size_array(const pgpool *pool, const char *what, const uint64_t *sizes, size_t count,
                        buf *out)
 {

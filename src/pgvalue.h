@@ -66,6 +66,15 @@ int pgvalue_text_array(const pgpool *pool, const char *what, const char *const *
 int pgvalue_size_array(const pgpool *pool, const char *what, const uint64_t *sizes, size_t count,
                        buf *out);
 
+/* The end of a run as four parameters appended to @p: status (complete or
+ * failed, else ACP_EINVAL), message, output names and their sizes; the two
+ * array literals live in @names and @sizes until the statement has run
+ * (free them with buf_free either way). */
+int pgvalue_param_run_end(const pgpool *pool, const char *what, pgpool_params *p, buf *names,
+                          buf *sizes, acp_job_status status, const char *message,
+                          const char *const *outputs, const uint64_t *output_sizes,
+                          size_t output_count);
+
 /* A bytea[] literal of @count ids: {"\\x<hex>",...}; inside quotes "\\"
  * is one "\". */
 int pgvalue_id_array(const acp_job_id *ids, size_t count, buf *out);

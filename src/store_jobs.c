@@ -314,33 +314,22 @@ int store_jobs_finish(store *base, const acp_job_id *id, const char *owner, acp_
     snprintf(what, sizeof what, "finish job %s", acp_job_id_format(id, hex));
     if (!owner)
         return pgpool_fail(pool, ACP_EINVAL, "%s: NULL owner", what);
-    if (status != ACP_STATUS_COMPLETE && status != ACP_STATUS_FAILED)
-        return pgpool_fail(pool, ACP_EINVAL, "%s: status %d is neither complete nor failed", what,
-                           (int)status);
-    buf array = BUF_INIT, sizes = BUF_INIT;
-    int rc = pgvalue_text_array(pool, what, outputs, output_count, &array);
-    if (!rc)
-        rc = pgvalue_size_array(pool, what, output_sizes, output_count, &sizes);
-    if (rc) {
-        buf_free(&array);
-        buf_free(&sizes);
-        return rc;
-    }
     pgpool_params p = {0};
     pgvalue_param_id(&p, id);
     pgvalue_param_text(&p, owner);
-    pgvalue_param_text(&p, pgvalue_status_name(status));
-    pgvalue_param_text(&p, message);
-    pgvalue_param_text(&p, array.data);
-    pgvalue_param_text(&p, sizes.data);
+    buf names = BUF_INIT, sizes = BUF_INIT;
     PGresult *res;
-    rc = pgpool_query(pool, false, what,
-                      "UPDATE compute.jobs SET status = $3, finished = now(), error = $4, "
-                      "output_files = $5::varchar[], output_sizes = $6::bigint[], "
-                      "lease_owner = NULL, lease_expires = NULL "
-                      "WHERE job_id = $1::bytea AND status = 'in-progress' AND lease_owner = $2",
-                      &p, &res);
-    buf_free(&array);
+    int rc = pgvalue_param_run_end(pool, what, &p, &names, &sizes, status, message, outputs,
+                                   output_sizes, output_count);
+    if (!rc)
+        rc =
+            pgpool_query(pool, false, what,
+                         "UPDATE compute.jobs SET status = $3, finished = now(), error = $4, "
+                         "output_files = $5::varchar[], output_sizes = $6::bigint[], "
+                         "lease_owner = NULL, lease_expires = NULL "
+                         "WHERE job_id = $1::bytea AND status = 'in-progress' AND lease_owner = $2",
+                         &p, &res);
+    buf_free(&names);
     buf_free(&sizes);
     if (rc)
         return rc;

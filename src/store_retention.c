@@ -278,32 +278,20 @@ int store_retention_finish_tx(store_tx *base, acp_job_status status, const char 
     if (!tx || !id)
         return error_set(ACP_EINVAL, "store_finish_tx: NULL argument");
     pgpool *pool = pgpool_of(tx->base.st);
-    if (status != ACP_STATUS_COMPLETE && status != ACP_STATUS_FAILED)
-        return pgpool_fail(pool, ACP_EINVAL, "%s: status %d is neither complete nor failed",
-                           tx->what, (int)status);
-    buf array = BUF_INIT, sizes = BUF_INIT;
-    int rc = pgvalue_text_array(pool, tx->what, outputs, output_count, &array);
-    if (!rc)
-        rc = pgvalue_size_array(pool, tx->what, output_sizes, output_count, &sizes);
-    if (rc) {
-        buf_free(&array);
-        buf_free(&sizes);
-        return rc;
-    }
     pgpool_params p = {0};
     pgvalue_param_id(&p, id);
-    pgvalue_param_text(&p, pgvalue_status_name(status));
-    pgvalue_param_text(&p, message);
-    pgvalue_param_text(&p, array.data);
-    pgvalue_param_text(&p, sizes.data);
+    buf names = BUF_INIT, sizes = BUF_INIT;
     PGresult *res;
-    rc = pgpool_exec(pool, tx->conn, false, tx->what,
-                     "UPDATE compute.jobs SET status = $2, finished = clock_timestamp(), "
-                     "error = $3, output_files = $4::varchar[], output_sizes = $5::bigint[], "
-                     "lease_owner = NULL, lease_expires = NULL "
-                     "WHERE job_id = $1::bytea",
-                     &p, &res);
-    buf_free(&array);
+    int rc = pgvalue_param_run_end(pool, tx->what, &p, &names, &sizes, status, message, outputs,
+                                   output_sizes, output_count);
+    if (!rc)
+        rc = pgpool_exec(pool, tx->conn, false, tx->what,
+                         "UPDATE compute.jobs SET status = $2, finished = clock_timestamp(), "
+                         "error = $3, output_files = $4::varchar[], output_sizes = $5::bigint[], "
+                         "lease_owner = NULL, lease_expires = NULL "
+                         "WHERE job_id = $1::bytea",
+                         &p, &res);
+    buf_free(&names);
     buf_free(&sizes);
     if (rc == 0)
         PQclear(res);
