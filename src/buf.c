@@ -68,3 +68,11 @@ void buf_free(buf *b)
     b->data = NULL;
     b->len = b->cap = 0;
 }
+
+int buf_bounded_append(void *bounded, const void *data, size_t len)
+{
+    buf_bounded *b = bounded;
+    if (len > b->max - b->data.len)
+        return error_set(ACP_ETOOBIG, "%s is larger than the limit of %zu bytes", b->what, b->max);
+    return buf_append(&b->data, data, len);
+}

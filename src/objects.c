@@ -14,6 +14,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "error.h"
 #include "objects_internal.h"
 #include "objects_retry.h"
@@ -173,17 +174,17 @@ typedef struct objects_body {
     bool shrank;     /* @fd ended before @size bytes */
 } objects_body;
 
-static ssize_t objects_body_read(void *userdata, uint64_t offset, void *buf, size_t len)
+static ssize_t objects_body_read(void *userdata, uint64_t offset, void *out, size_t len)
 {
     objects_body *body = userdata;
     body->offset = offset;
     if (body->data) {
-        memcpy(buf, body->data + offset, len);
+        memcpy(out, body->data + offset, len);
         return (ssize_t)len;
     }
     ssize_t n;
     do
-        n = pread(body->fd, buf, len, (off_t)offset);
+        n = pread(body->fd, out, len, (off_t)offset);
     while (n < 0 && errno == EINTR);
     if (n < 0) {
         body->read_errno = errno;
@@ -413,26 +414,6 @@ static int objects_root_key(const objects *obj, const char *name, char *out)
     return 0;
 }
 
-typedef struct objects_small {
-    char *data;
-    size_t len, max;
-} objects_small;
-
-static int objects_small_append(void *userdata, const void *data, size_t len)
-{
-    objects_small *b = userdata;
-    if (len > b->max - b->len)
-        return error_set(ACP_ETOOBIG, "larger than %zu bytes", b->max);
-    char *grown = realloc(b->data, b->len + len + 1);
-    if (!grown)
-        return error_set(ACP_ENOMEM, "out of memory");
-    memcpy(grown + b->len, data, len);
-    b->len += len;
-    grown[b->len] = '\0';
-    b->data = grown;
-    return 0;
-}
-
 int objects_root_read(objects *obj, const char *name, size_t max, char **data, size_t *len,
                       bool *exists)
 {
@@ -443,16 +424,16 @@ int objects_root_read(objects *obj, const char *name, size_t max, char **data, s
     int rc = objects_root_key(obj, name, key);
     if (rc)
         return rc;
-    objects_small b = {calloc(1, 1), 0, max};
-    if (!b.data)
-        return error_set(ACP_ENOMEM, "out of memory");
-    rc = objects_read_key(obj, key, objects_small_append, &b);
+    buf_bounded b = {BUF_INIT, max, name};
+    rc = objects_read_key(obj, key, buf_bounded_append, &b);
+    if (!rc && !b.data.data)
+        rc = buf_append(&b.data, "", 0); /* an empty object is an empty string */
     if (rc) {
-        free(b.data);
+        buf_free(&b.data);
         return rc == ACP_ENOTFOUND ? 0 : rc;
     }
-    *data = b.data;
-    *len = b.len;
+    *data = b.data.data;
+    *len = b.data.len;
     *exists = true;
     return 0;
 }

@@ -219,19 +219,6 @@ int acp_read_result_fd(acp_platform *p, const acp_job_id *id, const char *name, 
     return read_result(p, id, name, sink_to_fd, &fd);
 }
 
-typedef struct bounded {
-    buf data;
-    size_t max;
-} bounded;
-
-static int append_bounded(void *userdata, const void *data, size_t len)
-{
-    bounded *b = userdata;
-    if (len > b->max - b->data.len)
-        return error_set(ACP_ETOOBIG, "result is larger than the limit of %zu bytes", b->max);
-    return buf_append(&b->data, data, len);
-}
-
 int acp_read_result_buffer(acp_platform *p, const acp_job_id *id, const char *name, size_t max_size,
                            void **data, size_t *size)
 {
@@ -239,8 +226,8 @@ int acp_read_result_buffer(acp_platform *p, const acp_job_id *id, const char *na
         return error_set(ACP_EINVAL, "acp_read_result_buffer: NULL argument");
     *data = NULL;
     *size = 0;
-    bounded b = {BUF_INIT, max_size};
-    int rc = read_result(p, id, name, append_bounded, &b);
+    buf_bounded b = {BUF_INIT, max_size, "result"};
+    int rc = read_result(p, id, name, buf_bounded_append, &b);
     if (!rc && !b.data.data)
         rc = buf_append(&b.data, "", 0); /* an empty file is an empty string */
     if (rc) {
