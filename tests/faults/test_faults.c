@@ -139,14 +139,10 @@ static void expect_each_complete_once(world *w, const acp_job_id *ids, int count
             continue;
         }
         /* lcp: the flag follows the row's commit: it may take a moment. */
-        exists = false;
-        for (int waited = 0; !exists; waited += 50) {
-            assert_int_equal(objects_stat(w->raw, &ids[i], ".complete", &exists, NULL, NULL), 0);
-            if (!exists && waited > FIXTURE_WAIT_S * 1000)
-                fail_msg("job %d has no .complete flag", i);
-            if (!exists)
-                fixture_sleep_ms(50);
-        }
+        int rc = fixture_wait_object(w->raw, &ids[i], ".complete");
+        if (rc)
+            fail_msg("job %d has no .complete flag (%s)", i,
+                     rc < 0 ? acp_last_error() : "timed out");
     }
     acp_job_list list;
     acp_job_filter filter;

@@ -78,6 +78,18 @@ bool fixture_wait_status(acp_platform *p, const acp_job_id *id, acp_job_status s
     return false;
 }
 
+int fixture_wait_object(objects *raw, const acp_job_id *id, const char *name)
+{
+    for (int waited = 0; waited <= FIXTURE_WAIT_S * 1000; waited += 20) {
+        bool exists = false;
+        int rc = objects_stat(raw, id, name, &exists, NULL, NULL);
+        if (rc || exists)
+            return rc;
+        fixture_sleep_ms(20);
+    }
+    return 1;
+}
+
 /* ---- log capture ------------------------------------------------------ */
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;

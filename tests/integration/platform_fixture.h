@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "async_platform.h"
+#include "objects.h"
 #include "stack_env.h"
 
 #define FIXTURE_MAX_QUEUES 4
@@ -36,6 +37,11 @@ void fixture_config_make(fixture_config *fc, const stack_env *env, const char *r
  * true on success and leaves the last state in @job (cleared first). */
 bool fixture_wait_status(acp_platform *p, const acp_job_id *id, acp_job_status status,
                          int timeout_s, acp_job *job);
+
+/* Poll @raw until the job's object @name exists (an lcp status flag follows
+ * the row's commit by a moment): 0 when it does, 1 when FIXTURE_WAIT_S
+ * passed without it, or objects_stat's error. */
+int fixture_wait_object(objects *raw, const acp_job_id *id, const char *name);
 
 /* An acp_executor_factory.create whose executors run the acp_executor_ops
  * given as the factory's userdata: for tests with an executor of their own,

@@ -184,14 +184,9 @@ static void objects_of(world *w, const acp_job_id *id, char *out, size_t size)
 /* lcp: the status flag follows the row's commit, a moment later. */
 static void wait_for_flag(world *w, const acp_job_id *id, const char *flag)
 {
-    bool exists = false;
-    for (int waited = 0; !exists; waited += 20) {
-        assert_int_equal(objects_stat(w->raw, id, flag, &exists, NULL, NULL), 0);
-        if (!exists && waited > FIXTURE_WAIT_S * 1000)
-            fail_msg("no %s flag", flag);
-        if (!exists)
-            fixture_sleep_ms(20);
-    }
+    int rc = fixture_wait_object(w->raw, id, flag);
+    if (rc)
+        fail_msg("no %s flag (%s)", flag, rc < 0 ? acp_last_error() : "timed out");
 }
 
 static void expect_objects(world *w, const acp_job_id *id, const char *expected)
