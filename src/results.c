@@ -20,6 +20,12 @@ static int check_args(acp_platform *p, const acp_job_id *id, const void *out, co
     return 0;
 }
 
+static int not_found(const acp_job_id *id)
+{
+    char hex[ACP_JOB_ID_STRLEN];
+    return error_set(ACP_ENOTFOUND, "job %s: not found", acp_job_id_format(id, hex));
+}
+
 /* A job only S3 knows: status and times from its flags. */
 static int fill_unowned(acp_platform *p, const acp_job_id *id, acp_job *job)
 {
@@ -30,9 +36,8 @@ static int fill_unowned(acp_platform *p, const acp_job_id *id, acp_job *job)
     bool found = workspace_status_from_flags(&list, job);
     object_list_free(&list);
     if (!found) {
-        char hex[ACP_JOB_ID_STRLEN];
         memset(job, 0, sizeof *job);
-        return error_set(ACP_ENOTFOUND, "job %s: not found", acp_job_id_format(id, hex));
+        return not_found(id);
     }
     job->id = *id;
     return 0;
@@ -50,13 +55,9 @@ int acp_get_job(acp_platform *p, const acp_job_id *id, acp_job *job)
         store_job_free(&row);
         rc = ACP_ENOTFOUND;
     }
-    if (rc == ACP_ENOTFOUND && p->layout == ACP_LAYOUT_LCP)
-        return fill_unowned(p, id, job);
-    if (rc == ACP_ENOTFOUND) {
-        /* Native: the root is this database's, so no row means no job. */
-        char hex[ACP_JOB_ID_STRLEN];
-        return error_set(ACP_ENOTFOUND, "job %s: not found", acp_job_id_format(id, hex));
-    }
+    /* Native: the root is this database's, so no row means no job. */
+    if (rc == ACP_ENOTFOUND)
+        return p->layout == ACP_LAYOUT_LCP ? fill_unowned(p, id, job) : not_found(id);
     if (rc)
         return rc;
     /* Reading a job is an access: it postpones its expiration. */
@@ -124,10 +125,8 @@ int acp_get_results(acp_platform *p, const acp_job_id *id, acp_result_list *out)
         store_job_free(&row);
     else if (rc != ACP_ENOTFOUND)
         return rc;
-    else if (p->layout != ACP_LAYOUT_LCP) {
-        char hex[ACP_JOB_ID_STRLEN];
-        return error_set(ACP_ENOTFOUND, "job %s: not found", acp_job_id_format(id, hex));
-    }
+    else if (p->layout != ACP_LAYOUT_LCP)
+        return not_found(id);
     return results_from_listing(p, id, out);
 }
 
