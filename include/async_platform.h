@@ -139,8 +139,8 @@ ACP_EXTERN const char *acp_last_error(void);
 
 /** Version of acp_config this header describes; given to acp_config_init().
  *  1: every field up to log_level; 2: max_attempts, result_retry_seconds;
- *  3: layout. */
-#define ACP_CONFIG_VERSION 3
+ *  3: layout; 4: s3_client. */
+#define ACP_CONFIG_VERSION 4
 /** Version of acp_queue_config this header describes; given to
  *  acp_queue_config_init(). 1: up to message_ack_timeout; 2: heartbeat. */
 #define ACP_QUEUE_CONFIG_VERSION 2
@@ -222,13 +222,111 @@ typedef struct acp_s3_config {
     int port;               /**< default 80; 0 means "none in the URL"; 0..65535 */
     int https;              /**< default 0 (plain HTTP) */
     const char *bucket;     /**< required; must exist; an S3 bucket name (3..63 of [a-z0-9.-]) */
-    const char *access_key; /**< required */
-    const char *secret_key; /**< required */
+    /** The access key id and its secret. When both are NULL or empty they
+     *  are read from the environment variables AWS_ACCESS_KEY_ID and
+     *  AWS_SECRET_ACCESS_KEY (and session_token, when NULL, from
+     *  AWS_SESSION_TOKEN) at acp_init(); one without the other is refused.
+     *  Neither ever appears in a log message or an error. */
+    const char *access_key;
+    const char *secret_key;
     /** Key prefix of the workspaces; default "/" (the bucket's top level).
      *  Segments of [A-Za-z0-9_.-] separated by '/', no "." or "..". */
     const char *root_path;
-    void *reserved[ACP_RESERVED_SLOTS]; /**< zeroed by acp_config_init(); leave alone */
+    /* The four fields below took reserved slots in 0.2 (any version of
+     * acp_config has them; acp_config_init() zeroes them). */
+    /** Region the requests are signed for (Signature V4); NULL or "":
+     *  "us-east-1". AWS refuses a request signed for another region than
+     *  the bucket's, and the error names the region it expects. */
+    const char *region;
+    /** Session token of temporary credentials (STS, an instance or task
+     *  role), sent as x-amz-security-token; NULL: none (or the
+     *  environment's, see access_key). Never logged. */
+    const char *session_token;
+    /** With https: a PEM file of the CA certificates the server's
+     *  certificate is verified against, and/or a directory of them (hashed
+     *  as by c_rehash); NULL: the system's store. */
+    const char *ca_file;
+    const char *ca_path;
+    void *reserved[ACP_RESERVED_SLOTS - 4]; /**< zeroed by acp_config_init(); leave alone */
 } acp_s3_config;
+
+/** How requests to S3 are signed, and so which client sends them. */
+typedef enum acp_s3_signature {
+    ACP_S3_SIGNATURE_DEFAULT = 0, /**< ACP_S3_SIGNATURE_V4 */
+    /** AWS Signature Version 4 over libcurl: AWS S3, MinIO, Ceph radosgw
+     *  and most others. Verifies TLS certificates, has timeouts, uploads
+     *  large files in parts. */
+    ACP_S3_SIGNATURE_V4 = 4,
+    /** Signature Version 2 over libs3 2.0, for endpoints that still need
+     *  it (AWS refuses it). libs3 cannot verify TLS certificates (so https
+     *  needs tls_skip_verify), has no request timeout (only an abort below
+     *  1 KiB/s for 15 s) and uploads every file in one request (at most
+     *  5 GiB). */
+    ACP_S3_SIGNATURE_V2 = 2
+} acp_s3_signature;
+
+/** Where the bucket goes in a request's URL. */
+typedef enum acp_s3_addressing {
+    /** Virtual-hosted for AWS ("*.amazonaws.com") when the bucket name has
+     *  no dot (a dot would not match AWS's wildcard certificate),
+     *  path-style otherwise. */
+    ACP_S3_ADDRESSING_DEFAULT = 0,
+    ACP_S3_ADDRESSING_PATH = 1,   /**< http(s)://host:port/bucket/key */
+    ACP_S3_ADDRESSING_VIRTUAL = 2 /**< http(s)://bucket.host:port/key */
+} acp_s3_addressing;
+
+/** Bounds enforced by acp_config_validate() on acp_s3_client_config. */
+#define ACP_S3_PART_SIZE_MIN    (5ull << 20) /* S3's smallest part but the last */
+#define ACP_S3_PART_SIZE_MAX    (5ull << 30) /* and its largest */
+#define ACP_S3_PARALLELISM_MAX  16
+#define ACP_S3_RETRIES_MAX      20
+#define ACP_S3_TIMEOUT_MS_MAX   3600000u
+
+/**
+ * How the library talks to S3 (acp_config version 4; docs/configuration.adoc
+ * "S3 client"). acp_config_init() writes the defaults; a caller of an older
+ * version of acp_config gets them too.
+ */
+typedef struct acp_s3_client_config {
+    /** Default ACP_S3_SIGNATURE_V4. */
+    acp_s3_signature signature;
+    /** Default ACP_S3_ADDRESSING_DEFAULT (see there). */
+    acp_s3_addressing addressing;
+    /** Non-zero: with https, do not verify the server's certificate or
+     *  host name. Off by default; acp_init() logs a warning when it is on.
+     *  Only for a test endpoint: anyone on the path can then read and
+     *  change results. */
+    int tls_skip_verify;
+    /** Milliseconds to establish a connection (TCP and TLS) before the
+     *  attempt fails as a connection error. Default 5000;
+     *  1..ACP_S3_TIMEOUT_MS_MAX. */
+    unsigned connect_timeout_ms;
+    /** Milliseconds a request may take; a request that moves a body
+     *  (uploading or downloading a file or a part) may take longer as long
+     *  as data keeps moving: it fails once no byte has moved for this long.
+     *  Either way a stalled server fails the attempt, which is retried as
+     *  a connection error. Default 30000; 1000..ACP_S3_TIMEOUT_MS_MAX. */
+    unsigned request_timeout_ms;
+    /** Retries of a request that failed for a transient reason (connection
+     *  error, timeout, HTTP 500, 502, 503 SlowDown, 504), after a back-off
+     *  drawn at random below retry_base_ms x 2^n, capped at retry_max_ms
+     *  ("full jitter"). Never on 4xx. Result uploads retry longer, see
+     *  result_retry_seconds. Defaults 3, 100 and 10000;
+     *  0..ACP_S3_RETRIES_MAX, 1..60000 and retry_base_ms..600000. */
+    unsigned retries;
+    unsigned retry_base_ms;
+    unsigned retry_max_ms;
+    /** Files larger than multipart_threshold bytes are uploaded in parts of
+     *  part_size bytes (grown when a file would need more than 10,000
+     *  parts, S3's limit), upload_parallelism parts at a time; a failed
+     *  upload is aborted so that no part is left behind. Defaults 16 MiB,
+     *  16 MiB and 4; the threshold and part size
+     *  ACP_S3_PART_SIZE_MIN..ACP_S3_PART_SIZE_MAX, the parallelism
+     *  1..ACP_S3_PARALLELISM_MAX. Ignored with ACP_S3_SIGNATURE_V2. */
+    uint64_t multipart_threshold;
+    uint64_t part_size;
+    unsigned upload_parallelism;
+} acp_s3_client_config;
 
 /**
  * One job queue: a RabbitMQ queue named "<id>_jobs" and the worker threads
@@ -335,6 +433,12 @@ typedef struct acp_config {
      *  ACP_LAYOUT_NATIVE; a caller of version 1 or 2 of this structure gets
      *  ACP_LAYOUT_LCP, the only layout those versions knew. */
     acp_layout layout;
+
+    /* ---- version 4 ---- */
+
+    /** How S3 is reached: signature, addressing, TLS verification,
+     *  timeouts, retries, multipart uploads. */
+    acp_s3_client_config s3_client;
 } acp_config;
 
 /**

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config_s3.h"
 #include "error.h"
 
 #define DEFAULT_DB_PORT             5432
@@ -46,6 +47,8 @@ static size_t config_fields(unsigned version)
     case 2:
         return offsetof(acp_config, layout);
     case 3:
+        return offsetof(acp_config, s3_client);
+    case 4:
         return sizeof(acp_config);
     default:
         return 0;
@@ -106,6 +109,7 @@ static void config_defaults(acp_config *config)
     config->max_attempts = CONFIG_DEFAULT_MAX_ATTEMPTS;
     config->result_retry_seconds = CONFIG_RESULT_RETRY_DEFAULT;
     config->layout = ACP_LAYOUT_NATIVE;
+    config_s3_client_defaults(&config->s3_client);
 }
 
 static void queue_config_defaults(acp_queue_config *queue)
@@ -148,6 +152,7 @@ int config_import(const acp_config *given, config_copy *out)
     /* A caller built before layouts existed expects the only one it knew. */
     if (given->version < 3)
         out->config.layout = ACP_LAYOUT_LCP;
+    config_s3_credentials_from_env(&out->config.s3);
     out->config.version = ACP_CONFIG_VERSION;
     out->config.queues = NULL;
     if (!given->queues || given->queue_count == 0)
@@ -348,9 +353,7 @@ static int check_s3(const acp_s3_config *s3)
     if ((rc = require("config.s3.host", s3->host, "S3 host")) ||
         (rc = check_range("config.s3.port", s3->port, 0, 65535)) ||
         (rc = require("config.s3.bucket", s3->bucket, "bucket name")) ||
-        (rc = check_bucket(s3->bucket)) ||
-        (rc = require("config.s3.access_key", s3->access_key, "S3 access key")) ||
-        (rc = require("config.s3.secret_key", s3->secret_key, "S3 secret key")) ||
+        (rc = check_bucket(s3->bucket)) || (rc = config_s3_check_credentials(s3)) ||
         (rc = check_root_path(s3->root_path)))
         return rc;
     if (strchr(s3->host, ':') || strchr(s3->host, '/'))
@@ -429,7 +432,8 @@ int config_check(const acp_config *config)
     int rc;
     if (!config->queues || config->queue_count == 0)
         return error_set(ACP_EINVAL, "config.queues: no queues configured");
-    if ((rc = check_db(&config->db)) || (rc = check_s3(&config->s3)))
+    if ((rc = check_db(&config->db)) || (rc = check_s3(&config->s3)) ||
+        (rc = config_s3_check_client(&config->s3, &config->s3_client)))
         return rc;
     for (size_t i = 0; i < config->queue_count; i++)
         if ((rc = check_queue(config, i)))

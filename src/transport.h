@@ -1,29 +1,27 @@
 /* The S3 transport: how requests reach the object store, behind a small
  * vtable, so that the workspace operations (objects.c) do not depend on one
- * client library. Implementations: transport_libs3.c (libs3 2.0, the
- * default today) and tests/fakes/fake_transport.c (an in-memory bucket with
- * fault injection for unit tests). An S3 client with Signature V4 (issue
- * 14) is meant to be a third.
+ * client library. Implementations: transport_curl.c (libcurl with
+ * Signature V4, the default), transport_libs3.c (libs3 2.0, Signature V2)
+ * and tests/fakes/fake_transport.c (an in-memory bucket with fault
+ * injection for unit tests).
  *
  * One entry point: run() performs the n requests described in an array,
- * concurrently where the transport can (the libs3 driver puts up to
- * TRANSPORT_BATCH_MAX on the wire at once; the fake performs them one by
- * one), and returns when every one has an outcome; n = 1 is a single
- * request. The order in which they complete is not defined.
+ * concurrently where the transport can (up to TRANSPORT_BATCH_MAX on the
+ * wire at once; the fake performs them one by one), and returns when every
+ * one has an outcome; n = 1 is a single request. The order in which they
+ * complete is not defined.
  *
  * A transport sends each request once. Retrying, back-off and patience are
  * the caller's (objects_retry.c), so that they are the same whatever the
  * transport; an outcome therefore says whether trying again may help
  * (transport_retryable()). Counting requests is the caller's as well.
  *
- * Room to grow (issue 14): multipart upload would add operations
- * (TRANSPORT_MPU_CREATE, _PART, _COMPLETE, _ABORT) with their fields in the
- * request's union, announced by a bit in transport.caps so that the caller
- * falls back to a single PUT where it is missing. A PUT body is read through
- * a positional callback, so a transport may read it twice (to hash it for
- * x-amz-content-sha256, or to resend after a redirect) and a part is a range
- * of the same file. Settings such as timeouts, TLS and credentials belong to
- * each transport's open function, not to this seam. */
+ * Multipart upload (TRANSPORT_MPU_*) is announced by TRANSPORT_CAPS_MULTIPART
+ * in transport.caps; without it the caller uploads every file with one PUT.
+ * A PUT body (whole object or part) is read through a positional callback,
+ * so a transport may read it twice (to hash it, or to resend). Settings
+ * such as timeouts, TLS and credentials belong to each transport's open
+ * function, not to this seam. */
 #ifndef ACP_TRANSPORT_H
 #define ACP_TRANSPORT_H
 
@@ -39,13 +37,25 @@
  * split longer batches. */
 #define TRANSPORT_BATCH_MAX 8
 
-/* The order is that of the OBJECTS_* request counters (objects.h). */
+/* Longest upload id and ETag kept (AWS's upload ids are about 150
+ * characters, radosgw's about 40; an ETag is a quoted MD5 with a suffix). */
+#define TRANSPORT_UPLOAD_ID_MAX 1024
+#define TRANSPORT_ETAG_MAX      128
+
+/* The first five are in the order of the OBJECTS_* request counters
+ * (objects.h); the multipart operations are counted as PUT (create, part,
+ * complete), DELETE (abort) and LIST (list uploads). */
 typedef enum transport_op {
     TRANSPORT_PUT,
     TRANSPORT_GET,
     TRANSPORT_HEAD,
     TRANSPORT_LIST,
     TRANSPORT_DELETE,
+    TRANSPORT_MPU_CREATE,   /* POST <key>?uploads */
+    TRANSPORT_MPU_PART,     /* PUT <key>?partNumber=N&uploadId=U */
+    TRANSPORT_MPU_COMPLETE, /* POST <key>?uploadId=U with the part list */
+    TRANSPORT_MPU_ABORT,    /* DELETE <key>?uploadId=U */
+    TRANSPORT_MPU_LIST,     /* GET ?uploads&prefix=P: incomplete uploads */
 } transport_op;
 
 /* What became of a request, whatever the transport. */
@@ -100,6 +110,17 @@ typedef int (*transport_sink_fn)(void *userdata, const void *data, size_t len);
 typedef int (*transport_key_fn)(void *userdata, const char *key, uint64_t size, int64_t mtime);
 typedef int (*transport_prefix_fn)(void *userdata, const char *prefix);
 
+/* One incomplete multipart upload of a TRANSPORT_MPU_LIST page. Non-zero
+ * stops the request (TRANSPORT_ABORTED). */
+typedef int (*transport_upload_fn)(void *userdata, const char *key, const char *upload_id);
+
+/* One uploaded part, as TRANSPORT_MPU_COMPLETE lists them (ascending
+ * part numbers). */
+typedef struct transport_part {
+    unsigned number; /* 1..10000 */
+    char etag[TRANSPORT_ETAG_MAX + 1];
+} transport_part;
+
 typedef struct transport_request {
     transport_op op;
     const char *key; /* PUT, GET, HEAD, DELETE */
@@ -131,6 +152,38 @@ typedef struct transport_request {
             bool truncated;
             char next_marker[TRANSPORT_KEY_MAX + 1];
         } list;
+        struct {
+            /* Answer: the new upload's id. */
+            char upload_id[TRANSPORT_UPLOAD_ID_MAX + 1];
+        } mpu_create;
+        struct {
+            const char *upload_id;
+            unsigned number; /* 1..10000 */
+            uint64_t size;   /* the part's length; read() offsets are within the part */
+            transport_read_fn read;
+            void *userdata;
+            /* Answer: the part's ETag, as the server sent it (quotes kept). */
+            char etag[TRANSPORT_ETAG_MAX + 1];
+        } mpu_part;
+        struct {
+            const char *upload_id;
+            const transport_part *parts;
+            size_t count;
+        } mpu_complete; /* an error inside a 200 answer is an error */
+        struct {
+            const char *upload_id;
+        } mpu_abort; /* an upload that is already gone is TRANSPORT_NOT_FOUND */
+        struct {
+            const char *prefix;           /* NULL or "": the whole bucket */
+            const char *key_marker;       /* NULL: from the start */
+            const char *upload_id_marker; /* with key_marker; NULL: none */
+            transport_upload_fn on_upload;
+            void *userdata;
+            /* Answers, as for list. */
+            bool truncated;
+            char next_key_marker[TRANSPORT_KEY_MAX + 1];
+            char next_upload_id_marker[TRANSPORT_UPLOAD_ID_MAX + 1];
+        } mpu_list;
     };
     transport_outcome outcome; /* filled in by run() */
 } transport_request;
@@ -138,7 +191,7 @@ typedef struct transport_request {
 typedef struct transport transport;
 
 typedef struct transport_vtable {
-    const char *name; /* "libs3", "fake" */
+    const char *name; /* "curl", "libs3", "fake" */
     /* Perform @n requests (see the top of this file); every one has its
      * outcome when this returns. Thread-safe: several threads may run
      * requests on one transport at once. */
@@ -147,8 +200,11 @@ typedef struct transport_vtable {
     void (*close)(transport *t);
 } transport_vtable;
 
-/* Bits of transport.caps: none yet (multipart will be the first). */
-enum { TRANSPORT_CAPS_NONE = 0 };
+/* Bits of transport.caps. */
+enum {
+    TRANSPORT_CAPS_NONE = 0,
+    TRANSPORT_CAPS_MULTIPART = 1 << 0, /* the TRANSPORT_MPU_* operations */
+};
 
 /* The first member of every implementation's own struct. */
 struct transport {

@@ -438,6 +438,16 @@ static void transport_libs3_issue(transport_libs3 *tl, S3RequestContext *context
     case TRANSPORT_DELETE:
         S3_delete_object(bucket, req->key, context, &transport_libs3_response, call);
         break;
+    case TRANSPORT_MPU_CREATE:
+    case TRANSPORT_MPU_PART:
+    case TRANSPORT_MPU_COMPLETE:
+    case TRANSPORT_MPU_ABORT:
+    case TRANSPORT_MPU_LIST:
+        /* Not announced in caps: a caller asking anyway gets a plain no. */
+        req->outcome = (transport_outcome){.result = TRANSPORT_PERMANENT};
+        snprintf(req->outcome.detail, sizeof req->outcome.detail,
+                 "multipart upload is not supported by the libs3 transport");
+        break;
     }
 }
 

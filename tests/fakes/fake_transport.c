@@ -309,7 +309,9 @@ static void fake_run(transport *t, transport_request *reqs, size_t n)
     static const char *const ops[] = {
         [TRANSPORT_PUT] = "s3.put",       [TRANSPORT_GET] = "s3.get",
         [TRANSPORT_HEAD] = "s3.head",     [TRANSPORT_LIST] = "s3.list",
-        [TRANSPORT_DELETE] = "s3.delete",
+        [TRANSPORT_DELETE] = "s3.delete", [TRANSPORT_MPU_CREATE] = "s3.mpu",
+        [TRANSPORT_MPU_PART] = "s3.mpu",  [TRANSPORT_MPU_COMPLETE] = "s3.mpu",
+        [TRANSPORT_MPU_ABORT] = "s3.mpu", [TRANSPORT_MPU_LIST] = "s3.mpu",
     };
     for (size_t i = 0; i < n; i++) {
         transport_request *req = &reqs[i];
@@ -335,6 +337,10 @@ static void fake_run(transport *t, transport_request *reqs, size_t n)
             break;
         case TRANSPORT_DELETE:
             fake_delete(fake, req);
+            break;
+        default:
+            /* multipart: not announced in caps yet */
+            req->outcome.result = TRANSPORT_PERMANENT;
             break;
         }
     }
