@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -91,6 +92,21 @@ static void defaults_match_upstream(void **state)
     assert_null(c.log);
     assert_int_equal(c.log_level, ACP_LOG_INFO);
     assert_int_equal(c.max_attempts, 3);
+    assert_null(c.s3.region); /* "us-east-1" */
+    assert_null(c.s3.session_token);
+    assert_null(c.s3.ca_file);
+    assert_null(c.s3.ca_path);
+    assert_int_equal(c.s3_client.signature, ACP_S3_SIGNATURE_DEFAULT);
+    assert_int_equal(c.s3_client.addressing, ACP_S3_ADDRESSING_DEFAULT);
+    assert_int_equal(c.s3_client.tls_skip_verify, 0);
+    assert_int_equal(c.s3_client.connect_timeout_ms, 5000);
+    assert_int_equal(c.s3_client.request_timeout_ms, 30000);
+    assert_int_equal(c.s3_client.retries, 3);
+    assert_int_equal(c.s3_client.retry_base_ms, 100);
+    assert_int_equal(c.s3_client.retry_max_ms, 10000);
+    assert_true(c.s3_client.multipart_threshold == 16u << 20);
+    assert_true(c.s3_client.part_size == 16u << 20);
+    assert_int_equal(c.s3_client.upload_parallelism, 4);
 
     acp_queue_config q;
     memset(&q, 0x5a, sizeof q);
@@ -195,10 +211,88 @@ static void s3_fields(void **state)
     assert_invalid(&f->config, ACP_EINVAL, "config.s3.bucket", "start and end");
     f->config.s3 = saved;
     f->config.s3.access_key = NULL;
-    assert_invalid(&f->config, ACP_EINVAL, "config.s3.access_key", "missing S3 access key");
+    assert_invalid(&f->config, ACP_EINVAL, "config.s3.access_key",
+                   "missing, but secret_key is set");
     f->config.s3 = saved;
     f->config.s3.secret_key = "";
-    assert_invalid(&f->config, ACP_EINVAL, "config.s3.secret_key", "missing S3 secret key");
+    assert_invalid(&f->config, ACP_EINVAL, "config.s3.secret_key",
+                   "missing, but access_key is set");
+}
+
+static void s3_client_fields(void **state)
+{
+    fixture *f = *state;
+    acp_s3_client_config saved = f->config.s3_client;
+#define CHECK_FIELD(assignment, field, text)                                                       \
+    do {                                                                                           \
+        f->config.s3_client = saved;                                                               \
+        assignment;                                                                                \
+        assert_invalid(&f->config, ACP_EINVAL, "config.s3_client." field, text);                   \
+    } while (0)
+    CHECK_FIELD(f->config.s3_client.signature = 3, "signature", "3 is not a signature version");
+    CHECK_FIELD(f->config.s3_client.addressing = 7, "addressing", "7 is not an addressing style");
+    CHECK_FIELD(f->config.s3_client.connect_timeout_ms = 0, "connect_timeout_ms",
+                "0 is outside 1..3600000");
+    CHECK_FIELD(f->config.s3_client.request_timeout_ms = 999, "request_timeout_ms",
+                "999 is outside 1000..3600000");
+    CHECK_FIELD(f->config.s3_client.retries = 21, "retries", "21 is outside 0..20");
+    CHECK_FIELD(f->config.s3_client.retry_base_ms = 0, "retry_base_ms", "outside 1..60000");
+    CHECK_FIELD(f->config.s3_client.retry_max_ms = 50, "retry_max_ms", "50 is outside 100..");
+    CHECK_FIELD(f->config.s3_client.part_size = 1 << 20, "part_size",
+                "1048576 is outside 5242880..");
+    CHECK_FIELD(f->config.s3_client.multipart_threshold = 6ull << 30, "multipart_threshold",
+                "outside 5242880..5368709120");
+    CHECK_FIELD(f->config.s3_client.upload_parallelism = 0, "upload_parallelism",
+                "0 is outside 1..16");
+    /* libs3 cannot verify certificates: over https V2 needs an explicit yes. */
+    f->config.s3.https = 1;
+    CHECK_FIELD(f->config.s3_client.signature = ACP_S3_SIGNATURE_V2, "signature",
+                "cannot verify TLS certificates");
+    f->config.s3_client.tls_skip_verify = 1;
+    assert_int_equal(acp_config_validate(&f->config), 0);
+    f->config.s3_client = saved;
+    f->config.s3.https = 0;
+#undef CHECK_FIELD
+    acp_s3_config s3 = f->config.s3;
+    f->config.s3.ca_file = "/etc/ssl/certs/ca-certificates.crt";
+    assert_invalid(&f->config, ACP_EINVAL, "config.s3.ca_file", "config.s3.https is off");
+    f->config.s3 = s3;
+    f->config.s3.region = "EU West";
+    assert_invalid(&f->config, ACP_EINVAL, "config.s3.region", "not a region name");
+    f->config.s3.region = "eu-west-1";
+    assert_int_equal(acp_config_validate(&f->config), 0);
+    f->config.s3 = s3;
+}
+
+/* Empty keys are taken from the environment, as AWS tools do; a secret
+ * never appears in a message. */
+static void s3_credentials_from_the_environment(void **state)
+{
+    fixture *f = *state;
+    acp_s3_config saved = f->config.s3;
+    f->config.s3.access_key = NULL;
+    f->config.s3.secret_key = "";
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    assert_invalid(&f->config, ACP_EINVAL, "config.s3.access_key",
+                   "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment");
+    setenv("AWS_ACCESS_KEY_ID", "AKIAENV", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "secret from env", 1);
+    assert_invalid(&f->config, ACP_EINVAL, "config.s3.secret_key",
+                   "contains a space or a control character");
+    assert_null(strstr(acp_last_error(), "secret from env"));
+    setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-from-env", 1);
+    assert_int_equal(acp_config_validate(&f->config), 0);
+    /* One key without the other is a mistake, not a cue to look elsewhere. */
+    f->config.s3.access_key = "AKIACONFIG";
+    assert_invalid(&f->config, ACP_EINVAL, "config.s3.secret_key", "missing, but access_key");
+    f->config.s3 = saved;
+    f->config.s3.session_token = "token\nwith a newline";
+    assert_invalid(&f->config, ACP_EINVAL, "config.s3.session_token", "control character");
+    assert_null(strstr(acp_last_error(), "newline"));
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    f->config.s3 = saved;
 }
 
 static void unsafe_root_paths(void **state)
@@ -382,6 +476,8 @@ int main(void)
         cmocka_unit_test_setup(queues_are_required, setup),
         cmocka_unit_test_setup(database_fields, setup),
         cmocka_unit_test_setup(s3_fields, setup),
+        cmocka_unit_test_setup(s3_client_fields, setup),
+        cmocka_unit_test_setup(s3_credentials_from_the_environment, setup),
         cmocka_unit_test_setup(unsafe_root_paths, setup),
         cmocka_unit_test_setup(queue_fields, setup),
         cmocka_unit_test_setup(workspace_root, setup),
