@@ -218,10 +218,10 @@ typedef struct acp_db_config {
 
 /** S3 endpoint and the place of the job workspaces in it. */
 typedef struct acp_s3_config {
-    const char *host;       /**< required; host name or address, without a port */
-    int port;               /**< default 80; 0 means "none in the URL"; 0..65535 */
-    int https;              /**< default 0 (plain HTTP) */
-    const char *bucket;     /**< required; must exist; an S3 bucket name (3..63 of [a-z0-9.-]) */
+    const char *host;   /**< required; host name or address, without a port */
+    int port;           /**< default 80; 0 means "none in the URL"; 0..65535 */
+    int https;          /**< default 0 (plain HTTP) */
+    const char *bucket; /**< required; must exist; an S3 bucket name (3..63 of [a-z0-9.-]) */
     /** The access key id and its secret. When both are NULL or empty they
      *  are read from the environment variables AWS_ACCESS_KEY_ID and
      *  AWS_SECRET_ACCESS_KEY (and session_token, when NULL, from
@@ -276,11 +276,11 @@ typedef enum acp_s3_addressing {
 } acp_s3_addressing;
 
 /** Bounds enforced by acp_config_validate() on acp_s3_client_config. */
-#define ACP_S3_PART_SIZE_MIN    (5ull << 20) /* S3's smallest part but the last */
-#define ACP_S3_PART_SIZE_MAX    (5ull << 30) /* and its largest */
-#define ACP_S3_PARALLELISM_MAX  16
-#define ACP_S3_RETRIES_MAX      20
-#define ACP_S3_TIMEOUT_MS_MAX   3600000u
+#define ACP_S3_PART_SIZE_MIN   (5ull << 20) /* S3's smallest part but the last */
+#define ACP_S3_PART_SIZE_MAX   (5ull << 30) /* and its largest */
+#define ACP_S3_PARALLELISM_MAX 8
+#define ACP_S3_RETRIES_MAX     20
+#define ACP_S3_TIMEOUT_MS_MAX  3600000u
 
 /**
  * How the library talks to S3 (acp_config version 4; docs/configuration.adoc

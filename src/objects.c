@@ -1,7 +1,7 @@
 /* objects.c: job workspaces in S3 (see objects.h), on top of an S3
- * transport (transport.h): libs3 by default (transport_libs3.c), a fake in
- * unit tests. This file knows the layout of keys, pages through listings,
- * batches requests and counts them; objects_retry.c decides on retries. */
+ * transport (transport.h): libcurl with Signature V4 (transport_curl.c) or
+ * libs3 with V2 (transport_libs3.c), a fake in unit tests. This file knows the layout of keys,
+ * pages through listings, batches requests and counts them; objects_retry.c decides on retries. */
 #include "objects.h"
 
 #include <errno.h>
@@ -15,9 +15,11 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "config_s3.h"
 #include "error.h"
 #include "objects_internal.h"
 #include "objects_retry.h"
+#include "transport_curl.h"
 #include "transport_libs3.h"
 
 _Static_assert(OBJECTS_PUT == (int)TRANSPORT_PUT && OBJECTS_GET == (int)TRANSPORT_GET &&
@@ -30,17 +32,35 @@ static const logger *objects_logger(const objects *obj)
     return obj->has_log ? &obj->log : NULL;
 }
 
+/* The counter of acp_stats a request of @op counts in. */
+static int objects_kind(transport_op op)
+{
+    switch (op) {
+    case TRANSPORT_MPU_CREATE:
+    case TRANSPORT_MPU_PART:
+    case TRANSPORT_MPU_COMPLETE:
+        return OBJECTS_PUT;
+    case TRANSPORT_MPU_ABORT:
+        return OBJECTS_DELETE;
+    case TRANSPORT_MPU_LIST:
+        return OBJECTS_LIST;
+    default:
+        return (int)op;
+    }
+}
+
 void objects_send(objects *obj, transport_request *reqs, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        atomic_fetch_add(&obj->requests[reqs[i].op], 1);
+        atomic_fetch_add(&obj->requests[objects_kind(reqs[i].op)], 1);
     transport_run(obj->t, reqs, n);
 }
 
 bool objects_again(const objects *obj, const transport_request *req, int attempt,
                    const char *method, const char *key)
 {
-    return objects_retry_again(obj->t, objects_logger(obj), &req->outcome, attempt, method, key);
+    return objects_retry_again(obj->t, objects_logger(obj), &obj->client, &req->outcome, attempt,
+                               method, key);
 }
 
 int objects_fail(const objects *obj, const transport_request *req, const char *method,
@@ -63,8 +83,7 @@ int objects_prefix(const objects *obj, const acp_job_id *id, char *out)
     return 0;
 }
 
-/* <root><32 hex>/<name> into @out (OBJECTS_KEY_MAX + 1 bytes). */
-static int objects_key(const objects *obj, const acp_job_id *id, const char *name, char *out)
+int objects_key(const objects *obj, const acp_job_id *id, const char *name, char *out)
 {
     int rc = objects_prefix(obj, id, out);
     if (rc)
@@ -106,21 +125,40 @@ static char *objects_normalise_root(const char *root)
 /* The bucket exists and the credentials may list it: one signed request. */
 static int objects_check_bucket(objects *obj);
 
-int objects_open(objects **out, const acp_s3_config *cfg, const logger *log)
+static bool objects_loopback(const char *host)
+{
+    return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
+           strcmp(host, "::1") == 0 || strcmp(host, "[::1]") == 0;
+}
+
+int objects_open(objects **out, const acp_s3_config *s3, const acp_s3_client_config *client,
+                 const logger *log)
 {
     if (!out)
         return error_set(ACP_EINVAL, "objects_open: NULL output");
     *out = NULL;
-    if (!cfg)
+    if (!s3 || !client)
         return error_set(ACP_EINVAL, "objects_open: NULL S3 configuration");
+    bool v2 = config_s3_signature(client) == ACP_S3_SIGNATURE_V2;
     transport *t;
-    int rc = transport_libs3_open(&t, cfg);
+    int rc = v2 ? transport_libs3_open(&t, s3) : transport_curl_open(&t, s3, client);
     if (rc)
         return rc;
-    return objects_open_transport(out, t, cfg->root_path, log);
+    if (s3->https && client->tls_skip_verify)
+        log_warn(log,
+                 "S3 %s: TLS certificate verification is OFF (s3_client.tls_skip_verify): "
+                 "anyone on the network path can read and change results",
+                 t->endpoint);
+    else if (!s3->https && s3->host && !objects_loopback(s3->host))
+        log_warn(log,
+                 "S3 %s: plain HTTP to a host other than loopback: requests are signed but "
+                 "results travel unencrypted (set s3.https)",
+                 t->endpoint);
+    return objects_open_transport(out, t, s3->root_path, client, log);
 }
 
-int objects_open_transport(objects **out, transport *t, const char *root, const logger *log)
+int objects_open_transport(objects **out, transport *t, const char *root,
+                           const acp_s3_client_config *client, const logger *log)
 {
     if (!out || !t) {
         transport_close(t);
@@ -133,6 +171,10 @@ int objects_open_transport(objects **out, transport *t, const char *root, const 
         return error_set(ACP_ENOMEM, "out of memory opening S3");
     }
     obj->t = t;
+    if (client)
+        obj->client = *client;
+    else
+        config_s3_client_defaults(&obj->client);
     obj->root = objects_normalise_root(root);
     if (!obj->root) {
         objects_close(obj);
@@ -147,8 +189,8 @@ int objects_open_transport(objects **out, transport *t, const char *root, const 
         objects_close(obj);
         return rc;
     }
-    log_debug(objects_logger(obj), "S3 %s: bucket '%s' is reachable; workspaces under '%s'",
-              t->endpoint, t->bucket, obj->root);
+    log_debug(objects_logger(obj), "S3 %s (%s): bucket '%s' is reachable; workspaces under '%s'",
+              t->endpoint, t->vt->name, t->bucket, obj->root);
     *out = obj;
     return 0;
 }
@@ -164,17 +206,7 @@ void objects_close(objects *obj)
 
 /* ---- PUT ----------------------------------------------------------------- */
 
-/* A PUT's body: bytes in memory, or the file open on @fd. */
-typedef struct objects_body {
-    const unsigned char *data; /* the bytes to send, or NULL to read @fd */
-    int fd;
-    uint64_t size;
-    uint64_t offset; /* where the transport last asked to read */
-    int read_errno;  /* reading @fd failed with this */
-    bool shrank;     /* @fd ended before @size bytes */
-} objects_body;
-
-static ssize_t objects_body_read(void *userdata, uint64_t offset, void *out, size_t len)
+ssize_t objects_body_read(void *userdata, uint64_t offset, void *out, size_t len)
 {
     objects_body *body = userdata;
     body->offset = offset;
@@ -184,7 +216,7 @@ static ssize_t objects_body_read(void *userdata, uint64_t offset, void *out, siz
     }
     ssize_t n;
     do
-        n = pread(body->fd, out, len, (off_t)offset);
+        n = pread(body->fd, out, len, (off_t)(body->base + offset));
     while (n < 0 && errno == EINTR);
     if (n < 0) {
         body->read_errno = errno;
@@ -197,6 +229,27 @@ static ssize_t objects_body_read(void *userdata, uint64_t offset, void *out, siz
     return n;
 }
 
+void objects_body_rewind(objects_body *body)
+{
+    body->offset = 0;
+    body->read_errno = 0;
+    body->shrank = false;
+}
+
+int objects_body_check(const objects *obj, const char *key, const objects_body *body)
+{
+    if (body->read_errno)
+        return error_set(ACP_EIO, "S3 %s: PUT %s/%s: reading the file failed: %s", obj->t->endpoint,
+                         obj->t->bucket, key, error_strerror(body->read_errno));
+    if (body->shrank)
+        return error_set(ACP_EIO,
+                         "S3 %s: PUT %s/%s: the file ended after %" PRIu64 " of %" PRIu64
+                         " bytes (changed while uploading?)",
+                         obj->t->endpoint, obj->t->bucket, key, body->base + body->offset,
+                         body->base + body->size);
+    return 0;
+}
+
 static transport_request objects_put_request(const char *key, objects_body *body)
 {
     return (transport_request){
@@ -206,23 +259,15 @@ static transport_request objects_put_request(const char *key, objects_body *body
     };
 }
 
-static int objects_put_run(objects *obj, const char *key, objects_body *body)
+int objects_put_run(objects *obj, const char *key, objects_body *body)
 {
     transport_request req = objects_put_request(key, body);
     for (int attempt = 0;; attempt++) {
-        body->offset = 0;
-        body->read_errno = 0;
-        body->shrank = false;
+        objects_body_rewind(body);
         objects_send(obj, &req, 1);
-        if (body->read_errno)
-            return error_set(ACP_EIO, "S3 %s: PUT %s/%s: reading the file failed: %s",
-                             obj->t->endpoint, obj->t->bucket, key,
-                             error_strerror(body->read_errno));
-        if (body->shrank)
-            return error_set(ACP_EIO,
-                             "S3 %s: PUT %s/%s: the file ended after %" PRIu64 " of %" PRIu64
-                             " bytes (changed while uploading?)",
-                             obj->t->endpoint, obj->t->bucket, key, body->offset, body->size);
+        int rc = objects_body_check(obj, key, body);
+        if (rc)
+            return rc;
         if (!objects_again(obj, &req, attempt, "PUT", key))
             break;
     }
@@ -284,22 +329,6 @@ int objects_put_many(objects *obj, const acp_job_id *id, const objects_item *ite
             return rc;
     }
     return 0;
-}
-
-int objects_put_fd(objects *obj, const acp_job_id *id, const char *name, int fd)
-{
-    char key[OBJECTS_KEY_MAX + 1];
-    int rc = objects_key(obj, id, name, key);
-    if (rc)
-        return rc;
-    struct stat st;
-    if (fstat(fd, &st) != 0)
-        return error_set(ACP_EIO, "uploading '%s': cannot stat the file: %s", name,
-                         error_strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return error_set(ACP_EIO, "uploading '%s': not a regular file", name);
-    objects_body body = {.fd = fd, .size = (uint64_t)st.st_size};
-    return objects_put_run(obj, key, &body);
 }
 
 /* ---- HEAD ---------------------------------------------------------------- */

@@ -9,15 +9,14 @@
  * where <root> is config.s3.root_path normalised: "/", "" or NULL give no
  * prefix at all, a leading '/' is dropped, a trailing '/' is ensured.
  *
- * Requests go through an S3 transport (transport.h): libs3 2.0 from
- * objects_open(), any other from objects_open_transport() (a fake one in
- * unit tests). All functions are thread-safe (each request is independent).
- * They return 0 or a negative ACP_E* code with the detail set, naming the
- * S3 endpoint, the key and the reason (the transport's status and the
- * server's error code/message). Transient failures (connection errors, 5xx,
- * SlowDown, timeouts) are retried a few times with back-off before an error
- * is returned (about 2 s), or for longer within objects_patience_begin/end
- * (objects_retry.h). */
+ * Requests go through an S3 transport (transport.h): libcurl (Signature
+ * V4) or libs3 2.0 (V2) from objects_open(), any other from
+ * objects_open_transport() (a fake one in unit tests). All functions are thread-safe (each request
+ * is independent). They return 0 or a negative ACP_E* code with the detail set, naming the S3
+ * endpoint, the key and the reason (the transport's status and the server's error code/message).
+ * Transient failures (connection errors, timeouts, 500, 502, 503 SlowDown, 504) are retried
+ * client.retries times with exponential back-off and full jitter before an error is returned, or
+ * for longer within objects_patience_begin/end (objects_retry.h); 4xx never. */
 #ifndef ACP_OBJECTS_H
 #define ACP_OBJECTS_H
 
@@ -39,16 +38,21 @@ enum { OBJECTS_PUT, OBJECTS_GET, OBJECTS_HEAD, OBJECTS_LIST, OBJECTS_DELETE, OBJ
 /* Requests sent so far by kind (retries included). */
 void objects_request_counts(const objects *obj, uint64_t counts[OBJECTS_KINDS]);
 
-/* Copies what it needs from @cfg and checks that the bucket exists and the
- * credentials work (one signed request). ACP_ESTORAGE on failure, e.g.
- * "S3 127.0.0.1:7480: bucket 'x' does not exist" or "... access denied". */
-int objects_open(objects **out, const acp_s3_config *cfg, const logger *log);
+/* Opens the transport @client asks for (curl with Signature V4, or libs3
+ * with V2) on @s3, and checks that the bucket exists and the credentials
+ * work (one signed request). Logs a warning when certificate verification
+ * is off, or when requests go over plain HTTP to a host other than
+ * loopback. ACP_ESTORAGE on failure, e.g. "S3 127.0.0.1:7480: bucket 'x'
+ * does not exist" or "... access denied". */
+int objects_open(objects **out, const acp_s3_config *s3, const acp_s3_client_config *client,
+                 const logger *log);
 
 /* The same on transport @t, which the handle owns from here on (closed by
  * objects_close(), or at once when this fails), with workspaces under
- * @root (normalised as config.s3.root_path). For tests and other
- * transports. */
-int objects_open_transport(objects **out, transport *t, const char *root, const logger *log);
+ * @root (normalised as config.s3.root_path), retries and multipart uploads
+ * as @client says (NULL: the defaults). For tests and other transports. */
+int objects_open_transport(objects **out, transport *t, const char *root,
+                           const acp_s3_client_config *client, const logger *log);
 
 void objects_close(objects *obj); /* NULL is fine */
 
@@ -66,7 +70,10 @@ typedef struct objects_item {
 int objects_put_many(objects *obj, const acp_job_id *id, const objects_item *items, size_t count);
 
 /* Put the regular file open on @fd (read from offset 0, streamed, never
- * whole in memory) as <ws>/<name>. ACP_EIO when the file cannot be read. */
+ * whole in memory) as <ws>/<name>: in parts, several at once, when it is
+ * larger than client.multipart_threshold and the transport can. ACP_EIO
+ * when the file cannot be read or changes size meanwhile; ACP_ETOOBIG past
+ * what S3 takes (5 TiB; 5 GiB without multipart). */
 int objects_put_fd(objects *obj, const acp_job_id *id, const char *name, int fd);
 
 /* Create the empty object <ws>/<name> if it does not exist (a HEAD, then a

@@ -11,9 +11,6 @@
 #include "clock.h"
 #include "error.h"
 
-/* The sleep before each retry outside patience. */
-static const unsigned objects_backoff_ms[OBJECTS_RETRIES] = {100, 400, 1600};
-
 /* The patience of this thread's calls (objects_patience_begin): while
  * active, transient failures are retried until the budget has passed since
  * the request first failed, not just OBJECTS_RETRIES times. A result upload
@@ -40,20 +37,41 @@ void objects_patience_end(void)
     objects_patient = (objects_patience){0};
 }
 
-/* Exponential back-off from 100 ms up to 8 s, each delay drawn from its
- * upper half so that workers retrying together spread out. */
-static unsigned objects_patient_delay(int attempt)
+/* A number drawn from 0..@n, different in each thread and call. */
+static unsigned objects_random_below(unsigned n, int attempt)
 {
-    unsigned ceiling = attempt >= 7 ? 8000 : 100u << attempt;
     unsigned seed = (unsigned)(uintptr_t)&objects_patient ^ (unsigned)attempt * 2654435761u;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     seed ^= (unsigned)now.tv_nsec;
-    return ceiling / 2 + rand_r(&seed) % (ceiling / 2 + 1);
+    return (unsigned)rand_r(&seed) % (n + 1);
 }
 
-bool objects_retry_again(const transport *t, const logger *log, const transport_outcome *outcome,
-                         int attempt, const char *method, const char *key)
+/* base x 2^attempt, at most @max. */
+static unsigned objects_ceiling(unsigned base, unsigned max, int attempt)
+{
+    uint64_t ceiling = (uint64_t)base << (attempt > 20 ? 20 : attempt);
+    return ceiling > max ? max : (unsigned)ceiling;
+}
+
+/* Patience: exponential back-off from 100 ms up to 8 s, each delay drawn
+ * from its upper half so that workers retrying together spread out while
+ * the budget is used evenly. */
+static unsigned objects_patient_delay(int attempt)
+{
+    unsigned ceiling = objects_ceiling(100, 8000, attempt);
+    return ceiling / 2 + objects_random_below(ceiling / 2, attempt);
+}
+
+unsigned objects_retry_delay_ms(const acp_s3_client_config *client, int attempt)
+{
+    return objects_random_below(
+        objects_ceiling(client->retry_base_ms, client->retry_max_ms, attempt), attempt);
+}
+
+bool objects_retry_again(const transport *t, const logger *log, const acp_s3_client_config *client,
+                         const transport_outcome *outcome, int attempt, const char *method,
+                         const char *key)
 {
     objects_patience *patience = &objects_patient;
     if (attempt == 0) {
@@ -81,11 +99,11 @@ bool objects_retry_again(const transport *t, const logger *log, const transport_
         }
         return true;
     }
-    if (attempt >= OBJECTS_RETRIES)
+    if (attempt >= (int)client->retries)
         return false;
-    unsigned ms = objects_backoff_ms[attempt];
-    log_warn(log, "S3 %s: %s %s/%s failed (%s); retry %d of %d in %u ms", t->endpoint, method,
-             t->bucket, key, outcome->detail, attempt + 1, OBJECTS_RETRIES, ms);
+    unsigned ms = objects_retry_delay_ms(client, attempt);
+    log_warn(log, "S3 %s: %s %s/%s failed (%s); retry %d of %u in %u ms", t->endpoint, method,
+             t->bucket, key, outcome->detail, attempt + 1, client->retries, ms);
     clock_sleep_unless(ms, NULL);
     return true;
 }

@@ -8,27 +8,32 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "async_platform.h"
 #include "log.h"
 #include "transport.h"
 
-/* Retries after the first attempt outside objects_patience_begin/end. */
-#define OBJECTS_RETRIES 3
-
 /* Until objects_patience_end(), this thread's calls retry transient
- * failures (connection refused or reset, timeouts, name lookup, 5xx,
- * SlowDown, unknown HTTP errors such as 429) with exponential back-off and
- * jitter for up to @seconds after a request first fails, instead of about
- * 2 s. Past that the call fails with ACP_ESTORAGE, "S3 <endpoint>
- * unreachable for <seconds> s: ...". Permanent errors (403, 404, 400) fail
- * at once as always. When *@cancel (may be NULL) is raised, a retrying call
+ * failures (connection refused or reset, timeouts, name lookup, 500, 502,
+ * 503 SlowDown, 504) with exponential back-off and jitter for up to
+ * @seconds after a request first fails, instead of client.retries times.
+ * Past that the call fails with ACP_ESTORAGE, "S3 <endpoint> unreachable
+ * for <seconds> s: ...". Permanent errors (every 4xx) fail at once as
+ * always. When *@cancel (may be NULL) is raised, a retrying call
  * gives up within 100 ms with ACP_ESHUTDOWN. */
 void objects_patience_begin(unsigned seconds, const atomic_bool *cancel);
 void objects_patience_end(void);
 
 /* After failed attempt @attempt (0-based) of @method on @key with @outcome:
- * whether to try again. Sleeps the back-off first and logs the failure. */
-bool objects_retry_again(const transport *t, const logger *log, const transport_outcome *outcome,
-                         int attempt, const char *method, const char *key);
+ * whether to try again. Outside patience that is client.retries times at
+ * most, each after objects_retry_delay_ms(). Sleeps the back-off first and
+ * logs the failure. */
+bool objects_retry_again(const transport *t, const logger *log, const acp_s3_client_config *client,
+                         const transport_outcome *outcome, int attempt, const char *method,
+                         const char *key);
+
+/* The back-off before retry @attempt + 1: "full jitter", drawn at random
+ * from 0..min(retry_max_ms, retry_base_ms x 2^attempt). */
+unsigned objects_retry_delay_ms(const acp_s3_client_config *client, int attempt);
 
 /* Record the failure @outcome of @method on @key as the thread's error and
  * return its ACP_E* code. */

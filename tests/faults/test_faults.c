@@ -77,7 +77,7 @@ static void start_world(world *w, int workers, unsigned retry_seconds)
     w->fc.config.db.pool_size = workers + 2;
     if (acp_init(&w->p, &w->fc.config) != 0)
         fail_msg("acp_init: %s", acp_last_error());
-    if (objects_open(&w->raw, &w->fc.config.s3, NULL) != 0)
+    if (objects_open(&w->raw, &w->fc.config.s3, &w->fc.config.s3_client, NULL) != 0)
         fail_msg("objects_open: %s", acp_last_error());
 }
 

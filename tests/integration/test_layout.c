@@ -80,7 +80,7 @@ static int setup(void **state)
     world *w = calloc(1, sizeof *w);
     fixture_tag(w->tag);
     fixture_config_make(&w->fc, &env, w->tag, 1, 2, &layout_factory);
-    if (objects_open(&w->raw, &w->fc.config.s3, NULL) != 0) {
+    if (objects_open(&w->raw, &w->fc.config.s3, &w->fc.config.s3_client, NULL) != 0) {
         fprintf(stderr, "objects_open: %s\n", acp_last_error());
         free(w);
         return -1;

@@ -47,7 +47,7 @@ static int start_world(void **state, size_t queues, int workers)
         free(w);
         return -1;
     }
-    if (objects_open(&w->raw, &w->fc.config.s3, NULL) != 0) {
+    if (objects_open(&w->raw, &w->fc.config.s3, &w->fc.config.s3_client, NULL) != 0) {
         acp_shutdown(w->p);
         free(w);
         return -1;

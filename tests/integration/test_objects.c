@@ -88,11 +88,19 @@ static void capture_log(void *userdata, acp_log_level level, const char *message
         atomic_fetch_add(&capture->warnings, 1);
 }
 
+/* The S3 client settings acp_config_init() gives. */
+static const acp_s3_client_config *default_client(void)
+{
+    static acp_config config;
+    acp_config_init(&config, ACP_CONFIG_VERSION);
+    return &config.s3_client;
+}
+
 static objects *open_with_root(const char *root)
 {
     acp_s3_config cfg = config_with_root(root);
     objects *obj = NULL;
-    int rc = objects_open(&obj, &cfg, NULL);
+    int rc = objects_open(&obj, &cfg, default_client(), NULL);
     if (rc)
         fail_msg("objects_open: %s", acp_last_error());
     assert_non_null(obj);
@@ -293,7 +301,7 @@ static void open_with_a_good_config_works(void **state)
 static void open_fails(acp_s3_config *cfg, const logger *log, const char *cause)
 {
     objects *obj = (objects *)1;
-    int rc = objects_open(&obj, cfg, log);
+    int rc = objects_open(&obj, cfg, default_client(), log);
     assert_int_equal(rc, ACP_ESTORAGE);
     assert_null(obj);
     char endpoint[300];
@@ -350,7 +358,7 @@ static void patient_put_fails_at_once_on_a_permanent_error(void **state)
     acp_s3_config cfg = config_with_root("/");
     cfg.bucket = bucket;
     objects *obj = NULL;
-    assert_int_equal(objects_open(&obj, &cfg, NULL), 0);
+    assert_int_equal(objects_open(&obj, &cfg, default_client(), NULL), 0);
     S3_delete_bucket(S3ProtocolHTTP, S3UriStylePath, raw.accessKeyId, raw.secretAccessKey, host,
                      bucket, NULL, &handler, &call);
     assert_int_equal(call.status, S3StatusOK);
@@ -383,13 +391,13 @@ static void open_rejects_bad_arguments(void **state)
     objects *obj = NULL;
     acp_s3_config cfg = config_with_root("/");
     cfg.bucket = "Not_A_Bucket!";
-    assert_int_equal(objects_open(&obj, &cfg, NULL), ACP_EINVAL);
+    assert_int_equal(objects_open(&obj, &cfg, default_client(), NULL), ACP_EINVAL);
     assert_error_mentions("config.s3.bucket");
     cfg = config_with_root("/");
     cfg.host = NULL;
-    assert_int_equal(objects_open(&obj, &cfg, NULL), ACP_EINVAL);
+    assert_int_equal(objects_open(&obj, &cfg, default_client(), NULL), ACP_EINVAL);
     assert_error_mentions("config.s3.host");
-    assert_int_equal(objects_open(&obj, NULL, NULL), ACP_EINVAL);
+    assert_int_equal(objects_open(&obj, NULL, default_client(), NULL), ACP_EINVAL);
     assert_null(obj);
 }
 

@@ -192,7 +192,7 @@ static void crashing_job_fails_after_max_attempts(void **state)
      * the bucket (its flag is added just after the row changes). */
     if (fc.config.layout == ACP_LAYOUT_LCP) {
         objects *raw;
-        assert_int_equal(objects_open(&raw, &fc.config.s3, NULL), 0);
+        assert_int_equal(objects_open(&raw, &fc.config.s3, &fc.config.s3_client, NULL), 0);
         acp_job from_flags = {0};
         for (int waited = 0; waited <= FIXTURE_WAIT_S * 1000; waited += 50) {
             object_list list;

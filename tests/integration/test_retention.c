@@ -95,7 +95,7 @@ static acp_job get(service *s, const acp_job_id *id)
 static void names(service *s, const acp_job_id *id, char *out, size_t size)
 {
     objects *raw;
-    assert_int_equal(objects_open(&raw, &s->fc.config.s3, NULL), 0);
+    assert_int_equal(objects_open(&raw, &s->fc.config.s3, &s->fc.config.s3_client, NULL), 0);
     object_list list;
     assert_int_equal(objects_list(raw, id, &list), 0);
     out[0] = '\0';
@@ -245,7 +245,7 @@ static void expire_failed_job_cut_short_keeps_the_row(void **state)
     wait_status(&s, &id, ACP_STATUS_FAILED);
     assert_int_equal(acp_expire_job(s.p, &id), 0);
     objects *raw;
-    assert_int_equal(objects_open(&raw, &s.fc.config.s3, NULL), 0);
+    assert_int_equal(objects_open(&raw, &s.fc.config.s3, &s.fc.config.s3_client, NULL), 0);
     assert_int_equal(objects_put(raw, &id, ".failed", "", 0), 0);
 
     acp_job job = get(&s, &id);
@@ -289,7 +289,7 @@ static void expire_failed_job_the_upstream_way_can_be_taken_over(void **state)
     wait_status(&south, &id, ACP_STATUS_FAILED); /* the flags follow a moment later */
     assert_int_equal(acp_expire_job(north.p, &id), 0);
     objects *raw;
-    assert_int_equal(objects_open(&raw, &north.fc.config.s3, NULL), 0);
+    assert_int_equal(objects_open(&raw, &north.fc.config.s3, &north.fc.config.s3_client, NULL), 0);
     assert_int_equal(objects_put(raw, &id, ".failed", "", 0), 0);
     objects_close(raw);
 
@@ -355,7 +355,7 @@ static void pruner_expires_only_old_complete_jobs(void **state)
     }
     /* One worker, blocked: QUEUED stays queued. */
     objects *raw;
-    assert_int_equal(objects_open(&raw, &s.fc.config.s3, NULL), 0);
+    assert_int_equal(objects_open(&raw, &s.fc.config.s3, &s.fc.config.s3_client, NULL), 0);
     assert_int_equal(objects_wipe(raw, &ids[VANISHED]), 0);
     objects_close(raw);
     for (int i = 0; i < N; i++)
@@ -551,7 +551,7 @@ static void stale_claim_marker_is_ignored_and_removed(void **state)
     acp_job_id_generate(&rival);
     snprintf(marker, sizeof marker, ".claim-new-%s", acp_job_id_format(&rival, hex));
     objects *raw;
-    assert_int_equal(objects_open(&raw, &s.fc.config.s3, NULL), 0);
+    assert_int_equal(objects_open(&raw, &s.fc.config.s3, &s.fc.config.s3_client, NULL), 0);
     assert_int_equal(objects_put(raw, &id, marker, "", 0), 0);
     /* One of an earlier generation blocks nobody, but stale it goes too. */
     assert_int_equal(objects_put(raw, &id, ".claim-x1-0123456789abcdef0123456789abcdef", "", 0), 0);

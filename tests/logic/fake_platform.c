@@ -479,7 +479,7 @@ void fake_platform_start(fake_platform *fp, const fake_platform_options *options
         t = fake_transport_base(fp->s3);
     }
     objects *obj;
-    if (objects_open_transport(&obj, t, "/", NULL) != 0) {
+    if (objects_open_transport(&obj, t, "/", NULL, NULL) != 0) {
         store_close(st);
         fail_msg("objects_open_transport: %s", acp_last_error());
     }

@@ -243,7 +243,7 @@ static void s3_client_fields(void **state)
     CHECK_FIELD(f->config.s3_client.multipart_threshold = 6ull << 30, "multipart_threshold",
                 "outside 5242880..5368709120");
     CHECK_FIELD(f->config.s3_client.upload_parallelism = 0, "upload_parallelism",
-                "0 is outside 1..16");
+                "0 is outside 1..8");
     /* libs3 cannot verify certificates: over https V2 needs an explicit yes. */
     f->config.s3.https = 1;
     CHECK_FIELD(f->config.s3_client.signature = ACP_S3_SIGNATURE_V2, "signature",

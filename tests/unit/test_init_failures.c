@@ -128,7 +128,9 @@ static void unchecked_init_objects_mutex_fails_open(void **state)
     (void)state;
     objects *obj = (objects *)&config;
     inject(1, 0);
-    int rc = objects_open(&obj, &config.s3, NULL);
+    acp_s3_client_config client = config.s3_client;
+    client.signature = ACP_S3_SIGNATURE_V2; /* the libs3 transport's mutex */
+    int rc = objects_open(&obj, &config.s3, &client, NULL);
     inject(0, 0);
     if (rc != ACP_ENOMEM || !strstr(acp_last_error(), "mutex"))
         fail_msg("objects_open returned %d (%s), expected ACP_ENOMEM naming a mutex", rc,

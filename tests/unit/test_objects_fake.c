@@ -51,7 +51,7 @@ static void fx_open(fx *f, const char *root, const char *expected_root)
 {
     fault_plan_init(&f->plan);
     f->fake = fake_transport_new(&f->plan);
-    int rc = objects_open_transport(&f->obj, fake_transport_base(f->fake), root, &test_log);
+    int rc = objects_open_transport(&f->obj, fake_transport_base(f->fake), root, NULL, &test_log);
     if (rc)
         fail_msg("objects_open_transport: %s", acp_last_error());
     assert_int_equal(acp_job_id_generate(&f->id), 0);
@@ -511,13 +511,13 @@ static void a_get_cut_short_is_not_retried(void **state)
 static void transient_failures_outlast_the_normal_retries(void **state)
 {
     fx *f = *state;
-    /* Five failures in a row: more than OBJECTS_RETRIES. */
+    /* Five failures in a row: more than the default 3 retries. */
     fault_rule five = {
         .op = "s3.put", .nth = 1, .times = 5, .error = ACP_ESTORAGE, .kind = FAKE_S3_RESET};
     fault_plan_add(&f->plan, five);
     uint64_t puts = requests(f, OBJECTS_PUT);
     assert_int_equal(objects_put(f->obj, &f->id, "result.txt", "1", 1), ACP_ESTORAGE);
-    assert_int_equal(requests(f, OBJECTS_PUT) - puts, 1 + OBJECTS_RETRIES);
+    assert_int_equal(requests(f, OBJECTS_PUT) - puts, 1 + 3);
     assert_error_mentions("connection reset");
 
     /* The same within patience succeeds. */
@@ -588,9 +588,9 @@ static void a_missing_bucket_fails_the_open(void **state)
     fault_plan_add(&plan,
                    (fault_rule){.op = "s3.list", .error = ACP_ESTORAGE, .kind = FAKE_S3_NO_BUCKET});
     objects *obj = NULL;
-    assert_int_equal(
-        objects_open_transport(&obj, fake_transport_base(fake_transport_new(&plan)), "", &test_log),
-        ACP_ESTORAGE);
+    assert_int_equal(objects_open_transport(&obj, fake_transport_base(fake_transport_new(&plan)),
+                                            "", NULL, &test_log),
+                     ACP_ESTORAGE);
     assert_null(obj);
     assert_error_mentions("bucket 'fake-bucket' does not exist");
     assert_int_equal(fault_calls(&plan, "s3.list"), 1);
