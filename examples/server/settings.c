@@ -23,8 +23,23 @@ typedef enum settings_kind {
     SETTINGS_BOOL,
     SETTINGS_SECONDS, /* a non-negative number, fractions allowed */
     SETTINGS_LEVEL,
-    SETTINGS_LAYOUT, /* "native" or "lcp" */
+    SETTINGS_CHOICE, /* one of the names in settings_field.choices, stored as an int */
 } settings_kind;
+
+/* A name the file may give and the enum value it stands for. */
+typedef struct settings_choice {
+    const char *name;
+    int value;
+} settings_choice;
+
+static const settings_choice settings_layouts[] = {
+    {"native", ACP_LAYOUT_NATIVE}, {"lcp", ACP_LAYOUT_LCP}, {NULL, 0}};
+static const settings_choice settings_signatures[] = {
+    {"v4", ACP_S3_SIGNATURE_V4}, {"v2", ACP_S3_SIGNATURE_V2}, {NULL, 0}};
+static const settings_choice settings_addressings[] = {{"auto", ACP_S3_ADDRESSING_DEFAULT},
+                                                       {"path", ACP_S3_ADDRESSING_PATH},
+                                                       {"virtual", ACP_S3_ADDRESSING_VIRTUAL},
+                                                       {NULL, 0}};
 
 /* One scalar key of the file, where it goes in struct settings, its bounds
  * and the environment variable that provides its default. */
@@ -35,11 +50,16 @@ typedef struct settings_field {
     long min, max;
     const char *env;
     int required;
+    const settings_choice *choices; /* SETTINGS_CHOICE */
 } settings_field;
 
 #define FIELD(key, kind, member, min, max, env, required)                                          \
     {                                                                                              \
-        key, kind, offsetof(settings, member), min, max, env, required                             \
+        key, kind, offsetof(settings, member), min, max, env, required, NULL                       \
+    }
+#define CHOICE(key, member, choices)                                                               \
+    {                                                                                              \
+        key, SETTINGS_CHOICE, offsetof(settings, member), 0, 0, NULL, 0, choices                   \
     }
 
 static const settings_field settings_listen_fields[] = {
@@ -50,7 +70,7 @@ static const settings_field settings_listen_fields[] = {
     FIELD("max_connections_per_client", SETTINGS_INT, max_connections_per_client, 1, 10000, NULL,
           0),
     FIELD("request_timeout", SETTINGS_INT, request_timeout, 1, 86400, NULL, 0),
-    {NULL, 0, 0, 0, 0, NULL, 0},
+    {NULL, 0, 0, 0, 0, NULL, 0, NULL},
 };
 
 static const settings_field settings_db_fields[] = {
@@ -60,7 +80,7 @@ static const settings_field settings_db_fields[] = {
     FIELD("user", SETTINGS_STRING, db_user, 0, 0, "ACP_TEST_PG_USER", 1),
     FIELD("password", SETTINGS_STRING, db_password, 0, 0, "ACP_TEST_PG_PASSWORD", 1),
     FIELD("pool_size", SETTINGS_INT, db_pool_size, 1, ACP_POOL_SIZE_MAX, NULL, 0),
-    {NULL, 0, 0, 0, 0, NULL, 0},
+    {NULL, 0, 0, 0, 0, NULL, 0, NULL},
 };
 
 static const settings_field settings_s3_fields[] = {
@@ -68,10 +88,31 @@ static const settings_field settings_s3_fields[] = {
     FIELD("port", SETTINGS_INT, s3_port, 0, 65535, "ACP_TEST_S3_PORT", 0),
     FIELD("https", SETTINGS_BOOL, s3_https, 0, 1, NULL, 0),
     FIELD("bucket", SETTINGS_STRING, s3_bucket, 0, 0, "ACP_TEST_S3_BUCKET", 1),
-    FIELD("access_key", SETTINGS_STRING, s3_access_key, 0, 0, "ACP_TEST_S3_ACCESS_KEY", 1),
-    FIELD("secret_key", SETTINGS_STRING, s3_secret_key, 0, 0, "ACP_TEST_S3_SECRET_KEY", 1),
+    /* Not required: the library then reads AWS_ACCESS_KEY_ID and friends. */
+    FIELD("access_key", SETTINGS_STRING, s3_access_key, 0, 0, "ACP_TEST_S3_ACCESS_KEY", 0),
+    FIELD("secret_key", SETTINGS_STRING, s3_secret_key, 0, 0, "ACP_TEST_S3_SECRET_KEY", 0),
+    FIELD("session_token", SETTINGS_STRING, s3_session_token, 0, 0, NULL, 0),
     FIELD("root_path", SETTINGS_STRING, s3_root_path, 0, 0, NULL, 0),
-    {NULL, 0, 0, 0, 0, NULL, 0},
+    FIELD("region", SETTINGS_STRING, s3_region, 0, 0, NULL, 0),
+    FIELD("ca_file", SETTINGS_STRING, s3_ca_file, 0, 0, NULL, 0),
+    FIELD("ca_path", SETTINGS_STRING, s3_ca_path, 0, 0, NULL, 0),
+    CHOICE("signature", s3_signature, settings_signatures),
+    CHOICE("addressing", s3_addressing, settings_addressings),
+    FIELD("tls_skip_verify", SETTINGS_BOOL, s3_tls_skip_verify, 0, 1, NULL, 0),
+    FIELD("connect_timeout_ms", SETTINGS_INT, s3_connect_timeout_ms, 1, ACP_S3_TIMEOUT_MS_MAX, NULL,
+          0),
+    FIELD("request_timeout_ms", SETTINGS_INT, s3_request_timeout_ms, 1000, ACP_S3_TIMEOUT_MS_MAX,
+          NULL, 0),
+    FIELD("retries", SETTINGS_INT, s3_retries, 0, ACP_S3_RETRIES_MAX, NULL, 0),
+    FIELD("retry_base_ms", SETTINGS_INT, s3_retry_base_ms, 1, 60000, NULL, 0),
+    FIELD("retry_max_ms", SETTINGS_INT, s3_retry_max_ms, 1, 600000, NULL, 0),
+    FIELD("multipart_threshold", SETTINGS_INT, s3_multipart_threshold, ACP_S3_PART_SIZE_MIN,
+          ACP_S3_PART_SIZE_MAX, NULL, 0),
+    FIELD("part_size", SETTINGS_INT, s3_part_size, ACP_S3_PART_SIZE_MIN, ACP_S3_PART_SIZE_MAX, NULL,
+          0),
+    FIELD("upload_parallelism", SETTINGS_INT, s3_upload_parallelism, 1, ACP_S3_PARALLELISM_MAX,
+          NULL, 0),
+    {NULL, 0, 0, 0, 0, NULL, 0, NULL},
 };
 
 static const settings_field settings_amqp_fields[] = {
@@ -79,7 +120,7 @@ static const settings_field settings_amqp_fields[] = {
     FIELD("port", SETTINGS_INT, amqp_port, 1, 65535, "ACP_TEST_AMQP_PORT", 0),
     FIELD("user", SETTINGS_STRING, amqp_user, 0, 0, "ACP_TEST_AMQP_USER", 1),
     FIELD("password", SETTINGS_STRING, amqp_password, 0, 0, "ACP_TEST_AMQP_PASSWORD", 1),
-    {NULL, 0, 0, 0, 0, NULL, 0},
+    {NULL, 0, 0, 0, 0, NULL, 0, NULL},
 };
 
 static const settings_field settings_top_fields[] = {
@@ -94,13 +135,13 @@ static const settings_field settings_top_fields[] = {
     FIELD("max_body_bytes", SETTINGS_INT, max_body_bytes, 1024, 64L * 1024 * 1024, NULL, 0),
     FIELD("health_cache_seconds", SETTINGS_SECONDS, health_cache_seconds, 0, 3600, NULL, 0),
     FIELD("max_attempts", SETTINGS_INT, max_attempts, 0, ACP_MAX_ATTEMPTS_MAX, NULL, 0),
-    FIELD("layout", SETTINGS_LAYOUT, layout, 0, 0, NULL, 0),
-    {NULL, 0, 0, 0, 0, NULL, 0},
+    CHOICE("layout", layout, settings_layouts),
+    {NULL, 0, 0, 0, 0, NULL, 0, NULL},
 };
 
 static const settings_field settings_sleep_fields[] = {
     FIELD("max_seconds", SETTINGS_SECONDS, sleep_max_seconds, 0, 86400, NULL, 0),
-    {NULL, 0, 0, 0, 0, NULL, 0},
+    {NULL, 0, 0, 0, 0, NULL, 0, NULL},
 };
 
 static const settings_field settings_command_fields[] = {
@@ -116,7 +157,7 @@ static const settings_field settings_command_fields[] = {
     FIELD("max_processes", SETTINGS_INT, command_max_processes, 1, 65536, NULL, 0),
     FIELD("max_open_files", SETTINGS_INT, command_max_open_files, 16, 1048576, NULL, 0),
     FIELD("tmp_bytes", SETTINGS_INT, command_tmp_bytes, 1L << 20, 1L << 40, NULL, 0),
-    {NULL, 0, 0, 0, 0, NULL, 0},
+    {NULL, 0, 0, 0, 0, NULL, 0, NULL},
 };
 
 static int settings_fail(char *err, size_t errlen, const char *fmt, ...)
@@ -177,6 +218,26 @@ static int settings_from_env(settings *s, const settings_field *f, char *err, si
     return settings_set_long(s, f, n, f->env, err, errlen);
 }
 
+/* "expected \"a\", \"b\" or \"c\"" for @f's choices. */
+static int settings_set_choice(settings *s, const settings_field *f, json_object *value,
+                               const char *where, char *err, size_t errlen)
+{
+    const char *text =
+        json_object_is_type(value, json_type_string) ? json_object_get_string(value) : "";
+    for (const settings_choice *c = f->choices; c->name; c++)
+        if (strcmp(text, c->name) == 0) {
+            *(int *)settings_slot(s, f) = c->value;
+            return 0;
+        }
+    char names[160] = "";
+    size_t used = 0;
+    for (const settings_choice *c = f->choices; c->name && used < sizeof names; c++) {
+        const char *sep = c == f->choices ? "" : c[1].name ? ", " : " or ";
+        used += (size_t)snprintf(names + used, sizeof names - used, "%s\"%s\"", sep, c->name);
+    }
+    return settings_fail(err, errlen, "%s: expected %s", where, names);
+}
+
 static int settings_from_json(settings *s, const settings_field *f, json_object *value,
                               const char *where, char *err, size_t errlen)
 {
@@ -214,18 +275,8 @@ static int settings_from_json(settings *s, const settings_field *f, json_object 
                                  "\"error\"",
                                  where);
         return 0;
-    case SETTINGS_LAYOUT: {
-        const char *text =
-            json_object_is_type(value, json_type_string) ? json_object_get_string(value) : "";
-        acp_layout *layout = settings_slot(s, f);
-        if (strcmp(text, "native") == 0)
-            *layout = ACP_LAYOUT_NATIVE;
-        else if (strcmp(text, "lcp") == 0)
-            *layout = ACP_LAYOUT_LCP;
-        else
-            return settings_fail(err, errlen, "%s: expected \"native\" or \"lcp\"", where);
-        return 0;
-    }
+    case SETTINGS_CHOICE:
+        return settings_set_choice(s, f, value, where, err, errlen);
     }
     return settings_fail(err, errlen, "%s: unsupported setting", where);
 }
@@ -493,6 +544,9 @@ static void settings_defaults(settings *s)
     s->redispatch_seconds = s->shutdown_timeout = SETTINGS_UNSET;
     s->max_attempts = SETTINGS_UNSET;
     s->result_retry_seconds = SETTINGS_UNSET;
+    s->s3_connect_timeout_ms = s->s3_request_timeout_ms = s->s3_retries = SETTINGS_UNSET;
+    s->s3_retry_base_ms = s->s3_retry_max_ms = SETTINGS_UNSET;
+    s->s3_multipart_threshold = s->s3_part_size = s->s3_upload_parallelism = SETTINGS_UNSET;
     s->log_level = ACP_LOG_INFO;
     s->sleep_max_seconds = 300;
     s->command_timeout_seconds = 60;
@@ -589,71 +643,6 @@ void settings_free(settings *s)
     free(s->queues);
     programs_free(s->programs, s->program_count);
     memset(s, 0, sizeof *s);
-}
-
-int settings_to_acp_config(const settings *s, acp_config *c, acp_queue_config **queues_out)
-{
-    acp_queue_config *queues = calloc(s->queue_count, sizeof *queues);
-    if (!queues)
-        return ACP_ENOMEM;
-    acp_config_init(c, ACP_CONFIG_VERSION);
-    c->db.host = s->db_host;
-    c->db.dbname = s->db_name;
-    c->db.user = s->db_user;
-    c->db.password = s->db_password;
-    if (s->db_port != SETTINGS_UNSET)
-        c->db.port = (int)s->db_port;
-    if (s->db_pool_size != SETTINGS_UNSET)
-        c->db.pool_size = (int)s->db_pool_size;
-    c->s3.host = s->s3_host;
-    if (s->s3_port != SETTINGS_UNSET)
-        c->s3.port = (int)s->s3_port;
-    c->s3.https = s->s3_https;
-    c->s3.bucket = s->s3_bucket;
-    c->s3.access_key = s->s3_access_key;
-    c->s3.secret_key = s->s3_secret_key;
-    if (s->s3_root_path)
-        c->s3.root_path = s->s3_root_path;
-    for (size_t i = 0; i < s->queue_count; i++) {
-        const settings_queue *q = &s->queues[i];
-        acp_queue_config_init(&queues[i], ACP_QUEUE_CONFIG_VERSION);
-        queues[i].id = q->id;
-        queues[i].host = q->host ? q->host : s->amqp_host;
-        queues[i].user = q->user ? q->user : s->amqp_user;
-        queues[i].password = q->password ? q->password : s->amqp_password;
-        if (q->port != SETTINGS_UNSET)
-            queues[i].port = (int)q->port;
-        else if (s->amqp_port != SETTINGS_UNSET)
-            queues[i].port = (int)s->amqp_port;
-        if (q->workers != SETTINGS_UNSET)
-            queues[i].workers = (int)q->workers;
-        if (q->message_ack_timeout != SETTINGS_UNSET)
-            queues[i].message_ack_timeout = (unsigned)q->message_ack_timeout;
-    }
-    c->queues = queues;
-    c->queue_count = s->queue_count;
-    if (s->workspace_root)
-        c->workspace_root = s->workspace_root;
-    if (s->expiration_days != SETTINGS_UNSET)
-        c->expiration_days = (unsigned)s->expiration_days;
-    if (s->prune_interval != SETTINGS_UNSET)
-        c->prune_interval = (unsigned)s->prune_interval;
-    if (s->lease_seconds != SETTINGS_UNSET)
-        c->lease_seconds = (unsigned)s->lease_seconds;
-    if (s->redispatch_seconds != SETTINGS_UNSET)
-        c->redispatch_seconds = (unsigned)s->redispatch_seconds;
-    if (s->shutdown_timeout != SETTINGS_UNSET)
-        c->shutdown_timeout = (unsigned)s->shutdown_timeout;
-    if (s->max_attempts != SETTINGS_UNSET)
-        c->max_attempts = (unsigned)s->max_attempts;
-    if (s->result_retry_seconds != SETTINGS_UNSET)
-        c->result_retry_seconds = (unsigned)s->result_retry_seconds;
-    if (s->layout != ACP_LAYOUT_DEFAULT)
-        c->layout = s->layout;
-    c->log = slog_library;
-    c->log_level = s->log_level;
-    *queues_out = queues;
-    return 0;
 }
 
 const settings_program *settings_find_program(const settings *s, const char *name)

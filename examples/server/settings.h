@@ -48,6 +48,21 @@ typedef struct settings {
     char *s3_access_key;
     char *s3_secret_key;
     char *s3_root_path;
+    char *s3_session_token;
+    char *s3_region;
+    char *s3_ca_file;
+    char *s3_ca_path;
+    int s3_signature;  /* acp_s3_signature; 0: the default */
+    int s3_addressing; /* acp_s3_addressing */
+    int s3_tls_skip_verify;
+    long s3_connect_timeout_ms;
+    long s3_request_timeout_ms;
+    long s3_retries;
+    long s3_retry_base_ms;
+    long s3_retry_max_ms;
+    long s3_multipart_threshold;
+    long s3_part_size;
+    long s3_upload_parallelism;
     /* rabbitmq: the queues' defaults */
     char *amqp_host;
     long amqp_port;
@@ -65,7 +80,7 @@ typedef struct settings {
     long result_retry_seconds;
     acp_log_level log_level;
     long max_attempts;
-    acp_layout layout; /* ACP_LAYOUT_DEFAULT unless the file says */
+    int layout; /* acp_layout; ACP_LAYOUT_DEFAULT unless the file says */
     /* executors */
     double sleep_max_seconds;
     settings_program *programs;

@@ -228,7 +228,11 @@ static void the_config_file_overrides_the_environment(void **state)
         "{\"listen\": {\"address\": \"::1\", \"port\": 0},\n"
         " \"max_body_bytes\": 4096,\n"
         " \"database\": {\"host\": \"db.example\", \"port\": 5433, \"pool_size\": 3},\n"
-        " \"s3\": {\"root_path\": \"svc\", \"https\": true},\n"
+        " \"s3\": {\"root_path\": \"svc\", \"https\": true, \"region\": \"eu-west-1\",\n"
+        "        \"ca_file\": \"/etc/ca.pem\", \"signature\": \"v4\", \"addressing\": "
+        "\"virtual\",\n"
+        "        \"connect_timeout_ms\": 1500, \"request_timeout_ms\": 9000, \"retries\": 5,\n"
+        "        \"part_size\": 8388608, \"upload_parallelism\": 2},\n"
         " \"queues\": [{\"id\": \"a\", \"workers\": 2}, {\"id\": \"b\", \"port\": 9999}],\n"
         " \"shutdown_timeout\": 5, \"log_level\": \"debug\", \"max_attempts\": 7,\n"
         " \"result_retry_seconds\": 45, \"layout\": \"lcp\",\n"
@@ -259,6 +263,19 @@ static void the_config_file_overrides_the_environment(void **state)
     assert_int_equal(config.db.pool_size, 3);
     assert_int_equal(config.s3.https, 1);
     assert_string_equal(config.s3.root_path, "svc");
+    assert_string_equal(config.s3.region, "eu-west-1");
+    assert_string_equal(config.s3.ca_file, "/etc/ca.pem");
+    assert_null(config.s3.ca_path);
+    assert_int_equal(config.s3_client.signature, ACP_S3_SIGNATURE_V4);
+    assert_int_equal(config.s3_client.addressing, ACP_S3_ADDRESSING_VIRTUAL);
+    assert_int_equal(config.s3_client.tls_skip_verify, 0);
+    assert_int_equal(config.s3_client.connect_timeout_ms, 1500);
+    assert_int_equal(config.s3_client.request_timeout_ms, 9000);
+    assert_int_equal(config.s3_client.retries, 5);
+    assert_int_equal(config.s3_client.retry_base_ms, 100); /* the library's default */
+    assert_true(config.s3_client.part_size == 8u << 20);
+    assert_true(config.s3_client.multipart_threshold == 16u << 20);
+    assert_int_equal(config.s3_client.upload_parallelism, 2);
     assert_int_equal(config.queues[0].workers, 2);
     assert_int_equal(config.queues[0].port, 1234);
     assert_int_equal(config.queues[1].port, 9999);
@@ -296,6 +313,16 @@ static void bad_settings_are_named(void **state)
     assert_settings_error("{\"log_level\": \"loud\"}", "log_level: expected");
     assert_settings_error("{\"layout\": \"upstream\"}", "layout: expected \"native\" or \"lcp\"");
     assert_settings_error("{\"layout\": 2}", "layout: expected \"native\" or \"lcp\"");
+    assert_settings_error("{\"s3\": {\"signature\": \"v3\"}}",
+                          "s3.signature: expected \"v4\" or \"v2\"");
+    assert_settings_error("{\"s3\": {\"addressing\": \"dns\"}}",
+                          "s3.addressing: expected \"auto\", \"path\" or \"virtual\"");
+    assert_settings_error("{\"s3\": {\"part_size\": 1024}}",
+                          "s3.part_size: 1024 is outside 5242880..5368709120");
+    assert_settings_error("{\"s3\": {\"tls_skip_verify\": 1}}",
+                          "s3.tls_skip_verify: expected true or false");
+    assert_settings_error("{\"s3\": {\"request_timeout_ms\": 10}}",
+                          "s3.request_timeout_ms: 10 is outside 1000..3600000");
     assert_settings_error("{\"executors\": {\"shell\": {}}}", "executors.shell: unknown executor");
     assert_settings_error("{\"executors\": {\"checksum\": {\"x\": 1}}}",
                           "executors.checksum: has no settings");
