@@ -420,9 +420,9 @@ typedef struct acp_config {
     unsigned max_attempts;
     /** Seconds a finished job's result upload (and the status flag written
      *  after it) keeps retrying while S3 fails for a transient reason
-     *  (connection refused or reset, timeout, name lookup, 5xx, 429), with
-     *  exponential back-off, the job's lease renewed meanwhile. Past it, or
-     *  at once on a permanent error (403, 404 bucket, 400), the job fails
+     *  (connection refused or reset, timeout, name lookup, 500, 502, 503,
+     *  504), with exponential back-off, the job's lease renewed meanwhile.
+     *  Past it, or at once on a permanent error (any 4xx), the job fails
      *  with a message saying why. Default 300; 0 = the default; at most
      *  86400. */
     unsigned result_retry_seconds;
