@@ -64,6 +64,7 @@ typedef struct options {
     const char *scratch_parent; /* the run's scratch root goes below it */
     const char *tag;            /* cleanup: the interrupted run's tag */
     acp_layout layout;          /* ACP_LAYOUT_NATIVE (default) or ACP_LAYOUT_LCP */
+    acp_s3_signature signature; /* ACP_S3_SIGNATURE_V4 (default, curl) or _V2 (libs3) */
 } options;
 
 /* ---- the run's state ------------------------------------------------------ */
@@ -390,6 +391,7 @@ static int platform_start(int workers, int queues, acp_platform **out)
     cfg.log = bench_log;
     cfg.log_level = ACP_LOG_WARN;
     cfg.layout = o->layout;
+    cfg.s3_client.signature = o->signature;
     int rc = acp_init(out, &cfg);
     if (rc) {
         run_failed("acp_init: %s: %s", acp_strerror(rc), acp_last_error());
@@ -1385,6 +1387,7 @@ static void write_json(int64_t started_wall)
     bench_json_int(&j, "submitters", R.opt.submitters);
     bench_json_int(&j, "result_size", (int64_t)R.opt.result_size);
     bench_json_str(&j, "layout", R.opt.layout == ACP_LAYOUT_LCP ? "lcp" : "native");
+    bench_json_str(&j, "signature", R.opt.signature == ACP_S3_SIGNATURE_V2 ? "v2" : "v4");
     bench_json_int(&j, "sleep_ms", R.opt.sleep_ms);
     bench_json_int(&j, "warmup", (int64_t)R.opt.warmup);
     bench_json_int(&j, "pool", R.opt.pool);
@@ -1450,6 +1453,7 @@ static void usage(FILE *out)
           "  --json FILE       append the run's figures as one JSON line (default: stdout)\n"
           "  --label TEXT      name of the run in the output\n"
           "  --layout L        native (default) or lcp\n"
+          "  --signature S     v4 (default: libcurl) or v2 (libs3)\n"
           "  --stack-dir DIR   the stack's state directory (default $ACP_STACK_DIR or .stack)\n"
           "  --scratch-dir DIR where the run's scratch root is made (default /tmp/acp-bench)\n"
           "Settings of the services come from the ACP_TEST_* variables of scripts/stack env.\n",
@@ -1498,6 +1502,7 @@ static int parse_options(int argc, char **argv, options *o)
                                           {"scratch-dir", required_argument, NULL, 'T'},
                                           {"tag", required_argument, NULL, 'g'},
                                           {"layout", required_argument, NULL, 'L'},
+                                          {"signature", required_argument, NULL, 'G'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     *o = (options){.workers = -1,
@@ -1512,7 +1517,8 @@ static int parse_options(int argc, char **argv, options *o)
                    .idle_seconds = 5,
                    .deleters = 4,
                    .timeout_s = 900,
-                   .layout = ACP_LAYOUT_NATIVE};
+                   .layout = ACP_LAYOUT_NATIVE,
+                   .signature = ACP_S3_SIGNATURE_V4};
     int c, bad = 0, which = 0;
     while ((c = getopt_long(argc, argv, "h", longs, &which)) != -1) {
         switch (c) {
@@ -1578,6 +1584,14 @@ static int parse_options(int argc, char **argv, options *o)
                 o->layout = ACP_LAYOUT_NATIVE;
             else if (strcmp(optarg, "lcp") == 0)
                 o->layout = ACP_LAYOUT_LCP;
+            else
+                bad = 1;
+            break;
+        case 'G':
+            if (strcmp(optarg, "v4") == 0)
+                o->signature = ACP_S3_SIGNATURE_V4;
+            else if (strcmp(optarg, "v2") == 0)
+                o->signature = ACP_S3_SIGNATURE_V2;
             else
                 bad = 1;
             break;
