@@ -9,12 +9,17 @@
 #include <string.h>
 
 #include "clock.h"
+#include "md5.h"
 
 /* Pieces in which a GET body reaches the sink and a PUT body is read. */
 #define FAKE_CHUNK 65536
 
 /* S3's largest page. */
 #define FAKE_PAGE_MAX 1000
+
+/* S3's smallest part but the last, and its part numbers. */
+#define FAKE_PART_MIN    ((size_t)5 << 20)
+#define FAKE_PART_NUMBER 10000
 
 typedef struct fake_object {
     char *key;
@@ -23,6 +28,21 @@ typedef struct fake_object {
     int64_t mtime; /* µs, whole seconds */
 } fake_object;
 
+typedef struct fake_part {
+    unsigned number;
+    unsigned char *data;
+    size_t len;
+    char etag[TRANSPORT_ETAG_MAX + 1];
+} fake_part;
+
+/* An incomplete multipart upload: its parts by ascending number. */
+typedef struct fake_upload {
+    char *key;
+    char id[32]; /* in creation order when compared with strcmp */
+    fake_part *parts;
+    size_t count, cap;
+} fake_upload;
+
 struct fake_transport {
     transport base; /* first: see transport.h */
     fault_plan *plan;
@@ -30,6 +50,9 @@ struct fake_transport {
     fake_object *objects; /* sorted by key (strcmp: byte order, as S3) */
     size_t count, cap;
     int64_t clock_us; /* 0: the wall clock */
+    fake_upload *uploads; /* sorted by key, then id: the order of ListMultipartUploads */
+    size_t upload_count, upload_cap;
+    unsigned upload_serial; /* ids handed out so far */
 };
 
 static void *fake_alloc(void *p, size_t size)
@@ -101,7 +124,7 @@ static void fake_fail(transport_outcome *outcome, int kind)
          "We encountered an internal error"},
         {FAKE_S3_503, TRANSPORT_TRANSIENT, 503, "ServiceUnavailable", "Please try again"},
         {FAKE_S3_SLOWDOWN, TRANSPORT_TRANSIENT, 503, "SlowDown", "Please reduce your request rate"},
-        {FAKE_S3_429, TRANSPORT_TRANSIENT, 429, "TooManyRequests", "Too many requests"},
+        {FAKE_S3_429, TRANSPORT_PERMANENT, 429, "TooManyRequests", "Too many requests"},
         {FAKE_S3_400, TRANSPORT_PERMANENT, 400, "InvalidRequest", "Invalid request"},
         {FAKE_S3_403, TRANSPORT_DENIED, 403, "AccessDenied", "Access Denied"},
         {FAKE_S3_404, TRANSPORT_NOT_FOUND, 404, "NoSuchKey", "The specified key does not exist"},
@@ -149,20 +172,30 @@ static void fake_aborted(transport_outcome *outcome, const char *what)
 
 /* ---- requests ----------------------------------------------------------- */
 
-static void fake_put(fake_transport *fake, transport_request *req)
+/* A PUT body or a part, read whole; NULL when the reader stopped it. */
+static unsigned char *fake_read_body(transport_request *req, size_t len, transport_read_fn read,
+                                     void *userdata)
 {
-    size_t len = (size_t)req->put.size;
     unsigned char *data = fake_alloc(NULL, len);
     for (size_t done = 0; done < len;) {
         size_t want = len - done < FAKE_CHUNK ? len - done : FAKE_CHUNK;
-        ssize_t n = req->put.read(req->put.userdata, done, data + done, want);
+        ssize_t n = read(userdata, done, data + done, want);
         if (n <= 0 || (size_t)n > want) {
             free(data);
             fake_aborted(&req->outcome, "body reader");
-            return;
+            return NULL;
         }
         done += (size_t)n;
     }
+    return data;
+}
+
+static void fake_put(fake_transport *fake, transport_request *req)
+{
+    size_t len = (size_t)req->put.size;
+    unsigned char *data = fake_read_body(req, len, req->put.read, req->put.userdata);
+    if (!data)
+        return;
     pthread_mutex_lock(&fake->lock);
     fake_store(fake, req->key, data, len);
     pthread_mutex_unlock(&fake->lock);
@@ -303,15 +336,272 @@ static void fake_list(fake_transport *fake, transport_request *req)
     free(page);
 }
 
+/* ---- multipart upload ----------------------------------------------------- */
+
+/* A 4xx answer about @key: 404 is NOT_FOUND, the rest permanent. */
+static void fake_error(transport_outcome *outcome, int status, const char *code,
+                       const char *message, const char *key)
+{
+    *outcome = (transport_outcome){
+        .result = status == 404 ? TRANSPORT_NOT_FOUND : TRANSPORT_PERMANENT,
+        .http_status = status,
+    };
+    snprintf(outcome->code, sizeof outcome->code, "%s", code);
+    snprintf(outcome->message, sizeof outcome->message, "%s", message);
+    snprintf(outcome->detail, sizeof outcome->detail, "%d %s: %s (key %s)", status, code, message,
+             key ? key : "");
+}
+
+static void fake_no_upload(transport_outcome *outcome, const char *key)
+{
+    fake_error(outcome, 404, "NoSuchUpload", "The specified upload does not exist", key);
+}
+
+/* Upload @id of @key (S3 knows an upload by both), or NULL. Lock held. */
+static fake_upload *fake_upload_find(fake_transport *fake, const char *key, const char *id)
+{
+    for (size_t i = 0; id && key && i < fake->upload_count; i++)
+        if (strcmp(fake->uploads[i].id, id) == 0 && strcmp(fake->uploads[i].key, key) == 0)
+            return &fake->uploads[i];
+    return NULL;
+}
+
+/* Frees @u's contents and takes it out of the list. Lock held. */
+static void fake_upload_remove(fake_transport *fake, fake_upload *u)
+{
+    for (size_t k = 0; k < u->count; k++)
+        free(u->parts[k].data);
+    free(u->parts);
+    free(u->key);
+    size_t i = (size_t)(u - fake->uploads);
+    memmove(u, u + 1, (fake->upload_count - i - 1) * sizeof *u);
+    fake->upload_count--;
+}
+
+static void fake_mpu_create(fake_transport *fake, transport_request *req)
+{
+    pthread_mutex_lock(&fake->lock);
+    if (fake->upload_count == fake->upload_cap) {
+        fake->upload_cap = fake->upload_cap ? fake->upload_cap * 2 : 16;
+        fake->uploads = fake_alloc(fake->uploads, fake->upload_cap * sizeof *fake->uploads);
+    }
+    /* Ids grow, so a new upload goes after every other one of its key. */
+    size_t i = 0;
+    while (i < fake->upload_count && strcmp(fake->uploads[i].key, req->key) <= 0)
+        i++;
+    memmove(&fake->uploads[i + 1], &fake->uploads[i],
+            (fake->upload_count - i) * sizeof *fake->uploads);
+    fake->upload_count++;
+    fake_upload *u = &fake->uploads[i];
+    *u = (fake_upload){.key = fake_strndup(req->key, strlen(req->key))};
+    snprintf(u->id, sizeof u->id, "fake-upload-%08x", ++fake->upload_serial);
+    snprintf(req->mpu_create.upload_id, sizeof req->mpu_create.upload_id, "%s", u->id);
+    pthread_mutex_unlock(&fake->lock);
+}
+
+/* A part's ETag as S3 gives it: its MD5 in hex, quoted. */
+static void fake_etag(const unsigned char *data, size_t len, char *out, size_t size)
+{
+    md5_ctx ctx;
+    unsigned char digest[16];
+    md5_init(&ctx);
+    md5_update(&ctx, data, len);
+    md5_final(&ctx, digest);
+    size_t n = (size_t)snprintf(out, size, "\"");
+    for (int i = 0; i < 16 && n < size; i++)
+        n += (size_t)snprintf(out + n, size - n, "%02x", digest[i]);
+    snprintf(out + n, size - n, "\"");
+}
+
+static void fake_mpu_part(fake_transport *fake, transport_request *req)
+{
+    req->mpu_part.etag[0] = '\0';
+    unsigned number = req->mpu_part.number;
+    if (number < 1 || number > FAKE_PART_NUMBER) {
+        fake_error(&req->outcome, 400, "InvalidArgument",
+                   "Part number must be an integer between 1 and 10000", req->key);
+        return;
+    }
+    size_t len = (size_t)req->mpu_part.size;
+    unsigned char *data = fake_read_body(req, len, req->mpu_part.read, req->mpu_part.userdata);
+    if (!data)
+        return;
+    fake_part part = {.number = number, .data = data, .len = len};
+    fake_etag(data, len, part.etag, sizeof part.etag);
+    pthread_mutex_lock(&fake->lock);
+    fake_upload *u = fake_upload_find(fake, req->key, req->mpu_part.upload_id);
+    if (!u) {
+        pthread_mutex_unlock(&fake->lock);
+        free(data);
+        fake_no_upload(&req->outcome, req->key);
+        return;
+    }
+    size_t k = 0;
+    while (k < u->count && u->parts[k].number < number)
+        k++;
+    if (k < u->count && u->parts[k].number == number) { /* a part sent again replaces it */
+        free(u->parts[k].data);
+    } else {
+        if (u->count == u->cap) {
+            u->cap = u->cap ? u->cap * 2 : 8;
+            u->parts = fake_alloc(u->parts, u->cap * sizeof *u->parts);
+        }
+        memmove(&u->parts[k + 1], &u->parts[k], (u->count - k) * sizeof *u->parts);
+        u->count++;
+    }
+    u->parts[k] = part;
+    pthread_mutex_unlock(&fake->lock);
+    snprintf(req->mpu_part.etag, sizeof req->mpu_part.etag, "%s", part.etag);
+}
+
+/* Whether two ETags name the same part (S3 takes them with or without
+ * their quotes). */
+static bool fake_etag_equal(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la >= 2 && a[0] == '"' && a[la - 1] == '"') {
+        a++;
+        la -= 2;
+    }
+    if (lb >= 2 && b[0] == '"' && b[lb - 1] == '"') {
+        b++;
+        lb -= 2;
+    }
+    return la == lb && strncmp(a, b, la) == 0;
+}
+
+/* The parts listed, in ascending order, with their ETags, every one but the
+ * last at least 5 MiB, become the object; parts not listed are dropped. A
+ * refused list leaves the upload as it was. */
+static void fake_mpu_complete(fake_transport *fake, transport_request *req)
+{
+    const transport_part *parts = req->mpu_complete.parts;
+    size_t count = req->mpu_complete.count;
+    pthread_mutex_lock(&fake->lock);
+    fake_upload *u = fake_upload_find(fake, req->key, req->mpu_complete.upload_id);
+    const char *code = NULL, *message = NULL;
+    size_t total = 0;
+    if (!u) {
+        code = "NoSuchUpload";
+    } else if (count == 0 || !parts) {
+        code = "MalformedXML";
+        message = "The XML you provided was not well-formed or did not validate";
+    }
+    for (size_t k = 0; !code && k < count; k++) {
+        const fake_part *p = NULL;
+        for (size_t j = 0; j < u->count && !p; j++)
+            if (u->parts[j].number == parts[k].number)
+                p = &u->parts[j];
+        if (k > 0 && parts[k].number <= parts[k - 1].number) {
+            code = "InvalidPartOrder";
+            message = "The list of parts was not in ascending order";
+        } else if (!p || !fake_etag_equal(p->etag, parts[k].etag)) {
+            code = "InvalidPart";
+            message = "One or more of the specified parts could not be found";
+        } else if (k + 1 < count && p->len < FAKE_PART_MIN) {
+            code = "EntityTooSmall";
+            message = "Your proposed upload is smaller than the minimum allowed size";
+        } else {
+            total += p->len;
+        }
+    }
+    if (code) {
+        pthread_mutex_unlock(&fake->lock);
+        if (!u)
+            fake_no_upload(&req->outcome, req->key);
+        else
+            fake_error(&req->outcome, 400, code, message, req->key);
+        return;
+    }
+    unsigned char *data = fake_alloc(NULL, total);
+    size_t done = 0;
+    for (size_t k = 0; k < count; k++)
+        for (size_t j = 0; j < u->count; j++)
+            if (u->parts[j].number == parts[k].number) {
+                memcpy(data + done, u->parts[j].data, u->parts[j].len);
+                done += u->parts[j].len;
+            }
+    fake_store(fake, req->key, data, total);
+    fake_upload_remove(fake, u);
+    pthread_mutex_unlock(&fake->lock);
+}
+
+static void fake_mpu_abort(fake_transport *fake, transport_request *req)
+{
+    pthread_mutex_lock(&fake->lock);
+    fake_upload *u = fake_upload_find(fake, req->key, req->mpu_abort.upload_id);
+    if (u)
+        fake_upload_remove(fake, u);
+    pthread_mutex_unlock(&fake->lock);
+    if (!u)
+        fake_no_upload(&req->outcome, req->key);
+}
+
+/* ListMultipartUploads: by key, then by age; after the key marker, or with
+ * an upload id marker, after that upload of the key marker. */
+static void fake_mpu_list(fake_transport *fake, transport_request *req)
+{
+    const char *prefix = req->mpu_list.prefix ? req->mpu_list.prefix : "";
+    const char *key_marker = req->mpu_list.key_marker ? req->mpu_list.key_marker : "";
+    const char *id_marker = req->mpu_list.upload_id_marker ? req->mpu_list.upload_id_marker : "";
+    size_t prefix_len = strlen(prefix);
+    fake_entry *page = fake_alloc(NULL, FAKE_PAGE_MAX * sizeof *page);
+    char(*ids)[32] = fake_alloc(NULL, FAKE_PAGE_MAX * sizeof *ids);
+    size_t n = 0;
+    bool truncated = false;
+    pthread_mutex_lock(&fake->lock);
+    for (size_t i = 0; i < fake->upload_count; i++) {
+        const fake_upload *u = &fake->uploads[i];
+        if (strncmp(u->key, prefix, prefix_len) != 0)
+            continue;
+        if (*key_marker) {
+            int cmp = strcmp(u->key, key_marker);
+            if (cmp < 0 || (cmp == 0 && (!*id_marker || strcmp(u->id, id_marker) <= 0)))
+                continue;
+        }
+        if (n == FAKE_PAGE_MAX) {
+            truncated = true;
+            break;
+        }
+        page[n].name = fake_strndup(u->key, strlen(u->key));
+        memcpy(ids[n++], u->id, sizeof ids[0]);
+    }
+    pthread_mutex_unlock(&fake->lock);
+    req->mpu_list.truncated = truncated;
+    req->mpu_list.next_key_marker[0] = '\0';
+    req->mpu_list.next_upload_id_marker[0] = '\0';
+    if (truncated) {
+        snprintf(req->mpu_list.next_key_marker, sizeof req->mpu_list.next_key_marker, "%s",
+                 page[n - 1].name);
+        snprintf(req->mpu_list.next_upload_id_marker, sizeof req->mpu_list.next_upload_id_marker,
+                 "%s", ids[n - 1]);
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (req->mpu_list.on_upload(req->mpu_list.userdata, page[k].name, ids[k]) != 0) {
+            fake_aborted(&req->outcome, "listing callback");
+            break;
+        }
+    }
+    for (size_t k = 0; k < n; k++)
+        free(page[k].name);
+    free(page);
+    free(ids);
+}
+
 static void fake_run(transport *t, transport_request *reqs, size_t n)
 {
     fake_transport *fake = (fake_transport *)t;
     static const char *const ops[] = {
-        [TRANSPORT_PUT] = "s3.put",       [TRANSPORT_GET] = "s3.get",
-        [TRANSPORT_HEAD] = "s3.head",     [TRANSPORT_LIST] = "s3.list",
-        [TRANSPORT_DELETE] = "s3.delete", [TRANSPORT_MPU_CREATE] = "s3.mpu",
-        [TRANSPORT_MPU_PART] = "s3.mpu",  [TRANSPORT_MPU_COMPLETE] = "s3.mpu",
-        [TRANSPORT_MPU_ABORT] = "s3.mpu", [TRANSPORT_MPU_LIST] = "s3.mpu",
+        [TRANSPORT_PUT] = "s3.put",
+        [TRANSPORT_GET] = "s3.get",
+        [TRANSPORT_HEAD] = "s3.head",
+        [TRANSPORT_LIST] = "s3.list",
+        [TRANSPORT_DELETE] = "s3.delete",
+        [TRANSPORT_MPU_CREATE] = "s3.mpu_create",
+        [TRANSPORT_MPU_PART] = "s3.mpu_part",
+        [TRANSPORT_MPU_COMPLETE] = "s3.mpu_complete",
+        [TRANSPORT_MPU_ABORT] = "s3.mpu_abort",
+        [TRANSPORT_MPU_LIST] = "s3.mpu_list",
     };
     for (size_t i = 0; i < n; i++) {
         transport_request *req = &reqs[i];
@@ -338,9 +628,20 @@ static void fake_run(transport *t, transport_request *reqs, size_t n)
         case TRANSPORT_DELETE:
             fake_delete(fake, req);
             break;
-        default:
-            /* multipart: not announced in caps yet */
-            req->outcome.result = TRANSPORT_PERMANENT;
+        case TRANSPORT_MPU_CREATE:
+            fake_mpu_create(fake, req);
+            break;
+        case TRANSPORT_MPU_PART:
+            fake_mpu_part(fake, req);
+            break;
+        case TRANSPORT_MPU_COMPLETE:
+            fake_mpu_complete(fake, req);
+            break;
+        case TRANSPORT_MPU_ABORT:
+            fake_mpu_abort(fake, req);
+            break;
+        case TRANSPORT_MPU_LIST:
+            fake_mpu_list(fake, req);
             break;
         }
     }
@@ -354,6 +655,9 @@ static void fake_close(transport *t)
         free(fake->objects[i].data);
     }
     free(fake->objects);
+    while (fake->upload_count)
+        fake_upload_remove(fake, &fake->uploads[fake->upload_count - 1]);
+    free(fake->uploads);
     pthread_mutex_destroy(&fake->lock);
     free(fake);
 }
@@ -364,7 +668,10 @@ fake_transport *fake_transport_new(fault_plan *plan)
 {
     fake_transport *fake = fake_alloc(NULL, sizeof *fake);
     *fake = (fake_transport){.plan = plan};
-    fake->base = (transport){.vt = &fake_vtable, .endpoint = "fake-s3", .bucket = "fake-bucket"};
+    fake->base = (transport){.vt = &fake_vtable,
+                             .caps = TRANSPORT_CAPS_MULTIPART,
+                             .endpoint = "fake-s3",
+                             .bucket = "fake-bucket"};
     if (pthread_mutex_init(&fake->lock, NULL) != 0)
         abort();
     return fake;
@@ -429,6 +736,14 @@ size_t fake_transport_count(fake_transport *fake, const char *prefix)
     for (size_t i = 0; i < fake->count; i++)
         if (strncmp(fake->objects[i].key, prefix ? prefix : "", len) == 0)
             count++;
+    pthread_mutex_unlock(&fake->lock);
+    return count;
+}
+
+size_t fake_transport_uploads(fake_transport *fake)
+{
+    pthread_mutex_lock(&fake->lock);
+    size_t count = fake->upload_count;
     pthread_mutex_unlock(&fake->lock);
     return count;
 }

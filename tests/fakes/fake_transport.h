@@ -5,8 +5,21 @@
  * with a delimiter (and NextMarker only then), DELETE of an absent key
  * succeeds, last-modified in whole seconds.
  *
+ * Multipart upload (announced in caps): upload ids in creation order, the
+ * parts of each upload kept apart (a part sent again replaces it, its ETag
+ * is its quoted MD5); the object appears only when COMPLETE lists the parts
+ * in ascending order with their ETags and every part but the last has at
+ * least 5 MiB (else 400 InvalidPartOrder, InvalidPart or EntityTooSmall,
+ * permanent, and the upload stays as it was). PART, COMPLETE and ABORT of
+ * an upload that is not there (never was, completed, aborted, or another
+ * key's) are 404 NoSuchUpload. MPU_LIST lists incomplete uploads by key,
+ * then age, under a prefix, after a key marker (and upload id marker), in
+ * pages of 1000.
+ *
  * Faults come from a fault plan (fault.h), checked once per request with
- * the operations "s3.put", "s3.get", "s3.head", "s3.list" and "s3.delete".
+ * the operations "s3.put", "s3.get", "s3.head", "s3.list", "s3.delete",
+ * "s3.mpu_create", "s3.mpu_part", "s3.mpu_complete", "s3.mpu_abort" and
+ * "s3.mpu_list".
  * A matching rule with a non-zero .error makes the request fail, before it
  * has any effect, in the way its .kind says (FAKE_S3_*; 0 means
  * FAKE_S3_500); a rule's .delay_ms delays the request (with or without a
@@ -29,7 +42,7 @@ enum {
     FAKE_S3_500 = 500,        /* 500 InternalError: transient */
     FAKE_S3_503 = 503,        /* 503 ServiceUnavailable: transient */
     FAKE_S3_SLOWDOWN = 1503,  /* 503 SlowDown: transient */
-    FAKE_S3_429 = 429,        /* 429 TooManyRequests: transient */
+    FAKE_S3_429 = 429,        /* 429 TooManyRequests: permanent, as every 4xx */
     FAKE_S3_400 = 400,        /* 400 InvalidRequest: permanent */
     FAKE_S3_403 = 403,        /* 403 AccessDenied: denied */
     FAKE_S3_404 = 404,        /* 404 NoSuchKey: not found */
@@ -71,5 +84,8 @@ int64_t fake_transport_mtime(fake_transport *fake, const char *key);
 
 /* Objects whose key starts with @prefix ("" or NULL: all). */
 size_t fake_transport_count(fake_transport *fake, const char *prefix);
+
+/* Multipart uploads created and neither completed nor aborted yet. */
+size_t fake_transport_uploads(fake_transport *fake);
 
 #endif

@@ -471,22 +471,31 @@ static void a_403_fails_at_once(void **state)
     assert_false(fake_transport_exists(f->fake, key));
 }
 
-static void slowdown_and_429_are_retried(void **state)
+static void slowdown_is_retried_and_429_is_not(void **state)
 {
     fx *f = *state;
     assert_int_equal(objects_put(f->obj, &f->id, "data", "abc", 3), 0);
     fault_plan_add(
         &f->plan,
-        (fault_rule){.op = "s3.get", .nth = 1, .error = ACP_ESTORAGE, .kind = FAKE_S3_SLOWDOWN});
-    fault_plan_add(
-        &f->plan,
-        (fault_rule){.op = "s3.get", .nth = 2, .error = ACP_ESTORAGE, .kind = FAKE_S3_429});
+        (fault_rule){
+            .op = "s3.get", .nth = 1, .times = 2, .error = ACP_ESTORAGE, .kind = FAKE_S3_SLOWDOWN});
     uint64_t gets = requests(f, OBJECTS_GET);
     bytes got = {0};
     assert_int_equal(objects_read(f->obj, &f->id, "data", sink_to_bytes, &got), 0);
     assert_int_equal(requests(f, OBJECTS_GET) - gets, 3);
     assert_int_equal(got.len, 3);
     assert_memory_equal(got.data, "abc", 3);
+    free(got.data);
+
+    /* Issue 14: never retried on a 4xx, 429 included. */
+    fault_plan_add(
+        &f->plan,
+        (fault_rule){.op = "s3.get", .nth = 4, .error = ACP_ESTORAGE, .kind = FAKE_S3_429});
+    gets = requests(f, OBJECTS_GET);
+    got = (bytes){0};
+    assert_int_equal(objects_read(f->obj, &f->id, "data", sink_to_bytes, &got), ACP_ESTORAGE);
+    assert_int_equal(requests(f, OBJECTS_GET) - gets, 1);
+    assert_error_mentions("TooManyRequests");
     free(got.data);
 }
 
@@ -611,7 +620,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(workspaces_are_listed_in_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(a_transient_503_is_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(a_403_fails_at_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(slowdown_and_429_are_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(slowdown_is_retried_and_429_is_not, setup, teardown),
         cmocka_unit_test_setup_teardown(a_get_cut_short_is_not_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(transient_failures_outlast_the_normal_retries, setup,
                                         teardown),
