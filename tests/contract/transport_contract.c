@@ -214,7 +214,7 @@ static void tc_list_all(tc_fixture *f, const char *prefix, const char *delimiter
     all->count = 0;
     for (int pages = 0;; pages++) {
         assert_true(pages < 64);
-        tc_page page;
+        tc_page page = {.count = 0};
         transport_request req =
             tc_list(f, prefix, *marker ? marker : NULL, delimiter, max_keys, &page);
         tc_expect(&req, TRANSPORT_OK, "LIST");
@@ -356,7 +356,7 @@ static int tc_teardown(void **state)
         rc |= req.outcome.result != TRANSPORT_OK;
     }
     for (int rounds = 0; rounds < 8; rounds++) {
-        tc_page page;
+        tc_page page = {.count = 0};
         transport_request req = tc_list(f, f->prefix, NULL, NULL, 64, &page);
         if (req.outcome.result != TRANSPORT_OK || page.count == 0) {
             rc |= req.outcome.result != TRANSPORT_OK;
@@ -411,7 +411,7 @@ static void every_allowed_character_in_keys(void **state)
         tc_expect(&head, TRANSPORT_OK, key);
         assert_int_equal(head.head.size, strlen(names[i]));
     }
-    tc_page all;
+    tc_page all = {.count = 0};
     tc_list_all(f, f->prefix, NULL, 1000, &all);
     assert_int_equal(all.count, sizeof names / sizeof names[0]);
     char key[TRANSPORT_KEY_MAX + 1];
@@ -472,7 +472,7 @@ static void list_in_key_order_with_sizes(void **state)
 {
     tc_fixture *f = *state;
     tc_put_listed(f);
-    tc_page page;
+    tc_page page = {.count = 0};
     transport_request req = tc_list(f, f->prefix, NULL, NULL, 1000, &page);
     tc_expect(&req, TRANSPORT_OK, "LIST");
     assert_false(req.list.truncated);
@@ -491,7 +491,7 @@ static void list_in_pages_with_markers(void **state)
     tc_fixture *f = *state;
     tc_put_listed(f);
     for (unsigned max = 1; max <= 4; max++) {
-        tc_page all;
+        tc_page all = {.count = 0};
         tc_list_all(f, f->prefix, NULL, max, &all);
         assert_int_equal(all.count, TC_LISTED);
         for (size_t i = 0; i < TC_LISTED; i++) {
@@ -503,7 +503,7 @@ static void list_in_pages_with_markers(void **state)
     /* A marker between keys starts after it. */
     char marker[TRANSPORT_KEY_MAX + 1];
     tc_key(f, "b/2", marker, sizeof marker);
-    tc_page page;
+    tc_page page = {.count = 0};
     transport_request req = tc_list(f, f->prefix, marker, NULL, 1000, &page);
     tc_expect(&req, TRANSPORT_OK, "LIST after a marker");
     assert_int_equal(page.count, 4);
@@ -519,7 +519,7 @@ static void list_with_a_delimiter_rolls_up_prefixes(void **state)
     static const char *const want[] = {"0", "A", "a", "b/", "c-d", "c.d", "c_d"};
     size_t n = sizeof want / sizeof want[0];
     for (unsigned max = 1; max <= 1000; max += 999) {
-        tc_page all;
+        tc_page all = {.count = 0};
         tc_list_all(f, f->prefix, "/", max, &all);
         assert_int_equal(all.count, n);
         for (size_t i = 0; i < n; i++) {
@@ -536,7 +536,7 @@ static void list_with_a_delimiter_rolls_up_prefixes(void **state)
     /* One level down. */
     char sub[TRANSPORT_KEY_MAX + 1];
     tc_key(f, "b/", sub, sizeof sub);
-    tc_page page;
+    tc_page page = {.count = 0};
     transport_request req = tc_list(f, sub, NULL, "/", 1000, &page);
     tc_expect(&req, TRANSPORT_OK, "LIST b/");
     assert_int_equal(page.count, 3);
@@ -547,7 +547,7 @@ static void list_of_an_empty_prefix_and_of_the_bucket(void **state)
     tc_fixture *f = *state;
     char empty[TRANSPORT_KEY_MAX + 1];
     tc_key(f, "nothing-here/", empty, sizeof empty);
-    tc_page page;
+    tc_page page = {.count = 0};
     transport_request req = tc_list(f, empty, NULL, NULL, 1000, &page);
     tc_expect(&req, TRANSPORT_OK, "LIST of a prefix without keys");
     assert_int_equal(page.count, 0);
