@@ -78,6 +78,9 @@ typedef struct transport_libs3_call {
     uint64_t received; /* GET: bytes given to the sink */
     uint64_t expected; /* GET: Content-Length of a successful response */
     bool has_length;
+    /* LIST: a callback stopped it. libs3 2.0 ignores the status that the
+     * last piece of a page returns, so the page would end OK. */
+    bool stopped;
 } transport_libs3_call;
 
 /* ---- driving requests ---------------------------------------------------- */
@@ -385,21 +388,23 @@ static S3Status transport_libs3_on_list(int truncated, const char *next_marker, 
                                         const S3ListBucketContent *contents, int prefix_count,
                                         const char **prefixes, void *data)
 {
-    transport_request *req = ((transport_libs3_call *)data)->req;
+    transport_libs3_call *call = data;
+    transport_request *req = call->req;
+    if (call->stopped)
+        return S3StatusAbortedByCallback;
     /* libs3 reports a page in pieces of 32 keys; IsTruncated may be known
      * only in some of them. */
     if (truncated)
         req->list.truncated = true;
     if (next_marker && *next_marker)
         snprintf(req->list.next_marker, sizeof req->list.next_marker, "%s", next_marker);
-    for (int i = 0; i < count; i++)
-        if (req->list.on_key(req->list.userdata, contents[i].key, contents[i].size,
-                             transport_libs3_listed_time(contents[i].lastModified)) != 0)
-            return S3StatusAbortedByCallback;
-    for (int i = 0; i < prefix_count && req->list.on_prefix; i++)
-        if (req->list.on_prefix(req->list.userdata, prefixes[i]) != 0)
-            return S3StatusAbortedByCallback;
-    return S3StatusOK;
+    for (int i = 0; i < count && !call->stopped; i++)
+        call->stopped =
+            req->list.on_key(req->list.userdata, contents[i].key, contents[i].size,
+                             transport_libs3_listed_time(contents[i].lastModified)) != 0;
+    for (int i = 0; i < prefix_count && req->list.on_prefix && !call->stopped; i++)
+        call->stopped = req->list.on_prefix(req->list.userdata, prefixes[i]) != 0;
+    return call->stopped ? S3StatusAbortedByCallback : S3StatusOK;
 }
 
 static const S3ListBucketHandler transport_libs3_list_handler = {
@@ -474,6 +479,10 @@ static void transport_libs3_batch(transport_libs3 *tl, transport_request *reqs, 
     transport_libs3_drive(tl, runner);
     for (size_t i = 0; i < n; i++) {
         transport_outcome *outcome = &reqs[i].outcome;
+        if (calls[i].stopped && outcome->result == TRANSPORT_OK) {
+            *outcome = (transport_outcome){.result = TRANSPORT_ABORTED};
+            snprintf(outcome->detail, sizeof outcome->detail, "stopped by the listing callback");
+        }
         if (reqs[i].op == TRANSPORT_GET && outcome->result == TRANSPORT_OK && calls[i].has_length &&
             calls[i].received < calls[i].expected) {
             outcome->result = TRANSPORT_TRANSIENT;

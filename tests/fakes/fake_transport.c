@@ -307,6 +307,13 @@ static void fake_list(fake_transport *fake, transport_request *req)
         if (cut && n > 0 && page[n - 1].is_prefix && strlen(page[n - 1].name) == name_len &&
             strncmp(page[n - 1].name, o->key, name_len) == 0)
             continue; /* rolled up into the prefix just listed */
+        if (cut && *marker) {
+            /* A prefix up to the marker was listed on an earlier page (the
+             * marker is the NextMarker that named it), as S3 skips it. */
+            int cmp = strncmp(o->key, marker, name_len);
+            if (cmp < 0 || (cmp == 0 && strlen(marker) >= name_len))
+                continue;
+        }
         if (n == max) {
             truncated = true;
             break;
@@ -487,15 +494,18 @@ static void fake_mpu_complete(fake_transport *fake, transport_request *req)
         code = "MalformedXML";
         message = "The XML you provided was not well-formed or did not validate";
     }
+    for (size_t k = 1; !code && k < count; k++) {
+        if (parts[k].number <= parts[k - 1].number) {
+            code = "InvalidPartOrder";
+            message = "The list of parts was not in ascending order";
+        }
+    }
     for (size_t k = 0; !code && k < count; k++) {
         const fake_part *p = NULL;
         for (size_t j = 0; j < u->count && !p; j++)
             if (u->parts[j].number == parts[k].number)
                 p = &u->parts[j];
-        if (k > 0 && parts[k].number <= parts[k - 1].number) {
-            code = "InvalidPartOrder";
-            message = "The list of parts was not in ascending order";
-        } else if (!p || !fake_etag_equal(p->etag, parts[k].etag)) {
+        if (!p || !fake_etag_equal(p->etag, parts[k].etag)) {
             code = "InvalidPart";
             message = "One or more of the specified parts could not be found";
         } else if (k + 1 < count && p->len < FAKE_PART_MIN) {

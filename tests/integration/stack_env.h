@@ -9,11 +9,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct stack_env {
     const char *pg_host, *pg_port, *pg_user, *pg_password, *pg_db;
     const char *amqp_host, *amqp_port, *amqp_user, *amqp_password;
     const char *s3_host, *s3_port, *s3_access_key, *s3_secret_key, *s3_bucket;
+    /* radosgw's HTTPS port and the file of the test CA that signed its
+     * certificate (for 127.0.0.1 only): set by stack_env_load_tls. */
+    const char *s3_tls_port, *s3_ca_file;
 } stack_env;
 
 /* Fills @env from the environment. Returns the name of the first setting
@@ -39,6 +43,22 @@ static inline const char *stack_env_read(stack_env *env)
     return missing;
 }
 
+/* Prints the TAP plan of a program that cannot run for want of @missing
+ * (what is wrong with it: @why) and sets *@exit_status. */
+static inline int stack_env_missing(const char *missing, const char *why, int *exit_status)
+{
+    const char *require = getenv("ACP_TEST_REQUIRE_SERVICES");
+    if (require && strcmp(require, "1") == 0) {
+        printf("1..1\nnot ok 1 - stack settings: %s %s (eval \"$(scripts/stack up)\")\n", missing,
+               why);
+        *exit_status = 1;
+    } else {
+        printf("1..0 # SKIP %s %s; run eval \"$(scripts/stack up)\" first\n", missing, why);
+        *exit_status = 0;
+    }
+    return -1;
+}
+
 /* Fills @env. Returns 0 when every setting is present. Otherwise prints a TAP
  * plan: a skip (exit status 0 for the caller to return), or, when services
  * are required, a failure; returns the exit status for main(). */
@@ -47,16 +67,25 @@ static inline int stack_env_load(stack_env *env, int *exit_status)
     const char *missing = stack_env_read(env);
     if (!missing)
         return 0;
-    const char *require = getenv("ACP_TEST_REQUIRE_SERVICES");
-    if (require && strcmp(require, "1") == 0) {
-        printf("1..1\nnot ok 1 - stack settings: %s is not set (eval \"$(scripts/stack up)\")\n",
-               missing);
-        *exit_status = 1;
-    } else {
-        printf("1..0 # SKIP %s is not set; run eval \"$(scripts/stack up)\" first\n", missing);
-        *exit_status = 0;
-    }
-    return -1;
+    return stack_env_missing(missing, "is not set", exit_status);
+}
+
+/* The same, and radosgw's HTTPS settings for tests of TLS:
+ * ACP_TEST_S3_TLS_PORT and ACP_TEST_S3_CA_FILE, which must name a readable
+ * file (a stack from before HTTPS gets one on its next scripts/stack up). */
+static inline int stack_env_load_tls(stack_env *env, int *exit_status)
+{
+    if (stack_env_load(env, exit_status) != 0)
+        return -1;
+    env->s3_tls_port = getenv("ACP_TEST_S3_TLS_PORT");
+    env->s3_ca_file = getenv("ACP_TEST_S3_CA_FILE");
+    if (!env->s3_tls_port || !*env->s3_tls_port)
+        return stack_env_missing("ACP_TEST_S3_TLS_PORT", "is not set", exit_status);
+    if (!env->s3_ca_file || !*env->s3_ca_file)
+        return stack_env_missing("ACP_TEST_S3_CA_FILE", "is not set", exit_status);
+    if (access(env->s3_ca_file, R_OK) != 0)
+        return stack_env_missing("ACP_TEST_S3_CA_FILE", "names no readable file", exit_status);
+    return 0;
 }
 
 #endif
