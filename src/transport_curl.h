@@ -3,6 +3,8 @@
 #ifndef ACP_TRANSPORT_CURL_H
 #define ACP_TRANSPORT_CURL_H
 
+#include <stdint.h>
+
 #include "async_platform.h"
 #include "transport.h"
 
@@ -16,5 +18,9 @@
  * ACP_ESTORAGE when libcurl cannot be set up, ACP_ENOMEM. */
 int transport_curl_open(transport **out, const acp_s3_config *s3,
                         const acp_s3_client_config *client);
+
+/* New connections @t (a transport_curl_open() one) has opened so far: a
+ * request on a kept-alive connection adds none. For tests and stats. */
+uint64_t transport_curl_connections(const transport *t);
 
 #endif
