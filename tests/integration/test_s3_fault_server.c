@@ -65,7 +65,7 @@ static int setup(void **state)
         return -1;
     }
     snprintf(root, sizeof root, "acp-test-%s/fault", acp_job_id_format(&top, hex));
-    if (objects_open_transport(&f->obj, t, root, NULL) != 0) {
+    if (objects_open_transport(&f->obj, t, root, NULL, NULL) != 0) {
         fprintf(stderr, "# objects_open_transport: %s\n", acp_last_error());
         s3_fault_server_close(f->server);
         free(f);

@@ -14,6 +14,7 @@
 #include "../contract/transport_contract.h"
 #include "async_platform.h"
 #include "stack_env.h"
+#include "transport_curl.h"
 #include "transport_libs3.h"
 
 static stack_env env;
@@ -38,21 +39,21 @@ static transport *open_libs3(void)
     return t;
 }
 
-/* Adding a transport is one line here (and its open function above).
- * MERGE: the curl transport goes here, with
- *     #include "transport_curl.h"
- *     static transport *open_curl(void)
- *     {
- *         acp_s3_config cfg = stack_s3();
- *         acp_s3_client_config client = ...;   the defaults, path-style
- *         transport *t = NULL;
- *         if (transport_curl_open(&t, &cfg, &client) != 0)
- *             fprintf(stderr, "# transport_curl_open: %s\n", acp_last_error());
- *         return t;
- *     }
- * and {"curl", open_curl} in the table. */
+static transport *open_curl(void)
+{
+    acp_s3_config cfg = stack_s3();
+    acp_config defaults;
+    acp_config_init(&defaults, ACP_CONFIG_VERSION);
+    transport *t = NULL;
+    if (transport_curl_open(&t, &cfg, &defaults.s3_client) != 0)
+        fprintf(stderr, "# transport_curl_open: %s\n", acp_last_error());
+    return t;
+}
+
+/* Adding a transport is one line here (and its open function above). */
 static const transport_contract_factory factories[] = {
     {"libs3", open_libs3},
+    {"curl", open_curl},
 };
 
 int main(void)
