@@ -39,6 +39,7 @@ typedef struct fs_rule {
     unsigned count;
     int status;
     char code[64];
+    char document[1024]; /* the whole error document, or "" for one made of code */
 } fs_rule;
 
 typedef struct fs_conn {
@@ -147,15 +148,18 @@ static const char *fs_reason(int status)
 }
 
 /* An S3 error answer; @close: the connection ends after it. */
-static int fs_answer(fs_conn *c, int status, const char *code, const char *target, bool head,
-                     bool close)
+static int fs_answer(fs_conn *c, int status, const char *code, const char *document,
+                     const char *target, bool head, bool close)
 {
-    char body[1024], resp[2048];
-    int body_len = snprintf(body, sizeof body,
-                            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>%s</Code>"
-                            "<Message>injected by the test's fault server</Message><Resource>%.512s"
-                            "</Resource><RequestId>fault-server</RequestId></Error>",
-                            code, target);
+    char body[1100], resp[2200];
+    int body_len =
+        document && *document
+            ? snprintf(body, sizeof body, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>%s", document)
+            : snprintf(body, sizeof body,
+                       "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>%s</Code>"
+                       "<Message>injected by the test's fault server</Message><Resource>%.512s"
+                       "</Resource><RequestId>fault-server</RequestId></Error>",
+                       code, target);
     if (body_len < 0 || (size_t)body_len >= sizeof body)
         body_len = 0;
     int len = snprintf(resp, sizeof resp,
@@ -242,7 +246,7 @@ static int fs_request(fs_conn *c, const char *req, size_t len)
     pthread_mutex_unlock(&s->lock);
 
     if (!*method || (fs_header(req, len, "Transfer-Encoding", &vlen) && !head)) {
-        fs_answer(c, 400, "BadRequest", target, head, true);
+        fs_answer(c, 400, "BadRequest", NULL, target, head, true);
         return -1;
     }
     if (mode == S3_FAULT_SILENT) {
@@ -254,11 +258,11 @@ static int fs_request(fs_conn *c, const char *req, size_t len)
         /* A client waiting for "100 Continue" will not send its body:
          * the connection cannot go on. */
         c->drop_body = true;
-        int rc = fs_answer(c, rule.status, rule.code, target, head, expect);
+        int rc = fs_answer(c, rule.status, rule.code, rule.document, target, head, expect);
         return rc != 0 || expect ? -1 : 0;
     }
     if (!s->has_upstream || (c->up < 0 && fs_connect_upstream(c) != 0)) {
-        fs_answer(c, 502, "BadGateway", target, head, true);
+        fs_answer(c, 502, "BadGateway", NULL, target, head, true);
         return -1;
     }
     pthread_mutex_lock(&s->lock);
@@ -582,8 +586,8 @@ void s3_fault_server_mode(s3_fault_server *server, s3_fault_mode mode, size_t cu
     pthread_mutex_unlock(&server->lock);
 }
 
-void s3_fault_server_fail(s3_fault_server *server, const char *method, const char *target,
-                          unsigned count, int status, const char *code)
+static void fs_add_rule(s3_fault_server *server, const char *method, const char *target,
+                        unsigned count, int status, const char *code, const char *document)
 {
     pthread_mutex_lock(&server->lock);
     if (server->rule_count == FS_RULES) {
@@ -595,7 +599,20 @@ void s3_fault_server_fail(s3_fault_server *server, const char *method, const cha
     snprintf(r->method, sizeof r->method, "%s", method ? method : "");
     snprintf(r->target, sizeof r->target, "%s", target ? target : "");
     snprintf(r->code, sizeof r->code, "%s", code ? code : "InternalError");
+    snprintf(r->document, sizeof r->document, "%s", document ? document : "");
     pthread_mutex_unlock(&server->lock);
+}
+
+void s3_fault_server_fail(s3_fault_server *server, const char *method, const char *target,
+                          unsigned count, int status, const char *code)
+{
+    fs_add_rule(server, method, target, count, status, code, NULL);
+}
+
+void s3_fault_server_fail_document(s3_fault_server *server, const char *method, const char *target,
+                                   unsigned count, int status, const char *document)
+{
+    fs_add_rule(server, method, target, count, status, NULL, document);
 }
 
 s3_fault_counts s3_fault_server_counts(s3_fault_server *server)

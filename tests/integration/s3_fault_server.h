@@ -55,6 +55,12 @@ void s3_fault_server_mode(s3_fault_server *server, s3_fault_mode mode, size_t cu
 void s3_fault_server_fail(s3_fault_server *server, const char *method, const char *target,
                           unsigned count, int status, const char *code);
 
+/* The same, answering with @document, a whole S3 error document (without
+ * the XML declaration, at most 1000 bytes), e.g. AWS's answer to a request
+ * signed for the wrong region. */
+void s3_fault_server_fail_document(s3_fault_server *server, const char *method, const char *target,
+                                   unsigned count, int status, const char *document);
+
 /* What the server has seen so far. */
 typedef struct s3_fault_counts {
     unsigned connections; /* accepted */

@@ -18,8 +18,11 @@
 
 #include <pthread.h>
 
+#include "clock.h"
 #include "objects.h"
 #include "platform_fixture.h"
+#include "s3_fault_server.h"
+#include "transport_curl.h"
 
 static stack_env env;
 
@@ -63,6 +66,7 @@ static void assert_error_mentions(const char *text)
 {
     if (!strstr(acp_last_error(), text))
         fail_msg("last error '%s' lacks '%s'", acp_last_error(), text);
+    printf("# %s\n", acp_last_error()); /* what a user would read */
 }
 
 /* Neither the last error nor any log line shows @secret. */
@@ -381,6 +385,273 @@ static void a_200_mib_result_goes_up_in_parts(void **state)
     acp_shutdown(w.p);
 }
 
+/* ---- through the fault server ------------------------------------------------ */
+
+static s3_fault_server *proxy_open(void)
+{
+    s3_fault_server *server = s3_fault_server_open(env.s3_host, atoi(env.s3_port));
+    if (!server)
+        fail_msg("the fault server did not start");
+    return server;
+}
+
+static acp_s3_config via(s3_fault_server *server)
+{
+    acp_s3_config s3 = plain_s3();
+    s3.host = "127.0.0.1";
+    s3.port = s3_fault_server_port(server);
+    return s3;
+}
+
+/* Fast retries, so that the tests do not wait for back-offs. */
+static acp_s3_client_config quick_client(void)
+{
+    acp_s3_client_config client = default_client();
+    client.retry_base_ms = 20;
+    client.retry_max_ms = 50;
+    client.request_timeout_ms = 1000;
+    client.connect_timeout_ms = 1000;
+    return client;
+}
+
+static objects *open_via(s3_fault_server *server, const acp_s3_client_config *client)
+{
+    acp_s3_config s3 = via(server);
+    objects *obj;
+    if (open_with(&obj, &s3, client) != 0)
+        fail_msg("objects_open through the fault server: %s", acp_last_error());
+    return obj;
+}
+
+static void transient_answers_are_retried_after_a_back_off(void **state)
+{
+    (void)state;
+    s3_fault_server *server = proxy_open();
+    acp_s3_client_config client = quick_client();
+    objects *obj = open_via(server, &client);
+    acp_job_id id;
+    assert_int_equal(acp_job_id_generate(&id), 0);
+    static const struct {
+        int status;
+        const char *code;
+    } transient[] = {
+        {503, "SlowDown"}, {500, "InternalError"}, {502, "BadGateway"}, {504, "GatewayTimeout"}};
+    for (size_t i = 0; i < sizeof transient / sizeof transient[0]; i++) {
+        book_clear();
+        s3_fault_counts before = s3_fault_server_counts(server);
+        s3_fault_server_fail(server, "PUT", "again.txt", 2, transient[i].status, transient[i].code);
+        assert_int_equal(objects_put(obj, &id, "again.txt", "x", 1), 0);
+        s3_fault_counts after = s3_fault_server_counts(server);
+        assert_int_equal(after.injected - before.injected, 2);
+        assert_int_equal(after.forwarded - before.forwarded, 1);
+        /* each retry waited its back-off, and said so */
+        assert_int_equal(book.warnings, 2);
+        assert_non_null(strstr(book.text, "retry 1 of 3 in "));
+        assert_non_null(strstr(book.text, "retry 2 of 3 in "));
+        assert_non_null(strstr(book.text, transient[i].code));
+    }
+    assert_int_equal(objects_wipe(obj, &id), 0);
+    objects_close(obj);
+    s3_fault_server_close(server);
+}
+
+static void client_errors_fail_at_once(void **state)
+{
+    (void)state;
+    s3_fault_server *server = proxy_open();
+    acp_s3_client_config client = quick_client();
+    objects *obj = open_via(server, &client);
+    acp_job_id id;
+    assert_int_equal(acp_job_id_generate(&id), 0);
+    static const struct {
+        int status;
+        const char *code;
+    } permanent[] = {{403, "AccessDenied"},
+                     {400, "InvalidRequest"},
+                     {429, "TooManyRequests"},
+                     {409, "OperationAborted"}};
+    for (size_t i = 0; i < sizeof permanent / sizeof permanent[0]; i++) {
+        book_clear();
+        s3_fault_counts before = s3_fault_server_counts(server);
+        s3_fault_server_fail(server, "PUT", "once.txt", 1, permanent[i].status, permanent[i].code);
+        assert_int_equal(objects_put(obj, &id, "once.txt", "x", 1), ACP_ESTORAGE);
+        assert_error_mentions(permanent[i].code);
+        s3_fault_counts after = s3_fault_server_counts(server);
+        assert_int_equal(after.requests - before.requests, 1);
+        assert_int_equal(book.warnings, 0);
+    }
+    objects_close(obj);
+    s3_fault_server_close(server);
+}
+
+static void a_silent_server_fails_the_request_within_the_timeout(void **state)
+{
+    (void)state;
+    s3_fault_server *server = proxy_open();
+    acp_s3_client_config client = quick_client();
+    client.retries = 1;
+    objects *obj = open_via(server, &client);
+    acp_job_id id;
+    assert_int_equal(acp_job_id_generate(&id), 0);
+    s3_fault_server_mode(server, S3_FAULT_SILENT, 0);
+    int64_t start = clock_now_ms();
+    assert_int_equal(objects_put(obj, &id, "silent.txt", "x", 1), ACP_ESTORAGE);
+    int64_t took = clock_now_ms() - start;
+    assert_error_mentions("1000 ms");
+    /* two attempts of 1 s and a back-off: a hang guard, not a measurement */
+    if (took > 60000)
+        fail_msg("a silent server held the request for %lld ms", (long long)took);
+    objects_close(obj);
+    s3_fault_server_close(server);
+}
+
+static int count_received(void *userdata, const void *data, size_t len)
+{
+    (void)data;
+    *(size_t *)userdata += len;
+    return 0;
+}
+
+static void a_transfer_that_stalls_fails_within_the_timeout(void **state)
+{
+    (void)state;
+    s3_fault_server *server = proxy_open();
+    acp_s3_client_config client = quick_client();
+    objects *obj = open_via(server, &client);
+    acp_job_id id;
+    assert_int_equal(acp_job_id_generate(&id), 0);
+    char body[4096];
+    memset(body, 'c', sizeof body);
+    assert_int_equal(objects_put(obj, &id, "cut.bin", body, sizeof body), 0);
+    s3_fault_server_mode(server, S3_FAULT_CUT, 100);
+    size_t received = 0;
+    assert_int_equal(objects_read(obj, &id, "cut.bin", count_received, &received), ACP_ESTORAGE);
+    /* what reached the sink cannot be taken back: not retried */
+    assert_int_equal(received, 100);
+    assert_error_mentions("1000 ms");
+    s3_fault_server_mode(server, S3_FAULT_PROXY, 0);
+    assert_int_equal(objects_wipe(obj, &id), 0);
+    objects_close(obj);
+    s3_fault_server_close(server);
+}
+
+/* What AWS answers to a request signed for the wrong region. */
+static void a_wrong_region_names_the_right_one(void **state)
+{
+    (void)state;
+    s3_fault_server *server = proxy_open();
+    s3_fault_server_fail_document(
+        server, "GET", NULL, 1, 400,
+        "<Error><Code>AuthorizationHeaderMalformed</Code><Message>The authorization header is "
+        "malformed; the region 'us-east-1' is wrong; expecting 'eu-west-1'</Message>"
+        "<Region>eu-west-1</Region><RequestId>R</RequestId></Error>");
+    acp_s3_config s3 = via(server);
+    acp_s3_client_config client = quick_client();
+    objects *obj;
+    assert_int_equal(open_with(&obj, &s3, &client), ACP_ESTORAGE);
+    assert_error_mentions("AuthorizationHeaderMalformed");
+    assert_error_mentions("'eu-west-1'");
+    assert_error_mentions("config.s3.region");
+    s3_fault_server_close(server);
+}
+
+/* A job whose result cannot be uploaded because S3 stopped answering
+ * fails once result_retry_seconds have passed, with a message that says
+ * why; the platform goes on when S3 is back. */
+static void a_stalled_store_fails_the_job_as_documented(void **state)
+{
+    (void)state;
+    s3_fault_server *server = proxy_open();
+    world w = {0};
+    world_make(&w);
+    w.fc.config.s3 = via(server);
+    w.fc.config.s3.root_path = w.fc.root_path;
+    w.fc.config.s3_client = quick_client();
+    w.fc.config.result_retry_seconds = 3;
+    world_start(&w);
+    s3_fault_server_mode(server, S3_FAULT_SILENT, 0);
+    acp_job_id id = submit_mib(&w, 1);
+    acp_job job = {0};
+    wait_status(&w, &id, ACP_STATUS_FAILED, &job);
+    if (!job.message || !strstr(job.message, "unreachable for 3 s") ||
+        !strstr(job.message, "1000 ms"))
+        fail_msg("message: %s", job.message ? job.message : "(none)");
+    printf("# %s\n", job.message);
+    acp_job_clear(&job);
+    s3_fault_server_mode(server, S3_FAULT_PROXY, 0);
+    acp_job_id next = submit_mib(&w, 1);
+    wait_status(&w, &next, ACP_STATUS_COMPLETE, &job);
+    acp_job_clear(&job);
+    acp_delete_job(w.p, &id);
+    acp_delete_job(w.p, &next);
+    acp_shutdown(w.p);
+    s3_fault_server_close(server);
+}
+
+typedef struct uploads {
+    const char *prefix;
+    int count;
+} uploads;
+
+static int count_upload(void *userdata, const char *key, const char *upload_id)
+{
+    (void)upload_id;
+    uploads *u = userdata;
+    if (strncmp(key, u->prefix, strlen(u->prefix)) == 0)
+        u->count++;
+    return 0;
+}
+
+/* Incomplete multipart uploads under @prefix, asked of radosgw itself. */
+static int incomplete_uploads(const char *prefix)
+{
+    acp_s3_config s3 = plain_s3();
+    acp_s3_client_config client = default_client();
+    transport *t = NULL;
+    if (transport_curl_open(&t, &s3, &client) != 0)
+        fail_msg("transport_curl_open: %s", acp_last_error());
+    uploads u = {prefix, 0};
+    transport_request req = {
+        .op = TRANSPORT_MPU_LIST,
+        .mpu_list = {.prefix = prefix, .on_upload = count_upload, .userdata = &u}};
+    transport_run(t, &req, 1);
+    if (req.outcome.result != TRANSPORT_OK)
+        fail_msg("listing multipart uploads: %s", req.outcome.detail);
+    assert_false(req.mpu_list.truncated);
+    transport_close(t);
+    return u.count;
+}
+
+static void a_multipart_upload_failing_midway_leaves_no_parts(void **state)
+{
+    (void)state;
+    s3_fault_server *server = proxy_open();
+    world w = {0};
+    world_make(&w);
+    w.fc.config.s3 = via(server);
+    w.fc.config.s3.root_path = w.fc.root_path;
+    w.fc.config.s3_client = quick_client();
+    w.fc.config.s3_client.multipart_threshold = 5 * MIB;
+    w.fc.config.s3_client.part_size = 5 * MIB;
+    world_start(&w);
+    s3_fault_server_fail(server, "PUT", "partNumber=7&", 1, 403, "AccessDenied");
+    acp_job_id id = submit_mib(&w, 60);
+    acp_job job = {0};
+    wait_status(&w, &id, ACP_STATUS_FAILED, &job);
+    if (!job.message || !strstr(job.message, "access denied"))
+        fail_msg("message: %s", job.message ? job.message : "(none)");
+    acp_job_clear(&job);
+    char prefix[300];
+    char hex[ACP_JOB_ID_STRLEN];
+    snprintf(prefix, sizeof prefix, "%s/%s/",
+             w.fc.root_path[0] == '/' ? w.fc.root_path + 1 : w.fc.root_path,
+             acp_job_id_format(&id, hex));
+    assert_int_equal(incomplete_uploads(prefix), 0);
+    acp_delete_job(w.p, &id);
+    acp_shutdown(w.p);
+    s3_fault_server_close(server);
+}
+
 int main(void)
 {
     int status;
@@ -395,6 +666,13 @@ int main(void)
         cmocka_unit_test(an_unknown_access_key_says_so),
         cmocka_unit_test(credentials_from_the_environment),
         cmocka_unit_test(a_200_mib_result_goes_up_in_parts),
+        cmocka_unit_test(transient_answers_are_retried_after_a_back_off),
+        cmocka_unit_test(client_errors_fail_at_once),
+        cmocka_unit_test(a_silent_server_fails_the_request_within_the_timeout),
+        cmocka_unit_test(a_transfer_that_stalls_fails_within_the_timeout),
+        cmocka_unit_test(a_wrong_region_names_the_right_one),
+        cmocka_unit_test(a_stalled_store_fails_the_job_as_documented),
+        cmocka_unit_test(a_multipart_upload_failing_midway_leaves_no_parts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
