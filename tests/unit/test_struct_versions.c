@@ -173,6 +173,30 @@ static void version_2_config_gets_the_lcp_layout(void **state)
     config_copy_free(&copy);
 }
 
+/* A version 3 caller's structure ends before s3_client: nothing past it
+ * is written or read, and the S3 client gets the defaults; the slots of
+ * acp_s3_config that became region and friends were zeroed by its init. */
+static void version_3_config_gets_the_s3_client_defaults(void **state)
+{
+    (void)state;
+    acp_config c;
+    memset(&c, 0x5a, sizeof c);
+    assert_int_equal(acp_config_init(&c, 3), 0);
+    assert_untouched((const unsigned char *)&c.s3_client, sizeof c.s3_client);
+    assert_null(c.s3.region);
+    assert_null(c.s3.session_token);
+    assert_null(c.s3.ca_file);
+    assert_null(c.s3.ca_path);
+    config_copy copy;
+    assert_int_equal(config_import(&c, &copy), 0);
+    assert_int_equal(copy.config.s3_client.signature, ACP_S3_SIGNATURE_DEFAULT);
+    assert_int_equal(copy.config.s3_client.request_timeout_ms, 30000);
+    assert_int_equal(copy.config.s3_client.retries, 3);
+    assert_true(copy.config.s3_client.part_size == 16u << 20);
+    assert_int_equal(copy.config.s3_client.upload_parallelism, 4);
+    config_copy_free(&copy);
+}
+
 static void unknown_and_mixed_versions_are_refused(void **state)
 {
     (void)state;
@@ -220,6 +244,7 @@ int main(void)
         cmocka_unit_test(version_1_config_validates_and_reads_as_written),
         cmocka_unit_test(current_config_takes_version_2_fields),
         cmocka_unit_test(version_2_config_gets_the_lcp_layout),
+        cmocka_unit_test(version_3_config_gets_the_s3_client_defaults),
         cmocka_unit_test(unknown_and_mixed_versions_are_refused),
         cmocka_unit_test(library_filled_structures_keep_their_size),
     };
