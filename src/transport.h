@@ -68,10 +68,11 @@ typedef enum transport_result {
     /* Transient: the server could not be reached at all (connection
      * refused, name lookup failed). */
     TRANSPORT_UNREACHABLE,
-    /* Transient: connection reset or failed mid-way, a timeout, a 5xx or
-     * SlowDown, 429, an HTTP error the transport cannot place. */
+    /* Transient: connection reset or failed mid-way, a timeout or a
+     * stalled transfer, HTTP 500, 502, 503 (SlowDown) or 504. */
     TRANSPORT_TRANSIENT,
-    /* Any other failure: trying again will not help (400, 409, ...). */
+    /* Any other failure: trying again will not help (every other 4xx incl.
+     * 429, other 5xx, redirects, a certificate that does not verify). */
     TRANSPORT_PERMANENT,
     /* The client ran out of memory. */
     TRANSPORT_NO_MEMORY,

@@ -1,6 +1,7 @@
 /* The transport seam's contract cases (transport_contract.h). */
 #include "transport_contract.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -671,6 +672,66 @@ static void every_request_of_a_batch_gets_its_outcome(void **state)
     }
 }
 
+/* One thread's share of concurrent_runs_from_several_threads: PUT and GET
+ * of keys of its own, checked here (cmocka's asserts belong to the main
+ * thread); what went wrong first in @failure. */
+#define TC_THREADS       4
+#define TC_THREAD_ROUNDS 10
+
+typedef struct tc_worker {
+    tc_fixture *f;
+    unsigned index;
+    char failure[256];
+} tc_worker;
+
+static void *tc_worker_main(void *arg)
+{
+    tc_worker *w = arg;
+    for (unsigned round = 0; round < TC_THREAD_ROUNDS && !w->failure[0]; round++) {
+        char key[TRANSPORT_KEY_MAX + 1], text[64];
+        snprintf(key, sizeof key, "%sthread-%u/%u", w->f->prefix, w->index, round);
+        int len = snprintf(text, sizeof text, "thread %u round %u", w->index, round);
+        tc_body body = {.data = (const unsigned char *)text, .len = (size_t)len};
+        tc_bytes got = {0};
+        transport_request reqs[2] = {
+            tc_put_request(key, &body),
+            {.op = TRANSPORT_GET, .key = key, .get = {.sink = tc_sink, .userdata = &got}},
+        };
+        transport_run(w->f->t, &reqs[0], 1);
+        if (reqs[0].outcome.result == TRANSPORT_OK)
+            transport_run(w->f->t, &reqs[1], 1);
+        if (reqs[0].outcome.result != TRANSPORT_OK || reqs[1].outcome.result != TRANSPORT_OK)
+            snprintf(w->failure, sizeof w->failure, "round %u: PUT %s, GET %s (%.100s %.100s)",
+                     round, tc_result_name(reqs[0].outcome.result),
+                     tc_result_name(reqs[1].outcome.result), reqs[0].outcome.detail,
+                     reqs[1].outcome.detail);
+        else if (got.len != (size_t)len || memcmp(got.data, text, got.len) != 0)
+            snprintf(w->failure, sizeof w->failure, "round %u: read back %zu other bytes", round,
+                     got.len);
+        free(got.data);
+    }
+    return NULL;
+}
+
+static void concurrent_runs_from_several_threads(void **state)
+{
+    tc_fixture *f = *state;
+    tc_worker workers[TC_THREADS];
+    pthread_t threads[TC_THREADS];
+    for (unsigned i = 0; i < TC_THREADS; i++) {
+        workers[i] = (tc_worker){.f = f, .index = i};
+        assert_int_equal(pthread_create(&threads[i], NULL, tc_worker_main, &workers[i]), 0);
+    }
+    for (unsigned i = 0; i < TC_THREADS; i++)
+        pthread_join(threads[i], NULL);
+    for (unsigned i = 0; i < TC_THREADS; i++)
+        if (workers[i].failure[0])
+            fail_msg("thread %u: %s", i, workers[i].failure);
+    tc_page all = {.count = 0};
+    tc_list_all(f, f->prefix, NULL, 1000, &all);
+    assert_int_equal(all.count, TC_THREADS * TC_THREAD_ROUNDS);
+}
+
 /* ---- multipart ------------------------------------------------------------ */
 
 /* Without TRANSPORT_CAPS_MULTIPART, each multipart operation is refused
@@ -820,6 +881,7 @@ static const struct {
     TC_CASE(delete_of_an_absent_key_succeeds),
     TC_CASE(callbacks_stop_requests),
     TC_CASE(every_request_of_a_batch_gets_its_outcome),
+    TC_CASE(concurrent_runs_from_several_threads),
     TC_CASE(multipart_upload_round_trip),
     TC_CASE(multipart_abort_removes_the_upload),
     TC_CASE(multipart_complete_with_a_wrong_etag_fails),

@@ -147,19 +147,40 @@ static const char *fs_reason(int status)
     }
 }
 
+/* @text with what XML reserves escaped (a target's query has '&'), cut to
+ * fit @size. */
+static void fs_xml_escape(const char *text, char *out, size_t size)
+{
+    size_t len = 0;
+    for (; *text; text++) {
+        const char *piece = *text == '&'   ? "&amp;"
+                            : *text == '<' ? "&lt;"
+                            : *text == '>' ? "&gt;"
+                            : *text == '"' ? "&quot;"
+                                           : NULL;
+        size_t n = piece ? strlen(piece) : 1;
+        if (len + n >= size)
+            break;
+        memcpy(out + len, piece ? piece : text, n);
+        len += n;
+    }
+    out[len] = '\0';
+}
+
 /* An S3 error answer; @close: the connection ends after it. */
 static int fs_answer(fs_conn *c, int status, const char *code, const char *document,
                      const char *target, bool head, bool close)
 {
-    char body[1100], resp[2200];
+    char body[1100], resp[2200], resource[512];
+    fs_xml_escape(target, resource, sizeof resource);
     int body_len =
         document && *document
             ? snprintf(body, sizeof body, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>%s", document)
             : snprintf(body, sizeof body,
                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>%s</Code>"
-                       "<Message>injected by the test's fault server</Message><Resource>%.512s"
+                       "<Message>injected by the test's fault server</Message><Resource>%s"
                        "</Resource><RequestId>fault-server</RequestId></Error>",
-                       code, target);
+                       code, resource);
     if (body_len < 0 || (size_t)body_len >= sizeof body)
         body_len = 0;
     int len = snprintf(resp, sizeof resp,

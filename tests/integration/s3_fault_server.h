@@ -49,9 +49,11 @@ void s3_fault_server_mode(s3_fault_server *server, s3_fault_mode mode, size_t cu
 /* The next @count requests (0 means 1) whose method contains @method and
  * whose target contains @target (either NULL: any) are answered with
  * @status and an S3 error document with @code (e.g. 503 "SlowDown", 500
- * "InternalError", 403 "AccessDenied") instead of being forwarded. Rules
- * are checked in the order added; the strings are copied. Aborts the test
- * program when more than 16 rules are pending. */
+ * "InternalError", 403 "AccessDenied") instead of being forwarded. The
+ * target is as sent, query included: "partNumber=7&" picks part 7 of a
+ * client that puts uploadId after it, where "partNumber=7" would also match
+ * part 70. Rules are checked in the order added; the strings are copied.
+ * Aborts the test program when more than 16 rules are pending. */
 void s3_fault_server_fail(s3_fault_server *server, const char *method, const char *target,
                           unsigned count, int status, const char *code);
 

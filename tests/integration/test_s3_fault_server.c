@@ -294,13 +294,15 @@ static void an_injected_answer_is_an_s3_error_and_keeps_the_connection(void **st
     int fd = raw_connect(f);
     char path[256];
     snprintf(path, sizeof path,
-             "GET /%s/injected HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3\r\n\r\nabc",
+             "PUT /%s/injected?partNumber=2&uploadId=x HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+             "Content-Length: 3\r\n\r\nabc",
              env.s3_bucket);
     raw_send(fd, path);
     char buf[8192];
     size_t len = raw_read(fd, buf, sizeof buf, raw_response, 0);
     if (strncmp(buf, "HTTP/1.1 503 ", 13) != 0 || !strstr(buf, "<Code>SlowDown</Code>") ||
-        !strstr(buf, "Content-Type: application/xml"))
+        !strstr(buf, "Content-Type: application/xml") || !strstr(buf, "<Resource>/") ||
+        !strstr(buf, "partNumber=2&amp;uploadId=x</Resource>"))
         fail_msg("not an S3 SlowDown: '%.*s'", (int)len, buf);
     /* The same connection: the next request goes to radosgw, which refuses
      * it unsigned. */

@@ -238,6 +238,36 @@ static void uploads_are_listed_by_key_then_age_after_markers(void **state)
     assert_string_equal(after.keys[1], "q/a");
 }
 
+static int count_upload(void *userdata, const char *key, const char *upload_id)
+{
+    (void)key;
+    (void)upload_id;
+    (*(size_t *)userdata)++;
+    return 0;
+}
+
+static void uploads_are_listed_in_pages_of_1000(void **state)
+{
+    fx *f = *state;
+    char id[TRANSPORT_UPLOAD_ID_MAX + 1];
+    for (int i = 0; i < 1001; i++)
+        assert_int_equal(create(f, "many", id), TRANSPORT_OK);
+    size_t seen = 0;
+    transport_request req = {.op = TRANSPORT_MPU_LIST,
+                             .mpu_list = {.on_upload = count_upload, .userdata = &seen}};
+    transport_run(f->t, &req, 1);
+    assert_int_equal(req.outcome.result, TRANSPORT_OK);
+    assert_int_equal(seen, 1000);
+    assert_true(req.mpu_list.truncated);
+    assert_string_equal(req.mpu_list.next_key_marker, "many");
+    assert_string_not_equal(req.mpu_list.next_upload_id_marker, id);
+    /* The next page, from the markers: the newest upload. */
+    listed rest =
+        list_uploads(f, NULL, req.mpu_list.next_key_marker, req.mpu_list.next_upload_id_marker);
+    assert_int_equal(rest.count, 1);
+    assert_string_equal(rest.ids[0], id);
+}
+
 static void multipart_faults_have_their_own_operations(void **state)
 {
     fx *f = *state;
@@ -301,6 +331,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(complete_refuses_what_s3_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(uploads_are_listed_by_key_then_age_after_markers, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(uploads_are_listed_in_pages_of_1000, setup, teardown),
         cmocka_unit_test_setup_teardown(multipart_faults_have_their_own_operations, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(status_429_is_permanent, setup, teardown),
