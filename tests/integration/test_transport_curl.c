@@ -16,8 +16,11 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -793,6 +796,138 @@ static void a_short_body_is_transient(void **state)
     transport_close(t);
 }
 
+/* ---- TLS ------------------------------------------------------------------------ */
+
+/* `openssl s_server -www` with a certificate for "localhost" from a CA made
+ * for the test: it answers any GET with a status page. */
+typedef struct tls_server {
+    char dir[64];
+    int port;
+    pid_t pid;
+} tls_server;
+
+static void run_shell(const char *dir, const char *command)
+{
+    char line[1024];
+    snprintf(line, sizeof line, "cd '%s' && %s >/dev/null 2>&1", dir, command);
+    if (system(line) != 0)
+        fail_msg("'%s' failed", command);
+}
+
+static int free_port(void)
+{
+    int fd;
+    int port = closed_port(&fd);
+    close(fd);
+    return port;
+}
+
+static void tls_server_start(tls_server *s)
+{
+    snprintf(s->dir, sizeof s->dir, "/tmp/acp-tls-XXXXXX");
+    assert_non_null(mkdtemp(s->dir));
+    run_shell(s->dir, "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+                      "-keyout ca.key -out ca.pem -days 1 -subj /CN=acp-test-ca");
+    run_shell(s->dir, "openssl req -x509 -CA ca.pem -CAkey ca.key -newkey ec -pkeyopt "
+                      "ec_paramgen_curve:P-256 -nodes -keyout srv.key -out srv.pem -days 1 "
+                      "-subj /CN=localhost -addext subjectAltName=DNS:localhost");
+    run_shell(s->dir, "mkdir certs && cp ca.pem certs/ && openssl rehash certs");
+    s->port = free_port();
+    char accept[32];
+    snprintf(accept, sizeof accept, "127.0.0.1:%d", s->port);
+    s->pid = fork();
+    assert_true(s->pid >= 0);
+    if (s->pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        if (chdir(s->dir) == 0)
+            execlp("openssl", "openssl", "s_server", "-accept", accept, "-cert", "srv.pem", "-key",
+                   "srv.key", "-www", "-quiet", (char *)NULL);
+        _exit(127);
+    }
+    /* Ready once it accepts (hang guard: 20 s). */
+    for (int i = 0; i < 400; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in addr = {.sin_family = AF_INET,
+                                   .sin_port = htons((uint16_t)s->port),
+                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int rc = connect(fd, (struct sockaddr *)&addr, sizeof addr);
+        close(fd);
+        if (rc == 0)
+            return;
+        usleep(50000);
+    }
+    fail_msg("openssl s_server did not start on port %d", s->port);
+}
+
+static void tls_server_stop(tls_server *s)
+{
+    kill(s->pid, SIGTERM);
+    waitpid(s->pid, NULL, 0);
+    char command[128];
+    snprintf(command, sizeof command, "rm -rf '%s'", s->dir);
+    run_shell("/tmp", command);
+}
+
+/* One GET from the TLS server with these settings. */
+static transport_outcome tls_get(const tls_server *server, const char *host, const char *ca_file,
+                                 const char *ca_path, int skip_verify)
+{
+    acp_s3_config s3 = stack_s3();
+    s3.host = host;
+    s3.port = server->port;
+    s3.https = 1;
+    char file[128], path[128];
+    if (ca_file) {
+        snprintf(file, sizeof file, "%s/%s", server->dir, ca_file);
+        s3.ca_file = file;
+    }
+    if (ca_path) {
+        snprintf(path, sizeof path, "%s/%s", server->dir, ca_path);
+        s3.ca_path = path;
+    }
+    acp_s3_client_config client = client_defaults();
+    client.tls_skip_verify = skip_verify;
+    transport *t = open_with(&s3, &client);
+    bytes got;
+    transport_outcome o = get_bytes(t, "k", &got);
+    if (o.result == TRANSPORT_OK && (!got.data || !memmem(got.data, got.len, "<HTML>", 6)))
+        fail_msg("TLS GET gave no status page");
+    free(got.data);
+    transport_close(t);
+    return o;
+}
+
+static void assert_tls_failure(transport_outcome o, const char *problem)
+{
+    assert_int_equal(o.result, TRANSPORT_PERMANENT);
+    if (strncmp(o.detail, "TLS: ", 5) != 0 || !strstr(o.detail, problem))
+        fail_msg("detail '%s' does not name the TLS problem '%s'", o.detail, problem);
+}
+
+static void tls_certificates_are_verified(void **state)
+{
+    (void)state;
+    tls_server server;
+    tls_server_start(&server);
+    /* The system's CAs do not know the test's. */
+    transport_outcome o = tls_get(&server, "localhost", NULL, NULL, 0);
+    assert_tls_failure(o, "unable to get local issuer certificate");
+    o = tls_get(&server, "localhost", "ca.pem", NULL, 0);
+    assert_int_equal(o.result, TRANSPORT_OK);
+    o = tls_get(&server, "localhost", NULL, "certs", 0);
+    assert_int_equal(o.result, TRANSPORT_OK);
+    /* The certificate is for "localhost", not for the address. */
+    o = tls_get(&server, "127.0.0.1", "ca.pem", NULL, 0);
+    assert_tls_failure(o, "127.0.0.1");
+    /* Only when told so. */
+    o = tls_get(&server, "127.0.0.1", NULL, NULL, 1);
+    assert_int_equal(o.result, TRANSPORT_OK);
+    tls_server_stop(&server);
+}
+
 int main(void)
 {
     int exit_status;
@@ -814,6 +949,7 @@ int main(void)
         cmocka_unit_test(the_session_token_is_sent_and_signed),
         cmocka_unit_test(virtual_hosted_addressing_puts_the_bucket_in_the_host),
         cmocka_unit_test(a_short_body_is_transient),
+        cmocka_unit_test(tls_certificates_are_verified),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
