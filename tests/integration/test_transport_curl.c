@@ -441,6 +441,71 @@ static void batches_run_on_many_threads(void **state)
     transport_close(t);
 }
 
+/* A callback of the request stops it: ABORTED, whoever it was. */
+static int refusing_sink(void *userdata, const void *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    ++*(int *)userdata;
+    return 1;
+}
+
+static ssize_t failing_read(void *userdata, uint64_t offset, void *buf, size_t len)
+{
+    (void)offset;
+    (void)buf;
+    (void)len;
+    ++*(int *)userdata;
+    return -1;
+}
+
+static int refusing_sink_key(void *userdata, const char *key, uint64_t size, int64_t mtime)
+{
+    (void)key;
+    (void)size;
+    (void)mtime;
+    ++*(int *)userdata;
+    return 1;
+}
+
+static void a_stopping_callback_aborts_the_request(void **state)
+{
+    (void)state;
+    transport *t = open_stack();
+    char prefix[64], key[128];
+    random_prefix(prefix, sizeof prefix);
+    snprintf(key, sizeof key, "%sstopped", prefix);
+    int reads = 0;
+    transport_request put = {.op = TRANSPORT_PUT,
+                             .key = key,
+                             .put = {.size = 10, .read = failing_read, .userdata = &reads}};
+    transport_run(t, &put, 1);
+    assert_int_equal(put.outcome.result, TRANSPORT_ABORTED);
+    assert_true(reads >= 1);
+    transport_request head = {.op = TRANSPORT_HEAD, .key = key};
+    transport_run(t, &head, 1);
+    assert_int_equal(head.outcome.result, TRANSPORT_NOT_FOUND);
+
+    assert_int_equal(put_bytes(t, key, "0123456789", 10).result, TRANSPORT_OK);
+    int sinks = 0;
+    transport_request get = {
+        .op = TRANSPORT_GET, .key = key, .get = {.sink = refusing_sink, .userdata = &sinks}};
+    transport_run(t, &get, 1);
+    assert_int_equal(get.outcome.result, TRANSPORT_ABORTED);
+    assert_int_equal(sinks, 1);
+    seen s;
+    memset(&s, 0, sizeof s);
+    transport_request list = {
+        .op = TRANSPORT_LIST,
+        .list = {
+            .prefix = prefix, .max_keys = 10, .on_key = refusing_sink_key, .userdata = &sinks}};
+    transport_run(t, &list, 1);
+    assert_int_equal(list.outcome.result, TRANSPORT_ABORTED);
+    assert_int_equal(sinks, 2);
+    assert_int_equal(delete_key(t, key), TRANSPORT_OK);
+    transport_close(t);
+}
+
 /* ---- multipart ----------------------------------------------------------- */
 
 typedef struct upload_seen {
@@ -938,6 +1003,7 @@ int main(void)
         cmocka_unit_test(listing_pages_and_common_prefixes),
         cmocka_unit_test(odd_keys_round_trip),
         cmocka_unit_test(batches_run_on_many_threads),
+        cmocka_unit_test(a_stopping_callback_aborts_the_request),
         cmocka_unit_test(multipart_upload_reads_back_byte_identical),
         cmocka_unit_test(an_aborted_upload_is_gone),
         cmocka_unit_test(a_wrong_secret_is_denied_and_says_so),
