@@ -251,7 +251,17 @@ static void small_and_large_objects_round_trip(void **state)
     assert_string_equal(s.keys[0], large_key);
     assert_int_equal(s.sizes[0], large_len);
     assert_true(s.mtimes[0] > now_us() - 600 * 1000000LL);
+    /* A listing and a HEAD agree on an object's time. */
+    assert_int_equal(s.mtimes[0], head.head.mtime);
     assert_string_equal(s.keys[1], small_key);
+
+    /* An empty object. */
+    o = put_bytes(t, small_key, "", 0);
+    assert_int_equal(o.result, TRANSPORT_OK);
+    o = get_bytes(t, small_key, &got);
+    assert_int_equal(o.result, TRANSPORT_OK);
+    assert_int_equal(got.len, 0);
+    free(got.data);
 
     assert_int_equal(delete_key(t, small_key), TRANSPORT_OK);
     assert_int_equal(delete_key(t, large_key), TRANSPORT_OK);
