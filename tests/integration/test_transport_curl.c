@@ -203,6 +203,48 @@ static int64_t now_us(void)
     return (int64_t)time(NULL) * 1000000;
 }
 
+/* ---- settings ------------------------------------------------------------------ */
+
+static void expect_refusal(acp_s3_config s3, acp_s3_client_config client, const char *field)
+{
+    transport *t = (transport *)&t;
+    assert_int_equal(transport_curl_open(&t, &s3, &client), ACP_EINVAL);
+    assert_null(t);
+    if (strncmp(acp_last_error(), field, strlen(field)) != 0)
+        fail_msg("error '%s' does not name %s", acp_last_error(), field);
+    assert_null(strstr(acp_last_error(), env.s3_secret_key));
+}
+
+static void bad_settings_are_refused_naming_the_field(void **state)
+{
+    (void)state;
+    acp_s3_client_config client = client_defaults();
+    acp_s3_config s3 = stack_s3();
+    s3.host = NULL;
+    expect_refusal(s3, client, "config.s3.host");
+    s3 = stack_s3();
+    s3.host = "h/x";
+    expect_refusal(s3, client, "config.s3.host");
+    s3 = stack_s3();
+    s3.bucket = "Not_A_Bucket";
+    expect_refusal(s3, client, "config.s3.bucket");
+    s3 = stack_s3();
+    s3.port = 70000;
+    expect_refusal(s3, client, "config.s3.port");
+    s3 = stack_s3();
+    s3.secret_key = NULL;
+    expect_refusal(s3, client, "config.s3.secret_key");
+    s3 = stack_s3();
+    s3.region = "EU West";
+    expect_refusal(s3, client, "config.s3.region");
+    s3 = stack_s3();
+    s3.ca_file = "/etc/ssl/certs/ca-certificates.crt";
+    expect_refusal(s3, client, "config.s3.ca_file");
+    s3 = stack_s3();
+    client.request_timeout_ms = 10;
+    expect_refusal(s3, client, "config.s3_client.request_timeout_ms");
+}
+
 /* ---- PUT, GET, HEAD, DELETE, LIST ---------------------------------------- */
 
 static void small_and_large_objects_round_trip(void **state)
@@ -1009,6 +1051,7 @@ int main(void)
     if (stack_env_load(&env, &exit_status) != 0)
         return exit_status;
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(bad_settings_are_refused_naming_the_field),
         cmocka_unit_test(small_and_large_objects_round_trip),
         cmocka_unit_test(listing_pages_and_common_prefixes),
         cmocka_unit_test(odd_keys_round_trip),
