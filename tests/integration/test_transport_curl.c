@@ -891,6 +891,54 @@ static void virtual_hosted_addressing_puts_the_bucket_in_the_host(void **state)
         fail_msg("request '%s' lacks '%s'", server.request, host + 2);
 }
 
+/* One request of @op on a tiny server that answers @reply. */
+static transport_request tiny_answer(const char *reply, transport_request req)
+{
+    tiny_server server;
+    assert_int_equal(tiny_server_start(&server, TINY_CAPTURE, reply), 0);
+    acp_s3_config s3 = stack_s3();
+    s3.host = "127.0.0.1";
+    s3.port = server.port;
+    acp_s3_client_config client = client_defaults();
+    transport *t = open_with(&s3, &client);
+    transport_run(t, &req, 1);
+    tiny_server_stop(&server);
+    transport_close(t);
+    return req;
+}
+
+static void server_errors_are_classified_from_the_answer(void **state)
+{
+    (void)state;
+    static const char slow_down[] =
+        "HTTP/1.1 503 Slow Down\r\nContent-Length: 66\r\n\r\n"
+        "<Error><Code>SlowDown</Code><Message>Reduce rate</Message></Error>";
+    transport_request req =
+        tiny_answer(slow_down, (transport_request){.op = TRANSPORT_DELETE, .key = "k"});
+    assert_int_equal(req.outcome.result, TRANSPORT_TRANSIENT);
+    assert_int_equal(req.outcome.http_status, 503);
+    assert_string_equal(req.outcome.code, "SlowDown");
+    assert_string_equal(req.outcome.message, "Reduce rate");
+
+    /* CompleteMultipartUpload may fail after its 200. */
+    static const char failed_after_200[] =
+        "HTTP/1.1 200 OK\r\nContent-Length: 61\r\n\r\n"
+        "<Error><Code>InternalError</Code><Message>x</Message></Error>";
+    transport_part part = {.number = 1, .etag = "\"e\""};
+    req = tiny_answer(
+        failed_after_200,
+        (transport_request){.op = TRANSPORT_MPU_COMPLETE,
+                            .key = "k",
+                            .mpu_complete = {.upload_id = "u", .parts = &part, .count = 1}});
+    assert_int_equal(req.outcome.result, TRANSPORT_TRANSIENT);
+    assert_string_equal(req.outcome.code, "InternalError");
+
+    static const char too_many[] = "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n\r\n";
+    req = tiny_answer(too_many, (transport_request){.op = TRANSPORT_HEAD, .key = "k"});
+    assert_int_equal(req.outcome.result, TRANSPORT_PERMANENT);
+    assert_int_equal(req.outcome.http_status, 429);
+}
+
 static void a_short_body_is_transient(void **state)
 {
     (void)state;
@@ -1067,6 +1115,7 @@ int main(void)
         cmocka_unit_test(a_silent_server_fails_a_get_as_stalled),
         cmocka_unit_test(the_session_token_is_sent_and_signed),
         cmocka_unit_test(virtual_hosted_addressing_puts_the_bucket_in_the_host),
+        cmocka_unit_test(server_errors_are_classified_from_the_answer),
         cmocka_unit_test(a_short_body_is_transient),
         cmocka_unit_test(tls_certificates_are_verified),
     };
