@@ -460,10 +460,10 @@ static void s3_call_transfer_failed(s3_call *call, long status)
     } else if (call->sink_stopped) {
         o->result = TRANSPORT_ABORTED;
         snprintf(o->detail, sizeof o->detail, "the request's sink stopped it");
-    } else if (call->answer_no_memory) {
+    } else if (call->answer_no_memory && code == CURLE_WRITE_ERROR) {
         o->result = TRANSPORT_NO_MEMORY;
         snprintf(o->detail, sizeof o->detail, "out of memory keeping the answer");
-    } else if (call->answer_overflow) {
+    } else if (call->answer_overflow && code == CURLE_WRITE_ERROR) {
         o->result = TRANSPORT_PERMANENT;
         snprintf(o->detail, sizeof o->detail, "the answer is larger than %u bytes",
                  S3_CALL_ANSWER_MAX);

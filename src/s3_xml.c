@@ -193,8 +193,8 @@ static s3_xml_status s3_xml_list_entry(const xmlNode *node, bool encoded, transp
         int64_t mtime = 0;
         if (end == size_text || *end || !s3_xml_time(time_text, &mtime))
             return S3_XML_MALFORMED;
-        /* HEAD's Last-Modified has whole seconds: cut the listing's time
-         * to them, so that a listing and a HEAD agree on an object. */
+        /* Whole seconds, as a HEAD's Last-Modified has them: the listing
+         * and a HEAD of one object then agree on its time. */
         mtime -= mtime % 1000000;
         s3_xml_last(last, key);
         return req->list.on_key(req->list.userdata, key, size, mtime) ? S3_XML_STOPPED : S3_XML_OK;

@@ -39,7 +39,8 @@ typedef enum s3_xml_status {
  * decoded when the page says <EncodingType>url</EncodingType>; the marker
  * of such a page is its last key or common prefix (radosgw 16 sends
  * NextMarker unencoded there), of other pages the server's NextMarker;
- * "" when the page is the last. */
+ * "" when the page is the last. Times are cut to whole seconds, as a
+ * HEAD gives them. */
 s3_xml_status s3_xml_list(const char *doc, size_t len, transport_request *req);
 
 /* InitiateMultipartUploadResult: req->mpu_create.upload_id. */

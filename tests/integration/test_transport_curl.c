@@ -16,8 +16,11 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -200,6 +203,48 @@ static int64_t now_us(void)
     return (int64_t)time(NULL) * 1000000;
 }
 
+/* ---- settings ------------------------------------------------------------------ */
+
+static void expect_refusal(acp_s3_config s3, acp_s3_client_config client, const char *field)
+{
+    transport *t = (transport *)&t;
+    assert_int_equal(transport_curl_open(&t, &s3, &client), ACP_EINVAL);
+    assert_null(t);
+    if (strncmp(acp_last_error(), field, strlen(field)) != 0)
+        fail_msg("error '%s' does not name %s", acp_last_error(), field);
+    assert_null(strstr(acp_last_error(), env.s3_secret_key));
+}
+
+static void bad_settings_are_refused_naming_the_field(void **state)
+{
+    (void)state;
+    acp_s3_client_config client = client_defaults();
+    acp_s3_config s3 = stack_s3();
+    s3.host = NULL;
+    expect_refusal(s3, client, "config.s3.host");
+    s3 = stack_s3();
+    s3.host = "h/x";
+    expect_refusal(s3, client, "config.s3.host");
+    s3 = stack_s3();
+    s3.bucket = "Not_A_Bucket";
+    expect_refusal(s3, client, "config.s3.bucket");
+    s3 = stack_s3();
+    s3.port = 70000;
+    expect_refusal(s3, client, "config.s3.port");
+    s3 = stack_s3();
+    s3.secret_key = NULL;
+    expect_refusal(s3, client, "config.s3.secret_key");
+    s3 = stack_s3();
+    s3.region = "EU West";
+    expect_refusal(s3, client, "config.s3.region");
+    s3 = stack_s3();
+    s3.ca_file = "/etc/ssl/certs/ca-certificates.crt";
+    expect_refusal(s3, client, "config.s3.ca_file");
+    s3 = stack_s3();
+    client.request_timeout_ms = 10;
+    expect_refusal(s3, client, "config.s3_client.request_timeout_ms");
+}
+
 /* ---- PUT, GET, HEAD, DELETE, LIST ---------------------------------------- */
 
 static void small_and_large_objects_round_trip(void **state)
@@ -248,7 +293,17 @@ static void small_and_large_objects_round_trip(void **state)
     assert_string_equal(s.keys[0], large_key);
     assert_int_equal(s.sizes[0], large_len);
     assert_true(s.mtimes[0] > now_us() - 600 * 1000000LL);
+    /* A listing and a HEAD agree on an object's time. */
+    assert_int_equal(s.mtimes[0], head.head.mtime);
     assert_string_equal(s.keys[1], small_key);
+
+    /* An empty object. */
+    o = put_bytes(t, small_key, "", 0);
+    assert_int_equal(o.result, TRANSPORT_OK);
+    o = get_bytes(t, small_key, &got);
+    assert_int_equal(o.result, TRANSPORT_OK);
+    assert_int_equal(got.len, 0);
+    free(got.data);
 
     assert_int_equal(delete_key(t, small_key), TRANSPORT_OK);
     assert_int_equal(delete_key(t, large_key), TRANSPORT_OK);
@@ -435,6 +490,71 @@ static void batches_run_on_many_threads(void **state)
     seen s;
     list_all(t, prefix, 1000, &s);
     assert_int_equal(s.count, 0);
+    transport_close(t);
+}
+
+/* A callback of the request stops it: ABORTED, whoever it was. */
+static int refusing_sink(void *userdata, const void *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    ++*(int *)userdata;
+    return 1;
+}
+
+static ssize_t failing_read(void *userdata, uint64_t offset, void *buf, size_t len)
+{
+    (void)offset;
+    (void)buf;
+    (void)len;
+    ++*(int *)userdata;
+    return -1;
+}
+
+static int refusing_sink_key(void *userdata, const char *key, uint64_t size, int64_t mtime)
+{
+    (void)key;
+    (void)size;
+    (void)mtime;
+    ++*(int *)userdata;
+    return 1;
+}
+
+static void a_stopping_callback_aborts_the_request(void **state)
+{
+    (void)state;
+    transport *t = open_stack();
+    char prefix[64], key[128];
+    random_prefix(prefix, sizeof prefix);
+    snprintf(key, sizeof key, "%sstopped", prefix);
+    int reads = 0;
+    transport_request put = {.op = TRANSPORT_PUT,
+                             .key = key,
+                             .put = {.size = 10, .read = failing_read, .userdata = &reads}};
+    transport_run(t, &put, 1);
+    assert_int_equal(put.outcome.result, TRANSPORT_ABORTED);
+    assert_true(reads >= 1);
+    transport_request head = {.op = TRANSPORT_HEAD, .key = key};
+    transport_run(t, &head, 1);
+    assert_int_equal(head.outcome.result, TRANSPORT_NOT_FOUND);
+
+    assert_int_equal(put_bytes(t, key, "0123456789", 10).result, TRANSPORT_OK);
+    int sinks = 0;
+    transport_request get = {
+        .op = TRANSPORT_GET, .key = key, .get = {.sink = refusing_sink, .userdata = &sinks}};
+    transport_run(t, &get, 1);
+    assert_int_equal(get.outcome.result, TRANSPORT_ABORTED);
+    assert_int_equal(sinks, 1);
+    seen s;
+    memset(&s, 0, sizeof s);
+    transport_request list = {
+        .op = TRANSPORT_LIST,
+        .list = {
+            .prefix = prefix, .max_keys = 10, .on_key = refusing_sink_key, .userdata = &sinks}};
+    transport_run(t, &list, 1);
+    assert_int_equal(list.outcome.result, TRANSPORT_ABORTED);
+    assert_int_equal(sinks, 2);
+    assert_int_equal(delete_key(t, key), TRANSPORT_OK);
     transport_close(t);
 }
 
@@ -771,6 +891,54 @@ static void virtual_hosted_addressing_puts_the_bucket_in_the_host(void **state)
         fail_msg("request '%s' lacks '%s'", server.request, host + 2);
 }
 
+/* One request of @op on a tiny server that answers @reply. */
+static transport_request tiny_answer(const char *reply, transport_request req)
+{
+    tiny_server server;
+    assert_int_equal(tiny_server_start(&server, TINY_CAPTURE, reply), 0);
+    acp_s3_config s3 = stack_s3();
+    s3.host = "127.0.0.1";
+    s3.port = server.port;
+    acp_s3_client_config client = client_defaults();
+    transport *t = open_with(&s3, &client);
+    transport_run(t, &req, 1);
+    tiny_server_stop(&server);
+    transport_close(t);
+    return req;
+}
+
+static void server_errors_are_classified_from_the_answer(void **state)
+{
+    (void)state;
+    static const char slow_down[] =
+        "HTTP/1.1 503 Slow Down\r\nContent-Length: 66\r\n\r\n"
+        "<Error><Code>SlowDown</Code><Message>Reduce rate</Message></Error>";
+    transport_request req =
+        tiny_answer(slow_down, (transport_request){.op = TRANSPORT_DELETE, .key = "k"});
+    assert_int_equal(req.outcome.result, TRANSPORT_TRANSIENT);
+    assert_int_equal(req.outcome.http_status, 503);
+    assert_string_equal(req.outcome.code, "SlowDown");
+    assert_string_equal(req.outcome.message, "Reduce rate");
+
+    /* CompleteMultipartUpload may fail after its 200. */
+    static const char failed_after_200[] =
+        "HTTP/1.1 200 OK\r\nContent-Length: 61\r\n\r\n"
+        "<Error><Code>InternalError</Code><Message>x</Message></Error>";
+    transport_part part = {.number = 1, .etag = "\"e\""};
+    req = tiny_answer(
+        failed_after_200,
+        (transport_request){.op = TRANSPORT_MPU_COMPLETE,
+                            .key = "k",
+                            .mpu_complete = {.upload_id = "u", .parts = &part, .count = 1}});
+    assert_int_equal(req.outcome.result, TRANSPORT_TRANSIENT);
+    assert_string_equal(req.outcome.code, "InternalError");
+
+    static const char too_many[] = "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n\r\n";
+    req = tiny_answer(too_many, (transport_request){.op = TRANSPORT_HEAD, .key = "k"});
+    assert_int_equal(req.outcome.result, TRANSPORT_PERMANENT);
+    assert_int_equal(req.outcome.http_status, 429);
+}
+
 static void a_short_body_is_transient(void **state)
 {
     (void)state;
@@ -793,16 +961,150 @@ static void a_short_body_is_transient(void **state)
     transport_close(t);
 }
 
+/* ---- TLS ------------------------------------------------------------------------ */
+
+/* `openssl s_server -www` with a certificate for "localhost" from a CA made
+ * for the test: it answers any GET with a status page. */
+typedef struct tls_server {
+    char dir[64];
+    int port;
+    pid_t pid;
+} tls_server;
+
+static void run_shell(const char *dir, const char *command)
+{
+    char line[1024];
+    snprintf(line, sizeof line, "cd '%s' && %s >/dev/null 2>&1", dir, command);
+    if (system(line) != 0)
+        fail_msg("'%s' failed", command);
+}
+
+static int free_port(void)
+{
+    int fd;
+    int port = closed_port(&fd);
+    close(fd);
+    return port;
+}
+
+static void tls_server_start(tls_server *s)
+{
+    snprintf(s->dir, sizeof s->dir, "/tmp/acp-tls-XXXXXX");
+    assert_non_null(mkdtemp(s->dir));
+    run_shell(s->dir, "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+                      "-keyout ca.key -out ca.pem -days 1 -subj /CN=acp-test-ca");
+    run_shell(s->dir, "openssl req -x509 -CA ca.pem -CAkey ca.key -newkey ec -pkeyopt "
+                      "ec_paramgen_curve:P-256 -nodes -keyout srv.key -out srv.pem -days 1 "
+                      "-subj /CN=localhost -addext subjectAltName=DNS:localhost");
+    run_shell(s->dir, "mkdir certs && cp ca.pem certs/ && openssl rehash certs");
+    s->port = free_port();
+    char accept[32];
+    snprintf(accept, sizeof accept, "127.0.0.1:%d", s->port);
+    s->pid = fork();
+    assert_true(s->pid >= 0);
+    if (s->pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        if (chdir(s->dir) == 0)
+            execlp("openssl", "openssl", "s_server", "-accept", accept, "-cert", "srv.pem", "-key",
+                   "srv.key", "-www", "-quiet", (char *)NULL);
+        _exit(127);
+    }
+    /* Ready once it accepts (hang guard: 20 s). */
+    for (int i = 0; i < 400; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in addr = {.sin_family = AF_INET,
+                                   .sin_port = htons((uint16_t)s->port),
+                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int rc = connect(fd, (struct sockaddr *)&addr, sizeof addr);
+        close(fd);
+        if (rc == 0)
+            return;
+        usleep(50000);
+    }
+    fail_msg("openssl s_server did not start on port %d", s->port);
+}
+
+static void tls_server_stop(tls_server *s)
+{
+    kill(s->pid, SIGTERM);
+    waitpid(s->pid, NULL, 0);
+    char command[128];
+    snprintf(command, sizeof command, "rm -rf '%s'", s->dir);
+    run_shell("/tmp", command);
+}
+
+/* One GET from the TLS server with these settings. */
+static transport_outcome tls_get(const tls_server *server, const char *host, const char *ca_file,
+                                 const char *ca_path, int skip_verify)
+{
+    acp_s3_config s3 = stack_s3();
+    s3.host = host;
+    s3.port = server->port;
+    s3.https = 1;
+    char file[128], path[128];
+    if (ca_file) {
+        snprintf(file, sizeof file, "%s/%s", server->dir, ca_file);
+        s3.ca_file = file;
+    }
+    if (ca_path) {
+        snprintf(path, sizeof path, "%s/%s", server->dir, ca_path);
+        s3.ca_path = path;
+    }
+    acp_s3_client_config client = client_defaults();
+    client.tls_skip_verify = skip_verify;
+    transport *t = open_with(&s3, &client);
+    bytes got;
+    transport_outcome o = get_bytes(t, "k", &got);
+    if (o.result == TRANSPORT_OK && (!got.data || !memmem(got.data, got.len, "<HTML>", 6)))
+        fail_msg("TLS GET gave no status page");
+    free(got.data);
+    transport_close(t);
+    return o;
+}
+
+static void assert_tls_failure(transport_outcome o, const char *problem)
+{
+    assert_int_equal(o.result, TRANSPORT_PERMANENT);
+    if (strncmp(o.detail, "TLS: ", 5) != 0 || !strstr(o.detail, problem))
+        fail_msg("detail '%s' does not name the TLS problem '%s'", o.detail, problem);
+}
+
+static void tls_certificates_are_verified(void **state)
+{
+    (void)state;
+    tls_server server;
+    tls_server_start(&server);
+    /* The system's CAs do not know the test's. */
+    transport_outcome o = tls_get(&server, "localhost", NULL, NULL, 0);
+    assert_tls_failure(o, "unable to get local issuer certificate");
+    o = tls_get(&server, "localhost", "ca.pem", NULL, 0);
+    assert_int_equal(o.result, TRANSPORT_OK);
+    o = tls_get(&server, "localhost", NULL, "certs", 0);
+    assert_int_equal(o.result, TRANSPORT_OK);
+    /* The certificate is for "localhost", not for the address. */
+    o = tls_get(&server, "127.0.0.1", "ca.pem", NULL, 0);
+    assert_tls_failure(o, "127.0.0.1");
+    /* Only when told so. */
+    o = tls_get(&server, "127.0.0.1", NULL, NULL, 1);
+    assert_int_equal(o.result, TRANSPORT_OK);
+    tls_server_stop(&server);
+}
+
 int main(void)
 {
     int exit_status;
     if (stack_env_load(&env, &exit_status) != 0)
         return exit_status;
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(bad_settings_are_refused_naming_the_field),
         cmocka_unit_test(small_and_large_objects_round_trip),
         cmocka_unit_test(listing_pages_and_common_prefixes),
         cmocka_unit_test(odd_keys_round_trip),
         cmocka_unit_test(batches_run_on_many_threads),
+        cmocka_unit_test(a_stopping_callback_aborts_the_request),
         cmocka_unit_test(multipart_upload_reads_back_byte_identical),
         cmocka_unit_test(an_aborted_upload_is_gone),
         cmocka_unit_test(a_wrong_secret_is_denied_and_says_so),
@@ -813,7 +1115,9 @@ int main(void)
         cmocka_unit_test(a_silent_server_fails_a_get_as_stalled),
         cmocka_unit_test(the_session_token_is_sent_and_signed),
         cmocka_unit_test(virtual_hosted_addressing_puts_the_bucket_in_the_host),
+        cmocka_unit_test(server_errors_are_classified_from_the_answer),
         cmocka_unit_test(a_short_body_is_transient),
+        cmocka_unit_test(tls_certificates_are_verified),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

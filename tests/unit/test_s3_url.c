@@ -141,7 +141,7 @@ static void an_encoded_page_is_decoded(void **state)
     assert_int_equal(l.count, 2);
     assert_string_equal(l.keys[0], "r/a b+c%");
     assert_int_equal(l.sizes[0], 3);
-    /* whole seconds, as HEAD's Last-Modified has them */
+    /* Whole seconds, as HEAD's Last-Modified has them. */
     assert_int_equal(l.mtimes[0], 1796312488000000LL);
     assert_string_equal(l.keys[1], "r/caf\xc3\xa9");
     assert_int_equal(l.mtimes[1], 1000000);
