@@ -669,7 +669,11 @@ struct acp_executor_factory {
 /**
  * Start a platform: validate @p config, connect to PostgreSQL (the first
  * connection of the pool at once) and apply the schema migrations, check that
- * the S3 bucket exists, create the scratch root, remove the scratch
+ * the S3 bucket exists and the credentials work (one signed listing, through
+ * the client config.s3_client.signature names; the S3 keys are taken from
+ * the AWS_* environment variables first when the config leaves them
+ * empty; a warning is logged when certificate verification is off), create
+ * the scratch root, remove the scratch
  * directories that runs of stopped processes left in it, connect to each
  * queue's RabbitMQ and declare "<id>_jobs", then start the worker threads and
  * the maintenance thread. Only then are messages consumed.
