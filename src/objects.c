@@ -211,7 +211,7 @@ ssize_t objects_body_read(void *userdata, uint64_t offset, void *out, size_t len
     objects_body *body = userdata;
     body->offset = offset;
     if (body->data) {
-        memcpy(out, body->data + offset, len);
+        memcpy(out, body->data + body->base + offset, len);
         return (ssize_t)len;
     }
     ssize_t n;
@@ -275,18 +275,6 @@ int objects_put_run(objects *obj, const char *key, objects_body *body)
 }
 
 static const unsigned char objects_nothing[1];
-
-int objects_put(objects *obj, const acp_job_id *id, const char *name, const void *data, size_t len)
-{
-    char key[OBJECTS_KEY_MAX + 1];
-    int rc = objects_key(obj, id, name, key);
-    if (rc)
-        return rc;
-    if (!data && len)
-        return error_set(ACP_EINVAL, "objects_put: NULL data for %zu bytes", len);
-    objects_body body = {.data = len ? data : objects_nothing, .fd = -1, .size = len};
-    return objects_put_run(obj, key, &body);
-}
 
 /* Up to OBJECTS_PARALLEL PUTs in flight at once: the caller waits one round
  * trip, not @count. */

@@ -56,7 +56,8 @@ int objects_open_transport(objects **out, transport *t, const char *root,
 
 void objects_close(objects *obj); /* NULL is fine */
 
-/* Put @len bytes as <ws>/<name>, replacing any object of that name. */
+/* Put @len bytes as <ws>/<name>, replacing any object of that name (in
+ * parts when larger than client.multipart_threshold, as objects_put_fd). */
 int objects_put(objects *obj, const acp_job_id *id, const char *name, const void *data, size_t len);
 
 typedef struct objects_item {

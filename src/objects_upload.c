@@ -1,5 +1,6 @@
-/* objects_upload.c: files uploaded to S3 (objects_put_fd): in one PUT, or
- * when large and the transport has TRANSPORT_CAPS_MULTIPART, in parts.
+/* objects_upload.c: files and blobs uploaded to S3 (objects_put_fd,
+ * objects_put): in one PUT, or when large and the transport has
+ * TRANSPORT_CAPS_MULTIPART, in parts.
  *
  * Parts are read straight from the file (pread at their offset), so memory
  * stays bounded whatever the size; up to client.upload_parallelism of them
@@ -63,16 +64,16 @@ static void objects_mpu_abort(objects *obj, const char *key, const char *upload_
 
 /* Parts @first..@first+@n-1 (0-based), at once, then each failed one again
  * on its own with retries. Fills their ETags in @parts. */
-static int objects_mpu_parts(objects *obj, const char *key, const char *upload_id, int fd,
-                             uint64_t size, uint64_t part_size, size_t first, size_t n,
+static int objects_mpu_parts(objects *obj, const char *key, const char *upload_id,
+                             const objects_body *whole, uint64_t part_size, size_t first, size_t n,
                              transport_part *parts)
 {
     objects_body bodies[ACP_S3_PARALLELISM_MAX];
     transport_request reqs[ACP_S3_PARALLELISM_MAX];
     for (size_t i = 0; i < n; i++) {
         uint64_t base = (first + i) * part_size;
-        uint64_t len = size - base < part_size ? size - base : part_size;
-        bodies[i] = (objects_body){.fd = fd, .base = base, .size = len};
+        uint64_t len = whole->size - base < part_size ? whole->size - base : part_size;
+        bodies[i] = (objects_body){.data = whole->data, .fd = whole->fd, .base = base, .size = len};
         reqs[i] = (transport_request){
             .op = TRANSPORT_MPU_PART,
             .key = key,
@@ -131,8 +132,10 @@ static int objects_mpu_complete(objects *obj, const char *key, const char *uploa
     return objects_fail(obj, &req, "complete multipart upload", key);
 }
 
-static int objects_put_parts(objects *obj, const char *key, int fd, uint64_t size)
+/* @whole (in memory or a file) as @key, in parts. */
+static int objects_put_parts(objects *obj, const char *key, const objects_body *whole)
 {
+    uint64_t size = whole->size;
     uint64_t part_size = objects_part_size(obj, size);
     size_t count = (size_t)((size + part_size - 1) / part_size);
     size_t parallel = obj->client.upload_parallelism;
@@ -152,7 +155,7 @@ static int objects_put_parts(objects *obj, const char *key, int fd, uint64_t siz
     int rc = 0;
     for (size_t first = 0; !rc && first < count; first += parallel) {
         size_t n = count - first < parallel ? count - first : parallel;
-        rc = objects_mpu_parts(obj, key, upload_id, fd, size, part_size, first, n, parts);
+        rc = objects_mpu_parts(obj, key, upload_id, whole, part_size, first, n, parts);
     }
     if (!rc)
         rc = objects_mpu_complete(obj, key, upload_id, parts, count, size);
@@ -160,6 +163,24 @@ static int objects_put_parts(objects *obj, const char *key, int fd, uint64_t siz
         objects_mpu_abort(obj, key, upload_id);
     free(parts);
     return rc;
+}
+
+/* @body as @key: in parts when it is larger than the threshold and the
+ * transport can, else in one PUT; refused past what S3 takes. */
+static int objects_upload(objects *obj, const char *key, const char *name, const objects_body *body)
+{
+    uint64_t size = body->size;
+    bool parts = obj->t->caps & TRANSPORT_CAPS_MULTIPART;
+    if (size > (parts ? OBJECTS_OBJECT_MAX : OBJECTS_PUT_MAX))
+        return error_set(ACP_ETOOBIG,
+                         "uploading '%s': %" PRIu64 " bytes is more than S3 takes (%s)", name, size,
+                         parts ? "5 TiB"
+                               : "5 GiB in one PUT; the libs3 transport (signature V2) "
+                                 "cannot upload in parts");
+    if (parts && size > obj->client.multipart_threshold)
+        return objects_put_parts(obj, key, body);
+    objects_body whole = *body;
+    return objects_put_run(obj, key, &whole);
 }
 
 int objects_put_fd(objects *obj, const acp_job_id *id, const char *name, int fd)
@@ -174,16 +195,20 @@ int objects_put_fd(objects *obj, const acp_job_id *id, const char *name, int fd)
                          error_strerror(errno));
     if (!S_ISREG(st.st_mode))
         return error_set(ACP_EIO, "uploading '%s': not a regular file", name);
-    uint64_t size = (uint64_t)st.st_size;
-    bool parts = obj->t->caps & TRANSPORT_CAPS_MULTIPART;
-    if (size > (parts ? OBJECTS_OBJECT_MAX : OBJECTS_PUT_MAX))
-        return error_set(ACP_ETOOBIG,
-                         "uploading '%s': %" PRIu64 " bytes is more than S3 takes (%s)", name, size,
-                         parts ? "5 TiB"
-                               : "5 GiB in one PUT; the libs3 transport (signature V2) "
-                                 "cannot upload in parts");
-    if (parts && size > obj->client.multipart_threshold)
-        return objects_put_parts(obj, key, fd, size);
-    objects_body body = {.fd = fd, .size = size};
-    return objects_put_run(obj, key, &body);
+    objects_body body = {.fd = fd, .size = (uint64_t)st.st_size};
+    return objects_upload(obj, key, name, &body);
+}
+
+static const unsigned char objects_nothing[1];
+
+int objects_put(objects *obj, const acp_job_id *id, const char *name, const void *data, size_t len)
+{
+    char key[OBJECTS_KEY_MAX + 1];
+    int rc = objects_key(obj, id, name, key);
+    if (rc)
+        return rc;
+    if (!data && len)
+        return error_set(ACP_EINVAL, "objects_put: NULL data for %zu bytes", len);
+    objects_body body = {.data = len ? data : objects_nothing, .fd = -1, .size = len};
+    return objects_upload(obj, key, name, &body);
 }

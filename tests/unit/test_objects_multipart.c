@@ -136,6 +136,22 @@ static void a_file_above_the_threshold_goes_up_in_parts(void **state)
     assert_int_equal(fake_transport_uploads(f->fake), 0);
 }
 
+/* Bytes in memory (an input given as data) go up in parts the same way. */
+static void bytes_above_the_threshold_go_up_in_parts(void **state)
+{
+    fx *f = *state;
+    f->size = 11 * MIB;
+    unsigned char *data = malloc(f->size);
+    for (size_t i = 0; i < f->size; i++)
+        data[i] = pattern(i);
+    uint64_t puts = requests(f, OBJECTS_PUT);
+    assert_int_equal(objects_put(f->obj, &f->id, "big.bin", data, f->size), 0);
+    free(data);
+    assert_int_equal(requests(f, OBJECTS_PUT) - puts, 5); /* create, 5 + 5 + 1 MiB, complete */
+    assert_object_is_the_file(f);
+    assert_int_equal(fake_transport_uploads(f->fake), 0);
+}
+
 static void a_file_at_the_threshold_goes_up_in_one_put(void **state)
 {
     fx *f = *state;
@@ -279,6 +295,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(a_file_above_the_threshold_goes_up_in_parts, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(bytes_above_the_threshold_go_up_in_parts, setup, teardown),
         cmocka_unit_test_setup_teardown(a_file_at_the_threshold_goes_up_in_one_put, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_part_that_fails_for_a_while_is_retried_alone, setup,
