@@ -116,7 +116,18 @@ static void report_step(fake_platform *fp, const char *what, unsigned k, unsigne
     print_message("# %s: step %u/%u (%s) failed; acp_submit: %d%s%s\n", what, k, n,
                   fp->plan.failed_op ? fp->plan.failed_op : "none", rc, rc ? ": " : "",
                   rc ? acp_last_error() : "");
-    /* The step exists in this run too and it is the one that failed. */
+    /* The last steps read the job back, and how many reads that takes
+     * depends on how far its run got meanwhile (a finished job's access
+     * time is touched): a run may end before step k. Then nothing failed,
+     * and the run really was shorter. Otherwise step k is the one that
+     * failed. */
+    if (fp->plan.failed_step == 0 && rc == 0) {
+        unsigned steps = fault_calls(&fp->plan, NULL);
+        if (steps >= k)
+            fail_msg("step %u of %u did not fail", k, steps);
+        print_message("# (this run had %u steps: the read-back was shorter)\n", steps);
+        return;
+    }
     assert_int_equal(fp->plan.failed_step, k);
 }
 
