@@ -82,7 +82,8 @@ int platform_init_with(acp_platform **out, const acp_config *config,
 
     if ((rc = scratch_open_root(p, config->workspace_root)) ||
         (!p->store && (rc = store_open(&p->store, &config->db, &p->log))) ||
-        (!p->objects && (rc = objects_open(&p->objects, &config->s3, &config->s3_client, &p->log))) ||
+        (!p->objects &&
+         (rc = objects_open(&p->objects, &config->s3, &config->s3_client, &p->log))) ||
         (rc = root_owner_check(p->store, p->objects, p->layout, &p->log)))
         goto fail;
     /* A process killed mid-job left its scratch directories behind; the

@@ -49,7 +49,7 @@ struct fake_transport {
     pthread_mutex_t lock; /* guards what follows */
     fake_object *objects; /* sorted by key (strcmp: byte order, as S3) */
     size_t count, cap;
-    int64_t clock_us; /* 0: the wall clock */
+    int64_t clock_us;     /* 0: the wall clock */
     fake_upload *uploads; /* sorted by key, then id: the order of ListMultipartUploads */
     size_t upload_count, upload_cap;
     unsigned upload_serial; /* ids handed out so far */
