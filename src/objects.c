@@ -1,7 +1,8 @@
 /* objects.c: job workspaces in S3 (see objects.h), on top of an S3
  * transport (transport.h): libcurl with Signature V4 (transport_curl.c) or
- * libs3 with V2 (transport_libs3.c), a fake in unit tests. This file knows the layout of keys,
- * pages through listings, batches requests and counts them; objects_retry.c decides on retries. */
+ * libs3 with V2 (transport_libs3.c), a fake in unit tests. This file knows
+ * the layout of keys, pages through listings, batches requests and counts
+ * them; objects_retry.c decides on retries. */
 #include "objects.h"
 
 #include <errno.h>
@@ -67,6 +68,16 @@ int objects_fail(const objects *obj, const transport_request *req, const char *m
                  const char *key)
 {
     return objects_retry_fail(obj->t, &req->outcome, method, key);
+}
+
+void objects_send_retrying(objects *obj, transport_request *req, const char *method,
+                           const char *key)
+{
+    for (int attempt = 0;; attempt++) {
+        objects_send(obj, req, 1);
+        if (!objects_again(obj, req, attempt, method, key))
+            break;
+    }
 }
 
 /* ---- keys ---------------------------------------------------------------- */
@@ -324,11 +335,7 @@ int objects_put_many(objects *obj, const acp_job_id *id, const objects_item *ite
 static int objects_head(objects *obj, const char *key, bool *exists, uint64_t *size, int64_t *mtime)
 {
     transport_request req = {.op = TRANSPORT_HEAD, .key = key};
-    for (int attempt = 0;; attempt++) {
-        objects_send(obj, &req, 1);
-        if (!objects_again(obj, &req, attempt, "HEAD", key))
-            break;
-    }
+    objects_send_retrying(obj, &req, "HEAD", key);
     transport_result result = req.outcome.result;
     if (result != TRANSPORT_OK && result != TRANSPORT_NOT_FOUND)
         return objects_fail(obj, &req, "HEAD", key);
@@ -470,11 +477,7 @@ int objects_root_put(objects *obj, const char *name, const void *data, size_t le
 int objects_delete_key(objects *obj, const char *key)
 {
     transport_request req = {.op = TRANSPORT_DELETE, .key = key};
-    for (int attempt = 0;; attempt++) {
-        objects_send(obj, &req, 1);
-        if (!objects_again(obj, &req, attempt, "DELETE", key))
-            break;
-    }
+    objects_send_retrying(obj, &req, "DELETE", key);
     if (objects_deleted(req.outcome.result))
         return 0;
     return objects_fail(obj, &req, "DELETE", key);
@@ -505,11 +508,7 @@ static int objects_check_bucket(objects *obj)
         .op = TRANSPORT_LIST,
         .list = {.prefix = obj->root, .max_keys = 1, .on_key = objects_ignore_key},
     };
-    for (int attempt = 0;; attempt++) {
-        objects_send(obj, &req, 1);
-        if (!objects_again(obj, &req, attempt, "LIST", obj->root))
-            break;
-    }
+    objects_send_retrying(obj, &req, "LIST", obj->root);
     const transport_outcome *outcome = &req.outcome;
     switch (outcome->result) {
     case TRANSPORT_OK:

@@ -53,6 +53,11 @@ int objects_body_check(const objects *obj, const char *key, const objects_body *
 /* Count and perform @n requests, at once. */
 void objects_send(objects *obj, transport_request *reqs, size_t n);
 
+/* Count and perform @req, again while objects_again() says so; its outcome
+ * is the last attempt's. */
+void objects_send_retrying(objects *obj, transport_request *req, const char *method,
+                           const char *key);
+
 /* objects_retry_again() and objects_retry_fail() for @obj's transport. */
 bool objects_again(const objects *obj, const transport_request *req, int attempt,
                    const char *method, const char *key);

@@ -39,11 +39,7 @@ static uint64_t objects_part_size(const objects *obj, uint64_t size)
 static bool objects_mpu_request(objects *obj, transport_request *req, const char *what,
                                 const char *key)
 {
-    for (int attempt = 0;; attempt++) {
-        objects_send(obj, req, 1);
-        if (!objects_again(obj, req, attempt, what, key))
-            break;
-    }
+    objects_send_retrying(obj, req, what, key);
     return req->outcome.result == TRANSPORT_OK;
 }
 
