@@ -139,11 +139,12 @@ ACP_EXTERN const char *acp_last_error(void);
 
 /** Version of acp_config this header describes; given to acp_config_init().
  *  1: every field up to log_level; 2: max_attempts, result_retry_seconds;
- *  3: layout; 4: s3_client. */
-#define ACP_CONFIG_VERSION 4
+ *  3: layout; 4: s3_client; 5: cancel_grace_seconds. */
+#define ACP_CONFIG_VERSION 5
 /** Version of acp_queue_config this header describes; given to
- *  acp_queue_config_init(). 1: up to message_ack_timeout; 2: heartbeat. */
-#define ACP_QUEUE_CONFIG_VERSION 2
+ *  acp_queue_config_init(). 1: up to message_ack_timeout; 2: heartbeat;
+ *  3: max_attempts, retry_base_ms, retry_max_ms, timeout_seconds. */
+#define ACP_QUEUE_CONFIG_VERSION 3
 /** Reserved pointer-sized slots at the end of acp_db_config, acp_s3_config
  *  and acp_job, for fields of later versions (see "How the structures grow"
  *  at the top of this header). */
@@ -159,6 +160,9 @@ ACP_EXTERN const char *acp_last_error(void);
 #define ACP_EXPIRATION_DAYS_MAX     36500
 #define ACP_PATH_MAX                1024 /* bytes, for root_path and workspace_root */
 #define ACP_MAX_ATTEMPTS_MAX        1000
+#define ACP_TIMEOUT_MAX             2592000   /* seconds (30 days), for timeout_seconds */
+#define ACP_BACKOFF_MS_MAX          86400000u /* milliseconds (1 day), for retry_*_ms */
+#define ACP_CANCEL_GRACE_MAX        3600      /* seconds */
 
 /** Severity of a log message. */
 typedef enum acp_log_level {
@@ -349,6 +353,27 @@ typedef struct acp_queue_config {
      *  intervals; the library keeps every connection talking, also while a
      *  worker runs a long job. */
     unsigned heartbeat;
+
+    /* ---- version 3: job control (docs/guide.adoc, "Retries" and
+     * "Timeouts"); a submission may override max_attempts and
+     * timeout_seconds. ---- */
+
+    /** Attempts a job of this queue gets: an attempt that fails (the
+     *  executor failed, ran out of time, or its process stopped and its
+     *  lease expired) is queued again until this many have run, unless
+     *  the executor called acp_job_fail_permanently(). 0: config.max_attempts
+     *  (3 by default); 1 means no retry; 0..ACP_MAX_ATTEMPTS_MAX. */
+    unsigned max_attempts;
+    /** Back-off before attempt n+1: a random delay (full jitter) below
+     *  min(retry_max_ms, retry_base_ms x 2^(n-1)). Defaults 1000 and
+     *  300000 (5 min); 1..ACP_BACKOFF_MS_MAX and
+     *  retry_base_ms..ACP_BACKOFF_MS_MAX. */
+    unsigned retry_base_ms;
+    unsigned retry_max_ms;
+    /** Seconds an attempt may run before it is cancelled as timed out
+     *  (see acp_job_cancelled()); 0 (the default): no limit;
+     *  0..ACP_TIMEOUT_MAX. */
+    unsigned timeout_seconds;
 } acp_queue_config;
 
 /**
@@ -410,11 +435,13 @@ typedef struct acp_config {
     void *log_userdata;
     /** Messages below this level are dropped. Default ACP_LOG_INFO. */
     acp_log_level log_level;
-    /** Runs a job may start whose process then stops (its lease expires)
-     *  before it is given up: when the lease of a job's max_attempts-th run
-     *  expires, the job becomes "failed" with the message "abandoned N
-     *  times: the process running it stopped each time (its lease
-     *  expired)" instead of being requeued, so a job that crashes its
+    /** Attempts a job gets unless its queue's (or its submission's)
+     *  max_attempts says otherwise: an attempt that fails (its executor
+     *  failed or timed out, or the process running it stopped and its
+     *  lease expired) is queued again after a back-off until this many
+     *  have run; then the job is "failed" with the last attempt's message
+     *  (for a stopped process: "abandoned: the process running attempt N
+     *  of N stopped (its lease expired)"), so a job that crashes its
      *  process cannot do so forever. Resubmitting it starts the count
      *  again. Default 3; 0 also means 3; 0..ACP_MAX_ATTEMPTS_MAX. */
     unsigned max_attempts;
@@ -439,6 +466,16 @@ typedef struct acp_config {
     /** How S3 is reached: signature, addressing, TLS verification,
      *  timeouts, retries, multipart uploads. */
     acp_s3_client_config s3_client;
+
+    /* ---- version 5 ---- */
+
+    /** Seconds an executor has, once its job was cancelled or timed out,
+     *  to return before the platform records the attempt without it
+     *  (cancelled, or timed out and maybe retried) and frees the job's
+     *  lease. The worker thread stays with the executor until it returns
+     *  (a thread cannot be killed safely): acp_stats.executors_overdue
+     *  counts such executors. Default 10; 1..ACP_CANCEL_GRACE_MAX. */
+    unsigned cancel_grace_seconds;
 } acp_config;
 
 /**
@@ -553,10 +590,15 @@ typedef enum acp_job_status {
     ACP_STATUS_IN_PROGRESS = 2, /**< "in-progress": an executor is running it */
     ACP_STATUS_COMPLETE = 3,    /**< "complete": finished successfully */
     ACP_STATUS_FAILED = 4,      /**< "failed": finished unsuccessfully */
-    ACP_STATUS_EXPIRED = 5      /**< "expired": its results were pruned */
+    ACP_STATUS_EXPIRED = 5,     /**< "expired": its results were pruned */
+    /** "cancelled": acp_cancel_job() stopped it before it finished (in the
+     *  lcp layout other services see it "failed" with the message
+     *  "cancelled"). */
+    ACP_STATUS_CANCELLED = 6
 } acp_job_status;
 
-/** "queued", "in-progress", "complete", "failed", "expired", or "unknown". */
+/** "queued", "in-progress", "complete", "failed", "expired", "cancelled",
+ *  or "unknown". */
 ACP_EXTERN const char *acp_job_status_name(acp_job_status status);
 
 /** A running platform: connections, queues, worker and maintenance threads. */
@@ -617,6 +659,49 @@ ACP_EXTERN int acp_job_add_output(acp_job_context *ctx, const char *name);
  * @return 0, ACP_EINVAL or ACP_ENOMEM.
  */
 ACP_EXTERN int acp_job_set_message(acp_job_context *ctx, const char *message);
+
+/**
+ * Declare the failure permanent: once execute() (or create()) returns
+ * non-zero, the job fails at once, whatever attempts it has left (for
+ * input that can never work). Sets the failure message as
+ * acp_job_set_message() does (@p message may be NULL to keep the one set).
+ * Has no effect on a run that succeeds.
+ *
+ * @return 0, ACP_EINVAL or ACP_ENOMEM.
+ */
+ACP_EXTERN int acp_job_fail_permanently(acp_job_context *ctx, const char *message);
+
+/** Why a running job is asked to stop (acp_job_cancelled()). */
+typedef enum acp_cancel_reason {
+    ACP_CANCEL_NONE = 0,      /**< not asked to stop */
+    ACP_CANCEL_REQUESTED = 1, /**< acp_cancel_job(), from any process */
+    ACP_CANCEL_TIMEOUT = 2    /**< the attempt ran out of its timeout_seconds */
+} acp_cancel_reason;
+
+/**
+ * Whether the job is asked to stop, and why: poll it in a loop. A
+ * cancellation from another process is seen within about a second
+ * (PostgreSQL LISTEN/NOTIFY, with the lease renewal as a fallback); a
+ * timeout within a second of the limit. Once asked, the executor should
+ * stop its work and return (any value): the attempt then ends "cancelled"
+ * (never retried, no result kept) or, for a timeout, fails with "timed out
+ * after N s" and is retried if attempts remain. An executor that has not
+ * returned config.cancel_grace_seconds later is left running on its
+ * thread, and the attempt is recorded without it.
+ *
+ * Thread-safe: may be called from any thread while the context is valid.
+ * @return an acp_cancel_reason (ACP_CANCEL_NONE for a NULL context).
+ */
+ACP_EXTERN int acp_job_cancelled(const acp_job_context *ctx);
+
+/**
+ * A file descriptor that becomes readable (and stays so) when the job is
+ * asked to stop, for poll() loops and for waiting on child processes:
+ * poll it with POLLIN, never read or close it. Owned by the platform,
+ * valid while the context is. @return the descriptor, or -1 for a NULL
+ * context.
+ */
+ACP_EXTERN int acp_job_cancel_fd(const acp_job_context *ctx);
 
 typedef struct acp_executor acp_executor;
 
@@ -712,7 +797,20 @@ ACP_EXTERN void acp_shutdown(acp_platform *platform);
 /* Submitting and reading jobs                                              */
 /* ------------------------------------------------------------------------ */
 
-#define ACP_SUBMISSION_VERSION 1
+/** Version of acp_submission this header describes. 1: up to
+ *  input_count; 2: priority, max_attempts, timeout_seconds, not_before,
+ *  delay_ms. */
+#define ACP_SUBMISSION_VERSION 2
+
+/** Bounds of a submission's job control fields (acp_submit checks them). */
+#define ACP_PRIORITY_MIN     0
+#define ACP_PRIORITY_MAX     100
+#define ACP_PRIORITY_DEFAULT 50
+/** The latest a job may be scheduled: this many seconds (366 days) ahead. */
+#define ACP_DELAY_MAX 31622400
+/** The earliest not_before accepted: this many seconds (1 day) ago; an
+ *  older one is taken for a mistake (seconds given for microseconds). */
+#define ACP_NOT_BEFORE_PAST_MAX 86400
 
 /** An input file of a submission: either @c path (a file read at submit
  *  time) or @c data / @c size (a buffer). */
@@ -731,14 +829,37 @@ typedef struct acp_submission {
     const char *config;      /**< JSON text or NULL; at most ACP_JOB_CONFIG_MAX */
     const acp_input *inputs; /**< may be NULL when input_count is 0 */
     size_t input_count;
+
+    /* ---- version 2: job control (docs/guide.adoc) ---- */
+
+    /** Among a queue's due jobs the highest priority is claimed first, then
+     *  the one due longest. ACP_PRIORITY_MIN..ACP_PRIORITY_MAX; default
+     *  ACP_PRIORITY_DEFAULT. */
+    int priority;
+    /** Attempts, overriding the queue's max_attempts; 0: the queue's;
+     *  1..ACP_MAX_ATTEMPTS_MAX. */
+    unsigned max_attempts;
+    /** Run-time limit of each attempt in seconds, overriding the queue's
+     *  timeout_seconds; 0: the queue's; 1..ACP_TIMEOUT_MAX. */
+    unsigned timeout_seconds;
+    /** Run no earlier than this time, in microseconds since the Unix epoch
+     *  (0: now). The job is "queued" but not claimed before then; its
+     *  message is published when it becomes due. At most ACP_DELAY_MAX
+     *  seconds ahead and ACP_NOT_BEFORE_PAST_MAX seconds ago. */
+    int64_t not_before;
+    /** Or: run no earlier than this many milliseconds from now (0: now);
+     *  at most ACP_DELAY_MAX seconds. Not together with not_before. */
+    uint64_t delay_ms;
 } acp_submission;
 
 /** Zero @p submission, of version @p version (pass ACP_SUBMISSION_VERSION),
- *  and set its version. @return 0, ACP_EINVAL (NULL) or ACP_EVERSION. */
+ *  set its version and, from version 2, its priority to
+ *  ACP_PRIORITY_DEFAULT. @return 0, ACP_EINVAL (NULL) or ACP_EVERSION. */
 ACP_EXTERN int acp_submission_init(acp_submission *submission, unsigned version);
 
-/** Version of acp_job this header describes. */
-#define ACP_JOB_VERSION 1
+/** Version of acp_job this header describes. 2: next_run, priority,
+ *  max_attempts, timeout_seconds, cancel_requested. */
+#define ACP_JOB_VERSION 2
 
 /** What is known about a job, filled in by the library. Release with
  *  acp_job_clear(). */
@@ -761,14 +882,32 @@ typedef struct acp_job {
     int64_t grabbed;
     int64_t finished;
     int64_t last_accessed;
-    /** 0-based position among the queued jobs of its queue; -1 when the job
-     *  is not queued or not owned. Counted up to ACP_QUEUE_POSITION_MAX, so
+    /** 0-based position among the queued jobs of its queue in the order
+     *  they are claimed: those of a higher priority, then those of the same
+     *  priority due earlier (a delayed job counts from its next_run); -1
+     *  when the job is not queued or not owned. Counted up to ACP_QUEUE_POSITION_MAX, so
      *  that reading a job costs the same however long its queue: a job
      *  further back reads ACP_QUEUE_POSITION_MAX ("that many or more"). */
     long queue_position;
-    unsigned attempts;                  /**< times a worker claimed it */
-    char *message;                      /**< failure message or NULL; owned by the struct */
-    void *reserved[ACP_RESERVED_SLOTS]; /**< for later versions' fields */
+    unsigned attempts; /**< attempts started (times a worker claimed it) */
+    /** The failure message of the last failed attempt (of a failed job, or
+     *  of a job queued for a retry), "cancelled" for a cancelled job, or
+     *  NULL; owned by the struct. */
+    char *message;
+    /* ---- version 2: these took reserved slots (24 bytes), keeping the
+     * structure's size ---- */
+    /** Queued: when it may be claimed (its not_before, or the end of its
+     *  retry back-off), microseconds since the Unix epoch; 0 for any other
+     *  status. */
+    int64_t next_run;
+    int priority;          /**< ACP_PRIORITY_MIN..ACP_PRIORITY_MAX */
+    unsigned max_attempts; /**< attempts it may take */
+    /** Each attempt's limit in seconds; 0: none. */
+    unsigned timeout_seconds;
+    /** 1 when acp_cancel_job() asked the running attempt to stop and it has
+     *  not ended yet. */
+    int cancel_requested;
+    void *reserved[ACP_RESERVED_SLOTS - 24 / sizeof(void *)]; /**< for later versions */
 } acp_job;
 
 /** Free what @p job owns and zero it. NULL is fine. */
@@ -893,6 +1032,24 @@ ACP_EXTERN int acp_read_result_buffer(acp_platform *platform, const acp_job_id *
 ACP_EXTERN int acp_expire_job(acp_platform *platform, const acp_job_id *id);
 
 /**
+ * Cancel a job of this service. A queued job (also one waiting for its
+ * not_before or a retry) becomes "cancelled" at once and never runs. A
+ * running job, on whichever process or host runs it, is asked to stop
+ * (acp_job_cancelled() and acp_job_cancel_fd() of its executor, within
+ * about a second), and ends "cancelled" when its executor returns, or
+ * config.cancel_grace_seconds later without it; acp_get_job() shows
+ * control.cancel_requested meanwhile. A cancelled job keeps no result, is
+ * not retried, and can be resubmitted (it then runs again). Only
+ * PostgreSQL is needed: it works while RabbitMQ is down. Cancelling a job
+ * whose cancellation is under way succeeds again.
+ *
+ * @return 0; ACP_ENOTFOUND (no such job); ACP_ECONFLICT (the job has
+ *         already ended: complete, failed, expired or cancelled; the detail
+ *         says which); ACP_EINVAL; ACP_EDB.
+ */
+ACP_EXTERN int acp_cancel_job(acp_platform *platform, const acp_job_id *id);
+
+/**
  * Delete an owned job that is not running: its row and its objects (native
  * layout: the files its row names; lcp: every object of its workspace).
  *
@@ -961,7 +1118,8 @@ ACP_EXTERN int acp_list_unowned(acp_platform *platform, const char *cursor, size
 /* Statistics                                                               */
 /* ------------------------------------------------------------------------ */
 
-#define ACP_STATS_VERSION 1
+/** 1: up to jobs_running; 2: jobs_retried up to executors_overdue. */
+#define ACP_STATS_VERSION 2
 
 /** Counters since acp_init(), for monitoring and benchmarks. */
 typedef struct acp_stats {
@@ -984,6 +1142,16 @@ typedef struct acp_stats {
     uint64_t s3_lists;
     uint64_t s3_deletes;
     unsigned jobs_running; /**< executing now in this process */
+    /* ---- version 2 ---- */
+    uint64_t jobs_retried;   /**< failed attempts queued again by this process */
+    uint64_t jobs_cancelled; /**< jobs that ended cancelled here (queued or running) */
+    uint64_t jobs_timed_out; /**< attempts of this process's workers that timed out */
+    /** Executors still running although their attempt was recorded without
+     *  them (cancelled or timed out, past config.cancel_grace_seconds): each
+     *  holds a worker thread, so its queue runs with one worker fewer until
+     *  the executor returns. Not 0 for long means an executor ignores
+     *  cancellation. */
+    unsigned executors_overdue;
 } acp_stats;
 
 /**

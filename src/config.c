@@ -49,6 +49,8 @@ static size_t config_fields(unsigned version)
     case 3:
         return offsetof(acp_config, s3_client);
     case 4:
+        return offsetof(acp_config, cancel_grace_seconds);
+    case 5:
         return sizeof(acp_config);
     default:
         return 0;
@@ -61,16 +63,29 @@ static size_t queue_config_fields(unsigned version)
     case 1:
         return offsetof(acp_queue_config, heartbeat);
     case 2:
+        return offsetof(acp_queue_config, max_attempts);
+    case 3:
         return sizeof(acp_queue_config);
     default:
         return 0;
     }
 }
 
+/* Version 2 as the header of that version declared it. */
+typedef struct queue_config_v2 {
+    queue_config_v1 v1;
+    unsigned heartbeat;
+} queue_config_v2;
+
+_Static_assert(offsetof(queue_config_v2, heartbeat) == offsetof(acp_queue_config, heartbeat),
+               "version 3 of acp_queue_config only appends to version 2");
+
 /* The size of a whole structure of @version, padding included. */
 static size_t queue_config_stride(unsigned version)
 {
-    return version == 1 ? sizeof(queue_config_v1) : queue_config_fields(version);
+    return version == 1   ? sizeof(queue_config_v1)
+           : version == 2 ? sizeof(queue_config_v2)
+                          : queue_config_fields(version);
 }
 
 static void config_defaults(acp_config *config);
@@ -110,6 +125,7 @@ static void config_defaults(acp_config *config)
     config->result_retry_seconds = CONFIG_RESULT_RETRY_DEFAULT;
     config->layout = ACP_LAYOUT_NATIVE;
     config_s3_client_defaults(&config->s3_client);
+    config->cancel_grace_seconds = CONFIG_DEFAULT_CANCEL_GRACE;
 }
 
 static void queue_config_defaults(acp_queue_config *queue)
@@ -118,6 +134,10 @@ static void queue_config_defaults(acp_queue_config *queue)
     queue->workers = DEFAULT_WORKERS;
     queue->message_ack_timeout = DEFAULT_MESSAGE_ACK_TIMEOUT;
     queue->heartbeat = DEFAULT_HEARTBEAT;
+    queue->max_attempts = 0; /* config.max_attempts */
+    queue->retry_base_ms = CONFIG_DEFAULT_RETRY_BASE_MS;
+    queue->retry_max_ms = CONFIG_DEFAULT_RETRY_MAX_MS;
+    queue->timeout_seconds = 0;
 }
 
 int acp_queue_config_init(acp_queue_config *queue, unsigned version)
@@ -389,7 +409,12 @@ static int check_queue(const acp_config *config, size_t index)
         (rc = check_range(FIELD("workers"), q->workers, ACP_WORKERS_MIN, ACP_WORKERS_MAX)) ||
         (rc = check_range(FIELD("message_ack_timeout"), q->message_ack_timeout,
                           ACP_MESSAGE_ACK_TIMEOUT_MIN, 7LL * 24 * 3600)) ||
-        (rc = check_range(FIELD("heartbeat"), q->heartbeat, 1, ACP_HEARTBEAT_MAX)))
+        (rc = check_range(FIELD("heartbeat"), q->heartbeat, 1, ACP_HEARTBEAT_MAX)) ||
+        (rc = check_range(FIELD("max_attempts"), q->max_attempts, 0, ACP_MAX_ATTEMPTS_MAX)) ||
+        (rc = check_range(FIELD("retry_base_ms"), q->retry_base_ms, 1, ACP_BACKOFF_MS_MAX)) ||
+        (rc = check_range(FIELD("retry_max_ms"), q->retry_max_ms, q->retry_base_ms,
+                          ACP_BACKOFF_MS_MAX)) ||
+        (rc = check_range(FIELD("timeout_seconds"), q->timeout_seconds, 0, ACP_TIMEOUT_MAX)))
         return rc;
 #undef FIELD
     return 0;
@@ -451,7 +476,9 @@ int config_check(const acp_config *config)
         (rc = check_range("config.max_attempts", config->max_attempts, 0, ACP_MAX_ATTEMPTS_MAX)) ||
         (rc = check_range("config.result_retry_seconds", config->result_retry_seconds, 0,
                           24 * 3600)) ||
-        (rc = check_layout(config->layout)))
+        (rc = check_layout(config->layout)) ||
+        (rc = check_range("config.cancel_grace_seconds", config->cancel_grace_seconds, 1,
+                          ACP_CANCEL_GRACE_MAX)))
         return rc;
     return 0;
 }

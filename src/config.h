@@ -9,6 +9,10 @@
 /* Runs of a job whose process keeps dying before it is failed; also what a
  * config.max_attempts of 0 means. */
 #define CONFIG_DEFAULT_MAX_ATTEMPTS 3
+/* Defaults of config.cancel_grace_seconds and of a queue's retry back-off. */
+#define CONFIG_DEFAULT_CANCEL_GRACE   10
+#define CONFIG_DEFAULT_RETRY_BASE_MS  1000
+#define CONFIG_DEFAULT_RETRY_MAX_MS   300000
 /* config.result_retry_seconds when 0. */
 #define CONFIG_RESULT_RETRY_DEFAULT 300
 

@@ -1,6 +1,7 @@
 /* Job values shared by the API and the workers: status names, file names
  * the platform accepts, the executor's outcome, and the structures handed
  * to the host. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +11,21 @@
 #include "workspace.h"
 
 #define MESSAGE_MAX 4096
+
+/* acp_job's version 2 fields took reserved slots: its size is the ABI's. */
+struct job_v1_layout {
+    unsigned version;
+    acp_job_id id;
+    acp_job_status status;
+    int owned;
+    char queue[ACP_QUEUE_ID_MAX + 1];
+    int64_t created, grabbed, finished, last_accessed;
+    long queue_position;
+    unsigned attempts;
+    char *message;
+    void *reserved[ACP_RESERVED_SLOTS];
+};
+_Static_assert(sizeof(acp_job) == sizeof(struct job_v1_layout), "acp_job changed its size");
 #define OUTPUTS_MAX 10000
 
 const char *acp_job_status_name(acp_job_status status)
@@ -25,6 +41,8 @@ const char *acp_job_status_name(acp_job_status status)
         return "failed";
     case ACP_STATUS_EXPIRED:
         return "expired";
+    case ACP_STATUS_CANCELLED:
+        return "cancelled";
     }
     return "unknown";
 }
@@ -123,8 +141,12 @@ int acp_submission_init(acp_submission *submission, unsigned version)
     if (version < 1 || version > ACP_SUBMISSION_VERSION)
         return error_set(ACP_EVERSION, "acp_submission_init: version %u is not supported (1 to %d)",
                          version, ACP_SUBMISSION_VERSION);
-    memset(submission, 0, sizeof *submission);
+    /* Only the fields of @version: the caller's structure may be older. */
+    size_t size = version == 1 ? offsetof(acp_submission, priority) : sizeof *submission;
+    memset(submission, 0, size);
     submission->version = version;
+    if (version >= 2)
+        submission->priority = ACP_PRIORITY_DEFAULT;
     return 0;
 }
 

@@ -77,6 +77,8 @@ struct acp_platform {
     /* Counters for acp_get_stats. */
     atomic_uint_least64_t submitted, started, completed, failed, requeued, expired;
     atomic_uint_least64_t published, acked, dropped;
+    atomic_uint_least64_t retried, cancelled, timed_out;
+    atomic_int overdue; /* executors running past their recorded attempt */
 
     atomic_bool stopping;             /* workers take no new messages */
     atomic_bool maintenance_stopping; /* set once the workers are done */

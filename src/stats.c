@@ -1,4 +1,5 @@
 /* acp_get_stats: the platform's counters and its backends'. */
+#include <stddef.h>
 #include <string.h>
 
 #include "error.h"
@@ -16,7 +17,7 @@ int acp_get_stats(acp_platform *p, acp_stats *stats)
     unsigned running = 0;
     for (size_t i = 0; i < p->queue_count; i++)
         running += (unsigned)atomic_load(&p->queues[i].running);
-    *stats = (acp_stats){
+    acp_stats all = {
         .version = ACP_STATS_VERSION,
         .jobs_submitted = atomic_load(&p->submitted),
         .jobs_started = atomic_load(&p->started),
@@ -34,6 +35,14 @@ int acp_get_stats(acp_platform *p, acp_stats *stats)
         .s3_lists = s3[OBJECTS_LIST],
         .s3_deletes = s3[OBJECTS_DELETE],
         .jobs_running = running,
+        .jobs_retried = atomic_load(&p->retried),
+        .jobs_cancelled = atomic_load(&p->cancelled),
+        .jobs_timed_out = atomic_load(&p->timed_out),
+        .executors_overdue = (unsigned)atomic_load(&p->overdue),
     };
+    /* Only the fields of the caller's version: its structure may be older. */
+    size_t size = stats->version == 1 ? offsetof(acp_stats, jobs_retried) : sizeof all;
+    all.version = stats->version;
+    memcpy(stats, &all, size);
     return 0;
 }

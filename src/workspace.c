@@ -21,6 +21,7 @@ const char *workspace_flag(acp_job_status status)
     case ACP_STATUS_COMPLETE:
         return ".complete";
     case ACP_STATUS_FAILED:
+    case ACP_STATUS_CANCELLED: /* upstream has no such status: it reads failed */
         return ".failed";
     case ACP_STATUS_EXPIRED:
         return ".expired";
