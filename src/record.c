@@ -239,14 +239,14 @@ void record_run(acp_platform *p, const store_job *row, acp_job_context *ctx, acp
      * leaves nothing for the next one to find. */
     if (status == ACP_STATUS_FAILED && control_retries(row, outcome->permanent))
         status = ACP_STATUS_QUEUED;
-    if (status == ACP_STATUS_CANCELLED || status == ACP_STATUS_QUEUED)
-        outcome->output_count = 0;
+    acp_job_context *keep =
+        status == ACP_STATUS_CANCELLED || status == ACP_STATUS_QUEUED ? NULL : ctx;
 
     unsigned backoff = 0;
     bool waiting = false, quick = true;
     for (;;) {
         acp_job_status recorded;
-        int rc = record_once(p, row, ctx, status, outcome->message, &quick, &recorded);
+        int rc = record_once(p, row, keep, status, outcome->message, &quick, &recorded);
         if (rc == 0) {
             if (waiting)
                 log_info(&p->log, "job %s: its result is recorded now", hex);

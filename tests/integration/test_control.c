@@ -514,8 +514,10 @@ static void running_job_is_cancelled_and_keeps_nothing(void **state)
     acp_job job = wait_for(w, &id, ACP_STATUS_IN_PROGRESS);
     acp_job_clear(&job);
     assert_int_equal(acp_cancel_job(w->p, &id), 0);
-    /* Asking twice while it stops is fine. */
-    assert_int_equal(acp_cancel_job(w->p, &id), 0);
+    /* Asking twice while it stops is fine (unless it has stopped already). */
+    int again = acp_cancel_job(w->p, &id);
+    if (again != 0 && !(again == ACP_ECONFLICT && strstr(acp_last_error(), "is cancelled")))
+        fail_msg("cancelling again: %d %s", again, acp_last_error());
     job = wait_for(w, &id, ACP_STATUS_CANCELLED);
     assert_int_equal(job.attempts, 1);
     assert_string_equal(job.message, "cancelled");
