@@ -8,7 +8,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -28,7 +27,6 @@
 #include "store.h"
 #include "workspace.h"
 
-extern char **environ;
 static stack_env env;
 static const char *self_path;
 
@@ -581,18 +579,9 @@ static void job_running_on_another_process_sees_its_cancellation(void **state)
     (void)state;
     char tag[9];
     fixture_tag(tag);
-    int out[2];
-    assert_int_equal(pipe(out), 0);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&actions, out[0]);
-    char *argv[] = {(char *)self_path, (char *)"child-cancel", tag, NULL};
-    pid_t child;
-    assert_int_equal(posix_spawn(&child, self_path, &actions, NULL, argv, environ), 0);
-    posix_spawn_file_actions_destroy(&actions);
-    close(out[1]);
-    FILE *from_child = fdopen(out[0], "r");
+    FILE *from_child;
+    pid_t child = fixture_spawn_self(self_path, "child-cancel", tag, &from_child);
+    assert_true(child > 0);
     char line[128] = {0};
     if (!fgets(line, sizeof line, from_child)) {
         kill(child, SIGKILL);

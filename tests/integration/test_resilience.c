@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,7 +18,6 @@
 #include "recording_executor.h"
 #include "workspace.h"
 
-extern char **environ;
 static stack_env env;
 static const char *self_path;
 
@@ -104,23 +102,6 @@ static int dying_child_main(const char *tag, bool submit)
     return 0;
 }
 
-static pid_t spawn_child(const char *mode, const char *tag, int *stdout_fd)
-{
-    int out[2];
-    assert_int_equal(pipe(out), 0);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&actions, out[0]);
-    char *argv[] = {(char *)self_path, (char *)mode, (char *)tag, NULL};
-    pid_t child;
-    assert_int_equal(posix_spawn(&child, self_path, &actions, NULL, argv, environ), 0);
-    posix_spawn_file_actions_destroy(&actions);
-    close(out[1]);
-    *stdout_fd = out[0];
-    return child;
-}
-
 /* Wait for @child to die of SIGKILL (its job's doing); a hang guard kills
  * it after FIXTURE_WAIT_S. Returns whether it died by itself. */
 static bool child_died_of_job(pid_t child)
@@ -147,9 +128,10 @@ static void crashing_job_fails_after_max_attempts(void **state)
      * by default); each takes it over once the previous one's lease ran out. */
     acp_job_id id;
     for (int run = 1; run <= 3; run++) {
-        int fd;
-        pid_t child = spawn_child(run == 1 ? "child-die-submit" : "child-die", tag, &fd);
-        FILE *from_child = fdopen(fd, "r");
+        FILE *from_child;
+        pid_t child = fixture_spawn_self(self_path, run == 1 ? "child-die-submit" : "child-die",
+                                         tag, &from_child);
+        assert_true(child > 0);
         if (run == 1) {
             char line[128] = {0};
             if (!fgets(line, sizeof line, from_child)) {
@@ -224,20 +206,10 @@ static void killed_worker_job_is_requeued_and_completed(void **state)
     (void)state;
     char tag[9];
     fixture_tag(tag);
-    int out[2];
-    assert_int_equal(pipe(out), 0);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&actions, out[0]);
-    char *argv[] = {(char *)self_path, (char *)"child", tag, NULL};
-    pid_t child;
-    assert_int_equal(posix_spawn(&child, self_path, &actions, NULL, argv, environ), 0);
-    posix_spawn_file_actions_destroy(&actions);
-    close(out[1]);
-
+    FILE *from_child;
+    pid_t child = fixture_spawn_self(self_path, "child", tag, &from_child);
+    assert_true(child > 0);
     char line[128] = {0};
-    FILE *from_child = fdopen(out[0], "r");
     if (!fgets(line, sizeof line, from_child)) {
         kill(child, SIGKILL);
         waitpid(child, NULL, 0);
