@@ -201,3 +201,19 @@ int fixture_spawn_self(const char *self, const char *mode, const char *tag, FILE
     *from_child = fdopen(out[0], "r");
     return child;
 }
+
+int fixture_child_submit(acp_platform *p, const fixture_config *fc, const char *config,
+                         acp_job_id *id)
+{
+    acp_submission sub;
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
+    sub.config = config;
+    acp_job job = {0};
+    if (acp_submit(p, fc->queue_ids[0], &sub, &job) != 0) {
+        fprintf(stderr, "child: submit: %s\n", acp_last_error());
+        return -1;
+    }
+    *id = job.id;
+    acp_job_clear(&job);
+    return 0;
+}

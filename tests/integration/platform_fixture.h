@@ -55,6 +55,11 @@ int fixture_ops_create(void *ops, acp_job_context *ctx, acp_executor **out);
 acp_platform *fixture_child_platform(fixture_config *fc, const stack_env *env, const char *tag,
                                      const acp_executor_factory *factory);
 
+/* In a child process: submit @config to @p's first queue of @fc; 0 with
+ * *@id set, or -1 with the reason on stderr. */
+int fixture_child_submit(acp_platform *p, const fixture_config *fc, const char *config,
+                         acp_job_id *id);
+
 /* Start @self (this test program) again as "<self> <mode> <tag>", its
  * standard output a pipe read through *@from_child (fclose it). Returns
  * the child's pid, or -1 with the reason on stderr. */

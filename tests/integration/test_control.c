@@ -554,18 +554,12 @@ static int child_main(const char *tag)
         fprintf(stderr, "child: acp_init: %s\n", acp_last_error());
         return 1;
     }
-    acp_submission sub;
-    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     char config[128];
     snprintf(config, sizeof config, "{\"mode\":\"honour\",\"announce\":1,\"n\":\"%s\"}", tag);
-    sub.config = config;
-    acp_job job = {0};
-    if (acp_submit(p, fc.queue_ids[0], &sub, &job) != 0) {
-        fprintf(stderr, "child: submit: %s\n", acp_last_error());
+    acp_job_id id;
+    if (fixture_child_submit(p, &fc, config, &id) != 0)
         return 1;
-    }
-    acp_job_id id = job.id;
-    acp_job_clear(&job);
+    acp_job job = {0};
     fixture_wait_status(p, &id, ACP_STATUS_CANCELLED, FIXTURE_WAIT_S, &job);
     printf("ended %s\n", acp_job_status_name(job.status));
     fflush(stdout);

@@ -29,17 +29,12 @@ static int child_main(const char *tag)
     acp_platform *p = fixture_child_platform(&fc, &env, tag, &recording_factory);
     if (!p)
         return 1;
-    acp_submission sub;
-    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     char config[128];
     snprintf(config, sizeof config, "{\"mode\":\"block\",\"ms\":600000,\"n\":\"%s\"}", tag);
-    sub.config = config;
-    acp_job job = {0};
-    if (acp_submit(p, fc.queue_ids[0], &sub, &job) != 0) {
-        fprintf(stderr, "child: submit: %s\n", acp_last_error());
+    acp_job_id id;
+    if (fixture_child_submit(p, &fc, config, &id) != 0)
         return 1;
-    }
-    acp_job_id id = job.id;
+    acp_job job = {0};
     if (!fixture_wait_status(p, &id, ACP_STATUS_IN_PROGRESS, FIXTURE_WAIT_S, &job)) {
         fprintf(stderr, "child: job did not start: %s\n", acp_last_error());
         return 1;
