@@ -320,6 +320,16 @@ static void failing_job_is_retried_with_backoff_until_it_completes(void **state)
     acp_stats stats = stats_of(w);
     assert_int_equal(stats.jobs_retried, 2);
     assert_int_equal(stats.jobs_completed, 1);
+    /* A caller of version 1 gets the fields it knows and nothing beyond. */
+    acp_stats v1;
+    memset(&v1, 0x5a, sizeof v1);
+    v1.version = 1;
+    assert_int_equal(acp_get_stats(w->p, &v1), 0);
+    assert_int_equal(v1.version, 1);
+    assert_int_equal(v1.jobs_completed, 1);
+    const unsigned char *beyond = (const unsigned char *)&v1 + offsetof(acp_stats, jobs_retried);
+    for (size_t i = 0; i < sizeof v1 - offsetof(acp_stats, jobs_retried); i++)
+        assert_int_equal(beyond[i], 0x5a);
     /* The failed attempts kept nothing: only the last run's result. */
     void *text;
     size_t size;
