@@ -2,6 +2,7 @@
  * the platform accepts, the executor's outcome, and the structures handed
  * to the host. */
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,6 +60,15 @@ int job_check_name(const char *what, const char *name)
     if (workspace_is_reserved(name))
         return error_set(ACP_EINVAL, "%s: '%s' is a reserved name", what, name);
     return 0;
+}
+
+void job_outcome_fail(acp_job_outcome *outcome, const char *context)
+{
+    free(outcome->message);
+    size_t len = strlen(context) + strlen(acp_last_error()) + 3;
+    outcome->message = malloc(len);
+    if (outcome->message)
+        snprintf(outcome->message, len, "%s: %s", context, acp_last_error());
 }
 
 void job_outcome_clear(acp_job_outcome *outcome)
@@ -202,6 +212,11 @@ void job_from_row(acp_job *job, store_job *row)
     job->last_accessed = row->last_accessed;
     job->queue_position = row->status == ACP_STATUS_QUEUED ? row->queue_position : -1;
     job->attempts = row->attempts;
+    job->next_run = row->status == ACP_STATUS_QUEUED ? row->not_before : 0;
+    job->priority = row->priority;
+    job->max_attempts = row->max_attempts;
+    job->timeout_seconds = row->timeout_seconds;
+    job->cancel_requested = row->status == ACP_STATUS_IN_PROGRESS && row->cancel_requested != 0;
     job->message = row->message; /* ownership moves to the job */
     row->message = NULL;
 }

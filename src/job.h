@@ -2,6 +2,7 @@
 #ifndef ACP_JOB_H
 #define ACP_JOB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "async_platform.h"
@@ -12,9 +13,13 @@ struct acp_job_outcome {
     char **outputs;
     size_t output_count;
     char *message;
+    bool permanent;          /* acp_job_fail_permanently was called */
+    struct running_job *run; /* the run's flag and descriptor; NULL outside a worker */
 };
 
 void job_outcome_clear(acp_job_outcome *outcome);
+/* Set the outcome's message to "<@context>: <the thread's last error>". */
+void job_outcome_fail(acp_job_outcome *outcome, const char *context);
 /* A file name the platform accepts for inputs and outputs. Sets the detail
  * (prefixed with @what) and returns ACP_EINVAL when it is not. */
 int job_check_name(const char *what, const char *name);

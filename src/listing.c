@@ -77,7 +77,7 @@ int acp_list_jobs(acp_platform *p, const acp_job_filter *filter, acp_job_list *l
                          "acp_job_filter_init)",
                          filter->version);
     unsigned all = 0;
-    for (int s = ACP_STATUS_QUEUED; s <= ACP_STATUS_EXPIRED; s++)
+    for (int s = ACP_STATUS_QUEUED; s <= ACP_STATUS_CANCELLED; s++)
         all |= 1u << s;
     if (filter->statuses & ~all)
         return error_set(ACP_EINVAL, "filter.statuses: 0x%x has bits that are no status",

@@ -13,6 +13,7 @@
 #include "error.h"
 #include "maintenance.h"
 #include "platform_state.h"
+#include "record.h"
 #include "running.h"
 #include "scratch.h"
 #include "workspace.h"
@@ -25,28 +26,62 @@
 #define SWEEP_LEASES 3
 
 /* Jobs whose process died on each of their max_attempts runs are failed
- * rather than requeued, or a job that crashes its process would loop. */
+ * rather than requeued, or a job that crashes its process would loop; a
+ * run whose cancellation was requested ends cancelled. */
 static void fail_abandoned(acp_platform *p)
 {
     store_dispatch_list list = {0};
-    if (store_fail_abandoned(p->store, p->max_attempts, BATCH, &list) != 0) {
+    if (store_fail_abandoned(p->store, BATCH, &list) != 0) {
         log_warn(&p->log, "failing abandoned jobs: %s", acp_last_error());
         return;
     }
     for (size_t i = 0; i < list.count; i++) {
+        const store_dispatch *d = &list.items[i];
         char hex[ACP_JOB_ID_STRLEN];
-        acp_job_id_format(&list.items[i].id, hex);
-        log_warn(&p->log,
-                 "job %s: its lease expired on its last allowed attempt (max_attempts %u): "
-                 "failed, not requeued",
-                 hex, p->max_attempts);
+        acp_job_id_format(&d->id, hex);
+        if (d->status == ACP_STATUS_CANCELLED) {
+            atomic_fetch_add(&p->cancelled, 1);
+            log_info(&p->log, "job %s: cancelled (the process running it stopped)", hex);
+        } else {
+            log_warn(&p->log,
+                     "job %s: its lease expired on its last allowed attempt: failed, not "
+                     "requeued",
+                     hex);
+        }
         /* Services sharing the bucket see the status through the flags. */
-        if (list.items[i].layout == ACP_LAYOUT_LCP &&
-            objects_touch(p->objects, &list.items[i].id, workspace_flag(ACP_STATUS_FAILED)) != 0)
-            log_warn(&p->log, "job %s: setting %s: %s", hex, workspace_flag(ACP_STATUS_FAILED),
+        if (d->layout == ACP_LAYOUT_LCP &&
+            objects_touch(p->objects, &d->id, workspace_flag(d->status)) != 0)
+            log_warn(&p->log, "job %s: setting %s: %s", hex, workspace_flag(d->status),
                      acp_last_error());
     }
     store_dispatch_list_free(&list);
+}
+
+/* Runs asked to stop whose executor has not returned within the grace:
+ * their attempt is recorded without them, so that the job goes on (a retry
+ * after a timeout) or ends (cancelled) while the executor keeps its worker
+ * thread. One try each per tick: the database may be away. */
+static void record_overdue(acp_platform *p)
+{
+    running_job *overdue[BATCH];
+    size_t count = running_take_overdue(p, (int64_t)p->cancel_grace_seconds * 1000, overdue, BATCH);
+    for (size_t i = 0; i < count; i++) {
+        char hex[ACP_JOB_ID_STRLEN];
+        acp_job_id_format(&overdue[i]->row->id, hex);
+        int reason = atomic_load(&overdue[i]->reason);
+        int rc = record_stopped(p, overdue[i]->row, reason, hex);
+        if (rc == 0)
+            log_warn(&p->log,
+                     "job %s: its executor did not return within %u s of being asked to stop "
+                     "(%s); the attempt is recorded without it, and its worker thread stays "
+                     "with it until it returns",
+                     hex, p->cancel_grace_seconds,
+                     reason == ACP_CANCEL_TIMEOUT ? "timed out" : "cancelled");
+        else if (rc != ACP_ECONFLICT)
+            log_warn(&p->log, "job %s: recording its overdue attempt: %s; trying again", hex,
+                     acp_last_error());
+        running_release(p, overdue[i], rc == 0 || rc == ACP_ECONFLICT);
+    }
 }
 
 void maintenance_sweep(acp_platform *p)
@@ -67,8 +102,18 @@ static int renew_running(acp_platform *p)
     acp_job_id *ids;
     size_t count;
     int rc = running_copy(p, &ids, &count);
+    bool *cancel = rc || !count ? NULL : calloc(count, sizeof *cancel);
+    if (!rc && count && !cancel)
+        rc = error_set(ACP_ENOMEM, "out of memory");
     if (!rc)
-        rc = store_renew_leases(p->store, p->instance_id, p->lease_seconds, ids, count, NULL);
+        rc = store_renew_leases(p->store, p->instance_id, p->lease_seconds, ids, count, NULL,
+                                cancel);
+    /* The fallback of a notification that did not arrive (the listening
+     * connection was down). */
+    for (size_t i = 0; !rc && i < count; i++)
+        if (cancel[i] && running_signal(p, &ids[i], ACP_CANCEL_REQUESTED))
+            log_debug(&p->log, "a cancellation found by the lease renewal");
+    free(cancel);
     free(ids);
     return rc;
 }
@@ -83,14 +128,21 @@ bool maintenance_tick(acp_platform *p, bool renew)
         return false;
     }
 
+    running_check_deadlines(p);
+    record_overdue(p);
     fail_abandoned(p);
 
     bool ok = true;
     store_dispatch_list list = {0};
-    if (store_requeue_expired(p->store, p->max_attempts, BATCH, &list) == 0) {
+    if (store_requeue_expired(p->store, BATCH, &list) == 0) {
         atomic_fetch_add(&p->requeued, list.count);
-        dispatch_republish(
-            p, &list, "its lease expired (the process running it stopped) and it was requeued");
+        for (size_t i = 0; i < list.count; i++) {
+            char hex[ACP_JOB_ID_STRLEN];
+            log_info(&p->log,
+                     "job %s: its lease expired (the process running it stopped); queued for "
+                     "a retry after its back-off",
+                     acp_job_id_format(&list.items[i].id, hex));
+        }
         store_dispatch_list_free(&list);
     } else {
         log_warn(&p->log, "requeueing jobs with expired leases: %s", acp_last_error());
@@ -102,8 +154,8 @@ bool maintenance_tick(acp_platform *p, bool renew)
     if (!served)
         log_warn(&p->log, "looking for undispatched jobs: out of memory");
     else if (store_take_undispatched(p->store, p->redispatch_seconds, served, p->queue_count, BATCH,
-                                     &list) == 0) {
-        dispatch_republish(p, &list, "queued without a live message");
+                                     &list, &p->next_due_us) == 0) {
+        dispatch_republish(p, &list, "due without a live message");
         store_dispatch_list_free(&list);
     } else {
         log_warn(&p->log, "looking for undispatched jobs: %s", acp_last_error());
@@ -123,7 +175,15 @@ void *maintenance_main(void *arg)
     /* After a failed pass (the database was unreachable) the next one
      * renews first, whatever the schedule, before it requeues anything. */
     bool renew_owed = !maintenance_tick(p, false);
-    while (!platform_state_wait(p, TICK_MS, &p->maintenance_stopping)) {
+    for (;;) {
+        /* A delayed job or a retry due before the next tick has its
+         * doorbell rung on time. */
+        unsigned wait = TICK_MS;
+        int64_t until = p->next_due_us ? (p->next_due_us - clock_wall_us()) / 1000 + 1 : TICK_MS;
+        if (until < (int64_t)wait)
+            wait = until > 0 ? (unsigned)until : 0;
+        if (platform_state_wait(p, wait, &p->maintenance_stopping))
+            break;
         dispatch_keep_publishers(p);
         bool renew = renew_owed || clock_now_ms() - last_renew >= renew_every - TICK_MS / 2;
         if (renew)

@@ -199,6 +199,11 @@ static int pgpool_connect(pgpool *pool, const char *what, PGconn **out)
     return 0;
 }
 
+int pgpool_connect_own(pgpool *pool, const char *what, PGconn **out)
+{
+    return pgpool_connect(pool, what, out);
+}
+
 /* False when the connection must be reset before use: libpq already knows
  * it is broken, it is not idle, or the server sent something to an idle
  * session (its termination notice or end of file). A false alarm costs one

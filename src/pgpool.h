@@ -59,7 +59,7 @@
 #include "store.h"
 
 #define PGPOOL_MESSAGE_MAX 768
-#define PGPOOL_PARAMS_MAX  8
+#define PGPOOL_PARAMS_MAX  16
 /* Prepared statements kept per connection: the store runs about 30
  * different statements with parameters. */
 #define PGPOOL_PREPARED_MAX 64
@@ -100,6 +100,11 @@ typedef struct pgpool_params {
 
 /* Validates @cfg, creates the pool and opens its first connection. */
 int pgpool_open(pgpool **out, const acp_db_config *cfg, const logger *log);
+
+/* A connection of the caller's own, outside the pool, with the pool's
+ * settings (for LISTEN): close it with PQfinish. @what names the need in
+ * the error. */
+int pgpool_connect_own(pgpool *pool, const char *what, PGconn **out);
 
 /* Closes every connection and frees the pool. NULL is fine. */
 void pgpool_close(pgpool *pool);

@@ -15,12 +15,12 @@
 static const char *const pgvalue_status_names[] = {
     [ACP_STATUS_QUEUED] = "queued",     [ACP_STATUS_IN_PROGRESS] = "in-progress",
     [ACP_STATUS_COMPLETE] = "complete", [ACP_STATUS_FAILED] = "failed",
-    [ACP_STATUS_EXPIRED] = "expired",
+    [ACP_STATUS_EXPIRED] = "expired",   [ACP_STATUS_CANCELLED] = "cancelled",
 };
 
 const char *pgvalue_status_name(acp_job_status status)
 {
-    if (status < ACP_STATUS_QUEUED || status > ACP_STATUS_EXPIRED)
+    if (status < ACP_STATUS_QUEUED || status > PGVALUE_STATUS_LAST)
         return NULL;
     return pgvalue_status_names[status];
 }
@@ -39,7 +39,7 @@ const char *pgvalue_layout_name(acp_layout layout)
 
 int pgvalue_status_parse(const char *name, acp_job_status *out)
 {
-    for (int s = ACP_STATUS_QUEUED; s <= ACP_STATUS_EXPIRED; s++) {
+    for (int s = ACP_STATUS_QUEUED; s <= PGVALUE_STATUS_LAST; s++) {
         if (strcmp(name, pgvalue_status_names[s]) == 0) {
             *out = (acp_job_status)s;
             return 0;
@@ -128,9 +128,13 @@ int pgvalue_param_run_end(const pgpool *pool, const char *what, pgpool_params *p
                           const char *const *outputs, const uint64_t *output_sizes,
                           size_t output_count)
 {
-    if (status != ACP_STATUS_COMPLETE && status != ACP_STATUS_FAILED)
-        return pgpool_fail(pool, ACP_EINVAL, "%s: status %d is neither complete nor failed", what,
+    if (status != ACP_STATUS_COMPLETE && status != ACP_STATUS_FAILED &&
+        status != ACP_STATUS_CANCELLED)
+        return pgpool_fail(pool, ACP_EINVAL,
+                           "%s: status %d is not complete, failed or cancelled: not an end", what,
                            (int)status);
+    if (status == ACP_STATUS_CANCELLED && !message)
+        message = "cancelled";
     int rc = pgvalue_text_array(pool, what, outputs, output_count, names);
     if (!rc)
         rc = pgvalue_size_array(pool, what, output_sizes, output_count, sizes);
@@ -293,7 +297,7 @@ static int pgvalue_parse_sizes(const pgpool *pool, const char *column, const PGr
     return 0;
 }
 
-static int pgvalue_parse_layout(const pgpool *pool, const char *name, acp_layout *out)
+int pgvalue_parse_layout(const pgpool *pool, const char *name, acp_layout *out)
 {
     if (strcmp(name, "native") == 0)
         *out = ACP_LAYOUT_NATIVE;
@@ -331,6 +335,13 @@ int pgvalue_read_job(const pgpool *pool, const PGresult *res, int row, store_job
     job->grabbed = pgvalue_get_int64(res, row, 7);
     job->finished = pgvalue_get_int64(res, row, 8);
     job->attempts = (unsigned)pgvalue_get_int64(res, row, 10);
+    job->priority = (int)pgvalue_get_int64(res, row, 15);
+    job->not_before = pgvalue_get_int64(res, row, 16);
+    job->max_attempts = (unsigned)pgvalue_get_int64(res, row, 17);
+    job->timeout_seconds = (unsigned)pgvalue_get_int64(res, row, 18);
+    job->backoff_base_ms = (unsigned)pgvalue_get_int64(res, row, 19);
+    job->backoff_max_ms = (unsigned)pgvalue_get_int64(res, row, 20);
+    job->cancel_requested = pgvalue_get_int64(res, row, 21);
     return 0;
 }
 
@@ -377,6 +388,13 @@ int pgvalue_read_dispatch_list(const pgpool *pool, const PGresult *res, store_di
             return rc;
         }
         item->failures = (unsigned)pgvalue_get_int64(res, r, 3);
+        item->status = ACP_STATUS_QUEUED;
+        if (PQnfields(res) > 5 && pgvalue_status_parse(PQgetvalue(res, r, 5), &item->status) != 0) {
+            out->count = (size_t)r + 1;
+            store_dispatch_list_free(out);
+            return pgpool_fail(pool, ACP_EDB, "job %s has an unknown status '%s'",
+                               PQgetvalue(res, r, 0), PQgetvalue(res, r, 5));
+        }
     }
     out->count = (size_t)rows;
     return 0;

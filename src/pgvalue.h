@@ -26,10 +26,15 @@
     "(extract(epoch FROM last_accessed) * 1000000)::bigint, "                                      \
     "(extract(epoch FROM grabbed) * 1000000)::bigint, "                                            \
     "(extract(epoch FROM finished) * 1000000)::bigint, error, attempts, layout, "                  \
-    "input_sizes::text, array_to_json(output_files)::text, output_sizes::text"
-#define PGVALUE_JOB_COLUMN_COUNT 15
+    "input_sizes::text, array_to_json(output_files)::text, output_sizes::text, priority, "         \
+    "(extract(epoch FROM not_before) * 1000000)::bigint, max_attempts, timeout_seconds, "          \
+    "backoff_base_ms, backoff_max_ms, "                                                            \
+    "(extract(epoch FROM cancel_requested) * 1000000)::bigint"
+#define PGVALUE_JOB_COLUMN_COUNT 22
 
-#define PGVALUE_STATUS_COUNT (ACP_STATUS_EXPIRED - ACP_STATUS_QUEUED + 1)
+/* The last status compute.jobs knows. */
+#define PGVALUE_STATUS_LAST  ACP_STATUS_CANCELLED
+#define PGVALUE_STATUS_COUNT (PGVALUE_STATUS_LAST - ACP_STATUS_QUEUED + 1)
 
 /* The name compute.jobs stores for @status; NULL for no status. */
 const char *pgvalue_status_name(acp_job_status status);
@@ -40,6 +45,9 @@ int pgvalue_status_parse(const char *name, acp_job_status *out);
 /* The name compute.jobs stores for @layout ("native" or "lcp"; the default
  * is "lcp", as store_run_options says); NULL for no layout. */
 const char *pgvalue_layout_name(acp_layout layout);
+
+/* The layout named @name ("native" or "lcp"); ACP_EDB for another name. */
+int pgvalue_parse_layout(const pgpool *pool, const char *name, acp_layout *out);
 
 /* Ids go as binary bytea, 16 bytes: no hex round trip, no escaping. */
 void pgvalue_param_id(pgpool_params *p, const acp_job_id *id);
@@ -92,7 +100,8 @@ int pgvalue_read_job(const pgpool *pool, const PGresult *res, int row, store_job
 /* Rows of PGVALUE_JOB_COLUMNS into a new array. */
 int pgvalue_read_jobs(const pgpool *pool, const PGresult *res, store_job **out, size_t *count);
 
-/* Rows of (hex id, queue, config, dispatch_failures, layout) into @out. */
+/* Rows of (hex id, queue, config, dispatch_failures, layout[, status])
+ * into @out; the status is queued when the rows have no sixth column. */
 int pgvalue_read_dispatch_list(const pgpool *pool, const PGresult *res, store_dispatch_list *out);
 
 #endif

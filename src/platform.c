@@ -9,6 +9,7 @@
 #include "config.h"
 #include "dispatch.h"
 #include "error.h"
+#include "listener.h"
 #include "maintenance.h"
 #include "platform.h"
 #include "platform_state.h"
@@ -63,6 +64,8 @@ int platform_init_with(acp_platform **out, const acp_config *config,
     p->expiration_days = config->expiration_days;
     p->prune_interval = config->prune_interval;
     p->max_attempts = config->max_attempts ? config->max_attempts : CONFIG_DEFAULT_MAX_ATTEMPTS;
+    p->cancel_grace_seconds =
+        config->cancel_grace_seconds ? config->cancel_grace_seconds : CONFIG_DEFAULT_CANCEL_GRACE;
     p->result_retry_seconds =
         config->result_retry_seconds ? config->result_retry_seconds : CONFIG_RESULT_RETRY_DEFAULT;
     p->layout = config->layout == ACP_LAYOUT_LCP ? ACP_LAYOUT_LCP : ACP_LAYOUT_NATIVE;
@@ -114,6 +117,11 @@ int platform_init_with(acp_platform **out, const acp_config *config,
         return rc;
     }
     p->pruner_started = true;
+    if ((rc = listener_start(p, &p->listener)) != 0) {
+        p->factory.free = NULL;
+        acp_shutdown(p);
+        return rc;
+    }
 workers:
     for (size_t i = 0; i < p->queue_count; i++)
         if ((rc = worker_start_all(&p->queues[i]))) {
@@ -184,5 +192,7 @@ void acp_shutdown(acp_platform *p)
         pthread_join(p->maintenance, NULL);
     if (p->pruner_started)
         pthread_join(p->pruner, NULL);
+    listener_stop(p->listener);
+    p->listener = NULL;
     platform_state_release(p);
 }

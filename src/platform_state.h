@@ -61,6 +61,9 @@ struct acp_platform {
     unsigned claim_stale_seconds; /* 0: CLAIM_STALE_SECONDS; tests lower it */
     unsigned cancel_grace_ms;     /* 0: WORKER_CANCEL_GRACE_MS; tests raise it */
     unsigned max_attempts;        /* config.max_attempts, 0 replaced by the default */
+    unsigned cancel_grace_seconds;
+    int64_t next_due_us;       /* the maintenance thread's: when the next delayed job is due; 0 */
+    struct listener *listener; /* LISTEN connection for cancellations; NULL before */
     /* The layout of new jobs and re-runs: ACP_LAYOUT_NATIVE or
      * ACP_LAYOUT_LCP (never DEFAULT). A job keeps the layout in its row. */
     acp_layout layout;
@@ -78,7 +81,6 @@ struct acp_platform {
     atomic_uint_least64_t submitted, started, completed, failed, requeued, expired;
     atomic_uint_least64_t published, acked, dropped;
     atomic_uint_least64_t retried, cancelled, timed_out;
-    atomic_int overdue; /* executors running past their recorded attempt */
 
     atomic_bool stopping;             /* workers take no new messages */
     atomic_bool maintenance_stopping; /* set once the workers are done */
@@ -90,7 +92,7 @@ struct acp_platform {
     pthread_t pruner;
     /* The jobs this process is running now, from their claim until their
      * run is recorded or given up: the only leases it renews. */
-    acp_job_id *running;
+    struct running_job **running;
     size_t running_count, running_size;
     /* References: one for the host's handle plus one per live worker
      * thread; the last one released frees the platform, so workers that

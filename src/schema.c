@@ -107,6 +107,28 @@ static const schema_migration schema_migrations[] = {
         "INSERT INTO compute.meta (key, value)\n"
         "  VALUES ('acp_database_id', gen_random_uuid()::text)\n"
         "  ON CONFLICT (key) DO NOTHING;\n"},
+    /* Job control (store.h, store_migrate): the columns, the status
+     * 'cancelled', and two partial indexes over queued rows only, which
+     * stay as small as the queues: the claim's order (and the queue
+     * position's ranges) and the due undispatched jobs. Queued rows from
+     * before keep their order: they are due since they were created. */
+    {5, "ALTER TABLE compute.jobs\n"
+        "  ADD COLUMN IF NOT EXISTS priority INTEGER NOT NULL DEFAULT 50,\n"
+        "  ADD COLUMN IF NOT EXISTS not_before TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(),\n"
+        "  ADD COLUMN IF NOT EXISTS max_attempts INTEGER NOT NULL DEFAULT 3,\n"
+        "  ADD COLUMN IF NOT EXISTS timeout_seconds INTEGER NOT NULL DEFAULT 0,\n"
+        "  ADD COLUMN IF NOT EXISTS backoff_base_ms INTEGER NOT NULL DEFAULT 1000,\n"
+        "  ADD COLUMN IF NOT EXISTS backoff_max_ms INTEGER NOT NULL DEFAULT 300000,\n"
+        "  ADD COLUMN IF NOT EXISTS cancel_requested TIMESTAMP WITH TIME ZONE;\n"
+        "UPDATE compute.jobs SET not_before = created WHERE status = 'queued';\n"
+        "ALTER TABLE compute.jobs DROP CONSTRAINT IF EXISTS compute_job_status_enum;\n"
+        "ALTER TABLE compute.jobs ADD CONSTRAINT compute_job_status_enum\n"
+        "  CHECK ( status IN ('queued', 'in-progress', 'complete', 'failed', 'expired',\n"
+        "                     'cancelled') );\n"
+        "CREATE INDEX IF NOT EXISTS jobs_claim_idx\n"
+        "  ON compute.jobs (queue, priority DESC, not_before, job_id) WHERE status = 'queued';\n"
+        "CREATE INDEX IF NOT EXISTS jobs_due_idx\n"
+        "  ON compute.jobs (not_before) WHERE status = 'queued' AND dispatched IS NULL;\n"},
 };
 
 #define SCHEMA_MIGRATION_COUNT (sizeof schema_migrations / sizeof schema_migrations[0])

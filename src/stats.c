@@ -4,6 +4,7 @@
 
 #include "error.h"
 #include "platform_state.h"
+#include "running.h"
 
 int acp_get_stats(acp_platform *p, acp_stats *stats)
 {
@@ -38,7 +39,7 @@ int acp_get_stats(acp_platform *p, acp_stats *stats)
         .jobs_retried = atomic_load(&p->retried),
         .jobs_cancelled = atomic_load(&p->cancelled),
         .jobs_timed_out = atomic_load(&p->timed_out),
-        .executors_overdue = (unsigned)atomic_load(&p->overdue),
+        .executors_overdue = (unsigned)running_overdue_count(p),
     };
     /* Only the fields of the caller's version: its structure may be older. */
     size_t size = stats->version == 1 ? offsetof(acp_stats, jobs_retried) : sizeof all;

@@ -100,10 +100,21 @@ int store_fail_undispatchable(store *st, const acp_job_id *id, const char *messa
     return st ? st->ops->fail_undispatchable(st, id, message) : store_null(__func__);
 }
 
-int store_claim(store *st, const acp_job_id *id, const char *queue, const char *owner,
-                unsigned lease_seconds, store_job *out)
+int store_claim(store *st, const char *queue, const char *owner, unsigned lease_seconds,
+                store_job *out)
 {
-    return st ? st->ops->claim(st, id, queue, owner, lease_seconds, out) : store_null(__func__);
+    return st ? st->ops->claim(st, queue, owner, lease_seconds, out) : store_null(__func__);
+}
+
+int store_retry(store *st, const acp_job_id *id, const char *owner, const char *message,
+                unsigned delay_ms)
+{
+    return st ? st->ops->retry(st, id, owner, message, delay_ms) : store_null(__func__);
+}
+
+int store_cancel(store *st, const acp_job_id *id, acp_job_status *previous, acp_layout *layout)
+{
+    return st ? st->ops->cancel(st, id, previous, layout) : store_null(__func__);
 }
 
 int store_finish(store *st, const acp_job_id *id, const char *owner, acp_job_status status,
@@ -115,31 +126,31 @@ int store_finish(store *st, const acp_job_id *id, const char *owner, acp_job_sta
 }
 
 int store_renew_leases(store *st, const char *owner, unsigned lease_seconds, const acp_job_id *ids,
-                       size_t count, size_t *renewed)
+                       size_t count, size_t *renewed, bool *cancel)
 {
     if (st)
-        return st->ops->renew_leases(st, owner, lease_seconds, ids, count, renewed);
+        return st->ops->renew_leases(st, owner, lease_seconds, ids, count, renewed, cancel);
     if (renewed)
         *renewed = 0;
     return store_null(__func__);
 }
 
-int store_requeue_expired(store *st, unsigned max_attempts, size_t limit, store_dispatch_list *out)
+int store_requeue_expired(store *st, size_t limit, store_dispatch_list *out)
 {
-    return st ? st->ops->requeue_expired(st, max_attempts, limit, out)
-              : store_null("requeue expired leases");
+    return st ? st->ops->requeue_expired(st, limit, out) : store_null("requeue expired leases");
 }
 
-int store_fail_abandoned(store *st, unsigned max_attempts, size_t limit, store_dispatch_list *out)
+int store_fail_abandoned(store *st, size_t limit, store_dispatch_list *out)
 {
-    return st ? st->ops->fail_abandoned(st, max_attempts, limit, out)
-              : store_null("fail abandoned jobs");
+    return st ? st->ops->fail_abandoned(st, limit, out) : store_null("fail abandoned jobs");
 }
 
 int store_take_undispatched(store *st, unsigned older_than_seconds, const char *const *queues,
-                            size_t queue_count, size_t limit, store_dispatch_list *out)
+                            size_t queue_count, size_t limit, store_dispatch_list *out,
+                            int64_t *next_due)
 {
-    return st ? st->ops->take_undispatched(st, older_than_seconds, queues, queue_count, limit, out)
+    return st ? st->ops->take_undispatched(st, older_than_seconds, queues, queue_count, limit, out,
+                                           next_due)
               : store_null("take undispatched jobs");
 }
 

@@ -61,6 +61,14 @@ typedef struct store_job {
     char *message;       /* failure message (column error) or NULL */
     unsigned attempts;   /* times claimed */
     long queue_position; /* filled by store_get for queued jobs, else -1 */
+    /* Job control (migration 5). */
+    int priority;
+    int64_t not_before;       /* when a queued job becomes claimable */
+    unsigned max_attempts;    /* attempts before a failure is final */
+    unsigned timeout_seconds; /* each attempt's limit; 0 none */
+    unsigned backoff_base_ms; /* retry back-off: full jitter below */
+    unsigned backoff_max_ms;  /* min(max, base x 2^(attempts-1)) */
+    int64_t cancel_requested; /* when acp_cancel_job asked a run to stop; 0 */
 } store_job;
 
 /* An empty row (queue_position -1): what store_job_free leaves. */
@@ -87,7 +95,14 @@ void store_close(store *st);
  * int NOT NULL DEFAULT 0 and dispatch_retry timestamptz for the
  * re-dispatch back-off (3); layout text NOT NULL DEFAULT 'lcp' CHECK (layout
  * IN ('native', 'lcp')), input_sizes bigint[] and output_sizes bigint[], and
- * the meta row 'acp_database_id', a random UUID made once (4). Runs inside one
+ * the meta row 'acp_database_id', a random UUID made once (4); job control:
+ * priority int NOT NULL DEFAULT 50, not_before timestamptz NOT NULL (queued
+ * rows get their created), max_attempts int NOT NULL DEFAULT 3,
+ * timeout_seconds, backoff_base_ms, backoff_max_ms int NOT NULL,
+ * cancel_requested timestamptz, status 'cancelled' allowed, and the
+ * partial indexes of the claim (queue, priority DESC, not_before, job_id)
+ * and of due undispatched jobs (not_before), both WHERE status = 'queued'
+ * (5). Runs inside one
  * transaction holding an advisory lock, so processes starting together do
  * not race; a database already at the current version is left alone.
  * Called by store_open. PostgreSQL only: ACP_EINVAL for another store. */
@@ -102,30 +117,38 @@ int store_get(store *st, const acp_job_id *id, store_job *out);
 int store_touch(store *st, const acp_job_id *id);
 
 /* What a new run carries besides its queue, config and input names; NULL
- * stands for { ACP_LAYOUT_LCP, NULL }. Later job control settings
- * (priority, delays, limits) are to be added here. */
+ * stands for { ACP_LAYOUT_LCP, NULL } with the defaults below. */
 typedef struct store_run_options {
     acp_layout layout;           /* ACP_LAYOUT_NATIVE or ACP_LAYOUT_LCP (DEFAULT reads LCP) */
     const uint64_t *input_sizes; /* input_count sizes, or NULL when not known */
+    int priority;                /* ACP_PRIORITY_*; NULL options: ACP_PRIORITY_DEFAULT */
+    int64_t not_before;          /* µs since the epoch; 0 (and NULL options): now() */
+    unsigned max_attempts;       /* 0 (and NULL options): CONFIG_DEFAULT_MAX_ATTEMPTS */
+    unsigned timeout_seconds;    /* 0: none */
+    unsigned backoff_base_ms;    /* 0 (and NULL options): 1000 */
+    unsigned backoff_max_ms;     /* 0 (and NULL options): 300000 */
 } store_run_options;
 
 /* Q-INSERT of a new queued job (created = last_accessed = now(), attempts 0,
- * dispatched = now(): the caller publishes its message next and calls
- * store_clear_dispatched if that fails; if the caller dies first, the job is
- * redispatched once the redispatch window has passed), with @opt's layout
- * and input sizes. ACP_ECONFLICT when a row with that id exists (and then
+ * with @opt's layout, input sizes and job control; not_before = the later
+ * of now() and @opt->not_before). Returns 0 when it is due now:
+ * dispatched = now(), and the caller publishes its message next and calls
+ * store_clear_dispatched if that fails (if the caller dies first, the job
+ * is redispatched once the redispatch window has passed). Returns 1 when
+ * it is due later: dispatched NULL, and store_take_undispatched hands it
+ * out once it is due. ACP_ECONFLICT when a row with that id exists (and then
  * nothing is changed: INSERT ... ON CONFLICT DO NOTHING, so the caller can
  * try it first without a lookup). */
 int store_insert(store *st, const acp_job_id *id, const char *queue, const char *config,
                  const char *const *inputs, size_t input_count, const store_run_options *opt);
 
-/* Re-run an owned job that is complete, failed or expired: status queued,
- * the new queue, config, inputs and @opt's layout and input sizes,
- * last_accessed = dispatched = now(), attempts 0 (a new run), grabbed,
- * finished, error, lease, output_files and output_sizes cleared; created is
- * kept. Only when
- * the row's status is one of those three: otherwise ACP_ECONFLICT (the
- * caller re-reads it). ACP_ENOTFOUND when there is no row. */
+/* Re-run an owned job that is complete, failed, expired or cancelled:
+ * status queued, the new queue, config, inputs and @opt's layout, input
+ * sizes and job control, last_accessed = now(), dispatched and the return
+ * value (0 or 1) as for store_insert, attempts 0 (a new run), grabbed, finished, error, lease,
+ * cancel_requested, output_files and output_sizes cleared; created is kept.
+ * Only when the row's status is one of those four: otherwise ACP_ECONFLICT
+ * (the caller re-reads it). ACP_ENOTFOUND when there is no row. */
 int store_requeue(store *st, const acp_job_id *id, const char *queue, const char *config,
                   const char *const *inputs, size_t input_count, const store_run_options *opt);
 
@@ -148,16 +171,37 @@ int store_dispatch_failed(store *st, const acp_job_id *id);
  * ACP_ENOTFOUND when there is no row. */
 int store_fail_undispatchable(store *st, const acp_job_id *id, const char *message);
 
-/* The atomic claim: queued -> in-progress in one UPDATE ... WHERE status =
- * 'queued' AND queue = @queue, setting grabbed = now(), lease_owner =
- * @owner, lease_expires = now() + @lease_seconds, attempts + 1, RETURNING
- * the row into @out. Returns 0 when claimed, ACP_ECONFLICT when the job is
- * not claimable (not queued, another queue, already claimed: a duplicate or
- * stale message), ACP_ENOTFOUND when there is no row. */
-int store_claim(store *st, const acp_job_id *id, const char *queue, const char *owner,
-                unsigned lease_seconds, store_job *out);
+/* The claim of a doorbell: the best due job of @queue (status queued,
+ * not_before <= now(); the highest priority, then the smallest not_before,
+ * then the smallest id) becomes in-progress in one statement (picked FOR
+ * UPDATE SKIP LOCKED, so concurrent claimers take different jobs), with
+ * grabbed = now(), lease_owner = @owner, lease_expires = now() +
+ * @lease_seconds, attempts + 1, RETURNING the row into @out. Returns 0 when
+ * claimed, ACP_ENOTFOUND when no job of the queue is due. */
+int store_claim(store *st, const char *queue, const char *owner, unsigned lease_seconds,
+                store_job *out);
 
-/* Finish a claimed job, fenced by the lease: status = complete or failed,
+/* A failed attempt with attempts left, fenced by the lease as store_finish:
+ * status queued, not_before = now() + @delay_ms, error = @message,
+ * dispatched NULL (store_take_undispatched publishes it when due), grabbed
+ * and lease cleared; attempts kept. Returns 0, or ACP_ECONFLICT when @owner
+ * no longer holds the lease or the job's cancellation was requested (then
+ * nothing changes: the caller finishes it cancelled instead). */
+int store_retry(store *st, const acp_job_id *id, const char *owner, const char *message,
+                unsigned delay_ms);
+
+/* Cancel: a queued job becomes cancelled (finished = now(), error
+ * "cancelled", dispatched cleared); an in-progress one gets
+ * cancel_requested = now() (kept if already set) and a NOTIFY on channel
+ * STORE_CANCEL_CHANNEL with its hex id as payload, sent at commit.
+ * *@previous gets the status before, *@layout the run's layout (both may
+ * be NULL). ACP_ENOTFOUND when there is no row, ACP_ECONFLICT when its
+ * status is none of the two (the detail names it). */
+#define STORE_CANCEL_CHANNEL "acp_cancel"
+int store_cancel(store *st, const acp_job_id *id, acp_job_status *previous, acp_layout *layout);
+
+/* Finish a claimed job, fenced by the lease: status = complete, failed or
+ * cancelled (then error "cancelled" when @message is NULL),
  * finished = now(), error = @message (may be NULL), output_files =
  * @outputs, output_sizes = @output_sizes (NULL: the column NULL), lease
  * cleared, WHERE status = 'in-progress' AND lease_owner =
@@ -171,9 +215,10 @@ int store_finish(store *st, const acp_job_id *id, const char *owner, acp_job_sta
  * now) to now() + @lease_seconds; never those of other jobs, even with the
  * same owner (an abandoned run's lease must run out). Rows locked by a run
  * being recorded are skipped, not waited for. @renewed gets the number of
- * rows (may be NULL). */
+ * rows (may be NULL); @cancel (NULL, or @count entries) whether each job's
+ * cancellation was requested (the fallback of a lost NOTIFY). */
 int store_renew_leases(store *st, const char *owner, unsigned lease_seconds, const acp_job_id *ids,
-                       size_t count, size_t *renewed);
+                       size_t count, size_t *renewed, bool *cancel);
 
 /* A job to (re)publish: id, queue and config (owned; free with
  * store_dispatch_list_free), its failed publishes in a row (only from
@@ -185,6 +230,7 @@ typedef struct store_dispatch {
     char *config;
     unsigned failures;
     acp_layout layout;
+    acp_job_status status; /* store_fail_abandoned: what the job became; else queued */
 } store_dispatch;
 
 typedef struct store_dispatch_list {
@@ -194,27 +240,34 @@ typedef struct store_dispatch_list {
 
 void store_dispatch_list_free(store_dispatch_list *list);
 
-/* Requeue in-progress jobs whose lease expired before now() (any owner) and
- * that were claimed fewer than @max_attempts times: status queued, grabbed
- * and lease cleared, dispatched = now() (the caller publishes them, and
- * clears dispatched when that fails), RETURNING them. At most @limit rows
- * per call. */
-int store_requeue_expired(store *st, unsigned max_attempts, size_t limit, store_dispatch_list *out);
+/* Requeue in-progress jobs whose lease expired before now() (any owner),
+ * that were claimed fewer than their max_attempts times and whose
+ * cancellation was not requested, for a retry: status queued, grabbed and
+ * lease cleared, error "attempt N stopped: the process running it stopped
+ * (its lease expired)", not_before = now() + the row's back-off for
+ * attempt N (full jitter), dispatched NULL (store_take_undispatched hands
+ * them out when due), RETURNING them. At most @limit rows per call. */
+int store_requeue_expired(store *st, size_t limit, store_dispatch_list *out);
 
 /* The others: in-progress jobs whose lease expired and that were claimed
- * @max_attempts times or more become failed, finished = now(), lease
- * cleared, error "abandoned N times: the process running it stopped each
- * time (its lease expired)", RETURNING them (not to be published). At most
- * @limit rows per call. */
-int store_fail_abandoned(store *st, unsigned max_attempts, size_t limit, store_dispatch_list *out);
+ * their max_attempts times or more become failed, finished = now(), lease
+ * cleared, error "abandoned: the process running attempt N of N stopped
+ * (its lease expired)"; those whose cancellation was requested become
+ * cancelled (error "cancelled"). RETURNING them (not to be published), the
+ * status each got in store_dispatch.status. At most @limit rows per call. */
+int store_fail_abandoned(store *st, size_t limit, store_dispatch_list *out);
 
-/* Queued jobs of one of the @queue_count @queues whose message is
- * unpublished (dispatched IS NULL, and dispatch_retry, if any, has come) or
- * was published more than @older_than_seconds ago, oldest first, at most
- * @limit. Their dispatched is set to now() in the same statement (so two
- * processes do not both republish). */
+/* Due queued jobs (not_before <= now()) of one of the @queue_count @queues
+ * whose message is unpublished (dispatched IS NULL, and dispatch_retry, if
+ * any, has come) or was published more than @older_than_seconds ago, in
+ * claim order (priority, then not_before), at most @limit. Their dispatched
+ * is set to now() in the same statement (so two processes do not both
+ * republish). *@next_due (may be NULL) gets the earliest not_before after
+ * now() of an undispatched queued job of those queues, µs since the epoch,
+ * or 0 when there is none: when to look again. */
 int store_take_undispatched(store *st, unsigned older_than_seconds, const char *const *queues,
-                            size_t queue_count, size_t limit, store_dispatch_list *out);
+                            size_t queue_count, size_t limit, store_dispatch_list *out,
+                            int64_t *next_due);
 
 /* Q-DELETE. ACP_ENOTFOUND when there is no row. */
 int store_delete(store *st, const acp_job_id *id);
@@ -324,18 +377,21 @@ typedef struct store_ops {
     int (*clear_dispatched)(store *st, const acp_job_id *id);
     int (*dispatch_failed)(store *st, const acp_job_id *id);
     int (*fail_undispatchable)(store *st, const acp_job_id *id, const char *message);
-    int (*claim)(store *st, const acp_job_id *id, const char *queue, const char *owner,
-                 unsigned lease_seconds, store_job *out);
+    int (*claim)(store *st, const char *queue, const char *owner, unsigned lease_seconds,
+                 store_job *out);
+    int (*retry)(store *st, const acp_job_id *id, const char *owner, const char *message,
+                 unsigned delay_ms);
+    int (*cancel)(store *st, const acp_job_id *id, acp_job_status *previous, acp_layout *layout);
     int (*finish)(store *st, const acp_job_id *id, const char *owner, acp_job_status status,
                   const char *message, const char *const *outputs, const uint64_t *output_sizes,
                   size_t output_count);
     int (*renew_leases)(store *st, const char *owner, unsigned lease_seconds, const acp_job_id *ids,
-                        size_t count, size_t *renewed);
-    int (*requeue_expired)(store *st, unsigned max_attempts, size_t limit,
-                           store_dispatch_list *out);
-    int (*fail_abandoned)(store *st, unsigned max_attempts, size_t limit, store_dispatch_list *out);
+                        size_t count, size_t *renewed, bool *cancel);
+    int (*requeue_expired)(store *st, size_t limit, store_dispatch_list *out);
+    int (*fail_abandoned)(store *st, size_t limit, store_dispatch_list *out);
     int (*take_undispatched)(store *st, unsigned older_than_seconds, const char *const *queues,
-                             size_t queue_count, size_t limit, store_dispatch_list *out);
+                             size_t queue_count, size_t limit, store_dispatch_list *out,
+                             int64_t *next_due);
     int (*delete_job)(store *st, const acp_job_id *id);
     int (*expire_begin)(store *st, const acp_job_id *id, int64_t complete_accessed_before,
                         store_tx **tx, acp_job_status *previous);

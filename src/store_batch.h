@@ -9,11 +9,12 @@
 
 #include "store.h"
 
-int store_batch_requeue_expired(store *st, unsigned max_attempts, size_t limit,
-                                store_dispatch_list *out);
-int store_batch_fail_abandoned(store *st, unsigned max_attempts, size_t limit,
-                               store_dispatch_list *out);
+#include <stdint.h>
+
+int store_batch_requeue_expired(store *st, size_t limit, store_dispatch_list *out);
+int store_batch_fail_abandoned(store *st, size_t limit, store_dispatch_list *out);
 int store_batch_take_undispatched(store *st, unsigned older_than_seconds, const char *const *queues,
-                                  size_t queue_count, size_t limit, store_dispatch_list *out);
+                                  size_t queue_count, size_t limit, store_dispatch_list *out,
+                                  int64_t *next_due);
 
 #endif

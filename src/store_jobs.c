@@ -8,12 +8,32 @@
 #include <string.h>
 
 #include "buf.h"
+#include "config.h"
 #include "error.h"
 #include "pgvalue.h"
 
 /* Seconds: the longest wait before publishing a job's message again after
  * failed attempts. */
 #define STORE_JOBS_BACKOFF_MAX "60"
+/* When a written run becomes due, from $8 (µs, 0: now): never before now,
+ * so that a time in the past cannot jump the queue. */
+#define STORE_JOBS_DUE_SQL                                                                         \
+    "greatest(now(), CASE WHEN $8::bigint = 0 THEN now() "                                         \
+    "ELSE to_timestamp($8::bigint / 1000000.0) END)"
+
+void store_jobs_control_defaults(const store_run_options *opt, store_run_options *out)
+{
+    if (opt)
+        *out = *opt;
+    else
+        *out = (store_run_options){.layout = ACP_LAYOUT_LCP, .priority = ACP_PRIORITY_DEFAULT};
+    if (!out->max_attempts)
+        out->max_attempts = CONFIG_DEFAULT_MAX_ATTEMPTS;
+    if (!out->backoff_base_ms)
+        out->backoff_base_ms = CONFIG_DEFAULT_RETRY_BASE_MS;
+    if (!out->backoff_max_ms)
+        out->backoff_max_ms = CONFIG_DEFAULT_RETRY_MAX_MS;
+}
 
 bool store_jobs_matched(const PGresult *res)
 {
@@ -87,18 +107,23 @@ int store_jobs_get(store *base, const acp_job_id *id, store_job *out)
     char hex[ACP_JOB_ID_STRLEN], what[64];
     snprintf(what, sizeof what, "get job %s", acp_job_id_format(id, hex));
     PGresult *res;
-    /* The position counts queued jobs of the same queue ahead of this one:
-     * created earlier, or at the same instant with a smaller id, so that
-     * positions are distinct; at most ACP_QUEUE_POSITION_MAX of them, read
-     * from the (queue, status, created, job_id) index, so that the cost
-     * does not grow with the queue. */
+    /* The position counts the queued jobs of the same queue that the claim
+     * takes before this one: of a higher priority, or of the same priority
+     * and due earlier (a smaller id at the same instant, so that positions
+     * are distinct). Two range scans of the claim's index, each of at most
+     * ACP_QUEUE_POSITION_MAX rows, so that the cost does not grow with the
+     * queue. */
     int rc = store_jobs_by_id(
         pool, id, true, what,
         "SELECT " PGVALUE_JOB_COLUMNS ", "
-        "CASE WHEN j.status = 'queued' THEN (SELECT count(*) FROM (SELECT 1 FROM compute.jobs q "
-        "  WHERE q.queue = j.queue AND q.status = 'queued' "
-        "  AND (q.created, q.job_id) < (j.created, j.job_id) "
-        "  LIMIT 1000) ahead) ELSE -1 END "
+        "CASE WHEN j.status = 'queued' THEN least(1000, "
+        " (SELECT count(*) FROM (SELECT 1 FROM compute.jobs q "
+        "  WHERE q.queue = j.queue AND q.status = 'queued' AND q.priority > j.priority "
+        "  LIMIT 1000) higher) + "
+        " (SELECT count(*) FROM (SELECT 1 FROM compute.jobs q "
+        "  WHERE q.queue = j.queue AND q.status = 'queued' AND q.priority = j.priority "
+        "  AND (q.not_before, q.job_id) < (j.not_before, j.job_id) LIMIT 1000) earlier)) "
+        "ELSE -1 END "
         "FROM compute.jobs j WHERE j.job_id = $1::bytea",
         &res);
     if (rc)
@@ -122,8 +147,10 @@ int store_jobs_touch(store *base, const acp_job_id *id)
 }
 
 /* Insert or requeue: the statement @sql takes $1 id, $2 queue, $3 config,
- * $4 the input names, $5 the layout and $6 the input sizes (NULL when not
- * known). @what names the operation in messages. */
+ * $4 the input names, $5 the layout, $6 the input sizes (NULL when not
+ * known), $7 the priority, $8 not_before (µs, 0: now), $9 max_attempts,
+ * $10 timeout_seconds, $11 backoff_base_ms and $12 backoff_max_ms. @what
+ * names the operation in messages. */
 static int store_jobs_write_run(pgpool *pool, const acp_job_id *id, const char *queue,
                                 const char *config, const char *const *inputs, size_t input_count,
                                 const store_run_options *opt, const char *what, const char *sql,
@@ -147,6 +174,17 @@ static int store_jobs_write_run(pgpool *pool, const acp_job_id *id, const char *
         pgvalue_param_text(&p, array.data);
         pgvalue_param_text(&p, layout);
         pgvalue_param_text(&p, sizes.data);
+        store_run_options fill;
+        store_jobs_control_defaults(opt, &fill);
+        char numbers[6][24];
+        snprintf(numbers[0], sizeof numbers[0], "%d", fill.priority);
+        snprintf(numbers[1], sizeof numbers[1], "%lld", (long long)fill.not_before);
+        snprintf(numbers[2], sizeof numbers[2], "%u", fill.max_attempts);
+        snprintf(numbers[3], sizeof numbers[3], "%u", fill.timeout_seconds);
+        snprintf(numbers[4], sizeof numbers[4], "%u", fill.backoff_base_ms);
+        snprintf(numbers[5], sizeof numbers[5], "%u", fill.backoff_max_ms);
+        for (int i = 0; i < 6; i++)
+            pgvalue_param_text(&p, numbers[i]);
         rc = pgpool_query(pool, false, what, sql, &p, res);
     }
     buf_free(&array);
@@ -167,15 +205,21 @@ int store_jobs_insert(store *base, const acp_job_id *id, const char *queue, cons
     int rc = store_jobs_write_run(
         pool, id, queue, config, inputs, input_count, opt, what,
         "INSERT INTO compute.jobs (job_id, status, queue, config, input_files, layout, "
-        "input_sizes, created, last_accessed, dispatched) "
-        "VALUES ($1::bytea, 'queued', $2, $3, $4::varchar[], $5, $6::bigint[], now(), now(), "
-        "now()) ON CONFLICT (job_id) DO NOTHING",
+        "input_sizes, created, last_accessed, dispatched, priority, not_before, max_attempts, "
+        "timeout_seconds, backoff_base_ms, backoff_max_ms) "
+        "SELECT $1::bytea, 'queued', $2, $3, $4::varchar[], $5, $6::bigint[], now(), now(), "
+        "CASE WHEN t.due <= now() THEN now() END, $7::int, t.due, $9::int, $10::int, $11::int, "
+        "$12::int FROM (SELECT " STORE_JOBS_DUE_SQL " AS due) t "
+        "ON CONFLICT (job_id) DO NOTHING RETURNING dispatched IS NOT NULL",
         &res);
     if (rc)
         return rc;
     bool inserted = store_jobs_matched(res);
+    bool due = inserted && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
-    return inserted ? 0 : pgpool_fail(pool, ACP_ECONFLICT, "job %s already exists", hex);
+    if (!inserted)
+        return pgpool_fail(pool, ACP_ECONFLICT, "job %s already exists", hex);
+    return due ? 0 : 1;
 }
 
 int store_jobs_requeue(store *base, const acp_job_id *id, const char *queue, const char *config,
@@ -194,16 +238,23 @@ int store_jobs_requeue(store *base, const acp_job_id *id, const char *queue, con
         "input_files = $4::varchar[], layout = $5, input_sizes = $6::bigint[], "
         "last_accessed = now(), grabbed = NULL, "
         "finished = NULL, error = NULL, lease_owner = NULL, lease_expires = NULL, "
-        "dispatched = now(), output_files = NULL, output_sizes = NULL, attempts = 0 "
-        "WHERE job_id = $1::bytea AND status IN ('complete', 'failed', 'expired')",
+        "dispatched = CASE WHEN t.due <= now() THEN now() END, dispatch_failures = 0, "
+        "dispatch_retry = NULL, output_files = NULL, output_sizes = NULL, attempts = 0, "
+        "priority = $7::int, not_before = t.due, max_attempts = $9::int, "
+        "timeout_seconds = $10::int, backoff_base_ms = $11::int, backoff_max_ms = $12::int, "
+        "cancel_requested = NULL FROM (SELECT " STORE_JOBS_DUE_SQL " AS due) t "
+        "WHERE job_id = $1::bytea AND status IN ('complete', 'failed', 'expired', 'cancelled') "
+        "RETURNING dispatched IS NOT NULL",
         &res);
     if (rc)
         return rc;
     bool updated = store_jobs_matched(res);
+    bool due = updated && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
     if (updated)
-        return 0;
-    return store_jobs_explain_miss(pool, id, what, ACP_ECONFLICT, "complete, failed or expired");
+        return due ? 0 : 1;
+    return store_jobs_explain_miss(pool, id, what, ACP_ECONFLICT,
+                                   "complete, failed, expired or cancelled");
 }
 
 int store_jobs_mark_dispatched(store *base, const acp_job_id *id)
@@ -260,50 +311,6 @@ int store_jobs_fail_undispatchable(store *base, const acp_job_id *id, const char
     return updated ? 0 : store_jobs_explain_miss(pool, id, what, ACP_ECONFLICT, "queued");
 }
 
-int store_jobs_claim(store *base, const acp_job_id *id, const char *queue, const char *owner,
-                     unsigned lease_seconds, store_job *out)
-{
-    pgpool *pool = pgpool_of(base);
-    STORE_JOBS_CHECK(pool, id, "store_claim");
-    if (!out)
-        return error_set(ACP_EINVAL, "store_claim: NULL argument");
-    store_job_init(out);
-    char hex[ACP_JOB_ID_STRLEN], what[64], seconds[16];
-    snprintf(what, sizeof what, "claim job %s", acp_job_id_format(id, hex));
-    if (!queue || !owner || !*owner)
-        return pgpool_fail(pool, ACP_EINVAL, "%s: NULL queue or empty owner", what);
-    snprintf(seconds, sizeof seconds, "%u", lease_seconds);
-    pgpool_params p = {0};
-    pgvalue_param_id(&p, id);
-    pgvalue_param_text(&p, queue);
-    pgvalue_param_text(&p, owner);
-    pgvalue_param_text(&p, seconds);
-    PGresult *res;
-    /* One statement: concurrent claimers of the row queue on its lock, and
-     * all but the first then see status 'in-progress' and match nothing. */
-    int rc = pgpool_query(pool, false, what,
-                          "UPDATE compute.jobs SET status = 'in-progress', grabbed = now(), "
-                          "finished = NULL, error = NULL, lease_owner = $3, "
-                          "lease_expires = now() + make_interval(secs => $4::double precision), "
-                          "attempts = attempts + 1 "
-                          "WHERE job_id = $1::bytea AND status = 'queued' AND queue = $2 "
-                          "RETURNING " PGVALUE_JOB_COLUMNS,
-                          &p, &res);
-    if (rc)
-        return rc;
-    if (store_jobs_matched(res)) {
-        rc = pgvalue_read_job(pool, res, 0, out);
-        PQclear(res);
-        if (rc)
-            store_job_free(out);
-        return rc;
-    }
-    PQclear(res);
-    char expected[64];
-    snprintf(expected, sizeof expected, "queued in '%s'", queue);
-    return store_jobs_explain_miss(pool, id, what, ACP_ECONFLICT, expected);
-}
-
 int store_jobs_finish(store *base, const acp_job_id *id, const char *owner, acp_job_status status,
                       const char *message, const char *const *outputs, const uint64_t *output_sizes,
                       size_t output_count)
@@ -342,54 +349,6 @@ int store_jobs_finish(store *base, const acp_job_id *id, const char *owner, acp_
     rc = store_jobs_explain_miss(pool, id, what, ACP_ECONFLICT, expected);
     /* Deleted meanwhile: still "no longer holds the lease" for the caller. */
     return rc == ACP_ENOTFOUND ? ACP_ECONFLICT : rc;
-}
-
-int store_jobs_renew_leases(store *base, const char *owner, unsigned lease_seconds,
-                            const acp_job_id *ids, size_t count, size_t *renewed)
-{
-    pgpool *pool = pgpool_of(base);
-    if (renewed)
-        *renewed = 0;
-    if (!pool || !owner || (count && !ids))
-        return error_set(ACP_EINVAL, "store_renew_leases: NULL argument");
-    if (count == 0)
-        return 0;
-    /* Ids as hex text: one text array parameter, whatever their number. */
-    char(*hex)[ACP_JOB_ID_STRLEN] = malloc(count * sizeof *hex);
-    const char **items = malloc(count * sizeof *items);
-    buf array = BUF_INIT;
-    int rc = hex && items ? 0 : pgpool_fail(pool, ACP_ENOMEM, "renew leases: out of memory");
-    for (size_t i = 0; !rc && i < count; i++)
-        items[i] = acp_job_id_format(&ids[i], hex[i]);
-    if (!rc)
-        rc = pgvalue_text_array(pool, "renew leases", items, count, &array);
-    char seconds[16];
-    snprintf(seconds, sizeof seconds, "%u", lease_seconds);
-    pgpool_params p = {0};
-    pgvalue_param_text(&p, owner);
-    pgvalue_param_text(&p, seconds);
-    pgvalue_param_text(&p, array.data);
-    PGresult *res = NULL;
-    /* SKIP LOCKED: a row locked by a run being recorded is about to leave
-     * 'in-progress'; waiting for it would hold up every other renewal. */
-    if (!rc)
-        rc = pgpool_query(pool, true, "renew leases",
-                          "UPDATE compute.jobs "
-                          "SET lease_expires = now() + make_interval(secs => $2::double precision) "
-                          "WHERE job_id IN (SELECT job_id FROM compute.jobs "
-                          "  WHERE job_id = ANY (SELECT decode(h, 'hex') FROM unnest($3::text[]) h)"
-                          "  AND lease_owner = $1 AND status = 'in-progress' "
-                          "  FOR UPDATE SKIP LOCKED)",
-                          &p, &res);
-    buf_free(&array);
-    free(items);
-    free(hex);
-    if (rc)
-        return rc;
-    if (renewed)
-        *renewed = (size_t)strtoull(PQcmdTuples(res), NULL, 10);
-    PQclear(res);
-    return 0;
 }
 
 int store_jobs_delete(store *base, const acp_job_id *id)

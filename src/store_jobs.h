@@ -1,6 +1,6 @@
 /* The PostgreSQL statements on one job: store_get, store_touch,
- * store_insert, store_requeue, the dispatch marks, store_claim,
- * store_finish, store_renew_leases and store_delete (store.h has each
+ * store_insert, store_requeue, the dispatch marks, store_finish and
+ * store_delete (store.h has each
  * contract; store_pg.c puts these in its store_ops), and the rule "a
  * statement by id that matches no row means there is no such job" that the
  * store's other statements share. */
@@ -46,6 +46,10 @@ int store_jobs_by_id(pgpool *pool, const acp_job_id *id, bool repeatable, const 
 int store_jobs_explain_miss(pgpool *pool, const acp_job_id *id, const char *what, int conflict_code,
                             const char *expected);
 
+/* @opt (NULL: the layout lcp and priority ACP_PRIORITY_DEFAULT) with the
+ * defaults of store_run_options for the zero fields. */
+void store_jobs_control_defaults(const store_run_options *opt, store_run_options *out);
+
 int store_jobs_get(store *base, const acp_job_id *id, store_job *out);
 int store_jobs_touch(store *base, const acp_job_id *id);
 int store_jobs_insert(store *base, const acp_job_id *id, const char *queue, const char *config,
@@ -56,13 +60,9 @@ int store_jobs_mark_dispatched(store *base, const acp_job_id *id);
 int store_jobs_clear_dispatched(store *base, const acp_job_id *id);
 int store_jobs_dispatch_failed(store *base, const acp_job_id *id);
 int store_jobs_fail_undispatchable(store *base, const acp_job_id *id, const char *message);
-int store_jobs_claim(store *base, const acp_job_id *id, const char *queue, const char *owner,
-                     unsigned lease_seconds, store_job *out);
 int store_jobs_finish(store *base, const acp_job_id *id, const char *owner, acp_job_status status,
                       const char *message, const char *const *outputs, const uint64_t *output_sizes,
                       size_t output_count);
-int store_jobs_renew_leases(store *base, const char *owner, unsigned lease_seconds,
-                            const acp_job_id *ids, size_t count, size_t *renewed);
 int store_jobs_delete(store *base, const acp_job_id *id);
 
 #endif

@@ -33,7 +33,7 @@ int store_listing_list(store *base, unsigned statuses, const char *queue, int64_
     const char *names[PGVALUE_STATUS_COUNT];
     size_t name_count = 0;
     unsigned known = 0;
-    for (int s = ACP_STATUS_QUEUED; s <= ACP_STATUS_EXPIRED; s++) {
+    for (int s = ACP_STATUS_QUEUED; s <= PGVALUE_STATUS_LAST; s++) {
         known |= 1u << s;
         if (statuses == 0 || (statuses & (1u << s)))
             names[name_count++] = pgvalue_status_name((acp_job_status)s);

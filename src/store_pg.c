@@ -16,6 +16,7 @@
 #include "pgpool.h"
 #include "schema.h"
 #include "store_batch.h"
+#include "store_control.h"
 #include "store_jobs.h"
 #include "store_listing.h"
 #include "store_retention.h"
@@ -84,9 +85,11 @@ const store_ops store_pg_ops = {
     .clear_dispatched = store_jobs_clear_dispatched,
     .dispatch_failed = store_jobs_dispatch_failed,
     .fail_undispatchable = store_jobs_fail_undispatchable,
-    .claim = store_jobs_claim,
+    .claim = store_control_claim,
+    .retry = store_control_retry,
+    .cancel = store_control_cancel,
     .finish = store_jobs_finish,
-    .renew_leases = store_jobs_renew_leases,
+    .renew_leases = store_control_renew_leases,
     .requeue_expired = store_batch_requeue_expired,
     .fail_abandoned = store_batch_fail_abandoned,
     .take_undispatched = store_batch_take_undispatched,

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "claim.h"
+#include "clock.h"
 #include "dispatch.h"
 #include "error.h"
 #include "job.h"
@@ -33,6 +34,7 @@ typedef struct prepared {
     int *fds;        /* open files for inputs given by path, -1 for buffers */
     uint64_t *sizes; /* of each input: the buffer's, or the file's when opened */
     size_t count;
+    store_run_options run; /* layout, sizes and job control, resolved */
 } prepared;
 
 static void prepared_free(prepared *s)
@@ -109,7 +111,61 @@ static int prepare_inputs(const acp_submission *sub, prepared *s, error_info *er
     return 0;
 }
 
-static int prepare(const acp_submission *sub, prepared *s, error_info *err)
+/* The submission's job control over the queue's and the platform's
+ * defaults, checked. A time in the past within the bound means now; one
+ * further back is taken for a unit mistake. */
+static int prepare_control(const acp_platform *p, const queue_rt *q, const acp_submission *sub,
+                           store_run_options *run, error_info *err)
+{
+    run->priority = ACP_PRIORITY_DEFAULT;
+    run->max_attempts = q->cfg.max_attempts ? q->cfg.max_attempts : p->max_attempts;
+    run->timeout_seconds = q->cfg.timeout_seconds;
+    run->backoff_base_ms = q->cfg.retry_base_ms;
+    run->backoff_max_ms = q->cfg.retry_max_ms;
+    run->not_before = 0;
+    if (sub->version < 2)
+        return 0;
+    if (sub->priority < ACP_PRIORITY_MIN || sub->priority > ACP_PRIORITY_MAX)
+        return error_info_set(err, ACP_EINVAL, "submission.priority: %d is outside %d..%d",
+                              sub->priority, ACP_PRIORITY_MIN, ACP_PRIORITY_MAX);
+    if (sub->max_attempts > ACP_MAX_ATTEMPTS_MAX)
+        return error_info_set(err, ACP_EINVAL,
+                              "submission.max_attempts: %u is outside 1..%d (0: the queue's)",
+                              sub->max_attempts, ACP_MAX_ATTEMPTS_MAX);
+    if (sub->timeout_seconds > ACP_TIMEOUT_MAX)
+        return error_info_set(err, ACP_EINVAL,
+                              "submission.timeout_seconds: %u is outside 1..%d (0: the queue's)",
+                              sub->timeout_seconds, ACP_TIMEOUT_MAX);
+    if (sub->not_before && sub->delay_ms)
+        return error_info_set(err, ACP_EINVAL,
+                              "submission.not_before and submission.delay_ms: give one of them, "
+                              "not both");
+    if (sub->delay_ms > (uint64_t)ACP_DELAY_MAX * 1000)
+        return error_info_set(err, ACP_EINVAL,
+                              "submission.delay_ms: %llu is more than %d s (366 days) ahead",
+                              (unsigned long long)sub->delay_ms, ACP_DELAY_MAX);
+    int64_t now = clock_wall_us();
+    if (sub->not_before && sub->not_before < now - (int64_t)ACP_NOT_BEFORE_PAST_MAX * 1000000)
+        return error_info_set(err, ACP_EINVAL,
+                              "submission.not_before: %lld µs since the epoch is more than %d s in "
+                              "the past (microseconds expected)",
+                              (long long)sub->not_before, ACP_NOT_BEFORE_PAST_MAX);
+    if (sub->not_before > now + (int64_t)ACP_DELAY_MAX * 1000000)
+        return error_info_set(err, ACP_EINVAL,
+                              "submission.not_before: %lld µs since the epoch is more than %d s "
+                              "(366 days) ahead",
+                              (long long)sub->not_before, ACP_DELAY_MAX);
+    run->priority = sub->priority;
+    if (sub->max_attempts)
+        run->max_attempts = sub->max_attempts;
+    if (sub->timeout_seconds)
+        run->timeout_seconds = sub->timeout_seconds;
+    run->not_before = sub->delay_ms ? now + (int64_t)sub->delay_ms * 1000 : sub->not_before;
+    return 0;
+}
+
+static int prepare(const acp_platform *p, const queue_rt *q, const acp_submission *sub, prepared *s,
+                   error_info *err)
 {
     if (!sub)
         return error_info_set(err, ACP_EINVAL, "submission: NULL");
@@ -117,7 +173,11 @@ static int prepare(const acp_submission *sub, prepared *s, error_info *err)
         return error_info_set(err, ACP_EVERSION,
                               "submission.version: %u is not supported (call acp_submission_init)",
                               sub->version);
-    int rc = compact_config(sub->config, &s->config, err);
+    int rc = prepare_control(p, q, sub, &s->run, err);
+    if (rc)
+        return rc;
+    s->run.layout = p->layout;
+    rc = compact_config(sub->config, &s->config, err);
     if (rc)
         return rc;
     if (sub->id) {
@@ -130,7 +190,9 @@ static int prepare(const acp_submission *sub, prepared *s, error_info *err)
         return error_info_prefix(err, "submission.config");
     }
     acp_job_id_format(&s->id, s->hex);
-    return prepare_inputs(sub, s, err);
+    rc = prepare_inputs(sub, s, err);
+    s->run.input_sizes = s->sizes;
+    return rc;
 }
 
 /* The job state the caller sees after submitting. */
@@ -252,15 +314,20 @@ static bool row_written_anyway(acp_platform *p, const prepared *s, int rc)
 static int create_job(acp_platform *p, queue_rt *q, const acp_submission *sub, const prepared *s,
                       how kind, const store_job *old, bool created, error_info *err)
 {
-    store_run_options run = {p->layout, s->sizes};
     int rc = kind == RERUN
-                 ? store_requeue(p->store, &s->id, q->id, s->config, s->names, s->count, &run)
-                 : store_insert(p->store, &s->id, q->id, s->config, s->names, s->count, &run);
+                 ? store_requeue(p->store, &s->id, q->id, s->config, s->names, s->count, &s->run)
+                 : store_insert(p->store, &s->id, q->id, s->config, s->names, s->count, &s->run);
+    /* A job due later has no message yet: the maintenance thread rings its
+     * doorbell when it is due. */
+    bool due = rc == 0;
+    if (rc == 1)
+        rc = 0;
     if (rc) {
         error_info_take(err, rc);
         if (!row_written_anyway(p, s, rc))
             return rc;
         log_warn(&p->log, "job %s: %s; yet its row is written: going on", s->hex, err->message);
+        due = s->run.not_before <= clock_wall_us(); /* a bell too early is harmless */
     }
     bool native = p->layout == ACP_LAYOUT_NATIVE;
     bool was_native = old && old->layout == ACP_LAYOUT_NATIVE;
@@ -284,7 +351,7 @@ static int create_job(acp_platform *p, queue_rt *q, const acp_submission *sub, c
         return rc;
     }
     atomic_fetch_add(&p->submitted, 1);
-    if (dispatch_publish(p, q, &s->id, s->config) != 0) {
+    if (due && dispatch_publish(p, q, &s->id, s->config) != 0) {
         log_warn(&p->log,
                  "job %s is stored but not yet dispatched (%s); it will be published "
                  "when the broker answers",
@@ -422,7 +489,7 @@ int acp_submit(acp_platform *p, const char *queue, const acp_submission *sub, ac
 
     error_info err = {0};
     prepared s = {0};
-    int rc = prepare(sub, &s, &err);
+    int rc = prepare(p, q, sub, &s, &err);
     if (!rc)
         rc = submit_prepared(p, q, sub, &s, job, &err);
     prepared_free(&s);

@@ -15,6 +15,7 @@
 
 #include "error.h"
 #include "job.h"
+#include "record.h"
 #include "platform_state.h"
 #include "running.h"
 #include "scratch.h"
@@ -81,27 +82,6 @@ static int download_input(acp_platform *p, const acp_job_id *id, int dir_fd, con
     return rc;
 }
 
-/* Upload one named result (*@size gets its size). Returns 0 when
- * uploaded, 1 when there is no regular file of that name to keep, or an
- * error. */
-static int upload_output(acp_platform *p, const acp_job_id *id, int dir_fd, const char *name,
-                         uint64_t *size)
-{
-    int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0 && (errno == ENOENT || errno == ELOOP))
-        return 1; /* absent, or a symbolic link that must not be followed */
-    if (fd < 0)
-        return error_set(ACP_EIO, "opening %s: %s", name, error_strerror(errno));
-    struct stat st;
-    int rc = fstat(fd, &st) != 0    ? error_set(ACP_EIO, "%s: %s", name, error_strerror(errno))
-             : !S_ISREG(st.st_mode) ? 1
-                                    : objects_put_fd(p->objects, id, name, fd);
-    if (rc == 0)
-        *size = (uint64_t)st.st_size;
-    close(fd);
-    return rc;
-}
-
 /* A re-run after a requeue must not show files a dead run left behind. */
 static void remove_stale_outputs(acp_platform *p, const store_job *row)
 {
@@ -122,15 +102,6 @@ static void remove_stale_outputs(acp_platform *p, const store_job *row)
 
 /* ---- one job ---------------------------------------------------------- */
 
-static void fail_with(acp_job_outcome *outcome, const char *context)
-{
-    free(outcome->message);
-    size_t len = strlen(context) + strlen(acp_last_error()) + 3;
-    outcome->message = malloc(len);
-    if (outcome->message)
-        snprintf(outcome->message, len, "%s: %s", context, acp_last_error());
-}
-
 /* For a host callback that failed without saying why. */
 static void fail_with_code(acp_job_outcome *outcome, const char *who, int rc)
 {
@@ -138,7 +109,7 @@ static void fail_with_code(acp_job_outcome *outcome, const char *who, int rc)
         error_set(ACP_EINVAL, "failed, returning %d", rc);
     else
         error_set(ACP_EINVAL, "returned no executor");
-    fail_with(outcome, who);
+    job_outcome_fail(outcome, who);
 }
 
 static void note_running(queue_rt *q)
@@ -150,7 +121,7 @@ static void note_running(queue_rt *q)
 }
 
 /* Prepare the scratch directory and run the executor. Its results are
- * uploaded when the run is recorded (persist_once), under the lease. */
+ * uploaded when the run is recorded (record_run), under the lease. */
 static acp_job_status execute(queue_rt *q, const store_job *row, acp_job_context *ctx)
 {
     acp_platform *p = q->platform;
@@ -158,13 +129,13 @@ static acp_job_status execute(queue_rt *q, const store_job *row, acp_job_context
     char what[300];
 
     if (row->config && write_config(ctx->dir_fd, row->config) != 0) {
-        fail_with(outcome, "writing input-config to the scratch directory");
+        job_outcome_fail(outcome, "writing input-config to the scratch directory");
         return ACP_STATUS_FAILED;
     }
     for (size_t i = 0; i < row->input_count; i++)
         if (download_input(p, &row->id, ctx->dir_fd, row->inputs[i]) != 0) {
             snprintf(what, sizeof what, "input file '%s'", row->inputs[i]);
-            fail_with(outcome, what);
+            job_outcome_fail(outcome, what);
             return ACP_STATUS_FAILED;
         }
 
@@ -189,190 +160,14 @@ static acp_job_status execute(queue_rt *q, const store_job *row, acp_job_context
     return status;
 }
 
-/* The results a run kept: the names and sizes of the files uploaded. */
-typedef struct kept_files {
-    const char **names; /* point into the outcome's names */
-    uint64_t *sizes;
-    size_t count;
-} kept_files;
-
-static void kept_files_free(kept_files *kept)
-{
-    free(kept->names);
-    free(kept->sizes);
-}
-
-/* Upload the results the run named, patiently: a short S3 outage must not
- * fail good work. Results are kept for failed jobs too (logs explain
- * failures); one that cannot be kept fails the run. @kept gets what was
- * uploaded. Returns ACP_ESHUTDOWN when the platform stops while S3 is
- * failing (nothing is recorded then), ACP_ENOMEM, else 0. */
-static int upload_outputs(acp_platform *p, const store_job *row, acp_job_context *ctx,
-                          acp_job_status *status, kept_files *kept)
-{
-    acp_job_outcome *outcome = ctx->outcome;
-    int rc = 0;
-    kept->count = 0;
-    kept->names = malloc((outcome->output_count + 1) * sizeof *kept->names);
-    kept->sizes = malloc((outcome->output_count + 1) * sizeof *kept->sizes);
-    if (!kept->names || !kept->sizes)
-        return error_set(ACP_ENOMEM, "out of memory");
-    objects_patience_begin(p->result_retry_seconds, &p->stopping);
-    for (size_t i = 0; i < outcome->output_count; i++) {
-        int up =
-            upload_output(p, &row->id, ctx->dir_fd, outcome->outputs[i], &kept->sizes[kept->count]);
-        if (up == 0)
-            kept->names[kept->count++] = outcome->outputs[i];
-        if (up == ACP_ESHUTDOWN) {
-            rc = up;
-            break;
-        }
-        if (up < 0) {
-            char what[300];
-            snprintf(what, sizeof what, "keeping result '%s'", outcome->outputs[i]);
-            fail_with(outcome, what);
-            *status = ACP_STATUS_FAILED;
-        }
-    }
-    objects_patience_end();
-    return rc;
-}
-
-/* A first attempt runs in a workspace that submission has just created or
- * wiped, so its flags cannot exist yet: a plain PUT saves the HEAD of a
- * touch. A later attempt may find its predecessor's flag, which keeps its
- * timestamp. */
-static int set_flag(acp_platform *p, const store_job *row, const char *flag)
-{
-    if (row->attempts <= 1)
-        return objects_put(p->objects, &row->id, flag, "", 0);
-    return objects_touch(p->objects, &row->id, flag);
-}
-
-/* The row says how the run ended; count it and add its flag. The flag goes
- * after the row, so an S3 outage may have started meanwhile: it is retried
- * as patiently as the results. */
-static void record_outcome(acp_platform *p, const store_job *row, acp_job_status status,
-                           const char *hex)
-{
-    atomic_fetch_add(status == ACP_STATUS_COMPLETE ? &p->completed : &p->failed, 1);
-    if (row->layout != ACP_LAYOUT_LCP) {
-        log_debug(&p->log, "job %s: %s", hex, acp_job_status_name(status));
-        return;
-    }
-    objects_patience_begin(p->result_retry_seconds, &p->stopping);
-    int rc = set_flag(p, row, workspace_flag(status));
-    objects_patience_end();
-    if (rc != 0)
-        log_warn(&p->log, "job %s: setting %s: %s", hex, workspace_flag(status), acp_last_error());
-    else
-        log_debug(&p->log, "job %s: %s", hex, acp_job_status_name(status));
-}
-
-/* One attempt at recording the run, fenced by the lease from before the
- * first upload to the commit: with the row locked, no requeue or claim can
- * take the job while its results are written, and a run that lost its
- * lease uploads nothing. *@recorded gets the status the row now holds. */
-static int persist_once(acp_platform *p, const store_job *row, acp_job_context *ctx,
-                        acp_job_status status, acp_job_status *recorded)
-{
-    store_tx *tx;
-    int rc = store_finish_begin(p->store, &row->id, p->instance_id, row->attempts, row->grabbed,
-                                &tx, recorded);
-    if (rc == 1)
-        return 0; /* an earlier attempt's COMMIT went through */
-    if (rc)
-        return rc;
-    acp_job_outcome *outcome = ctx->outcome;
-    kept_files kept = {0};
-    rc = upload_outputs(p, row, ctx, &status, &kept);
-    /* The native row names exactly the objects that exist; lcp rows keep
-     * upstream's record of what the run named. */
-    bool native = row->layout != ACP_LAYOUT_LCP;
-    if (!rc)
-        rc = store_finish_tx(tx, status, status == ACP_STATUS_FAILED ? outcome->message : NULL,
-                             native ? kept.names : (const char *const *)outcome->outputs,
-                             native ? kept.sizes : NULL,
-                             native ? kept.count : outcome->output_count, &row->id);
-    kept_files_free(&kept);
-    int end = store_tx_end(tx, rc == 0);
-    if (!rc)
-        rc = end;
-    *recorded = status;
-    return rc;
-}
-
-/* Record the run, however long the database takes to come back: the
- * executor must not run again for a result this process holds. The job
- * stays in the running set meanwhile, so its lease is renewed whenever the
- * database answers. Only shutdown gives the run up. */
-static void persist(acp_platform *p, const store_job *row, acp_job_context *ctx,
-                    acp_job_status status, const char *hex)
-{
-    unsigned backoff = 0;
-    bool waiting = false;
-    /* Nothing to upload in the native layout: the fenced UPDATE alone
-     * records the run (one statement instead of a transaction of four).
-     * After a failure the full form finds out whether it went through. */
-    bool quick = row->layout != ACP_LAYOUT_LCP && ctx->outcome->output_count == 0;
-    for (;;) {
-        acp_job_status recorded = status;
-        int rc = quick ? store_finish(p->store, &row->id, p->instance_id, status,
-                                      status == ACP_STATUS_FAILED ? ctx->outcome->message : NULL,
-                                      NULL, NULL, 0)
-                       : persist_once(p, row, ctx, status, &recorded);
-        quick = false;
-        if (rc == 0) {
-            if (waiting)
-                log_info(&p->log, "job %s: its result is recorded now", hex);
-            record_outcome(p, row, recorded, hex);
-            return;
-        }
-        if (rc == ACP_ECONFLICT) {
-            log_warn(&p->log,
-                     "job %s: this process lost its lease (the job was requeued, deleted or "
-                     "resubmitted meanwhile); the result of this run is discarded, nothing "
-                     "uploaded",
-                     hex);
-            return;
-        }
-        if (rc != ACP_EDB || atomic_load(&p->stopping)) {
-            log_error(&p->log,
-                      "job %s: recording its result: %s; giving up%s: the job will run again "
-                      "once its lease expires",
-                      hex, acp_last_error(), atomic_load(&p->stopping) ? " (shutting down)" : "");
-            return;
-        }
-        if (!waiting)
-            log_error(&p->log,
-                      "job %s: recording its result: %s; retrying until the database answers", hex,
-                      acp_last_error());
-        waiting = true;
-        backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
-        if (backoff > BACKOFF_MAX_MS)
-            backoff = BACKOFF_MAX_MS;
-        platform_state_wait(p, backoff, &p->stopping);
-    }
-}
-
 static void run_job(queue_rt *q, store_job *row)
 {
     acp_platform *p = q->platform;
     char hex[ACP_JOB_ID_STRLEN];
     acp_job_id_format(&row->id, hex);
     note_running(q);
-    log_debug(&p->log, "job %s: running on %s (attempt %u)", hex, q->id, row->attempts);
-    if (running_add(p, &row->id) != 0)
-        log_warn(&p->log, "job %s: %s; its lease will not be renewed", hex, acp_last_error());
-
-    const char *in_progress = workspace_flag(ACP_STATUS_IN_PROGRESS);
-    if (row->layout == ACP_LAYOUT_LCP && set_flag(p, row, in_progress) != 0)
-        log_warn(&p->log, "job %s: setting %s: %s", hex, in_progress, acp_last_error());
-    /* Only after a run that died: it may have uploaded results it never
-     * recorded. */
-    if (row->attempts > 1)
-        remove_stale_outputs(p, row);
-
+    log_debug(&p->log, "job %s: running on %s (attempt %u of %u)", hex, q->id, row->attempts,
+              row->max_attempts);
     acp_job_outcome outcome = {0};
     acp_job_context ctx = {.version = ACP_JOB_CONTEXT_VERSION,
                            .id = row->id,
@@ -382,17 +177,44 @@ static void run_job(queue_rt *q, store_job *row)
                            .attempt = row->attempts,
                            .outcome = &outcome};
     memcpy(ctx.id_hex, hex, sizeof ctx.id_hex);
+    /* The run's lease is renewed, and its cancellation or timeout reaches
+     * it, while it is in the running set. */
+    running_job run = {.row = row, .cancel_fd = -1};
     char *dir = NULL;
     acp_job_status status = ACP_STATUS_FAILED;
+    if (running_add(p, &run) != 0) {
+        job_outcome_fail(&outcome, "starting the run");
+        record_run(p, row, &ctx, status, hex);
+        job_outcome_clear(&outcome);
+        atomic_fetch_sub(&q->running, 1);
+        return;
+    }
+    outcome.run = &run;
+
+    const char *in_progress = workspace_flag(ACP_STATUS_IN_PROGRESS);
+    if (row->layout == ACP_LAYOUT_LCP && record_set_flag(p, row, in_progress) != 0)
+        log_warn(&p->log, "job %s: setting %s: %s", hex, in_progress, acp_last_error());
+    /* Only after a run that died: it may have uploaded results it never
+     * recorded. */
+    if (row->attempts > 1)
+        remove_stale_outputs(p, row);
+
     if (scratch_create(p, hex, row->attempts, &dir, &ctx.dir_fd) != 0) {
-        fail_with(&outcome, "preparing the scratch directory");
+        job_outcome_fail(&outcome, "preparing the scratch directory");
     } else {
         ctx.dir = dir;
         status = execute(q, row, &ctx);
     }
-    /* The results live in the scratch directory until the run is recorded. */
-    persist(p, row, &ctx, status, hex);
-    running_remove(p, &row->id);
+    /* The results live in the scratch directory until the run is recorded;
+     * the watchdog may have recorded it already, without the executor. */
+    if (running_end(p, &run))
+        record_run(p, row, &ctx, status, hex);
+    else
+        log_warn(&p->log,
+                 "job %s: its executor returned only after its attempt was recorded without it "
+                 "(it ignored its cancellation for longer than %u s)",
+                 hex, p->cancel_grace_seconds);
+    running_remove(p, &run);
     if (dir) {
         close(ctx.dir_fd);
         if (scratch_finish(p, dir) != 0)
@@ -451,20 +273,24 @@ static void handle_delivery(worker *w, broker_conn **conn, const broker_delivery
         return;
     }
     free(config); /* the database's copy is the truth */
-    acp_job_id_format(&id, hex);
 
+    /* The message is a doorbell: a job of this queue may be due. The best
+     * due one is claimed, whichever rang; when none is due (claimed,
+     * cancelled or deleted meanwhile), the bell is dropped. */
     store_job row;
-    int rc = store_claim(p->store, &id, q->id, p->instance_id, p->lease_seconds, &row);
-    if (rc == ACP_ECONFLICT || rc == ACP_ENOTFOUND) {
-        log_debug(&p->log, "job %s: message dropped (%s)", hex, acp_last_error());
+    int rc = store_claim(p->store, q->id, p->instance_id, p->lease_seconds, &row);
+    if (rc == ACP_ENOTFOUND) {
+        log_debug(&p->log, "%s_jobs: message of job %s dropped: %s", q->id,
+                  acp_job_id_format(&id, hex), acp_last_error());
         atomic_fetch_add(&p->dropped, 1);
         ack(p, conn, d->tag);
         return;
     }
+    acp_job_id_format(&row.id, hex);
     if (rc) {
         /* Without the database nothing can be claimed: closing the
          * connection returns the unacked message to the queue. */
-        log_warn(&p->log, "job %s: cannot claim it: %s", hex, acp_last_error());
+        log_warn(&p->log, "%s_jobs: cannot claim a job: %s", q->id, acp_last_error());
         drop(conn);
         platform_state_wait(p, BACKOFF_MAX_MS, &p->stopping);
         return;

@@ -5,6 +5,9 @@
  * waiting for a row lock. */
 #include "fake_store.h"
 
+#include "control.h"
+#include "store_jobs.h"
+
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,12 +57,12 @@ struct fake_tx {
 static const char *const fake_status_names[] = {
     [ACP_STATUS_QUEUED] = "queued",     [ACP_STATUS_IN_PROGRESS] = "in-progress",
     [ACP_STATUS_COMPLETE] = "complete", [ACP_STATUS_FAILED] = "failed",
-    [ACP_STATUS_EXPIRED] = "expired",
+    [ACP_STATUS_EXPIRED] = "expired",   [ACP_STATUS_CANCELLED] = "cancelled",
 };
 
 static const char *fake_status_name(acp_job_status status)
 {
-    if (status < ACP_STATUS_QUEUED || status > ACP_STATUS_EXPIRED)
+    if (status < ACP_STATUS_QUEUED || status > ACP_STATUS_CANCELLED)
         return "unknown";
     return fake_status_names[status];
 }
@@ -208,6 +211,21 @@ static int fake_sort_lease(const void *a, const void *b)
     return fake_cmp_created(&x->job, &y->job);
 }
 
+/* The claim's order: priority descending, then (not_before, job_id). */
+static int fake_cmp_claim(const store_job *a, const store_job *b)
+{
+    if (a->priority != b->priority)
+        return a->priority > b->priority ? -1 : 1;
+    if (a->not_before != b->not_before)
+        return a->not_before < b->not_before ? -1 : 1;
+    return fake_cmp_id(&a->id, &b->id);
+}
+
+static int fake_sort_claim(const void *a, const void *b)
+{
+    return fake_cmp_claim(&(*(fake_slot *const *)a)->row.job, &(*(fake_slot *const *)b)->row.job);
+}
+
 /* ---- the store ------------------------------------------------------------ */
 
 static fake_store *fake_of(store *st)
@@ -339,7 +357,7 @@ static long fake_queue_position(fake_store *fs, const store_job *job)
     for (size_t i = 0; i < fs->count; i++) {
         const store_job *q = &fs->slots[i]->row.job;
         if (q->status == ACP_STATUS_QUEUED && strcmp(q->queue, job->queue) == 0 &&
-            fake_cmp_created(q, job) < 0)
+            fake_cmp_claim(q, job) < 0)
             ahead++;
     }
     return ahead < ACP_QUEUE_POSITION_MAX ? ahead : ACP_QUEUE_POSITION_MAX;
@@ -613,6 +631,7 @@ typedef struct fake_run {
     uint64_t *input_sizes;
     size_t input_count;
     acp_layout layout;
+    store_run_options control; /* with the defaults filled in */
 } fake_run;
 
 /* The real store's checks of a size list (pgvalue_size_array): bigint. */
@@ -653,6 +672,7 @@ static int fake_run_init(fake_run *run, const char *queue, const char *config,
         return error_set(ACP_ENOMEM, "fake store: out of memory");
     }
     run->input_count = input_count;
+    store_jobs_control_defaults(opt, &run->control);
     return 0;
 }
 
@@ -675,7 +695,24 @@ static void fake_run_apply(fake_run *run, fake_store_row *row)
     row->job.input_count = run->input_count;
     row->job.input_sizes = run->input_sizes;
     row->job.layout = run->layout;
+    row->job.priority = run->control.priority;
+    row->job.max_attempts = run->control.max_attempts;
+    row->job.timeout_seconds = run->control.timeout_seconds;
+    row->job.backoff_base_ms = run->control.backoff_base_ms;
+    row->job.backoff_max_ms = run->control.backoff_max_ms;
+    row->job.cancel_requested = 0;
     memset(run, 0, sizeof *run);
+}
+
+/* Sets when the row becomes due (never before @now) and whether its
+ * message goes now: 0 when due now (dispatched now), 1 when later. */
+static int fake_schedule(fake_store_row *row, int64_t not_before, int64_t now)
+{
+    row->job.not_before = not_before > now ? not_before : now;
+    row->dispatched = row->job.not_before <= now ? now : 0;
+    row->dispatch_retry = 0;
+    row->dispatch_failures = 0;
+    return row->dispatched ? 0 : 1;
 }
 
 static int fake_insert(store *st, const acp_job_id *id, const char *queue, const char *config,
@@ -699,6 +736,7 @@ static int fake_insert(store *st, const acp_job_id *id, const char *queue, const
     fake_run run;
     if (!slot)
         return error_set(ACP_ENOMEM, "fake store: out of memory");
+    int64_t not_before = opt ? opt->not_before : 0;
     if ((rc = fake_run_init(&run, queue, config, inputs, input_count, layout, opt))) {
         free(slot);
         return rc;
@@ -723,8 +761,10 @@ static int fake_insert(store *st, const acp_job_id *id, const char *queue, const
             rc = error_set(ACP_ENOMEM, "fake store: out of memory");
         }
     }
+    int due = 0;
     if (rc == 0) {
-        row->job.created = row->job.last_accessed = row->dispatched = fake_now(fs);
+        row->job.created = row->job.last_accessed = fake_now(fs);
+        due = fake_schedule(row, not_before, row->job.created);
         fs->slots[fs->count++] = slot;
     }
     pthread_mutex_unlock(&fs->lock);
@@ -732,7 +772,7 @@ static int fake_insert(store *st, const acp_job_id *id, const char *queue, const
         fake_store_row_free(&slot->row);
         free(slot);
     }
-    return fake_after(fault, "pg.insert", rc);
+    return fake_after(fault, "pg.insert", rc ? rc : due);
 }
 
 static int fake_requeue_row(fake_store *fs, fake_slot *slot, int64_t now, void *arg)
@@ -741,11 +781,13 @@ static int fake_requeue_row(fake_store *fs, fake_slot *slot, int64_t now, void *
     fake_store_row *row = &slot->row;
     acp_job_status status = row->job.status;
     if (status != ACP_STATUS_COMPLETE && status != ACP_STATUS_FAILED &&
-        status != ACP_STATUS_EXPIRED)
-        return fake_not(ACP_ECONFLICT, "requeue", row, "complete, failed or expired");
+        status != ACP_STATUS_EXPIRED && status != ACP_STATUS_CANCELLED)
+        return fake_not(ACP_ECONFLICT, "requeue", row, "complete, failed, expired or cancelled");
+    int64_t not_before = ((fake_run *)arg)->control.not_before;
     fake_run_apply(arg, row);
     row->job.status = ACP_STATUS_QUEUED;
-    row->job.last_accessed = row->dispatched = now;
+    row->job.last_accessed = now;
+    int due = fake_schedule(row, not_before, now);
     row->job.grabbed = row->job.finished = 0;
     row->job.attempts = 0;
     free(row->job.message);
@@ -758,7 +800,7 @@ static int fake_requeue_row(fake_store *fs, fake_slot *slot, int64_t now, void *
     row->job.outputs = NULL;
     row->job.output_sizes = NULL;
     row->job.output_count = 0;
-    return 0;
+    return due;
 }
 
 static int fake_requeue(store *st, const acp_job_id *id, const char *queue, const char *config,
@@ -789,49 +831,143 @@ static int fake_requeue(store *st, const acp_job_id *id, const char *queue, cons
     return fake_after(fault, "pg.requeue", rc);
 }
 
-typedef struct fake_claim_arg {
-    const char *queue, *owner;
-    unsigned lease_seconds;
-    store_job *out;
-} fake_claim_arg;
-
-static int fake_claim_row(fake_store *fs, fake_slot *slot, int64_t now, void *arg)
+/* The doorbell's claim: the best due queued row of @queue that no
+ * transaction holds (SKIP LOCKED), in the claim's order. */
+static int fake_claim(store *st, const char *queue, const char *owner, unsigned lease_seconds,
+                      store_job *out)
 {
-    (void)fs;
-    fake_claim_arg *claim = arg;
-    fake_store_row *row = &slot->row;
-    if (row->job.status != ACP_STATUS_QUEUED || strcmp(row->job.queue, claim->queue) != 0) {
-        char expected[64];
-        snprintf(expected, sizeof expected, "queued in '%s'", claim->queue);
-        return fake_not(ACP_ECONFLICT, "claim", row, expected);
-    }
-    char *owner = fake_strdup(claim->owner);
-    if (!owner)
-        return error_set(ACP_ENOMEM, "fake store: out of memory");
-    row->job.status = ACP_STATUS_IN_PROGRESS;
-    row->job.grabbed = now;
-    row->job.finished = 0;
-    free(row->job.message);
-    row->job.message = NULL;
-    free(row->lease_owner);
-    row->lease_owner = owner;
-    row->lease_expires = now + (int64_t)claim->lease_seconds * FAKE_US;
-    row->job.attempts++;
-    return fake_job_copy(claim->out, &row->job);
-}
-
-static int fake_claim(store *st, const acp_job_id *id, const char *queue, const char *owner,
-                      unsigned lease_seconds, store_job *out)
-{
-    if (!id || !out)
-        return error_set(ACP_EINVAL, "store_claim: NULL argument");
+    fake_store *fs = fake_of(st);
+    if (!out || !queue || !owner || !*owner)
+        return error_set(ACP_EINVAL, "store_claim: NULL argument or empty owner");
     store_job_init(out);
-    if (!queue || !owner || !*owner)
-        return error_set(ACP_EINVAL, "fake store: claim: NULL queue or empty owner");
-    fake_claim_arg claim = {queue, owner, lease_seconds, out};
-    int rc = fake_by_id(fake_of(st), id, "pg.claim", "claim", fake_claim_row, &claim);
+    FAKE_ENTER(fs, "pg.claim");
+    char *copy = fake_strdup(owner);
+    if (!copy)
+        return error_set(ACP_ENOMEM, "fake store: out of memory");
+    pthread_mutex_lock(&fs->lock);
+    int64_t now = fake_now(fs);
+    fake_slot *best = NULL;
+    for (size_t i = 0; i < fs->count; i++) {
+        fake_slot *slot = fs->slots[i];
+        const store_job *job = &slot->row.job;
+        if (slot->tx || job->status != ACP_STATUS_QUEUED || strcmp(job->queue, queue) != 0 ||
+            job->not_before > now)
+            continue;
+        if (!best || fake_cmp_claim(job, &best->row.job) < 0)
+            best = slot;
+    }
+    int rc;
+    if (!best) {
+        rc =
+            error_set(ACP_ENOTFOUND, "fake store: claim a job of queue '%s': no job is due", queue);
+        free(copy);
+    } else {
+        fake_store_row *row = &best->row;
+        row->job.status = ACP_STATUS_IN_PROGRESS;
+        row->job.grabbed = now;
+        row->job.finished = 0;
+        free(row->lease_owner);
+        row->lease_owner = copy;
+        row->lease_expires = now + (int64_t)lease_seconds * FAKE_US;
+        row->job.attempts++;
+        rc = fake_job_copy(out, &row->job);
+    }
+    pthread_mutex_unlock(&fs->lock);
+    rc = fake_after(fault, "pg.claim", rc);
     if (rc) /* also after a lost answer: the row is claimed, nothing returned */
         store_job_free(out);
+    return rc;
+}
+
+typedef struct fake_retry_arg {
+    const char *owner, *message;
+    unsigned delay_ms;
+} fake_retry_arg;
+
+static int fake_retry_row(fake_store *fs, fake_slot *slot, int64_t now, void *arg)
+{
+    (void)fs;
+    fake_retry_arg *retry = arg;
+    fake_store_row *row = &slot->row;
+    if (row->job.status != ACP_STATUS_IN_PROGRESS || !row->lease_owner ||
+        strcmp(row->lease_owner, retry->owner) != 0 || row->job.cancel_requested) {
+        char expected[128];
+        snprintf(expected, sizeof expected, "in-progress leased by %s and not being cancelled",
+                 retry->owner);
+        return fake_not(ACP_ECONFLICT, "retry", row, expected);
+    }
+    char *message = retry->message ? fake_strdup(retry->message) : NULL;
+    if (retry->message && !message)
+        return error_set(ACP_ENOMEM, "fake store: out of memory");
+    row->job.status = ACP_STATUS_QUEUED;
+    free(row->job.message);
+    row->job.message = message;
+    row->job.grabbed = 0;
+    free(row->lease_owner);
+    row->lease_owner = NULL;
+    row->lease_expires = 0;
+    row->dispatched = row->dispatch_retry = 0;
+    row->dispatch_failures = 0;
+    row->job.not_before = now + (int64_t)retry->delay_ms * 1000;
+    return 0;
+}
+
+static int fake_retry(store *st, const acp_job_id *id, const char *owner, const char *message,
+                      unsigned delay_ms)
+{
+    if (!id || !owner)
+        return error_set(ACP_EINVAL, "store_retry: NULL argument");
+    fake_retry_arg retry = {owner, message, delay_ms};
+    int rc = fake_by_id(fake_of(st), id, "pg.retry", "retry", fake_retry_row, &retry);
+    return rc == ACP_ENOTFOUND ? error_set(ACP_ECONFLICT, "fake store: retry: no such job") : rc;
+}
+
+typedef struct fake_cancel_arg {
+    acp_job_status previous;
+    acp_layout layout;
+} fake_cancel_arg;
+
+static int fake_cancel_row(fake_store *fs, fake_slot *slot, int64_t now, void *arg)
+{
+    (void)fs;
+    fake_cancel_arg *cancel = arg;
+    fake_store_row *row = &slot->row;
+    cancel->previous = row->job.status;
+    cancel->layout = row->job.layout;
+    if (row->job.status == ACP_STATUS_IN_PROGRESS) {
+        if (!row->job.cancel_requested)
+            row->job.cancel_requested = now;
+        return 0;
+    }
+    if (row->job.status != ACP_STATUS_QUEUED) {
+        char hex[ACP_JOB_ID_STRLEN];
+        return error_set(ACP_ECONFLICT,
+                         "fake store: job %s is %s: only a queued or running job can be "
+                         "cancelled",
+                         acp_job_id_format(&row->job.id, hex), fake_status_name(row->job.status));
+    }
+    char *message = fake_strdup("cancelled");
+    if (!message)
+        return error_set(ACP_ENOMEM, "fake store: out of memory");
+    row->job.status = ACP_STATUS_CANCELLED;
+    row->job.finished = now;
+    free(row->job.message);
+    row->job.message = message;
+    row->dispatched = 0;
+    return 0;
+}
+
+static int fake_cancel(store *st, const acp_job_id *id, acp_job_status *previous,
+                       acp_layout *layout)
+{
+    if (!id)
+        return error_set(ACP_EINVAL, "store_cancel: NULL argument");
+    fake_cancel_arg cancel = {0};
+    int rc = fake_by_id(fake_of(st), id, "pg.cancel", "cancel", fake_cancel_row, &cancel);
+    if (rc == 0 && previous)
+        *previous = cancel.previous;
+    if (rc == 0 && layout)
+        *layout = cancel.layout;
     return rc;
 }
 
@@ -850,6 +986,8 @@ static int fake_end_init(fake_end *end, acp_job_status status, const char *messa
 {
     memset(end, 0, sizeof *end);
     end->status = status;
+    if (status == ACP_STATUS_CANCELLED && !message)
+        message = "cancelled";
     if ((message && !(end->message = fake_strdup(message))) ||
         fake_strings_dup(outputs, output_count, &end->outputs) ||
         fake_sizes_dup(output_sizes, output_count, &end->output_sizes)) {
@@ -888,8 +1026,11 @@ static void fake_end_apply(fake_end *end, fake_store_row *row, int64_t now)
 static int fake_check_end(const char *what, acp_job_status status, const char *const *outputs,
                           const uint64_t *output_sizes, size_t output_count)
 {
-    if (status != ACP_STATUS_COMPLETE && status != ACP_STATUS_FAILED)
-        return error_set(ACP_EINVAL, "fake store: %s: status %d is neither complete nor failed",
+    if (status != ACP_STATUS_COMPLETE && status != ACP_STATUS_FAILED &&
+        status != ACP_STATUS_CANCELLED)
+        return error_set(ACP_EINVAL,
+                         "fake store: %s: status %d is not complete, failed or cancelled: not "
+                         "an end",
                          what, (int)status);
     int rc = fake_check_names(what, outputs, output_count);
     return rc ? rc : fake_check_sizes(what, output_sizes, output_count);
@@ -938,11 +1079,13 @@ static int fake_finish(store *st, const acp_job_id *id, const char *owner, acp_j
 }
 
 static int fake_renew_leases(store *st, const char *owner, unsigned lease_seconds,
-                             const acp_job_id *ids, size_t count, size_t *renewed)
+                             const acp_job_id *ids, size_t count, size_t *renewed, bool *cancel)
 {
     fake_store *fs = fake_of(st);
     if (renewed)
         *renewed = 0;
+    for (size_t i = 0; cancel && i < count; i++)
+        cancel[i] = false;
     if (!owner || (count && !ids))
         return error_set(ACP_EINVAL, "store_renew_leases: NULL argument");
     if (count == 0)
@@ -962,13 +1105,19 @@ static int fake_renew_leases(store *st, const char *owner, unsigned lease_second
             if (fake_cmp_id(&ids[k], &row->job.id) == 0) {
                 row->lease_expires = now + (int64_t)lease_seconds * FAKE_US;
                 done++;
+                for (size_t c = k; cancel && c < count; c++)
+                    if (fake_cmp_id(&ids[c], &row->job.id) == 0)
+                        cancel[c] = row->job.cancel_requested != 0;
                 break;
             }
         }
     }
     pthread_mutex_unlock(&fs->lock);
-    if (fault)
+    if (fault) {
+        for (size_t i = 0; cancel && i < count; i++)
+            cancel[i] = false;
         return fake_injected(fault, "pg.renew_leases");
+    }
     if (renewed)
         *renewed = done;
     return 0;
@@ -978,13 +1127,15 @@ static int fake_renew_leases(store *st, const char *owner, unsigned lease_second
 
 typedef struct fake_batch {
     const char *op;
-    unsigned max_attempts, older_than_seconds;
+    unsigned older_than_seconds;
     const char *const *queues;
     size_t queue_count;
     bool (*wanted)(const struct fake_batch *b, const fake_store_row *row, int64_t now);
     int (*order)(const void *a, const void *b);
     int (*change)(const struct fake_batch *b, fake_store_row *row, int64_t now);
-    bool failures; /* report dispatch_failures */
+    bool failures;      /* report dispatch_failures */
+    bool report_status; /* report the status each row got */
+    int64_t next_due;   /* take_undispatched: the next not_before after now */
 } fake_batch;
 
 /* Picks the wanted rows not locked by a transaction (SKIP LOCKED) in the
@@ -1024,12 +1175,16 @@ static int fake_batch_run(fake_store *fs, const fake_batch *b, size_t limit,
         memcpy(item->queue, row->job.queue, sizeof item->queue);
         item->failures = b->failures ? row->dispatch_failures : 0;
         item->layout = row->job.layout;
+        item->status = ACP_STATUS_QUEUED;
         out->count = i + 1;
         if (row->job.config && !(item->config = fake_strdup(row->job.config)))
             rc = error_set(ACP_ENOMEM, "fake store: out of memory");
     }
-    for (size_t i = 0; rc == 0 && i < n; i++)
+    for (size_t i = 0; rc == 0 && i < n; i++) {
         rc = b->change(b, &picked[i]->row, now);
+        if (rc == 0 && b->report_status)
+            out->items[i].status = picked[i]->row.job.status;
+    }
     pthread_mutex_unlock(&fs->lock);
     free(picked);
     if (rc == 0 && fault) /* a lost answer: the rows changed, nobody knows which */
@@ -1047,26 +1202,37 @@ static bool fake_lease_expired(const fake_store_row *row, int64_t now)
 
 static bool fake_expired_retry(const fake_batch *b, const fake_store_row *row, int64_t now)
 {
-    return fake_lease_expired(row, now) && row->job.attempts < b->max_attempts;
+    (void)b;
+    return fake_lease_expired(row, now) && row->job.attempts < row->job.max_attempts &&
+           !row->job.cancel_requested;
 }
 
 static int fake_requeue_expired_row(const fake_batch *b, fake_store_row *row, int64_t now)
 {
     (void)b;
+    char text[160];
+    snprintf(text, sizeof text,
+             "attempt %u stopped: the process running it stopped (its lease expired)",
+             row->job.attempts);
+    char *message = fake_strdup(text);
+    if (!message)
+        return error_set(ACP_ENOMEM, "fake store: out of memory");
+    free(row->job.message);
+    row->job.message = message;
     row->job.status = ACP_STATUS_QUEUED;
     row->job.grabbed = 0;
     free(row->lease_owner);
     row->lease_owner = NULL;
     row->lease_expires = 0;
-    row->dispatched = now;
+    row->dispatched = row->dispatch_retry = 0;
+    row->dispatch_failures = 0;
+    row->job.not_before = now + (int64_t)control_backoff_ms(&row->job) * 1000;
     return 0;
 }
 
-static int fake_requeue_expired(store *st, unsigned max_attempts, size_t limit,
-                                store_dispatch_list *out)
+static int fake_requeue_expired(store *st, size_t limit, store_dispatch_list *out)
 {
     fake_batch b = {.op = "pg.requeue_expired",
-                    .max_attempts = max_attempts,
                     .wanted = fake_expired_retry,
                     .order = fake_sort_lease,
                     .change = fake_requeue_expired_row};
@@ -1075,20 +1241,25 @@ static int fake_requeue_expired(store *st, unsigned max_attempts, size_t limit,
 
 static bool fake_expired_abandoned(const fake_batch *b, const fake_store_row *row, int64_t now)
 {
-    return fake_lease_expired(row, now) && row->job.attempts >= b->max_attempts;
+    (void)b;
+    return fake_lease_expired(row, now) &&
+           (row->job.attempts >= row->job.max_attempts || row->job.cancel_requested);
 }
 
 static int fake_fail_abandoned_row(const fake_batch *b, fake_store_row *row, int64_t now)
 {
     (void)b;
     char message[160];
-    snprintf(message, sizeof message,
-             "abandoned %u %s: the process running it stopped each time (its lease expired)",
-             row->job.attempts, row->job.attempts == 1 ? "time" : "times");
+    if (row->job.cancel_requested)
+        snprintf(message, sizeof message, "cancelled");
+    else
+        snprintf(message, sizeof message,
+                 "abandoned: the process running attempt %u of %u stopped (its lease expired)",
+                 row->job.attempts, row->job.max_attempts);
     char *copy = fake_strdup(message);
     if (!copy)
         return error_set(ACP_ENOMEM, "fake store: out of memory");
-    row->job.status = ACP_STATUS_FAILED;
+    row->job.status = row->job.cancel_requested ? ACP_STATUS_CANCELLED : ACP_STATUS_FAILED;
     row->job.finished = now;
     free(row->job.message);
     row->job.message = copy;
@@ -1098,11 +1269,10 @@ static int fake_fail_abandoned_row(const fake_batch *b, fake_store_row *row, int
     return 0;
 }
 
-static int fake_fail_abandoned(store *st, unsigned max_attempts, size_t limit,
-                               store_dispatch_list *out)
+static int fake_fail_abandoned(store *st, size_t limit, store_dispatch_list *out)
 {
     fake_batch b = {.op = "pg.fail_abandoned",
-                    .max_attempts = max_attempts,
+                    .report_status = true,
                     .wanted = fake_expired_abandoned,
                     .order = fake_sort_lease,
                     .change = fake_fail_abandoned_row};
@@ -1118,6 +1288,12 @@ static bool fake_undispatched(const fake_batch *b, const fake_store_row *row, in
         mine = strcmp(b->queues[i], row->job.queue) == 0;
     if (!mine)
         return false;
+    if (row->job.not_before > now) {
+        fake_batch *seen = (fake_batch *)b; /* the next due time is the batch's own record */
+        if (!row->dispatched && (!seen->next_due || row->job.not_before < seen->next_due))
+            seen->next_due = row->job.not_before;
+        return false;
+    }
     if (!row->dispatched)
         return !row->dispatch_retry || row->dispatch_retry <= now;
     return row->dispatched < now - (int64_t)b->older_than_seconds * FAKE_US;
@@ -1131,8 +1307,11 @@ static int fake_take_row(const fake_batch *b, fake_store_row *row, int64_t now)
 }
 
 static int fake_take_undispatched(store *st, unsigned older_than_seconds, const char *const *queues,
-                                  size_t queue_count, size_t limit, store_dispatch_list *out)
+                                  size_t queue_count, size_t limit, store_dispatch_list *out,
+                                  int64_t *next_due)
 {
+    if (next_due)
+        *next_due = 0;
     int rc = fake_check_names("take undispatched jobs", queues, queue_count);
     if (rc)
         return rc;
@@ -1141,10 +1320,13 @@ static int fake_take_undispatched(store *st, unsigned older_than_seconds, const 
                     .queues = queues,
                     .queue_count = queue_count,
                     .wanted = fake_undispatched,
-                    .order = fake_sort_created,
+                    .order = fake_sort_claim,
                     .change = fake_take_row,
                     .failures = true};
-    return fake_batch_run(fake_of(st), &b, limit, out);
+    rc = fake_batch_run(fake_of(st), &b, limit, out);
+    if (rc == 0 && next_due)
+        *next_due = b.next_due;
+    return rc;
 }
 
 /* ---- transactions -------------------------------------------------------------- */
@@ -1393,7 +1575,7 @@ static int fake_list(store *st, unsigned statuses, const char *queue, int64_t af
     if (!rows || !count)
         return error_set(ACP_EINVAL, "store_list: NULL argument");
     unsigned known = 0;
-    for (int s = ACP_STATUS_QUEUED; s <= ACP_STATUS_EXPIRED; s++)
+    for (int s = ACP_STATUS_QUEUED; s <= ACP_STATUS_CANCELLED; s++)
         known |= 1u << s;
     if (statuses & ~known)
         return error_set(ACP_EINVAL,
@@ -1504,6 +1686,8 @@ static const store_ops fake_store_ops = {
     .dispatch_failed = fake_dispatch_failed,
     .fail_undispatchable = fake_fail_undispatchable,
     .claim = fake_claim,
+    .retry = fake_retry,
+    .cancel = fake_cancel,
     .finish = fake_finish,
     .renew_leases = fake_renew_leases,
     .requeue_expired = fake_requeue_expired,

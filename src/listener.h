@@ -1,0 +1,21 @@
+/* The listening connection: a PostgreSQL connection of its own, on a
+ * thread of its own, LISTENing for cancellations (store.h,
+ * STORE_CANCEL_CHANNEL), so that the process running a cancelled job hears
+ * of it within a round trip instead of a lease renewal. */
+#ifndef ACP_LISTENER_H
+#define ACP_LISTENER_H
+
+#include "async_platform.h"
+
+typedef struct listener listener;
+
+/* Start listening for @p (whose store must be PostgreSQL's: otherwise
+ * nothing is started and 0 is returned, the lease renewal being the only
+ * way cancellations arrive). A connection that fails or breaks is made
+ * again, with back-off, in the background. ACP_ENOMEM when the thread
+ * cannot start. */
+int listener_start(acp_platform *p, listener **out);
+/* Stop the thread and close the connection. NULL is fine. */
+void listener_stop(listener *l);
+
+#endif

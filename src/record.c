@@ -1,0 +1,278 @@
+/* Recording how a run ended: its results uploaded and its row finished
+ * under its lease, or the job queued again for a retry, however long the
+ * database takes to answer. */
+#include "record.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "error.h"
+#include "job.h"
+#include "platform_state.h"
+#include "running.h"
+#include "workspace.h"
+
+#define RECORD_BACKOFF_MIN_MS 100
+#define RECORD_BACKOFF_MAX_MS 5000
+
+/* Upload one named result (*@size gets its size). Returns 0 when
+ * uploaded, 1 when there is no regular file of that name to keep, or an
+ * error. */
+static int upload_output(acp_platform *p, const acp_job_id *id, int dir_fd, const char *name,
+                         uint64_t *size)
+{
+    int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0 && (errno == ENOENT || errno == ELOOP))
+        return 1; /* absent, or a symbolic link that must not be followed */
+    if (fd < 0)
+        return error_set(ACP_EIO, "opening %s: %s", name, error_strerror(errno));
+    struct stat st;
+    int rc = fstat(fd, &st) != 0    ? error_set(ACP_EIO, "%s: %s", name, error_strerror(errno))
+             : !S_ISREG(st.st_mode) ? 1
+                                    : objects_put_fd(p->objects, id, name, fd);
+    if (rc == 0)
+        *size = (uint64_t)st.st_size;
+    close(fd);
+    return rc;
+}
+
+/* The results a run kept: the names and sizes of the files uploaded. */
+typedef struct kept_files {
+    const char **names; /* point into the outcome's names */
+    uint64_t *sizes;
+    size_t count;
+} kept_files;
+
+static void kept_files_free(kept_files *kept)
+{
+    free(kept->names);
+    free(kept->sizes);
+}
+
+/* Upload the results the run named, patiently: a short S3 outage must not
+ * fail good work. Results are kept for failed jobs too (logs explain
+ * failures); one that cannot be kept fails the run. @kept gets what was
+ * uploaded. Returns ACP_ESHUTDOWN when the platform stops while S3 is
+ * failing (nothing is recorded then), ACP_ENOMEM, else 0. */
+static int upload_outputs(acp_platform *p, const store_job *row, acp_job_context *ctx,
+                          acp_job_status *status, kept_files *kept)
+{
+    acp_job_outcome *outcome = ctx->outcome;
+    int rc = 0;
+    kept->count = 0;
+    kept->names = malloc((outcome->output_count + 1) * sizeof *kept->names);
+    kept->sizes = malloc((outcome->output_count + 1) * sizeof *kept->sizes);
+    if (!kept->names || !kept->sizes)
+        return error_set(ACP_ENOMEM, "out of memory");
+    objects_patience_begin(p->result_retry_seconds, &p->stopping);
+    for (size_t i = 0; i < outcome->output_count; i++) {
+        int up =
+            upload_output(p, &row->id, ctx->dir_fd, outcome->outputs[i], &kept->sizes[kept->count]);
+        if (up == 0)
+            kept->names[kept->count++] = outcome->outputs[i];
+        if (up == ACP_ESHUTDOWN) {
+            rc = up;
+            break;
+        }
+        if (up < 0) {
+            char what[300];
+            snprintf(what, sizeof what, "keeping result '%s'", outcome->outputs[i]);
+            job_outcome_fail(outcome, what);
+            *status = ACP_STATUS_FAILED;
+        }
+    }
+    objects_patience_end();
+    return rc;
+}
+
+/* A first attempt runs in a workspace that submission has just created or
+ * wiped, so its flags cannot exist yet: a plain PUT saves the HEAD of a
+ * touch. A later attempt may find its predecessor's flag, which keeps its
+ * timestamp. */
+int record_set_flag(acp_platform *p, const store_job *row, const char *flag)
+{
+    if (row->attempts <= 1)
+        return objects_put(p->objects, &row->id, flag, "", 0);
+    return objects_touch(p->objects, &row->id, flag);
+}
+
+/* The row says how the run ended; count it and add its flag (none for a
+ * retry: the job is not over). The flag goes after the row, so an S3
+ * outage may have started meanwhile: it is retried as patiently as the
+ * results. */
+static void record_outcome(acp_platform *p, const store_job *row, acp_job_status status,
+                           const char *hex)
+{
+    switch (status) {
+    case ACP_STATUS_COMPLETE:
+        atomic_fetch_add(&p->completed, 1);
+        break;
+    case ACP_STATUS_CANCELLED:
+        atomic_fetch_add(&p->cancelled, 1);
+        break;
+    case ACP_STATUS_QUEUED:
+        atomic_fetch_add(&p->retried, 1);
+        log_debug(&p->log, "job %s: attempt %u of %u failed; queued for a retry", hex,
+                  row->attempts, row->max_attempts);
+        return;
+    default:
+        atomic_fetch_add(&p->failed, 1);
+        break;
+    }
+    if (row->layout != ACP_LAYOUT_LCP) {
+        log_debug(&p->log, "job %s: %s", hex, acp_job_status_name(status));
+        return;
+    }
+    objects_patience_begin(p->result_retry_seconds, &p->stopping);
+    int rc = record_set_flag(p, row, workspace_flag(status));
+    objects_patience_end();
+    if (rc != 0)
+        log_warn(&p->log, "job %s: setting %s: %s", hex, workspace_flag(status), acp_last_error());
+    else
+        log_debug(&p->log, "job %s: %s", hex, acp_job_status_name(status));
+}
+
+/* One attempt at recording the run, fenced by the lease from before the
+ * first upload to the commit: with the row locked, no requeue or claim can
+ * take the job while its results are written, and a run that lost its
+ * lease uploads nothing. *@recorded gets the status the row now holds. */
+static int record_persist_once(acp_platform *p, const store_job *row, acp_job_context *ctx,
+                               acp_job_status status, acp_job_status *recorded)
+{
+    store_tx *tx;
+    int rc = store_finish_begin(p->store, &row->id, p->instance_id, row->attempts, row->grabbed,
+                                &tx, recorded);
+    if (rc == 1)
+        return 0; /* an earlier attempt's COMMIT went through */
+    if (rc)
+        return rc;
+    acp_job_outcome *outcome = ctx->outcome;
+    kept_files kept = {0};
+    rc = upload_outputs(p, row, ctx, &status, &kept);
+    /* The native row names exactly the objects that exist; lcp rows keep
+     * upstream's record of what the run named. */
+    bool native = row->layout != ACP_LAYOUT_LCP;
+    if (!rc)
+        rc = store_finish_tx(tx, status, status != ACP_STATUS_COMPLETE ? outcome->message : NULL,
+                             native ? kept.names : (const char *const *)outcome->outputs,
+                             native ? kept.sizes : NULL,
+                             native ? kept.count : outcome->output_count, &row->id);
+    kept_files_free(&kept);
+    int end = store_tx_end(tx, rc == 0);
+    if (!rc)
+        rc = end;
+    *recorded = status;
+    return rc;
+}
+
+/* One try at recording the end: a retry (@status queued), or the final
+ * @status with @message, uploading the results @ctx names (NULL: none).
+ * *@recorded gets what the row holds then. */
+static int record_once(acp_platform *p, const store_job *row, acp_job_context *ctx,
+                       acp_job_status status, const char *message, bool *quick,
+                       acp_job_status *recorded)
+{
+    *recorded = status;
+    if (status == ACP_STATUS_QUEUED) {
+        int rc = store_retry(p->store, &row->id, p->instance_id, message, control_backoff_ms(row));
+        if (rc != ACP_ECONFLICT)
+            return rc;
+        /* Lost lease, or a cancellation requested since: only the latter
+         * still lets this process finish the run. */
+        *recorded = ACP_STATUS_CANCELLED;
+        return store_finish(p->store, &row->id, p->instance_id, ACP_STATUS_CANCELLED, NULL, NULL,
+                            NULL, 0);
+    }
+    /* Nothing to upload: the fenced UPDATE alone records the run (one
+     * statement instead of a transaction of four). After a failure the full
+     * form finds out whether it went through. */
+    bool nothing = !ctx || ctx->outcome->output_count == 0;
+    if (!ctx || (*quick && nothing && row->layout != ACP_LAYOUT_LCP)) {
+        *quick = false;
+        return store_finish(p->store, &row->id, p->instance_id, status,
+                            status != ACP_STATUS_COMPLETE ? message : NULL, NULL, NULL, 0);
+    }
+    return record_persist_once(p, row, ctx, status, recorded);
+}
+
+int record_stopped(acp_platform *p, const store_job *row, int reason, const char *hex)
+{
+    char message[128];
+    control_stop_message(row, reason, message, sizeof message);
+    acp_job_status status = reason == ACP_CANCEL_REQUESTED ? ACP_STATUS_CANCELLED
+                            : control_retries(row, false)  ? ACP_STATUS_QUEUED
+                                                           : ACP_STATUS_FAILED;
+    bool quick = true;
+    acp_job_status recorded;
+    int rc = record_once(p, row, NULL, status, message, &quick, &recorded);
+    if (rc == 0) {
+        if (reason == ACP_CANCEL_TIMEOUT)
+            atomic_fetch_add(&p->timed_out, 1);
+        record_outcome(p, row, recorded, hex);
+    }
+    return rc;
+}
+
+void record_run(acp_platform *p, const store_job *row, acp_job_context *ctx, acp_job_status status,
+                const char *hex)
+{
+    acp_job_outcome *outcome = ctx->outcome;
+    int reason = outcome->run ? atomic_load(&outcome->run->reason) : ACP_CANCEL_NONE;
+    char stop[128];
+    if (reason != ACP_CANCEL_NONE) {
+        /* Whatever the executor returned: it was asked to stop. */
+        acp_job_set_message(ctx, control_stop_message(row, reason, stop, sizeof stop));
+        status = reason == ACP_CANCEL_REQUESTED ? ACP_STATUS_CANCELLED : ACP_STATUS_FAILED;
+        if (reason == ACP_CANCEL_TIMEOUT)
+            atomic_fetch_add(&p->timed_out, 1);
+    }
+    /* A cancelled run keeps nothing, and a failed attempt that is retried
+     * leaves nothing for the next one to find. */
+    if (status == ACP_STATUS_FAILED && control_retries(row, outcome->permanent))
+        status = ACP_STATUS_QUEUED;
+    if (status == ACP_STATUS_CANCELLED || status == ACP_STATUS_QUEUED)
+        outcome->output_count = 0;
+
+    unsigned backoff = 0;
+    bool waiting = false, quick = true;
+    for (;;) {
+        acp_job_status recorded;
+        int rc = record_once(p, row, ctx, status, outcome->message, &quick, &recorded);
+        if (rc == 0) {
+            if (waiting)
+                log_info(&p->log, "job %s: its result is recorded now", hex);
+            record_outcome(p, row, recorded, hex);
+            return;
+        }
+        if (rc == ACP_ECONFLICT) {
+            log_warn(&p->log,
+                     "job %s: this process lost its lease (the job was requeued, deleted or "
+                     "resubmitted meanwhile); the result of this run is discarded, nothing "
+                     "uploaded",
+                     hex);
+            return;
+        }
+        if (rc != ACP_EDB || atomic_load(&p->stopping)) {
+            log_error(&p->log,
+                      "job %s: recording its result: %s; giving up%s: the job will run again "
+                      "once its lease expires",
+                      hex, acp_last_error(), atomic_load(&p->stopping) ? " (shutting down)" : "");
+            return;
+        }
+        if (!waiting)
+            log_error(&p->log,
+                      "job %s: recording its result: %s; retrying until the database answers", hex,
+                      acp_last_error());
+        waiting = true;
+        backoff = backoff ? backoff * 2 : RECORD_BACKOFF_MIN_MS;
+        if (backoff > RECORD_BACKOFF_MAX_MS)
+            backoff = RECORD_BACKOFF_MAX_MS;
+        platform_state_wait(p, backoff, &p->stopping);
+    }
+}
