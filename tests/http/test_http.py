@@ -603,7 +603,10 @@ def t_expire_failed_job():
     check(failed["id"] in {j["id"] for j in r.json()["jobs"]}, f"expired jobs: {r}")
     doc, _ = submit(config, expect=202)
     again = wait_status(doc["id"], {"failed"})
-    check(again["owned"] is True and again["attempts"] == 1, f"after resubmitting: {again}")
+    # The attempt count starts again: a failing job takes its max_attempts
+    # (config.max_attempts, 3) on each submission, not more.
+    check(again["owned"] is True and failed["attempts"] == 3 and
+          again["attempts"] == again["max_attempts"] == 3, f"after resubmitting: {again}")
     check("stderr.txt" in files(failed["id"]), "the second run kept no stderr.txt")
     r = run.a.call("POST", f"/jobs/{failed['id']}/expire")
     check(r.status == 200, f"second expire: {r}")
