@@ -9,6 +9,7 @@
 #include "executors.h"
 #include "files.h"
 #include "health.h"
+#include "jobctl.h"
 #include "jsonspan.h"
 
 /* The request body is {"queue", "config", "id"}: one level above the
@@ -50,7 +51,19 @@ static json_object *api_job_json(const acp_job *job)
                            job->queue_position >= 0 ? json_object_new_int64(job->queue_position)
                                                     : NULL);
     json_object_object_add(doc, "attempts", json_object_new_int64(job->attempts));
+    json_object_object_add(doc, "max_attempts", json_object_new_int64(job->max_attempts));
+    json_object_object_add(doc, "priority", json_object_new_int(job->priority));
+    json_object_object_add(doc, "timeout_seconds",
+                           job->timeout_seconds ? json_object_new_int64(job->timeout_seconds)
+                                                : NULL);
+    json_object_object_add(doc, "next_run", api_time(job->next_run));
+    json_object_object_add(doc, "cancel_requested",
+                           json_object_new_boolean(job->cancel_requested != 0));
+    /* "message" came first and stays; "last_error" is the same text under
+     * the name that says what it is since attempts are retried. */
     json_object_object_add(doc, "message",
+                           job->message ? json_object_new_string(job->message) : NULL);
+    json_object_object_add(doc, "last_error",
                            job->message ? json_object_new_string(job->message) : NULL);
     return doc;
 }
@@ -136,9 +149,9 @@ static json_object *api_parse_body(struct MHD_Connection *conn, http_request *re
  * config twice must not. A failed or expired job is submitted again, which
  * is how it is retried. */
 static enum MHD_Result api_submit_job(server *srv, struct MHD_Connection *conn, http_request *req,
-                                      const char *queue_id, const acp_job_id *id,
-                                      const char *config_text)
+                                      const char *queue_id, acp_submission *sub)
 {
+    const acp_job_id *id = sub->id;
     enum MHD_Result result;
     acp_job job;
     memset(&job, 0, sizeof job);
@@ -146,25 +159,24 @@ static enum MHD_Result api_submit_job(server *srv, struct MHD_Connection *conn, 
     if (rc == 0 && job.owned &&
         (job.status == ACP_STATUS_QUEUED || job.status == ACP_STATUS_IN_PROGRESS ||
          job.status == ACP_STATUS_COMPLETE)) {
-        result = http_reply_json(conn, req, MHD_HTTP_OK, api_job_brief(id, job.status));
+        result = http_reply_json(conn, req, MHD_HTTP_OK, api_job_json(&job));
     } else if (rc != 0 && rc != ACP_ENOTFOUND) {
         result = http_reply_acp(conn, req, rc, NULL);
     } else {
         acp_job_clear(&job);
-        acp_submission sub;
-        acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
-        sub.id = id;
-        sub.config = config_text;
-        rc = acp_submit(srv->platform, queue_id, &sub, &job);
+        rc = acp_submit(srv->platform, queue_id, sub, &job);
         if (rc != 0) {
-            const char *field = rc == ACP_ENOQUEUE                      ? "queue"
-                                : rc == ACP_EINVAL || rc == ACP_ETOOBIG ? "config"
-                                                                        : NULL;
+            const char *field = rc == ACP_ENOQUEUE  ? "queue"
+                                : rc == ACP_ETOOBIG ? "config"
+                                : rc == ACP_EINVAL  ? jobctl_field_of(acp_last_error())
+                                                    : NULL;
+            if (rc == ACP_EINVAL && !field)
+                field = "config";
             result = http_reply_acp(conn, req, rc, field);
         } else {
             char location[64], hex[ACP_JOB_ID_STRLEN];
             snprintf(location, sizeof location, "/jobs/%s", acp_job_id_format(id, hex));
-            struct MHD_Response *response = http_json_response(api_job_brief(id, job.status));
+            struct MHD_Response *response = http_json_response(api_job_json(&job));
             if (response)
                 MHD_add_response_header(response, MHD_HTTP_HEADER_LOCATION, location);
             result = http_reply(conn, req, MHD_HTTP_ACCEPTED, response);
@@ -196,9 +208,12 @@ static enum MHD_Result api_submit(server *srv, struct MHD_Connection *conn, http
             config = value;
         else if (strcmp(key, "id") == 0)
             id_text = value;
-        else {
-            result = http_reply_error(conn, req, MHD_HTTP_BAD_REQUEST, acp_strerror(ACP_EINVAL),
-                                      key, "unknown member '%s' (expected queue, config, id)", key);
+        else if (!jobctl_is_member(key)) {
+            result =
+                http_reply_error(conn, req, MHD_HTTP_BAD_REQUEST, acp_strerror(ACP_EINVAL), key,
+                                 "unknown member '%s' (expected queue, config, id, priority, "
+                                 "max_attempts, timeout_seconds, not_before, delay_seconds)",
+                                 key);
             goto out;
         }
     }
@@ -220,6 +235,16 @@ static enum MHD_Result api_submit(server *srv, struct MHD_Connection *conn, http
         goto out;
     }
     if (executors_validate(srv->cfg, config, &field, detail, sizeof detail) != 0) {
+        result = api_bad_body(conn, req, field, detail);
+        goto out;
+    }
+
+    acp_submission sub;
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now); /* not_before is a time of day, not a deadline */
+    if (jobctl_parse(body, (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000, &sub, &field, detail,
+                     sizeof detail) != 0) {
         result = api_bad_body(conn, req, field, detail);
         goto out;
     }
@@ -262,7 +287,9 @@ static enum MHD_Result api_submit(server *srv, struct MHD_Connection *conn, http
     }
     id = derived;
 
-    result = api_submit_job(srv, conn, req, queue_id, &id, config_text);
+    sub.id = &id;
+    sub.config = config_text;
+    result = api_submit_job(srv, conn, req, queue_id, &sub);
     free(config_text);
 out:
     json_object_put(body);
@@ -295,7 +322,7 @@ static int api_parse_statuses(const char *text, unsigned *out, char *bad, size_t
     for (;;) {
         size_t n = strcspn(p, ",");
         int found = 0;
-        for (int s = ACP_STATUS_QUEUED; s <= ACP_STATUS_EXPIRED && !found; s++) {
+        for (int s = ACP_STATUS_QUEUED; s <= ACP_STATUS_CANCELLED && !found; s++) {
             const char *name = acp_job_status_name((acp_job_status)s);
             if (strlen(name) == n && strncmp(p, name, n) == 0) {
                 *out |= 1u << s;
@@ -330,7 +357,7 @@ static enum MHD_Result api_list(server *srv, struct MHD_Connection *conn, http_r
     if (status && api_parse_statuses(status, &filter.statuses, bad, sizeof bad) != 0)
         return http_reply_error(conn, req, MHD_HTTP_BAD_REQUEST, acp_strerror(ACP_EINVAL), "status",
                                 "status: '%s' is not one of queued, in-progress, complete, "
-                                "failed, expired",
+                                "failed, expired, cancelled",
                                 bad);
     if (limit) {
         char *end;
@@ -402,6 +429,34 @@ static enum MHD_Result api_expire(server *srv, struct MHD_Connection *conn, http
     return http_reply_json(conn, req, MHD_HTTP_OK, api_job_brief(id, ACP_STATUS_EXPIRED));
 }
 
+/* Ask the library to cancel the job: a queued one is cancelled at once, a
+ * running one is asked to stop (it shows cancel_requested until its
+ * executor returns). The answer is the job as it is after the call. */
+static enum MHD_Result api_cancel(server *srv, struct MHD_Connection *conn, http_request *req,
+                                  const acp_job_id *id)
+{
+    int rc = acp_cancel_job(srv->platform, id);
+    if (rc == ACP_ECONFLICT) {
+        /* The library's detail says which status; the member says it to a
+         * program. Copied first: acp_get_job may set another error. */
+        char detail[512];
+        snprintf(detail, sizeof detail, "%s", acp_last_error());
+        acp_job job;
+        memset(&job, 0, sizeof job);
+        json_object *doc = json_object_new_object();
+        json_object_object_add(doc, "error", json_object_new_string(acp_strerror(rc)));
+        json_object_object_add(doc, "detail", json_object_new_string(detail));
+        if (acp_get_job(srv->platform, id, &job) == 0)
+            json_object_object_add(doc, "status",
+                                   json_object_new_string(acp_job_status_name(job.status)));
+        acp_job_clear(&job);
+        return http_reply_json(conn, req, MHD_HTTP_CONFLICT, doc);
+    }
+    if (rc != 0)
+        return http_reply_acp(conn, req, rc, NULL);
+    return api_get(srv, conn, req, id);
+}
+
 /* ---- routing ------------------------------------------------------------ */
 
 typedef enum api_route {
@@ -412,6 +467,7 @@ typedef enum api_route {
     API_FILES,
     API_FILE,
     API_EXPIRE,
+    API_CANCEL,
 } api_route;
 
 /* Split "/a/b/c" into at most API_SEGMENTS non-empty segments of @copy.
@@ -452,6 +508,8 @@ static api_route api_match(char *segments[], int n)
         return API_FILES;
     if (n == 3 && strcmp(segments[2], "expire") == 0)
         return API_EXPIRE;
+    if (n == 3 && strcmp(segments[2], "cancel") == 0)
+        return API_CANCEL;
     if (n == 4 && strcmp(segments[2], "files") == 0)
         return API_FILE;
     return API_NONE;
@@ -465,6 +523,7 @@ static const char *api_allowed(api_route route)
     case API_JOB:
         return "GET, HEAD, DELETE";
     case API_EXPIRE:
+    case API_CANCEL:
         return "POST";
     default:
         return "GET, HEAD";
@@ -480,6 +539,7 @@ static int api_method_ok(api_route route, const char *method)
     case API_JOB:
         return get || strcmp(method, "DELETE") == 0;
     case API_EXPIRE:
+    case API_CANCEL:
         return strcmp(method, "POST") == 0;
     default:
         return get;
@@ -525,6 +585,8 @@ static enum MHD_Result api_dispatch(server *srv, struct MHD_Connection *conn, ht
         return files_download(srv, conn, req, &id, segments[3], strcmp(method, "HEAD") == 0);
     case API_EXPIRE:
         return api_expire(srv, conn, req, &id);
+    case API_CANCEL:
+        return api_cancel(srv, conn, req, &id);
     default:
         return MHD_NO;
     }

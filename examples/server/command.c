@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -25,11 +26,26 @@ static double command_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void command_sleep_ms(long ms)
+/* The grace a program gets between SIGTERM and SIGKILL: shorter than the
+ * platform's cancel_grace_seconds (10 s by default), so that the program is
+ * gone and the executor has returned before the platform gives up on it. */
+#define COMMAND_KILL_GRACE_SECONDS 5.0
+
+/* Why command_wait stopped the program. */
+typedef enum command_stop {
+    COMMAND_RAN,           /* it ended by itself */
+    COMMAND_OWN_LIMIT,     /* executors.command.timeout_seconds */
+    COMMAND_JOB_TIMED_OUT, /* the job's timeout_seconds (acp_job_cancelled) */
+    COMMAND_JOB_CANCELLED, /* acp_cancel_job() */
+} command_stop;
+
+static double command_grace(const settings *cfg)
 {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
+    double grace = COMMAND_KILL_GRACE_SECONDS;
+    /* Half the platform's grace when an operator set it shorter. */
+    if (cfg->cancel_grace_seconds != SETTINGS_UNSET && cfg->cancel_grace_seconds < 2 * grace)
+        grace = (double)cfg->cancel_grace_seconds / 2;
+    return grace;
 }
 
 /* Open a result file in the scratch directory for the child's @target fd. */
@@ -48,12 +64,86 @@ static int command_open_output(acp_job_context *ctx, const char *name, char *msg
     return fd;
 }
 
-/* Wait for @pid, killing its process group at @deadline (0: never). Returns
- * the wait status; *timed_out tells whether it was killed for time. */
-static int command_wait(pid_t pid, double deadline, int *timed_out)
+/* A process and its parent, from /proc/<pid>/stat. */
+typedef struct command_proc {
+    pid_t pid, ppid;
+    int mark;
+} command_proc;
+
+/* Send @sig to every descendant of @root, not to @root. In the sandbox
+ * @root is bubblewrap, which does not pass signals on: a SIGTERM to it ends
+ * it, and the kernel then kills the sandbox's processes without a chance to
+ * clean up. The program itself is its descendant (in the host's PID
+ * namespace too), and so is whatever it started, also with setsid(). */
+static void command_signal_descendants(pid_t root, int sig)
 {
+    DIR *proc = opendir("/proc");
+    if (!proc)
+        return;
+    command_proc *all = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(proc)) != NULL) {
+        char path[300], text[512];
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof path, "%s/stat", e->d_name);
+        int fd = openat(dirfd(proc), path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t len = read(fd, text, sizeof text - 1);
+        close(fd);
+        if (len <= 0)
+            continue;
+        text[len] = '\0';
+        /* "pid (comm) state ppid ...": comm may hold anything but ends at
+         * the last ')'. */
+        char *paren = strrchr(text, ')');
+        int ppid;
+        if (!paren || sscanf(paren + 1, " %*c %d", &ppid) != 1)
+            continue;
+        if (n == cap) {
+            size_t grown_cap = cap ? cap * 2 : 256;
+            command_proc *grown = realloc(all, grown_cap * sizeof *grown);
+            if (!grown)
+                break;
+            all = grown;
+            cap = grown_cap;
+        }
+        all[n++] = (command_proc){(pid_t)atoi(e->d_name), (pid_t)ppid, 0};
+    }
+    closedir(proc);
+    /* Mark generation by generation until none is added. */
+    for (int added = 1; added;) {
+        added = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (all[i].mark)
+                continue;
+            int parent_marked = all[i].ppid == root;
+            for (size_t j = 0; j < n && !parent_marked; j++)
+                parent_marked = all[j].mark && all[j].pid == all[i].ppid;
+            if (parent_marked)
+                all[i].mark = added = 1;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (all[i].mark)
+            kill(all[i].pid, sig);
+    free(all);
+}
+
+/* Wait for @pid. At @deadline (0: never), or when the job is cancelled or
+ * runs out of its time (acp_job_cancel_fd), send its process group SIGTERM
+ * (@sandboxed: @pid's descendants, see command_signal_descendants), and
+ * SIGKILL @grace seconds later if it is still there. Returns the wait
+ * status; *stop says why it was stopped. */
+static int command_wait(pid_t pid, int sandboxed, acp_job_context *ctx, double deadline,
+                        double grace, command_stop *stop)
+{
+    int cancel_fd = acp_job_cancel_fd(ctx);
     long pause_ms = 1;
-    *timed_out = 0;
+    double kill_at = 0; /* when SIGKILL is due; 0: not (or no longer) */
+    *stop = COMMAND_RAN;
     for (;;) {
         /* WNOWAIT leaves the child a zombie, so its pid (the group id) cannot
          * be reused before the group is killed below. */
@@ -62,13 +152,32 @@ static int command_wait(pid_t pid, double deadline, int *timed_out)
         int r = waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT);
         if ((r == 0 && info.si_pid == pid) || (r < 0 && errno != EINTR))
             break;
-        if (deadline > 0 && command_now() >= deadline && !*timed_out) {
+        double now = command_now();
+        if (*stop == COMMAND_RAN) {
+            int why = acp_job_cancelled(ctx);
+            *stop = why == ACP_CANCEL_REQUESTED       ? COMMAND_JOB_CANCELLED
+                    : why == ACP_CANCEL_TIMEOUT       ? COMMAND_JOB_TIMED_OUT
+                    : deadline > 0 && now >= deadline ? COMMAND_OWN_LIMIT
+                                                      : COMMAND_RAN;
+            if (*stop != COMMAND_RAN) {
+                if (sandboxed)
+                    command_signal_descendants(pid, SIGTERM);
+                else
+                    kill(-pid, SIGTERM);
+                kill_at = now + grace;
+            }
+        } else if (kill_at > 0 && now >= kill_at) {
             kill(-pid, SIGKILL);
-            *timed_out = 1;
+            kill_at = 0;
         }
         /* Short first pauses so that quick programs finish quickly; a
-         * long-running one costs at most 20 wake-ups a second. */
-        command_sleep_ms(pause_ms);
+         * long-running one costs at most 20 wake-ups a second. Until the
+         * program is told to stop, the cancel descriptor ends the pause at
+         * once; after, it stays readable and is left out. poll() measures
+         * its timeout on the monotonic clock. */
+        struct pollfd pfd = {.fd = *stop == COMMAND_RAN ? cancel_fd : -1, .events = POLLIN};
+        if (poll(&pfd, 1, (int)pause_ms) < 0 && errno != EINTR)
+            break;
         if (pause_ms < 50)
             pause_ms *= 2;
     }
@@ -382,19 +491,32 @@ int command_run(const settings *cfg, acp_job_context *ctx, const settings_progra
     }
 
     double timeout = cfg->command_timeout_seconds;
-    int timed_out;
-    int status = command_wait(pid, timeout > 0 ? command_now() + timeout : 0, &timed_out);
-    if (timed_out) {
-        snprintf(msg, msglen, "'%s' timed out after %g s and was killed", prog->name, timeout);
-        return -1;
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        return 0;
+    double grace = command_grace(cfg);
+    command_stop stop;
+    int status = command_wait(pid, cfg->command_sandbox, ctx,
+                              timeout > 0 ? command_now() + timeout : 0, grace, &stop);
     /* bubblewrap exits with 128 + the signal that ended the program. */
     int sig = WIFSIGNALED(status) ? WTERMSIG(status)
               : cfg->command_sandbox && WIFEXITED(status) && WEXITSTATUS(status) > 128
                   ? WEXITSTATUS(status) - 128
                   : 0;
+    const char *how = sig == SIGKILL ? "killed (SIGKILL)" : "stopped (SIGTERM)";
+    switch (stop) {
+    case COMMAND_OWN_LIMIT:
+        snprintf(msg, msglen, "'%s' timed out after %g s and was %s", prog->name, timeout, how);
+        return -1;
+    case COMMAND_JOB_TIMED_OUT:
+        snprintf(msg, msglen, "'%s' timed out (the job's timeout_seconds) and was %s", prog->name,
+                 how);
+        return -1;
+    case COMMAND_JOB_CANCELLED:
+        snprintf(msg, msglen, "'%s' was cancelled and %s", prog->name, how);
+        return -1;
+    case COMMAND_RAN:
+        break;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
     if (sig == SIGXCPU)
         snprintf(msg, msglen, "'%s' used more than %ld s of CPU time and was stopped", prog->name,
                  cfg->command_max_cpu_seconds);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,14 +210,44 @@ static int executors_write_json(acp_job_context *ctx, const char *name, json_obj
 
 /* ---- the executors ------------------------------------------------------ */
 
+static double executors_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static int executors_sleep(job_executor *ex, acp_job_context *ctx, char *msg, size_t msglen)
 {
     double seconds = ex->params.seconds;
     if (seconds > ex->cfg->sleep_max_seconds)
         seconds = ex->cfg->sleep_max_seconds;
-    struct timespec left = {(time_t)seconds, (long)((seconds - floor(seconds)) * 1e9)};
-    while (nanosleep(&left, &left) != 0 && errno == EINTR)
-        ;
+    /* Asleep on the cancel descriptor: a cancellation or the job's timeout
+     * ends the sleep at once. poll() counts on the monotonic clock. */
+    double start = executors_now(), end = start + seconds;
+    struct pollfd pfd = {.fd = acp_job_cancel_fd(ctx), .events = POLLIN};
+    for (;;) {
+        double left = end - executors_now();
+        if (left <= 0)
+            break;
+        double ms = ceil(left * 1000);
+        /* Without the descriptor (see below), the flag is checked often. */
+        double cap = pfd.fd >= 0 ? 60000 : 100;
+        int r = poll(&pfd, 1, (int)(ms > cap ? cap : ms));
+        if (r < 0 && errno != EINTR) {
+            snprintf(msg, msglen, "poll: %s", strerror(errno));
+            return -1;
+        }
+        int why = acp_job_cancelled(ctx);
+        if (why != ACP_CANCEL_NONE) {
+            snprintf(msg, msglen, "%s after %.1f of %g s of sleep",
+                     why == ACP_CANCEL_TIMEOUT ? "timed out" : "cancelled", executors_now() - start,
+                     seconds);
+            return -1;
+        }
+        if (r > 0) /* readable but no reason yet: do not spin on it */
+            pfd.fd = -1;
+    }
     json_object *doc = json_object_new_object();
     json_object_object_add(doc, "requested_seconds", json_object_new_double(ex->params.seconds));
     json_object_object_add(doc, "slept_seconds", json_object_new_double(seconds));

@@ -1,6 +1,7 @@
 /* The server's executors, chosen by the job config's "executor" member:
  *   sleep     {"seconds": N}: sleeps (capped by executors.sleep.max_seconds)
- *             and writes sleep.json
+ *             and writes sleep.json; a cancellation or the job's timeout
+ *             ends the sleep (and the job) at once
  *   checksum  {"text": "..."}: writes checksum.json with the SHA-256 and the
  *             byte, line and word counts of the text
  *   command   {"program": NAME, "args": [...]}: runs an allowed program, see

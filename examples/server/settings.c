@@ -14,6 +14,12 @@
 #include "jsonspan.h"
 #include "slog.h"
 
+/* The library's defaults of acp_queue_config's back-off (include/
+ * async_platform.h), to check retry_max_ms >= retry_base_ms when only one of
+ * them is given. */
+#define SETTINGS_RETRY_BASE_MS_DEFAULT 1000L
+#define SETTINGS_RETRY_MAX_MS_DEFAULT  300000L
+
 /* A config file larger than this is certainly a mistake. */
 #define SETTINGS_FILE_MAX (1024 * 1024)
 
@@ -135,6 +141,8 @@ static const settings_field settings_top_fields[] = {
     FIELD("max_body_bytes", SETTINGS_INT, max_body_bytes, 1024, 64L * 1024 * 1024, NULL, 0),
     FIELD("health_cache_seconds", SETTINGS_SECONDS, health_cache_seconds, 0, 3600, NULL, 0),
     FIELD("max_attempts", SETTINGS_INT, max_attempts, 0, ACP_MAX_ATTEMPTS_MAX, NULL, 0),
+    FIELD("cancel_grace_seconds", SETTINGS_INT, cancel_grace_seconds, 1, ACP_CANCEL_GRACE_MAX, NULL,
+          0),
     CHOICE("layout", layout, settings_layouts),
     {NULL, 0, 0, 0, 0, NULL, 0, NULL},
 };
@@ -324,6 +332,7 @@ static int settings_add_queue(settings *s, const char *id, char *err, size_t err
     settings_queue *q = &s->queues[s->queue_count];
     memset(q, 0, sizeof *q);
     q->port = q->workers = q->message_ack_timeout = SETTINGS_UNSET;
+    q->max_attempts = q->retry_base_ms = q->retry_max_ms = q->timeout_seconds = SETTINGS_UNSET;
     if (!(q->id = strdup(id)))
         return settings_fail(err, errlen, "queues: out of memory");
     s->queue_count++;
@@ -394,11 +403,33 @@ static int settings_apply_queues(settings *s, json_object *array, char *err, siz
             else if (strcmp(key, "message_ack_timeout") == 0)
                 rc = settings_queue_long(&q->message_ack_timeout, value,
                                          ACP_MESSAGE_ACK_TIMEOUT_MIN, 604800, where, err, errlen);
+            else if (strcmp(key, "max_attempts") == 0)
+                rc = settings_queue_long(&q->max_attempts, value, 0, ACP_MAX_ATTEMPTS_MAX, where,
+                                         err, errlen);
+            else if (strcmp(key, "retry_base_ms") == 0)
+                rc = settings_queue_long(&q->retry_base_ms, value, 1, (long)ACP_BACKOFF_MS_MAX,
+                                         where, err, errlen);
+            else if (strcmp(key, "retry_max_ms") == 0)
+                rc = settings_queue_long(&q->retry_max_ms, value, 1, (long)ACP_BACKOFF_MS_MAX,
+                                         where, err, errlen);
+            else if (strcmp(key, "timeout_seconds") == 0)
+                rc = settings_queue_long(&q->timeout_seconds, value, 0, ACP_TIMEOUT_MAX, where, err,
+                                         errlen);
             else
                 rc = settings_fail(err, errlen, "%s: unknown setting", where);
             if (rc)
                 return rc;
         }
+        /* Against the library's defaults too: a cap below the default base
+         * alone is as wrong as one below a base given with it. */
+        long base =
+            q->retry_base_ms != SETTINGS_UNSET ? q->retry_base_ms : SETTINGS_RETRY_BASE_MS_DEFAULT;
+        long max =
+            q->retry_max_ms != SETTINGS_UNSET ? q->retry_max_ms : SETTINGS_RETRY_MAX_MS_DEFAULT;
+        if (max < base)
+            return settings_fail(
+                err, errlen, "queues[%zu].retry_max_ms: %ld is below retry_base_ms (%ld%s)", i, max,
+                base, q->retry_base_ms != SETTINGS_UNSET ? "" : ", the default");
     }
     return 0;
 }
@@ -542,7 +573,7 @@ static void settings_defaults(settings *s)
     s->db_pool_size = SETTINGS_UNSET;
     s->expiration_days = s->prune_interval = s->lease_seconds = SETTINGS_UNSET;
     s->redispatch_seconds = s->shutdown_timeout = SETTINGS_UNSET;
-    s->max_attempts = SETTINGS_UNSET;
+    s->max_attempts = s->cancel_grace_seconds = SETTINGS_UNSET;
     s->result_retry_seconds = SETTINGS_UNSET;
     s->s3_connect_timeout_ms = s->s3_request_timeout_ms = s->s3_retries = SETTINGS_UNSET;
     s->s3_retry_base_ms = s->s3_retry_max_ms = SETTINGS_UNSET;

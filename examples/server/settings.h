@@ -21,6 +21,11 @@ typedef struct settings_queue {
     char *password;
     long workers;
     long message_ack_timeout;
+    /* job control (acp_queue_config version 3); SETTINGS_UNSET: the library's */
+    long max_attempts;
+    long retry_base_ms;
+    long retry_max_ms;
+    long timeout_seconds;
 } settings_queue;
 
 typedef struct settings {
@@ -80,6 +85,7 @@ typedef struct settings {
     long result_retry_seconds;
     acp_log_level log_level;
     long max_attempts;
+    long cancel_grace_seconds;
     int layout; /* acp_layout; ACP_LAYOUT_DEFAULT unless the file says */
     /* executors */
     double sleep_max_seconds;

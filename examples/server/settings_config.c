@@ -63,6 +63,14 @@ int settings_to_acp_config(const settings *s, acp_config *c, acp_queue_config **
             queues[i].workers = (int)q->workers;
         if (q->message_ack_timeout != SETTINGS_UNSET)
             queues[i].message_ack_timeout = (unsigned)q->message_ack_timeout;
+        if (q->max_attempts != SETTINGS_UNSET)
+            queues[i].max_attempts = (unsigned)q->max_attempts;
+        if (q->retry_base_ms != SETTINGS_UNSET)
+            queues[i].retry_base_ms = (unsigned)q->retry_base_ms;
+        if (q->retry_max_ms != SETTINGS_UNSET)
+            queues[i].retry_max_ms = (unsigned)q->retry_max_ms;
+        if (q->timeout_seconds != SETTINGS_UNSET)
+            queues[i].timeout_seconds = (unsigned)q->timeout_seconds;
     }
     c->queues = queues;
     c->queue_count = s->queue_count;
@@ -80,6 +88,8 @@ int settings_to_acp_config(const settings *s, acp_config *c, acp_queue_config **
         c->shutdown_timeout = (unsigned)s->shutdown_timeout;
     if (s->max_attempts != SETTINGS_UNSET)
         c->max_attempts = (unsigned)s->max_attempts;
+    if (s->cancel_grace_seconds != SETTINGS_UNSET)
+        c->cancel_grace_seconds = (unsigned)s->cancel_grace_seconds;
     if (s->result_retry_seconds != SETTINGS_UNSET)
         c->result_retry_seconds = (unsigned)s->result_retry_seconds;
     if (s->layout != ACP_LAYOUT_DEFAULT)

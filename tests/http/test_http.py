@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import traceback
+from datetime import datetime, timedelta, timezone
 
 STACK_VARS = [
     "ACP_TEST_PG_HOST", "ACP_TEST_PG_PORT", "ACP_TEST_PG_USER", "ACP_TEST_PG_PASSWORD",
@@ -280,6 +281,11 @@ def t_poll():
     check(doc["attempts"] == 1 and doc["message"] is None and doc["queue_position"] is None,
           f"job: {doc}")
     run.sleep_doc = doc
+    # Job control: the defaults (config.max_attempts 3, priority 50, no
+    # limit), nothing pending.
+    check(doc["max_attempts"] == 3 and doc["priority"] == 50 and doc["timeout_seconds"] is None
+          and doc["next_run"] is None and doc["last_error"] is None
+          and doc["cancel_requested"] is False, f"job control fields: {doc}")
 
 
 @case("the sleep job's files list sleep.json and the download matches the listed size")
@@ -298,7 +304,8 @@ def t_sleep_files():
 @case("posting the same config again returns the same job without running it again")
 def t_same_again():
     doc, r = submit(run.sleep_config, expect=200)
-    check(doc == {"id": run.sleep_id, "status": "complete"}, f"second POST: {doc}")
+    check(doc["id"] == run.sleep_id and doc["status"] == "complete" and doc["attempts"] == 1 and
+          doc["finished"] == run.sleep_doc["finished"], f"second POST: {doc}")
     again = job(run.sleep_id)
     check(again["attempts"] == 1 and again["finished"] == run.sleep_doc["finished"],
           f"the job ran again: {again}")
@@ -596,7 +603,10 @@ def t_expire_failed_job():
     check(failed["id"] in {j["id"] for j in r.json()["jobs"]}, f"expired jobs: {r}")
     doc, _ = submit(config, expect=202)
     again = wait_status(doc["id"], {"failed"})
-    check(again["owned"] is True and again["attempts"] == 1, f"after resubmitting: {again}")
+    # The attempt count starts again: a failing job takes its max_attempts
+    # (config.max_attempts, 3) on each submission, not more.
+    check(again["owned"] is True and failed["attempts"] == 3 and
+          again["attempts"] == again["max_attempts"] == 3, f"after resubmitting: {again}")
     check("stderr.txt" in files(failed["id"]), "the second run kept no stderr.txt")
     r = run.a.call("POST", f"/jobs/{failed['id']}/expire")
     check(r.status == 200, f"second expire: {r}")
@@ -903,16 +913,235 @@ def t_bad_config():
     check(status == 78 and "databse: unknown setting" in log, f"exit {status}: {log}")
 
 
+# ---- job control ------------------------------------------------------------
+
+def parse_iso(text):
+    check(isinstance(text, str) and ISO_UTC.match(text), f"not an ISO-8601 UTC time: {text!r}")
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+def submit_body(body, expect=202, server=None):
+    r = (server or run.a).call("POST", "/jobs", body)
+    check(r.status == expect, f"POST /jobs {compact(body)}: expected {expect}, got {r}")
+    doc = r.json()
+    if r.status in (200, 202) and server in (None, run.a):
+        run.submitted.add(doc["id"])
+    return doc
+
+
+@case("POST /jobs answers 400 naming a bad priority, max_attempts, timeout_seconds, not_before "
+      "or delay_seconds, and stores nothing")
+def t_job_control_validation():
+    now = datetime.now(timezone.utc)
+    far = (now + timedelta(days=400)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    old = (now - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cases = [
+        ({"priority": -1}, "priority", "-1 is outside 0..100"),
+        ({"priority": 101}, "priority", "outside 0..100"),
+        ({"priority": "high"}, "priority", "expected an integer"),
+        ({"priority": 7.5}, "priority", "expected an integer"),
+        ({"max_attempts": 0}, "max_attempts", "outside 1..1000"),
+        ({"max_attempts": 1001}, "max_attempts", "outside 1..1000"),
+        ({"timeout_seconds": 0}, "timeout_seconds", "outside 1..2592000"),
+        ({"timeout_seconds": "2"}, "timeout_seconds", "expected an integer"),
+        ({"delay_seconds": -1}, "delay_seconds", "outside 0..31622400"),
+        ({"delay_seconds": 31622401}, "delay_seconds", "outside 0..31622400"),
+        ({"delay_seconds": "soon"}, "delay_seconds", "expected a number"),
+        ({"not_before": "tomorrow"}, "not_before", "RFC 3339"),
+        ({"not_before": "2026-12-03T18:00:00"}, "not_before", "with a time zone"),
+        ({"not_before": 1796320800}, "not_before", "RFC 3339"),
+        ({"not_before": far}, "not_before", "more than 366 days ahead"),
+        ({"not_before": old}, "not_before", "more than 24 hours ago"),
+        ({"not_before": far, "delay_seconds": 5}, "delay_seconds", "not both"),
+    ]
+    for members, field, detail in cases:
+        config = cfg(executor="sleep", seconds=0, purpose="validation", field=field)
+        r = run.a.call("POST", "/jobs", dict(members, queue=run.queue, config=config))
+        check_error(r, 400, field, "invalid argument", detail)
+        check(job_status_code(derived_id(config)) == 404, f"{compact(members)} stored a job")
+
+
+@case("a delayed job shows queued with its next_run, priority, max_attempts and timeout; "
+      "POST /jobs/{id}/cancel cancels it at once (200, cancelled), again 409")
+def t_cancel_delayed():
+    before = datetime.now(timezone.utc)
+    config = cfg(executor="sleep", seconds=0, purpose="delayed")
+    doc = submit_body({"queue": run.queue, "config": config, "priority": 77, "max_attempts": 2,
+                       "timeout_seconds": 30, "delay_seconds": 3600})
+    check(doc["id"] == derived_id(config), f"reply: {doc}")
+    for state in (doc, job(doc["id"])):
+        check(state["status"] == "queued" and state["priority"] == 77 and
+              state["max_attempts"] == 2 and state["timeout_seconds"] == 30 and
+              state["attempts"] == 0 and state["cancel_requested"] is False, f"job: {state}")
+        due = parse_iso(state["next_run"])
+        check(before + timedelta(seconds=3590) <= due <= before + timedelta(seconds=3900),
+              f"next_run {state['next_run']} is not an hour after {before}")
+    run.delayed_id = doc["id"]
+
+    # An absolute time, with an offset, round-trips to the millisecond.
+    at = (before + timedelta(hours=2)).replace(microsecond=250000)
+    text = at.astimezone(timezone(timedelta(hours=-5))).isoformat()
+    config = cfg(executor="sleep", seconds=0, purpose="not_before")
+    doc = submit_body({"queue": run.queue, "config": config, "not_before": text, "priority": 0})
+    state = job(doc["id"])
+    check(state["status"] == "queued" and state["priority"] == 0, f"job: {state}")
+    check(parse_iso(state["next_run"]) == at, f"not_before {text}: next_run {state['next_run']}")
+    run.not_before_id = doc["id"]
+
+    r = run.a.call("POST", f"/jobs/{run.delayed_id}/cancel")
+    check(r.status == 200, f"cancel: {r}")
+    doc = r.json()
+    check(doc["id"] == run.delayed_id and doc["status"] == "cancelled" and
+          doc["cancel_requested"] is False and doc["next_run"] is None and
+          doc["message"] == "cancelled" and doc["last_error"] == "cancelled", f"cancel: {doc}")
+    check(job(run.delayed_id)["status"] == "cancelled", "GET after cancel")
+    again = check_error(run.a.call("POST", f"/jobs/{run.delayed_id}/cancel"), 409)
+    check(again.get("status") == "cancelled", f"409 body: {again}")
+    check(job(run.not_before_id)["status"] == "queued", "the other delayed job was touched")
+
+    r = run.a.call("GET", f"/jobs?queue={run.queue}&status=cancelled")
+    check(r.status == 200, f"{r}")
+    listed = r.json()["jobs"]
+    check([j["id"] for j in listed] == [run.delayed_id], f"status=cancelled: {listed}")
+    check(listed[0]["priority"] == 77 and listed[0]["cancel_requested"] is False and
+          listed[0]["max_attempts"] == 2, f"list entry: {listed[0]}")
+    r = run.a.call("GET", f"/jobs?queue={run.queue}&status=queued")
+    check([j["id"] for j in r.json()["jobs"]] == [run.not_before_id], f"status=queued: {r}")
+
+
+@case("POST /jobs/{id}/cancel: 409 naming the status of a finished job, 404 for an unknown "
+      "one, 400 for a bad id, 405 for GET; a cancelled job resubmitted runs again")
+def t_cancel_errors():
+    done = check_error(run.a.call("POST", f"/jobs/{run.sleep_id}/cancel"), 409, None, None,
+                       "complete")
+    check(done.get("status") == "complete", f"409 body: {done}")
+    check(job(run.sleep_id)["status"] == "complete", "the finished job was touched")
+    check_error(run.a.call("POST", f"/jobs/{secrets.token_hex(16)}/cancel"), 404, None,
+                "job not found")
+    check_error(run.a.call("POST", "/jobs/not-an-id/cancel"), 400, "id")
+    r = run.a.call("GET", f"/jobs/{run.delayed_id}/cancel")
+    check(r.status == 405 and r.headers.get("allow") == "POST", f"GET cancel: {r}")
+
+    # Cancel the other delayed job, then submit its config again without a
+    # delay: it runs.
+    r = run.a.call("POST", f"/jobs/{run.not_before_id}/cancel")
+    check(r.status == 200 and r.json()["status"] == "cancelled", f"cancel: {r}")
+    state = job(run.not_before_id)
+    check(state["status"] == "cancelled", f"job: {state}")
+    config = cfg(executor="sleep", seconds=0, purpose="delayed")
+    doc = submit_body({"queue": run.queue, "config": config})
+    check(doc["id"] == run.delayed_id, f"resubmitted: {doc}")
+    done = wait_status(run.delayed_id, {"complete", "failed"})
+    check(done["status"] == "complete" and done["message"] is None, f"resubmitted: {done}")
+
+
+def start_job_control_server():
+    """A server whose command executor has a limit of its own far beyond the
+    jobs' (so that what stops them is the job's timeout or the cancel), and
+    one worker (so that a job can run only once the one before has freed
+    it)."""
+    run.queue_c = f"http-{run.tag}-c"
+    config = json.loads(json.dumps(run.base_config))
+    config["executors"]["command"]["timeout_seconds"] = 900
+    config["executors"]["sleep"]["max_seconds"] = 600
+    run.c = Server(run.binary, run.work, "server-c", dict(
+        config, queues=[{"id": run.queue_c, "workers": 1}], workspace_root=f"{run.work}/ws-c"))
+    run.c.start()
+
+
+def wait_process(needle, present, what):
+    """Until a process whose command line holds @needle is there (present) or
+    gone; a hang guard, not a timing assertion."""
+    deadline = time.monotonic() + 60
+    while bool(processes_running(needle)) != present:
+        check(time.monotonic() < deadline,
+              f"{what}: after 60 s still {'no' if present else 'a'} process {needle!r}: "
+              f"{processes_running(needle)}")
+        time.sleep(0.05)
+
+
+def wait_end(job_id, server, what):
+    """The job's final state; 60 s is a hang guard."""
+    deadline = time.monotonic() + 60
+    while True:
+        doc = job(job_id, server)
+        if doc["status"] in ("complete", "failed", "cancelled"):
+            return doc
+        check(time.monotonic() < deadline, f"{what}: still {doc['status']} after 60 s: {doc}")
+        time.sleep(0.1)
+
+
+@case("a command job running sleep 600 with timeout_seconds 2 ends failed (timed out) within "
+      "seconds, and its program is gone")
+def t_command_job_timeout():
+    start_job_control_server()
+    marker = f"600.{900000 + secrets.randbelow(99999)}"
+    needle = f"sleep\0{marker}\0".encode()
+    config = cfg(executor="command", program="pause", args=[marker])
+    doc = submit_body({"queue": run.queue_c, "config": config, "timeout_seconds": 2,
+                       "max_attempts": 1}, server=run.c)
+    check(doc["timeout_seconds"] == 2 and doc["max_attempts"] == 1, f"reply: {doc}")
+    wait_process(needle, True, "the program never started")
+    done = wait_end(doc["id"], run.c, "timeout")
+    check(done["status"] == "failed" and "timed out" in (done["message"] or "") and
+          done["attempts"] == 1 and done["last_error"] == done["message"], f"job: {done}")
+    wait_process(needle, False, "the timed-out program was left running")
+
+
+@case("POST /jobs/{id}/cancel of a running command job (sleep 600): 200 with cancel_requested, "
+      "then cancelled, its program gone, the worker free again; the same for a sleep job")
+def t_cancel_running():
+    check(getattr(run, "c", None) and run.c.proc.poll() is None, "server-c is not running")
+    marker = f"600.{900000 + secrets.randbelow(99999)}"
+    needle = f"sleep\0{marker}\0".encode()
+    config = cfg(executor="command", program="pause", args=[marker])
+    doc = submit_body({"queue": run.queue_c, "config": config}, server=run.c)
+    wait_process(needle, True, "the program never started")
+    r = run.c.call("POST", f"/jobs/{doc['id']}/cancel")
+    check(r.status == 200, f"cancel: {r}")
+    state = r.json()
+    check(state["status"] == "cancelled" or
+          (state["status"] == "in-progress" and state["cancel_requested"] is True),
+          f"right after the cancel: {state}")
+    done = wait_end(doc["id"], run.c, "cancel of the command")
+    check(done["status"] == "cancelled" and done["cancel_requested"] is False, f"job: {done}")
+    wait_process(needle, False, "the cancelled program was left running")
+    again = check_error(run.c.call("POST", f"/jobs/{doc['id']}/cancel"), 409)
+    check(again.get("status") == "cancelled", f"409 body: {again}")
+
+    # The sleep executor: cancelled too, and it returns (the queue's only
+    # worker runs the next job).
+    config = cfg(executor="sleep", seconds=600, purpose="cancel")
+    doc = submit_body({"queue": run.queue_c, "config": config}, server=run.c)
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while job(doc["id"], run.c)["status"] != "in-progress":
+        check(time.monotonic() < deadline, "the sleep job never started")
+        time.sleep(0.05)
+    r = run.c.call("POST", f"/jobs/{doc['id']}/cancel")
+    check(r.status == 200, f"cancel: {r}")
+    done = wait_end(doc["id"], run.c, "cancel of the sleep")
+    check(done["status"] == "cancelled", f"job: {done}")
+    config = cfg(executor="checksum", text="after", purpose="cancel")
+    doc = submit_body({"queue": run.queue_c, "config": config}, server=run.c)
+    done = wait_end(doc["id"], run.c, "the job after the cancelled ones")
+    check(done["status"] == "complete", f"job: {done}")
+
+    status = run.c.stop()
+    check(status == 0, f"server-c exited with {status}:\n{run.c.log_tail()}")
+
+
 @case("clean-up: every job of the run is deleted through the API")
 def t_cleanup():
-    r = run.a.call("GET", f"/jobs?queue={run.queue}&limit=1000")
-    check(r.status == 200, f"{r}")
-    for j in r.json()["jobs"]:
-        wait_status(j["id"], {"complete", "failed", "expired"})
-        d = run.a.call("DELETE", f"/jobs/{j['id']}")
-        check(d.status == 204, f"DELETE {j['id']}: {d}")
-    r = run.a.call("GET", f"/jobs?queue={run.queue}")
-    check(r.json()["jobs"] == [], f"left: {r}")
+    # server-c's queue too: its jobs are in the same database and S3 root.
+    for queue in (run.queue, f"http-{run.tag}-c"):
+        r = run.a.call("GET", f"/jobs?queue={queue}&limit=1000")
+        check(r.status == 200, f"{r}")
+        for j in r.json()["jobs"]:
+            wait_status(j["id"], {"complete", "failed", "expired", "cancelled"})
+            d = run.a.call("DELETE", f"/jobs/{j['id']}")
+            check(d.status == 204, f"DELETE {j['id']}: {d}")
+        r = run.a.call("GET", f"/jobs?queue={queue}")
+        check(r.json()["jobs"] == [], f"left: {r}")
     run.cleaned = True
 
 
@@ -988,7 +1217,7 @@ def main():
     print(f"1..{len(cases)}")
 
     # Whatever happened, leave nothing running or behind.
-    for server in (run.a, run.b):
+    for server in (run.a, run.b, getattr(run, "c", None)):
         if server and server.proc and server.proc.poll() is None:
             try:
                 server.stop()
@@ -999,7 +1228,7 @@ def main():
     subprocess.run([queue_delete, os.environ["ACP_TEST_AMQP_HOST"],
                     os.environ["ACP_TEST_AMQP_PORT"], os.environ["ACP_TEST_AMQP_USER"],
                     os.environ["ACP_TEST_AMQP_PASSWORD"], f"{run.queue}_jobs",
-                    f"{run.queue_b}_jobs"], check=False)
+                    f"{run.queue_b}_jobs", f"http-{run.tag}-c_jobs"], check=False)
     if run.cleaned:
         shutil.rmtree(run.work, ignore_errors=True)
     else:

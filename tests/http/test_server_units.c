@@ -1,8 +1,8 @@
 /* Unit tests of the example server's parts that need no services: SHA-256
  * against the FIPS 180-2 vectors, the mapping of library errors to HTTP
  * statuses (including the 503s that the integration test cannot provoke
- * without stopping a shared service), the JSON member finder, and the
- * settings loader. */
+ * without stopping a shared service), the JSON member finder, the job
+ * control members of a submission, and the settings loader. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "errmap.h"
+#include "jobctl.h"
 #include "jsonspan.h"
 #include "settings.h"
 #include "sha256.h"
@@ -99,6 +100,181 @@ static void every_library_error_has_its_http_status(void **state)
     assert_int_equal(errmap_http_status(ACP_EVERSION), 500);
     assert_int_equal(errmap_http_status(ACP_EUSER), 500);
     assert_int_equal(errmap_http_status(-1000), 500); /* a code from a newer library */
+}
+
+/* ---- job control members of a submission ------------------------------- */
+
+/* 2026-12-03T18:00:00Z */
+#define T0_US (1796320800LL * 1000000)
+
+static int parse_submission(const char *body_text, acp_submission *sub, const char **field,
+                            char *msg, size_t msglen)
+{
+    json_object *body = json_tokener_parse(body_text);
+    assert_non_null(body);
+    acp_submission_init(sub, ACP_SUBMISSION_VERSION);
+    *field = NULL;
+    msg[0] = '\0';
+    int rc = jobctl_parse(body, T0_US, sub, field, msg, msglen);
+    json_object_put(body);
+    return rc;
+}
+
+static void assert_submission_error(const char *body_text, const char *field, const char *detail)
+{
+    acp_submission sub;
+    const char *got = NULL;
+    char msg[512];
+    if (parse_submission(body_text, &sub, &got, msg, sizeof msg) != -1)
+        fail_msg("%s was accepted", body_text);
+    if (!got || strcmp(got, field) != 0)
+        fail_msg("%s: field %s, expected %s (%s)", body_text, got ? got : "(none)", field, msg);
+    if (!strstr(msg, detail))
+        fail_msg("%s: '%s' lacks '%s'", body_text, msg, detail);
+    if (strncmp(msg, field, strlen(field)) != 0)
+        fail_msg("%s: '%s' does not start with the member's name", body_text, msg);
+}
+
+static void rfc_3339_times_are_parsed(void **state)
+{
+    (void)state;
+    int64_t us = 0;
+    assert_int_equal(jobctl_parse_time("2026-12-03T18:00:00Z", &us), 0);
+    assert_true(us == T0_US);
+    assert_int_equal(jobctl_parse_time("2026-12-03t18:00:00z", &us), 0);
+    assert_true(us == T0_US);
+    assert_int_equal(jobctl_parse_time("2026-12-03T19:30:00.25+01:30", &us), 0);
+    assert_true(us == T0_US + 250000);
+    assert_int_equal(jobctl_parse_time("2026-12-03T13:00:00.000001-05:00", &us), 0);
+    assert_true(us == T0_US + 1);
+    assert_int_equal(jobctl_parse_time("1970-01-01T00:00:00Z", &us), 0);
+    assert_true(us == 0);
+    assert_int_equal(jobctl_parse_time("2028-02-29T00:00:00Z", &us), 0);
+    assert_true(us == 1835395200LL * 1000000);
+    static const char *const bad[] = {
+        "",
+        "2026-12-03",
+        "2026-12-03T18:00:00",       /* no offset: local time of whom? */
+        "2026-12-03 18:00:00Z",      /* a space: not the RFC's date-time */
+        "2026-12-03T18:00Z",         /* seconds are required */
+        "2026-13-03T18:00:00Z",      /* month */
+        "2026-02-29T18:00:00Z",      /* not a leap year */
+        "2026-04-31T18:00:00Z",      /* April has 30 days */
+        "2026-12-03T24:00:00Z",      /* hour */
+        "2026-12-03T18:60:00Z",      /* minute */
+        "2026-12-03T18:00:00.Z",     /* an empty fraction */
+        "2026-12-03T18:00:00+0100",  /* the offset needs its colon */
+        "2026-12-03T18:00:00+24:00", /* offset hours */
+        "2026-12-03T18:00:00Zjunk",  /* trailing text */
+        "+2026-12-03T18:00:00Z",     /* sign */
+        "1796320800",                /* seconds since the epoch: not a date-time */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (jobctl_parse_time(bad[i], &us) != -1)
+            fail_msg("'%s' was accepted", bad[i]);
+}
+
+static void job_control_members_reach_the_submission(void **state)
+{
+    (void)state;
+    acp_submission sub;
+    const char *field;
+    char msg[512];
+    assert_int_equal(parse_submission("{\"queue\": \"q\"}", &sub, &field, msg, sizeof msg), 0);
+    assert_int_equal(sub.version, 2);
+    assert_int_equal(sub.priority, ACP_PRIORITY_DEFAULT);
+    assert_int_equal(sub.max_attempts, 0);
+    assert_int_equal(sub.timeout_seconds, 0);
+    assert_true(sub.not_before == 0 && sub.delay_ms == 0);
+
+    assert_int_equal(parse_submission("{\"priority\": 90, \"max_attempts\": 1, "
+                                      "\"timeout_seconds\": 2, \"delay_seconds\": 1.5}",
+                                      &sub, &field, msg, sizeof msg),
+                     0);
+    assert_int_equal(sub.priority, 90);
+    assert_int_equal(sub.max_attempts, 1);
+    assert_int_equal(sub.timeout_seconds, 2);
+    assert_true(sub.delay_ms == 1500);
+    assert_true(sub.not_before == 0);
+
+    assert_int_equal(parse_submission("{\"priority\": 0, \"max_attempts\": 1000, "
+                                      "\"timeout_seconds\": 2592000, "
+                                      "\"not_before\": \"2026-12-03T20:00:00+01:00\"}",
+                                      &sub, &field, msg, sizeof msg),
+                     0);
+    assert_int_equal(sub.priority, 0);
+    assert_int_equal(sub.max_attempts, 1000);
+    assert_int_equal(sub.timeout_seconds, 2592000);
+    assert_true(sub.not_before == T0_US + 3600LL * 1000000);
+    assert_true(sub.delay_ms == 0);
+
+    /* null: left out; the bounds themselves pass. */
+    assert_int_equal(parse_submission("{\"priority\": null, \"timeout_seconds\": null, "
+                                      "\"not_before\": null, \"delay_seconds\": 31622400}",
+                                      &sub, &field, msg, sizeof msg),
+                     0);
+    assert_int_equal(sub.priority, ACP_PRIORITY_DEFAULT);
+    assert_true(sub.delay_ms == 31622400000ULL);
+    assert_int_equal(parse_submission("{\"not_before\": \"2026-12-02T18:00:01Z\"}", &sub, &field,
+                                      msg, sizeof msg),
+                     0);
+    assert_true(sub.not_before == T0_US - 86399LL * 1000000);
+    assert_int_equal(parse_submission("{\"delay_seconds\": 0}", &sub, &field, msg, sizeof msg), 0);
+    assert_true(sub.delay_ms == 0);
+    assert_true(jobctl_is_member("delay_seconds"));
+    assert_false(jobctl_is_member("delay_ms"));
+}
+
+static void bad_job_control_members_are_named(void **state)
+{
+    (void)state;
+    assert_submission_error("{\"priority\": -1}", "priority", "-1 is outside 0..100");
+    assert_submission_error("{\"priority\": 101}", "priority", "101 is outside 0..100");
+    assert_submission_error("{\"priority\": \"high\"}", "priority", "expected an integer");
+    assert_submission_error("{\"priority\": 5.5}", "priority", "expected an integer");
+    assert_submission_error("{\"priority\": true}", "priority", "expected an integer");
+    assert_submission_error("{\"max_attempts\": 0}", "max_attempts", "0 is outside 1..1000");
+    assert_submission_error("{\"max_attempts\": 1001}", "max_attempts", "1001 is outside 1..1000");
+    assert_submission_error("{\"max_attempts\": 99999999999999999999}", "max_attempts",
+                            "is outside 1..1000");
+    assert_submission_error("{\"timeout_seconds\": 0}", "timeout_seconds",
+                            "0 is outside 1..2592000");
+    assert_submission_error("{\"timeout_seconds\": 2592001}", "timeout_seconds",
+                            "2592001 is outside 1..2592000");
+    assert_submission_error("{\"timeout_seconds\": [1]}", "timeout_seconds", "expected an integer");
+    assert_submission_error("{\"delay_seconds\": -0.5}", "delay_seconds",
+                            "-0.5 is outside 0..31622400");
+    assert_submission_error("{\"delay_seconds\": 31622401}", "delay_seconds",
+                            "31622401 is outside 0..31622400");
+    assert_submission_error("{\"delay_seconds\": \"5\"}", "delay_seconds",
+                            "expected a number of seconds");
+    assert_submission_error("{\"not_before\": \"tomorrow\"}", "not_before",
+                            "expected an RFC 3339 date-time");
+    assert_submission_error("{\"not_before\": 1796320800}", "not_before",
+                            "expected an RFC 3339 date-time");
+    assert_submission_error("{\"not_before\": \"2026-12-03T18:00:00\"}", "not_before",
+                            "with a time zone");
+    assert_submission_error("{\"not_before\": \"2027-12-05T18:00:00Z\"}", "not_before",
+                            "is more than 366 days ahead");
+    assert_submission_error("{\"not_before\": \"2026-12-02T17:59:59Z\"}", "not_before",
+                            "is more than 24 hours ago");
+    assert_submission_error("{\"not_before\": \"2026-12-04T00:00:00Z\", \"delay_seconds\": 5}",
+                            "delay_seconds", "not both");
+    assert_submission_error("{\"priority\": 1, \"max_attempts\": -3}", "max_attempts",
+                            "-3 is outside");
+}
+
+static void library_refusals_name_the_member(void **state)
+{
+    (void)state;
+    assert_string_equal(jobctl_field_of("submission.priority: 200 is outside 0..100"), "priority");
+    assert_string_equal(jobctl_field_of("submission.not_before: more than a day ago"),
+                        "not_before");
+    assert_string_equal(jobctl_field_of("submission.delay_ms: 1e12 is too long"), "delay_seconds");
+    assert_string_equal(jobctl_field_of("submission.timeout_seconds: 0"), "timeout_seconds");
+    assert_string_equal(jobctl_field_of("submission.max_attempts: 0"), "max_attempts");
+    assert_null(jobctl_field_of("config: not a JSON object"));
+    assert_null(jobctl_field_of(NULL));
 }
 
 /* ---- JSON member spans -------------------------------------------------- */
@@ -216,6 +392,10 @@ static void settings_default_to_the_stack_environment(void **state)
     assert_string_equal(config.queues[0].host, "from-env");
     assert_int_equal(config.db.pool_size, 10); /* the library's default */
     assert_int_equal(config.layout, ACP_LAYOUT_NATIVE);
+    assert_int_equal(config.version, ACP_CONFIG_VERSION);
+    assert_int_equal(config.queues[0].version, ACP_QUEUE_CONFIG_VERSION);
+    assert_int_equal(config.cancel_grace_seconds, 10); /* the library's default */
+    assert_int_equal(config.queues[0].timeout_seconds, 0);
     free(queues);
     settings_free(&s);
 }
@@ -233,7 +413,10 @@ static void the_config_file_overrides_the_environment(void **state)
         "\"virtual\",\n"
         "        \"connect_timeout_ms\": 1500, \"request_timeout_ms\": 9000, \"retries\": 5,\n"
         "        \"part_size\": 8388608, \"upload_parallelism\": 2},\n"
-        " \"queues\": [{\"id\": \"a\", \"workers\": 2}, {\"id\": \"b\", \"port\": 9999}],\n"
+        " \"queues\": [{\"id\": \"a\", \"workers\": 2, \"max_attempts\": 5,\n"
+        "              \"retry_base_ms\": 250, \"retry_max_ms\": 4000, \"timeout_seconds\": 90},\n"
+        "             {\"id\": \"b\", \"port\": 9999}],\n"
+        " \"cancel_grace_seconds\": 4,\n"
         " \"shutdown_timeout\": 5, \"log_level\": \"debug\", \"max_attempts\": 7,\n"
         " \"result_retry_seconds\": 45, \"layout\": \"lcp\",\n"
         " \"executors\": {\"sleep\": {\"max_seconds\": 2.5},\n"
@@ -279,6 +462,16 @@ static void the_config_file_overrides_the_environment(void **state)
     assert_int_equal(config.queues[0].workers, 2);
     assert_int_equal(config.queues[0].port, 1234);
     assert_int_equal(config.queues[1].port, 9999);
+    assert_int_equal(config.queues[0].max_attempts, 5);
+    assert_int_equal(config.queues[0].retry_base_ms, 250);
+    assert_int_equal(config.queues[0].retry_max_ms, 4000);
+    assert_int_equal(config.queues[0].timeout_seconds, 90);
+    /* Queue b says nothing: the library's defaults. */
+    assert_int_equal(config.queues[1].max_attempts, 0);
+    assert_int_equal(config.queues[1].retry_base_ms, 1000);
+    assert_int_equal(config.queues[1].retry_max_ms, 300000);
+    assert_int_equal(config.queues[1].timeout_seconds, 0);
+    assert_int_equal(config.cancel_grace_seconds, 4);
     assert_int_equal(config.shutdown_timeout, 5);
     assert_int_equal(config.max_attempts, 7);
     assert_int_equal(config.result_retry_seconds, 45);
@@ -311,6 +504,25 @@ static void bad_settings_are_named(void **state)
     assert_settings_error("{\"queues\": [{\"id\": \"a\", \"worker\": 1}]}",
                           "queues[0].worker: unknown setting");
     assert_settings_error("{\"log_level\": \"loud\"}", "log_level: expected");
+    assert_settings_error("{\"cancel_grace_seconds\": 0}",
+                          "cancel_grace_seconds: 0 is outside 1..3600");
+    assert_settings_error("{\"cancel_grace_seconds\": 2.5}",
+                          "cancel_grace_seconds: expected an integer");
+    assert_settings_error("{\"queues\": [{\"id\": \"a\", \"max_attempts\": 1001}]}",
+                          "queues[0].max_attempts: 1001 is outside 0..1000");
+    assert_settings_error("{\"queues\": [{\"id\": \"a\", \"retry_base_ms\": 0}]}",
+                          "queues[0].retry_base_ms: 0 is outside 1..86400000");
+    assert_settings_error("{\"queues\": [{\"id\": \"a\", \"retry_max_ms\": \"1s\"}]}",
+                          "queues[0].retry_max_ms: expected an integer");
+    assert_settings_error("{\"queues\": [{\"id\": \"a\", \"retry_base_ms\": 5000, "
+                          "\"retry_max_ms\": 4000}]}",
+                          "queues[0].retry_max_ms: 4000 is below retry_base_ms (5000)");
+    assert_settings_error("{\"queues\": [{\"id\": \"a\"}, {\"id\": \"b\", \"retry_max_ms\": 500}]}",
+                          "queues[1].retry_max_ms: 500 is below retry_base_ms (1000, the default)");
+    assert_settings_error("{\"queues\": [{\"id\": \"a\", \"timeout_seconds\": 2592001}]}",
+                          "queues[0].timeout_seconds: 2592001 is outside 0..2592000");
+    assert_settings_error("{\"queues\": [{\"id\": \"a\", \"timeout_seconds\": -1}]}",
+                          "queues[0].timeout_seconds: -1 is outside 0..2592000");
     assert_settings_error("{\"layout\": \"upstream\"}", "layout: expected \"native\" or \"lcp\"");
     assert_settings_error("{\"layout\": 2}", "layout: expected \"native\" or \"lcp\"");
     assert_settings_error("{\"s3\": {\"signature\": \"v3\"}}",
@@ -479,6 +691,10 @@ int main(void)
         cmocka_unit_test(sha256_matches_the_fips_180_2_vectors),
         cmocka_unit_test(sha256_pads_every_length_around_a_block),
         cmocka_unit_test(every_library_error_has_its_http_status),
+        cmocka_unit_test(rfc_3339_times_are_parsed),
+        cmocka_unit_test(job_control_members_reach_the_submission),
+        cmocka_unit_test(bad_job_control_members_are_named),
+        cmocka_unit_test(library_refusals_name_the_member),
         cmocka_unit_test(the_config_text_is_taken_exactly_as_sent),
         cmocka_unit_test(single_quoted_strings_are_found),
         cmocka_unit_test(settings_default_to_the_stack_environment),
