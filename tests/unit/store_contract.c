@@ -53,6 +53,18 @@ static store_job get_job(store *st, const acp_job_id *id)
     return job;
 }
 
+/* A job of @queue with the run options @opt. */
+static acp_job_id insert_with(store *st, const char *queue, const store_run_options *opt)
+{
+    acp_job_id id;
+    assert_int_equal(acp_job_id_generate(&id), 0);
+    const char *inputs[] = {"a.txt"};
+    int rc = store_insert(st, &id, queue, "{\"k\":1}", inputs, 1, opt);
+    if (rc < 0)
+        fail_msg("store_insert: %d %s", rc, acp_last_error());
+    return id;
+}
+
 static acp_job_status status_of(store *st, const acp_job_id *id)
 {
     store_job job = get_job(st, id);
@@ -61,21 +73,40 @@ static acp_job_status status_of(store *st, const acp_job_id *id)
     return status;
 }
 
-static store_job claim_job(store *st, const acp_job_id *id, const char *owner, unsigned lease)
+/* The claim of a doorbell of @queue (the best due job), which the caller
+ * expects to be @id (NULL: any). */
+static store_job claim_from(store *st, const char *queue, const acp_job_id *id, const char *owner,
+                            unsigned lease)
 {
     store_job job;
-    int rc = store_claim(st, id, QUEUE, owner, lease, &job);
+    int rc = store_claim(st, queue, owner, lease, &job);
     if (rc)
         fail_msg("store_claim: %d %s", rc, acp_last_error());
+    if (id && !acp_job_id_equal(&job.id, id)) {
+        char want[ACP_JOB_ID_STRLEN], got[ACP_JOB_ID_STRLEN];
+        fail_msg("store_claim took job %s, not %s", acp_job_id_format(&job.id, got),
+                 acp_job_id_format(id, want));
+    }
     return job;
 }
 
-/* A job of QUEUE in @status, through the operations that lead there. */
+static store_job claim_job(store *st, const acp_job_id *id, const char *owner, unsigned lease)
+{
+    return claim_from(st, QUEUE, id, owner, lease);
+}
+
+/* A job of QUEUE in @status, through the operations that lead there. One
+ * that leaves the queue at once goes in with the highest priority, so that
+ * the claim takes it ahead of the queued jobs the case made before. */
 static acp_job_id job_in(store *st, acp_job_status status)
 {
-    acp_job_id id = insert_job(st, QUEUE);
     if (status == ACP_STATUS_QUEUED)
-        return id;
+        return insert_job(st, QUEUE);
+    acp_job_id id;
+    assert_int_equal(acp_job_id_generate(&id), 0);
+    const char *inputs[] = {"a.txt"};
+    const store_run_options first = {.layout = ACP_LAYOUT_DEFAULT, .priority = ACP_PRIORITY_MAX};
+    assert_int_equal(store_insert(st, &id, QUEUE, "{\"k\":1}", inputs, 1, &first), 0);
     store_job claimed = claim_job(st, &id, OWNER, 60);
     store_job_free(&claimed);
     if (status == ACP_STATUS_IN_PROGRESS)
@@ -185,7 +216,7 @@ static void layout_and_input_sizes_round_trip(void **state)
     const char *inputs[] = {"a.bin", "empty", "big"};
     /* Past a double's exact integers and 32 bits, and zero. */
     const uint64_t sizes[] = {UINT64_C(9007199254740993), 0, UINT64_C(1) << 40};
-    const store_run_options native = {ACP_LAYOUT_NATIVE, sizes};
+    const store_run_options native = {.layout = ACP_LAYOUT_NATIVE, .input_sizes = sizes};
     acp_job_id id;
     assert_int_equal(acp_job_id_generate(&id), 0);
     assert_int_equal(store_insert(st, &id, QUEUE, "{\"n\":1}", inputs, 3, &native), 0);
@@ -206,9 +237,9 @@ static void layout_and_input_sizes_round_trip(void **state)
     store_job_free(&run);
 
     /* No options, the default layout, or no sizes: lcp, sizes unknown. */
-    const store_run_options defaults = {ACP_LAYOUT_DEFAULT, NULL};
-    const store_run_options lcp_sized = {ACP_LAYOUT_LCP, sizes};
-    const store_run_options native_unsized = {ACP_LAYOUT_NATIVE, NULL};
+    const store_run_options defaults = {.layout = ACP_LAYOUT_DEFAULT, .input_sizes = NULL};
+    const store_run_options lcp_sized = {.layout = ACP_LAYOUT_LCP, .input_sizes = sizes};
+    const store_run_options native_unsized = {.layout = ACP_LAYOUT_NATIVE, .input_sizes = NULL};
     const store_run_options *const options[] = {NULL, &defaults, &lcp_sized, &native_unsized};
     const acp_layout expected[] = {ACP_LAYOUT_LCP, ACP_LAYOUT_LCP, ACP_LAYOUT_LCP,
                                    ACP_LAYOUT_NATIVE};
@@ -246,10 +277,10 @@ static void layout_and_input_sizes_round_trip(void **state)
     /* A layout that is none, or a size past bigint: refused, nothing stored. */
     acp_job_id refused;
     assert_int_equal(acp_job_id_generate(&refused), 0);
-    const store_run_options bad_layout = {(acp_layout)7, NULL};
+    const store_run_options bad_layout = {.layout = (acp_layout)7, .input_sizes = NULL};
     assert_int_equal(store_insert(st, &refused, QUEUE, NULL, NULL, 0, &bad_layout), ACP_EINVAL);
     const uint64_t huge[] = {1, UINT64_C(1) << 63, 2};
-    const store_run_options bad_size = {ACP_LAYOUT_NATIVE, huge};
+    const store_run_options bad_size = {.layout = ACP_LAYOUT_NATIVE, .input_sizes = huge};
     assert_int_equal(store_insert(st, &refused, QUEUE, NULL, inputs, 3, &bad_size), ACP_EINVAL);
     store_job missing;
     assert_int_equal(store_get(st, &refused, &missing), ACP_ENOTFOUND);
@@ -260,7 +291,7 @@ static void insert_of_an_existing_id_changes_nothing(void **state)
     store *st = *state;
     const char *inputs[] = {"in.txt"};
     const uint64_t sizes[] = {12};
-    const store_run_options native = {ACP_LAYOUT_NATIVE, sizes};
+    const store_run_options native = {.layout = ACP_LAYOUT_NATIVE, .input_sizes = sizes};
     acp_job_id id;
     assert_int_equal(acp_job_id_generate(&id), 0);
     assert_int_equal(store_insert(st, &id, QUEUE, "{\"first\":1}", inputs, 1, &native), 0);
@@ -270,7 +301,7 @@ static void insert_of_an_existing_id_changes_nothing(void **state)
     /* Submitting the id again (the caller inserts first, no look-up). */
     const char *other_inputs[] = {"x", "y"};
     const uint64_t other_sizes[] = {1, 2};
-    const store_run_options lcp = {ACP_LAYOUT_LCP, other_sizes};
+    const store_run_options lcp = {.layout = ACP_LAYOUT_LCP, .input_sizes = other_sizes};
     uint64_t statements = store_statement_count(st);
     assert_int_equal(store_insert(st, &id, QUEUE, "{\"second\":2}", other_inputs, 2, &lcp),
                      ACP_ECONFLICT);
@@ -305,7 +336,7 @@ static void finish_records_output_names_and_sizes(void **state)
     for (size_t i = 0; i < 3; i++)
         assert_string_equal(job.outputs[i], outputs[i]);
     assert_sizes(job.output_sizes, sizes, 3);
-    assert_int_equal(job.layout, ACP_LAYOUT_LCP); /* inserted without options */
+    assert_int_equal(job.layout, ACP_LAYOUT_LCP); /* inserted with the default layout */
     store_job_free(&job);
 
     /* store_finish, failed, names without sizes. */
@@ -372,7 +403,7 @@ static void requeue_replaces_layout_and_sizes_and_clears_outputs(void **state)
     store *st = *state;
     const char *inputs[] = {"first.txt"};
     const uint64_t sizes[] = {100};
-    const store_run_options native = {ACP_LAYOUT_NATIVE, sizes};
+    const store_run_options native = {.layout = ACP_LAYOUT_NATIVE, .input_sizes = sizes};
     acp_job_id id;
     assert_int_equal(acp_job_id_generate(&id), 0);
     assert_int_equal(store_insert(st, &id, QUEUE, NULL, inputs, 1, &native), 0);
@@ -399,7 +430,7 @@ static void requeue_replaces_layout_and_sizes_and_clears_outputs(void **state)
     store_job_free(&run);
     assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_FAILED, "x", outputs, NULL, 1), 0);
     const uint64_t new_sizes[] = {3, 4};
-    const store_run_options native_again = {ACP_LAYOUT_NATIVE, new_sizes};
+    const store_run_options native_again = {.layout = ACP_LAYOUT_NATIVE, .input_sizes = new_sizes};
     assert_int_equal(store_requeue(st, &id, QUEUE, NULL, again, 2, &native_again), 0);
     job = get_job(st, &id);
     assert_int_equal(job.layout, ACP_LAYOUT_NATIVE);
@@ -554,8 +585,7 @@ static void requeue_takes_finished_jobs_only(void **state)
             assert_true(after.last_accessed >= before.last_accessed);
             assert_int_equal(after.queue_position, 0);
             /* A new run: it can be claimed again, in its new queue. */
-            store_job run;
-            assert_int_equal(store_claim(st, &id, OTHER_QUEUE, OWNER, 60, &run), 0);
+            store_job run = claim_from(st, OTHER_QUEUE, &id, OWNER, 60);
             assert_int_equal(run.attempts, 1);
             store_job_free(&run);
             assert_int_equal(store_delete(st, &id), 0);
@@ -568,15 +598,17 @@ static void requeue_takes_finished_jobs_only(void **state)
     assert_int_equal(store_requeue(st, &missing, QUEUE, NULL, NULL, 0, NULL), ACP_ENOTFOUND);
 }
 
+/* The claim names a queue, not a job (a doorbell): nothing due in the
+ * queue is ACP_ENOTFOUND, whatever other queues hold. */
 static void claim_takes_queued_jobs_of_its_queue(void **state)
 {
     store *st = *state;
-    acp_job_id id = insert_job(st, QUEUE), missing;
-    assert_int_equal(acp_job_id_generate(&missing), 0);
     store_job out;
-    assert_int_equal(store_claim(st, &id, OTHER_QUEUE, OWNER, 60, &out), ACP_ECONFLICT);
-    assert_int_equal(store_claim(st, &missing, QUEUE, OWNER, 60, &out), ACP_ENOTFOUND);
-    assert_int_equal(store_claim(st, &id, QUEUE, "", 60, &out), ACP_EINVAL);
+    assert_int_equal(store_claim(st, QUEUE, OWNER, 60, &out), ACP_ENOTFOUND);
+    acp_job_id id = insert_job(st, QUEUE);
+    assert_int_equal(store_claim(st, OTHER_QUEUE, OWNER, 60, &out), ACP_ENOTFOUND);
+    assert_int_equal(store_claim(st, QUEUE, "", 60, &out), ACP_EINVAL);
+    assert_int_equal(store_claim(st, NULL, OWNER, 60, &out), ACP_EINVAL);
     assert_int_equal(status_of(st, &id), ACP_STATUS_QUEUED);
 
     store_job job = claim_job(st, &id, OWNER, 30);
@@ -587,7 +619,8 @@ static void claim_takes_queued_jobs_of_its_queue(void **state)
     assert_true(job.finished == 0);
     assert_string_equal(job.config, "{\"k\":1}");
     assert_int_equal(job.queue_position, -1);
-    assert_int_equal(store_claim(st, &id, QUEUE, OTHER_OWNER, 60, &out), ACP_ECONFLICT);
+    /* Claimed: nothing of the queue is due any more. */
+    assert_int_equal(store_claim(st, QUEUE, OTHER_OWNER, 60, &out), ACP_ENOTFOUND);
     store_job now = get_job(st, &id);
     assert_true(now.grabbed == job.grabbed);
     assert_int_equal(now.attempts, 1);
@@ -616,9 +649,11 @@ static void *claim_thread(void *arg)
 {
     claimer *c = arg;
     store_job job;
-    c->rc = store_claim(c->st, &c->id, QUEUE, OWNER, 60, &job);
-    if (c->rc == 0)
+    c->rc = store_claim(c->st, QUEUE, OWNER, 60, &job);
+    if (c->rc == 0) {
+        c->id = job.id;
         store_job_free(&job);
+    }
     return NULL;
 }
 
@@ -629,16 +664,18 @@ static void concurrent_claims_have_one_winner(void **state)
     pthread_t threads[CLAIMERS];
     claimer claimers[CLAIMERS];
     for (int i = 0; i < CLAIMERS; i++) {
-        claimers[i] = (claimer){st, id, 1};
+        claimers[i] = (claimer){st, {{0}}, 1};
         assert_int_equal(pthread_create(&threads[i], NULL, claim_thread, &claimers[i]), 0);
     }
     int won = 0;
     for (int i = 0; i < CLAIMERS; i++) {
         pthread_join(threads[i], NULL);
-        if (claimers[i].rc == 0)
+        if (claimers[i].rc == 0) {
             won++;
-        else
-            assert_int_equal(claimers[i].rc, ACP_ECONFLICT);
+            assert_true(acp_job_id_equal(&claimers[i].id, &id));
+        } else {
+            assert_int_equal(claimers[i].rc, ACP_ENOTFOUND); /* nothing left to claim */
+        }
     }
     assert_int_equal(won, 1);
     store_job job = get_job(st, &id);
@@ -693,9 +730,9 @@ static void renew_extends_only_the_listed_leases_of_the_owner(void **state)
     contract->advance(st, 5);
     const acp_job_id list[] = {a, a, c, missing};
     size_t renewed = 99;
-    assert_int_equal(store_renew_leases(st, OWNER, 30, list, 4, &renewed), 0);
+    assert_int_equal(store_renew_leases(st, OWNER, 30, list, 4, &renewed, NULL), 0);
     assert_int_equal(renewed, 1);
-    assert_int_equal(store_renew_leases(st, OWNER, 30, NULL, 0, &renewed), 0);
+    assert_int_equal(store_renew_leases(st, OWNER, 30, NULL, 0, &renewed, NULL), 0);
     assert_int_equal(renewed, 0);
     contract->advance(st, 8);
     const acp_job_id ids[] = {a, b, c};
@@ -707,10 +744,15 @@ static void renew_extends_only_the_listed_leases_of_the_owner(void **state)
     assert_false(alive[2]);
 }
 
+/* Each row is requeued or failed by its own max_attempts. */
 static void expired_leases_are_requeued_then_failed_at_max_attempts(void **state)
 {
     store *st = *state;
-    acp_job_id a = insert_job(st, QUEUE), b = insert_job(st, QUEUE), c = insert_job(st, QUEUE);
+    const store_run_options three = {.priority = ACP_PRIORITY_DEFAULT, .max_attempts = 3};
+    const store_run_options two = {.priority = ACP_PRIORITY_DEFAULT, .max_attempts = 2};
+    const store_run_options one = {.priority = ACP_PRIORITY_DEFAULT, .max_attempts = 1};
+    acp_job_id a = insert_with(st, QUEUE, &three), b = insert_with(st, QUEUE, &two),
+               c = insert_job(st, QUEUE);
     store_job ja = claim_job(st, &a, OWNER, 1), jb = claim_job(st, &b, OWNER, 1),
               jc = claim_job(st, &c, OWNER, 100);
     store_job_free(&ja);
@@ -718,9 +760,9 @@ static void expired_leases_are_requeued_then_failed_at_max_attempts(void **state
     store_job_free(&jc);
     contract->advance(st, 2);
     store_dispatch_list list;
-    assert_int_equal(store_requeue_expired(st, 2, 0, &list), 0);
+    assert_int_equal(store_requeue_expired(st, 0, &list), 0);
     assert_int_equal(list.count, 0);
-    assert_int_equal(store_requeue_expired(st, 2, 10, &list), 0);
+    assert_int_equal(store_requeue_expired(st, 10, &list), 0);
     assert_int_equal(list.count, 2);
     assert_true(listed(&list, &a) && listed(&list, &b));
     assert_string_equal(list.items[0].queue, QUEUE);
@@ -730,60 +772,86 @@ static void expired_leases_are_requeued_then_failed_at_max_attempts(void **state
     assert_int_equal(first.status, ACP_STATUS_QUEUED);
     assert_true(first.grabbed == 0);
     assert_int_equal(first.attempts, 1);
+    assert_string_equal(first.message,
+                        "attempt 1 stopped: the process running it stopped (its lease expired)");
     store_job_free(&first);
     store_job_free(&second);
     store_dispatch_list_free(&list);
     assert_int_equal(status_of(st, &c), ACP_STATUS_IN_PROGRESS); /* lease still runs */
 
-    /* b's second run: with max_attempts 2 it is abandoned, not requeued. */
-    store_job again = claim_job(st, &b, OWNER, 1);
-    assert_int_equal(again.attempts, 2);
-    store_job_free(&again);
+    /* Their second runs, once the back-off (under a second) is over. */
+    contract->advance(st, 1);
+    store_job r1 = claim_from(st, QUEUE, NULL, OWNER, 1),
+              r2 = claim_from(st, QUEUE, NULL, OWNER, 1);
+    assert_int_equal(r1.attempts, 2);
+    assert_int_equal(r2.attempts, 2);
+    assert_true((acp_job_id_equal(&r1.id, &a) && acp_job_id_equal(&r2.id, &b)) ||
+                (acp_job_id_equal(&r1.id, &b) && acp_job_id_equal(&r2.id, &a)));
+    store_job_free(&r1);
+    store_job_free(&r2);
     contract->advance(st, 2);
-    assert_int_equal(store_requeue_expired(st, 2, 10, &list), 0);
-    assert_int_equal(list.count, 0);
-    assert_int_equal(store_fail_abandoned(st, 2, 10, &list), 0);
+    /* b has spent its two attempts: abandoned; a has one left: requeued. */
+    assert_int_equal(store_requeue_expired(st, 10, &list), 0);
+    assert_int_equal(list.count, 1);
+    assert_true(acp_job_id_equal(&list.items[0].id, &a));
+    store_dispatch_list_free(&list);
+    assert_int_equal(store_fail_abandoned(st, 10, &list), 0);
     assert_int_equal(list.count, 1);
     assert_true(acp_job_id_equal(&list.items[0].id, &b));
+    assert_int_equal(list.items[0].status, ACP_STATUS_FAILED);
     store_dispatch_list_free(&list);
     store_job failed = get_job(st, &b);
     assert_int_equal(failed.status, ACP_STATUS_FAILED);
-    assert_string_equal(failed.message,
-                        "abandoned 2 times: the process running it stopped each time (its lease "
-                        "expired)");
+    assert_string_equal(
+        failed.message,
+        "abandoned: the process running attempt 2 of 2 stopped (its lease expired)");
     assert_true(failed.finished > 0);
     assert_true(failed.grabbed > 0); /* kept: when the last run began */
     assert_int_equal(failed.attempts, 2);
     store_job_free(&failed);
 
-    /* a's second run: abandoned only once it reaches max_attempts. */
+    /* a's third run: abandoned once it reaches its max_attempts. */
+    contract->advance(st, 3); /* the back-off after a second attempt: under 2 s */
     store_job ra = claim_job(st, &a, OWNER, 1);
+    assert_int_equal(ra.attempts, 3);
     store_job_free(&ra);
     contract->advance(st, 2);
-    assert_int_equal(store_fail_abandoned(st, 3, 10, &list), 0);
+    assert_int_equal(store_requeue_expired(st, 10, &list), 0);
     assert_int_equal(list.count, 0);
-    assert_int_equal(store_fail_abandoned(st, 2, 10, &list), 0);
+    assert_int_equal(store_fail_abandoned(st, 10, &list), 0);
     assert_int_equal(list.count, 1);
     store_dispatch_list_free(&list);
-    acp_job_id d = insert_job(st, QUEUE);
+    store_job gone = get_job(st, &a);
+    assert_string_equal(
+        gone.message, "abandoned: the process running attempt 3 of 3 stopped (its lease expired)");
+    store_job_free(&gone);
+
+    /* One attempt only: abandoned at the first. */
+    acp_job_id d = insert_with(st, QUEUE, &one);
     store_job jd = claim_job(st, &d, OWNER, 1);
     store_job_free(&jd);
     contract->advance(st, 2);
-    assert_int_equal(store_fail_abandoned(st, 1, 10, &list), 0);
+    assert_int_equal(store_requeue_expired(st, 10, &list), 0);
+    assert_int_equal(list.count, 0);
+    assert_int_equal(store_fail_abandoned(st, 10, &list), 0);
     assert_int_equal(list.count, 1);
     store_dispatch_list_free(&list);
-    store_job one = get_job(st, &d);
-    assert_string_equal(one.message,
-                        "abandoned 1 time: the process running it stopped each time (its lease "
-                        "expired)");
-    store_job_free(&one);
+    store_job single = get_job(st, &d);
+    assert_int_equal(single.status, ACP_STATUS_FAILED);
+    assert_string_equal(
+        single.message,
+        "abandoned: the process running attempt 1 of 1 stopped (its lease expired)");
+    store_job_free(&single);
+    assert_int_equal(status_of(st, &c), ACP_STATUS_IN_PROGRESS);
 }
 
 static size_t take(store *st, unsigned older_than, const acp_job_id *id, unsigned *failures)
 {
     const char *queues[] = {"unserved", QUEUE};
     store_dispatch_list list;
-    assert_int_equal(store_take_undispatched(st, older_than, queues, 2, 10, &list), 0);
+    int64_t next_due = -1;
+    assert_int_equal(store_take_undispatched(st, older_than, queues, 2, 10, &list, &next_due), 0);
+    assert_true(next_due == 0); /* no job of these queues waits for its time */
     size_t count = list.count;
     if (count == 1) {
         assert_true(acp_job_id_equal(&list.items[0].id, id));
@@ -846,8 +914,9 @@ static void take_undispatched_backs_off_after_failed_publishes(void **state)
     assert_int_equal(store_dispatch_failed(st, &missing), ACP_ENOTFOUND);
 }
 
-/* With a limit, requeue_expired takes the leases that ran out first and
- * take_undispatched the oldest jobs; both answer oldest first. */
+/* With a limit, requeue_expired takes the leases that ran out first (and
+ * answers oldest first), take_undispatched the first jobs in claim order
+ * (and answers in that order). */
 static void batches_take_the_first_rows_in_their_order(void **state)
 {
     store *st = *state;
@@ -855,20 +924,21 @@ static void batches_take_the_first_rows_in_their_order(void **state)
     store_job jobs[3];
     for (int i = 0; i < 3; i++)
         ids[i] = insert_job(st, QUEUE);
-    /* The newest job's lease runs out first. */
-    jobs[2] = claim_job(st, &ids[2], OWNER, 1);
-    jobs[1] = claim_job(st, &ids[1], OWNER, 3);
+    /* The newest job's lease runs out first (claimed in claim order: the
+     * oldest first). */
     jobs[0] = claim_job(st, &ids[0], OWNER, 5);
+    jobs[1] = claim_job(st, &ids[1], OWNER, 3);
+    jobs[2] = claim_job(st, &ids[2], OWNER, 1);
     for (int i = 0; i < 3; i++)
         store_job_free(&jobs[i]);
     contract->advance(st, 4);
     store_dispatch_list list;
-    assert_int_equal(store_requeue_expired(st, 5, 1, &list), 0);
+    assert_int_equal(store_requeue_expired(st, 1, &list), 0);
     assert_int_equal(list.count, 1);
     assert_true(acp_job_id_equal(&list.items[0].id, &ids[2]));
     store_dispatch_list_free(&list);
     contract->advance(st, 2);
-    assert_int_equal(store_requeue_expired(st, 5, 5, &list), 0);
+    assert_int_equal(store_requeue_expired(st, 5, &list), 0);
     assert_int_equal(list.count, 2);
     store_job first = get_job(st, &list.items[0].id), second = get_job(st, &list.items[1].id);
     assert_true(by_created(&first, &second) < 0);
@@ -876,22 +946,27 @@ static void batches_take_the_first_rows_in_their_order(void **state)
     store_job_free(&second);
     store_dispatch_list_free(&list);
 
+    /* Three unpublished due jobs: the one of a higher priority, then the
+     * older of the other two. */
+    const store_run_options high = {.priority = ACP_PRIORITY_DEFAULT + 20};
+    acp_job_id due[3] = {insert_job(st, OTHER_QUEUE), insert_job(st, OTHER_QUEUE),
+                         insert_with(st, OTHER_QUEUE, &high)};
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(store_clear_dispatched(st, &ids[i]), 0);
-        jobs[i] = get_job(st, &ids[i]);
+        assert_int_equal(store_clear_dispatched(st, &due[i]), 0);
+        jobs[i] = get_job(st, &due[i]);
     }
-    const char *queues[] = {QUEUE};
-    assert_int_equal(store_take_undispatched(st, 60, queues, 1, 2, &list), 0);
-    assert_int_equal(list.count, 2);
-    for (int i = 0; i < 3; i++) {
-        int newer = 0;
-        for (int k = 0; k < 3; k++)
-            newer += by_created(&jobs[k], &jobs[i]) < 0;
-        /* the two oldest, in order */
-        if (newer < 2)
-            assert_true(acp_job_id_equal(&list.items[newer].id, &ids[i]));
+    int older = by_created(&jobs[0], &jobs[1]) < 0 ? 0 : 1;
+    for (int i = 0; i < 3; i++)
         store_job_free(&jobs[i]);
-    }
+    const char *queues[] = {OTHER_QUEUE};
+    assert_int_equal(store_take_undispatched(st, 60, queues, 1, 2, &list, NULL), 0);
+    assert_int_equal(list.count, 2);
+    assert_true(acp_job_id_equal(&list.items[0].id, &due[2]));
+    assert_true(acp_job_id_equal(&list.items[1].id, &due[older]));
+    store_dispatch_list_free(&list);
+    assert_int_equal(store_take_undispatched(st, 60, queues, 1, 2, &list, NULL), 0);
+    assert_int_equal(list.count, 1);
+    assert_true(acp_job_id_equal(&list.items[0].id, &due[1 - older]));
     store_dispatch_list_free(&list);
 }
 
@@ -910,7 +985,7 @@ static void fail_undispatchable_fails_only_queued_jobs(void **state)
     assert_int_equal(store_fail_undispatchable(st, &missing, "x"), ACP_ENOTFOUND);
     const char *queues[] = {QUEUE};
     store_dispatch_list list;
-    assert_int_equal(store_take_undispatched(st, 0, queues, 1, 10, &list), 0);
+    assert_int_equal(store_take_undispatched(st, 0, queues, 1, 10, &list, NULL), 0);
     assert_int_equal(list.count, 0);
 }
 
@@ -1056,35 +1131,49 @@ static void recording_a_run_is_fenced_and_knows_its_own_end(void **state)
 static void locked_rows_are_skipped_by_renewal_and_batches(void **state)
 {
     store *st = *state;
+    /* One run requeue_expired would take, one (its only attempt spent)
+     * fail_abandoned would take, both being recorded. */
+    const store_run_options once = {.priority = ACP_PRIORITY_DEFAULT, .max_attempts = 1};
     acp_job_id id = insert_job(st, QUEUE);
     store_job run = claim_job(st, &id, OWNER, 1);
+    acp_job_id last = insert_with(st, QUEUE, &once);
+    store_job last_run = claim_job(st, &last, OWNER, 1);
     contract->advance(st, 2);
-    store_tx *tx;
+    store_tx *tx, *last_tx;
     acp_job_status recorded;
     assert_int_equal(store_finish_begin(st, &id, OWNER, run.attempts, run.grabbed, &tx, &recorded),
                      0);
+    assert_int_equal(store_finish_begin(st, &last, OWNER, last_run.attempts, last_run.grabbed,
+                                        &last_tx, &recorded),
+                     0);
     size_t renewed = 99;
-    assert_int_equal(store_renew_leases(st, OWNER, 60, &id, 1, &renewed), 0);
+    bool cancel = true;
+    assert_int_equal(store_renew_leases(st, OWNER, 60, &id, 1, &renewed, &cancel), 0);
     assert_int_equal(renewed, 0);
+    assert_false(cancel);
     store_dispatch_list list;
-    assert_int_equal(store_requeue_expired(st, 5, 10, &list), 0);
+    assert_int_equal(store_requeue_expired(st, 10, &list), 0);
     assert_int_equal(list.count, 0);
-    assert_int_equal(store_fail_abandoned(st, 1, 10, &list), 0);
+    assert_int_equal(store_fail_abandoned(st, 10, &list), 0);
     assert_int_equal(list.count, 0);
     assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, "late", NULL, NULL, 0, &id), 0);
     assert_int_equal(store_tx_end(tx, true), 0);
+    assert_int_equal(store_finish_tx(last_tx, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0, &last), 0);
+    assert_int_equal(store_tx_end(last_tx, true), 0);
     store_job done = get_job(st, &id);
     assert_int_equal(done.status, ACP_STATUS_COMPLETE);
     assert_string_equal(done.message, "late");
     store_job_free(&done);
     store_job_free(&run);
+    assert_int_equal(status_of(st, &last), ACP_STATUS_COMPLETE);
+    store_job_free(&last_run);
 
     /* Unlocked, an expired lease is the batches' again. */
     acp_job_id other = insert_job(st, QUEUE);
     store_job second = claim_job(st, &other, OWNER, 1);
     store_job_free(&second);
     contract->advance(st, 2);
-    assert_int_equal(store_requeue_expired(st, 5, 10, &list), 0);
+    assert_int_equal(store_requeue_expired(st, 10, &list), 0);
     assert_int_equal(list.count, 1);
     store_dispatch_list_free(&list);
 
@@ -1093,41 +1182,34 @@ static void locked_rows_are_skipped_by_renewal_and_batches(void **state)
     assert_int_equal(store_clear_dispatched(st, &queued), 0);
     assert_int_equal(store_delete_begin(st, &queued, &tx), 0);
     const char *queues[] = {OTHER_QUEUE};
-    assert_int_equal(store_take_undispatched(st, 60, queues, 1, 10, &list), 0);
+    assert_int_equal(store_take_undispatched(st, 60, queues, 1, 10, &list, NULL), 0);
     assert_int_equal(list.count, 0);
     assert_int_equal(store_tx_end(tx, false), 0);
-    assert_int_equal(store_take_undispatched(st, 60, queues, 1, 10, &list), 0);
+    assert_int_equal(store_take_undispatched(st, 60, queues, 1, 10, &list, NULL), 0);
     assert_int_equal(list.count, 1);
     store_dispatch_list_free(&list);
 }
 
 typedef struct blocked_call {
-    bool insert; /* or claim */
     store *st;
     acp_job_id id;
     int rc;
     atomic_bool done;
 } blocked_call;
 
-static void *claim_when_unlocked(void *arg)
+static void *insert_when_unlocked(void *arg)
 {
     blocked_call *call = arg;
-    store_job job;
-    if (call->insert) {
-        call->rc = store_insert(call->st, &call->id, OTHER_QUEUE, NULL, NULL, 0, NULL);
-    } else {
-        call->rc = store_claim(call->st, &call->id, QUEUE, OTHER_OWNER, 60, &job);
-        if (call->rc == 0)
-            store_job_free(&job);
-    }
+    call->rc = store_insert(call->st, &call->id, OTHER_QUEUE, NULL, NULL, 0, NULL);
     atomic_store(&call->done, true);
     return NULL;
 }
 
-/* A claim or an insert of a row a delete transaction holds waits for its
- * end, then judges the row as committed: after a commit there is nothing to
- * claim and the id is free; after a rollback the job is claimable and the id
- * taken. */
+/* An insert of a row a delete transaction holds waits for its end, then
+ * judges the row as committed: after a commit the id is free, after a
+ * rollback it is taken. A claim does not wait (SKIP LOCKED): the held job
+ * is not there for it until the transaction ends; after a commit there is
+ * nothing to claim, after a rollback the job is claimable. */
 static void changes_wait_for_the_transaction_on_their_row(void **state)
 {
     store *st = *state;
@@ -1136,25 +1218,31 @@ static void changes_wait_for_the_transaction_on_their_row(void **state)
         acp_job_id id = insert_job(st, QUEUE);
         store_tx *tx;
         assert_int_equal(store_delete_begin(st, &id, &tx), 0);
-        blocked_call call = {.insert = insert, .st = st, .id = id, .rc = 1};
+        store_job job;
+        if (!insert) {
+            assert_int_equal(store_claim(st, QUEUE, OTHER_OWNER, 60, &job), ACP_ENOTFOUND);
+            assert_int_equal(store_tx_end(tx, commit), 0);
+            if (commit) {
+                assert_int_equal(store_claim(st, QUEUE, OTHER_OWNER, 60, &job), ACP_ENOTFOUND);
+                assert_int_equal(store_get(st, &id, &job), ACP_ENOTFOUND);
+            } else {
+                job = claim_job(st, &id, OTHER_OWNER, 60);
+                store_job_free(&job);
+                assert_int_equal(status_of(st, &id), ACP_STATUS_IN_PROGRESS);
+            }
+            continue;
+        }
+        blocked_call call = {.st = st, .id = id, .rc = 1};
         atomic_init(&call.done, false);
         pthread_t thread;
-        assert_int_equal(pthread_create(&thread, NULL, claim_when_unlocked, &call), 0);
+        assert_int_equal(pthread_create(&thread, NULL, insert_when_unlocked, &call), 0);
         clock_sleep_ms(200); /* let it reach the lock */
         assert_false(atomic_load(&call.done));
         assert_int_equal(store_tx_end(tx, commit), 0);
         pthread_join(thread, NULL);
-        if (insert)
-            assert_int_equal(call.rc, commit ? 0 : ACP_ECONFLICT);
-        else
-            assert_int_equal(call.rc, commit ? ACP_ENOTFOUND : 0);
-        store_job job;
-        if (!insert && commit) {
-            assert_int_equal(store_get(st, &id, &job), ACP_ENOTFOUND);
-            continue;
-        }
+        assert_int_equal(call.rc, commit ? 0 : ACP_ECONFLICT);
         job = get_job(st, &id);
-        assert_string_equal(job.queue, insert && commit ? OTHER_QUEUE : QUEUE);
+        assert_string_equal(job.queue, commit ? OTHER_QUEUE : QUEUE);
         store_job_free(&job);
     }
 }
