@@ -1381,6 +1381,403 @@ static void exists_and_runs_alive_answer_per_id(void **state)
     assert_int_equal(store_exists(st, NULL, 1, flags), ACP_EINVAL);
 }
 
+/* Claim @id (the best due job of QUEUE) and finish it complete. */
+static void run_and_finish(store *st, const acp_job_id *id)
+{
+    store_job run = claim_job(st, id, OWNER, 60);
+    store_job_free(&run);
+    assert_int_equal(store_finish(st, id, OWNER, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0), 0);
+}
+/* ---- job control ------------------------------------------------------------ */
+
+#define CLOCK_QUEUE "contract-clock"
+#define SECOND      INT64_C(1000000)
+
+/* The store's now(): the creation time of a job made for it (then gone). */
+static int64_t store_now(store *st)
+{
+    acp_job_id probe = insert_job(st, CLOCK_QUEUE);
+    store_job job = get_job(st, &probe);
+    int64_t now = job.created;
+    store_job_free(&job);
+    assert_int_equal(store_delete(st, &probe), 0);
+    return now;
+}
+
+/* A stored not_before is the one given (µs; PostgreSQL goes through
+ * seconds as a double: a microsecond either way). */
+static void assert_time_near(int64_t got, int64_t expected)
+{
+    int64_t off = got - expected;
+    if (off < -1000 || off > 1000)
+        fail_msg("time %lld is %lld us from %lld", (long long)got, (long long)off,
+                 (long long)expected);
+}
+
+static acp_job_id insert_control(store *st, int priority, int64_t not_before, int expect_rc)
+{
+    const store_run_options opt = {.priority = priority, .not_before = not_before};
+    acp_job_id id;
+    assert_int_equal(acp_job_id_generate(&id), 0);
+    int rc = store_insert(st, &id, QUEUE, "{\"k\":1}", NULL, 0, &opt);
+    if (rc != expect_rc)
+        fail_msg("store_insert: %d, expected %d (%s)", rc, expect_rc,
+                 rc < 0 ? acp_last_error() : "");
+    return id;
+}
+
+static long position_of(store *st, const acp_job_id *id)
+{
+    store_job job = get_job(st, id);
+    long position = job.queue_position;
+    store_job_free(&job);
+    return position;
+}
+
+/* The best due job first: the highest priority, then the one due longest,
+ * then the smallest id; a job not yet due is not claimed. */
+static void claim_order_is_priority_then_due_time_then_id(void **state)
+{
+    store *st = *state;
+    int64_t base = store_now(st);
+    acp_job_id a = insert_control(st, 50, 0, 0), b = insert_control(st, 50, 0, 0);
+    acp_job_id high = insert_control(st, 70, 0, 0), low = insert_control(st, 40, 0, 0);
+    acp_job_id later = insert_control(st, 90, base + 100 * SECOND, 1);
+    /* Two of the same priority due at the same instant: by id. */
+    acp_job_id x = insert_control(st, 60, base + 50 * SECOND, 1),
+               y = insert_control(st, 60, base + 50 * SECOND, 1);
+    bool x_first = memcmp(x.bytes, y.bytes, sizeof x.bytes) < 0;
+    contract->advance(st, 60);
+    const acp_job_id *expected[] = {&high, x_first ? &x : &y, x_first ? &y : &x, &a, &b, &low};
+    for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++) {
+        store_job job = claim_job(st, expected[i], OWNER, 600);
+        assert_int_equal(job.attempts, 1);
+        store_job_free(&job);
+    }
+    store_job none;
+    assert_int_equal(store_claim(st, QUEUE, OWNER, 600, &none), ACP_ENOTFOUND);
+    assert_int_equal(status_of(st, &later), ACP_STATUS_QUEUED);
+    contract->advance(st, 50);
+    store_job job = claim_job(st, &later, OWNER, 600);
+    assert_int_equal(job.priority, 90);
+    store_job_free(&job);
+}
+
+/* Queue positions count the jobs ahead in claim order: a higher priority,
+ * or the same and due earlier; a delayed job counts by its not_before. */
+static void queue_positions_follow_claim_order(void **state)
+{
+    store *st = *state;
+    int64_t base = store_now(st);
+    acp_job_id a = insert_control(st, 50, 0, 0), b = insert_control(st, 50, 0, 0);
+    acp_job_id high = insert_control(st, 70, 0, 0);
+    assert_int_equal(position_of(st, &high), 0);
+    assert_int_equal(position_of(st, &a), 1);
+    assert_int_equal(position_of(st, &b), 2);
+    acp_job_id delayed = insert_control(st, 50, base + 100 * SECOND, 1);
+    assert_int_equal(position_of(st, &delayed), 3);
+    assert_int_equal(position_of(st, &b), 2);
+    acp_job_id urgent = insert_control(st, 90, base + 200 * SECOND, 1);
+    assert_int_equal(position_of(st, &urgent), 0);
+    assert_int_equal(position_of(st, &high), 1);
+    assert_int_equal(position_of(st, &delayed), 4);
+    /* Claimed in that order (the due ones), each moves the rest up. */
+    store_job run = claim_job(st, &high, OWNER, 600);
+    store_job_free(&run);
+    assert_int_equal(position_of(st, &a), 1);
+    assert_int_equal(position_of(st, &delayed), 3);
+    assert_int_equal(position_of(st, &high), -1);
+}
+
+/* A job due later is inserted (and re-run) unpublished, handed out by
+ * store_take_undispatched once due, and next_due says when. */
+static void delayed_jobs_are_handed_out_once_due(void **state)
+{
+    store *st = *state;
+    const char *queues[] = {QUEUE};
+    int64_t base = store_now(st);
+    acp_job_id delayed = insert_control(st, 50, base + 100 * SECOND, 1);
+    store_job job = get_job(st, &delayed);
+    assert_int_equal(job.status, ACP_STATUS_QUEUED);
+    assert_time_near(job.not_before, base + 100 * SECOND);
+    assert_int_equal(job.priority, 50);
+    assert_int_equal(job.max_attempts, 3); /* the defaults of 0 fields */
+    assert_int_equal(job.backoff_base_ms, 1000);
+    assert_int_equal(job.backoff_max_ms, 300000);
+    assert_int_equal(job.timeout_seconds, 0);
+    store_job_free(&job);
+    /* A time in the past is now: due at once, never ahead of older jobs. */
+    acp_job_id past = insert_control(st, 50, base - 3600 * SECOND, 0);
+    job = get_job(st, &past);
+    assert_true(job.not_before == job.created);
+    store_job_free(&job);
+    assert_int_equal(store_clear_dispatched(st, &past), 0);
+
+    store_dispatch_list list;
+    int64_t next_due = -1;
+    assert_int_equal(store_take_undispatched(st, 3600, queues, 1, 10, &list, &next_due), 0);
+    assert_int_equal(list.count, 1);
+    assert_true(acp_job_id_equal(&list.items[0].id, &past));
+    store_dispatch_list_free(&list);
+    assert_time_near(next_due, base + 100 * SECOND);
+    store_job none;
+    run_and_finish(st, &past);
+    assert_int_equal(store_claim(st, QUEUE, OWNER, 60, &none), ACP_ENOTFOUND);
+
+    contract->advance(st, 101);
+    next_due = -1;
+    assert_int_equal(store_take_undispatched(st, 3600, queues, 1, 10, &list, &next_due), 0);
+    assert_int_equal(list.count, 1);
+    assert_true(acp_job_id_equal(&list.items[0].id, &delayed));
+    store_dispatch_list_free(&list);
+    assert_true(next_due == 0);
+    assert_int_equal(store_take_undispatched(st, 3600, queues, 1, 10, &list, NULL), 0);
+    assert_int_equal(list.count, 0); /* published: dispatched now */
+    run_and_finish(st, &delayed);
+
+    /* A re-run for later: 1, unpublished until due. */
+    int64_t now = store_now(st);
+    const store_run_options later = {.priority = 50, .not_before = now + 30 * SECOND};
+    assert_int_equal(store_requeue(st, &delayed, QUEUE, NULL, NULL, 0, &later), 1);
+    assert_int_equal(store_take_undispatched(st, 0, queues, 1, 10, &list, &next_due), 0);
+    assert_int_equal(list.count, 0);
+    assert_time_near(next_due, now + 30 * SECOND);
+    assert_int_equal(store_claim(st, QUEUE, OWNER, 60, &none), ACP_ENOTFOUND);
+    contract->advance(st, 31);
+    assert_int_equal(store_take_undispatched(st, 0, queues, 1, 10, &list, &next_due), 0);
+    assert_int_equal(list.count, 1);
+    store_dispatch_list_free(&list);
+    assert_true(next_due == 0);
+    /* And one for now: 0, published by the caller. */
+    run_and_finish(st, &delayed);
+    assert_int_equal(store_requeue(st, &delayed, QUEUE, NULL, NULL, 0, NULL), 0);
+    assert_int_equal(store_take_undispatched(st, 60, queues, 1, 10, &list, &next_due), 0);
+    assert_int_equal(list.count, 0);
+}
+
+/* A failed attempt with attempts left goes back to the queue for later,
+ * only from the lease holder and not while a cancellation is asked. */
+static void retry_requeues_for_later_fenced_by_the_lease(void **state)
+{
+    store *st = *state;
+    const char *queues[] = {QUEUE};
+    acp_job_id id = insert_job(st, QUEUE), queued = insert_job(st, OTHER_QUEUE), missing;
+    assert_int_equal(acp_job_id_generate(&missing), 0);
+    store_job run = claim_job(st, &id, OWNER, 60);
+    store_job_free(&run);
+    assert_int_equal(store_retry(st, &id, OTHER_OWNER, "boom", 5000), ACP_ECONFLICT);
+    assert_int_equal(status_of(st, &id), ACP_STATUS_IN_PROGRESS);
+    assert_int_equal(store_retry(st, &queued, OWNER, "boom", 5000), ACP_ECONFLICT);
+    assert_int_equal(status_of(st, &queued), ACP_STATUS_QUEUED);
+    assert_int_equal(store_retry(st, &missing, OWNER, "boom", 5000), ACP_ECONFLICT);
+
+    int64_t t0 = store_now(st);
+    assert_int_equal(store_retry(st, &id, OWNER, "boom", 5000), 0);
+    int64_t t1 = store_now(st);
+    store_job job = get_job(st, &id);
+    assert_int_equal(job.status, ACP_STATUS_QUEUED);
+    assert_string_equal(job.message, "boom");
+    assert_int_equal(job.attempts, 1); /* kept: the next claim is attempt 2 */
+    assert_true(job.grabbed == 0);
+    assert_true(job.not_before >= t0 + 5 * SECOND - 1000 && job.not_before <= t1 + 5 * SECOND);
+    store_job_free(&job);
+    /* The lease is gone with the run. */
+    size_t renewed = 9;
+    assert_int_equal(store_renew_leases(st, OWNER, 60, &id, 1, &renewed, NULL), 0);
+    assert_int_equal(renewed, 0);
+    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0),
+                     ACP_ECONFLICT);
+    /* Unpublished, and not due before its time. */
+    store_dispatch_list list;
+    int64_t next_due = 0;
+    assert_int_equal(store_take_undispatched(st, 3600, queues, 1, 10, &list, &next_due), 0);
+    assert_int_equal(list.count, 0);
+    assert_true(next_due >= t0 + 5 * SECOND - 1000 && next_due <= t1 + 5 * SECOND);
+    store_job none;
+    assert_int_equal(store_claim(st, QUEUE, OWNER, 60, &none), ACP_ENOTFOUND);
+    contract->advance(st, 6);
+    assert_int_equal(store_take_undispatched(st, 3600, queues, 1, 10, &list, NULL), 0);
+    assert_int_equal(list.count, 1);
+    assert_true(acp_job_id_equal(&list.items[0].id, &id));
+    store_dispatch_list_free(&list);
+    run = claim_job(st, &id, OTHER_OWNER, 60);
+    assert_int_equal(run.attempts, 2);
+    store_job_free(&run);
+
+    /* While its cancellation is asked, the run ends cancelled, not retried. */
+    acp_job_status previous = ACP_STATUS_QUEUED;
+    assert_int_equal(store_cancel(st, &id, &previous, NULL), 0);
+    assert_int_equal(previous, ACP_STATUS_IN_PROGRESS);
+    assert_int_equal(store_retry(st, &id, OTHER_OWNER, "boom", 0), ACP_ECONFLICT);
+    job = get_job(st, &id);
+    assert_int_equal(job.status, ACP_STATUS_IN_PROGRESS);
+    assert_true(job.cancel_requested > 0);
+    store_job_free(&job);
+    assert_int_equal(store_finish(st, &id, OTHER_OWNER, ACP_STATUS_CANCELLED, NULL, NULL, NULL, 0),
+                     0);
+    job = get_job(st, &id);
+    assert_int_equal(job.status, ACP_STATUS_CANCELLED);
+    assert_string_equal(job.message, "cancelled");
+    assert_true(job.finished > 0);
+    store_job_free(&job);
+}
+
+/* Cancel: a queued (or delayed) job at once, a running one by request; a
+ * finished one is refused, naming its status; a cancelled one can re-run. */
+static void cancel_ends_queued_jobs_and_asks_running_ones(void **state)
+{
+    store *st = *state;
+    const char *queues[] = {QUEUE};
+    int64_t base = store_now(st);
+    acp_job_id queued = insert_job(st, QUEUE);
+    acp_job_id delayed = insert_control(st, 50, base + 100 * SECOND, 1);
+    acp_job_status previous = ACP_STATUS_FAILED;
+    acp_layout layout = ACP_LAYOUT_NATIVE;
+    assert_int_equal(store_cancel(st, &queued, &previous, &layout), 0);
+    assert_int_equal(previous, ACP_STATUS_QUEUED);
+    assert_int_equal(layout, ACP_LAYOUT_LCP);
+    assert_int_equal(store_cancel(st, &delayed, NULL, NULL), 0);
+    for (int i = 0; i < 2; i++) {
+        store_job job = get_job(st, i ? &delayed : &queued);
+        assert_int_equal(job.status, ACP_STATUS_CANCELLED);
+        assert_string_equal(job.message, "cancelled");
+        assert_true(job.finished > 0);
+        assert_int_equal(job.attempts, 0);
+        assert_int_equal(job.queue_position, -1);
+        store_job_free(&job);
+    }
+    /* Never runs, never published. */
+    store_job none;
+    assert_int_equal(store_claim(st, QUEUE, OWNER, 60, &none), ACP_ENOTFOUND);
+    store_dispatch_list list;
+    int64_t next_due = -1;
+    assert_int_equal(store_take_undispatched(st, 0, queues, 1, 10, &list, &next_due), 0);
+    assert_int_equal(list.count, 0);
+    assert_true(next_due == 0);
+    contract->advance(st, 101);
+    assert_int_equal(store_claim(st, QUEUE, OWNER, 60, &none), ACP_ENOTFOUND);
+    /* Cancelled already: refused, naming the status. */
+    assert_int_equal(store_cancel(st, &queued, NULL, NULL), ACP_ECONFLICT);
+    assert_non_null(strstr(acp_last_error(), "cancelled"));
+    assert_non_null(strstr(acp_last_error(), "only a queued or running job can be cancelled"));
+
+    /* Running: asked (the status stays), again is fine, renewals say so. */
+    const store_run_options native = {.layout = ACP_LAYOUT_NATIVE, .priority = 50};
+    acp_job_id running = insert_with(st, QUEUE, &native), other = insert_job(st, QUEUE);
+    store_job run = claim_job(st, &running, OWNER, 60), run2 = claim_job(st, &other, OWNER, 60);
+    store_job_free(&run);
+    store_job_free(&run2);
+    assert_int_equal(store_cancel(st, &running, &previous, &layout), 0);
+    assert_int_equal(previous, ACP_STATUS_IN_PROGRESS);
+    assert_int_equal(layout, ACP_LAYOUT_NATIVE);
+    contract->advance(st, 1); /* a second request would be a later time */
+    store_job first = get_job(st, &running);
+    assert_int_equal(first.status, ACP_STATUS_IN_PROGRESS);
+    assert_true(first.cancel_requested > 0);
+    assert_null(first.message);
+    assert_int_equal(store_cancel(st, &running, &previous, NULL), 0);
+    assert_int_equal(previous, ACP_STATUS_IN_PROGRESS);
+    store_job second = get_job(st, &running);
+    assert_true(second.cancel_requested == first.cancel_requested); /* kept */
+    store_job_free(&first);
+    store_job_free(&second);
+    const acp_job_id both[] = {other, running};
+    bool cancel[2] = {true, false};
+    size_t renewed = 0;
+    assert_int_equal(store_renew_leases(st, OWNER, 60, both, 2, &renewed, cancel), 0);
+    assert_int_equal(renewed, 2);
+    assert_false(cancel[0]);
+    assert_true(cancel[1]);
+    assert_int_equal(store_finish(st, &running, OWNER, ACP_STATUS_CANCELLED, NULL, NULL, NULL, 0),
+                     0);
+    assert_int_equal(status_of(st, &running), ACP_STATUS_CANCELLED);
+
+    /* Finished ones: refused with their status named; unknown: not found. */
+    static const acp_job_status ended[] = {ACP_STATUS_COMPLETE, ACP_STATUS_FAILED,
+                                           ACP_STATUS_EXPIRED};
+    for (size_t i = 0; i < sizeof ended / sizeof ended[0]; i++) {
+        acp_job_id id = job_in(st, ended[i]);
+        assert_int_equal(store_cancel(st, &id, NULL, NULL), ACP_ECONFLICT);
+        assert_non_null(strstr(acp_last_error(), acp_job_status_name(ended[i])));
+        assert_int_equal(status_of(st, &id), ended[i]);
+    }
+    acp_job_id missing;
+    assert_int_equal(acp_job_id_generate(&missing), 0);
+    assert_int_equal(store_cancel(st, &missing, NULL, NULL), ACP_ENOTFOUND);
+
+    /* A cancelled job re-runs as a new run: nothing of the old one left. */
+    const acp_job_id *again[] = {&queued, &running};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(store_requeue(st, again[i], OTHER_QUEUE, NULL, NULL, 0, NULL), 0);
+        store_job job = get_job(st, again[i]);
+        assert_int_equal(job.status, ACP_STATUS_QUEUED);
+        assert_null(job.message);
+        assert_true(job.cancel_requested == 0 && job.finished == 0);
+        assert_int_equal(job.attempts, 0);
+        store_job_free(&job);
+        run = claim_from(st, OTHER_QUEUE, again[i], OWNER, 60);
+        store_job_free(&run);
+    }
+}
+
+/* An expired lease is retried after the row's back-off: within
+ * [now, now + min(max, base x 2^(n-1))] after attempt n. */
+static void requeue_expired_backs_off_per_attempt(void **state)
+{
+    store *st = *state;
+    const store_run_options opt = {
+        .priority = 50, .max_attempts = 5, .backoff_base_ms = 4000, .backoff_max_ms = 10000};
+    acp_job_id id = insert_with(st, QUEUE, &opt);
+    const int64_t caps_ms[] = {4000, 8000, 10000, 10000};
+    for (unsigned n = 1; n <= 4; n++) {
+        store_job run = claim_job(st, &id, OWNER, 1);
+        assert_int_equal(run.attempts, n);
+        assert_int_equal(run.backoff_base_ms, 4000);
+        assert_int_equal(run.backoff_max_ms, 10000);
+        store_job_free(&run);
+        contract->advance(st, 2);
+        int64_t t0 = store_now(st);
+        store_dispatch_list list;
+        assert_int_equal(store_requeue_expired(st, 10, &list), 0);
+        assert_int_equal(list.count, 1);
+        store_dispatch_list_free(&list);
+        int64_t t1 = store_now(st);
+        store_job job = get_job(st, &id);
+        assert_int_equal(job.status, ACP_STATUS_QUEUED);
+        if (job.not_before < t0 - 1000 || job.not_before > t1 + caps_ms[n - 1] * 1000)
+            fail_msg("attempt %u: back-off of %lld ms, the bound %lld ms", n,
+                     (long long)(job.not_before - t0) / 1000, (long long)caps_ms[n - 1]);
+        store_job_free(&job);
+        contract->advance(st, caps_ms[n - 1] / 1000 + 1);
+    }
+}
+
+/* A run whose cancellation was asked and whose process died ends
+ * cancelled, whatever attempts it has left. */
+static void fail_abandoned_ends_a_cancelled_run_cancelled(void **state)
+{
+    store *st = *state;
+    acp_job_id id = insert_job(st, QUEUE);
+    store_job run = claim_job(st, &id, OWNER, 1);
+    store_job_free(&run);
+    assert_int_equal(store_cancel(st, &id, NULL, NULL), 0);
+    contract->advance(st, 2);
+    store_dispatch_list list;
+    assert_int_equal(store_requeue_expired(st, 10, &list), 0);
+    assert_int_equal(list.count, 0);
+    assert_int_equal(store_fail_abandoned(st, 10, &list), 0);
+    assert_int_equal(list.count, 1);
+    assert_true(acp_job_id_equal(&list.items[0].id, &id));
+    assert_int_equal(list.items[0].status, ACP_STATUS_CANCELLED);
+    store_dispatch_list_free(&list);
+    store_job job = get_job(st, &id);
+    assert_int_equal(job.status, ACP_STATUS_CANCELLED);
+    assert_string_equal(job.message, "cancelled");
+    assert_int_equal(job.attempts, 1);
+    assert_true(job.finished > 0);
+    store_job_free(&job);
+}
+
 static void statements_are_counted(void **state)
 {
     store *st = *state;
@@ -1422,6 +1819,13 @@ const struct CMUnitTest contract_tests[] = {
     CASE(list_expirable_pages_old_complete_jobs_by_id),
     CASE(exists_and_runs_alive_answer_per_id),
     CASE(statements_are_counted),
+    CASE(claim_order_is_priority_then_due_time_then_id),
+    CASE(queue_positions_follow_claim_order),
+    CASE(delayed_jobs_are_handed_out_once_due),
+    CASE(retry_requeues_for_later_fenced_by_the_lease),
+    CASE(cancel_ends_queued_jobs_and_asks_running_ones),
+    CASE(requeue_expired_backs_off_per_attempt),
+    CASE(fail_abandoned_ends_a_cancelled_run_cancelled),
 };
 
 const size_t contract_test_count = sizeof contract_tests / sizeof contract_tests[0];
