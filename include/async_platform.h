@@ -592,8 +592,8 @@ typedef enum acp_job_status {
     ACP_STATUS_FAILED = 4,      /**< "failed": finished unsuccessfully */
     ACP_STATUS_EXPIRED = 5,     /**< "expired": its results were pruned */
     /** "cancelled": acp_cancel_job() stopped it before it finished (in the
-     *  lcp layout other services see it "failed" with the message
-     *  "cancelled"). */
+     *  lcp layout the workspace gets ".failed": other services, which know
+     *  no such status, read it failed). */
     ACP_STATUS_CANCELLED = 6
 } acp_job_status;
 
@@ -917,7 +917,8 @@ ACP_EXTERN void acp_job_clear(acp_job *job);
  * Submit a job to @p queue. A new job gets its row (queued), its input
  * files in S3 (in the lcp layout also its workspace: .workspace, .queued,
  * input-config) and its message.
- * Resubmitting an owned job that is complete, failed or expired re-runs it
+ * Resubmitting an owned job that is complete, failed, expired or cancelled
+ * re-runs it
  * (old results removed); resubmitting one that is queued or running changes
  * nothing and reports its current state. If RabbitMQ is unreachable the job
  * is still stored and its message is published later by the maintenance
@@ -1038,7 +1039,7 @@ ACP_EXTERN int acp_expire_job(acp_platform *platform, const acp_job_id *id);
  * (acp_job_cancelled() and acp_job_cancel_fd() of its executor, within
  * about a second), and ends "cancelled" when its executor returns, or
  * config.cancel_grace_seconds later without it; acp_get_job() shows
- * control.cancel_requested meanwhile. A cancelled job keeps no result, is
+ * cancel_requested meanwhile. A cancelled job keeps no result, is
  * not retried, and can be resubmitted (it then runs again). Only
  * PostgreSQL is needed: it works while RabbitMQ is down. Cancelling a job
  * whose cancellation is under way succeeds again.

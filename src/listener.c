@@ -169,6 +169,11 @@ int listener_start(acp_platform *p, listener **out)
     return 0;
 }
 
+bool listener_is_current(const listener *l)
+{
+    return l && pthread_equal(pthread_self(), l->thread);
+}
+
 void listener_stop(listener *l)
 {
     if (!l)

@@ -5,6 +5,8 @@
 #ifndef ACP_LISTENER_H
 #define ACP_LISTENER_H
 
+#include <stdbool.h>
+
 #include "async_platform.h"
 
 typedef struct listener listener;
@@ -15,6 +17,8 @@ typedef struct listener listener;
  * again, with back-off, in the background. ACP_ENOMEM when the thread
  * cannot start. */
 int listener_start(acp_platform *p, listener **out);
+/* Whether the calling thread is @l's (NULL: false). */
+bool listener_is_current(const listener *l);
 /* Stop the thread and close the connection. NULL is fine. */
 void listener_stop(listener *l);
 

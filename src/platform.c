@@ -162,7 +162,8 @@ static bool platform_thread_is_own(const acp_platform *p)
     pthread_t self = pthread_self();
     return worker_is_current(p) ||
            (p->maintenance_started && pthread_equal(self, p->maintenance)) ||
-           (p->pruner_started && pthread_equal(self, p->pruner));
+           (p->pruner_started && pthread_equal(self, p->pruner)) ||
+           listener_is_current(p->listener);
 }
 
 void acp_shutdown(acp_platform *p)

@@ -107,7 +107,7 @@ int record_set_flag(acp_platform *p, const store_job *row, const char *flag)
  * outage may have started meanwhile: it is retried as patiently as the
  * results. */
 static void record_outcome(acp_platform *p, const store_job *row, acp_job_status status,
-                           const char *hex)
+                           const char *hex, bool patient)
 {
     switch (status) {
     case ACP_STATUS_COMPLETE:
@@ -129,9 +129,12 @@ static void record_outcome(acp_platform *p, const store_job *row, acp_job_status
         log_debug(&p->log, "job %s: %s", hex, acp_job_status_name(status));
         return;
     }
-    objects_patience_begin(p->result_retry_seconds, &p->stopping);
+    /* The maintenance thread (the watchdog) cannot wait: it renews leases. */
+    if (patient)
+        objects_patience_begin(p->result_retry_seconds, &p->stopping);
     int rc = record_set_flag(p, row, workspace_flag(status));
-    objects_patience_end();
+    if (patient)
+        objects_patience_end();
     if (rc != 0)
         log_warn(&p->log, "job %s: setting %s: %s", hex, workspace_flag(status), acp_last_error());
     else
@@ -214,7 +217,7 @@ int record_stopped(acp_platform *p, const store_job *row, int reason, const char
     if (rc == 0) {
         if (reason == ACP_CANCEL_TIMEOUT)
             atomic_fetch_add(&p->timed_out, 1);
-        record_outcome(p, row, recorded, hex);
+        record_outcome(p, row, recorded, hex, false);
     }
     return rc;
 }
@@ -236,18 +239,18 @@ void record_run(acp_platform *p, const store_job *row, acp_job_context *ctx, acp
      * leaves nothing for the next one to find. */
     if (status == ACP_STATUS_FAILED && control_retries(row, outcome->permanent))
         status = ACP_STATUS_QUEUED;
-    if (status == ACP_STATUS_CANCELLED || status == ACP_STATUS_QUEUED)
-        outcome->output_count = 0;
+    acp_job_context *keep =
+        status == ACP_STATUS_CANCELLED || status == ACP_STATUS_QUEUED ? NULL : ctx;
 
     unsigned backoff = 0;
     bool waiting = false, quick = true;
     for (;;) {
         acp_job_status recorded;
-        int rc = record_once(p, row, ctx, status, outcome->message, &quick, &recorded);
+        int rc = record_once(p, row, keep, status, outcome->message, &quick, &recorded);
         if (rc == 0) {
             if (waiting)
                 log_info(&p->log, "job %s: its result is recorded now", hex);
-            record_outcome(p, row, recorded, hex);
+            record_outcome(p, row, recorded, hex, true);
             return;
         }
         if (rc == ACP_ECONFLICT) {

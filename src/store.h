@@ -177,7 +177,9 @@ int store_fail_undispatchable(store *st, const acp_job_id *id, const char *messa
  * UPDATE SKIP LOCKED, so concurrent claimers take different jobs), with
  * grabbed = now(), lease_owner = @owner, lease_expires = now() +
  * @lease_seconds, attempts + 1, RETURNING the row into @out. Returns 0 when
- * claimed, ACP_ENOTFOUND when no job of the queue is due. */
+ * claimed, ACP_ENOTFOUND when no job of the queue is due, ACP_EBUSY when
+ * due jobs exist but another statement holds each of them (try again in a
+ * moment). */
 int store_claim(store *st, const char *queue, const char *owner, unsigned lease_seconds,
                 store_job *out);
 

@@ -45,7 +45,19 @@ int store_control_claim(store *base, const char *queue, const char *owner, unsig
         return rc;
     if (!store_jobs_matched(res)) {
         PQclear(res);
-        return pgpool_fail(pool, ACP_ENOTFOUND, "%s: no job of the queue is due", what);
+        /* SKIP LOCKED also passes over a due job that another statement
+         * (a touch, a cancellation, a deletion) holds for a moment: its
+         * doorbell must not be dropped for that. */
+        rc = pgpool_query(pool, true, what,
+                          "SELECT 1 FROM compute.jobs WHERE queue = $1 AND status = 'queued' "
+                          "AND not_before <= now() LIMIT 1",
+                          &p, &res);
+        if (rc)
+            return rc;
+        bool locked = PQntuples(res) > 0;
+        PQclear(res);
+        return locked ? pgpool_fail(pool, ACP_EBUSY, "%s: its due jobs are locked just now", what)
+                      : pgpool_fail(pool, ACP_ENOTFOUND, "%s: no job of the queue is due", what);
     }
     rc = pgvalue_read_job(pool, res, 0, out);
     PQclear(res);

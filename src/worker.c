@@ -26,7 +26,10 @@
 /* Milliseconds a worker waits for a message before checking for shutdown. */
 #define WORKER_POLL_MS 250
 #define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+/* The longest pause between claims of a due job that another statement
+ * holds. */
+#define WORKER_BUSY_MAX_MS 200
+#define BACKOFF_MAX_MS     5000
 /* How long a job runs before its worker stops consuming. With prefetch 1
  * the broker pushes the next message as soon as the job's delivery is
  * acked; a short job then finds it waiting and runs it next, at no cost,
@@ -279,6 +282,14 @@ static void handle_delivery(worker *w, broker_conn **conn, const broker_delivery
      * cancelled or deleted meanwhile), the bell is dropped. */
     store_job row;
     int rc = store_claim(p->store, q->id, p->instance_id, p->lease_seconds, &row);
+    /* A due job held for a moment by another statement: its bell waits for
+     * it rather than being lost (the statement ends within a transaction's
+     * length; a deleted or cancelled job then is no longer due). */
+    for (unsigned pause = 2; rc == ACP_EBUSY && !atomic_load(&p->stopping); pause *= 2) {
+        platform_state_wait(p, pause < WORKER_BUSY_MAX_MS ? pause : WORKER_BUSY_MAX_MS,
+                            &p->stopping);
+        rc = store_claim(p->store, q->id, p->instance_id, p->lease_seconds, &row);
+    }
     if (rc == ACP_ENOTFOUND) {
         log_debug(&p->log, "%s_jobs: message of job %s dropped: %s", q->id,
                   acp_job_id_format(&id, hex), acp_last_error());
@@ -286,7 +297,6 @@ static void handle_delivery(worker *w, broker_conn **conn, const broker_delivery
         ack(p, conn, d->tag);
         return;
     }
-    acp_job_id_format(&row.id, hex);
     if (rc) {
         /* Without the database nothing can be claimed: closing the
          * connection returns the unacked message to the queue. */
@@ -295,6 +305,7 @@ static void handle_delivery(worker *w, broker_conn **conn, const broker_delivery
         platform_state_wait(p, BACKOFF_MAX_MS, &p->stopping);
         return;
     }
+    acp_job_id_format(&row.id, hex);
     atomic_fetch_add(&p->started, 1);
     /* If the ack is lost, a redelivery will find the job claimed. */
     ack(p, conn, d->tag);

@@ -847,19 +847,27 @@ static int fake_claim(store *st, const char *queue, const char *owner, unsigned 
     pthread_mutex_lock(&fs->lock);
     int64_t now = fake_now(fs);
     fake_slot *best = NULL;
+    bool locked = false;
     for (size_t i = 0; i < fs->count; i++) {
         fake_slot *slot = fs->slots[i];
         const store_job *job = &slot->row.job;
-        if (slot->tx || job->status != ACP_STATUS_QUEUED || strcmp(job->queue, queue) != 0 ||
+        if (job->status != ACP_STATUS_QUEUED || strcmp(job->queue, queue) != 0 ||
             job->not_before > now)
             continue;
+        if (slot->tx) {
+            locked = true;
+            continue;
+        }
         if (!best || fake_cmp_claim(job, &best->row.job) < 0)
             best = slot;
     }
     int rc;
     if (!best) {
-        rc =
-            error_set(ACP_ENOTFOUND, "fake store: claim a job of queue '%s': no job is due", queue);
+        rc = locked ? error_set(ACP_EBUSY,
+                                "fake store: claim a job of queue '%s': its due jobs are locked",
+                                queue)
+                    : error_set(ACP_ENOTFOUND,
+                                "fake store: claim a job of queue '%s': no job is due", queue);
         free(copy);
     } else {
         fake_store_row *row = &best->row;

@@ -246,6 +246,46 @@ static void result_upload_fails_past_its_budget(void **state)
     stop_world(&w);
 }
 
+/* Cancellation goes through PostgreSQL alone: with RabbitMQ down, a queued
+ * job is cancelled at once and a running one is stopped. */
+static void cancelling_needs_no_broker(void **state)
+{
+    (void)state;
+    world w;
+    start_world(&w, 1, 300);
+    acp_submission sub;
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
+    char config[128];
+    snprintf(config, sizeof config, "{\"mode\":\"cancellable\",\"ms\":600000,\"n\":\"%s-r\"}",
+             w.tag);
+    sub.config = config;
+    acp_job job = {0};
+    assert_int_equal(acp_submit(w.p, w.fc.queue_ids[0], &sub, &job), 0);
+    acp_job_id running = job.id;
+    acp_job_clear(&job);
+    assert_true(fixture_wait_status(w.p, &running, ACP_STATUS_IN_PROGRESS, FIXTURE_WAIT_S, &job));
+    acp_job_clear(&job);
+    snprintf(config, sizeof config, "{\"mode\":\"ok\",\"n\":\"%s-q\"}", w.tag);
+    assert_int_equal(acp_submit(w.p, w.fc.queue_ids[0], &sub, &job), 0);
+    acp_job_id queued = job.id;
+    assert_int_equal(job.status, ACP_STATUS_QUEUED); /* the only worker is busy */
+    acp_job_clear(&job);
+
+    stop_service("rabbitmq");
+    assert_int_equal(acp_cancel_job(w.p, &queued), 0);
+    assert_int_equal(acp_get_job(w.p, &queued, &job), 0);
+    assert_int_equal(job.status, ACP_STATUS_CANCELLED);
+    acp_job_clear(&job);
+    assert_int_equal(acp_cancel_job(w.p, &running), 0);
+    if (!fixture_wait_status(w.p, &running, ACP_STATUS_CANCELLED, FIXTURE_WAIT_S, &job))
+        fail_msg("the running job is %s", acp_job_status_name(job.status));
+    assert_int_equal(job.attempts, 1);
+    acp_job_clear(&job);
+    start_service("rabbitmq");
+    assert_int_equal(recording_runs(&queued), 0);
+    stop_world(&w);
+}
+
 int main(void)
 {
     int exit_status;
@@ -255,6 +295,7 @@ int main(void)
         cmocka_unit_test_teardown(postgres_restart_records_finished_jobs_once, restart_stopped),
         cmocka_unit_test_teardown(radosgw_outage_fails_no_upload, restart_stopped),
         cmocka_unit_test_teardown(result_upload_fails_past_its_budget, restart_stopped),
+        cmocka_unit_test_teardown(cancelling_needs_no_broker, restart_stopped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

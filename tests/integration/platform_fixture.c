@@ -54,6 +54,10 @@ void fixture_config_make(fixture_config *fc, const stack_env *env, const char *r
         q->user = env->amqp_user;
         q->password = env->amqp_password;
         q->workers = workers;
+        /* One attempt: the life-cycle tests see a failure's end as it
+         * happens. Tests of retries (test_control.c) and of dead processes
+         * ask for more. */
+        q->max_attempts = 1;
     }
     c->queues = fc->queues;
     c->queue_count = queue_count;
@@ -158,6 +162,7 @@ acp_platform *fixture_child_platform(fixture_config *fc, const stack_env *env, c
                                      const acp_executor_factory *factory)
 {
     fixture_config_make(fc, env, tag, 1, 1, factory);
+    fc->queues[0].max_attempts = 0; /* config.max_attempts: a dead process's run is retried */
     fc->config.lease_seconds = 3;
     fc->config.log_level = ACP_LOG_WARN;
     acp_platform *p;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -168,6 +169,13 @@ static int execute(acp_executor *base, acp_job_context *ctx)
         nanosleep(&ts, NULL);
     } else if (strcmp(mode, "block") == 0) {
         wait_released(ms ? ms : 60000);
+    } else if (strcmp(mode, "cancellable") == 0) {
+        /* Until cancelled (or "ms"): a cancelled run then fails. */
+        struct pollfd pfd = {.fd = acp_job_cancel_fd(ctx), .events = POLLIN};
+        while (poll(&pfd, 1, ms ? ms : 60000) < 0 && errno == EINTR)
+            ;
+        if (acp_job_cancelled(ctx) != ACP_CANCEL_NONE)
+            return 1;
     }
 
     char text[256], name[32];

@@ -2,7 +2,8 @@
  *
  * Config members (all optional):
  *   "mode": "ok" (default), "fail", "sleep" (sleep "ms" then ok), "block"
- *           (wait until recording_release() or "ms"), "factory_fail"
+ *           (wait until recording_release() or "ms"), "cancellable" (wait until
+ *           cancelled or "ms"; a cancelled run fails), "factory_fail"
  *   "n": a number echoed into result.txt
  * Every run writes result.txt ("n=<n> attempt=<a> run=<k>") and run<k>.txt,
  * copies each input X to copy-X and input-config to seen-config, and names

@@ -185,7 +185,7 @@ static void crashing_job_fails_after_max_attempts(void **state)
                  job.attempts);
     assert_int_equal(job.attempts, 3);
     assert_non_null(job.message);
-    if (!strstr(job.message, "abandoned 3 times"))
+    if (!strstr(job.message, "abandoned: the process running attempt 3 of 3 stopped"))
         fail_msg("unexpected message: %s", job.message);
     assert_true(job.finished > 0);
     /* In the lcp layout the workspace says so too, for services sharing
