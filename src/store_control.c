@@ -48,10 +48,12 @@ int store_control_claim(store *base, const char *queue, const char *owner, unsig
         /* SKIP LOCKED also passes over a due job that another statement
          * (a touch, a cancellation, a deletion) holds for a moment: its
          * doorbell must not be dropped for that. */
+        pgpool_params q = {0};
+        pgvalue_param_text(&q, queue);
         rc = pgpool_query(pool, true, what,
                           "SELECT 1 FROM compute.jobs WHERE queue = $1 AND status = 'queued' "
                           "AND not_before <= now() LIMIT 1",
-                          &p, &res);
+                          &q, &res);
         if (rc)
             return rc;
         bool locked = PQntuples(res) > 0;

@@ -156,6 +156,14 @@ nomem:
     return error_set(ACP_ENOMEM, "fake store: out of memory copying a row");
 }
 
+/* No lease any more, as SET lease_owner = NULL, lease_expires = NULL. */
+static void fake_release_lease(fake_store_row *row)
+{
+    free(row->lease_owner);
+    row->lease_owner = NULL;
+    row->lease_expires = 0;
+}
+
 void fake_store_row_free(fake_store_row *row)
 {
     if (!row)
@@ -792,9 +800,7 @@ static int fake_requeue_row(fake_store *fs, fake_slot *slot, int64_t now, void *
     row->job.attempts = 0;
     free(row->job.message);
     row->job.message = NULL;
-    free(row->lease_owner);
-    row->lease_owner = NULL;
-    row->lease_expires = 0;
+    fake_release_lease(row);
     fake_strings_free(row->job.outputs, row->job.output_count);
     free(row->job.output_sizes);
     row->job.outputs = NULL;
@@ -911,9 +917,7 @@ static int fake_retry_row(fake_store *fs, fake_slot *slot, int64_t now, void *ar
     free(row->job.message);
     row->job.message = message;
     row->job.grabbed = 0;
-    free(row->lease_owner);
-    row->lease_owner = NULL;
-    row->lease_expires = 0;
+    fake_release_lease(row);
     row->dispatched = row->dispatch_retry = 0;
     row->dispatch_failures = 0;
     row->job.not_before = now + (int64_t)retry->delay_ms * 1000;
@@ -1025,9 +1029,7 @@ static void fake_end_apply(fake_end *end, fake_store_row *row, int64_t now)
     row->job.outputs = end->outputs;
     row->job.output_sizes = end->output_sizes;
     row->job.output_count = end->output_count;
-    free(row->lease_owner);
-    row->lease_owner = NULL;
-    row->lease_expires = 0;
+    fake_release_lease(row);
     memset(end, 0, sizeof *end);
 }
 
@@ -1230,9 +1232,7 @@ static int fake_requeue_expired_row(const fake_batch *b, fake_store_row *row, in
     row->job.message = message;
     row->job.status = ACP_STATUS_QUEUED;
     row->job.grabbed = 0;
-    free(row->lease_owner);
-    row->lease_owner = NULL;
-    row->lease_expires = 0;
+    fake_release_lease(row);
     row->dispatched = row->dispatch_retry = 0;
     row->dispatch_failures = 0;
     row->job.not_before = now + (int64_t)control_backoff_ms(&row->job) * 1000;
@@ -1272,9 +1272,7 @@ static int fake_fail_abandoned_row(const fake_batch *b, fake_store_row *row, int
     row->job.finished = now;
     free(row->job.message);
     row->job.message = copy;
-    free(row->lease_owner);
-    row->lease_owner = NULL;
-    row->lease_expires = 0;
+    fake_release_lease(row);
     return 0;
 }
 

@@ -1,10 +1,14 @@
 #include "platform_fixture.h"
 
 #include <pthread.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+extern char **environ;
 
 void fixture_tag(char out[9])
 {
@@ -171,4 +175,45 @@ acp_platform *fixture_child_platform(fixture_config *fc, const stack_env *env, c
         return NULL;
     }
     return p;
+}
+
+int fixture_spawn_self(const char *self, const char *mode, const char *tag, FILE **from_child)
+{
+    int out[2];
+    if (pipe(out) != 0) {
+        perror("pipe");
+        return -1;
+    }
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&actions, out[0]);
+    char *argv[] = {(char *)self, (char *)mode, (char *)tag, NULL};
+    pid_t child;
+    int err = posix_spawn(&child, self, &actions, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(out[1]);
+    if (err) {
+        fprintf(stderr, "posix_spawn %s: %s\n", self, strerror(err));
+        close(out[0]);
+        return -1;
+    }
+    *from_child = fdopen(out[0], "r");
+    return child;
+}
+
+int fixture_child_submit(acp_platform *p, const fixture_config *fc, const char *config,
+                         acp_job_id *id)
+{
+    acp_submission sub;
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
+    sub.config = config;
+    acp_job job = {0};
+    if (acp_submit(p, fc->queue_ids[0], &sub, &job) != 0) {
+        fprintf(stderr, "child: submit: %s\n", acp_last_error());
+        return -1;
+    }
+    *id = job.id;
+    acp_job_clear(&job);
+    return 0;
 }

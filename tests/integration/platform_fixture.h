@@ -7,6 +7,7 @@
 #define ACP_TEST_PLATFORM_FIXTURE_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "async_platform.h"
 #include "objects.h"
@@ -53,6 +54,16 @@ int fixture_ops_create(void *ops, acp_job_context *ctx, acp_executor **out);
  * NULL after printing why to stderr. */
 acp_platform *fixture_child_platform(fixture_config *fc, const stack_env *env, const char *tag,
                                      const acp_executor_factory *factory);
+
+/* In a child process: submit @config to @p's first queue of @fc; 0 with
+ * *@id set, or -1 with the reason on stderr. */
+int fixture_child_submit(acp_platform *p, const fixture_config *fc, const char *config,
+                         acp_job_id *id);
+
+/* Start @self (this test program) again as "<self> <mode> <tag>", its
+ * standard output a pipe read through *@from_child (fclose it). Returns
+ * the child's pid, or -1 with the reason on stderr. */
+int fixture_spawn_self(const char *self, const char *mode, const char *tag, FILE **from_child);
 
 /* A random tag of 8 hex characters. */
 void fixture_tag(char out[9]);

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,7 +18,6 @@
 #include "recording_executor.h"
 #include "workspace.h"
 
-extern char **environ;
 static stack_env env;
 static const char *self_path;
 
@@ -31,17 +29,12 @@ static int child_main(const char *tag)
     acp_platform *p = fixture_child_platform(&fc, &env, tag, &recording_factory);
     if (!p)
         return 1;
-    acp_submission sub;
-    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     char config[128];
     snprintf(config, sizeof config, "{\"mode\":\"block\",\"ms\":600000,\"n\":\"%s\"}", tag);
-    sub.config = config;
-    acp_job job = {0};
-    if (acp_submit(p, fc.queue_ids[0], &sub, &job) != 0) {
-        fprintf(stderr, "child: submit: %s\n", acp_last_error());
+    acp_job_id id;
+    if (fixture_child_submit(p, &fc, config, &id) != 0)
         return 1;
-    }
-    acp_job_id id = job.id;
+    acp_job job = {0};
     if (!fixture_wait_status(p, &id, ACP_STATUS_IN_PROGRESS, FIXTURE_WAIT_S, &job)) {
         fprintf(stderr, "child: job did not start: %s\n", acp_last_error());
         return 1;
@@ -104,23 +97,6 @@ static int dying_child_main(const char *tag, bool submit)
     return 0;
 }
 
-static pid_t spawn_child(const char *mode, const char *tag, int *stdout_fd)
-{
-    int out[2];
-    assert_int_equal(pipe(out), 0);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&actions, out[0]);
-    char *argv[] = {(char *)self_path, (char *)mode, (char *)tag, NULL};
-    pid_t child;
-    assert_int_equal(posix_spawn(&child, self_path, &actions, NULL, argv, environ), 0);
-    posix_spawn_file_actions_destroy(&actions);
-    close(out[1]);
-    *stdout_fd = out[0];
-    return child;
-}
-
 /* Wait for @child to die of SIGKILL (its job's doing); a hang guard kills
  * it after FIXTURE_WAIT_S. Returns whether it died by itself. */
 static bool child_died_of_job(pid_t child)
@@ -147,9 +123,10 @@ static void crashing_job_fails_after_max_attempts(void **state)
      * by default); each takes it over once the previous one's lease ran out. */
     acp_job_id id;
     for (int run = 1; run <= 3; run++) {
-        int fd;
-        pid_t child = spawn_child(run == 1 ? "child-die-submit" : "child-die", tag, &fd);
-        FILE *from_child = fdopen(fd, "r");
+        FILE *from_child;
+        pid_t child = fixture_spawn_self(self_path, run == 1 ? "child-die-submit" : "child-die",
+                                         tag, &from_child);
+        assert_true(child > 0);
         if (run == 1) {
             char line[128] = {0};
             if (!fgets(line, sizeof line, from_child)) {
@@ -224,20 +201,10 @@ static void killed_worker_job_is_requeued_and_completed(void **state)
     (void)state;
     char tag[9];
     fixture_tag(tag);
-    int out[2];
-    assert_int_equal(pipe(out), 0);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&actions, out[0]);
-    char *argv[] = {(char *)self_path, (char *)"child", tag, NULL};
-    pid_t child;
-    assert_int_equal(posix_spawn(&child, self_path, &actions, NULL, argv, environ), 0);
-    posix_spawn_file_actions_destroy(&actions);
-    close(out[1]);
-
+    FILE *from_child;
+    pid_t child = fixture_spawn_self(self_path, "child", tag, &from_child);
+    assert_true(child > 0);
     char line[128] = {0};
-    FILE *from_child = fdopen(out[0], "r");
     if (!fgets(line, sizeof line, from_child)) {
         kill(child, SIGKILL);
         waitpid(child, NULL, 0);

@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,7 +22,6 @@
 #include "recording_executor.h"
 #include "scratch.h"
 
-extern char **environ;
 static stack_env env;
 static const char *self_path;
 
@@ -183,19 +181,10 @@ static void second_run_leaves_first_runs_directory_alone(void **state)
     (void)state;
     char tag[9];
     fixture_tag(tag);
-    int out[2];
-    assert_int_equal(pipe(out), 0);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&actions, out[0]);
-    char *argv[] = {(char *)self_path, (char *)"child", tag, NULL};
-    pid_t child;
-    assert_int_equal(posix_spawn(&child, self_path, &actions, NULL, argv, environ), 0);
-    posix_spawn_file_actions_destroy(&actions);
-    close(out[1]);
+    FILE *from_child;
+    pid_t child = fixture_spawn_self(self_path, "child", tag, &from_child);
+    assert_true(child > 0);
     char line[512] = {0}, hex[ACP_JOB_ID_STRLEN], first_dir[400];
-    FILE *from_child = fdopen(out[0], "r");
     bool started = fgets(line, sizeof line, from_child) &&
                    sscanf(line, "running %32s %399s", hex, first_dir) == 2;
     fclose(from_child);

@@ -89,6 +89,7 @@ static void defaults_match_upstream(void **state)
     assert_int_equal(c.redispatch_seconds, 300);
     assert_int_equal(c.shutdown_timeout, 30);
     assert_int_equal(c.result_retry_seconds, 300);
+    assert_int_equal(c.cancel_grace_seconds, 10);
     assert_null(c.log);
     assert_int_equal(c.log_level, ACP_LOG_INFO);
     assert_int_equal(c.max_attempts, 3);
@@ -116,6 +117,10 @@ static void defaults_match_upstream(void **state)
     assert_int_equal(q.workers, 5);
     assert_int_equal(q.message_ack_timeout, 1800);
     assert_int_equal(q.heartbeat, 60);
+    assert_int_equal(q.max_attempts, 0); /* config.max_attempts */
+    assert_int_equal(q.retry_base_ms, 1000);
+    assert_int_equal(q.retry_max_ms, 300000);
+    assert_int_equal(q.timeout_seconds, 0);
     assert_null(q.id);
     assert_null(q.host);
 
@@ -371,6 +376,27 @@ static void queue_fields(void **state)
     assert_int_equal(acp_config_validate(&f->config), 0);
     f->queues[1] = saved;
 
+    /* Job control of a queue. */
+    f->queues[1].max_attempts = 1001;
+    assert_invalid(&f->config, ACP_EINVAL, "config.queues[1].max_attempts",
+                   "1001 is outside 0..1000");
+    f->queues[1] = saved;
+    f->queues[1].retry_base_ms = 0;
+    assert_invalid(&f->config, ACP_EINVAL, "config.queues[1].retry_base_ms", "0 is outside 1..");
+    f->queues[1] = saved;
+    f->queues[1].retry_base_ms = 5000;
+    f->queues[1].retry_max_ms = 4999;
+    assert_invalid(&f->config, ACP_EINVAL, "config.queues[1].retry_max_ms",
+                   "4999 is outside 5000..");
+    f->queues[1] = saved;
+    f->queues[1].timeout_seconds = ACP_TIMEOUT_MAX + 1;
+    assert_invalid(&f->config, ACP_EINVAL, "config.queues[1].timeout_seconds",
+                   "2592001 is outside 0..2592000");
+    f->queues[1].timeout_seconds = 1;
+    f->queues[1].max_attempts = 1;
+    assert_int_equal(acp_config_validate(&f->config), 0);
+    f->queues[1] = saved;
+
     f->queues[2].version = 0;
     assert_invalid(&f->config, ACP_EVERSION, "config.queues[2].version", "acp_queue_config_init");
 }
@@ -467,10 +493,23 @@ static void max_attempts_is_bounded(void **state)
     assert_int_equal(acp_config_validate(&f->config), 0);
 }
 
+static void cancel_grace_is_bounded(void **state)
+{
+    fixture *f = *state;
+    f->config.cancel_grace_seconds = 0;
+    assert_invalid(&f->config, ACP_EINVAL, "config.cancel_grace_seconds", "0 is outside 1..3600");
+    f->config.cancel_grace_seconds = ACP_CANCEL_GRACE_MAX + 1;
+    assert_invalid(&f->config, ACP_EINVAL, "config.cancel_grace_seconds",
+                   "3601 is outside 1..3600");
+    f->config.cancel_grace_seconds = 1;
+    assert_int_equal(acp_config_validate(&f->config), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults_match_upstream),
+        cmocka_unit_test_setup(cancel_grace_is_bounded, setup),
         cmocka_unit_test_setup(complete_config_is_valid, setup),
         cmocka_unit_test(config_without_defaults_is_rejected),
         cmocka_unit_test_setup(queues_are_required, setup),

@@ -117,6 +117,12 @@ static void version_1_config_validates_and_reads_as_written(void **state)
     assert_int_equal(copy.config.queues[1].workers, 3);
     assert_int_equal(copy.config.queues[1].heartbeat, 60);
     assert_int_equal(copy.config.queues[1].version, ACP_QUEUE_CONFIG_VERSION);
+    /* Job control of version 3 queues and version 5 configs: defaults. */
+    assert_int_equal(copy.config.queues[1].max_attempts, 0);
+    assert_int_equal(copy.config.queues[1].retry_base_ms, 1000);
+    assert_int_equal(copy.config.queues[1].retry_max_ms, 300000);
+    assert_int_equal(copy.config.queues[1].timeout_seconds, 0);
+    assert_int_equal(copy.config.cancel_grace_seconds, 10);
     config_copy_free(&copy);
 
     /* A bad field of a version 1 queue is still named. */
@@ -197,6 +203,32 @@ static void version_3_config_gets_the_s3_client_defaults(void **state)
     config_copy_free(&copy);
 }
 
+static void version_4_config_and_version_1_submission_get_the_defaults(void **state)
+{
+    (void)state;
+    acp_config c;
+    memset(&c, 0x5a, sizeof c);
+    assert_int_equal(acp_config_init(&c, 4), 0);
+    assert_untouched((const unsigned char *)&c.cancel_grace_seconds, sizeof c.cancel_grace_seconds);
+    config_copy copy;
+    assert_int_equal(config_import(&c, &copy), 0);
+    assert_int_equal(copy.config.cancel_grace_seconds, 10);
+    config_copy_free(&copy);
+
+    /* A version 1 submission ends at input_count: nothing after it is
+     * written (the caller's structure is shorter). */
+    acp_submission sub;
+    memset(&sub, 0x5a, sizeof sub);
+    assert_int_equal(acp_submission_init(&sub, 1), 0);
+    assert_int_equal(sub.input_count, 0);
+    assert_untouched((const unsigned char *)&sub.priority,
+                     sizeof sub - offsetof(acp_submission, priority));
+    assert_int_equal(acp_submission_init(&sub, ACP_SUBMISSION_VERSION), 0);
+    assert_int_equal(sub.priority, ACP_PRIORITY_DEFAULT);
+    assert_int_equal(sub.max_attempts, 0);
+    assert_true(sub.not_before == 0 && sub.delay_ms == 0);
+}
+
 static void unknown_and_mixed_versions_are_refused(void **state)
 {
     (void)state;
@@ -245,6 +277,7 @@ int main(void)
         cmocka_unit_test(current_config_takes_version_2_fields),
         cmocka_unit_test(version_2_config_gets_the_lcp_layout),
         cmocka_unit_test(version_3_config_gets_the_s3_client_defaults),
+        cmocka_unit_test(version_4_config_and_version_1_submission_get_the_defaults),
         cmocka_unit_test(unknown_and_mixed_versions_are_refused),
         cmocka_unit_test(library_filled_structures_keep_their_size),
     };
