@@ -1142,6 +1142,7 @@ typedef struct fake_batch {
     size_t queue_count;
     bool (*wanted)(const struct fake_batch *b, const fake_store_row *row, int64_t now);
     int (*order)(const void *a, const void *b);
+    int (*answer)(const void *a, const void *b); /* the answer's order; NULL: by created */
     int (*change)(const struct fake_batch *b, fake_store_row *row, int64_t now);
     bool failures;      /* report dispatch_failures */
     bool report_status; /* report the status each row got */
@@ -1175,7 +1176,7 @@ static int fake_batch_run(fake_store *fs, const fake_batch *b, size_t limit,
         qsort(picked, n, sizeof *picked, b->order);
         n = limit;
     }
-    qsort(picked, n, sizeof *picked, fake_sort_created);
+    qsort(picked, n, sizeof *picked, b->answer ? b->answer : fake_sort_created);
     if (rc == 0 && n > 0 && !(out->items = calloc(n, sizeof *out->items)))
         rc = error_set(ACP_ENOMEM, "fake store: out of memory");
     for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -1327,6 +1328,7 @@ static int fake_take_undispatched(store *st, unsigned older_than_seconds, const 
                     .queue_count = queue_count,
                     .wanted = fake_undispatched,
                     .order = fake_sort_claim,
+                    .answer = fake_sort_claim,
                     .change = fake_take_row,
                     .failures = true};
     rc = fake_batch_run(fake_of(st), &b, limit, out);

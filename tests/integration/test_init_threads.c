@@ -48,7 +48,8 @@ static int thread_count(void)
 }
 
 /* acp_init with the @nth thread failing to start: the maintenance thread,
- * the pruner, then the workers of the queue in order. */
+ * the pruner, the listening thread (cancellations), then the workers of
+ * the queue in order. */
 static void expect_init_fails(int nth, const char *text)
 {
     char tag[9];
@@ -82,10 +83,16 @@ static void unchecked_init_pruner_thread_fails_init(void **state)
     expect_init_fails(2, "starting the pruner thread");
 }
 
+static void unchecked_init_listener_thread_fails_init(void **state)
+{
+    (void)state;
+    expect_init_fails(3, "starting the listening thread");
+}
+
 static void unchecked_init_worker_thread_fails_init(void **state)
 {
     (void)state;
-    expect_init_fails(4, "starting worker 2 of queue");
+    expect_init_fails(5, "starting worker 2 of queue");
 }
 
 static acp_job_id submit_sleep(acp_platform *p, const char *queue, const char *tag, int n)
@@ -121,10 +128,11 @@ static void keeper_thread_failure_still_runs_the_job(void **state)
     atomic_store(&create_calls, 0);
     if (acp_init(&p, &fc.config) != 0)
         fail_msg("acp_init: %s", acp_last_error());
-    /* The maintenance thread, the pruner and the worker have started: the
-     * next thread is the first job's heartbeat thread. */
-    assert_int_equal(atomic_load(&create_calls), 3);
-    atomic_store(&create_fail_at, 4);
+    /* The maintenance thread, the pruner, the listening thread and the
+     * worker have started: the next thread is the first job's heartbeat
+     * thread. */
+    assert_int_equal(atomic_load(&create_calls), 4);
+    atomic_store(&create_fail_at, 5);
     acp_job_id first = submit_sleep(p, fc.queue_ids[0], tag, 1);
     atomic_store(&create_fail_at, 0);
     assert_true(fixture_log_contains("starting the heartbeat thread", "closing the connection"));
@@ -152,6 +160,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(unchecked_init_maintenance_thread_fails_init),
         cmocka_unit_test(unchecked_init_pruner_thread_fails_init),
+        cmocka_unit_test(unchecked_init_listener_thread_fails_init),
         cmocka_unit_test(unchecked_init_worker_thread_fails_init),
         cmocka_unit_test(keeper_thread_failure_still_runs_the_job),
     };

@@ -756,7 +756,7 @@ static void unformattable_jobs_fail_and_never_block_newer_ones(void **state)
     enum { BAD = 120, UNSERVED = 120 };
     acp_job_id bad[BAD], unserved[UNSERVED], good;
     /* Rows as this platform's submit would write them. */
-    store_run_options run = {w->fc.config.layout, NULL};
+    store_run_options run = {.layout = w->fc.config.layout, .priority = ACP_PRIORITY_DEFAULT};
     /* Oldest first, each as a failed publish leaves it: never dispatched. */
     for (int i = 0; i < BAD; i++) {
         acp_job_id_generate(&bad[i]);

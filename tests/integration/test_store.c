@@ -160,13 +160,18 @@ static void get_ok(store *st, const acp_job_id *id, store_job *job)
         fail_msg("store_get: %d %s", rc, acp_last_error());
 }
 
+/* The claim of a doorbell of @queue takes its best due job: @id here. */
 static void claim_ok(store *st, const acp_job_id *id, const char *queue, const char *owner,
                      unsigned lease)
 {
     store_job job;
-    int rc = store_claim(st, id, queue, owner, lease, &job);
+    int rc = store_claim(st, queue, owner, lease, &job);
     if (rc != 0)
         fail_msg("store_claim: %d %s", rc, acp_last_error());
+    char want[ACP_JOB_ID_STRLEN], got[ACP_JOB_ID_STRLEN];
+    if (!acp_job_id_equal(&job.id, id))
+        fail_msg("store_claim took job %s, not %s", acp_job_id_format(&job.id, got),
+                 acp_job_id_format(id, want));
     store_job_free(&job);
 }
 
@@ -304,7 +309,7 @@ static void assert_meta_id(PGconn *conn, char *database_id)
     if (database_id)
         snprintf(database_id, 37, "%s", id);
     assert_string_equal(PQgetvalue(res, 1, 0), "acp_schema");
-    assert_string_equal(PQgetvalue(res, 1, 1), "4");
+    assert_string_equal(PQgetvalue(res, 1, 1), "5");
     assert_string_equal(PQgetvalue(res, 2, 0), "version");
     assert_string_equal(PQgetvalue(res, 2, 1), "1.0.0");
     PQclear(res);
@@ -317,7 +322,7 @@ static void assert_meta(PGconn *conn)
 
 static void assert_our_columns_and_indexes(PGconn *conn)
 {
-    char value[512];
+    char value[1024];
     assert_string_equal(
         admin_value(conn,
                     "SELECT string_agg(column_name || ':' || data_type || ':' || is_nullable, ',' "
@@ -339,6 +344,26 @@ static void assert_our_columns_and_indexes(PGconn *conn)
                                     "('layout', 'input_sizes', 'output_sizes')",
                                     NULL, value, sizeof value),
                         "input_sizes:_int8:none,layout:text:'lcp'::text,output_sizes:_int8:none");
+    /* Migration 5's columns of job control and the status 'cancelled'. */
+    assert_string_equal(
+        admin_value(conn,
+                    "SELECT string_agg(column_name || ':' || data_type || ':' || is_nullable || "
+                    "':' || coalesce(column_default, 'none'), ',' ORDER BY column_name) "
+                    "FROM information_schema.columns WHERE table_schema = 'compute' AND "
+                    "table_name = 'jobs' AND column_name IN ('priority', 'not_before', "
+                    "'max_attempts', 'timeout_seconds', 'backoff_base_ms', 'backoff_max_ms', "
+                    "'cancel_requested')",
+                    NULL, value, sizeof value),
+        "backoff_base_ms:integer:NO:1000,backoff_max_ms:integer:NO:300000,"
+        "cancel_requested:timestamp with time zone:YES:none,max_attempts:integer:NO:3,"
+        "not_before:timestamp with time zone:NO:now(),priority:integer:NO:50,"
+        "timeout_seconds:integer:NO:0");
+    assert_non_null(strstr(admin_value(conn,
+                                       "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                                       "WHERE conrelid = 'compute.jobs'::regclass AND "
+                                       "conname = 'compute_job_status_enum'",
+                                       NULL, value, sizeof value),
+                           "'cancelled'"));
     /* Migration 4's constraint, once however often it ran. */
     assert_string_equal(
         admin_value(conn,
@@ -348,15 +373,20 @@ static void assert_our_columns_and_indexes(PGconn *conn)
                     NULL, value, sizeof value),
         "compute_job_layout_enum CHECK ((layout = ANY (ARRAY['native'::text, "
         "'lcp'::text])))");
-    /* Migration 2's indexes replace migration 1's, which are their prefixes. */
+    /* Migration 2's indexes replace migration 1's, which are their prefixes;
+     * migration 5 adds the claim's and the due jobs' over queued rows. */
     assert_string_equal(
         admin_value(conn,
                     "SELECT string_agg(indexname || ' ' || "
                     "regexp_replace(indexdef, '^.* USING btree ', ''), '; ' ORDER BY indexname) "
                     "FROM pg_indexes WHERE schemaname = 'compute' AND tablename = 'jobs'",
                     NULL, value, sizeof value),
+        "jobs_claim_idx (queue, priority DESC, not_before, job_id) "
+        "WHERE ((status)::text = 'queued'::text); "
         "jobs_complete_id_idx (job_id) WHERE ((status)::text = 'complete'::text); "
-        "jobs_created_id_idx (created, job_id); jobs_pkey (job_id); "
+        "jobs_created_id_idx (created, job_id); "
+        "jobs_due_idx (not_before) WHERE (((status)::text = 'queued'::text) AND "
+        "(dispatched IS NULL)); jobs_pkey (job_id); "
         "jobs_queue_status_created_id_idx (queue, status, created, job_id); "
         "jobs_status_created_id_idx (status, created, job_id)");
 }
@@ -572,7 +602,8 @@ static void migration_4_keeps_old_rows_as_lcp_runs(void **state)
 
     /* The old queued row runs on as an lcp run, and records its sizes. */
     store_job run;
-    assert_int_equal(store_claim(st, &waiting, "old", "owner", 60, &run), 0);
+    assert_int_equal(store_claim(st, "old", "owner", 60, &run), 0);
+    assert_true(acp_job_id_equal(&run.id, &waiting));
     assert_int_equal(run.layout, ACP_LAYOUT_LCP);
     assert_int_equal(run.input_count, 2);
     assert_null(run.input_sizes);
@@ -610,7 +641,7 @@ static void requeue_clears_the_output_columns(void **state)
     new_queue(queue, "rerun");
     const char *inputs[] = {"in"};
     const uint64_t sizes[] = {5};
-    const store_run_options native = {ACP_LAYOUT_NATIVE, sizes};
+    const store_run_options native = {.layout = ACP_LAYOUT_NATIVE, .input_sizes = sizes};
     assert_int_equal(store_insert(shared, &id, queue, NULL, inputs, 1, &native), 0);
     claim_ok(shared, &id, queue, "owner", 60);
     const char *outputs[] = {"out"};
@@ -837,25 +868,37 @@ typedef struct claim_race {
     const acp_job_id *ids;
     pthread_barrier_t *start;
     atomic_int *wins;
-    atomic_int *conflicts;
+    atomic_int *conflicts; /* claims that found nothing due */
+    atomic_int *busy;      /* claims that found the due jobs held by other claims */
     atomic_int *others;
     int index;
 } claim_race;
 
+/* Claims of the queue (doorbells) until one finds nothing due: each claim
+ * takes a job no other claimer has. */
 static void *claim_racer(void *arg)
 {
     claim_race *race = arg;
     char owner[32];
     snprintf(owner, sizeof owner, "racer-%d", race->index);
     pthread_barrier_wait(race->start);
-    for (int j = 0; j < RACE_JOBS; j++) {
+    for (int round = 0; round < RACE_JOBS * 1000; round++) {
         store_job job;
-        int rc = store_claim(race->st, &race->ids[j], race->queue, owner, 60, &job);
+        int rc = store_claim(race->st, race->queue, owner, 60, &job);
         if (rc == 0) {
-            atomic_fetch_add(&race->wins[j], 1);
+            int j = 0;
+            while (j < RACE_JOBS && !acp_job_id_equal(&job.id, &race->ids[j]))
+                j++;
+            if (j < RACE_JOBS)
+                atomic_fetch_add(&race->wins[j], 1);
+            else
+                atomic_fetch_add(race->others, 1);
             store_job_free(&job);
-        } else if (rc == ACP_ECONFLICT) {
-            atomic_fetch_add(&race->conflicts[j], 1);
+        } else if (rc == ACP_ENOTFOUND) {
+            atomic_fetch_add(race->conflicts, 1);
+            break;
+        } else if (rc == ACP_EBUSY) {
+            atomic_fetch_add(race->busy, 1); /* again, as a worker does */
         } else {
             atomic_fetch_add(race->others, 1);
             fprintf(stderr, "# claim: %d %s\n", rc, acp_last_error());
@@ -874,18 +917,18 @@ static void claim_race_has_exactly_one_winner(void **state)
         new_id(&ids[j], NULL);
         insert_ok(shared, &ids[j], queue, NULL);
     }
-    atomic_int wins[RACE_JOBS], conflicts[RACE_JOBS], others;
-    for (int j = 0; j < RACE_JOBS; j++) {
+    atomic_int wins[RACE_JOBS], conflicts, busy, others;
+    for (int j = 0; j < RACE_JOBS; j++)
         atomic_init(&wins[j], 0);
-        atomic_init(&conflicts[j], 0);
-    }
+    atomic_init(&conflicts, 0);
+    atomic_init(&busy, 0);
     atomic_init(&others, 0);
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, RACE_THREADS);
     claim_race races[RACE_THREADS];
     pthread_t threads[RACE_THREADS];
     for (int i = 0; i < RACE_THREADS; i++) {
-        races[i] = (claim_race){shared, queue, ids, &start, wins, conflicts, &others, i};
+        races[i] = (claim_race){shared, queue, ids, &start, wins, &conflicts, &busy, &others, i};
         assert_int_equal(pthread_create(&threads[i], NULL, claim_racer, &races[i]), 0);
     }
     for (int i = 0; i < RACE_THREADS; i++)
@@ -893,10 +936,11 @@ static void claim_race_has_exactly_one_winner(void **state)
     pthread_barrier_destroy(&start);
 
     assert_int_equal(atomic_load(&others), 0);
+    /* Every claimer stopped at an empty queue, every job was claimed once. */
+    assert_int_equal(atomic_load(&conflicts), RACE_THREADS);
     for (int j = 0; j < RACE_JOBS; j++) {
-        if (atomic_load(&wins[j]) != 1 || atomic_load(&conflicts[j]) != RACE_THREADS - 1)
-            fail_msg("job %d: %d wins, %d conflicts", j, atomic_load(&wins[j]),
-                     atomic_load(&conflicts[j]));
+        if (atomic_load(&wins[j]) != 1)
+            fail_msg("job %d: %d wins", j, atomic_load(&wins[j]));
         store_job job;
         get_ok(shared, &ids[j], &job);
         assert_int_equal(job.status, ACP_STATUS_IN_PROGRESS);
@@ -919,12 +963,14 @@ static void claim_returns_the_row_or_says_why_not(void **state)
     assert_int_equal(store_insert(shared, &id, queue, "{\"k\":\"v\"}", inputs, 1, NULL), 0);
 
     store_job job;
-    /* Wrong queue: a stale message. */
-    assert_int_equal(store_claim(shared, &id, "another-queue", "me", 60, &job), ACP_ECONFLICT);
-    assert_error_contains(hex);
+    /* Another queue's doorbell: nothing of that queue is due. */
+    char other[ACP_QUEUE_ID_MAX + 1];
+    new_queue(other, "another");
+    assert_int_equal(store_claim(shared, other, "me", 60, &job), ACP_ENOTFOUND);
+    assert_error_contains(other);
 
     int64_t before = now_us();
-    assert_int_equal(store_claim(shared, &id, queue, "me", 90, &job), 0);
+    assert_int_equal(store_claim(shared, queue, "me", 90, &job), 0);
     assert_true(acp_job_id_equal(&job.id, &id));
     assert_int_equal(job.status, ACP_STATUS_IN_PROGRESS);
     assert_string_equal(job.queue, queue);
@@ -945,16 +991,16 @@ static void claim_returns_the_row_or_says_why_not(void **state)
                                     hex, value, sizeof value),
                         "me 90");
 
-    /* Already claimed: a duplicate message. */
-    assert_int_equal(store_claim(shared, &id, queue, "someone", 60, &job), ACP_ECONFLICT);
-    assert_error_contains("in-progress");
-    /* Finished. */
+    /* Already claimed: a duplicate message finds nothing due. */
+    assert_int_equal(store_claim(shared, queue, "someone", 60, &job), ACP_ENOTFOUND);
+    assert_error_contains(queue);
+    assert_error_contains("no job of the queue is due");
+    /* Finished, or gone: the same. */
     assert_int_equal(store_finish(shared, &id, "me", ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0), 0);
-    assert_int_equal(store_claim(shared, &id, queue, "me", 60, &job), ACP_ECONFLICT);
-    /* Unknown. */
+    assert_int_equal(store_claim(shared, queue, "me", 60, &job), ACP_ENOTFOUND);
     delete_ok(shared, &id);
-    assert_int_equal(store_claim(shared, &id, queue, "me", 60, &job), ACP_ENOTFOUND);
-    assert_error_contains(hex);
+    assert_int_equal(store_claim(shared, queue, "me", 60, &job), ACP_ENOTFOUND);
+    assert_int_equal(store_claim(shared, queue, "", 60, &job), ACP_EINVAL);
     PQfinish(admin);
 }
 
@@ -1060,14 +1106,18 @@ static void renew_extends_only_the_owners_leases(void **state)
     char mine_hex[ACP_JOB_ID_STRLEN], theirs_hex[ACP_JOB_ID_STRLEN];
     new_id(&mine, mine_hex);
     new_id(&theirs, theirs_hex);
-    insert_ok(shared, &mine, "renew", NULL);
-    insert_ok(shared, &theirs, "renew", NULL);
-    claim_ok(shared, &mine, "renew", owner_a, 5);
-    claim_ok(shared, &theirs, "renew", owner_b, 5);
+    char queue[ACP_QUEUE_ID_MAX + 1];
+    new_queue(queue, "renew");
+    insert_ok(shared, &mine, queue, NULL);
+    insert_ok(shared, &theirs, queue, NULL);
+    claim_ok(shared, &mine, queue, owner_a, 5);
+    claim_ok(shared, &theirs, queue, owner_b, 5);
 
     size_t renewed = 99;
     const acp_job_id both[] = {mine, theirs};
-    assert_int_equal(store_renew_leases(shared, owner_a, 3600, both, 2, &renewed), 0);
+    bool cancel[2] = {true, true};
+    assert_int_equal(store_renew_leases(shared, owner_a, 3600, both, 2, &renewed, cancel), 0);
+    assert_false(cancel[0] || cancel[1]);
     assert_int_equal(renewed, 1);
     const char *sql = "SELECT lease_expires > now() + interval '3000 seconds' FROM compute.jobs "
                       "WHERE job_id = decode($1, 'hex')";
@@ -1075,18 +1125,19 @@ static void renew_extends_only_the_owners_leases(void **state)
     assert_string_equal(admin_value(admin, sql, mine_hex, value, sizeof value), "t");
     assert_string_equal(admin_value(admin, sql, theirs_hex, value, sizeof value), "f");
 
-    assert_int_equal(store_renew_leases(shared, "nobody-holds-this", 60, both, 2, &renewed), 0);
+    assert_int_equal(store_renew_leases(shared, "nobody-holds-this", 60, both, 2, &renewed, NULL),
+                     0);
     assert_int_equal(renewed, 0);
-    assert_int_equal(store_renew_leases(shared, owner_a, 60, NULL, 0, NULL), 0);
+    assert_int_equal(store_renew_leases(shared, owner_a, 60, NULL, 0, NULL, NULL), 0);
     /* Only the ids given: a lease of the owner's that is not among them
      * (a run it gave up on) runs out. */
-    assert_int_equal(store_renew_leases(shared, owner_a, 60, &theirs, 1, &renewed), 0);
+    assert_int_equal(store_renew_leases(shared, owner_a, 60, &theirs, 1, &renewed, NULL), 0);
     assert_int_equal(renewed, 0);
     /* A row locked by a run being recorded is skipped, not waited for. */
     admin_exec(admin, "BEGIN", NULL);
     admin_exec(admin, "SELECT 1 FROM compute.jobs WHERE job_id = decode($1, 'hex') FOR UPDATE",
                mine_hex);
-    assert_int_equal(store_renew_leases(shared, owner_a, 60, &mine, 1, &renewed), 0);
+    assert_int_equal(store_renew_leases(shared, owner_a, 60, &mine, 1, &renewed, NULL), 0);
     assert_int_equal(renewed, 0);
     admin_exec(admin, "ROLLBACK", NULL);
 
@@ -1131,7 +1182,7 @@ static void drain(batch_fn fn, void *arg, const acp_job_id *ids, int n, int *see
 static int requeue_expired_batch(store *st, store_dispatch_list *out, void *arg)
 {
     (void)arg;
-    return store_requeue_expired(st, 3, 100, out);
+    return store_requeue_expired(st, 100, out);
 }
 
 static void requeue_expired_takes_only_expired_running_jobs(void **state)
@@ -1172,15 +1223,20 @@ static void requeue_expired_takes_only_expired_running_jobs(void **state)
     assert_int_equal(job.status, ACP_STATUS_QUEUED);
     assert_int_equal(job.grabbed, 0);
     assert_int_equal(job.attempts, 1);
+    assert_string_equal(job.message,
+                        "attempt 1 stopped: the process running it stopped (its lease expired)");
     store_job_free(&job);
+    /* Not published: due after the back-off of a first attempt (under a
+     * second), when store_take_undispatched hands it out. */
     char value[64];
     assert_string_equal(admin_value(admin,
                                     "SELECT coalesce(lease_owner, '-') || "
                                     "coalesce(lease_expires::text, '-') || "
-                                    "(dispatched > now() - interval '1 minute') FROM compute.jobs "
-                                    "WHERE job_id = decode($1, 'hex')",
+                                    "(dispatched IS NULL) || (not_before > now() - interval "
+                                    "'1 minute' AND not_before < now() + interval '1 second') "
+                                    "FROM compute.jobs WHERE job_id = decode($1, 'hex')",
                                     hex[EXPIRED], value, sizeof value),
-                        "--true");
+                        "--truetrue");
     get_ok(shared, &ids[LIVE], &job);
     assert_int_equal(job.status, ACP_STATUS_IN_PROGRESS);
     store_job_free(&job);
@@ -1189,13 +1245,18 @@ static void requeue_expired_takes_only_expired_running_jobs(void **state)
     assert_int_equal(
         store_finish(shared, &ids[EXPIRED], owner, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0),
         ACP_ECONFLICT);
+    /* Its back-off over, it is due longer than QUEUED_PAST: claimed first. */
+    admin_exec(admin,
+               "UPDATE compute.jobs SET not_before = now() - interval '1 hour' "
+               "WHERE job_id = decode($1, 'hex')",
+               hex[EXPIRED]);
     claim_ok(shared, &ids[EXPIRED], queue, "new-owner", 60);
     get_ok(shared, &ids[EXPIRED], &job);
     assert_int_equal(job.attempts, 2);
     store_job_free(&job);
 
     store_dispatch_list list;
-    assert_int_equal(store_requeue_expired(shared, 3, 0, &list), 0);
+    assert_int_equal(store_requeue_expired(shared, 0, &list), 0);
     assert_int_equal(list.count, 0);
 
     for (int i = 0; i < N; i++)
@@ -1203,14 +1264,10 @@ static void requeue_expired_takes_only_expired_running_jobs(void **state)
     PQfinish(admin);
 }
 
-static int requeue_capped_batch(store *st, store_dispatch_list *out, void *arg)
-{
-    return store_requeue_expired(st, *(unsigned *)arg, 100, out);
-}
-
 static int fail_abandoned_batch(store *st, store_dispatch_list *out, void *arg)
 {
-    return store_fail_abandoned(st, *(unsigned *)arg, 100, out);
+    (void)arg;
+    return store_fail_abandoned(st, 100, out);
 }
 
 static void abandoned_jobs_fail_at_max_attempts(void **state)
@@ -1223,9 +1280,11 @@ static void abandoned_jobs_fail_at_max_attempts(void **state)
     enum { AT_CAP, BELOW_CAP, LIVE_AT_CAP, N };
     acp_job_id ids[N];
     char hex[N][ACP_JOB_ID_STRLEN];
+    /* Two attempts each (the row's max_attempts). */
+    const store_run_options twice = {.priority = ACP_PRIORITY_DEFAULT, .max_attempts = 2};
     for (int i = 0; i < N; i++) {
         new_id(&ids[i], hex[i]);
-        insert_ok(shared, &ids[i], queue, NULL);
+        assert_int_equal(store_insert(shared, &ids[i], queue, NULL, NULL, 0, &twice), 0);
         claim_ok(shared, &ids[i], queue, owner, 3600);
     }
     const char *second = "UPDATE compute.jobs SET attempts = 2 WHERE job_id = decode($1, 'hex')";
@@ -1236,25 +1295,27 @@ static void abandoned_jobs_fail_at_max_attempts(void **state)
     admin_exec(admin, expire, hex[AT_CAP]);
     admin_exec(admin, expire, hex[BELOW_CAP]);
 
-    unsigned max_attempts = 2;
     int seen[N];
-    drain(requeue_capped_batch, &max_attempts, ids, N, seen, NULL);
+    drain(requeue_expired_batch, NULL, ids, N, seen, NULL);
     assert_int_equal(seen[AT_CAP], 0);
     assert_int_equal(seen[BELOW_CAP], 1);
     assert_int_equal(seen[LIVE_AT_CAP], 0);
-    drain(fail_abandoned_batch, &max_attempts, ids, N, seen, NULL);
+    store_dispatch copies[N];
+    memset(copies, 0, sizeof copies);
+    drain(fail_abandoned_batch, NULL, ids, N, seen, copies);
     assert_int_equal(seen[AT_CAP], 1);
     assert_int_equal(seen[BELOW_CAP], 0);
     assert_int_equal(seen[LIVE_AT_CAP], 0);
+    assert_int_equal(copies[AT_CAP].status, ACP_STATUS_FAILED);
+    free(copies[AT_CAP].config);
 
     store_job job;
     get_ok(shared, &ids[AT_CAP], &job);
     assert_int_equal(job.status, ACP_STATUS_FAILED);
     assert_int_equal(job.attempts, 2);
     assert_true(job.finished > 0);
-    assert_string_equal(job.message,
-                        "abandoned 2 times: the process running it stopped each time (its "
-                        "lease expired)");
+    assert_string_equal(
+        job.message, "abandoned: the process running attempt 2 of 2 stopped (its lease expired)");
     store_job_free(&job);
     char value[64];
     assert_string_equal(admin_value(admin,
@@ -1329,7 +1390,7 @@ static char take_queue[ACP_QUEUE_ID_MAX + 1];
 static int take_batch(store *st, store_dispatch_list *out, void *arg)
 {
     const char *queues[] = {take_queue};
-    return store_take_undispatched(st, *(unsigned *)arg, queues, 1, 100, out);
+    return store_take_undispatched(st, *(unsigned *)arg, queues, 1, 100, out, NULL);
 }
 
 static void take_undispatched_marks_and_clear_makes_eligible(void **state)
@@ -1342,11 +1403,14 @@ static void take_undispatched_marks_and_clear_makes_eligible(void **state)
     enum { NEVER, RECENT, LONG_AGO, RUNNING, N };
     acp_job_id ids[N];
     char hex[N][ACP_JOB_ID_STRLEN];
-    for (int i = 0; i < N; i++) {
+    /* RUNNING first, claimed at once (the claim takes the best due job). */
+    for (int i = N - 1; i >= 0; i--) {
         new_id(&ids[i], hex[i]);
         char config[32];
         snprintf(config, sizeof config, "{\"i\":%d}", i);
         insert_ok(shared, &ids[i], queue, config);
+        if (i == RUNNING)
+            claim_ok(shared, &ids[RUNNING], queue, "runner", 60);
     }
     /* Inserted jobs count as being published; NEVER's publish failed. */
     assert_int_equal(store_clear_dispatched(shared, &ids[NEVER]), 0);
@@ -1355,7 +1419,6 @@ static void take_undispatched_marks_and_clear_makes_eligible(void **state)
                "UPDATE compute.jobs SET dispatched = now() - interval '2 hours' "
                "WHERE job_id = decode($1, 'hex')",
                hex[LONG_AGO]);
-    claim_ok(shared, &ids[RUNNING], queue, "runner", 60);
 
     unsigned window = 3600;
     int seen[N];
@@ -1396,7 +1459,7 @@ static void take_undispatched_marks_and_clear_makes_eligible(void **state)
     assert_int_equal(store_clear_dispatched(shared, &unknown), ACP_ENOTFOUND);
     store_dispatch_list list;
     const char *queues[] = {queue};
-    assert_int_equal(store_take_undispatched(shared, 60, queues, 1, 0, &list), 0);
+    assert_int_equal(store_take_undispatched(shared, 60, queues, 1, 0, &list, NULL), 0);
     assert_int_equal(list.count, 0);
 
     for (int i = 0; i < N; i++)
@@ -1490,9 +1553,9 @@ static void fail_undispatchable_fails_only_queued_jobs(void **state)
     new_id(&queued, NULL);
     new_id(&running, NULL);
     new_id(&unknown, NULL);
-    insert_ok(shared, &queued, queue, "{}");
     insert_ok(shared, &running, queue, "{}");
     claim_ok(shared, &running, queue, "w", 60);
+    insert_ok(shared, &queued, queue, "{}");
 
     assert_int_equal(store_fail_undispatchable(shared, &queued, "no message: bad config"), 0);
     store_job job;
@@ -1539,6 +1602,9 @@ static void requeue_reruns_finished_jobs_only(void **state)
         store_finish(shared, &ids[FAILED], "w", ACP_STATUS_FAILED, "bad", NULL, NULL, 0), 0);
     admin_exec(admin, "UPDATE compute.jobs SET status = 'expired' WHERE job_id = decode($1, 'hex')",
                hex[EXPIRED]);
+    /* Ahead of QUEUED for the claim, which takes the best due job. */
+    admin_exec(admin, "UPDATE compute.jobs SET priority = 100 WHERE job_id = decode($1, 'hex')",
+               hex[RUNNING]);
     claim_ok(shared, &ids[RUNNING], queue, "w", 60);
 
     const char *new_inputs[] = {"new-1.txt", "new-2.txt"};
@@ -1760,6 +1826,7 @@ static void expire_begin_with_a_cutoff_takes_old_complete_jobs_only(void **state
         insert_ok(shared, &ids[i], queue, NULL);
         set_row(admin, hex[i], "last_accessed = " OLD_TIME_SQL);
     }
+    set_row(admin, hex[OLD_RUNNING], "priority = 100"); /* the one the claim takes */
     claim_ok(shared, &ids[OLD_RUNNING], queue, "runner", 60);
     set_row(admin, hex[OLD_COMPLETE], "status = 'complete'");
     set_row(admin, hex[RECENT_COMPLETE], "status = 'complete', last_accessed = now()");
@@ -1819,7 +1886,7 @@ static void expire_begin_with_a_cutoff_takes_old_complete_jobs_only(void **state
     PQfinish(admin);
 }
 
-typedef enum { CALL_TOUCH, CALL_CLAIM, CALL_REQUEUE } call_kind;
+typedef enum { CALL_TOUCH, CALL_REQUEUE } call_kind;
 
 typedef struct waiting_call {
     const acp_job_id *id;
@@ -1833,14 +1900,9 @@ typedef struct waiting_call {
 static void *waiting_caller(void *arg)
 {
     waiting_call *call = arg;
-    store_job job;
     switch (call->kind) {
     case CALL_TOUCH:
         call->rc = store_touch(shared, call->id);
-        break;
-    case CALL_CLAIM:
-        call->rc = store_claim(shared, call->id, call->queue, "claimer", 60, &job);
-        store_job_free(&job);
         break;
     case CALL_REQUEUE:
         call->rc = store_requeue(shared, call->id, call->queue, NULL, NULL, 0, NULL);
@@ -1926,14 +1988,14 @@ static void open_transactions_hold_off_touch_claim_and_requeue(void **state)
     finish_waiting_call(thread, &requeue, 0);
     assert_string_equal(row_state(admin, hex, value, sizeof value), "queued - false");
 
-    /* ...a claim for a committed one, which it then finds expired... */
+    /* ...a claim does not wait (SKIP LOCKED): the job held by an expiry is
+     * busy for it (its doorbell is not dropped), and gone once the expiry is
+     * committed... */
     expire_ok(&id, 0, &tx, NULL);
-    waiting_call claim = {.id = &id, .queue = queue, .kind = CALL_CLAIM};
-    start_waiting_call(admin, hex, &claim, &thread);
+    assert_int_equal(store_claim(shared, queue, "claimer", 60, &job), ACP_EBUSY);
     assert_int_equal(store_tx_end(tx, true), 0);
-    finish_waiting_call(thread, &claim, ACP_ECONFLICT);
-    if (!strstr(claim.error, "expired"))
-        fail_msg("claim error: %s", claim.error);
+    assert_int_equal(store_claim(shared, queue, "claimer", 60, &job), ACP_ENOTFOUND);
+    assert_string_equal(row_state(admin, hex, value, sizeof value), "expired - false");
 
     /* ...and for a committed delete, after which there is no job. */
     assert_int_equal(store_delete_begin(shared, &id, &tx), 0);
@@ -1955,9 +2017,9 @@ static void delete_begin_removes_on_commit_only(void **state)
     new_id(&id, hex);
     new_id(&running, running_hex);
     new_id(&unknown, unknown_hex);
-    insert_ok(shared, &id, queue, "{\"keep\":true}");
     insert_ok(shared, &running, queue, NULL);
     claim_ok(shared, &running, queue, "runner", 60);
+    insert_ok(shared, &id, queue, "{\"keep\":true}");
 
     store_tx *tx;
     assert_int_equal(store_delete_begin(shared, &id, &tx), 0);
@@ -2511,7 +2573,7 @@ static void idle_connection_killed_by_the_server_is_replaced(void **state)
 typedef struct blocked_call {
     store *st;
     const acp_job_id *id;
-    bool claim;
+    bool cancel; /* or touch */
     int rc;
     char error[512];
 } blocked_call;
@@ -2519,10 +2581,8 @@ typedef struct blocked_call {
 static void *blocked_caller(void *arg)
 {
     blocked_call *call = arg;
-    if (call->claim) {
-        store_job job;
-        call->rc = store_claim(call->st, call->id, "blocked", "owner", 60, &job);
-        store_job_free(&job);
+    if (call->cancel) {
+        call->rc = store_cancel(call->st, call->id, NULL, NULL);
     } else {
         call->rc = store_touch(call->st, call->id);
     }
@@ -2587,19 +2647,23 @@ static void connection_killed_during_a_statement(void **state)
     assert_true(job.last_accessed > OLD_TIME_US);
     store_job_free(&job);
 
-    /* A claim is not repeated: its outcome is reported as unknown. */
+    /* A cancel is not repeated: its outcome is reported as unknown. (The
+     * claim, which was the example, no longer waits on a row lock: it
+     * skips the locked row.) */
     admin_exec(locker, "BEGIN", NULL);
     admin_exec(locker, lock_row, hex);
-    blocked_call claim = {.st = st, .id = &id, .claim = true};
-    assert_int_equal(pthread_create(&thread, NULL, blocked_caller, &claim), 0);
+    store_job none;
+    assert_int_equal(store_claim(st, "blocked", "owner", 60, &none), ACP_EBUSY);
+    blocked_call cancel = {.st = st, .id = &id, .cancel = true};
+    assert_int_equal(pthread_create(&thread, NULL, blocked_caller, &cancel), 0);
     terminate(watcher, wait_for_blocked_backend(watcher, 0));
     pthread_join(thread, NULL);
     admin_exec(locker, "ROLLBACK", NULL);
-    assert_int_equal(claim.rc, ACP_EDB);
-    if (!strstr(claim.error, "may or may not have been applied") || !strstr(claim.error, hex))
-        fail_msg("claim error: %s", claim.error);
+    assert_int_equal(cancel.rc, ACP_EDB);
+    if (!strstr(cancel.error, "may or may not have been applied") || !strstr(cancel.error, hex))
+        fail_msg("cancel error: %s", cancel.error);
 
-    /* The next call gets a fresh connection; the claim had not happened. */
+    /* The next call gets a fresh connection; the cancel had not happened. */
     get_ok(st, &id, &job);
     assert_int_equal(job.status, ACP_STATUS_QUEUED);
     store_job_free(&job);

@@ -26,6 +26,7 @@
 
 #include <libpq-fe.h>
 
+#include "clock.h"
 #include "fake_store.h"
 #include "stack_env.h"
 #include "store_contract.h"
@@ -142,7 +143,8 @@ static void pg_advance(store *st, int64_t seconds)
         admin,
         "UPDATE compute.jobs SET created = created - d, last_accessed = last_accessed - d, "
         "grabbed = grabbed - d, finished = finished - d, lease_expires = lease_expires - d, "
-        "dispatched = dispatched - d, dispatch_retry = dispatch_retry - d "
+        "dispatched = dispatched - d, dispatch_retry = dispatch_retry - d, "
+        "not_before = not_before - d, cancel_requested = cancel_requested - d "
         "FROM (SELECT make_interval(secs => $1::double precision) AS d) AS shift",
         1, NULL, values, NULL, NULL, 0);
     ExecStatusType status = PQresultStatus(res);
@@ -160,7 +162,13 @@ static const contract_backend pg_backend = {"postgres", pg_open, pg_close, pg_ad
  * step. Leases of 300 or 3000 s and moves of time by 1000 or 10000 s keep every
  * deadline far from "now" on both, so that the milliseconds between the two
  * calls of a step never decide anything. Transactions begin and end within
- * their step (blocking is the contract cases' business). */
+ * their step (blocking is the contract cases' business).
+ *
+ * Job control: each id has a priority of its own, so that the claim's order
+ * and the queue positions never depend on a random back-off, and a back-off
+ * of at most 1 ms, slept off after each requeue of expired leases, so that
+ * a retry is due on both sides by the next step; a retry's delay is 0 or
+ * 2500 s (between the moves of time). */
 #define DIFF_IDS   6
 #define DIFF_STEPS 300
 #define DIFF_SEEDS 4
@@ -181,10 +189,20 @@ static uint64_t diff_random(uint64_t *state)
 
 static const char *const diff_queues[] = {"dq-a", "dq-b"};
 
+/* Job control of id @i: its own priority; 1, 2 or 3 attempts. */
+static store_run_options diff_options(unsigned i)
+{
+    return (store_run_options){.layout = ACP_LAYOUT_LCP,
+                               .priority = 10 + 10 * (int)i,
+                               .max_attempts = 1 + i % 3,
+                               .backoff_base_ms = 1,
+                               .backoff_max_ms = 1};
+}
+
 /* Operations (diff_op's numbers) by weight: runs more often than the rest. */
 static const unsigned char diff_ops[] = {
-    0,  0,  0,  1,  1,  2,  2,  2,  2,  3,  3,  3,  4,  5,  6,  7,  8,  9,  9,
-    10, 10, 11, 11, 12, 12, 13, 14, 14, 15, 16, 16, 16, 17, 18, 19, 20, 20,
+    0,  0,  0,  1,  1,  2,  2,  2,  2,  3,  3,  3,  4,  5,  6,  7,  8,  9,  9,  10,
+    10, 11, 11, 12, 12, 13, 14, 14, 15, 16, 16, 16, 17, 18, 19, 20, 20, 21, 21, 22,
 };
 #define DIFF_WEIGHTS (sizeof diff_ops / sizeof diff_ops[0])
 static const char *const diff_owners[] = {"owner-a", "owner-b"};
@@ -203,7 +221,8 @@ static void diff_compare_lists(const store_dispatch_list *pg, const store_dispat
     for (size_t i = 0; i < pg->count; i++) {
         DIFF_EXPECT(acp_job_id_equal(&pg->items[i].id, &fake->items[i].id) &&
                         strcmp(pg->items[i].queue, fake->items[i].queue) == 0 &&
-                        pg->items[i].failures == fake->items[i].failures,
+                        pg->items[i].failures == fake->items[i].failures &&
+                        pg->items[i].status == fake->items[i].status,
                     "%s: row %zu differs", where, i);
     }
 }
@@ -223,13 +242,15 @@ static void diff_compare_rows(diff_side *pg, diff_side *fake, const acp_job_id *
                     a.input_count == b.input_count && !a.config == !b.config &&
                     (!a.config || !strcmp(a.config, b.config)) && !a.message == !b.message &&
                     (!a.message || !strcmp(a.message, b.message)) && !a.grabbed == !b.grabbed &&
-                    !a.finished == !b.finished,
+                    !a.finished == !b.finished && a.priority == b.priority &&
+                    a.max_attempts == b.max_attempts && !a.cancel_requested == !b.cancel_requested,
                 "%s: job %d: postgres has status %d attempts %u position %ld queue %s "
-                "message %s grabbed %d finished %d; the fake status %d attempts %u "
-                "position %ld queue %s message %s grabbed %d finished %d",
+                "message %s grabbed %d finished %d cancel %d; the fake status %d attempts %u "
+                "position %ld queue %s message %s grabbed %d finished %d cancel %d",
                 where, i, a.status, a.attempts, a.queue_position, a.queue,
-                a.message ? a.message : "-", !!a.grabbed, !!a.finished, b.status, b.attempts,
-                b.queue_position, b.queue, b.message ? b.message : "-", !!b.grabbed, !!b.finished);
+                a.message ? a.message : "-", !!a.grabbed, !!a.finished, !!a.cancel_requested,
+                b.status, b.attempts, b.queue_position, b.queue, b.message ? b.message : "-",
+                !!b.grabbed, !!b.finished, !!b.cancel_requested);
             store_job_free(&a);
             store_job_free(&b);
         }
@@ -249,19 +270,24 @@ static int diff_op(diff_side *side, const acp_job_id *ids, unsigned op, unsigned
     store_job job;
     store_tx *tx = NULL;
     acp_job_status status = 0;
+    const store_run_options control = diff_options(i);
     int rc;
     switch (op) {
     case 0:
-        return store_insert(st, &ids[i], queue, flag ? "{\"x\":1}" : NULL, inputs, 1, NULL);
+        return store_insert(st, &ids[i], queue, flag ? "{\"x\":1}" : NULL, inputs, 1, &control);
     case 1:
-        return store_requeue(st, &ids[i], queue, "{\"re\":1}", inputs, n % 2, NULL);
-    case 2:
-        rc = store_claim(st, &ids[i], queue, owner, lease, &job);
-        if (rc == 0) {
-            side->attempts[i] = job.attempts;
-            side->grabbed[i] = job.grabbed;
+        return store_requeue(st, &ids[i], queue, "{\"re\":1}", inputs, n % 2, &control);
+    case 2: /* *extra: which job the claim took */
+        rc = store_claim(st, queue, owner, lease, &job);
+        *extra = -1;
+        for (int c = 0; rc == 0 && c < DIFF_IDS; c++)
+            if (acp_job_id_equal(&job.id, &ids[c])) {
+                *extra = c;
+                side->attempts[c] = job.attempts;
+                side->grabbed[c] = job.grabbed;
+            }
+        if (rc == 0)
             store_job_free(&job);
-        }
         return rc;
     case 3:
         return store_finish(st, &ids[i], owner, flag ? ACP_STATUS_COMPLETE : ACP_STATUS_FAILED,
@@ -278,15 +304,24 @@ static int diff_op(diff_side *side, const acp_job_id *ids, unsigned op, unsigned
         return store_fail_undispatchable(st, &ids[i], "cannot");
     case 9: {
         const acp_job_id list[] = {ids[i], ids[k], ids[i]};
-        return store_renew_leases(st, owner, lease, list, 1 + n % 3, count);
+        bool cancel[3] = {false, false, false};
+        rc = store_renew_leases(st, owner, lease, list, 1 + n % 3, count, cancel);
+        *extra = cancel[0] * 4 + cancel[1] * 2 + cancel[2];
+        return rc;
     }
     case 10:
-        return store_requeue_expired(st, 1 + n % 3, 1 + k % 3, out);
+        rc = store_requeue_expired(st, 1 + k % 3, out);
+        clock_sleep_ms(2); /* the back-off, under 1 ms: due by the next step */
+        return rc;
     case 11:
-        return store_fail_abandoned(st, 1 + n % 3, 1 + k % 3, out);
-    case 12: {
+        return store_fail_abandoned(st, 1 + k % 3, out);
+    case 12: { /* *extra: whether a job of the queues waits for its time */
         const char *queues[] = {queue, diff_queues[1 - q]};
-        return store_take_undispatched(st, flag ? 36500 : 0, queues, 1 + n % 2, 1 + k % 4, out);
+        int64_t next_due = -1;
+        rc = store_take_undispatched(st, flag ? 36500 : 0, queues, 1 + n % 2, 1 + k % 4, out,
+                                     &next_due);
+        *extra = next_due > 0;
+        return rc;
     }
     case 13:
         return store_delete(st, &ids[i]);
@@ -329,6 +364,12 @@ static int diff_op(diff_side *side, const acp_job_id *ids, unsigned op, unsigned
             free(rows);
         return rc;
     }
+    case 21:
+        return store_retry(st, &ids[i], owner, "again", flag ? 0 : 2500000);
+    case 22:
+        rc = store_cancel(st, &ids[i], &status, NULL);
+        *extra = rc == 0 ? (int)status : -1;
+        return rc;
     default: {
         bool alive[DIFF_IDS], exists[DIFF_IDS];
         rc = store_runs_alive(st, ids, side->attempts, DIFF_IDS, alive);
@@ -370,8 +411,9 @@ static void random_operations_agree_with_the_fake(void **state)
                      k = (unsigned)(r >> 16) % DIFF_IDS, q = (r >> 24) % 4 == 0,
                      o = (r >> 26) % 4 == 0, n = (unsigned)(r >> 32) % 12;
             bool flag = (r >> 40) & 1;
-            /* Mostly finish, record and renew the job claimed last, as its owner. */
-            if ((op == 3 || op == 9 || op == 16) && hot >= 0 && n % 4) {
+            /* Mostly finish, record, retry and renew the job claimed last, as
+             * its owner. */
+            if ((op == 3 || op == 9 || op == 16 || op == 21) && hot >= 0 && n % 4) {
                 i = (unsigned)hot;
                 o = hot_owner;
             }
@@ -390,8 +432,8 @@ static void random_operations_agree_with_the_fake(void **state)
             int rf = diff_op(&fake, ids, op, i, k, q, o, n, flag, &lf, &cf, &ef);
             DIFF_EXPECT(rp == rf, "%s: %d on postgres (%s), %d on the fake", where, rp,
                         rp ? acp_last_error() : "", rf);
-            if (op == 2 && rp == 0) {
-                hot = (int)i;
+            if (op == 2 && rp == 0 && ep >= 0) {
+                hot = ep;
                 hot_owner = o;
             }
             DIFF_EXPECT(cp == cf && ep == ef, "%s: counts %zu/%zu, values %d/%d", where, cp, cf, ep,

@@ -627,7 +627,8 @@ void fake_platform_redispatch(fake_platform *fp, const acp_job_id *id)
     if (fake_store_peek_row(fp->store, id, &row) != 0)
         return;
     bool owed = row.job.status == ACP_STATUS_QUEUED && row.dispatched == 0;
-    int64_t wait = row.dispatch_retry - fake_store_now(fp->store);
+    int64_t due = row.dispatch_retry > row.job.not_before ? row.dispatch_retry : row.job.not_before;
+    int64_t wait = due - fake_store_now(fp->store);
     fake_store_row_free(&row);
     if (!owed)
         return;

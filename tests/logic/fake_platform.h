@@ -103,8 +103,10 @@ int fake_platform_submit(fake_platform *fp, const char *config, const char *inpu
 acp_job_id fake_platform_submit_ok(fake_platform *fp, const char *config);
 
 /* A job that is queued with its message unpublished and a retry time
- * (store_dispatch_failed) is republished now: the fake store's clock moves
- * to that time and a maintenance pass runs. Does nothing otherwise. */
+ * (store_dispatch_failed) or a time it becomes due (not_before: a retry
+ * after its back-off, a delayed job) is republished now: the fake store's
+ * clock moves to the later of those times and a maintenance pass runs.
+ * Does nothing otherwise. */
 void fake_platform_redispatch(fake_platform *fp, const acp_job_id *id);
 /* Whether the platform started last logged a warning or an error
  * containing @needle (the first 256 are kept, until fake_platform_stop). */

@@ -108,6 +108,7 @@ static void finish_without_the_lease_changes_nothing(void **state)
      * worker runs it again and records it. */
     fake_store_advance(fp.store, PAST_LEASE_US);
     assert_true(maintenance_tick(fp.p, false));
+    fake_platform_redispatch(&fp, &id); /* once the retry's back-off is over */
     assert_true(fake_platform_wait(&fp, &id, ACP_STATUS_COMPLETE));
     acp_job job;
     assert_int_equal(acp_get_job(fp.p, &id, &job), 0);

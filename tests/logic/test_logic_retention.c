@@ -242,12 +242,21 @@ static void the_pruner_expires_only_old_complete_jobs(void **state)
     assert_true(fake_platform_wait(&fp, &old2, ACP_STATUS_COMPLETE));
     assert_true(fake_platform_idle(&fp));
     /* An old job still queued: its message was refused, and no maintenance
-     * pass publishes it again here. */
+     * pass publishes it again here. Of the lowest priority, so that the
+     * recent job's doorbell (which claims the best due job of the queue)
+     * takes the recent one. */
     fault_plan_reset(&fp.plan);
     fault_plan_add(
         &fp.plan,
         (fault_rule){.op = "amqp.publish", .error = ACP_EBROKER, .kind = FAKE_BROKER_PUBLISH_NACK});
-    acp_job_id old_queued = fake_platform_submit_ok(&fp, "{\"prune\":\"old, queued\"}");
+    const char *old_config = "{\"prune\":\"old, queued\"}";
+    acp_job_id old_queued;
+    assert_int_equal(acp_job_id_from_config(&old_queued, old_config), 0);
+    acp_submission low;
+    assert_int_equal(acp_submission_init(&low, ACP_SUBMISSION_VERSION), 0);
+    low.config = old_config;
+    low.priority = ACP_PRIORITY_MIN;
+    assert_int_equal(acp_submit(fp.p, FAKE_PLATFORM_QUEUE, &low, NULL), 0);
     fault_plan_reset(&fp.plan);
     fake_store_advance(fp.store, back);
     acp_job_id recent = fake_platform_submit_ok(&fp, "{\"prune\":\"recent\"}");

@@ -53,6 +53,18 @@ static store_job get_job(store *st, const acp_job_id *id)
     return job;
 }
 
+/* A job of @queue with the run options @opt. */
+static acp_job_id insert_with(store *st, const char *queue, const store_run_options *opt)
+{
+    acp_job_id id;
+    assert_int_equal(acp_job_id_generate(&id), 0);
+    const char *inputs[] = {"a.txt"};
+    int rc = store_insert(st, &id, queue, "{\"k\":1}", inputs, 1, opt);
+    if (rc < 0)
+        fail_msg("store_insert: %d %s", rc, acp_last_error());
+    return id;
+}
+
 static acp_job_status status_of(store *st, const acp_job_id *id)
 {
     store_job job = get_job(st, id);
@@ -61,21 +73,40 @@ static acp_job_status status_of(store *st, const acp_job_id *id)
     return status;
 }
 
-static store_job claim_job(store *st, const acp_job_id *id, const char *owner, unsigned lease)
+/* The claim of a doorbell of @queue (the best due job), which the caller
+ * expects to be @id (NULL: any). */
+static store_job claim_from(store *st, const char *queue, const acp_job_id *id, const char *owner,
+                            unsigned lease)
 {
     store_job job;
-    int rc = store_claim(st, id, QUEUE, owner, lease, &job);
+    int rc = store_claim(st, queue, owner, lease, &job);
     if (rc)
         fail_msg("store_claim: %d %s", rc, acp_last_error());
+    if (id && !acp_job_id_equal(&job.id, id)) {
+        char want[ACP_JOB_ID_STRLEN], got[ACP_JOB_ID_STRLEN];
+        fail_msg("store_claim took job %s, not %s", acp_job_id_format(&job.id, got),
+                 acp_job_id_format(id, want));
+    }
     return job;
 }
 
-/* A job of QUEUE in @status, through the operations that lead there. */
+static store_job claim_job(store *st, const acp_job_id *id, const char *owner, unsigned lease)
+{
+    return claim_from(st, QUEUE, id, owner, lease);
+}
+
+/* A job of QUEUE in @status, through the operations that lead there. One
+ * that leaves the queue at once goes in with the highest priority, so that
+ * the claim takes it ahead of the queued jobs the case made before. */
 static acp_job_id job_in(store *st, acp_job_status status)
 {
-    acp_job_id id = insert_job(st, QUEUE);
     if (status == ACP_STATUS_QUEUED)
-        return id;
+        return insert_job(st, QUEUE);
+    acp_job_id id;
+    assert_int_equal(acp_job_id_generate(&id), 0);
+    const char *inputs[] = {"a.txt"};
+    const store_run_options first = {.layout = ACP_LAYOUT_DEFAULT, .priority = ACP_PRIORITY_MAX};
+    assert_int_equal(store_insert(st, &id, QUEUE, "{\"k\":1}", inputs, 1, &first), 0);
     store_job claimed = claim_job(st, &id, OWNER, 60);
     store_job_free(&claimed);
     if (status == ACP_STATUS_IN_PROGRESS)
@@ -185,7 +216,7 @@ static void layout_and_input_sizes_round_trip(void **state)
     const char *inputs[] = {"a.bin", "empty", "big"};
     /* Past a double's exact integers and 32 bits, and zero. */
     const uint64_t sizes[] = {UINT64_C(9007199254740993), 0, UINT64_C(1) << 40};
-    const store_run_options native = {ACP_LAYOUT_NATIVE, sizes};
+    const store_run_options native = {.layout = ACP_LAYOUT_NATIVE, .input_sizes = sizes};
     acp_job_id id;
     assert_int_equal(acp_job_id_generate(&id), 0);
     assert_int_equal(store_insert(st, &id, QUEUE, "{\"n\":1}", inputs, 3, &native), 0);
@@ -206,9 +237,9 @@ static void layout_and_input_sizes_round_trip(void **state)
     store_job_free(&run);
 
     /* No options, the default layout, or no sizes: lcp, sizes unknown. */
-    const store_run_options defaults = {ACP_LAYOUT_DEFAULT, NULL};
-    const store_run_options lcp_sized = {ACP_LAYOUT_LCP, sizes};
-    const store_run_options native_unsized = {ACP_LAYOUT_NATIVE, NULL};
+    const store_run_options defaults = {.layout = ACP_LAYOUT_DEFAULT, .input_sizes = NULL};
+    const store_run_options lcp_sized = {.layout = ACP_LAYOUT_LCP, .input_sizes = sizes};
+    const store_run_options native_unsized = {.layout = ACP_LAYOUT_NATIVE, .input_sizes = NULL};
     const store_run_options *const options[] = {NULL, &defaults, &lcp_sized, &native_unsized};
     const acp_layout expected[] = {ACP_LAYOUT_LCP, ACP_LAYOUT_LCP, ACP_LAYOUT_LCP,
                                    ACP_LAYOUT_NATIVE};
@@ -246,10 +277,10 @@ static void layout_and_input_sizes_round_trip(void **state)
     /* A layout that is none, or a size past bigint: refused, nothing stored. */
     acp_job_id refused;
     assert_int_equal(acp_job_id_generate(&refused), 0);
-    const store_run_options bad_layout = {(acp_layout)7, NULL};
+    const store_run_options bad_layout = {.layout = (acp_layout)7, .input_sizes = NULL};
     assert_int_equal(store_insert(st, &refused, QUEUE, NULL, NULL, 0, &bad_layout), ACP_EINVAL);
     const uint64_t huge[] = {1, UINT64_C(1) << 63, 2};
-    const store_run_options bad_size = {ACP_LAYOUT_NATIVE, huge};
+    const store_run_options bad_size = {.layout = ACP_LAYOUT_NATIVE, .input_sizes = huge};
     assert_int_equal(store_insert(st, &refused, QUEUE, NULL, inputs, 3, &bad_size), ACP_EINVAL);
     store_job missing;
     assert_int_equal(store_get(st, &refused, &missing), ACP_ENOTFOUND);
@@ -260,7 +291,7 @@ static void insert_of_an_existing_id_changes_nothing(void **state)
     store *st = *state;
     const char *inputs[] = {"in.txt"};
     const uint64_t sizes[] = {12};
-    const store_run_options native = {ACP_LAYOUT_NATIVE, sizes};
+    const store_run_options native = {.layout = ACP_LAYOUT_NATIVE, .input_sizes = sizes};
     acp_job_id id;
     assert_int_equal(acp_job_id_generate(&id), 0);
     assert_int_equal(store_insert(st, &id, QUEUE, "{\"first\":1}", inputs, 1, &native), 0);
@@ -270,7 +301,7 @@ static void insert_of_an_existing_id_changes_nothing(void **state)
     /* Submitting the id again (the caller inserts first, no look-up). */
     const char *other_inputs[] = {"x", "y"};
     const uint64_t other_sizes[] = {1, 2};
-    const store_run_options lcp = {ACP_LAYOUT_LCP, other_sizes};
+    const store_run_options lcp = {.layout = ACP_LAYOUT_LCP, .input_sizes = other_sizes};
     uint64_t statements = store_statement_count(st);
     assert_int_equal(store_insert(st, &id, QUEUE, "{\"second\":2}", other_inputs, 2, &lcp),
                      ACP_ECONFLICT);
@@ -305,7 +336,7 @@ static void finish_records_output_names_and_sizes(void **state)
     for (size_t i = 0; i < 3; i++)
         assert_string_equal(job.outputs[i], outputs[i]);
     assert_sizes(job.output_sizes, sizes, 3);
-    assert_int_equal(job.layout, ACP_LAYOUT_LCP); /* inserted without options */
+    assert_int_equal(job.layout, ACP_LAYOUT_LCP); /* inserted with the default layout */
     store_job_free(&job);
 
     /* store_finish, failed, names without sizes. */
@@ -372,7 +403,7 @@ static void requeue_replaces_layout_and_sizes_and_clears_outputs(void **state)
     store *st = *state;
     const char *inputs[] = {"first.txt"};
     const uint64_t sizes[] = {100};
-    const store_run_options native = {ACP_LAYOUT_NATIVE, sizes};
+    const store_run_options native = {.layout = ACP_LAYOUT_NATIVE, .input_sizes = sizes};
     acp_job_id id;
     assert_int_equal(acp_job_id_generate(&id), 0);
     assert_int_equal(store_insert(st, &id, QUEUE, NULL, inputs, 1, &native), 0);
@@ -399,7 +430,7 @@ static void requeue_replaces_layout_and_sizes_and_clears_outputs(void **state)
     store_job_free(&run);
     assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_FAILED, "x", outputs, NULL, 1), 0);
     const uint64_t new_sizes[] = {3, 4};
-    const store_run_options native_again = {ACP_LAYOUT_NATIVE, new_sizes};
+    const store_run_options native_again = {.layout = ACP_LAYOUT_NATIVE, .input_sizes = new_sizes};
     assert_int_equal(store_requeue(st, &id, QUEUE, NULL, again, 2, &native_again), 0);
     job = get_job(st, &id);
     assert_int_equal(job.layout, ACP_LAYOUT_NATIVE);
@@ -554,8 +585,7 @@ static void requeue_takes_finished_jobs_only(void **state)
             assert_true(after.last_accessed >= before.last_accessed);
             assert_int_equal(after.queue_position, 0);
             /* A new run: it can be claimed again, in its new queue. */
-            store_job run;
-            assert_int_equal(store_claim(st, &id, OTHER_QUEUE, OWNER, 60, &run), 0);
+            store_job run = claim_from(st, OTHER_QUEUE, &id, OWNER, 60);
             assert_int_equal(run.attempts, 1);
             store_job_free(&run);
             assert_int_equal(store_delete(st, &id), 0);
@@ -568,15 +598,17 @@ static void requeue_takes_finished_jobs_only(void **state)
     assert_int_equal(store_requeue(st, &missing, QUEUE, NULL, NULL, 0, NULL), ACP_ENOTFOUND);
 }
 
+/* The claim names a queue, not a job (a doorbell): nothing due in the
+ * queue is ACP_ENOTFOUND, whatever other queues hold. */
 static void claim_takes_queued_jobs_of_its_queue(void **state)
 {
     store *st = *state;
-    acp_job_id id = insert_job(st, QUEUE), missing;
-    assert_int_equal(acp_job_id_generate(&missing), 0);
     store_job out;
-    assert_int_equal(store_claim(st, &id, OTHER_QUEUE, OWNER, 60, &out), ACP_ECONFLICT);
-    assert_int_equal(store_claim(st, &missing, QUEUE, OWNER, 60, &out), ACP_ENOTFOUND);
-    assert_int_equal(store_claim(st, &id, QUEUE, "", 60, &out), ACP_EINVAL);
+    assert_int_equal(store_claim(st, QUEUE, OWNER, 60, &out), ACP_ENOTFOUND);
+    acp_job_id id = insert_job(st, QUEUE);
+    assert_int_equal(store_claim(st, OTHER_QUEUE, OWNER, 60, &out), ACP_ENOTFOUND);
+    assert_int_equal(store_claim(st, QUEUE, "", 60, &out), ACP_EINVAL);
+    assert_int_equal(store_claim(st, NULL, OWNER, 60, &out), ACP_EINVAL);
     assert_int_equal(status_of(st, &id), ACP_STATUS_QUEUED);
 
     store_job job = claim_job(st, &id, OWNER, 30);
@@ -587,7 +619,8 @@ static void claim_takes_queued_jobs_of_its_queue(void **state)
     assert_true(job.finished == 0);
     assert_string_equal(job.config, "{\"k\":1}");
     assert_int_equal(job.queue_position, -1);
-    assert_int_equal(store_claim(st, &id, QUEUE, OTHER_OWNER, 60, &out), ACP_ECONFLICT);
+    /* Claimed: nothing of the queue is due any more. */
+    assert_int_equal(store_claim(st, QUEUE, OTHER_OWNER, 60, &out), ACP_ENOTFOUND);
     store_job now = get_job(st, &id);
     assert_true(now.grabbed == job.grabbed);
     assert_int_equal(now.attempts, 1);
@@ -616,9 +649,11 @@ static void *claim_thread(void *arg)
 {
     claimer *c = arg;
     store_job job;
-    c->rc = store_claim(c->st, &c->id, QUEUE, OWNER, 60, &job);
-    if (c->rc == 0)
+    c->rc = store_claim(c->st, QUEUE, OWNER, 60, &job);
+    if (c->rc == 0) {
+        c->id = job.id;
         store_job_free(&job);
+    }
     return NULL;
 }
 
@@ -629,16 +664,20 @@ static void concurrent_claims_have_one_winner(void **state)
     pthread_t threads[CLAIMERS];
     claimer claimers[CLAIMERS];
     for (int i = 0; i < CLAIMERS; i++) {
-        claimers[i] = (claimer){st, id, 1};
+        claimers[i] = (claimer){st, {{0}}, 1};
         assert_int_equal(pthread_create(&threads[i], NULL, claim_thread, &claimers[i]), 0);
     }
     int won = 0;
     for (int i = 0; i < CLAIMERS; i++) {
         pthread_join(threads[i], NULL);
-        if (claimers[i].rc == 0)
+        if (claimers[i].rc == 0) {
             won++;
-        else
-            assert_int_equal(claimers[i].rc, ACP_ECONFLICT);
+            assert_true(acp_job_id_equal(&claimers[i].id, &id));
+        } else {
+            /* Nothing left to claim, or the winner's claim not yet committed. */
+            if (claimers[i].rc != ACP_ENOTFOUND && claimers[i].rc != ACP_EBUSY)
+                fail_msg("claimer %d: %d %s", i, claimers[i].rc, acp_last_error());
+        }
     }
     assert_int_equal(won, 1);
     store_job job = get_job(st, &id);
@@ -693,9 +732,9 @@ static void renew_extends_only_the_listed_leases_of_the_owner(void **state)
     contract->advance(st, 5);
     const acp_job_id list[] = {a, a, c, missing};
     size_t renewed = 99;
-    assert_int_equal(store_renew_leases(st, OWNER, 30, list, 4, &renewed), 0);
+    assert_int_equal(store_renew_leases(st, OWNER, 30, list, 4, &renewed, NULL), 0);
     assert_int_equal(renewed, 1);
-    assert_int_equal(store_renew_leases(st, OWNER, 30, NULL, 0, &renewed), 0);
+    assert_int_equal(store_renew_leases(st, OWNER, 30, NULL, 0, &renewed, NULL), 0);
     assert_int_equal(renewed, 0);
     contract->advance(st, 8);
     const acp_job_id ids[] = {a, b, c};
@@ -707,10 +746,15 @@ static void renew_extends_only_the_listed_leases_of_the_owner(void **state)
     assert_false(alive[2]);
 }
 
+/* Each row is requeued or failed by its own max_attempts. */
 static void expired_leases_are_requeued_then_failed_at_max_attempts(void **state)
 {
     store *st = *state;
-    acp_job_id a = insert_job(st, QUEUE), b = insert_job(st, QUEUE), c = insert_job(st, QUEUE);
+    const store_run_options three = {.priority = ACP_PRIORITY_DEFAULT, .max_attempts = 3};
+    const store_run_options two = {.priority = ACP_PRIORITY_DEFAULT, .max_attempts = 2};
+    const store_run_options one = {.priority = ACP_PRIORITY_DEFAULT, .max_attempts = 1};
+    acp_job_id a = insert_with(st, QUEUE, &three), b = insert_with(st, QUEUE, &two),
+               c = insert_job(st, QUEUE);
     store_job ja = claim_job(st, &a, OWNER, 1), jb = claim_job(st, &b, OWNER, 1),
               jc = claim_job(st, &c, OWNER, 100);
     store_job_free(&ja);
@@ -718,9 +762,9 @@ static void expired_leases_are_requeued_then_failed_at_max_attempts(void **state
     store_job_free(&jc);
     contract->advance(st, 2);
     store_dispatch_list list;
-    assert_int_equal(store_requeue_expired(st, 2, 0, &list), 0);
+    assert_int_equal(store_requeue_expired(st, 0, &list), 0);
     assert_int_equal(list.count, 0);
-    assert_int_equal(store_requeue_expired(st, 2, 10, &list), 0);
+    assert_int_equal(store_requeue_expired(st, 10, &list), 0);
     assert_int_equal(list.count, 2);
     assert_true(listed(&list, &a) && listed(&list, &b));
     assert_string_equal(list.items[0].queue, QUEUE);
@@ -730,60 +774,86 @@ static void expired_leases_are_requeued_then_failed_at_max_attempts(void **state
     assert_int_equal(first.status, ACP_STATUS_QUEUED);
     assert_true(first.grabbed == 0);
     assert_int_equal(first.attempts, 1);
+    assert_string_equal(first.message,
+                        "attempt 1 stopped: the process running it stopped (its lease expired)");
     store_job_free(&first);
     store_job_free(&second);
     store_dispatch_list_free(&list);
     assert_int_equal(status_of(st, &c), ACP_STATUS_IN_PROGRESS); /* lease still runs */
 
-    /* b's second run: with max_attempts 2 it is abandoned, not requeued. */
-    store_job again = claim_job(st, &b, OWNER, 1);
-    assert_int_equal(again.attempts, 2);
-    store_job_free(&again);
+    /* Their second runs, once the back-off (under a second) is over. */
+    contract->advance(st, 1);
+    store_job r1 = claim_from(st, QUEUE, NULL, OWNER, 1),
+              r2 = claim_from(st, QUEUE, NULL, OWNER, 1);
+    assert_int_equal(r1.attempts, 2);
+    assert_int_equal(r2.attempts, 2);
+    assert_true((acp_job_id_equal(&r1.id, &a) && acp_job_id_equal(&r2.id, &b)) ||
+                (acp_job_id_equal(&r1.id, &b) && acp_job_id_equal(&r2.id, &a)));
+    store_job_free(&r1);
+    store_job_free(&r2);
     contract->advance(st, 2);
-    assert_int_equal(store_requeue_expired(st, 2, 10, &list), 0);
-    assert_int_equal(list.count, 0);
-    assert_int_equal(store_fail_abandoned(st, 2, 10, &list), 0);
+    /* b has spent its two attempts: abandoned; a has one left: requeued. */
+    assert_int_equal(store_requeue_expired(st, 10, &list), 0);
+    assert_int_equal(list.count, 1);
+    assert_true(acp_job_id_equal(&list.items[0].id, &a));
+    store_dispatch_list_free(&list);
+    assert_int_equal(store_fail_abandoned(st, 10, &list), 0);
     assert_int_equal(list.count, 1);
     assert_true(acp_job_id_equal(&list.items[0].id, &b));
+    assert_int_equal(list.items[0].status, ACP_STATUS_FAILED);
     store_dispatch_list_free(&list);
     store_job failed = get_job(st, &b);
     assert_int_equal(failed.status, ACP_STATUS_FAILED);
-    assert_string_equal(failed.message,
-                        "abandoned 2 times: the process running it stopped each time (its lease "
-                        "expired)");
+    assert_string_equal(
+        failed.message,
+        "abandoned: the process running attempt 2 of 2 stopped (its lease expired)");
     assert_true(failed.finished > 0);
     assert_true(failed.grabbed > 0); /* kept: when the last run began */
     assert_int_equal(failed.attempts, 2);
     store_job_free(&failed);
 
-    /* a's second run: abandoned only once it reaches max_attempts. */
+    /* a's third run: abandoned once it reaches its max_attempts. */
+    contract->advance(st, 3); /* the back-off after a second attempt: under 2 s */
     store_job ra = claim_job(st, &a, OWNER, 1);
+    assert_int_equal(ra.attempts, 3);
     store_job_free(&ra);
     contract->advance(st, 2);
-    assert_int_equal(store_fail_abandoned(st, 3, 10, &list), 0);
+    assert_int_equal(store_requeue_expired(st, 10, &list), 0);
     assert_int_equal(list.count, 0);
-    assert_int_equal(store_fail_abandoned(st, 2, 10, &list), 0);
+    assert_int_equal(store_fail_abandoned(st, 10, &list), 0);
     assert_int_equal(list.count, 1);
     store_dispatch_list_free(&list);
-    acp_job_id d = insert_job(st, QUEUE);
+    store_job gone = get_job(st, &a);
+    assert_string_equal(
+        gone.message, "abandoned: the process running attempt 3 of 3 stopped (its lease expired)");
+    store_job_free(&gone);
+
+    /* One attempt only: abandoned at the first. */
+    acp_job_id d = insert_with(st, QUEUE, &one);
     store_job jd = claim_job(st, &d, OWNER, 1);
     store_job_free(&jd);
     contract->advance(st, 2);
-    assert_int_equal(store_fail_abandoned(st, 1, 10, &list), 0);
+    assert_int_equal(store_requeue_expired(st, 10, &list), 0);
+    assert_int_equal(list.count, 0);
+    assert_int_equal(store_fail_abandoned(st, 10, &list), 0);
     assert_int_equal(list.count, 1);
     store_dispatch_list_free(&list);
-    store_job one = get_job(st, &d);
-    assert_string_equal(one.message,
-                        "abandoned 1 time: the process running it stopped each time (its lease "
-                        "expired)");
-    store_job_free(&one);
+    store_job single = get_job(st, &d);
+    assert_int_equal(single.status, ACP_STATUS_FAILED);
+    assert_string_equal(
+        single.message,
+        "abandoned: the process running attempt 1 of 1 stopped (its lease expired)");
+    store_job_free(&single);
+    assert_int_equal(status_of(st, &c), ACP_STATUS_IN_PROGRESS);
 }
 
 static size_t take(store *st, unsigned older_than, const acp_job_id *id, unsigned *failures)
 {
     const char *queues[] = {"unserved", QUEUE};
     store_dispatch_list list;
-    assert_int_equal(store_take_undispatched(st, older_than, queues, 2, 10, &list), 0);
+    int64_t next_due = -1;
+    assert_int_equal(store_take_undispatched(st, older_than, queues, 2, 10, &list, &next_due), 0);
+    assert_true(next_due == 0); /* no job of these queues waits for its time */
     size_t count = list.count;
     if (count == 1) {
         assert_true(acp_job_id_equal(&list.items[0].id, id));
@@ -846,8 +916,9 @@ static void take_undispatched_backs_off_after_failed_publishes(void **state)
     assert_int_equal(store_dispatch_failed(st, &missing), ACP_ENOTFOUND);
 }
 
-/* With a limit, requeue_expired takes the leases that ran out first and
- * take_undispatched the oldest jobs; both answer oldest first. */
+/* With a limit, requeue_expired takes the leases that ran out first (and
+ * answers oldest first), take_undispatched the first jobs in claim order
+ * (and answers in that order). */
 static void batches_take_the_first_rows_in_their_order(void **state)
 {
     store *st = *state;
@@ -855,20 +926,21 @@ static void batches_take_the_first_rows_in_their_order(void **state)
     store_job jobs[3];
     for (int i = 0; i < 3; i++)
         ids[i] = insert_job(st, QUEUE);
-    /* The newest job's lease runs out first. */
-    jobs[2] = claim_job(st, &ids[2], OWNER, 1);
-    jobs[1] = claim_job(st, &ids[1], OWNER, 3);
+    /* The newest job's lease runs out first (claimed in claim order: the
+     * oldest first). */
     jobs[0] = claim_job(st, &ids[0], OWNER, 5);
+    jobs[1] = claim_job(st, &ids[1], OWNER, 3);
+    jobs[2] = claim_job(st, &ids[2], OWNER, 1);
     for (int i = 0; i < 3; i++)
         store_job_free(&jobs[i]);
     contract->advance(st, 4);
     store_dispatch_list list;
-    assert_int_equal(store_requeue_expired(st, 5, 1, &list), 0);
+    assert_int_equal(store_requeue_expired(st, 1, &list), 0);
     assert_int_equal(list.count, 1);
     assert_true(acp_job_id_equal(&list.items[0].id, &ids[2]));
     store_dispatch_list_free(&list);
     contract->advance(st, 2);
-    assert_int_equal(store_requeue_expired(st, 5, 5, &list), 0);
+    assert_int_equal(store_requeue_expired(st, 5, &list), 0);
     assert_int_equal(list.count, 2);
     store_job first = get_job(st, &list.items[0].id), second = get_job(st, &list.items[1].id);
     assert_true(by_created(&first, &second) < 0);
@@ -876,22 +948,27 @@ static void batches_take_the_first_rows_in_their_order(void **state)
     store_job_free(&second);
     store_dispatch_list_free(&list);
 
+    /* Three unpublished due jobs: the one of a higher priority, then the
+     * older of the other two. */
+    const store_run_options high = {.priority = ACP_PRIORITY_DEFAULT + 20};
+    acp_job_id due[3] = {insert_job(st, OTHER_QUEUE), insert_job(st, OTHER_QUEUE),
+                         insert_with(st, OTHER_QUEUE, &high)};
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(store_clear_dispatched(st, &ids[i]), 0);
-        jobs[i] = get_job(st, &ids[i]);
+        assert_int_equal(store_clear_dispatched(st, &due[i]), 0);
+        jobs[i] = get_job(st, &due[i]);
     }
-    const char *queues[] = {QUEUE};
-    assert_int_equal(store_take_undispatched(st, 60, queues, 1, 2, &list), 0);
-    assert_int_equal(list.count, 2);
-    for (int i = 0; i < 3; i++) {
-        int newer = 0;
-        for (int k = 0; k < 3; k++)
-            newer += by_created(&jobs[k], &jobs[i]) < 0;
-        /* the two oldest, in order */
-        if (newer < 2)
-            assert_true(acp_job_id_equal(&list.items[newer].id, &ids[i]));
+    int older = by_created(&jobs[0], &jobs[1]) < 0 ? 0 : 1;
+    for (int i = 0; i < 3; i++)
         store_job_free(&jobs[i]);
-    }
+    const char *queues[] = {OTHER_QUEUE};
+    assert_int_equal(store_take_undispatched(st, 60, queues, 1, 2, &list, NULL), 0);
+    assert_int_equal(list.count, 2);
+    assert_true(acp_job_id_equal(&list.items[0].id, &due[2]));
+    assert_true(acp_job_id_equal(&list.items[1].id, &due[older]));
+    store_dispatch_list_free(&list);
+    assert_int_equal(store_take_undispatched(st, 60, queues, 1, 2, &list, NULL), 0);
+    assert_int_equal(list.count, 1);
+    assert_true(acp_job_id_equal(&list.items[0].id, &due[1 - older]));
     store_dispatch_list_free(&list);
 }
 
@@ -910,7 +987,7 @@ static void fail_undispatchable_fails_only_queued_jobs(void **state)
     assert_int_equal(store_fail_undispatchable(st, &missing, "x"), ACP_ENOTFOUND);
     const char *queues[] = {QUEUE};
     store_dispatch_list list;
-    assert_int_equal(store_take_undispatched(st, 0, queues, 1, 10, &list), 0);
+    assert_int_equal(store_take_undispatched(st, 0, queues, 1, 10, &list, NULL), 0);
     assert_int_equal(list.count, 0);
 }
 
@@ -1056,35 +1133,49 @@ static void recording_a_run_is_fenced_and_knows_its_own_end(void **state)
 static void locked_rows_are_skipped_by_renewal_and_batches(void **state)
 {
     store *st = *state;
+    /* One run requeue_expired would take, one (its only attempt spent)
+     * fail_abandoned would take, both being recorded. */
+    const store_run_options once = {.priority = ACP_PRIORITY_DEFAULT, .max_attempts = 1};
     acp_job_id id = insert_job(st, QUEUE);
     store_job run = claim_job(st, &id, OWNER, 1);
+    acp_job_id last = insert_with(st, QUEUE, &once);
+    store_job last_run = claim_job(st, &last, OWNER, 1);
     contract->advance(st, 2);
-    store_tx *tx;
+    store_tx *tx, *last_tx;
     acp_job_status recorded;
     assert_int_equal(store_finish_begin(st, &id, OWNER, run.attempts, run.grabbed, &tx, &recorded),
                      0);
+    assert_int_equal(store_finish_begin(st, &last, OWNER, last_run.attempts, last_run.grabbed,
+                                        &last_tx, &recorded),
+                     0);
     size_t renewed = 99;
-    assert_int_equal(store_renew_leases(st, OWNER, 60, &id, 1, &renewed), 0);
+    bool cancel = true;
+    assert_int_equal(store_renew_leases(st, OWNER, 60, &id, 1, &renewed, &cancel), 0);
     assert_int_equal(renewed, 0);
+    assert_false(cancel);
     store_dispatch_list list;
-    assert_int_equal(store_requeue_expired(st, 5, 10, &list), 0);
+    assert_int_equal(store_requeue_expired(st, 10, &list), 0);
     assert_int_equal(list.count, 0);
-    assert_int_equal(store_fail_abandoned(st, 1, 10, &list), 0);
+    assert_int_equal(store_fail_abandoned(st, 10, &list), 0);
     assert_int_equal(list.count, 0);
     assert_int_equal(store_finish_tx(tx, ACP_STATUS_COMPLETE, "late", NULL, NULL, 0, &id), 0);
     assert_int_equal(store_tx_end(tx, true), 0);
+    assert_int_equal(store_finish_tx(last_tx, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0, &last), 0);
+    assert_int_equal(store_tx_end(last_tx, true), 0);
     store_job done = get_job(st, &id);
     assert_int_equal(done.status, ACP_STATUS_COMPLETE);
     assert_string_equal(done.message, "late");
     store_job_free(&done);
     store_job_free(&run);
+    assert_int_equal(status_of(st, &last), ACP_STATUS_COMPLETE);
+    store_job_free(&last_run);
 
     /* Unlocked, an expired lease is the batches' again. */
     acp_job_id other = insert_job(st, QUEUE);
     store_job second = claim_job(st, &other, OWNER, 1);
     store_job_free(&second);
     contract->advance(st, 2);
-    assert_int_equal(store_requeue_expired(st, 5, 10, &list), 0);
+    assert_int_equal(store_requeue_expired(st, 10, &list), 0);
     assert_int_equal(list.count, 1);
     store_dispatch_list_free(&list);
 
@@ -1093,41 +1184,34 @@ static void locked_rows_are_skipped_by_renewal_and_batches(void **state)
     assert_int_equal(store_clear_dispatched(st, &queued), 0);
     assert_int_equal(store_delete_begin(st, &queued, &tx), 0);
     const char *queues[] = {OTHER_QUEUE};
-    assert_int_equal(store_take_undispatched(st, 60, queues, 1, 10, &list), 0);
+    assert_int_equal(store_take_undispatched(st, 60, queues, 1, 10, &list, NULL), 0);
     assert_int_equal(list.count, 0);
     assert_int_equal(store_tx_end(tx, false), 0);
-    assert_int_equal(store_take_undispatched(st, 60, queues, 1, 10, &list), 0);
+    assert_int_equal(store_take_undispatched(st, 60, queues, 1, 10, &list, NULL), 0);
     assert_int_equal(list.count, 1);
     store_dispatch_list_free(&list);
 }
 
 typedef struct blocked_call {
-    bool insert; /* or claim */
     store *st;
     acp_job_id id;
     int rc;
     atomic_bool done;
 } blocked_call;
 
-static void *claim_when_unlocked(void *arg)
+static void *insert_when_unlocked(void *arg)
 {
     blocked_call *call = arg;
-    store_job job;
-    if (call->insert) {
-        call->rc = store_insert(call->st, &call->id, OTHER_QUEUE, NULL, NULL, 0, NULL);
-    } else {
-        call->rc = store_claim(call->st, &call->id, QUEUE, OTHER_OWNER, 60, &job);
-        if (call->rc == 0)
-            store_job_free(&job);
-    }
+    call->rc = store_insert(call->st, &call->id, OTHER_QUEUE, NULL, NULL, 0, NULL);
     atomic_store(&call->done, true);
     return NULL;
 }
 
-/* A claim or an insert of a row a delete transaction holds waits for its
- * end, then judges the row as committed: after a commit there is nothing to
- * claim and the id is free; after a rollback the job is claimable and the id
- * taken. */
+/* An insert of a row a delete transaction holds waits for its end, then
+ * judges the row as committed: after a commit the id is free, after a
+ * rollback it is taken. A claim does not wait (SKIP LOCKED): while the
+ * only due job is held it says so (ACP_EBUSY: try again); after a commit
+ * there is nothing to claim, after a rollback the job is claimable. */
 static void changes_wait_for_the_transaction_on_their_row(void **state)
 {
     store *st = *state;
@@ -1136,25 +1220,31 @@ static void changes_wait_for_the_transaction_on_their_row(void **state)
         acp_job_id id = insert_job(st, QUEUE);
         store_tx *tx;
         assert_int_equal(store_delete_begin(st, &id, &tx), 0);
-        blocked_call call = {.insert = insert, .st = st, .id = id, .rc = 1};
+        store_job job;
+        if (!insert) {
+            assert_int_equal(store_claim(st, QUEUE, OTHER_OWNER, 60, &job), ACP_EBUSY);
+            assert_int_equal(store_tx_end(tx, commit), 0);
+            if (commit) {
+                assert_int_equal(store_claim(st, QUEUE, OTHER_OWNER, 60, &job), ACP_ENOTFOUND);
+                assert_int_equal(store_get(st, &id, &job), ACP_ENOTFOUND);
+            } else {
+                job = claim_job(st, &id, OTHER_OWNER, 60);
+                store_job_free(&job);
+                assert_int_equal(status_of(st, &id), ACP_STATUS_IN_PROGRESS);
+            }
+            continue;
+        }
+        blocked_call call = {.st = st, .id = id, .rc = 1};
         atomic_init(&call.done, false);
         pthread_t thread;
-        assert_int_equal(pthread_create(&thread, NULL, claim_when_unlocked, &call), 0);
+        assert_int_equal(pthread_create(&thread, NULL, insert_when_unlocked, &call), 0);
         clock_sleep_ms(200); /* let it reach the lock */
         assert_false(atomic_load(&call.done));
         assert_int_equal(store_tx_end(tx, commit), 0);
         pthread_join(thread, NULL);
-        if (insert)
-            assert_int_equal(call.rc, commit ? 0 : ACP_ECONFLICT);
-        else
-            assert_int_equal(call.rc, commit ? ACP_ENOTFOUND : 0);
-        store_job job;
-        if (!insert && commit) {
-            assert_int_equal(store_get(st, &id, &job), ACP_ENOTFOUND);
-            continue;
-        }
+        assert_int_equal(call.rc, commit ? 0 : ACP_ECONFLICT);
         job = get_job(st, &id);
-        assert_string_equal(job.queue, insert && commit ? OTHER_QUEUE : QUEUE);
+        assert_string_equal(job.queue, commit ? OTHER_QUEUE : QUEUE);
         store_job_free(&job);
     }
 }
@@ -1293,6 +1383,403 @@ static void exists_and_runs_alive_answer_per_id(void **state)
     assert_int_equal(store_exists(st, NULL, 1, flags), ACP_EINVAL);
 }
 
+/* Claim @id (the best due job of QUEUE) and finish it complete. */
+static void run_and_finish(store *st, const acp_job_id *id)
+{
+    store_job run = claim_job(st, id, OWNER, 60);
+    store_job_free(&run);
+    assert_int_equal(store_finish(st, id, OWNER, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0), 0);
+}
+/* ---- job control ------------------------------------------------------------ */
+
+#define CLOCK_QUEUE "contract-clock"
+#define SECOND      INT64_C(1000000)
+
+/* The store's now(): the creation time of a job made for it (then gone). */
+static int64_t store_now(store *st)
+{
+    acp_job_id probe = insert_job(st, CLOCK_QUEUE);
+    store_job job = get_job(st, &probe);
+    int64_t now = job.created;
+    store_job_free(&job);
+    assert_int_equal(store_delete(st, &probe), 0);
+    return now;
+}
+
+/* A stored not_before is the one given (µs; PostgreSQL goes through
+ * seconds as a double: a microsecond either way). */
+static void assert_time_near(int64_t got, int64_t expected)
+{
+    int64_t off = got - expected;
+    if (off < -1000 || off > 1000)
+        fail_msg("time %lld is %lld us from %lld", (long long)got, (long long)off,
+                 (long long)expected);
+}
+
+static acp_job_id insert_control(store *st, int priority, int64_t not_before, int expect_rc)
+{
+    const store_run_options opt = {.priority = priority, .not_before = not_before};
+    acp_job_id id;
+    assert_int_equal(acp_job_id_generate(&id), 0);
+    int rc = store_insert(st, &id, QUEUE, "{\"k\":1}", NULL, 0, &opt);
+    if (rc != expect_rc)
+        fail_msg("store_insert: %d, expected %d (%s)", rc, expect_rc,
+                 rc < 0 ? acp_last_error() : "");
+    return id;
+}
+
+static long position_of(store *st, const acp_job_id *id)
+{
+    store_job job = get_job(st, id);
+    long position = job.queue_position;
+    store_job_free(&job);
+    return position;
+}
+
+/* The best due job first: the highest priority, then the one due longest,
+ * then the smallest id; a job not yet due is not claimed. */
+static void claim_order_is_priority_then_due_time_then_id(void **state)
+{
+    store *st = *state;
+    int64_t base = store_now(st);
+    acp_job_id a = insert_control(st, 50, 0, 0), b = insert_control(st, 50, 0, 0);
+    acp_job_id high = insert_control(st, 70, 0, 0), low = insert_control(st, 40, 0, 0);
+    acp_job_id later = insert_control(st, 90, base + 100 * SECOND, 1);
+    /* Two of the same priority due at the same instant: by id. */
+    acp_job_id x = insert_control(st, 60, base + 50 * SECOND, 1),
+               y = insert_control(st, 60, base + 50 * SECOND, 1);
+    bool x_first = memcmp(x.bytes, y.bytes, sizeof x.bytes) < 0;
+    contract->advance(st, 60);
+    const acp_job_id *expected[] = {&high, x_first ? &x : &y, x_first ? &y : &x, &a, &b, &low};
+    for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++) {
+        store_job job = claim_job(st, expected[i], OWNER, 600);
+        assert_int_equal(job.attempts, 1);
+        store_job_free(&job);
+    }
+    store_job none;
+    assert_int_equal(store_claim(st, QUEUE, OWNER, 600, &none), ACP_ENOTFOUND);
+    assert_int_equal(status_of(st, &later), ACP_STATUS_QUEUED);
+    contract->advance(st, 50);
+    store_job job = claim_job(st, &later, OWNER, 600);
+    assert_int_equal(job.priority, 90);
+    store_job_free(&job);
+}
+
+/* Queue positions count the jobs ahead in claim order: a higher priority,
+ * or the same and due earlier; a delayed job counts by its not_before. */
+static void queue_positions_follow_claim_order(void **state)
+{
+    store *st = *state;
+    int64_t base = store_now(st);
+    acp_job_id a = insert_control(st, 50, 0, 0), b = insert_control(st, 50, 0, 0);
+    acp_job_id high = insert_control(st, 70, 0, 0);
+    assert_int_equal(position_of(st, &high), 0);
+    assert_int_equal(position_of(st, &a), 1);
+    assert_int_equal(position_of(st, &b), 2);
+    acp_job_id delayed = insert_control(st, 50, base + 100 * SECOND, 1);
+    assert_int_equal(position_of(st, &delayed), 3);
+    assert_int_equal(position_of(st, &b), 2);
+    acp_job_id urgent = insert_control(st, 90, base + 200 * SECOND, 1);
+    assert_int_equal(position_of(st, &urgent), 0);
+    assert_int_equal(position_of(st, &high), 1);
+    assert_int_equal(position_of(st, &delayed), 4);
+    /* Claimed in that order (the due ones), each moves the rest up. */
+    store_job run = claim_job(st, &high, OWNER, 600);
+    store_job_free(&run);
+    assert_int_equal(position_of(st, &a), 1);
+    assert_int_equal(position_of(st, &delayed), 3);
+    assert_int_equal(position_of(st, &high), -1);
+}
+
+/* A job due later is inserted (and re-run) unpublished, handed out by
+ * store_take_undispatched once due, and next_due says when. */
+static void delayed_jobs_are_handed_out_once_due(void **state)
+{
+    store *st = *state;
+    const char *queues[] = {QUEUE};
+    int64_t base = store_now(st);
+    acp_job_id delayed = insert_control(st, 50, base + 100 * SECOND, 1);
+    store_job job = get_job(st, &delayed);
+    assert_int_equal(job.status, ACP_STATUS_QUEUED);
+    assert_time_near(job.not_before, base + 100 * SECOND);
+    assert_int_equal(job.priority, 50);
+    assert_int_equal(job.max_attempts, 3); /* the defaults of 0 fields */
+    assert_int_equal(job.backoff_base_ms, 1000);
+    assert_int_equal(job.backoff_max_ms, 300000);
+    assert_int_equal(job.timeout_seconds, 0);
+    store_job_free(&job);
+    /* A time in the past is now: due at once, never ahead of older jobs. */
+    acp_job_id past = insert_control(st, 50, base - 3600 * SECOND, 0);
+    job = get_job(st, &past);
+    assert_true(job.not_before == job.created);
+    store_job_free(&job);
+    assert_int_equal(store_clear_dispatched(st, &past), 0);
+
+    store_dispatch_list list;
+    int64_t next_due = -1;
+    assert_int_equal(store_take_undispatched(st, 3600, queues, 1, 10, &list, &next_due), 0);
+    assert_int_equal(list.count, 1);
+    assert_true(acp_job_id_equal(&list.items[0].id, &past));
+    store_dispatch_list_free(&list);
+    assert_time_near(next_due, base + 100 * SECOND);
+    store_job none;
+    run_and_finish(st, &past);
+    assert_int_equal(store_claim(st, QUEUE, OWNER, 60, &none), ACP_ENOTFOUND);
+
+    contract->advance(st, 101);
+    next_due = -1;
+    assert_int_equal(store_take_undispatched(st, 3600, queues, 1, 10, &list, &next_due), 0);
+    assert_int_equal(list.count, 1);
+    assert_true(acp_job_id_equal(&list.items[0].id, &delayed));
+    store_dispatch_list_free(&list);
+    assert_true(next_due == 0);
+    assert_int_equal(store_take_undispatched(st, 3600, queues, 1, 10, &list, NULL), 0);
+    assert_int_equal(list.count, 0); /* published: dispatched now */
+    run_and_finish(st, &delayed);
+
+    /* A re-run for later: 1, unpublished until due. */
+    int64_t now = store_now(st);
+    const store_run_options later = {.priority = 50, .not_before = now + 30 * SECOND};
+    assert_int_equal(store_requeue(st, &delayed, QUEUE, NULL, NULL, 0, &later), 1);
+    assert_int_equal(store_take_undispatched(st, 0, queues, 1, 10, &list, &next_due), 0);
+    assert_int_equal(list.count, 0);
+    assert_time_near(next_due, now + 30 * SECOND);
+    assert_int_equal(store_claim(st, QUEUE, OWNER, 60, &none), ACP_ENOTFOUND);
+    contract->advance(st, 31);
+    assert_int_equal(store_take_undispatched(st, 0, queues, 1, 10, &list, &next_due), 0);
+    assert_int_equal(list.count, 1);
+    store_dispatch_list_free(&list);
+    assert_true(next_due == 0);
+    /* And one for now: 0, published by the caller. */
+    run_and_finish(st, &delayed);
+    assert_int_equal(store_requeue(st, &delayed, QUEUE, NULL, NULL, 0, NULL), 0);
+    assert_int_equal(store_take_undispatched(st, 60, queues, 1, 10, &list, &next_due), 0);
+    assert_int_equal(list.count, 0);
+}
+
+/* A failed attempt with attempts left goes back to the queue for later,
+ * only from the lease holder and not while a cancellation is asked. */
+static void retry_requeues_for_later_fenced_by_the_lease(void **state)
+{
+    store *st = *state;
+    const char *queues[] = {QUEUE};
+    acp_job_id id = insert_job(st, QUEUE), queued = insert_job(st, OTHER_QUEUE), missing;
+    assert_int_equal(acp_job_id_generate(&missing), 0);
+    store_job run = claim_job(st, &id, OWNER, 60);
+    store_job_free(&run);
+    assert_int_equal(store_retry(st, &id, OTHER_OWNER, "boom", 5000), ACP_ECONFLICT);
+    assert_int_equal(status_of(st, &id), ACP_STATUS_IN_PROGRESS);
+    assert_int_equal(store_retry(st, &queued, OWNER, "boom", 5000), ACP_ECONFLICT);
+    assert_int_equal(status_of(st, &queued), ACP_STATUS_QUEUED);
+    assert_int_equal(store_retry(st, &missing, OWNER, "boom", 5000), ACP_ECONFLICT);
+
+    int64_t t0 = store_now(st);
+    assert_int_equal(store_retry(st, &id, OWNER, "boom", 5000), 0);
+    int64_t t1 = store_now(st);
+    store_job job = get_job(st, &id);
+    assert_int_equal(job.status, ACP_STATUS_QUEUED);
+    assert_string_equal(job.message, "boom");
+    assert_int_equal(job.attempts, 1); /* kept: the next claim is attempt 2 */
+    assert_true(job.grabbed == 0);
+    assert_true(job.not_before >= t0 + 5 * SECOND - 1000 && job.not_before <= t1 + 5 * SECOND);
+    store_job_free(&job);
+    /* The lease is gone with the run. */
+    size_t renewed = 9;
+    assert_int_equal(store_renew_leases(st, OWNER, 60, &id, 1, &renewed, NULL), 0);
+    assert_int_equal(renewed, 0);
+    assert_int_equal(store_finish(st, &id, OWNER, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0),
+                     ACP_ECONFLICT);
+    /* Unpublished, and not due before its time. */
+    store_dispatch_list list;
+    int64_t next_due = 0;
+    assert_int_equal(store_take_undispatched(st, 3600, queues, 1, 10, &list, &next_due), 0);
+    assert_int_equal(list.count, 0);
+    assert_true(next_due >= t0 + 5 * SECOND - 1000 && next_due <= t1 + 5 * SECOND);
+    store_job none;
+    assert_int_equal(store_claim(st, QUEUE, OWNER, 60, &none), ACP_ENOTFOUND);
+    contract->advance(st, 6);
+    assert_int_equal(store_take_undispatched(st, 3600, queues, 1, 10, &list, NULL), 0);
+    assert_int_equal(list.count, 1);
+    assert_true(acp_job_id_equal(&list.items[0].id, &id));
+    store_dispatch_list_free(&list);
+    run = claim_job(st, &id, OTHER_OWNER, 60);
+    assert_int_equal(run.attempts, 2);
+    store_job_free(&run);
+
+    /* While its cancellation is asked, the run ends cancelled, not retried. */
+    acp_job_status previous = ACP_STATUS_QUEUED;
+    assert_int_equal(store_cancel(st, &id, &previous, NULL), 0);
+    assert_int_equal(previous, ACP_STATUS_IN_PROGRESS);
+    assert_int_equal(store_retry(st, &id, OTHER_OWNER, "boom", 0), ACP_ECONFLICT);
+    job = get_job(st, &id);
+    assert_int_equal(job.status, ACP_STATUS_IN_PROGRESS);
+    assert_true(job.cancel_requested > 0);
+    store_job_free(&job);
+    assert_int_equal(store_finish(st, &id, OTHER_OWNER, ACP_STATUS_CANCELLED, NULL, NULL, NULL, 0),
+                     0);
+    job = get_job(st, &id);
+    assert_int_equal(job.status, ACP_STATUS_CANCELLED);
+    assert_string_equal(job.message, "cancelled");
+    assert_true(job.finished > 0);
+    store_job_free(&job);
+}
+
+/* Cancel: a queued (or delayed) job at once, a running one by request; a
+ * finished one is refused, naming its status; a cancelled one can re-run. */
+static void cancel_ends_queued_jobs_and_asks_running_ones(void **state)
+{
+    store *st = *state;
+    const char *queues[] = {QUEUE};
+    int64_t base = store_now(st);
+    acp_job_id queued = insert_job(st, QUEUE);
+    acp_job_id delayed = insert_control(st, 50, base + 100 * SECOND, 1);
+    acp_job_status previous = ACP_STATUS_FAILED;
+    acp_layout layout = ACP_LAYOUT_NATIVE;
+    assert_int_equal(store_cancel(st, &queued, &previous, &layout), 0);
+    assert_int_equal(previous, ACP_STATUS_QUEUED);
+    assert_int_equal(layout, ACP_LAYOUT_LCP);
+    assert_int_equal(store_cancel(st, &delayed, NULL, NULL), 0);
+    for (int i = 0; i < 2; i++) {
+        store_job job = get_job(st, i ? &delayed : &queued);
+        assert_int_equal(job.status, ACP_STATUS_CANCELLED);
+        assert_string_equal(job.message, "cancelled");
+        assert_true(job.finished > 0);
+        assert_int_equal(job.attempts, 0);
+        assert_int_equal(job.queue_position, -1);
+        store_job_free(&job);
+    }
+    /* Never runs, never published. */
+    store_job none;
+    assert_int_equal(store_claim(st, QUEUE, OWNER, 60, &none), ACP_ENOTFOUND);
+    store_dispatch_list list;
+    int64_t next_due = -1;
+    assert_int_equal(store_take_undispatched(st, 0, queues, 1, 10, &list, &next_due), 0);
+    assert_int_equal(list.count, 0);
+    assert_true(next_due == 0);
+    contract->advance(st, 101);
+    assert_int_equal(store_claim(st, QUEUE, OWNER, 60, &none), ACP_ENOTFOUND);
+    /* Cancelled already: refused, naming the status. */
+    assert_int_equal(store_cancel(st, &queued, NULL, NULL), ACP_ECONFLICT);
+    assert_non_null(strstr(acp_last_error(), "cancelled"));
+    assert_non_null(strstr(acp_last_error(), "only a queued or running job can be cancelled"));
+
+    /* Running: asked (the status stays), again is fine, renewals say so. */
+    const store_run_options native = {.layout = ACP_LAYOUT_NATIVE, .priority = 50};
+    acp_job_id running = insert_with(st, QUEUE, &native), other = insert_job(st, QUEUE);
+    store_job run = claim_job(st, &running, OWNER, 60), run2 = claim_job(st, &other, OWNER, 60);
+    store_job_free(&run);
+    store_job_free(&run2);
+    assert_int_equal(store_cancel(st, &running, &previous, &layout), 0);
+    assert_int_equal(previous, ACP_STATUS_IN_PROGRESS);
+    assert_int_equal(layout, ACP_LAYOUT_NATIVE);
+    contract->advance(st, 1); /* a second request would be a later time */
+    store_job first = get_job(st, &running);
+    assert_int_equal(first.status, ACP_STATUS_IN_PROGRESS);
+    assert_true(first.cancel_requested > 0);
+    assert_null(first.message);
+    assert_int_equal(store_cancel(st, &running, &previous, NULL), 0);
+    assert_int_equal(previous, ACP_STATUS_IN_PROGRESS);
+    store_job second = get_job(st, &running);
+    assert_true(second.cancel_requested == first.cancel_requested); /* kept */
+    store_job_free(&first);
+    store_job_free(&second);
+    const acp_job_id both[] = {other, running};
+    bool cancel[2] = {true, false};
+    size_t renewed = 0;
+    assert_int_equal(store_renew_leases(st, OWNER, 60, both, 2, &renewed, cancel), 0);
+    assert_int_equal(renewed, 2);
+    assert_false(cancel[0]);
+    assert_true(cancel[1]);
+    assert_int_equal(store_finish(st, &running, OWNER, ACP_STATUS_CANCELLED, NULL, NULL, NULL, 0),
+                     0);
+    assert_int_equal(status_of(st, &running), ACP_STATUS_CANCELLED);
+
+    /* Finished ones: refused with their status named; unknown: not found. */
+    static const acp_job_status ended[] = {ACP_STATUS_COMPLETE, ACP_STATUS_FAILED,
+                                           ACP_STATUS_EXPIRED};
+    for (size_t i = 0; i < sizeof ended / sizeof ended[0]; i++) {
+        acp_job_id id = job_in(st, ended[i]);
+        assert_int_equal(store_cancel(st, &id, NULL, NULL), ACP_ECONFLICT);
+        assert_non_null(strstr(acp_last_error(), acp_job_status_name(ended[i])));
+        assert_int_equal(status_of(st, &id), ended[i]);
+    }
+    acp_job_id missing;
+    assert_int_equal(acp_job_id_generate(&missing), 0);
+    assert_int_equal(store_cancel(st, &missing, NULL, NULL), ACP_ENOTFOUND);
+
+    /* A cancelled job re-runs as a new run: nothing of the old one left. */
+    const acp_job_id *again[] = {&queued, &running};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(store_requeue(st, again[i], OTHER_QUEUE, NULL, NULL, 0, NULL), 0);
+        store_job job = get_job(st, again[i]);
+        assert_int_equal(job.status, ACP_STATUS_QUEUED);
+        assert_null(job.message);
+        assert_true(job.cancel_requested == 0 && job.finished == 0);
+        assert_int_equal(job.attempts, 0);
+        store_job_free(&job);
+        run = claim_from(st, OTHER_QUEUE, again[i], OWNER, 60);
+        store_job_free(&run);
+    }
+}
+
+/* An expired lease is retried after the row's back-off: within
+ * [now, now + min(max, base x 2^(n-1))] after attempt n. */
+static void requeue_expired_backs_off_per_attempt(void **state)
+{
+    store *st = *state;
+    const store_run_options opt = {
+        .priority = 50, .max_attempts = 5, .backoff_base_ms = 4000, .backoff_max_ms = 10000};
+    acp_job_id id = insert_with(st, QUEUE, &opt);
+    const int64_t caps_ms[] = {4000, 8000, 10000, 10000};
+    for (unsigned n = 1; n <= 4; n++) {
+        store_job run = claim_job(st, &id, OWNER, 1);
+        assert_int_equal(run.attempts, n);
+        assert_int_equal(run.backoff_base_ms, 4000);
+        assert_int_equal(run.backoff_max_ms, 10000);
+        store_job_free(&run);
+        contract->advance(st, 2);
+        int64_t t0 = store_now(st);
+        store_dispatch_list list;
+        assert_int_equal(store_requeue_expired(st, 10, &list), 0);
+        assert_int_equal(list.count, 1);
+        store_dispatch_list_free(&list);
+        int64_t t1 = store_now(st);
+        store_job job = get_job(st, &id);
+        assert_int_equal(job.status, ACP_STATUS_QUEUED);
+        if (job.not_before < t0 - 1000 || job.not_before > t1 + caps_ms[n - 1] * 1000)
+            fail_msg("attempt %u: back-off of %lld ms, the bound %lld ms", n,
+                     (long long)(job.not_before - t0) / 1000, (long long)caps_ms[n - 1]);
+        store_job_free(&job);
+        contract->advance(st, caps_ms[n - 1] / 1000 + 1);
+    }
+}
+
+/* A run whose cancellation was asked and whose process died ends
+ * cancelled, whatever attempts it has left. */
+static void fail_abandoned_ends_a_cancelled_run_cancelled(void **state)
+{
+    store *st = *state;
+    acp_job_id id = insert_job(st, QUEUE);
+    store_job run = claim_job(st, &id, OWNER, 1);
+    store_job_free(&run);
+    assert_int_equal(store_cancel(st, &id, NULL, NULL), 0);
+    contract->advance(st, 2);
+    store_dispatch_list list;
+    assert_int_equal(store_requeue_expired(st, 10, &list), 0);
+    assert_int_equal(list.count, 0);
+    assert_int_equal(store_fail_abandoned(st, 10, &list), 0);
+    assert_int_equal(list.count, 1);
+    assert_true(acp_job_id_equal(&list.items[0].id, &id));
+    assert_int_equal(list.items[0].status, ACP_STATUS_CANCELLED);
+    store_dispatch_list_free(&list);
+    store_job job = get_job(st, &id);
+    assert_int_equal(job.status, ACP_STATUS_CANCELLED);
+    assert_string_equal(job.message, "cancelled");
+    assert_int_equal(job.attempts, 1);
+    assert_true(job.finished > 0);
+    store_job_free(&job);
+}
+
 static void statements_are_counted(void **state)
 {
     store *st = *state;
@@ -1334,6 +1821,13 @@ const struct CMUnitTest contract_tests[] = {
     CASE(list_expirable_pages_old_complete_jobs_by_id),
     CASE(exists_and_runs_alive_answer_per_id),
     CASE(statements_are_counted),
+    CASE(claim_order_is_priority_then_due_time_then_id),
+    CASE(queue_positions_follow_claim_order),
+    CASE(delayed_jobs_are_handed_out_once_due),
+    CASE(retry_requeues_for_later_fenced_by_the_lease),
+    CASE(cancel_ends_queued_jobs_and_asks_running_ones),
+    CASE(requeue_expired_backs_off_per_attempt),
+    CASE(fail_abandoned_ends_a_cancelled_run_cancelled),
 };
 
 const size_t contract_test_count = sizeof contract_tests / sizeof contract_tests[0];

@@ -43,10 +43,12 @@ static acp_job_id new_job(store *st)
     return id;
 }
 
+/* The claim takes the best due job of the queue: the caller expects @id. */
 static store_job claim(store *st, const acp_job_id *id, unsigned lease)
 {
     store_job job;
-    assert_int_equal(store_claim(st, id, QUEUE, OWNER, lease, &job), 0);
+    assert_int_equal(store_claim(st, QUEUE, OWNER, lease, &job), 0);
+    assert_true(acp_job_id_equal(&job.id, id));
     return job;
 }
 
@@ -66,13 +68,16 @@ static void snapshot(store *st, const acp_job_id *ids, size_t count, char *out, 
         const store_job *j = &row.job;
         used += (size_t)snprintf(
             out + used, size - used,
-            "%s %d %s %s %zu %lld %lld %lld %lld %s %u %ld %s %lld %lld %lld %u %zu %d\n", hex,
-            (int)j->status, j->queue, j->config ? j->config : "-", j->input_count,
+            "%s %d %s %s %zu %lld %lld %lld %lld %s %u %ld %s %lld %lld %lld %u %zu %d %d %lld "
+            "%u %u %u %u %lld\n",
+            hex, (int)j->status, j->queue, j->config ? j->config : "-", j->input_count,
             (long long)j->created, (long long)j->last_accessed, (long long)j->grabbed,
             (long long)j->finished, j->message ? j->message : "-", j->attempts, j->queue_position,
             row.lease_owner ? row.lease_owner : "-", (long long)row.lease_expires,
             (long long)row.dispatched, (long long)row.dispatch_retry, row.dispatch_failures,
-            row.job.output_count, (int)row.locked);
+            row.job.output_count, (int)row.locked, j->priority, (long long)j->not_before,
+            j->max_attempts, j->timeout_seconds, j->backoff_base_ms, j->backoff_max_ms,
+            (long long)j->cancel_requested);
         fake_store_row_free(&row);
         assert_true(used < size);
     }
@@ -115,12 +120,14 @@ static void the_clock_moves_leases_and_peek_shows_the_row(void **state)
     /* Ten seconds later the lease has run out. */
     fake_store_advance(st, 10 * INT64_C(1000000) + 1);
     store_dispatch_list list;
-    assert_int_equal(store_requeue_expired(st, 3, 10, &list), 0);
+    assert_int_equal(store_requeue_expired(st, 10, &list), 0);
     assert_int_equal(list.count, 1);
     store_dispatch_list_free(&list);
 
-    /* A transaction's row shows locked, as committed. */
+    /* A transaction's row shows locked, as committed (claimed again once
+     * the retry's back-off, under a second for a first attempt, is over). */
     store_job_free(&run);
+    fake_store_advance(st, INT64_C(1000000));
     run = claim(st, &id, 10);
     store_tx *tx;
     acp_job_status recorded;
@@ -178,6 +185,8 @@ enum {
     OP_DISPATCH_FAILED,
     OP_FAIL_UNDISPATCHABLE,
     OP_CLAIM,
+    OP_RETRY,
+    OP_CANCEL,
     OP_FINISH,
     OP_RENEW_LEASES,
     OP_REQUEUE_EXPIRED,
@@ -207,6 +216,8 @@ static const char *const op_names[OP_COUNT] = {
     "pg.dispatch_failed",
     "pg.fail_undispatchable",
     "pg.claim",
+    "pg.retry",
+    "pg.cancel",
     "pg.finish",
     "pg.renew_leases",
     "pg.requeue_expired",
@@ -234,21 +245,22 @@ static void fault_rows(store *st, acp_job_id ids[ROWS], store_job *running)
     for (int i = 0; i < ROWS; i++)
         assert_int_equal(acp_job_id_generate(&ids[i]), 0);
     const char *inputs[] = {"in.txt"};
-    for (int i = 0; i < ROWS; i++)
-        if (i != 4)
-            assert_int_equal(store_insert(st, &ids[i], QUEUE, "{}", inputs, 1, NULL), 0);
-    store_job job = claim(st, &ids[1], 1);
-    store_job_free(&job);
-    job = claim(st, &ids[2], 60);
-    store_job_free(&job);
-    job = claim(st, &ids[3], 60);
-    store_job_free(&job);
+    /* Each claimed as soon as inserted (the claim takes the best due job of
+     * the queue), the queued one last. */
+    store_job job;
+    for (int i = 1; i <= 3; i++) {
+        assert_int_equal(store_insert(st, &ids[i], QUEUE, "{}", inputs, 1, NULL), 0);
+        job = claim(st, &ids[i], i == 1 ? 1 : 60);
+        store_job_free(&job);
+    }
     assert_int_equal(store_finish(st, &ids[2], OWNER, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0), 0);
     assert_int_equal(store_finish(st, &ids[3], OWNER, ACP_STATUS_COMPLETE, NULL, NULL, NULL, 0), 0);
     store_tx *tx;
     assert_int_equal(store_expire_begin(st, &ids[3], 0, &tx, NULL), 0);
     assert_int_equal(store_tx_end(tx, true), 0);
+    assert_int_equal(store_insert(st, &ids[5], QUEUE, "{}", inputs, 1, NULL), 0);
     *running = claim(st, &ids[5], 600);
+    assert_int_equal(store_insert(st, &ids[0], QUEUE, "{}", inputs, 1, NULL), 0);
     fake_store_advance(st, 2 * INT64_C(1000000));
 }
 
@@ -268,6 +280,7 @@ static int call_op(store *st, fault_plan *plan, int op, const acp_job_id ids[ROW
     unsigned attempts[2] = {1, 1};
     acp_job_id *found;
     store_job *rows;
+    int64_t due;
     int rc;
     switch (op) {
     case OP_GET:
@@ -290,24 +303,30 @@ static int call_op(store *st, fault_plan *plan, int op, const acp_job_id ids[ROW
     case OP_FAIL_UNDISPATCHABLE:
         return store_fail_undispatchable(st, &ids[0], "bad");
     case OP_CLAIM:
-        rc = store_claim(st, &ids[0], QUEUE, OWNER, 60, &job);
-        if (rc == 0)
+        rc = store_claim(st, QUEUE, OWNER, 60, &job);
+        if (rc == 0) {
+            assert_true(acp_job_id_equal(&job.id, &ids[0]));
             store_job_free(&job);
+        }
         return rc;
+    case OP_RETRY:
+        return store_retry(st, &ids[5], OWNER, "try again", 1000);
+    case OP_CANCEL:
+        return store_cancel(st, &ids[0], NULL, NULL);
     case OP_FINISH:
         return store_finish(st, &ids[5], OWNER, ACP_STATUS_FAILED, "x", NULL, NULL, 0);
     case OP_RENEW_LEASES:
-        return store_renew_leases(st, OWNER, 60, &ids[5], 1, &count);
+        return store_renew_leases(st, OWNER, 60, &ids[5], 1, &count, flags);
     case OP_REQUEUE_EXPIRED:
-        rc = store_requeue_expired(st, 5, 10, &list);
+        rc = store_requeue_expired(st, 10, &list);
         store_dispatch_list_free(&list);
         return rc;
     case OP_FAIL_ABANDONED:
-        rc = store_fail_abandoned(st, 1, 10, &list);
+        rc = store_fail_abandoned(st, 10, &list);
         store_dispatch_list_free(&list);
         return rc;
     case OP_TAKE_UNDISPATCHED:
-        rc = store_take_undispatched(st, 0, queues, 1, 10, &list);
+        rc = store_take_undispatched(st, 0, queues, 1, 10, &list, &due);
         store_dispatch_list_free(&list);
         return rc;
     case OP_DELETE_JOB:
@@ -418,7 +437,7 @@ static void a_lost_answer_applies_the_call(void **state)
     fault_plan_add(
         &plan, (fault_rule){.op = "pg.claim", .error = ACP_EDB, .kind = FAKE_STORE_FAULT_AFTER});
     store_job job;
-    assert_int_equal(store_claim(st, &id, QUEUE, OWNER, 1, &job), ACP_EDB);
+    assert_int_equal(store_claim(st, QUEUE, OWNER, 1, &job), ACP_EDB);
     assert_null(job.config);
     assert_int_equal(fake_store_peek(st, &id, &job), 0);
     assert_int_equal(job.status, ACP_STATUS_IN_PROGRESS);
@@ -433,15 +452,17 @@ static void a_lost_answer_applies_the_call(void **state)
         &plan,
         (fault_rule){.op = "pg.requeue_expired", .error = ACP_EDB, .kind = FAKE_STORE_FAULT_AFTER});
     store_dispatch_list list;
-    assert_int_equal(store_requeue_expired(st, 5, 10, &list), ACP_EDB);
+    assert_int_equal(store_requeue_expired(st, 10, &list), ACP_EDB);
     assert_int_equal(list.count, 0);
     assert_null(list.items);
     assert_int_equal(fake_store_peek(st, &id, &job), 0);
     assert_int_equal(job.status, ACP_STATUS_QUEUED);
     store_job_free(&job);
 
-    /* A commit whose answer is lost went through: finish_begin knows. */
+    /* A commit whose answer is lost went through: finish_begin knows (once
+     * the retry's back-off, under a second, is over). */
     fault_plan_reset(&plan);
+    fake_store_advance(st, INT64_C(1000000));
     job = claim(st, &id, 60);
     attempts = job.attempts;
     grabbed = job.grabbed;
@@ -512,9 +533,9 @@ static void every_call_is_a_step_of_the_plan(void **state)
 
     fault_plan_reset(&plan);
     fault_plan_add(&plan, (fault_rule){.step = 2, .error = ACP_EDB});
-    acp_job_id other = new_job(st);
+    new_job(st); /* one to claim */
     store_job out;
-    assert_int_equal(store_claim(st, &other, QUEUE, OWNER, 60, &out), ACP_EDB);
+    assert_int_equal(store_claim(st, QUEUE, OWNER, 60, &out), ACP_EDB);
     assert_int_equal(plan.failed_step, 2);
     assert_string_equal(plan.failed_op, "pg.claim");
     store_job_free(&run);
@@ -568,14 +589,17 @@ static void *worker_run(void *arg)
         acp_job_id id;
         store_job job;
         const char *outputs[] = {"o"};
+        /* The claim takes the best due job, maybe another thread's; each
+         * thread inserts before it claims, so there is always one. */
         if (acp_job_id_generate(&id) || store_insert(w->st, &id, QUEUE, NULL, NULL, 0, NULL) ||
-            store_claim(w->st, &id, QUEUE, OWNER, 60, &job)) {
+            store_claim(w->st, QUEUE, OWNER, 60, &job)) {
             w->failures++;
             continue;
         }
+        id = job.id;
         store_tx *tx;
         acp_job_status recorded;
-        if (store_renew_leases(w->st, OWNER, 60, &id, 1, NULL) ||
+        if (store_renew_leases(w->st, OWNER, 60, &id, 1, NULL, NULL) ||
             store_finish_begin(w->st, &id, OWNER, job.attempts, job.grabbed, &tx, &recorded) ||
             store_finish_tx(tx, ACP_STATUS_COMPLETE, NULL, outputs, NULL, 1, &id) ||
             store_tx_end(tx, true))
@@ -593,8 +617,8 @@ static void *sweeper_run(void *arg)
         store_job *rows;
         size_t count;
         const char *queues[] = {QUEUE};
-        if (store_requeue_expired(w->st, 3, 10, &list) ||
-            store_take_undispatched(w->st, 60, queues, 1, 10, &list) ||
+        if (store_requeue_expired(w->st, 10, &list) ||
+            store_take_undispatched(w->st, 60, queues, 1, 10, &list, NULL) ||
             store_list(w->st, 0, QUEUE, 0, NULL, 5, &rows, &count)) {
             w->failures++;
             continue;

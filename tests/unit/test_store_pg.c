@@ -42,9 +42,9 @@ static PGresult *make_result(int cols, int rows, const char *const *cells)
 {
     PGresult *res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
     assert_non_null(res);
-    PGresAttDesc attrs[16];
-    char names[16][16];
-    assert_true(cols <= 16);
+    PGresAttDesc attrs[32];
+    char names[32][16];
+    assert_true(cols <= 32);
     for (int c = 0; c < cols; c++) {
         snprintf(names[c], sizeof names[c], "c%d", c);
         attrs[c] = (PGresAttDesc){.name = names[c], .typid = 25, .typlen = -1, .atttypmod = -1};
@@ -143,7 +143,7 @@ static void times_go_as_binary_timestamptz(void **state)
 static void status_names_round_trip(void **state)
 {
     (void)state;
-    for (int s = ACP_STATUS_QUEUED; s <= ACP_STATUS_EXPIRED; s++) {
+    for (int s = ACP_STATUS_QUEUED; s <= ACP_STATUS_CANCELLED; s++) {
         const char *name = pgvalue_status_name((acp_job_status)s);
         assert_non_null(name);
         acp_job_status back;
@@ -151,10 +151,11 @@ static void status_names_round_trip(void **state)
         assert_int_equal(back, s);
     }
     assert_string_equal(pgvalue_status_name(ACP_STATUS_IN_PROGRESS), "in-progress");
+    assert_string_equal(pgvalue_status_name(ACP_STATUS_CANCELLED), "cancelled");
     acp_job_status unchanged = ACP_STATUS_FAILED;
     assert_int_equal(pgvalue_status_parse("running", &unchanged), -1);
     assert_int_equal(unchanged, ACP_STATUS_FAILED);
-    assert_null(pgvalue_status_name((acp_job_status)(ACP_STATUS_EXPIRED + 1)));
+    assert_null(pgvalue_status_name((acp_job_status)(ACP_STATUS_CANCELLED + 1)));
 }
 
 static void rows_read_into_jobs(void **state)
@@ -174,7 +175,14 @@ static void rows_read_into_jobs(void **state)
                            "native",
                            "{10,9007199254740993}",
                            "[\"out.txt\"]",
-                           "{0}"};
+                           "{0}",
+                           "70",
+                           "981173109000000",
+                           "5",
+                           "30",
+                           "250",
+                           "8000",
+                           "981173110000000"};
     PGresult *res = make_result(PGVALUE_JOB_COLUMN_COUNT, 1, cells);
     store_job job;
     store_job_init(&job);
@@ -202,6 +210,13 @@ static void rows_read_into_jobs(void **state)
     assert_string_equal(job.outputs[0], "out.txt");
     assert_non_null(job.output_sizes);
     assert_true(job.output_sizes[0] == 0);
+    assert_int_equal(job.priority, 70);
+    assert_true(job.not_before == INT64_C(981173109000000));
+    assert_int_equal(job.max_attempts, 5);
+    assert_int_equal(job.timeout_seconds, 30);
+    assert_int_equal(job.backoff_base_ms, 250);
+    assert_int_equal(job.backoff_max_ms, 8000);
+    assert_true(job.cancel_requested == INT64_C(981173110000000));
     store_job_free(&job);
     assert_null(job.outputs);
     PQclear(res);
@@ -219,6 +234,14 @@ static void rows_read_into_jobs(void **state)
     assert_null(job.outputs);
     assert_int_equal(job.output_count, 0);
     assert_null(job.output_sizes);
+    store_job_free(&job);
+    PQclear(res);
+
+    /* No cancellation asked: 0. */
+    cells[21] = NULL;
+    res = make_result(PGVALUE_JOB_COLUMN_COUNT, 1, cells);
+    assert_int_equal(pgvalue_read_job(test_pool(), res, 0, &job), 0);
+    assert_true(job.cancel_requested == 0);
     store_job_free(&job);
     PQclear(res);
 }
@@ -277,6 +300,13 @@ static void rows_with_bad_values_are_refused(void **state)
                            "lcp",
                            NULL,
                            NULL,
+                           NULL,
+                           "50",
+                           "1",
+                           "3",
+                           "0",
+                           "1000",
+                           "300000",
                            NULL};
     cells[1] = "running";
     assert_row_refused(cells, WHERE
@@ -321,7 +351,14 @@ static void sizes_of_other_names_read_as_unknown(void **state)
                            "native",
                            "{1}",
                            NULL,
-                           "{7}"};
+                           "{7}",
+                           "50",
+                           "1",
+                           "3",
+                           "0",
+                           "1000",
+                           "300000",
+                           NULL};
     const char *input_sizes[] = {"{1}", "{1,2,3}", "{}"};
     for (size_t i = 0; i < 3; i++) {
         cells[12] = input_sizes[i];

@@ -176,7 +176,7 @@ static void a_null_handle_is_refused_without_a_backend(void **state)
     assert_int_equal(store_expire_begin(NULL, &id, 0, &tx, NULL), ACP_EINVAL);
     assert_null(tx);
     size_t renewed = 5;
-    assert_int_equal(store_renew_leases(NULL, "me", 30, &id, 1, &renewed), ACP_EINVAL);
+    assert_int_equal(store_renew_leases(NULL, "me", 30, &id, 1, &renewed, NULL), ACP_EINVAL);
     assert_int_equal(renewed, 0);
     store_job *rows = (store_job *)&id;
     size_t count = 9;
