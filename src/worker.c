@@ -306,6 +306,16 @@ static void handle_delivery(worker *w, broker_conn **conn, const broker_delivery
         return;
     }
     acp_job_id_format(&row.id, hex);
+    /* The bell rang for another job, which may have none left now (the
+     * claimed job may have had no bell of its own: its publish failed, or
+     * its delay ran out just now). Unmarking it has the maintenance thread
+     * ring it again if it is still queued; at worst one bell too many. */
+    if (!acp_job_id_equal(&row.id, &id)) {
+        int unmarked = store_clear_dispatched(p->store, &id);
+        if (unmarked != 0 && unmarked != ACP_ENOTFOUND)
+            log_warn(&p->log, "%s_jobs: %s; that job's message goes out again later", q->id,
+                     acp_last_error());
+    }
     atomic_fetch_add(&p->started, 1);
     /* If the ack is lost, a redelivery will find the job claimed. */
     ack(p, conn, d->tag);
