@@ -313,6 +313,17 @@ void dispatch_republish(acp_platform *p, const store_dispatch_list *list, const 
         }
         char hex[ACP_JOB_ID_STRLEN];
         acp_job_id_format(&d->id, hex);
+        /* A job no message can carry fails before any bell of the batch
+         * rings: a bell claims the best due job of its queue, which must
+         * not be one of these (it would take another job's bell). */
+        buf probe = BUF_INIT;
+        int made = job_message_format(&probe, &d->id, d->config, clock_wall_us());
+        buf_free(&probe);
+        if (made == ACP_EINVAL || made == ACP_ETOOBIG) {
+            fail_undispatchable(p, d, hex);
+            queues[i] = NULL;
+            continue;
+        }
         log_info(&p->log, "job %s: %s; publishing its message", hex, why);
     }
     /* As dispatch_publish: a message the broker lost or refused gets one

@@ -342,6 +342,7 @@ int pgvalue_read_job(const pgpool *pool, const PGresult *res, int row, store_job
     job->backoff_base_ms = (unsigned)pgvalue_get_int64(res, row, 19);
     job->backoff_max_ms = (unsigned)pgvalue_get_int64(res, row, 20);
     job->cancel_requested = pgvalue_get_int64(res, row, 21);
+    job->dispatched = pgvalue_get_int64(res, row, 22);
     return 0;
 }
 

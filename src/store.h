@@ -69,6 +69,7 @@ typedef struct store_job {
     unsigned backoff_base_ms; /* retry back-off: full jitter below */
     unsigned backoff_max_ms;  /* min(max, base x 2^(attempts-1)) */
     int64_t cancel_requested; /* when acp_cancel_job asked a run to stop; 0 */
+    int64_t dispatched;       /* when its message was published; 0: none pending */
 } store_job;
 
 /* An empty row (queue_position -1): what store_job_free leaves. */

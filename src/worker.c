@@ -306,11 +306,12 @@ static void handle_delivery(worker *w, broker_conn **conn, const broker_delivery
         return;
     }
     acp_job_id_format(&row.id, hex);
-    /* The bell rang for another job, which may have none left now (the
-     * claimed job may have had no bell of its own: its publish failed, or
-     * its delay ran out just now). Unmarking it has the maintenance thread
-     * ring it again if it is still queued; at worst one bell too many. */
-    if (!acp_job_id_equal(&row.id, &id)) {
+    /* The bell rang for another job. When the claimed one had no bell of
+     * its own pending (its publish failed, or its delay ran out just now),
+     * the other job is left without one: unmarked, the maintenance thread
+     * rings it again if it is still queued. (Otherwise the two bells merely
+     * swapped jobs.) */
+    if (!acp_job_id_equal(&row.id, &id) && row.dispatched == 0) {
         int unmarked = store_clear_dispatched(p->store, &id);
         if (unmarked != 0 && unmarked != ACP_ENOTFOUND)
             log_warn(&p->log, "%s_jobs: %s; that job's message goes out again later", q->id,

@@ -885,6 +885,7 @@ static int fake_claim(store *st, const char *queue, const char *owner, unsigned 
         row->lease_expires = now + (int64_t)lease_seconds * FAKE_US;
         row->job.attempts++;
         rc = fake_job_copy(out, &row->job);
+        out->dispatched = row->dispatched;
     }
     pthread_mutex_unlock(&fs->lock);
     rc = fake_after(fault, "pg.claim", rc);

@@ -182,7 +182,8 @@ static void rows_read_into_jobs(void **state)
                            "30",
                            "250",
                            "8000",
-                           "981173110000000"};
+                           "981173110000000",
+                           "981173111000000"};
     PGresult *res = make_result(PGVALUE_JOB_COLUMN_COUNT, 1, cells);
     store_job job;
     store_job_init(&job);
@@ -217,6 +218,7 @@ static void rows_read_into_jobs(void **state)
     assert_int_equal(job.backoff_base_ms, 250);
     assert_int_equal(job.backoff_max_ms, 8000);
     assert_true(job.cancel_requested == INT64_C(981173110000000));
+    assert_true(job.dispatched == INT64_C(981173111000000));
     store_job_free(&job);
     assert_null(job.outputs);
     PQclear(res);
@@ -307,6 +309,7 @@ static void rows_with_bad_values_are_refused(void **state)
                            "0",
                            "1000",
                            "300000",
+                           NULL,
                            NULL};
     cells[1] = "running";
     assert_row_refused(cells, WHERE
@@ -358,6 +361,7 @@ static void sizes_of_other_names_read_as_unknown(void **state)
                            "0",
                            "1000",
                            "300000",
+                           NULL,
                            NULL};
     const char *input_sizes[] = {"{1}", "{1,2,3}", "{}"};
     for (size_t i = 0; i < 3; i++) {
