@@ -1,5 +1,7 @@
 #include "executors.h"
 
+#include "jobctl.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -42,20 +44,6 @@ typedef struct job_executor {
     executor_params params;
 } job_executor;
 
-static int executors_fail(const char **field, const char *name, char *msg, size_t msglen,
-                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static int executors_fail(const char **field, const char *name, char *msg, size_t msglen,
-                          const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, msglen, fmt, ap);
-    va_end(ap);
-    *field = name;
-    return -1;
-}
-
 static int executors_string_ok(json_object *value)
 {
     return json_object_is_type(value, json_type_string) &&
@@ -67,41 +55,40 @@ static int executors_parse_command(const settings *cfg, json_object *config, exe
 {
     json_object *program, *args;
     if (!json_object_object_get_ex(config, "program", &program) || !executors_string_ok(program))
-        return executors_fail(field, "config.program", msg, msglen,
-                              "the command executor needs \"program\": the name of an allowed "
-                              "program");
+        return jobctl_fail(field, "config.program", msg, msglen,
+                           "the command executor needs \"program\": the name of an allowed "
+                           "program");
     p->program = settings_find_program(cfg, json_object_get_string(program));
     if (!p->program)
-        return executors_fail(field, "config.program", msg, msglen,
-                              "program '%s' is not allowed on this server (%zu allowed)",
-                              json_object_get_string(program), cfg->program_count);
+        return jobctl_fail(field, "config.program", msg, msglen,
+                           "program '%s' is not allowed on this server (%zu allowed)",
+                           json_object_get_string(program), cfg->program_count);
     if (!json_object_object_get_ex(config, "args", &args))
         return 0;
     if (!json_object_is_type(args, json_type_array))
-        return executors_fail(field, "config.args", msg, msglen,
-                              "\"args\" must be an array of strings");
+        return jobctl_fail(field, "config.args", msg, msglen,
+                           "\"args\" must be an array of strings");
     size_t n = json_object_array_length(args);
     if (n > (size_t)cfg->command_max_args)
-        return executors_fail(field, "config.args", msg, msglen,
-                              "%zu arguments, more than the %ld allowed", n, cfg->command_max_args);
+        return jobctl_fail(field, "config.args", msg, msglen,
+                           "%zu arguments, more than the %ld allowed", n, cfg->command_max_args);
     p->args = calloc(n ? n : 1, sizeof *p->args);
     if (!p->args)
-        return executors_fail(field, "config.args", msg, msglen, "out of memory");
+        return jobctl_fail(field, "config.args", msg, msglen, "out of memory");
     for (size_t i = 0; i < n; i++) {
         json_object *arg = json_object_array_get_idx(args, i);
         if (!executors_string_ok(arg))
-            return executors_fail(field, "config.args", msg, msglen,
-                                  "args[%zu] is not a string without NUL characters", i);
+            return jobctl_fail(field, "config.args", msg, msglen,
+                               "args[%zu] is not a string without NUL characters", i);
         if (json_object_get_string_len(arg) > cfg->command_max_arg_bytes)
-            return executors_fail(field, "config.args", msg, msglen,
-                                  "args[%zu] is longer than %ld bytes", i,
-                                  cfg->command_max_arg_bytes);
+            return jobctl_fail(field, "config.args", msg, msglen,
+                               "args[%zu] is longer than %ld bytes", i, cfg->command_max_arg_bytes);
         p->args[i] = json_object_get_string(arg);
         if (!programs_arg_allowed(p->program, p->args[i]))
-            return executors_fail(field, "config.args", msg, msglen,
-                                  "args[%zu]: '%s' starts with '-' and is not one of the options "
-                                  "allowed for '%s' (%zu allowed)",
-                                  i, p->args[i], p->program->name, p->program->option_count);
+            return jobctl_fail(field, "config.args", msg, msglen,
+                               "args[%zu]: '%s' starts with '-' and is not one of the options "
+                               "allowed for '%s' (%zu allowed)",
+                               i, p->args[i], p->program->name, p->program->option_count);
     }
     p->argc = n;
     return 0;
@@ -114,31 +101,31 @@ static int executors_parse(const settings *cfg, json_object *config, executor_pa
 {
     memset(p, 0, sizeof *p);
     if (!json_object_is_type(config, json_type_object))
-        return executors_fail(field, "config", msg, msglen, "the job config must be an object");
+        return jobctl_fail(field, "config", msg, msglen, "the job config must be an object");
     json_object *executor, *value;
     if (!json_object_object_get_ex(config, "executor", &executor) || !executors_string_ok(executor))
-        return executors_fail(field, "config.executor", msg, msglen,
-                              "\"executor\": expected one of sleep, checksum, command");
+        return jobctl_fail(field, "config.executor", msg, msglen,
+                           "\"executor\": expected one of sleep, checksum, command");
     const char *name = json_object_get_string(executor);
     if (strcmp(name, "sleep") == 0) {
         p->kind = EXECUTOR_SLEEP;
         if (!json_object_object_get_ex(config, "seconds", &value) ||
             !(json_object_is_type(value, json_type_int) ||
               json_object_is_type(value, json_type_double)))
-            return executors_fail(field, "config.seconds", msg, msglen,
-                                  "the sleep executor needs \"seconds\": a number");
+            return jobctl_fail(field, "config.seconds", msg, msglen,
+                               "the sleep executor needs \"seconds\": a number");
         p->seconds = json_object_get_double(value);
         if (!isfinite(p->seconds) || p->seconds < 0)
-            return executors_fail(field, "config.seconds", msg, msglen,
-                                  "\"seconds\" must be a finite number >= 0");
+            return jobctl_fail(field, "config.seconds", msg, msglen,
+                               "\"seconds\" must be a finite number >= 0");
         return 0;
     }
     if (strcmp(name, "checksum") == 0) {
         p->kind = EXECUTOR_CHECKSUM;
         if (!json_object_object_get_ex(config, "text", &value) ||
             !json_object_is_type(value, json_type_string))
-            return executors_fail(field, "config.text", msg, msglen,
-                                  "the checksum executor needs \"text\": a string");
+            return jobctl_fail(field, "config.text", msg, msglen,
+                               "the checksum executor needs \"text\": a string");
         p->text = json_object_get_string(value);
         p->text_len = (size_t)json_object_get_string_len(value);
         return 0;
@@ -147,8 +134,8 @@ static int executors_parse(const settings *cfg, json_object *config, executor_pa
         p->kind = EXECUTOR_COMMAND;
         return executors_parse_command(cfg, config, p, field, msg, msglen);
     }
-    return executors_fail(field, "config.executor", msg, msglen,
-                          "unknown executor '%s' (known: sleep, checksum, command)", name);
+    return jobctl_fail(field, "config.executor", msg, msglen,
+                       "unknown executor '%s' (known: sleep, checksum, command)", name);
 }
 
 int executors_validate(const settings *cfg, json_object *config, const char **field, char *msg,

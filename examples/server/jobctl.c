@@ -18,11 +18,8 @@ int jobctl_is_member(const char *key)
     return 0;
 }
 
-static int jobctl_fail(const char **field, const char *name, char *msg, size_t msglen,
-                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static int jobctl_fail(const char **field, const char *name, char *msg, size_t msglen,
-                       const char *fmt, ...)
+int jobctl_fail(const char **field, const char *name, char *msg, size_t msglen, const char *fmt,
+                ...)
 {
     va_list ap;
     va_start(ap, fmt);

@@ -11,6 +11,12 @@
 #include <async_platform.h>
 #include <json-c/json.h>
 
+/* A refused member: *@field = @name, the reason formatted into @msg;
+ * returns -1 (for the parsers of request members, here and in
+ * executors.c). */
+int jobctl_fail(const char **field, const char *name, char *msg, size_t msglen, const char *fmt,
+                ...) __attribute__((format(printf, 5, 6)));
+
 /* 1 when @key is one of the members this module reads. */
 int jobctl_is_member(const char *key);
 
