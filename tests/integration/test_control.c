@@ -724,7 +724,9 @@ static void delayed_job_waits_for_its_time_and_starts_on_it(void **state)
         if (starts[i]->started < dues[i])
             fail_msg("a delayed job started %lld µs early",
                      (long long)(dues[i] - starts[i]->started));
-        if (starts[i]->started - dues[i] > latency_bound_ms(1000) * 1000)
+        /* Within a second of its time, plus half a second for a machine
+         * busy with other tests (CI once saw 1009 ms). */
+        if (starts[i]->started - dues[i] > latency_bound_ms(1500) * 1000)
             fail_msg("a delayed job started %lld ms after its time",
                      (long long)((starts[i]->started - dues[i]) / 1000));
     }
