@@ -285,9 +285,9 @@ static void handle_delivery(worker *w, broker_conn **conn, const broker_delivery
     /* A due job held for a moment by another statement: its bell waits for
      * it rather than being lost (the statement ends within a transaction's
      * length; a deleted or cancelled job then is no longer due). */
-    for (unsigned pause = 2; rc == ACP_EBUSY && !atomic_load(&p->stopping); pause *= 2) {
-        platform_state_wait(p, pause < WORKER_BUSY_MAX_MS ? pause : WORKER_BUSY_MAX_MS,
-                            &p->stopping);
+    for (unsigned pause = 2; rc == ACP_EBUSY && !atomic_load(&p->stopping);
+         pause = pause < WORKER_BUSY_MAX_MS / 2 ? pause * 2 : WORKER_BUSY_MAX_MS) {
+        platform_state_wait(p, pause, &p->stopping);
         rc = store_claim(p->store, q->id, p->instance_id, p->lease_seconds, &row);
     }
     if (rc == ACP_ENOTFOUND) {
