@@ -18,8 +18,9 @@
 #include "scratch.h"
 #include "workspace.h"
 
-#define TICK_MS 1000
-#define BATCH   100
+#define TICK_MS     1000
+#define TICK_MIN_MS 10
+#define BATCH       100
 /* Scratch directories of dead runs are looked for every this many lease
  * periods: a run is known dead only once its lease ran out, and a listing
  * plus a statement at every tick would be waste. */
@@ -180,8 +181,11 @@ void *maintenance_main(void *arg)
          * doorbell rung on time. */
         unsigned wait = TICK_MS;
         int64_t until = p->next_due_us ? (p->next_due_us - clock_wall_us()) / 1000 + 1 : TICK_MS;
+        /* Not below a few ms: with this host's clock ahead of the
+         * database's, a job the database does not call due yet would look
+         * overdue here, and the loop would spin until the clocks agree. */
         if (until < (int64_t)wait)
-            wait = until > 0 ? (unsigned)until : 0;
+            wait = until > TICK_MIN_MS ? (unsigned)until : TICK_MIN_MS;
         if (platform_state_wait(p, wait, &p->maintenance_stopping))
             break;
         dispatch_keep_publishers(p);
