@@ -140,7 +140,7 @@ ACP_EXTERN const char *acp_last_error(void);
 /** Version of acp_config this header describes; given to acp_config_init().
  *  1: every field up to log_level; 2: max_attempts, result_retry_seconds;
  *  3: layout; 4: s3_client; 5: cancel_grace_seconds. */
-#define ACP_CONFIG_VERSION 5
+#define ACP_CONFIG_VERSION 6
 /** Version of acp_queue_config this header describes; given to
  *  acp_queue_config_init(). 1: up to message_ack_timeout; 2: heartbeat;
  *  3: max_attempts, retry_base_ms, retry_max_ms, timeout_seconds. */
@@ -163,6 +163,9 @@ ACP_EXTERN const char *acp_last_error(void);
 #define ACP_TIMEOUT_MAX             2592000   /* seconds (30 days), for timeout_seconds */
 #define ACP_BACKOFF_MS_MAX          86400000u /* milliseconds (1 day), for retry_*_ms */
 #define ACP_CANCEL_GRACE_MAX        3600      /* seconds */
+#define ACP_LOG_CAP_DEFAULT         (1u << 20) /* bytes, for log_cap_bytes */
+#define ACP_LOG_CAP_MIN             (16u << 10)
+#define ACP_LOG_CAP_MAX             (256u << 20)
 
 /** Severity of a log message. */
 typedef enum acp_log_level {
@@ -476,6 +479,16 @@ typedef struct acp_config {
      *  (a thread cannot be killed safely): acp_stats.executors_overdue
      *  counts such executors. Default 10; 1..ACP_CANCEL_GRACE_MAX. */
     unsigned cancel_grace_seconds;
+
+    /* ---- version 6 ---- */
+
+    /** Bytes of a job's log (acp_job_log()) the platform keeps, all its
+     *  attempts together: the first half and the last half of what was
+     *  written, with a marker line in between saying how much was dropped
+     *  (docs/guide.adoc, "Logs"). This bounds both the live copy in
+     *  PostgreSQL and the kept "log.txt". Default ACP_LOG_CAP_DEFAULT (1 MiB);
+     *  0 = the default; ACP_LOG_CAP_MIN..ACP_LOG_CAP_MAX. */
+    size_t log_cap_bytes;
 } acp_config;
 
 /**
@@ -703,6 +716,61 @@ ACP_EXTERN int acp_job_cancelled(const acp_job_context *ctx);
  */
 ACP_EXTERN int acp_job_cancel_fd(const acp_job_context *ctx);
 
+/** The longest progress text kept, in bytes (acp_job_progress()). */
+#define ACP_PROGRESS_TEXT_MAX 256
+
+/**
+ * Report how far the job is: @p done of @p total units (@p total 0: unknown,
+ * then @p done alone is shown), and an optional short text (NULL for none;
+ * UTF-8, at most ACP_PROGRESS_TEXT_MAX bytes, no control characters).
+ * acp_get_job() shows the latest report from any process (acp_job.progress_*).
+ * Cheap: reports are kept in memory and written to PostgreSQL at most twice
+ * a second per job (only the latest), so call it as often as you like. The
+ * last report of an attempt is written when the attempt ends; a new attempt
+ * starts with no progress.
+ *
+ * Thread-safe: any thread may call it while the context is valid.
+ * @return 0; ACP_EINVAL (NULL context, @p done > @p total when @p total is
+ *         not 0, a text too long, not UTF-8 or with control characters:
+ *         nothing is changed); ACP_ENOMEM.
+ */
+ACP_EXTERN int acp_job_progress(acp_job_context *ctx, uint64_t done, uint64_t total,
+                                const char *text);
+
+#if defined(__GNUC__) || defined(__clang__)
+#define ACP_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define ACP_PRINTF(f, a)
+#endif
+
+/**
+ * Append a line to the job's log, printf-style; a newline is added unless
+ * the text ends with one (so a call writes whole lines). The log can be read
+ * and followed from any process sharing the database while the job runs
+ * (acp_read_log()) and is kept as the result file "log.txt" when the job
+ * ends. See acp_job_log_write() for how text is stored.
+ *
+ * Thread-safe. @return 0, ACP_EINVAL (NULL context or format) or ACP_ENOMEM.
+ */
+ACP_EXTERN int acp_job_log(acp_job_context *ctx, const char *format, ...) ACP_PRINTF(2, 3);
+
+/**
+ * Append @p len bytes to the job's log (for a child process's output, say).
+ * Lines are kept whole: text after the last newline waits for the rest of
+ * its line (or the end of the attempt; a line longer than 64 KiB is broken),
+ * so text from calls on several threads never interleaves within a line.
+ * Invalid UTF-8 is replaced with U+FFFD. Text is buffered in memory and
+ * written to PostgreSQL in batches (at least every 200 ms while there is
+ * new text); the log keeps config.log_cap_bytes (its head and its tail).
+ * Attempts after the first start with a line "=== attempt N ===". Text
+ * written after the attempt was recorded (an overdue executor's) is
+ * dropped.
+ *
+ * Thread-safe. @return 0, ACP_EINVAL (NULL context, or NULL @p data with a
+ *         non-zero @p len) or ACP_ENOMEM.
+ */
+ACP_EXTERN int acp_job_log_write(acp_job_context *ctx, const void *data, size_t len);
+
 typedef struct acp_executor acp_executor;
 
 /** The operations of an executor. */
@@ -858,8 +926,8 @@ typedef struct acp_submission {
 ACP_EXTERN int acp_submission_init(acp_submission *submission, unsigned version);
 
 /** Version of acp_job this header describes. 2: next_run, priority,
- *  max_attempts, timeout_seconds, cancel_requested. */
-#define ACP_JOB_VERSION 2
+ *  max_attempts, timeout_seconds, cancel_requested. 3: progress_*. */
+#define ACP_JOB_VERSION 3
 
 /** What is known about a job, filled in by the library. Release with
  *  acp_job_clear(). */
@@ -907,7 +975,16 @@ typedef struct acp_job {
     /** 1 when acp_cancel_job() asked the running attempt to stop and it has
      *  not ended yet. */
     int cancel_requested;
-    void *reserved[ACP_RESERVED_SLOTS - 24 / sizeof(void *)]; /**< for later versions */
+    /* ---- version 3: these took reserved slots (32 bytes more) ---- */
+    /** The latest acp_job_progress() of its current (or last) attempt:
+     *  done of total (total 0: unknown), its text (NULL when none; owned by
+     *  the struct) and when it was written (microseconds since the Unix
+     *  epoch; 0: no progress reported). */
+    uint64_t progress_done;
+    uint64_t progress_total;
+    char *progress_text;
+    int64_t progress_updated;
+    void *reserved[ACP_RESERVED_SLOTS - 56 / sizeof(void *)]; /**< for later versions */
 } acp_job;
 
 /** Free what @p job owns and zero it. NULL is fine. */
@@ -1117,6 +1194,82 @@ ACP_EXTERN int acp_list_unowned(acp_platform *platform, const char *cursor, size
 
 /* ------------------------------------------------------------------------ */
 /* Statistics                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* ------------------------------------------------------------------------ */
+/* Logs                                                                     */
+/* ------------------------------------------------------------------------ */
+
+#define ACP_LOG_READ_VERSION 1
+/** The most acp_read_log() hands over in one call, and its default. */
+#define ACP_LOG_READ_MAX (1u << 20)
+/** The longest acp_read_log() waits for text. */
+#define ACP_LOG_WAIT_MAX 300000 /* milliseconds */
+
+/** A read of a job's log: what to read (in), what was read (out). */
+typedef struct acp_log_read {
+    unsigned version; /**< ACP_LOG_READ_VERSION */
+    /** In: the byte offset to read from, in the log as written (0: the
+     *  start; the previous call's next to go on). */
+    uint64_t offset;
+    /** In: the most bytes to hand to the sink; 0 = ACP_LOG_READ_MAX. */
+    size_t max_bytes;
+    /** In: milliseconds to wait for text beyond @p offset when there is
+     *  none yet and the job has not ended (following a running job); 0
+     *  returns at once. At most ACP_LOG_WAIT_MAX. A wait ends within a
+     *  moment of new text being written by any process (PostgreSQL
+     *  LISTEN/NOTIFY) or of the job ending. */
+    unsigned wait_ms;
+    /** Out: the offset after what was handed over (where to go on). */
+    uint64_t next;
+    /** Out: 1 when the job has ended and @p next is the end of its log: no
+     *  more text will come (until the job is resubmitted). */
+    int ended;
+    /** Out: bytes between @p offset and @p next that the cap dropped (the
+     *  sink got a marker line instead of them). */
+    uint64_t dropped;
+} acp_log_read;
+
+/** Fill @p read with the defaults of @p version (offset 0, no wait).
+ *  @return 0, ACP_EINVAL or ACP_EVERSION. */
+ACP_EXTERN int acp_log_read_init(acp_log_read *read, unsigned version);
+
+/**
+ * Read a job's log from read->offset: while the job runs (on any process
+ * sharing the database) from PostgreSQL, after it ended from its kept
+ * "log.txt" result, with the same offsets. Hands what is there (up to
+ * read->max_bytes, whole lines where it can) to @p sink in one or more
+ * calls; waits up to read->wait_ms when there is nothing yet. Where the cap
+ * dropped text, the sink gets a marker line "[... N bytes dropped ...]"
+ * instead (not counted in offsets). A job that wrote no log reads as empty.
+ *
+ * Any thread. @return 0 (also when nothing was read: compare next with
+ *         offset); ACP_ENOTFOUND (no such job of this service); ACP_EINVAL;
+ *         ACP_EVERSION; ACP_EUSER (the sink returned non-zero); ACP_EDB,
+ *         ACP_ESTORAGE; ACP_ESHUTDOWN (acp_shutdown() ended a wait).
+ */
+ACP_EXTERN int acp_read_log(acp_platform *platform, const acp_job_id *id, acp_log_read *read,
+                            acp_read_fn sink, void *userdata);
+
+/* ------------------------------------------------------------------------ */
+/* Metrics                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Write the platform's metrics in the Prometheus text exposition format
+ * (version 0.0.4; content type "text/plain; version=0.0.4"), with HELP and
+ * TYPE lines, to @p sink in one or more calls: job counters per queue, queue
+ * gauges, queue wait and run time histograms, backend requests, errors,
+ * latencies and reconnects, build info. docs/operations.adoc lists every
+ * name. Counters count what this process saw since acp_init(); the count of
+ * jobs queued in the database comes from one query run at most every 5 s
+ * (a scrape costs at most one SQL statement).
+ *
+ * Any thread. @return 0, ACP_EINVAL, ACP_EUSER (the sink returned non-zero),
+ *         ACP_ENOMEM.
+ */
+ACP_EXTERN int acp_metrics_write(acp_platform *platform, acp_read_fn sink, void *userdata);
+
 /* ------------------------------------------------------------------------ */
 
 /** 1: up to jobs_running; 2: jobs_retried up to executors_overdue. */

@@ -51,6 +51,8 @@ static size_t config_fields(unsigned version)
     case 4:
         return offsetof(acp_config, cancel_grace_seconds);
     case 5:
+        return offsetof(acp_config, log_cap_bytes);
+    case 6:
         return sizeof(acp_config);
     default:
         return 0;
@@ -126,6 +128,7 @@ static void config_defaults(acp_config *config)
     config->layout = ACP_LAYOUT_NATIVE;
     config_s3_client_defaults(&config->s3_client);
     config->cancel_grace_seconds = CONFIG_DEFAULT_CANCEL_GRACE;
+    config->log_cap_bytes = ACP_LOG_CAP_DEFAULT;
 }
 
 static void queue_config_defaults(acp_queue_config *queue)
@@ -480,5 +483,11 @@ int config_check(const acp_config *config)
         (rc = check_range("config.cancel_grace_seconds", config->cancel_grace_seconds, 1,
                           ACP_CANCEL_GRACE_MAX)))
         return rc;
+    if (config->log_cap_bytes != 0 && (config->log_cap_bytes < ACP_LOG_CAP_MIN ||
+                                       config->log_cap_bytes > ACP_LOG_CAP_MAX))
+        return error_set(ACP_EINVAL,
+                         "config.log_cap_bytes: %zu is out of range (0 for the default, or %u to "
+                         "%u)",
+                         config->log_cap_bytes, ACP_LOG_CAP_MIN, ACP_LOG_CAP_MAX);
     return 0;
 }

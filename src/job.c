@@ -165,6 +165,7 @@ void acp_job_clear(acp_job *job)
     if (!job)
         return;
     free(job->message);
+    free(job->progress_text);
     memset(job, 0, sizeof *job);
 }
 
