@@ -483,8 +483,8 @@ int config_check(const acp_config *config)
         (rc = check_range("config.cancel_grace_seconds", config->cancel_grace_seconds, 1,
                           ACP_CANCEL_GRACE_MAX)))
         return rc;
-    if (config->log_cap_bytes != 0 && (config->log_cap_bytes < ACP_LOG_CAP_MIN ||
-                                       config->log_cap_bytes > ACP_LOG_CAP_MAX))
+    if (config->log_cap_bytes != 0 &&
+        (config->log_cap_bytes < ACP_LOG_CAP_MIN || config->log_cap_bytes > ACP_LOG_CAP_MAX))
         return error_set(ACP_EINVAL,
                          "config.log_cap_bytes: %zu is out of range (0 for the default, or %u to "
                          "%u)",
