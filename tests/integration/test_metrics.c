@@ -23,7 +23,9 @@
 #include "config.h"
 #include "maintenance.h"
 #include "metrics.h"
+#include "pgpool.h"
 #include "platform.h"
+#include "platform_state.h"
 #include "platform_fixture.h"
 #include "store.h"
 
@@ -276,8 +278,9 @@ static void wait_for(world *w, const acp_job_id *id, acp_job_status status)
 
 /* ---- tests -------------------------------------------------------------- */
 
-#define SQL_SERIES    "acp_backend_requests_total{backend=\"sql\",kind=\"statement\"}"
-#define S3_PUT_SERIES "acp_backend_requests_total{backend=\"s3\",kind=\"put\"}"
+#define SQL_SERIES        "acp_backend_requests_total{backend=\"sql\",kind=\"statement\"}"
+#define SQL_ERRORS_SERIES "acp_backend_errors_total{backend=\"sql\",kind=\"statement\"}"
+#define S3_PUT_SERIES     "acp_backend_requests_total{backend=\"s3\",kind=\"put\"}"
 
 static void counters_move_as_jobs_succeed_fail_retry_time_out_and_are_cancelled(void **state)
 {
@@ -444,6 +447,9 @@ static void scrape_costs_at_most_one_statement_and_queued_is_cached(void **state
     promtool_check(again);
     free(stale);
     free(again);
+    /* Nothing left queued for a queue nobody will serve again. */
+    assert_int_equal(acp_cancel_job(w->p, &ids[1]), 0);
+    assert_int_equal(acp_cancel_job(w->p, &ids[2]), 0);
     world_stop(w);
 }
 
@@ -491,6 +497,58 @@ static void lost_lease_is_counted_under_the_jobs_queue(void **state)
     world_stop(w);
 }
 
+/* A statement that fails is an error; a pooled connection the server
+ * closed is reset: a reconnect. */
+static void sql_errors_and_reconnects_are_counted(void **state)
+{
+    (void)state;
+    world *w = world_start(false);
+    pgpool *pool = pgpool_of(w->p->store);
+    char *first = scrape(w->p);
+    double errors = sample(first, SQL_ERRORS_SERIES);
+    double requests = sample(first, SQL_SERIES);
+    double reconnects = sample(first, "acp_backend_reconnects_total{backend=\"sql\"}");
+    free(first);
+
+    PGresult *res = NULL;
+    assert_int_equal(pgpool_query(pool, true, "a statement that fails",
+                                  "SELECT no_such_column FROM compute.jobs", NULL, &res),
+                     ACP_EDB);
+    char *failed = scrape(w->p);
+    assert_int_equal(sample(failed, SQL_ERRORS_SERIES), errors + 1);
+    assert_int_equal(sample(failed, SQL_SERIES), requests + 1);
+    assert_int_equal(sample(failed, "acp_backend_reconnects_total{backend=\"sql\"}"), reconnects);
+    free(failed);
+
+    /* The pool hands out the connection given back last: end its session. */
+    PGconn *conn, *admin;
+    assert_int_equal(pgpool_borrow(pool, "test", &conn), 0);
+    int pid = PQbackendPID(conn);
+    pgpool_give_back(pool, conn);
+    assert_int_equal(pgpool_connect_own(pool, "test", &admin), 0);
+    char pid_text[16];
+    snprintf(pid_text, sizeof pid_text, "%d", pid);
+    const char *values[] = {pid_text};
+    res = PQexecParams(admin, "SELECT pg_terminate_backend($1::int, 5000)", 1, NULL, values, NULL,
+                       NULL, 0);
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(res, 0, 0), "t");
+    PQclear(res);
+    PQfinish(admin);
+    store_queue_count *counts;
+    size_t count;
+    assert_int_equal(store_count_queued(w->p->store, &counts, &count), 0);
+    free(counts);
+    char *after = scrape(w->p);
+    assert_int_equal(sample(after, "acp_backend_reconnects_total{backend=\"sql\"}"),
+                     reconnects + 1);
+    /* The pool saw the session's end before using it: no statement failed. */
+    assert_int_equal(sample(after, SQL_ERRORS_SERIES), errors + 1);
+    promtool_check(after);
+    free(after);
+    world_stop(w);
+}
+
 static int refusing_sink(void *userdata, const void *data, size_t len)
 {
     (void)userdata, (void)data, (void)len;
@@ -519,6 +577,7 @@ int main(void)
         cmocka_unit_test(counters_move_as_jobs_succeed_fail_retry_time_out_and_are_cancelled),
         cmocka_unit_test(scrape_costs_at_most_one_statement_and_queued_is_cached),
         cmocka_unit_test(lost_lease_is_counted_under_the_jobs_queue),
+        cmocka_unit_test(sql_errors_and_reconnects_are_counted),
         cmocka_unit_test(bad_arguments_are_refused),
     };
     if (getenv("ACP_TEST_FILTER"))
