@@ -32,6 +32,9 @@ static atomic_bool go;            /* the progress executor may start */
 static atomic_bool flooded;       /* ... and has reported 10,000 times */
 static acp_platform *executing;   /* the platform whose executors run */
 static uint64_t flood_statements; /* its statements meanwhile */
+/* What the "bad" executor's calls returned, and their messages. */
+static int bad_rc[8];
+static char bad_message[8][160];
 
 static int64_t wall_us(void)
 {
@@ -139,6 +142,37 @@ static int joblog_execute(acp_executor *executor, acp_job_context *ctx)
         atomic_store(&flooded, true);
         while (!atomic_load(&released))
             fixture_sleep_ms(10);
+    } else if (config_has(ctx, "\"bad\"")) {
+        char long_text[ACP_PROGRESS_TEXT_MAX + 2];
+        memset(long_text, 'a', sizeof long_text - 1);
+        long_text[sizeof long_text - 1] = '\0';
+        int rcs[8] = {
+            acp_job_progress(ctx, 5, 4, NULL),
+            acp_job_progress(ctx, 1, 2, long_text),
+            acp_job_progress(ctx, 1, 2, "bad \xff byte"),
+            acp_job_progress(ctx, 1, 2, "tab\there"),
+            acp_job_log_write(ctx, NULL, 3),
+            acp_job_log(ctx, NULL),
+            acp_job_add_output(ctx, "log.txt"),
+            acp_job_progress(ctx, 3, 0, "three of unknown"),
+        };
+        for (int i = 0; i < 8; i++)
+            bad_rc[i] = rcs[i];
+        /* The messages, each right after its call. */
+        acp_job_progress(ctx, 5, 4, NULL);
+        snprintf(bad_message[0], sizeof bad_message[0], "%s", acp_last_error());
+        acp_job_progress(ctx, 1, 2, long_text);
+        snprintf(bad_message[1], sizeof bad_message[1], "%s", acp_last_error());
+        acp_job_progress(ctx, 1, 2, "bad \xff byte");
+        snprintf(bad_message[2], sizeof bad_message[2], "%s", acp_last_error());
+        acp_job_progress(ctx, 1, 2, "tab\there");
+        snprintf(bad_message[3], sizeof bad_message[3], "%s", acp_last_error());
+        acp_job_log_write(ctx, NULL, 3);
+        snprintf(bad_message[4], sizeof bad_message[4], "%s", acp_last_error());
+        acp_job_log(ctx, NULL);
+        snprintf(bad_message[5], sizeof bad_message[5], "%s", acp_last_error());
+        acp_job_add_output(ctx, "log.txt");
+        snprintf(bad_message[6], sizeof bad_message[6], "%s", acp_last_error());
     } else if (config_has(ctx, "\"retried\"")) {
         acp_job_log(ctx, "attempt %u says hello", ctx->attempt);
         if (ctx->attempt == 1) {
@@ -431,6 +465,24 @@ static void bad_input_is_refused_by_name(void **state)
     assert_int_equal(acp_job_log_write(NULL, "x", 1), ACP_EINVAL);
     acp_job_context fake = {.version = ACP_JOB_CONTEXT_VERSION};
     assert_int_equal(acp_job_progress(&fake, 1, 2, NULL), ACP_EINVAL);
+
+    /* In a running job: each refused by name, nothing changed. */
+    id = submit(w, "bad");
+    job = wait_for(w->p, &id, ACP_STATUS_COMPLETE);
+    const char *const expected[] = {
+        "done 5 is more than total 4", "more than 256", "not valid UTF-8",
+        "control character 0x09",      "NULL data",     "NULL format",
+        "name of the job's log"};
+    for (int i = 0; i < 7; i++) {
+        assert_int_equal(bad_rc[i], ACP_EINVAL);
+        if (!strstr(bad_message[i], expected[i]))
+            fail_msg("call %d: '%s' does not say '%s'", i, bad_message[i], expected[i]);
+    }
+    assert_int_equal(bad_rc[7], 0); /* total 0: done alone */
+    assert_int_equal(job.progress_done, 3);
+    assert_int_equal(job.progress_total, 0);
+    assert_string_equal(job.progress_text, "three of unknown");
+    acp_job_clear(&job);
     world_stop(w);
 }
 
