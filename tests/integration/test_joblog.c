@@ -755,7 +755,7 @@ static void cap_keeps_head_and_tail_of_100_mib(void **state)
     const char *s = kept;
     const size_t head = cap / 2, lines = FLOOD_BYTES / FLOOD_LINE;
     for (size_t i = 0; i < head / FLOOD_LINE; i++) {
-        char number[16];
+        char number[24];
         snprintf(number, sizeof number, "%014zu ", i);
         assert_memory_equal(s + i * FLOOD_LINE, number, 15);
         assert_int_equal(s[i * FLOOD_LINE + FLOOD_LINE - 1], '\n');
@@ -771,7 +771,7 @@ static void cap_keeps_head_and_tail_of_100_mib(void **state)
     assert_int_equal(tail_len % FLOOD_LINE, 0); /* whole lines */
     size_t first = lines - tail_len / FLOOD_LINE;
     for (size_t i = 0; i < tail_len / FLOOD_LINE; i++) {
-        char number[16];
+        char number[24];
         snprintf(number, sizeof number, "%014zu ", first + i);
         assert_memory_equal(tail + i * FLOOD_LINE, number, 15);
     }
