@@ -3,10 +3,10 @@
  * exactly what the program wrote, up to executors.command.max_file_bytes)
  * and, line by line, into the job's log as it is written (acp_job_log_write),
  * so that the log can be followed while the program runs. Lines of the two
- * streams interleave whole, in the order they were read; a line is held
- * until its newline, broken after CMDOUT_LINE_MAX bytes, and a last line
- * without a newline gets one in the log (the files keep the bytes as they
- * were). */
+ * streams interleave whole, in the order they were read: the start of a
+ * line waits for its newline (at most CMDOUT_LINE_MAX bytes of it: then the
+ * line is broken there), and a last line without a newline gets one in the
+ * log (the files keep the bytes as they were). */
 #ifndef SERVER_CMDOUT_H
 #define SERVER_CMDOUT_H
 
