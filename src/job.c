@@ -9,6 +9,7 @@
 #include "config.h"
 #include "error.h"
 #include "job.h"
+#include "joblog.h"
 #include "workspace.h"
 
 #define MESSAGE_MAX 4096
@@ -87,6 +88,11 @@ int acp_job_add_output(acp_job_context *ctx, const char *name)
     int rc = job_check_name("output", name);
     if (rc)
         return rc;
+    if (strcmp(name, JOBLOG_FILE) == 0)
+        return error_set(ACP_EINVAL,
+                         "output: '%s' is the name of the job's log, which the platform keeps "
+                         "(acp_job_log); name the file otherwise",
+                         name);
     acp_job_outcome *o = ctx->outcome;
     for (size_t i = 0; i < o->output_count; i++)
         if (strcmp(o->outputs[i], name) == 0)
@@ -218,6 +224,11 @@ void job_from_row(acp_job *job, store_job *row)
     job->max_attempts = row->max_attempts;
     job->timeout_seconds = row->timeout_seconds;
     job->cancel_requested = row->status == ACP_STATUS_IN_PROGRESS && row->cancel_requested != 0;
+    job->progress_done = row->progress_done;
+    job->progress_total = row->progress_total;
+    job->progress_updated = row->progress_updated;
+    job->progress_text = row->progress_text; /* ownership moves to the job */
+    row->progress_text = NULL;
     job->message = row->message; /* ownership moves to the job */
     row->message = NULL;
 }

@@ -1,4 +1,5 @@
-/* The listening connection: see listener.h. */
+/* The listening connection: see listener.h. It also LISTENs for job logs
+ * (STORE_LOG_CHANNEL) and wakes the acp_read_log calls that follow them. */
 #include "listener.h"
 
 #include <errno.h>
@@ -13,9 +14,11 @@
 
 #include "clock.h"
 #include "error.h"
+#include "logread.h"
 #include "pgpool.h"
 #include "platform_state.h"
 #include "running.h"
+#include "store_log.h"
 #include "store_pg.h"
 
 #define LISTENER_BACKOFF_MIN_MS 200
@@ -48,7 +51,7 @@ static void listener_signal(listener *l, const char *hex)
  * listened: those would otherwise wait for the next lease renewal. */
 static int listener_subscribe(listener *l, PGconn *conn)
 {
-    PGresult *res = PQexec(conn, "LISTEN " STORE_CANCEL_CHANNEL);
+    PGresult *res = PQexec(conn, "LISTEN " STORE_CANCEL_CHANNEL "; LISTEN " STORE_LOG_CHANNEL);
     int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
     char reason[PGPOOL_MESSAGE_MAX];
@@ -66,6 +69,8 @@ static int listener_subscribe(listener *l, PGconn *conn)
     if (!ok)
         return error_set(ACP_EDB, "reading requested cancellations: %s",
                          listener_reason(conn, reason, sizeof reason));
+    /* Logs may have grown while nobody listened. */
+    logread_wake(l->p, NULL);
     return 0;
 }
 
@@ -105,7 +110,11 @@ static bool listener_serve(listener *l, PGconn *conn)
         }
         PGnotify *note;
         while ((note = PQnotifies(conn)) != NULL) {
-            listener_signal(l, note->extra);
+            acp_job_id id;
+            if (strcmp(note->relname, STORE_LOG_CHANNEL) != 0)
+                listener_signal(l, note->extra);
+            else if (acp_job_id_parse(&id, note->extra) == 0)
+                logread_wake(l->p, &id);
             PQfreemem(note);
         }
     }

@@ -328,7 +328,8 @@ int pgvalue_read_job(const pgpool *pool, const PGresult *res, int row, store_job
         (rc = pgvalue_parse_names(pool, "output_files", res, row, 13, &job->outputs,
                                   &job->output_count)) ||
         (rc = pgvalue_parse_sizes(pool, "output_sizes", res, row, 14, job->output_count,
-                                  &job->output_sizes)))
+                                  &job->output_sizes)) ||
+        (rc = pgvalue_get_string(pool, res, row, 27, &job->progress_text)))
         return rc;
     job->created = pgvalue_get_int64(res, row, 5);
     job->last_accessed = pgvalue_get_int64(res, row, 6);
@@ -343,6 +344,11 @@ int pgvalue_read_job(const pgpool *pool, const PGresult *res, int row, store_job
     job->backoff_max_ms = (unsigned)pgvalue_get_int64(res, row, 20);
     job->cancel_requested = pgvalue_get_int64(res, row, 21);
     job->dispatched = pgvalue_get_int64(res, row, 22);
+    job->log_size = (uint64_t)pgvalue_get_int64(res, row, 23);
+    job->log_head = (uint64_t)pgvalue_get_int64(res, row, 24);
+    job->progress_done = (uint64_t)pgvalue_get_int64(res, row, 25);
+    job->progress_total = (uint64_t)pgvalue_get_int64(res, row, 26);
+    job->progress_updated = pgvalue_get_int64(res, row, 28);
     return 0;
 }
 

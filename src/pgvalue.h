@@ -29,9 +29,11 @@
     "input_sizes::text, array_to_json(output_files)::text, output_sizes::text, priority, "         \
     "(extract(epoch FROM not_before) * 1000000)::bigint, max_attempts, timeout_seconds, "          \
     "backoff_base_ms, backoff_max_ms, "                                                            \
-    "(extract(epoch FROM cancel_requested) * 1000000)::bigint, "                                  \
-    "(extract(epoch FROM dispatched) * 1000000)::bigint"
-#define PGVALUE_JOB_COLUMN_COUNT 23
+    "(extract(epoch FROM cancel_requested) * 1000000)::bigint, "                                   \
+    "(extract(epoch FROM dispatched) * 1000000)::bigint, log_size, coalesce(log_head, 0), "        \
+    "progress_done, progress_total, progress_text, "                                               \
+    "(extract(epoch FROM progress_updated) * 1000000)::bigint"
+#define PGVALUE_JOB_COLUMN_COUNT 29
 
 /* The last status compute.jobs knows. */
 #define PGVALUE_STATUS_LAST  ACP_STATUS_CANCELLED

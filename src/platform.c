@@ -9,6 +9,7 @@
 #include "config.h"
 #include "dispatch.h"
 #include "error.h"
+#include "joblog.h"
 #include "listener.h"
 #include "maintenance.h"
 #include "platform.h"
@@ -69,6 +70,7 @@ int platform_init_with(acp_platform **out, const acp_config *config,
     p->result_retry_seconds =
         config->result_retry_seconds ? config->result_retry_seconds : CONFIG_RESULT_RETRY_DEFAULT;
     p->layout = config->layout == ACP_LAYOUT_LCP ? ACP_LAYOUT_LCP : ACP_LAYOUT_NATIVE;
+    p->log_cap_bytes = config->log_cap_bytes ? config->log_cap_bytes : ACP_LOG_CAP_DEFAULT;
     acp_job_id instance;
     acp_job_id_generate(&instance);
     acp_job_id_format(&instance, p->instance_id);
@@ -117,7 +119,7 @@ int platform_init_with(acp_platform **out, const acp_config *config,
         return rc;
     }
     p->pruner_started = true;
-    if ((rc = listener_start(p, &p->listener)) != 0) {
+    if ((rc = listener_start(p, &p->listener)) != 0 || (rc = joblog_flusher_start(p)) != 0) {
         p->factory.free = NULL;
         acp_shutdown(p);
         return rc;
@@ -163,6 +165,7 @@ static bool platform_thread_is_own(const acp_platform *p)
     return worker_is_current(p) ||
            (p->maintenance_started && pthread_equal(self, p->maintenance)) ||
            (p->pruner_started && pthread_equal(self, p->pruner)) ||
+           (p->log_flusher_started && pthread_equal(self, p->log_flusher)) ||
            listener_is_current(p->listener);
 }
 
@@ -193,6 +196,7 @@ void acp_shutdown(acp_platform *p)
         pthread_join(p->maintenance, NULL);
     if (p->pruner_started)
         pthread_join(p->pruner, NULL);
+    joblog_flusher_stop(p);
     listener_stop(p->listener);
     p->listener = NULL;
     platform_state_release(p);

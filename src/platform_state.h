@@ -64,6 +64,7 @@ struct acp_platform {
     unsigned cancel_grace_seconds;
     int64_t next_due_us;       /* the maintenance thread's: when the next delayed job is due; 0 */
     struct listener *listener; /* LISTEN connection for cancellations; NULL before */
+    size_t log_cap_bytes;      /* config.log_cap_bytes, 0 replaced by the default */
     /* The layout of new jobs and re-runs: ACP_LAYOUT_NATIVE or
      * ACP_LAYOUT_LCP (never DEFAULT). A job keeps the layout in its row. */
     acp_layout layout;
@@ -94,6 +95,11 @@ struct acp_platform {
      * run is recorded or given up: the only leases it renews. */
     struct running_job **running;
     size_t running_count, running_size;
+    /* The thread that writes the runs' logs and progress (joblog.h). */
+    bool log_flusher_started;
+    pthread_t log_flusher;
+    /* acp_read_log calls waiting for a job's log to grow (logread.c). */
+    struct logread_waiter *log_waiters;
     /* References: one for the host's handle plus one per live worker
      * thread; the last one released frees the platform, so workers that
      * outlive acp_shutdown's deadline never touch freed memory. */

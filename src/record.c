@@ -14,6 +14,7 @@
 #include "control.h"
 #include "error.h"
 #include "job.h"
+#include "joblog.h"
 #include "platform_state.h"
 #include "running.h"
 #include "workspace.h"
@@ -55,23 +56,31 @@ static void kept_files_free(kept_files *kept)
     free(kept->sizes);
 }
 
+/* The job's log, kept as a result when the job ends (joblog.h): built from
+ * its live copy once, on the first try at recording. */
+typedef struct record_log {
+    bool wanted, built;
+    buf text;
+} record_log;
+
 /* Upload the results the run named, patiently: a short S3 outage must not
  * fail good work. Results are kept for failed jobs too (logs explain
  * failures); one that cannot be kept fails the run. @kept gets what was
  * uploaded. Returns ACP_ESHUTDOWN when the platform stops while S3 is
  * failing (nothing is recorded then), ACP_ENOMEM, else 0. */
 static int upload_outputs(acp_platform *p, const store_job *row, acp_job_context *ctx,
-                          acp_job_status *status, kept_files *kept)
+                          acp_job_status *status, kept_files *kept, const record_log *log)
 {
-    acp_job_outcome *outcome = ctx->outcome;
+    acp_job_outcome *outcome = ctx ? ctx->outcome : NULL;
+    size_t count = outcome ? outcome->output_count : 0;
     int rc = 0;
     kept->count = 0;
-    kept->names = malloc((outcome->output_count + 1) * sizeof *kept->names);
-    kept->sizes = malloc((outcome->output_count + 1) * sizeof *kept->sizes);
+    kept->names = malloc((count + 2) * sizeof *kept->names);
+    kept->sizes = malloc((count + 2) * sizeof *kept->sizes);
     if (!kept->names || !kept->sizes)
         return error_set(ACP_ENOMEM, "out of memory");
     objects_patience_begin(p->result_retry_seconds, &p->stopping);
-    for (size_t i = 0; i < outcome->output_count; i++) {
+    for (size_t i = 0; i < count; i++) {
         int up =
             upload_output(p, &row->id, ctx->dir_fd, outcome->outputs[i], &kept->sizes[kept->count]);
         if (up == 0)
@@ -85,6 +94,21 @@ static int upload_outputs(acp_platform *p, const store_job *row, acp_job_context
             snprintf(what, sizeof what, "keeping result '%s'", outcome->outputs[i]);
             job_outcome_fail(outcome, what);
             *status = ACP_STATUS_FAILED;
+        }
+    }
+    if (!rc && log && log->built) {
+        int up = objects_put(p->objects, &row->id, JOBLOG_FILE, log->text.data, log->text.len);
+        if (up == 0) {
+            kept->names[kept->count] = JOBLOG_FILE;
+            kept->sizes[kept->count++] = log->text.len;
+        } else if (up == ACP_ESHUTDOWN) {
+            rc = up;
+        } else {
+            /* The job's own results matter more than its log: it ends as
+             * it would have, without the file. */
+            char hex[ACP_JOB_ID_STRLEN];
+            log_warn(&p->log, "job %s: keeping its %s: %s", acp_job_id_format(&row->id, hex),
+                     JOBLOG_FILE, acp_last_error());
         }
     }
     objects_patience_end();
@@ -146,8 +170,18 @@ static void record_outcome(acp_platform *p, const store_job *row, acp_job_status
  * take the job while its results are written, and a run that lost its
  * lease uploads nothing. *@recorded gets the status the row now holds. */
 static int record_persist_once(acp_platform *p, const store_job *row, acp_job_context *ctx,
-                               acp_job_status status, acp_job_status *recorded)
+                               acp_job_status status, const char *message, record_log *log,
+                               acp_job_status *recorded)
 {
+    /* The log's live copy is read under the lease, before the row is
+     * locked: the finishing statement deletes it. */
+    if (log && log->wanted && !log->built) {
+        struct running_job *run = ctx ? ctx->outcome->run : NULL;
+        int rc = run ? joblog_build_file(p, run, &log->text) : 0;
+        if (rc)
+            return rc;
+        log->built = run != NULL;
+    }
     store_tx *tx;
     int rc = store_finish_begin(p->store, &row->id, p->instance_id, row->attempts, row->grabbed,
                                 &tx, recorded);
@@ -155,17 +189,30 @@ static int record_persist_once(acp_platform *p, const store_job *row, acp_job_co
         return 0; /* an earlier attempt's COMMIT went through */
     if (rc)
         return rc;
-    acp_job_outcome *outcome = ctx->outcome;
+    acp_job_outcome *outcome = ctx ? ctx->outcome : NULL;
+    bool outputs = outcome && status != ACP_STATUS_CANCELLED;
     kept_files kept = {0};
-    rc = upload_outputs(p, row, ctx, &status, &kept);
+    rc = upload_outputs(p, row, outputs ? ctx : NULL, &status, &kept, log);
     /* The native row names exactly the objects that exist; lcp rows keep
-     * upstream's record of what the run named. */
+     * upstream's record of what the run named (and the log). */
     bool native = row->layout != ACP_LAYOUT_LCP;
+    size_t named = outputs ? outcome->output_count : 0;
+    const char **names = NULL;
+    if (!rc && !native) {
+        names = malloc((named + 1) * sizeof *names);
+        if (!names)
+            rc = error_set(ACP_ENOMEM, "out of memory");
+        for (size_t i = 0; names && i < named; i++)
+            names[i] = outcome->outputs[i];
+        for (size_t i = 0; names && i < kept.count; i++)
+            if (strcmp(kept.names[i], JOBLOG_FILE) == 0)
+                names[named++] = JOBLOG_FILE;
+    }
     if (!rc)
-        rc = store_finish_tx(tx, status, status != ACP_STATUS_COMPLETE ? outcome->message : NULL,
-                             native ? kept.names : (const char *const *)outcome->outputs,
-                             native ? kept.sizes : NULL,
-                             native ? kept.count : outcome->output_count, &row->id);
+        rc = store_finish_tx(tx, status, status != ACP_STATUS_COMPLETE ? message : NULL,
+                             native ? kept.names : names, native ? kept.sizes : NULL,
+                             native ? kept.count : named, &row->id);
+    free(names);
     kept_files_free(&kept);
     int end = store_tx_end(tx, rc == 0);
     if (!rc)
@@ -179,9 +226,10 @@ static int record_persist_once(acp_platform *p, const store_job *row, acp_job_co
  * *@recorded gets what the row holds then. */
 static int record_once(acp_platform *p, const store_job *row, acp_job_context *ctx,
                        acp_job_status status, const char *message, bool *quick,
-                       acp_job_status *recorded)
+                       acp_job_status *recorded, record_log *log)
 {
     *recorded = status;
+    bool with_log = log && log->wanted;
     if (status == ACP_STATUS_QUEUED) {
         int rc = store_retry(p->store, &row->id, p->instance_id, message, control_backoff_ms(row));
         if (rc != ACP_ECONFLICT)
@@ -189,19 +237,21 @@ static int record_once(acp_platform *p, const store_job *row, acp_job_context *c
         /* Lost lease, or a cancellation requested since: only the latter
          * still lets this process finish the run. */
         *recorded = ACP_STATUS_CANCELLED;
+        if (with_log)
+            return record_persist_once(p, row, ctx, ACP_STATUS_CANCELLED, NULL, log, recorded);
         return store_finish(p->store, &row->id, p->instance_id, ACP_STATUS_CANCELLED, NULL, NULL,
                             NULL, 0);
     }
     /* Nothing to upload: the fenced UPDATE alone records the run (one
      * statement instead of a transaction of four). After a failure the full
      * form finds out whether it went through. */
-    bool nothing = !ctx || ctx->outcome->output_count == 0;
-    if (!ctx || (*quick && nothing && row->layout != ACP_LAYOUT_LCP)) {
+    bool nothing = (!ctx || ctx->outcome->output_count == 0) && !with_log;
+    if ((!ctx && !with_log) || (*quick && nothing && row->layout != ACP_LAYOUT_LCP)) {
         *quick = false;
         return store_finish(p->store, &row->id, p->instance_id, status,
                             status != ACP_STATUS_COMPLETE ? message : NULL, NULL, NULL, 0);
     }
-    return record_persist_once(p, row, ctx, status, recorded);
+    return record_persist_once(p, row, ctx, status, message, log, recorded);
 }
 
 int record_stopped(acp_platform *p, const store_job *row, int reason, const char *hex)
@@ -213,7 +263,7 @@ int record_stopped(acp_platform *p, const store_job *row, int reason, const char
                                                            : ACP_STATUS_FAILED;
     bool quick = true;
     acp_job_status recorded;
-    int rc = record_once(p, row, NULL, status, message, &quick, &recorded);
+    int rc = record_once(p, row, NULL, status, message, &quick, &recorded, NULL);
     if (rc == 0) {
         if (reason == ACP_CANCEL_TIMEOUT)
             atomic_fetch_add(&p->timed_out, 1);
@@ -227,6 +277,8 @@ void record_run(acp_platform *p, const store_job *row, acp_job_context *ctx, acp
 {
     acp_job_outcome *outcome = ctx->outcome;
     int reason = outcome->run ? atomic_load(&outcome->run->reason) : ACP_CANCEL_NONE;
+    /* The attempt's last text and progress are written first. */
+    record_log log = {outcome->run && joblog_attempt_end(p, outcome->run), false, BUF_INIT};
     char stop[128];
     if (reason != ACP_CANCEL_NONE) {
         /* Whatever the executor returned: it was asked to stop. */
@@ -241,17 +293,22 @@ void record_run(acp_platform *p, const store_job *row, acp_job_context *ctx, acp
         status = ACP_STATUS_QUEUED;
     acp_job_context *keep =
         status == ACP_STATUS_CANCELLED || status == ACP_STATUS_QUEUED ? NULL : ctx;
+    /* A retried attempt leaves its log to the next one; a cancelled run
+     * keeps its log, its only result. */
+    if (status == ACP_STATUS_CANCELLED && log.wanted)
+        keep = ctx;
 
     unsigned backoff = 0;
     bool waiting = false, quick = true;
     for (;;) {
         acp_job_status recorded;
-        int rc = record_once(p, row, keep, status, outcome->message, &quick, &recorded);
+        int rc = record_once(p, row, status == ACP_STATUS_QUEUED ? ctx : keep, status,
+                             outcome->message, &quick, &recorded, &log);
         if (rc == 0) {
             if (waiting)
                 log_info(&p->log, "job %s: its result is recorded now", hex);
             record_outcome(p, row, recorded, hex, true);
-            return;
+            break;
         }
         if (rc == ACP_ECONFLICT) {
             log_warn(&p->log,
@@ -259,14 +316,14 @@ void record_run(acp_platform *p, const store_job *row, acp_job_context *ctx, acp
                      "resubmitted meanwhile); the result of this run is discarded, nothing "
                      "uploaded",
                      hex);
-            return;
+            break;
         }
         if (rc != ACP_EDB || atomic_load(&p->stopping)) {
             log_error(&p->log,
                       "job %s: recording its result: %s; giving up%s: the job will run again "
                       "once its lease expires",
                       hex, acp_last_error(), atomic_load(&p->stopping) ? " (shutting down)" : "");
-            return;
+            break;
         }
         if (!waiting)
             log_error(&p->log,
@@ -278,4 +335,5 @@ void record_run(acp_platform *p, const store_job *row, acp_job_context *ctx, acp
             backoff = RECORD_BACKOFF_MAX_MS;
         platform_state_wait(p, backoff, &p->stopping);
     }
+    buf_free(&log.text);
 }

@@ -19,6 +19,8 @@ int running_add(acp_platform *p, running_job *run)
         return error_set(ACP_EIO, "making the job's cancellation descriptor: %s",
                          error_strerror(errno));
     atomic_init(&run->reason, ACP_CANCEL_NONE);
+    atomic_init(&run->log, NULL);
+    run->platform = p;
     run->signalled_ms = 0;
     run->state = RUNNING_EXECUTING;
     run->deadline_ms =

@@ -12,6 +12,8 @@
 #include "async_platform.h"
 #include "store.h"
 
+struct joblog_run;
+
 /* Where a run is; changed under the platform's lock. */
 typedef enum running_state {
     RUNNING_EXECUTING, /* the executor runs */
@@ -29,6 +31,10 @@ typedef struct running_job {
     int64_t deadline_ms;  /* monotonic: when the attempt times out; 0 never */
     int64_t signalled_ms; /* monotonic: when @reason was set; under the lock */
     running_state state;  /* under the platform's lock */
+    acp_platform *platform;
+    /* The run's log and progress (joblog.h): NULL until the executor first
+     * logs or reports progress; made under the platform's lock. */
+    _Atomic(struct joblog_run *) log;
 } running_job;
 
 /* Link @run (its row set) into the set, with a new descriptor and the

@@ -129,6 +129,24 @@ static const schema_migration schema_migrations[] = {
         "  ON compute.jobs (queue, priority DESC, not_before, job_id) WHERE status = 'queued';\n"
         "CREATE INDEX IF NOT EXISTS jobs_due_idx\n"
         "  ON compute.jobs (not_before) WHERE status = 'queued' AND dispatched IS NULL;\n"},
+    /* Progress and logs (docs/guide.adoc): the latest progress report of
+     * the attempt; the length of the job's log stream and the head of its
+     * cap; the live copy of the log in chunks, keyed by the stream offset
+     * of their first byte (bounded per job by config.log_cap_bytes), gone
+     * with the job's row. */
+    {6, "ALTER TABLE compute.jobs\n"
+        "  ADD COLUMN IF NOT EXISTS progress_done BIGINT,\n"
+        "  ADD COLUMN IF NOT EXISTS progress_total BIGINT,\n"
+        "  ADD COLUMN IF NOT EXISTS progress_text TEXT,\n"
+        "  ADD COLUMN IF NOT EXISTS progress_updated TIMESTAMP WITH TIME ZONE,\n"
+        "  ADD COLUMN IF NOT EXISTS log_size BIGINT NOT NULL DEFAULT 0,\n"
+        "  ADD COLUMN IF NOT EXISTS log_head BIGINT;\n"
+        "CREATE TABLE IF NOT EXISTS compute.job_logs (\n"
+        "  job_id BYTEA NOT NULL REFERENCES compute.jobs (job_id) ON DELETE CASCADE,\n"
+        "  pos    BIGINT NOT NULL,\n"
+        "  data   BYTEA NOT NULL,\n"
+        "  PRIMARY KEY (job_id, pos)\n"
+        ");\n"},
 };
 
 #define SCHEMA_MIGRATION_COUNT (sizeof schema_migrations / sizeof schema_migrations[0])

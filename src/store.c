@@ -36,6 +36,7 @@ void store_job_free(store_job *job)
     free(job->outputs);
     free(job->output_sizes);
     free(job->message);
+    free(job->progress_text);
     store_job_init(job);
 }
 

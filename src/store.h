@@ -70,6 +70,13 @@ typedef struct store_job {
     unsigned backoff_max_ms;  /* min(max, base x 2^(attempts-1)) */
     int64_t cancel_requested; /* when acp_cancel_job asked a run to stop; 0 */
     int64_t dispatched;       /* when its message was published; 0: none pending */
+    /* Progress and logs (migration 6). */
+    uint64_t log_size;      /* bytes of the log stream written (all attempts) */
+    uint64_t log_head;      /* the head of the log's cap a writer used; 0: none yet */
+    uint64_t progress_done; /* the latest acp_job_progress() of the attempt */
+    uint64_t progress_total;
+    char *progress_text;      /* or NULL */
+    int64_t progress_updated; /* when it was written; 0: no progress */
 } store_job;
 
 /* An empty row (queue_position -1): what store_job_free leaves. */
@@ -103,7 +110,10 @@ void store_close(store *st);
  * cancel_requested timestamptz, status 'cancelled' allowed, and the
  * partial indexes of the claim (queue, priority DESC, not_before, job_id)
  * and of due undispatched jobs (not_before), both WHERE status = 'queued'
- * (5). Runs inside one
+ * (5); progress_done, progress_total bigint, progress_text text,
+ * progress_updated timestamptz, log_size bigint NOT NULL DEFAULT 0,
+ * log_head bigint, and the table compute.job_logs (job_id, pos, data),
+ * ON DELETE CASCADE from compute.jobs (6). Runs inside one
  * transaction holding an advisory lock, so processes starting together do
  * not race; a database already at the current version is left alone.
  * Called by store_open. PostgreSQL only: ACP_EINVAL for another store. */
@@ -147,7 +157,8 @@ int store_insert(store *st, const acp_job_id *id, const char *queue, const char 
  * status queued, the new queue, config, inputs and @opt's layout, input
  * sizes and job control, last_accessed = now(), dispatched and the return
  * value (0 or 1) as for store_insert, attempts 0 (a new run), grabbed, finished, error, lease,
- * cancel_requested, output_files and output_sizes cleared; created is kept.
+ * cancel_requested, output_files and output_sizes cleared, the log (its
+ * rows in compute.job_logs, log_size, log_head) and progress too; created is kept.
  * Only when the row's status is one of those four: otherwise ACP_ECONFLICT
  * (the caller re-reads it). ACP_ENOTFOUND when there is no row. */
 int store_requeue(store *st, const acp_job_id *id, const char *queue, const char *config,
@@ -177,10 +188,9 @@ int store_fail_undispatchable(store *st, const acp_job_id *id, const char *messa
  * then the smallest id) becomes in-progress in one statement (picked FOR
  * UPDATE SKIP LOCKED, so concurrent claimers take different jobs), with
  * grabbed = now(), lease_owner = @owner, lease_expires = now() +
- * @lease_seconds, attempts + 1, RETURNING the row into @out. Returns 0 when
- * claimed, ACP_ENOTFOUND when no job of the queue is due, ACP_EBUSY when
- * due jobs exist but another statement holds each of them (try again in a
- * moment). */
+ * @lease_seconds, attempts + 1, the progress columns cleared, RETURNING the row into @out. Returns
+ * 0 when claimed, ACP_ENOTFOUND when no job of the queue is due, ACP_EBUSY when due jobs exist but
+ * another statement holds each of them (try again in a moment). */
 int store_claim(store *st, const char *queue, const char *owner, unsigned lease_seconds,
                 store_job *out);
 
@@ -277,14 +287,13 @@ int store_delete(store *st, const acp_job_id *id);
 
 /* ---- expiring, deleting and listing ------------------------------------ */
 
-/* BEGIN, then mark the job expired: status 'expired', lease cleared, in one
- * UPDATE that keeps the row locked. When @complete_accessed_before (µs since
- * the epoch) is non-zero, only a 'complete' job last accessed before it
- * qualifies (the pruner's rule); otherwise any status but 'in-progress'
- * does. *@previous gets the status before (may be NULL).
- * Returns 0 with *@tx open (end it with store_tx_end), ACP_ENOTFOUND (no
- * row), ACP_EBUSY (in-progress), ACP_ECONFLICT (does not qualify: accessed
- * since, or not complete). No transaction is left open on failure. */
+/* BEGIN, then mark the job expired: status 'expired', lease cleared, the
+ * live copy of its log deleted, in one UPDATE that keeps the row locked. When
+ * @complete_accessed_before (µs since the epoch) is non-zero, only a 'complete' job last accessed
+ * before it qualifies (the pruner's rule); otherwise any status but 'in-progress' does. *@previous
+ * gets the status before (may be NULL). Returns 0 with *@tx open (end it with store_tx_end),
+ * ACP_ENOTFOUND (no row), ACP_EBUSY (in-progress), ACP_ECONFLICT (does not qualify: accessed since,
+ * or not complete). No transaction is left open on failure. */
 int store_expire_begin(store *st, const acp_job_id *id, int64_t complete_accessed_before,
                        store_tx **tx, acp_job_status *previous);
 
@@ -311,7 +320,9 @@ int store_finish_begin(store *st, const acp_job_id *id, const char *owner, unsig
 /* The UPDATE of store_finish on the row locked by store_finish_begin:
  * status complete or failed, finished = the time of this statement (not
  * the transaction's start: the results were uploaded in between), error = @message (may be
- * NULL), output_files, output_sizes, lease cleared. Commit with
+ * NULL), output_files, output_sizes, lease cleared; when the job has a log
+ * (log_size > 0), its live copy (compute.job_logs) is deleted and
+ * STORE_LOG_CHANNEL notified, so that followers see the end. Commit with
  * store_tx_end. */
 int store_finish_tx(store_tx *tx, acp_job_status status, const char *message,
                     const char *const *outputs, const uint64_t *output_sizes, size_t output_count,

@@ -29,12 +29,14 @@ int store_control_claim(store *base, const char *queue, const char *owner, unsig
      * claim index's order. SKIP LOCKED sends concurrent claimers to
      * different rows; the outer status test covers a row that left
      * 'queued' between the pick and the update. The last attempt's error
-     * stays until the run ends: it is what a retry is about. */
+     * stays until the run ends: it is what a retry is about; its progress
+     * goes (the log stays: attempts append to it). */
     int rc = pgpool_query(pool, false, what,
                           "UPDATE compute.jobs SET status = 'in-progress', grabbed = now(), "
                           "finished = NULL, lease_owner = $2, "
                           "lease_expires = now() + make_interval(secs => $3::double precision), "
-                          "attempts = attempts + 1 "
+                          "attempts = attempts + 1, progress_done = NULL, progress_total = NULL, "
+                          "progress_text = NULL, progress_updated = NULL "
                           "WHERE job_id = (SELECT job_id FROM compute.jobs "
                           "  WHERE queue = $1 AND status = 'queued' AND not_before <= now() "
                           "  ORDER BY priority DESC, not_before, job_id LIMIT 1 "

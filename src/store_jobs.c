@@ -231,9 +231,12 @@ int store_jobs_requeue(store *base, const acp_job_id *id, const char *queue, con
     snprintf(what, sizeof what, "requeue job %s", acp_job_id_format(id, hex));
     PGresult *res;
     /* The old outputs are gone with a re-run, so output_files and their
-     * sizes go too. */
+     * sizes go too, and so does the old log: the new run's starts at 0. */
     int rc = store_jobs_write_run(
         pool, id, queue, config, inputs, input_count, opt, what,
+        "WITH logs AS (DELETE FROM compute.job_logs WHERE job_id = $1::bytea AND EXISTS ("
+        "  SELECT 1 FROM compute.jobs WHERE job_id = $1::bytea "
+        "  AND status IN ('complete', 'failed', 'expired', 'cancelled'))) "
         "UPDATE compute.jobs SET status = 'queued', queue = $2, config = $3, "
         "input_files = $4::varchar[], layout = $5, input_sizes = $6::bigint[], "
         "last_accessed = now(), grabbed = NULL, "
@@ -242,7 +245,9 @@ int store_jobs_requeue(store *base, const acp_job_id *id, const char *queue, con
         "dispatch_retry = NULL, output_files = NULL, output_sizes = NULL, attempts = 0, "
         "priority = $7::int, not_before = t.due, max_attempts = $9::int, "
         "timeout_seconds = $10::int, backoff_base_ms = $11::int, backoff_max_ms = $12::int, "
-        "cancel_requested = NULL FROM (SELECT " STORE_JOBS_DUE_SQL " AS due) t "
+        "cancel_requested = NULL, log_size = 0, log_head = NULL, progress_done = NULL, "
+        "progress_total = NULL, progress_text = NULL, progress_updated = NULL "
+        "FROM (SELECT " STORE_JOBS_DUE_SQL " AS due) t "
         "WHERE job_id = $1::bytea AND status IN ('complete', 'failed', 'expired', 'cancelled') "
         "RETURNING dispatched IS NOT NULL",
         &res);

@@ -162,7 +162,9 @@ int store_retention_expire_begin(store *base, const acp_job_id *id,
         "FROM old WHERE j.job_id = old.job_id AND old.status <> 'in-progress' "
         "AND ($2::timestamptz IS NULL OR (old.status = 'complete' "
         "AND old.last_accessed < $2::timestamptz)) "
-        "RETURNING j.job_id" STORE_RETENTION_VERDICT,
+        "RETURNING j.job_id), "
+        "logs AS (DELETE FROM compute.job_logs l USING changed c WHERE l.job_id = "
+        "c.job_id" STORE_RETENTION_VERDICT,
         &p, rule, tx, previous);
 }
 
@@ -249,7 +251,8 @@ int store_retention_finish_begin(store *base, const acp_job_id *id, const char *
         } else if (found && status == ACP_STATUS_IN_PROGRESS && !PQgetisnull(res, 0, 1) &&
                    strcmp(PQgetvalue(res, 0, 1), owner) == 0) {
             rc = 0;
-        } else if (same_claim && (status == ACP_STATUS_COMPLETE || status == ACP_STATUS_FAILED)) {
+        } else if (same_claim && (status == ACP_STATUS_COMPLETE || status == ACP_STATUS_FAILED ||
+                                  status == ACP_STATUS_CANCELLED)) {
             /* Only the lease owner finishes a claim, and a new claim or a
              * requeue changes attempts or grabbed: a COMMIT whose answer
              * was lost went through. */
@@ -286,10 +289,15 @@ int store_retention_finish_tx(store_tx *base, acp_job_status status, const char 
                                    output_sizes, output_count);
     if (!rc)
         rc = pgpool_exec(pool, tx->conn, false, tx->what,
-                         "UPDATE compute.jobs SET status = $2, finished = clock_timestamp(), "
+                         "WITH j AS (UPDATE compute.jobs SET status = $2, "
+                         "finished = clock_timestamp(), "
                          "error = $3, output_files = $4::varchar[], output_sizes = $5::bigint[], "
                          "lease_owner = NULL, lease_expires = NULL "
-                         "WHERE job_id = $1::bytea",
+                         "WHERE job_id = $1::bytea RETURNING job_id, log_size), "
+                         "logs AS (DELETE FROM compute.job_logs l USING j "
+                         "  WHERE l.job_id = j.job_id AND j.log_size > 0) "
+                         "SELECT pg_notify('acp_log', encode(job_id, 'hex')) FROM j "
+                         "WHERE log_size > 0",
                          &p, &res);
     buf_free(&names);
     buf_free(&sizes);

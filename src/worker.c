@@ -15,6 +15,7 @@
 
 #include "error.h"
 #include "job.h"
+#include "joblog.h"
 #include "record.h"
 #include "platform_state.h"
 #include "running.h"
@@ -218,6 +219,7 @@ static void run_job(queue_rt *q, store_job *row)
                  "(it ignored its cancellation for longer than %u s)",
                  hex, p->cancel_grace_seconds);
     running_remove(p, &run);
+    joblog_run_free(&run);
     if (dir) {
         close(ctx.dir_fd);
         if (scratch_finish(p, dir) != 0)

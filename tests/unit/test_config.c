@@ -90,6 +90,7 @@ static void defaults_match_upstream(void **state)
     assert_int_equal(c.shutdown_timeout, 30);
     assert_int_equal(c.result_retry_seconds, 300);
     assert_int_equal(c.cancel_grace_seconds, 10);
+    assert_int_equal(c.log_cap_bytes, 1u << 20);
     assert_null(c.log);
     assert_int_equal(c.log_level, ACP_LOG_INFO);
     assert_int_equal(c.max_attempts, 3);
@@ -505,10 +506,24 @@ static void cancel_grace_is_bounded(void **state)
     assert_int_equal(acp_config_validate(&f->config), 0);
 }
 
+static void log_cap_is_bounded(void **state)
+{
+    fixture *f = *state;
+    f->config.log_cap_bytes = ACP_LOG_CAP_MIN - 1;
+    assert_invalid(&f->config, ACP_EINVAL, "config.log_cap_bytes", "16383 is out of range");
+    f->config.log_cap_bytes = (size_t)ACP_LOG_CAP_MAX + 1;
+    assert_invalid(&f->config, ACP_EINVAL, "config.log_cap_bytes", "268435457 is out of range");
+    f->config.log_cap_bytes = 0; /* the default */
+    assert_int_equal(acp_config_validate(&f->config), 0);
+    f->config.log_cap_bytes = ACP_LOG_CAP_MIN;
+    assert_int_equal(acp_config_validate(&f->config), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults_match_upstream),
+        cmocka_unit_test_setup(log_cap_is_bounded, setup),
         cmocka_unit_test_setup(cancel_grace_is_bounded, setup),
         cmocka_unit_test_setup(complete_config_is_valid, setup),
         cmocka_unit_test(config_without_defaults_is_rejected),

@@ -229,13 +229,26 @@ static void version_4_config_and_version_1_submission_get_the_defaults(void **st
     assert_true(sub.not_before == 0 && sub.delay_ms == 0);
 }
 
+static void version_5_config_gets_the_log_cap_default(void **state)
+{
+    (void)state;
+    acp_config c;
+    memset(&c, 0x5a, sizeof c);
+    assert_int_equal(acp_config_init(&c, 5), 0);
+    assert_untouched((const unsigned char *)&c.log_cap_bytes, sizeof c.log_cap_bytes);
+    config_copy copy;
+    assert_int_equal(config_import(&c, &copy), 0);
+    assert_int_equal(copy.config.log_cap_bytes, ACP_LOG_CAP_DEFAULT);
+    config_copy_free(&copy);
+}
+
 static void unknown_and_mixed_versions_are_refused(void **state)
 {
     (void)state;
     acp_config c;
     assert_int_equal(acp_config_init(&c, 0), ACP_EVERSION);
     assert_int_equal(acp_config_init(&c, ACP_CONFIG_VERSION + 1), ACP_EVERSION);
-    assert_non_null(strstr(acp_last_error(), "acp_config_init: version 6"));
+    assert_non_null(strstr(acp_last_error(), "acp_config_init: version 7"));
     acp_queue_config queue;
     assert_int_equal(acp_queue_config_init(&queue, ACP_QUEUE_CONFIG_VERSION + 1), ACP_EVERSION);
     acp_submission sub;
@@ -265,7 +278,8 @@ static void library_filled_structures_keep_their_size(void **state)
                 ACP_RESERVED_SLOTS * sizeof(void *));
     assert_int_equal(offsetof(acp_s3_config, region) + ACP_RESERVED_SLOTS * sizeof(void *),
                      sizeof(acp_s3_config));
-    assert_true(sizeof(((acp_job *)0)->reserved) + 24 == ACP_RESERVED_SLOTS * sizeof(void *));
+    /* Version 2 took 24 bytes of them, version 3 32 more. */
+    assert_true(sizeof(((acp_job *)0)->reserved) + 56 == ACP_RESERVED_SLOTS * sizeof(void *));
     assert_int_equal(offsetof(acp_job, version), 0);
 }
 
@@ -278,6 +292,7 @@ int main(void)
         cmocka_unit_test(version_2_config_gets_the_lcp_layout),
         cmocka_unit_test(version_3_config_gets_the_s3_client_defaults),
         cmocka_unit_test(version_4_config_and_version_1_submission_get_the_defaults),
+        cmocka_unit_test(version_5_config_gets_the_log_cap_default),
         cmocka_unit_test(unknown_and_mixed_versions_are_refused),
         cmocka_unit_test(library_filled_structures_keep_their_size),
     };

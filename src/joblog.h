@@ -1,0 +1,51 @@
+/* A running job's log and progress on the executor's side (docs/guide.adoc,
+ * "Progress" and "Logs"): what acp_job_log(), acp_job_log_write() and
+ * acp_job_progress() hand over is kept in memory per run, and written to
+ * PostgreSQL by the flusher thread (a batch per job at least every 200 ms
+ * while there is text; progress at most every 500 ms) and once more when
+ * the attempt ends. A run that never logs nor reports progress has no
+ * state here at all and costs nothing. */
+#ifndef ACP_JOBLOG_H
+#define ACP_JOBLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "async_platform.h"
+#include "buf.h"
+
+struct running_job;
+
+/* How often a run's pending text and its progress are written. */
+#define JOBLOG_FLUSH_MS    200
+#define JOBLOG_PROGRESS_MS 500
+
+/* The name of the kept log among a job's results. */
+#define JOBLOG_FILE "log.txt"
+
+typedef struct joblog_run joblog_run;
+
+/* Start the flusher thread of @p (not with a store other than
+ * PostgreSQL's: then runs keep their text until their attempt ends, where
+ * it is dropped). ACP_ENOMEM when the thread cannot start. */
+int joblog_flusher_start(acp_platform *p);
+/* Stop it (after the workers: their last writes are their own). */
+void joblog_flusher_stop(acp_platform *p);
+
+/* The attempt of @run ended and its executor returned: stop the flusher's
+ * work on it, then write everything it still holds (its partial line,
+ * ended) and its last progress, in one statement. Returns whether the job
+ * has a log (this attempt's or an earlier one's), for the kept file. A run
+ * without log state returns false at once. */
+bool joblog_attempt_end(acp_platform *p, struct running_job *run);
+
+/* The kept file of @run's job: its log's head, the marker line, its tail,
+ * read from the live copy (one statement, fenced by the lease). 0 with
+ * @out filled, or an error (ACP_ECONFLICT: the lease is lost). */
+int joblog_build_file(acp_platform *p, struct running_job *run, buf *out);
+
+/* Free @run's log state (after running_remove: nothing else can reach it). */
+void joblog_run_free(struct running_job *run);
+
+#endif

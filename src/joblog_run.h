@@ -1,0 +1,58 @@
+/* The state of one run's log and progress, shared by joblog.c (what the
+ * executor hands over) and joblog_flush.c (what is written). */
+#ifndef ACP_JOBLOG_RUN_H
+#define ACP_JOBLOG_RUN_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "joblog.h"
+#include "joblog_text.h"
+
+struct joblog_run {
+    pthread_mutex_t lock; /* guards what follows, up to the flusher's part */
+    joblog_cap cap;
+    unsigned attempt;
+    bool header_due; /* an attempt after the first: its header precedes its first text */
+    bool ended;      /* the attempt ended: later text is dropped */
+    bool fenced;     /* the lease is lost: nothing more is written */
+    joblog_utf8 utf8;
+    buf partial;   /* the line not ended yet (valid UTF-8) */
+    uint64_t size; /* the stream's length: whole lines handed over, all attempts */
+    buf head_pend; /* unwritten bytes below cap.head, from head_pos */
+    uint64_t head_pos;
+    buf tail_pend; /* unwritten bytes of the tail, from tail_pos */
+    uint64_t tail_pos;
+    bool log_dirty;
+    int64_t log_dirty_ms; /* monotonic: when text first waited */
+    int64_t log_written_ms;
+    bool progress_dirty;
+    uint64_t done, total;
+    char text[ACP_PROGRESS_TEXT_MAX + 1];
+    bool has_text;
+    int64_t progress_dirty_ms;
+    int64_t progress_written_ms;
+
+    /* When the flusher should write (monotonic ms; 0: nothing to write):
+     * set under @lock, read by the flusher under the platform's lock. */
+    atomic_llong due_ms;
+    /* Under the platform's lock: the flusher is writing the run; the run
+     * is no longer the flusher's to write. */
+    bool busy, closed;
+};
+
+/* Drop the pending tail bytes that the cap drops anyway (under @lr->lock). */
+void joblog_trim_tail(joblog_run *lr);
+
+/* The attempt ended: its partial line (and a cut UTF-8 sequence) goes into
+ * the stream, ended; later text is dropped. Under @lr->lock. */
+int joblog_end_text(joblog_run *lr);
+
+/* Recompute @lr->due_ms (under @lr->lock); true when it became earlier, so
+ * the flusher must look again. */
+bool joblog_update_due(joblog_run *lr);
+
+#endif
