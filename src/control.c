@@ -8,6 +8,7 @@
 
 #include "error.h"
 #include "job.h"
+#include "metrics.h"
 #include "platform_state.h"
 #include "running.h"
 #include "workspace.h"
@@ -79,7 +80,8 @@ int acp_cancel_job(acp_platform *p, const acp_job_id *id)
         return error_set(ACP_EINVAL, "acp_cancel_job: NULL argument");
     acp_job_status previous;
     acp_layout layout;
-    int rc = store_cancel(p->store, id, &previous, &layout);
+    char queue[ACP_QUEUE_ID_MAX + 1];
+    int rc = store_cancel_in(p->store, id, &previous, &layout, queue);
     if (rc)
         return rc;
     char hex[ACP_JOB_ID_STRLEN];
@@ -92,6 +94,7 @@ int acp_cancel_job(acp_platform *p, const acp_job_id *id)
         return 0;
     }
     atomic_fetch_add(&p->cancelled, 1);
+    metrics_job_named(p->metrics, queue, METRICS_CANCELLED);
     log_info(&p->log, "job %s: cancelled before it ran", hex);
     /* Services sharing the bucket know no cancelled status: it reads failed. */
     if (layout == ACP_LAYOUT_LCP &&

@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "error.h"
 #include "job_message.h"
+#include "metrics.h"
 #include "workspace.h"
 
 /* Confirms of published messages must arrive within this time. */
@@ -61,7 +62,8 @@ static int publisher_ready(acp_platform *p, queue_rt *q)
         q->publisher = NULL;
         return rc;
     }
-    q->publisher_gen++;
+    if (q->publisher_gen++ > 0)
+        metrics_backend_reconnect(metrics_backend_of(p->metrics, METRICS_AMQP));
     return 0;
 }
 
@@ -240,11 +242,14 @@ int dispatch_publish(acp_platform *p, queue_rt *q, const acp_job_id *id, const c
      * message refused: one retry, on a fresh connection if it was lost. */
     for (int attempt = 0; attempt < 2; attempt++) {
         dispatch_waiter w = {0};
+        uint64_t start = metrics_now_ns();
         pthread_mutex_lock(&q->publish_lock);
         rc = dispatch_send(p, q, &message, &w);
         if (!rc)
             rc = dispatch_wait(q, &w);
         pthread_mutex_unlock(&q->publish_lock);
+        metrics_backend_done(metrics_backend_of(p->metrics, METRICS_AMQP), METRICS_AMQP_PUBLISH,
+                             rc != 0, start);
         if (rc != ACP_EBROKER)
             break;
     }
@@ -266,6 +271,7 @@ static void fail_undispatchable(acp_platform *p, const store_dispatch *d, const 
     }
     log_error(&p->log, "job %s: %s; the job is failed", hex, reason);
     atomic_fetch_add(&p->failed, 1);
+    metrics_job_named(p->metrics, d->queue, METRICS_FAILED);
     if (d->layout == ACP_LAYOUT_LCP &&
         objects_touch(p->objects, &d->id, workspace_flag(ACP_STATUS_FAILED)) != 0)
         log_warn(&p->log, "job %s: setting %s: %s", hex, workspace_flag(ACP_STATUS_FAILED),
@@ -326,6 +332,7 @@ void dispatch_republish(acp_platform *p, const store_dispatch_list *list, const 
         }
         log_info(&p->log, "job %s: %s; publishing its message", hex, why);
     }
+    uint64_t start = metrics_now_ns();
     /* As dispatch_publish: a message the broker lost or refused gets one
      * more try. */
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -355,6 +362,8 @@ void dispatch_republish(acp_platform *p, const store_dispatch_list *list, const 
         char hex[ACP_JOB_ID_STRLEN];
         acp_job_id_format(&d->id, hex);
         int rc = rcs[i];
+        metrics_backend_done(metrics_backend_of(p->metrics, METRICS_AMQP), METRICS_AMQP_PUBLISH,
+                             rc != 0, start);
         if (rc)
             error_set(rc, "%s", waiters[i].reason);
         else

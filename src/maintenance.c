@@ -12,6 +12,7 @@
 #include "dispatch.h"
 #include "error.h"
 #include "maintenance.h"
+#include "metrics.h"
 #include "platform_state.h"
 #include "record.h"
 #include "running.h"
@@ -40,6 +41,8 @@ static void fail_abandoned(acp_platform *p)
         const store_dispatch *d = &list.items[i];
         char hex[ACP_JOB_ID_STRLEN];
         acp_job_id_format(&d->id, hex);
+        metrics_job_named(p->metrics, d->queue,
+                          d->status == ACP_STATUS_CANCELLED ? METRICS_CANCELLED : METRICS_FAILED);
         if (d->status == ACP_STATUS_CANCELLED) {
             atomic_fetch_add(&p->cancelled, 1);
             log_info(&p->log, "job %s: cancelled (the process running it stopped)", hex);
@@ -139,6 +142,7 @@ bool maintenance_tick(acp_platform *p, bool renew)
         atomic_fetch_add(&p->requeued, list.count);
         for (size_t i = 0; i < list.count; i++) {
             char hex[ACP_JOB_ID_STRLEN];
+            metrics_job_named(p->metrics, list.items[i].queue, METRICS_REQUEUED);
             log_info(&p->log,
                      "job %s: its lease expired (the process running it stopped); queued for "
                      "a retry after its back-off",

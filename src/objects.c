@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "config_s3.h"
 #include "error.h"
+#include "metrics.h"
 #include "objects_internal.h"
 #include "objects_retry.h"
 #include "transport_curl.h"
@@ -54,7 +55,20 @@ void objects_send(objects *obj, transport_request *reqs, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         atomic_fetch_add(&obj->requests[objects_kind(reqs[i].op)], 1);
+    uint64_t start = metrics_now_ns();
     transport_run(obj->t, reqs, n);
+    /* The requests of a batch run at once: each took the batch's time. */
+    for (size_t i = 0; obj->metrics && i < n; i++)
+        metrics_backend_done(obj->metrics, objects_kind(reqs[i].op),
+                             reqs[i].outcome.result != TRANSPORT_OK &&
+                                 reqs[i].outcome.result != TRANSPORT_NOT_FOUND,
+                             start);
+}
+
+void objects_set_metrics(objects *obj, struct metrics_backend *m)
+{
+    if (obj)
+        obj->metrics = m;
 }
 
 bool objects_again(const objects *obj, const transport_request *req, int attempt,

@@ -37,6 +37,10 @@ enum { OBJECTS_PUT, OBJECTS_GET, OBJECTS_HEAD, OBJECTS_LIST, OBJECTS_DELETE, OBJ
 
 /* Requests sent so far by kind (retries included). */
 void objects_request_counts(const objects *obj, uint64_t counts[OBJECTS_KINDS]);
+/* Count requests (by the kinds above), failures and latencies in @m too
+ * from now on (acp_metrics_write's backend="s3"). */
+struct metrics_backend;
+void objects_set_metrics(objects *obj, struct metrics_backend *m);
 
 /* Opens the transport @client asks for (curl with Signature V4, or libs3
  * with V2) on @s3, and checks that the bucket exists and the credentials

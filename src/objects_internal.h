@@ -28,6 +28,7 @@ struct objects {
     logger log;
     bool has_log;
     atomic_uint_least64_t requests[OBJECTS_KINDS]; /* sent, retries included */
+    struct metrics_backend *metrics;               /* objects_set_metrics; NULL */
 };
 
 /* A PUT's body: bytes in memory, or @size bytes from offset @base of the

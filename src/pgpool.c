@@ -13,6 +13,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "error.h"
+#include "metrics.h"
 
 #define PGPOOL_APPLICATION_NAME "async-platform"
 /* Seconds per address tried: generous, since a busy server may take a while
@@ -233,6 +234,7 @@ static int pgpool_reset(pgpool *pool, PGconn *conn, char *reason, size_t size)
             clock_sleep_ms(delays_ms[i]);
         PQreset(conn);
         if (PQstatus(conn) == CONNECTION_OK) {
+            metrics_backend_reconnect(pool->base.metrics);
             log_info(&pool->log, "%s: reconnected", pool->where);
             return 0;
         }
@@ -285,6 +287,7 @@ void pgpool_give_back(pgpool *pool, PGconn *conn)
     if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE) {
         PQclear(PQexec(conn, "ROLLBACK"));
         atomic_fetch_add(&pool->statements, 1);
+        metrics_backend_done(pool->base.metrics, METRICS_SQL_STATEMENT, false, 0);
         if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE) {
             log_warn(&pool->log, "%s: a pooled connection is stuck in a transaction; reconnecting",
                      pool->where);
@@ -349,10 +352,13 @@ int pgpool_exec(pgpool *pool, PGconn *conn, bool repeatable, const char *what, c
     for (int attempt = 0;; attempt++) {
         atomic_fetch_add(&pool->statements, 1);
         bool unapplied = false;
+        uint64_t start = metrics_now_ns();
         PGresult *res =
             params ? pgpool_exec_params(pool, conn, sql, params, &unapplied) : PQexec(conn, sql);
         unapplied = unapplied && !in_tx;
         ExecStatusType status = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+        metrics_backend_done(pool->base.metrics, METRICS_SQL_STATEMENT,
+                             status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK, start);
         if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
             *out = res;
             return 0;

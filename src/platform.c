@@ -12,6 +12,7 @@
 #include "joblog.h"
 #include "listener.h"
 #include "maintenance.h"
+#include "metrics.h"
 #include "platform.h"
 #include "platform_state.h"
 #include "retention.h"
@@ -32,6 +33,18 @@ static void backends_close(const platform_backends *b)
         store_close(b->store);
         objects_close(b->objects);
     }
+}
+
+static int platform_metrics_create(acp_platform *p)
+{
+    const char **names = malloc((p->queue_count + 1) * sizeof *names);
+    if (!names)
+        return error_set(ACP_ENOMEM, "out of memory");
+    for (size_t i = 0; i < p->queue_count; i++)
+        names[i] = p->queues[i].id;
+    p->metrics = metrics_create(names, p->queue_count);
+    free(names);
+    return p->metrics ? 0 : error_set(ACP_ENOMEM, "out of memory creating the metrics");
 }
 
 int platform_init_with(acp_platform **out, const acp_config *config,
@@ -84,6 +97,8 @@ int platform_init_with(acp_platform **out, const acp_config *config,
             goto fail;
         p->queue_count++;
     }
+    if ((rc = platform_metrics_create(p)))
+        goto fail;
 
     if ((rc = scratch_open_root(p, config->workspace_root)) ||
         (!p->store && (rc = store_open(&p->store, &config->db, &p->log))) ||
@@ -91,6 +106,8 @@ int platform_init_with(acp_platform **out, const acp_config *config,
          (rc = objects_open(&p->objects, &config->s3, &config->s3_client, &p->log))) ||
         (rc = root_owner_check(p->store, p->objects, p->layout, &p->log)))
         goto fail;
+    store_set_metrics(p->store, metrics_backend_of(p->metrics, METRICS_SQL));
+    objects_set_metrics(p->objects, metrics_backend_of(p->metrics, METRICS_S3));
     /* A process killed mid-job left its scratch directories behind; the
      * ones whose run is over go before this process starts its own. */
     maintenance_sweep(p);

@@ -8,6 +8,7 @@
 
 #include "clock.h"
 #include "error.h"
+#include "metrics.h"
 
 static void queue_free(queue_rt *q)
 {
@@ -28,6 +29,7 @@ static void platform_free(acp_platform *p)
     free(p->queues);
     store_close(p->store);
     objects_close(p->objects);
+    metrics_free(p->metrics); /* after the backends, which count in it */
     if (p->factory.free)
         p->factory.free(p->factory.userdata);
     free(p->workspace_root);

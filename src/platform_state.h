@@ -78,6 +78,10 @@ struct acp_platform {
     queue_rt *queues;
     size_t queue_count;
 
+    /* acp_metrics_write's registry (metrics.h): NULL in platforms that
+     * tests build by hand. */
+    struct metrics *metrics;
+
     /* Counters for acp_get_stats. */
     atomic_uint_least64_t submitted, started, completed, failed, requeued, expired;
     atomic_uint_least64_t published, acked, dropped;

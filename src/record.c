@@ -15,6 +15,7 @@
 #include "error.h"
 #include "job.h"
 #include "joblog.h"
+#include "metrics.h"
 #include "platform_state.h"
 #include "running.h"
 #include "workspace.h"
@@ -126,6 +127,12 @@ int record_set_flag(acp_platform *p, const store_job *row, const char *flag)
     return objects_touch(p->objects, &row->id, flag);
 }
 
+static void record_timed_out(acp_platform *p, const store_job *row)
+{
+    atomic_fetch_add(&p->timed_out, 1);
+    metrics_job_named(p->metrics, row->queue, METRICS_TIMED_OUT);
+}
+
 /* The row says how the run ended; count it and add its flag (none for a
  * retry: the job is not over). The flag goes after the row, so an S3
  * outage may have started meanwhile: it is retried as patiently as the
@@ -133,6 +140,11 @@ int record_set_flag(acp_platform *p, const store_job *row, const char *flag)
 static void record_outcome(acp_platform *p, const store_job *row, acp_job_status status,
                            const char *hex, bool patient)
 {
+    metrics_job_named(p->metrics, row->queue,
+                      status == ACP_STATUS_COMPLETE    ? METRICS_SUCCEEDED
+                      : status == ACP_STATUS_CANCELLED ? METRICS_CANCELLED
+                      : status == ACP_STATUS_QUEUED    ? METRICS_RETRIED
+                                                       : METRICS_FAILED);
     switch (status) {
     case ACP_STATUS_COMPLETE:
         atomic_fetch_add(&p->completed, 1);
@@ -266,7 +278,7 @@ int record_stopped(acp_platform *p, const store_job *row, int reason, const char
     int rc = record_once(p, row, NULL, status, message, &quick, &recorded, NULL);
     if (rc == 0) {
         if (reason == ACP_CANCEL_TIMEOUT)
-            atomic_fetch_add(&p->timed_out, 1);
+            record_timed_out(p, row);
         record_outcome(p, row, recorded, hex, false);
     }
     return rc;
@@ -285,7 +297,7 @@ void record_run(acp_platform *p, const store_job *row, acp_job_context *ctx, acp
         acp_job_set_message(ctx, control_stop_message(row, reason, stop, sizeof stop));
         status = reason == ACP_CANCEL_REQUESTED ? ACP_STATUS_CANCELLED : ACP_STATUS_FAILED;
         if (reason == ACP_CANCEL_TIMEOUT)
-            atomic_fetch_add(&p->timed_out, 1);
+            record_timed_out(p, row);
     }
     /* A cancelled run keeps nothing, and a failed attempt that is retried
      * leaves nothing for the next one to find. */

@@ -115,7 +115,13 @@ int store_retry(store *st, const acp_job_id *id, const char *owner, const char *
 
 int store_cancel(store *st, const acp_job_id *id, acp_job_status *previous, acp_layout *layout)
 {
-    return st ? st->ops->cancel(st, id, previous, layout) : store_null(__func__);
+    return store_cancel_in(st, id, previous, layout, NULL);
+}
+
+int store_cancel_in(store *st, const acp_job_id *id, acp_job_status *previous, acp_layout *layout,
+                    char *queue)
+{
+    return st ? st->ops->cancel(st, id, previous, layout, queue) : store_null("store_cancel");
 }
 
 int store_finish(store *st, const acp_job_id *id, const char *owner, acp_job_status status,
@@ -259,6 +265,26 @@ int store_identity_read(store *st, store_identity *out)
     if (!st || !out)
         return store_null(__func__);
     return st->ops->identity_read(st, out);
+}
+
+int store_count_queued(store *st, store_queue_count **out, size_t *count)
+{
+    if (out)
+        *out = NULL;
+    if (count)
+        *count = 0;
+    if (!st || !out || !count)
+        return store_null(__func__);
+    if (!st->ops->count_queued)
+        return error_set(ACP_EINVAL, "store_count_queued: the %s store cannot count",
+                         st->ops->name);
+    return st->ops->count_queued(st, out, count);
+}
+
+void store_set_metrics(store *st, struct metrics_backend *m)
+{
+    if (st)
+        st->metrics = m;
 }
 
 uint64_t store_statement_count(const store *st)

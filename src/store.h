@@ -212,6 +212,10 @@ int store_retry(store *st, const acp_job_id *id, const char *owner, const char *
  * status is none of the two (the detail names it). */
 #define STORE_CANCEL_CHANNEL "acp_cancel"
 int store_cancel(store *st, const acp_job_id *id, acp_job_status *previous, acp_layout *layout);
+/* store_cancel, and the job's queue into @queue (ACP_QUEUE_ID_MAX + 1
+ * bytes, or NULL) when it succeeds. */
+int store_cancel_in(store *st, const acp_job_id *id, acp_job_status *previous, acp_layout *layout,
+                    char *queue);
 
 /* Finish a claimed job, fenced by the lease: status = complete, failed or
  * cancelled (then error "cancelled" when @message is NULL),
@@ -365,6 +369,19 @@ int store_identity_read(store *st, store_identity *out);
 /* SQL statements sent so far (every attempt, transaction control included). */
 uint64_t store_statement_count(const store *st);
 
+/* Queued jobs of one queue (store_count_queued). */
+typedef struct store_queue_count {
+    char queue[ACP_QUEUE_ID_MAX + 1];
+    uint64_t count;
+} store_queue_count;
+
+/* The number of queued jobs of each queue that has any (one statement,
+ * over the claim index), for acp_jobs_queued; at most STORE_QUEUES_MAX
+ * queues. *@out is malloc'd (free it; NULL when none). */
+#define STORE_QUEUES_MAX      1000
+#define STORE_QUEUES_MAX_TEXT "1000"
+int store_count_queued(store *st, store_queue_count **out, size_t *count);
+
 /* For each of @count ids, whether this database has a row: @exists[i]. */
 int store_exists(store *st, const acp_job_id *ids, size_t count, bool *exists);
 
@@ -395,7 +412,8 @@ typedef struct store_ops {
                  store_job *out);
     int (*retry)(store *st, const acp_job_id *id, const char *owner, const char *message,
                  unsigned delay_ms);
-    int (*cancel)(store *st, const acp_job_id *id, acp_job_status *previous, acp_layout *layout);
+    int (*cancel)(store *st, const acp_job_id *id, acp_job_status *previous, acp_layout *layout,
+                  char *queue); /* store_cancel_in */
     int (*finish)(store *st, const acp_job_id *id, const char *owner, acp_job_status status,
                   const char *message, const char *const *outputs, const uint64_t *output_sizes,
                   size_t output_count);
@@ -426,12 +444,19 @@ typedef struct store_ops {
                       bool *alive);
     uint64_t (*statement_count)(const store *st);
     int (*identity_read)(store *st, store_identity *out);
+    int (*count_queued)(store *st, store_queue_count **out, size_t *count); /* NULL: unsupported */
 } store_ops;
 
 /* Every implementation's handle begins with this member... */
 struct store {
     const store_ops *ops;
+    /* Where the implementation counts its requests (acp_metrics_write's
+     * backend="sql"); NULL: nowhere. Set by store_set_metrics. */
+    struct metrics_backend *metrics;
 };
+
+/* Count @st's statements, errors and latencies in @m from now on. */
+void store_set_metrics(store *st, struct metrics_backend *m);
 /* ...and every implementation's transaction with this one (tx_end dispatches through st). */
 struct store_tx {
     store *st;

@@ -108,7 +108,7 @@ int store_control_retry(store *base, const acp_job_id *id, const char *owner, co
 }
 
 int store_control_cancel(store *base, const acp_job_id *id, acp_job_status *previous,
-                         acp_layout *layout)
+                         acp_layout *layout, char *queue)
 {
     pgpool *pool = pgpool_of(base);
     STORE_JOBS_CHECK(pool, id, "store_cancel");
@@ -132,7 +132,8 @@ int store_control_cancel(store *base, const acp_job_id *id, acp_job_status *prev
                      "FROM (SELECT status FROM compute.jobs WHERE job_id = $1::bytea FOR UPDATE) o "
                      "WHERE j.job_id = $1::bytea AND o.status IN ('queued', 'in-progress') "
                      "RETURNING o.status, j.layout, CASE WHEN o.status = 'in-progress' "
-                     "  THEN pg_notify('" STORE_CANCEL_CHANNEL "', encode(j.job_id, 'hex')) END",
+                     "  THEN pg_notify('" STORE_CANCEL_CHANNEL "', encode(j.job_id, 'hex')) END, "
+                     "j.queue",
                      &p, &res);
     if (rc)
         return rc;
@@ -144,6 +145,8 @@ int store_control_cancel(store *base, const acp_job_id *id, acp_job_status *prev
             PQclear(res);
             return pgpool_fail(pool, ACP_EDB, "%s: unexpected answer", what);
         }
+        if (queue)
+            snprintf(queue, ACP_QUEUE_ID_MAX + 1, "%s", PQgetvalue(res, 0, 3));
         PQclear(res);
         if (previous)
             *previous = before;

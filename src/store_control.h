@@ -14,7 +14,7 @@ int store_control_claim(store *base, const char *queue, const char *owner, unsig
 int store_control_retry(store *base, const acp_job_id *id, const char *owner, const char *message,
                         unsigned delay_ms);
 int store_control_cancel(store *base, const acp_job_id *id, acp_job_status *previous,
-                         acp_layout *layout);
+                         acp_layout *layout, char *queue);
 int store_control_renew_leases(store *base, const char *owner, unsigned lease_seconds,
                                const acp_job_id *ids, size_t count, size_t *renewed, bool *cancel);
 

@@ -184,3 +184,31 @@ int store_listing_runs_alive(store *base, const acp_job_id *ids, const unsigned 
     PQclear(res);
     return 0;
 }
+
+int store_listing_count_queued(store *base, store_queue_count **out, size_t *count)
+{
+    pgpool *pool = pgpool_of(base);
+    PGresult *res;
+    /* Every queued row is in the claim's partial index (queue first): the
+     * count reads the index alone. */
+    int rc = pgpool_query(pool, true, "count queued jobs",
+                          "SELECT queue, count(*) FROM compute.jobs WHERE status = 'queued' "
+                          "GROUP BY queue ORDER BY queue LIMIT " STORE_QUEUES_MAX_TEXT,
+                          NULL, &res);
+    if (rc)
+        return rc;
+    int rows = PQntuples(res);
+    store_queue_count *counts = rows ? calloc((size_t)rows, sizeof *counts) : NULL;
+    if (rows && !counts) {
+        PQclear(res);
+        return pgpool_fail(pool, ACP_ENOMEM, "count queued jobs: out of memory");
+    }
+    for (int i = 0; i < rows; i++) {
+        snprintf(counts[i].queue, sizeof counts[i].queue, "%s", PQgetvalue(res, i, 0));
+        counts[i].count = (uint64_t)pgvalue_get_int64(res, i, 1);
+    }
+    PQclear(res);
+    *out = counts;
+    *count = (size_t)rows;
+    return 0;
+}

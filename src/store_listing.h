@@ -15,5 +15,6 @@ int store_listing_list(store *st, unsigned statuses, const char *queue, int64_t 
 int store_listing_exists(store *st, const acp_job_id *ids, size_t count, bool *exists);
 int store_listing_runs_alive(store *st, const acp_job_id *ids, const unsigned *attempts,
                              size_t count, bool *alive);
+int store_listing_count_queued(store *st, store_queue_count **out, size_t *count);
 
 #endif

@@ -106,6 +106,7 @@ const store_ops store_pg_ops = {
     .runs_alive = store_listing_runs_alive,
     .statement_count = store_pg_statement_count,
     .identity_read = store_pg_identity_read,
+    .count_queued = store_listing_count_queued,
 };
 
 int store_open(store **out, const acp_db_config *cfg, const logger *log)

@@ -20,6 +20,7 @@
 #include "error.h"
 #include "job.h"
 #include "json.h"
+#include "metrics.h"
 #include "platform_state.h"
 #include "workspace.h"
 
@@ -351,6 +352,7 @@ static int create_job(acp_platform *p, queue_rt *q, const acp_submission *sub, c
         return rc;
     }
     atomic_fetch_add(&p->submitted, 1);
+    metrics_job(metrics_queue_at(p->metrics, (size_t)(q - p->queues)), METRICS_SUBMITTED);
     if (due && dispatch_publish(p, q, &s->id, s->config) != 0) {
         log_warn(&p->log,
                  "job %s is stored but not yet dispatched (%s); it will be published "

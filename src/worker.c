@@ -16,6 +16,7 @@
 #include "error.h"
 #include "job.h"
 #include "joblog.h"
+#include "metrics.h"
 #include "record.h"
 #include "platform_state.h"
 #include "running.h"
@@ -207,7 +208,11 @@ static void run_job(queue_rt *q, store_job *row)
         job_outcome_fail(&outcome, "preparing the scratch directory");
     } else {
         ctx.dir = dir;
+        uint64_t start = metrics_now_ns();
         status = execute(q, row, &ctx);
+        metrics_queue *mq = metrics_queue_at(p->metrics, (size_t)(q - p->queues));
+        if (mq)
+            metrics_hist_observe_ns(&mq->run, metrics_now_ns() - start);
     }
     /* The results live in the scratch directory until the run is recorded;
      * the watchdog may have recorded it already, without the executor. */
@@ -256,7 +261,11 @@ static void drop(broker_conn **conn)
  * whether the connection is still there. */
 static bool ack(acp_platform *p, broker_conn **conn, uint64_t tag)
 {
-    if (broker_ack(*conn, tag) != 0) {
+    metrics_backend *amqp = metrics_backend_of(p->metrics, METRICS_AMQP);
+    uint64_t start = metrics_now_ns();
+    int rc = broker_ack(*conn, tag);
+    metrics_backend_done(amqp, METRICS_AMQP_ACK, rc != 0, start);
+    if (rc != 0) {
         drop(conn);
         return false;
     }
@@ -270,6 +279,8 @@ static void handle_delivery(worker *w, broker_conn **conn, const broker_delivery
     acp_platform *p = q->platform;
     acp_job_id id;
     char *config = NULL, hex[ACP_JOB_ID_STRLEN];
+    metrics_backend_done(metrics_backend_of(p->metrics, METRICS_AMQP), METRICS_AMQP_CONSUME, false,
+                         0);
     if (job_message_parse(d->body, d->len, &id, &config) != 0) {
         /* Acked, never redelivered: a poison message must not loop. */
         log_warn(&p->log, "%s_jobs: dropping a malformed message: %s", q->id, acp_last_error());
@@ -320,6 +331,13 @@ static void handle_delivery(worker *w, broker_conn **conn, const broker_delivery
                      acp_last_error());
     }
     atomic_fetch_add(&p->started, 1);
+    metrics_queue *mq = metrics_queue_at(p->metrics, (size_t)(q - p->queues));
+    metrics_job(mq, METRICS_STARTED);
+    /* Both times are the database's: no clock skew between hosts. */
+    if (mq && row.grabbed > row.not_before)
+        metrics_hist_observe_ns(&mq->wait, (uint64_t)(row.grabbed - row.not_before) * 1000u);
+    else if (mq)
+        metrics_hist_observe_ns(&mq->wait, 0);
     /* If the ack is lost, a redelivery will find the job claimed. */
     ack(p, conn, d->tag);
     /* RabbitMQ closes a connection that misses its heartbeats: a thread
@@ -362,6 +380,7 @@ static void *worker_main(void *arg)
     worker_platform = p;
     broker_conn *conn = NULL;
     unsigned backoff = 0;
+    bool connected = false;
     while (!atomic_load(&p->stopping)) {
         if (!conn) {
             if (connect_consumer(q, &conn) != 0) {
@@ -377,6 +396,9 @@ static void *worker_main(void *arg)
             if (backoff)
                 log_info(&p->log, "%s worker %u: consuming again", q->id, w->index);
             backoff = 0;
+            if (connected)
+                metrics_backend_reconnect(metrics_backend_of(p->metrics, METRICS_AMQP));
+            connected = true;
         }
         broker_delivery d;
         int rc = broker_next(conn, WORKER_POLL_MS, &d);

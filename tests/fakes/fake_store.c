@@ -938,6 +938,7 @@ static int fake_retry(store *st, const acp_job_id *id, const char *owner, const 
 typedef struct fake_cancel_arg {
     acp_job_status previous;
     acp_layout layout;
+    char queue[ACP_QUEUE_ID_MAX + 1];
 } fake_cancel_arg;
 
 static int fake_cancel_row(fake_store *fs, fake_slot *slot, int64_t now, void *arg)
@@ -947,6 +948,7 @@ static int fake_cancel_row(fake_store *fs, fake_slot *slot, int64_t now, void *a
     fake_store_row *row = &slot->row;
     cancel->previous = row->job.status;
     cancel->layout = row->job.layout;
+    memcpy(cancel->queue, row->job.queue, sizeof cancel->queue);
     if (row->job.status == ACP_STATUS_IN_PROGRESS) {
         if (!row->job.cancel_requested)
             row->job.cancel_requested = now;
@@ -971,7 +973,7 @@ static int fake_cancel_row(fake_store *fs, fake_slot *slot, int64_t now, void *a
 }
 
 static int fake_cancel(store *st, const acp_job_id *id, acp_job_status *previous,
-                       acp_layout *layout)
+                       acp_layout *layout, char *queue)
 {
     if (!id)
         return error_set(ACP_EINVAL, "store_cancel: NULL argument");
@@ -981,6 +983,8 @@ static int fake_cancel(store *st, const acp_job_id *id, acp_job_status *previous
         *previous = cancel.previous;
     if (rc == 0 && layout)
         *layout = cancel.layout;
+    if (rc == 0 && queue)
+        memcpy(queue, cancel.queue, sizeof cancel.queue);
     return rc;
 }
 
