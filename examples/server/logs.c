@@ -15,6 +15,8 @@
  * follower checks that its client is still there and that the server is
  * not stopping. */
 #define LOGS_WAIT_MS 1000
+/* The pause after a wait that returned at once with nothing. */
+#define LOGS_IDLE_PAUSE_MS 50
 /* The most text one read of a follower takes (one chunk, one event). */
 #define LOGS_FOLLOW_BYTES (64u << 10)
 /* libmicrohttpd's buffer for a streamed answer. */
@@ -202,6 +204,7 @@ static ssize_t logs_reader(void *cls, uint64_t pos, char *buf, size_t max)
             return MHD_CONTENT_READER_END_WITH_ERROR;
         logs_timed(s, 0);
         acp_log_read r;
+        double asked = logs_now();
         int rc = logs_read(s->srv->platform, &s->id, s->next, LOGS_FOLLOW_BYTES, LOGS_WAIT_MS,
                            &s->text, &r);
         if (rc != 0) {
@@ -215,6 +218,10 @@ static ssize_t logs_reader(void *cls, uint64_t pos, char *buf, size_t max)
         }
         if (logs_take(s, &r) != 0)
             return MHD_CONTENT_READER_END_WITH_ERROR;
+        /* A wait that came back at once with nothing (woken for text that
+         * was not there yet, say) must not become a busy loop of reads. */
+        if (s->out.len == 0 && !s->ended && logs_now() - asked < 0.01)
+            poll(NULL, 0, LOGS_IDLE_PAUSE_MS);
         if (s->sse && s->out.len == 0 && logs_now() - s->quiet_at >= LOGS_KEEPALIVE_SECONDS) {
             if (logs_append(&s->out, ": keep-alive\n\n", 14) != 0)
                 return MHD_CONTENT_READER_END_WITH_ERROR;
