@@ -423,7 +423,10 @@ def open_connections(server):
 @case("followers hold a connection each but others are still served; a follower whose client "
       "leaves is let go")
 def t_followers_release():
-    job_id = submit(cfg(executor="sleep", seconds=40))
+    # Far longer than the hang guard below: only noticing the client's
+    # leaving lets the followers go before the job ends (it is cancelled
+    # after the next case).
+    job_id = submit(cfg(executor="sleep", seconds=500))
     wait_running(job_id)
     base = open_connections(run.b)
     streams = [open_stream(run.b, f"/jobs/{job_id}/log?follow=1") for _ in range(5)]
@@ -461,6 +464,7 @@ def t_stop_with_follower():
 @case("clean-up: every job of the run is deleted; A stops cleanly")
 def t_cleanup():
     for job_id in sorted(run.submitted):
+        run.a.call("POST", f"/jobs/{job_id}/cancel")  # 409 for one that ended
         wait_end(job_id)
         d = run.a.call("DELETE", f"/jobs/{job_id}")
         check(d.status in (204, 404), f"DELETE {job_id}: {d}")
@@ -490,7 +494,7 @@ def main():
         "layout": os.environ.get("ACP_TEST_LAYOUT", "native"),
         "shutdown_timeout": 5,
         "log_level": "info",
-        "executors": {"sleep": {"max_seconds": 60},
+        "executors": {"sleep": {"max_seconds": 600},
                       "command": {"programs": programs, "timeout_seconds": 60}},
     }
     run.a = Server(binary, run.work, "server-a", dict(
