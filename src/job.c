@@ -9,7 +9,7 @@
 #include "config.h"
 #include "error.h"
 #include "job.h"
-#include "joblog.h"
+#include "joblog_text.h"
 #include "workspace.h"
 
 #define MESSAGE_MAX 4096

@@ -14,22 +14,19 @@
 
 #include "async_platform.h"
 #include "buf.h"
+#include "joblog_text.h"
 
 struct running_job;
 
-/* How often a run's pending text and its progress are written. */
-#define JOBLOG_FLUSH_MS    200
-#define JOBLOG_PROGRESS_MS 500
-
-/* The name of the kept log among a job's results. */
-#define JOBLOG_FILE "log.txt"
-
 typedef struct joblog_run joblog_run;
 
-/* Start the flusher thread of @p (not with a store other than
- * PostgreSQL's: then runs keep their text until their attempt ends, where
- * it is dropped). ACP_ENOMEM when the thread cannot start. */
-int joblog_flusher_start(acp_platform *p);
+/* Start the flusher thread of @p unless it runs or the platform stops;
+ * under the platform's lock, when a run first logs or reports progress (a
+ * platform whose jobs never do has no such thread). Not for a store other
+ * than PostgreSQL's nor without the background threads: then a run's text
+ * waits for the end of its attempt. A thread that cannot start is logged:
+ * the same. */
+void joblog_flusher_start(acp_platform *p);
 /* Stop it (after the workers: their last writes are their own). */
 void joblog_flusher_stop(acp_platform *p);
 

@@ -10,7 +10,8 @@
 
 #include "clock.h"
 #include "error.h"
-#include "joblog_run.h"
+#include "joblog.h"
+#include "joblog_buffer.h"
 #include "platform_state.h"
 #include "running.h"
 #include "store_log.h"
@@ -208,24 +209,33 @@ static void *joblog_flusher_main(void *arg)
     return NULL;
 }
 
-int joblog_flusher_start(acp_platform *p)
+void joblog_flusher_start(acp_platform *p)
 {
-    if (!p->store || p->store->ops != &store_pg_ops)
-        return 0;
+    if (p->log_flusher_started || p->log_flusher_failed || !p->maintenance_started ||
+        atomic_load(&p->maintenance_stopping) || !p->store || p->store->ops != &store_pg_ops)
+        return;
     int err = pthread_create(&p->log_flusher, NULL, joblog_flusher_main, p);
-    if (err)
-        return error_set(ACP_ENOMEM, "starting the log flusher thread: %s", error_strerror(err));
+    if (err) {
+        p->log_flusher_failed = true;
+        log_warn(&p->log,
+                 "starting the log flusher thread: %s; job logs and progress are written when "
+                 "each attempt ends",
+                 error_strerror(err));
+        return;
+    }
     p->log_flusher_started = true;
-    return 0;
 }
 
 void joblog_flusher_stop(acp_platform *p)
 {
-    if (!p->log_flusher_started)
-        return;
-    /* maintenance_stopping is raised (and announced) before this. */
-    pthread_join(p->log_flusher, NULL);
+    /* maintenance_stopping is raised (and announced) before this: no run
+     * starts the thread any more. */
+    pthread_mutex_lock(&p->lock);
+    bool started = p->log_flusher_started;
     p->log_flusher_started = false;
+    pthread_mutex_unlock(&p->lock);
+    if (started)
+        pthread_join(p->log_flusher, NULL);
 }
 
 /* Take @run away from the flusher, waiting for a write in progress. */

@@ -10,6 +10,9 @@
 
 #include "buf.h"
 
+/* The name of the kept log among a job's results. */
+#define JOBLOG_FILE "log.txt"
+
 /* The longest line kept whole; a longer one is broken into lines of at most
  * this many bytes (at a character boundary). */
 #define JOBLOG_LINE_MAX (64u << 10)

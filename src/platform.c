@@ -136,7 +136,7 @@ int platform_init_with(acp_platform **out, const acp_config *config,
         return rc;
     }
     p->pruner_started = true;
-    if ((rc = listener_start(p, &p->listener)) != 0 || (rc = joblog_flusher_start(p)) != 0) {
+    if ((rc = listener_start(p, &p->listener)) != 0) {
         p->factory.free = NULL;
         acp_shutdown(p);
         return rc;
@@ -150,6 +150,7 @@ workers:
             acp_shutdown(p);
             return error_set(rc, "%s", reason);
         }
+
     log_info(&p->log, "platform %s started: %zu queue(s), %s layout, scratch root %s",
              p->instance_id, p->queue_count, p->layout == ACP_LAYOUT_LCP ? "lcp" : "native",
              p->workspace_root);
@@ -176,13 +177,16 @@ int acp_init(acp_platform **out, const acp_config *config)
 }
 
 /* A thread of the platform's own would wait for itself. */
-static bool platform_thread_is_own(const acp_platform *p)
+static bool platform_thread_is_own(acp_platform *p)
 {
     pthread_t self = pthread_self();
-    return worker_is_current(p) ||
+    /* The log flusher starts when a job first logs, on a worker. */
+    pthread_mutex_lock(&p->lock);
+    bool flusher = p->log_flusher_started && pthread_equal(self, p->log_flusher);
+    pthread_mutex_unlock(&p->lock);
+    return flusher || worker_is_current(p) ||
            (p->maintenance_started && pthread_equal(self, p->maintenance)) ||
            (p->pruner_started && pthread_equal(self, p->pruner)) ||
-           (p->log_flusher_started && pthread_equal(self, p->log_flusher)) ||
            listener_is_current(p->listener);
 }
 

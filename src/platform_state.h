@@ -100,7 +100,7 @@ struct acp_platform {
     struct running_job **running;
     size_t running_count, running_size;
     /* The thread that writes the runs' logs and progress (joblog.h). */
-    bool log_flusher_started;
+    bool log_flusher_started, log_flusher_failed;
     pthread_t log_flusher;
     /* acp_read_log calls waiting for a job's log to grow (logread.c). */
     struct logread_waiter *log_waiters;

@@ -220,6 +220,9 @@ static int record_persist_once(acp_platform *p, const store_job *row, acp_job_co
             if (strcmp(kept.names[i], JOBLOG_FILE) == 0)
                 names[named++] = JOBLOG_FILE;
     }
+    /* A result that could not be kept has set the outcome's message. */
+    if (outputs)
+        message = outcome->message;
     if (!rc)
         rc = store_finish_tx(tx, status, status != ACP_STATUS_COMPLETE ? message : NULL,
                              native ? kept.names : names, native ? kept.sizes : NULL,

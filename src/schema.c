@@ -132,8 +132,9 @@ static const schema_migration schema_migrations[] = {
     /* Progress and logs (docs/guide.adoc): the latest progress report of
      * the attempt; the length of the job's log stream and the head of its
      * cap; the live copy of the log in chunks, keyed by the stream offset
-     * of their first byte (bounded per job by config.log_cap_bytes), gone
-     * with the job's row. */
+     * of their first byte (bounded per job by config.log_cap_bytes). No
+     * foreign key: TRUNCATE compute.jobs keeps working; the statements that
+     * delete or expire a job delete its chunks. */
     {6, "ALTER TABLE compute.jobs\n"
         "  ADD COLUMN IF NOT EXISTS progress_done BIGINT,\n"
         "  ADD COLUMN IF NOT EXISTS progress_total BIGINT,\n"
@@ -142,7 +143,7 @@ static const schema_migration schema_migrations[] = {
         "  ADD COLUMN IF NOT EXISTS log_size BIGINT NOT NULL DEFAULT 0,\n"
         "  ADD COLUMN IF NOT EXISTS log_head BIGINT;\n"
         "CREATE TABLE IF NOT EXISTS compute.job_logs (\n"
-        "  job_id BYTEA NOT NULL REFERENCES compute.jobs (job_id) ON DELETE CASCADE,\n"
+        "  job_id BYTEA NOT NULL,\n"
         "  pos    BIGINT NOT NULL,\n"
         "  data   BYTEA NOT NULL,\n"
         "  PRIMARY KEY (job_id, pos)\n"

@@ -112,8 +112,8 @@ void store_close(store *st);
  * and of due undispatched jobs (not_before), both WHERE status = 'queued'
  * (5); progress_done, progress_total bigint, progress_text text,
  * progress_updated timestamptz, log_size bigint NOT NULL DEFAULT 0,
- * log_head bigint, and the table compute.job_logs (job_id, pos, data),
- * ON DELETE CASCADE from compute.jobs (6). Runs inside one
+ * log_head bigint, and the table compute.job_logs (job_id, pos, data)
+ * whose rows go with the job's (deleted, expired, re-run) (6). Runs inside one
  * transaction holding an advisory lock, so processes starting together do
  * not race; a database already at the current version is left alone.
  * Called by store_open. PostgreSQL only: ACP_EINVAL for another store. */
@@ -286,7 +286,7 @@ int store_take_undispatched(store *st, unsigned older_than_seconds, const char *
                             size_t queue_count, size_t limit, store_dispatch_list *out,
                             int64_t *next_due);
 
-/* Q-DELETE. ACP_ENOTFOUND when there is no row. */
+/* Q-DELETE, and the live copy of its log. ACP_ENOTFOUND when there is no row. */
 int store_delete(store *st, const acp_job_id *id);
 
 /* ---- expiring, deleting and listing ------------------------------------ */

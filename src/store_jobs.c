@@ -361,5 +361,6 @@ int store_jobs_delete(store *base, const acp_job_id *id)
     pgpool *pool = pgpool_of(base);
     STORE_JOBS_CHECK(pool, id, "store_delete");
     return store_jobs_change(pool, id, "delete", false,
+                             "WITH logs AS (DELETE FROM compute.job_logs WHERE job_id = $1::bytea) "
                              "DELETE FROM compute.jobs WHERE job_id = $1::bytea");
 }

@@ -185,7 +185,9 @@ int store_retention_delete_begin(store *base, const acp_job_id *id, store_tx **t
                                     "DELETE FROM compute.jobs j USING old "
                                     "WHERE j.job_id = old.job_id "
                                     "AND old.status <> 'in-progress' "
-                                    "RETURNING j.job_id" STORE_RETENTION_VERDICT,
+                                    "RETURNING j.job_id), "
+                                    "logs AS (DELETE FROM compute.job_logs l USING changed c "
+                                    "WHERE l.job_id = c.job_id" STORE_RETENTION_VERDICT,
                                     &p, "it cannot be deleted", tx, NULL);
 }
 
@@ -317,7 +319,10 @@ int store_retention_delete_expired(store *base, const acp_job_id *id)
     PGresult *res;
     int rc = pgpool_query(
         pool, false, what,
-        "DELETE FROM compute.jobs WHERE job_id = $1::bytea AND status = 'expired'", &p, &res);
+        "WITH logs AS (DELETE FROM compute.job_logs WHERE job_id = $1::bytea AND EXISTS ("
+        "  SELECT 1 FROM compute.jobs WHERE job_id = $1::bytea AND status = 'expired')) "
+        "DELETE FROM compute.jobs WHERE job_id = $1::bytea AND status = 'expired'",
+        &p, &res);
     if (rc)
         return rc;
     bool deleted = store_jobs_matched(res);

@@ -5,6 +5,7 @@
  * job writes 100 MiB; a retried job's log with its attempt header; the
  * no-op job's cost unchanged; bad input. */
 #include <inttypes.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -27,6 +28,13 @@
 static stack_env env;
 static const char *self_path;
 static atomic_bool released;
+static atomic_bool go;            /* the progress executor may start */
+static atomic_bool flooded;       /* ... and has reported 10,000 times */
+static acp_platform *executing;   /* the platform whose executors run */
+static uint64_t flood_statements; /* its statements meanwhile */
+/* What the "bad" executor's calls returned, and their messages. */
+static int bad_rc[8];
+static char bad_message[8][160];
 
 static int64_t wall_us(void)
 {
@@ -44,7 +52,7 @@ static int64_t mono_ms(void)
 
 /* Valgrind and the sanitizers slow every step: the latency bound the issue
  * states grows with them. */
-__attribute__((unused)) static int64_t latency_bound_ms(int64_t ms)
+static int64_t latency_bound_ms(int64_t ms)
 {
     int64_t factor = RUNNING_ON_VALGRIND ? 8 : 1;
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -87,7 +95,15 @@ static int joblog_execute(acp_executor *executor, acp_job_context *ctx)
         acp_job_log(ctx, "done");
         acp_job_progress(ctx, 10, 10, NULL);
     } else if (config_has(ctx, "\"ticker\"")) {
-        /* A line every 100 ms, each with the wall time it was written. */
+        /* A line every 100 ms, each with the wall time it was written, once
+         * the follower is there (it creates the file named in the config). */
+        const char *at = strstr(ctx->config, "\"go\":\"");
+        char path[256] = "";
+        if (at)
+            sscanf(at + 6, "%255[^\"]", path);
+        for (int64_t until = mono_ms() + FIXTURE_WAIT_S * 1000;
+             access(path, F_OK) != 0 && mono_ms() < until;)
+            fixture_sleep_ms(10);
         for (int i = 0; i < TICKS; i++) {
             acp_job_log(ctx, "tick %d at %" PRId64, i, wall_us());
             fixture_sleep_ms(100);
@@ -102,9 +118,16 @@ static int joblog_execute(acp_executor *executor, acp_job_context *ctx)
             line[14] = ' ';
             if (acp_job_log_write(ctx, line, sizeof line) != 0)
                 return 1;
+            if (i % 1024 == 0) /* a pause each MiB: the test samples the table */
+                fixture_sleep_ms(2);
         }
     } else if (config_has(ctx, "\"progress\"")) {
-        /* 10,000 reports over about 2 s. */
+        /* 10,000 reports over about 2 s, the statements of the platform
+         * counted meanwhile (nothing else asks the database then). */
+        while (!atomic_load(&go))
+            fixture_sleep_ms(5);
+        acp_stats before = {.version = ACP_STATS_VERSION};
+        acp_get_stats(executing, &before);
         for (int i = 1; i <= 10000; i++) {
             char text[32];
             snprintf(text, sizeof text, "step %d", i);
@@ -113,8 +136,43 @@ static int joblog_execute(acp_executor *executor, acp_job_context *ctx)
             if (i % 50 == 0)
                 fixture_sleep_ms(10);
         }
+        acp_stats after = {.version = ACP_STATS_VERSION};
+        acp_get_stats(executing, &after);
+        flood_statements = after.sql_statements - before.sql_statements;
+        atomic_store(&flooded, true);
         while (!atomic_load(&released))
             fixture_sleep_ms(10);
+    } else if (config_has(ctx, "\"bad\"")) {
+        char long_text[ACP_PROGRESS_TEXT_MAX + 2];
+        memset(long_text, 'a', sizeof long_text - 1);
+        long_text[sizeof long_text - 1] = '\0';
+        int rcs[8] = {
+            acp_job_progress(ctx, 5, 4, NULL),
+            acp_job_progress(ctx, 1, 2, long_text),
+            acp_job_progress(ctx, 1, 2, "bad \xff byte"),
+            acp_job_progress(ctx, 1, 2, "tab\there"),
+            acp_job_log_write(ctx, NULL, 3),
+            acp_job_log(ctx, NULL),
+            acp_job_add_output(ctx, "log.txt"),
+            acp_job_progress(ctx, 3, 0, "three of unknown"),
+        };
+        for (int i = 0; i < 8; i++)
+            bad_rc[i] = rcs[i];
+        /* The messages, each right after its call. */
+        acp_job_progress(ctx, 5, 4, NULL);
+        snprintf(bad_message[0], sizeof bad_message[0], "%s", acp_last_error());
+        acp_job_progress(ctx, 1, 2, long_text);
+        snprintf(bad_message[1], sizeof bad_message[1], "%s", acp_last_error());
+        acp_job_progress(ctx, 1, 2, "bad \xff byte");
+        snprintf(bad_message[2], sizeof bad_message[2], "%s", acp_last_error());
+        acp_job_progress(ctx, 1, 2, "tab\there");
+        snprintf(bad_message[3], sizeof bad_message[3], "%s", acp_last_error());
+        acp_job_log_write(ctx, NULL, 3);
+        snprintf(bad_message[4], sizeof bad_message[4], "%s", acp_last_error());
+        acp_job_log(ctx, NULL);
+        snprintf(bad_message[5], sizeof bad_message[5], "%s", acp_last_error());
+        acp_job_add_output(ctx, "log.txt");
+        snprintf(bad_message[6], sizeof bad_message[6], "%s", acp_last_error());
     } else if (config_has(ctx, "\"retried\"")) {
         acp_job_log(ctx, "attempt %u says hello", ctx->attempt);
         if (ctx->attempt == 1) {
@@ -156,6 +214,7 @@ static world *world_start(size_t cap)
     if (acp_init(&w->p, &w->fc.config) != 0)
         fail_msg("acp_init: %s", acp_last_error());
     atomic_store(&released, false);
+    executing = w->p;
     return w;
 }
 
@@ -406,6 +465,399 @@ static void bad_input_is_refused_by_name(void **state)
     assert_int_equal(acp_job_log_write(NULL, "x", 1), ACP_EINVAL);
     acp_job_context fake = {.version = ACP_JOB_CONTEXT_VERSION};
     assert_int_equal(acp_job_progress(&fake, 1, 2, NULL), ACP_EINVAL);
+
+    /* In a running job: each refused by name, nothing changed. */
+    id = submit(w, "bad");
+    job = wait_for(w->p, &id, ACP_STATUS_COMPLETE);
+    const char *const expected[] = {
+        "done 5 is more than total 4", "more than 256", "not valid UTF-8",
+        "control character 0x09",      "NULL data",     "NULL format",
+        "name of the job's log"};
+    for (int i = 0; i < 7; i++) {
+        assert_int_equal(bad_rc[i], ACP_EINVAL);
+        if (!strstr(bad_message[i], expected[i]))
+            fail_msg("call %d: '%s' does not say '%s'", i, bad_message[i], expected[i]);
+    }
+    assert_int_equal(bad_rc[7], 0); /* total 0: done alone */
+    assert_int_equal(job.progress_done, 3);
+    assert_int_equal(job.progress_total, 0);
+    assert_string_equal(job.progress_text, "three of unknown");
+    acp_job_clear(&job);
+    world_stop(w);
+}
+
+/* ---- following another process's job -------------------------------------- */
+
+static void go_path(const char *tag, char *out, size_t size)
+{
+    snprintf(out, size, "/tmp/acp-joblog-%s.go", tag);
+}
+
+/* The child: a platform of its own running one ticker job, announced on
+ * stdout once it runs. */
+static int child_main(const char *tag)
+{
+    fixture_config fc;
+    acp_platform *p = fixture_child_platform(&fc, &env, tag, &joblog_factory);
+    if (!p)
+        return 1;
+    char path[96], config[192];
+    go_path(tag, path, sizeof path);
+    snprintf(config, sizeof config, "{\"mode\":\"ticker\",\"go\":\"%s\",\"n\":\"%s\"}", path, tag);
+    acp_job_id id;
+    if (fixture_child_submit(p, &fc, config, &id) != 0)
+        return 1;
+    acp_job job = {0};
+    if (!fixture_wait_status(p, &id, ACP_STATUS_IN_PROGRESS, FIXTURE_WAIT_S, &job)) {
+        fprintf(stderr, "child: the job is %s\n", acp_job_status_name(job.status));
+        return 1;
+    }
+    acp_job_clear(&job);
+    char hex[ACP_JOB_ID_STRLEN];
+    printf("running %s\n", acp_job_id_format(&id, hex));
+    fflush(stdout);
+    fixture_wait_status(p, &id, ACP_STATUS_COMPLETE, FIXTURE_WAIT_S, &job);
+    printf("ended %s\n", acp_job_status_name(job.status));
+    fflush(stdout);
+    acp_job_clear(&job);
+    acp_shutdown(p);
+    return 0;
+}
+
+/* What a follower saw: the text, and when each line arrived. */
+typedef struct follow {
+    text t;
+    int lines;
+    int checked;      /* lines written after the follower began */
+    int64_t began;    /* wall µs */
+    int64_t worst_ms; /* the longest a checked line took */
+    int expected;     /* the next tick */
+    char bad[160];
+} follow;
+
+static int follow_sink(void *userdata, const void *data, size_t len)
+{
+    follow *f = userdata;
+    size_t from = f->t.len;
+    if (text_sink(&f->t, data, len) != 0)
+        return -1;
+    int64_t now = wall_us();
+    /* Each line that ended in this piece. */
+    char *line = f->t.data + from;
+    while (line > f->t.data && line[-1] != '\n')
+        line--;
+    for (char *nl; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+        int tick;
+        long long written;
+        if (sscanf(line, "tick %d at %lld", &tick, &written) != 2 || tick != f->expected) {
+            if (!f->bad[0])
+                snprintf(f->bad, sizeof f->bad, "line %d is '%.*s'", f->lines, (int)(nl - line),
+                         line);
+        } else if (written >= f->began) {
+            int64_t took = (now - written) / 1000;
+            f->checked++;
+            if (took > f->worst_ms)
+                f->worst_ms = took;
+        }
+        f->expected = tick + 1;
+        f->lines++;
+    }
+    return 0;
+}
+
+static void job_on_another_process_is_followed_line_by_line(void **state)
+{
+    (void)state;
+    char tag[9], path[96];
+    fixture_tag(tag);
+    go_path(tag, path, sizeof path);
+    FILE *from_child;
+    pid_t child = fixture_spawn_self(self_path, "child-ticker", tag, &from_child);
+    assert_true(child > 0);
+    char line[128] = {0};
+    if (!fgets(line, sizeof line, from_child)) {
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        fail_msg("the child process did not start its job");
+    }
+    line[strcspn(line, "\n")] = '\0';
+    acp_job_id id;
+    assert_int_equal(acp_job_id_parse(&id, line + strlen("running ")), 0);
+
+    /* This process reads the log through the database alone. */
+    fixture_config fc;
+    fixture_config_make(&fc, &env, tag, 1, 1, &joblog_factory);
+    acp_platform *p;
+    assert_int_equal(acp_init(&p, &fc.config), 0);
+    follow f = {.began = wall_us()};
+    FILE *go_file = fopen(path, "w");
+    assert_non_null(go_file);
+    fclose(go_file);
+    acp_log_read r;
+    acp_log_read_init(&r, ACP_LOG_READ_VERSION);
+    r.wait_ms = 1000;
+    int64_t until = mono_ms() + FIXTURE_WAIT_S * 1000;
+    while (!r.ended && mono_ms() < until) {
+        int rc = acp_read_log(p, &id, &r, follow_sink, &f);
+        if (rc != 0)
+            fail_msg("acp_read_log: %d %s", rc, acp_last_error());
+        r.offset = r.next;
+    }
+    unlink(path);
+    assert_non_null(fgets(line, sizeof line, from_child));
+    assert_string_equal(line, "ended complete\n");
+    fclose(from_child);
+    int status;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    assert_int_equal(r.ended, 1);
+    if (f.bad[0])
+        fail_msg("%s", f.bad);
+    assert_int_equal(f.lines, TICKS);
+    assert_int_equal(r.next, f.t.len);
+    print_message("# %d lines followed, %d written while following, the slowest in %lld ms\n",
+                  f.lines, f.checked, (long long)f.worst_ms);
+    assert_true(f.checked >= TICKS / 2);
+    if (f.worst_ms > latency_bound_ms(500))
+        fail_msg("a line took %lld ms to reach the follower", (long long)f.worst_ms);
+    /* The kept file is what was followed. */
+    void *kept;
+    size_t kept_len;
+    assert_int_equal(acp_read_result_buffer(p, &id, "log.txt", 1 << 20, &kept, &kept_len), 0);
+    assert_int_equal(kept_len, f.t.len);
+    assert_memory_equal(kept, f.t.data, kept_len);
+    acp_free(kept);
+    text_free(&f.t);
+    acp_shutdown(p);
+}
+
+typedef struct waiter_arg {
+    acp_platform *p;
+    acp_job_id id;
+    int rc;
+} waiter_arg;
+
+static void *waiter_main(void *userdata)
+{
+    waiter_arg *a = userdata;
+    acp_log_read r;
+    acp_log_read_init(&r, ACP_LOG_READ_VERSION);
+    r.wait_ms = ACP_LOG_WAIT_MAX;
+    text t = {0};
+    a->rc = acp_read_log(a->p, &a->id, &r, text_sink, &t);
+    text_free(&t);
+    return NULL;
+}
+
+static void follow_wait_ends_at_once_for_an_ended_job_and_at_shutdown(void **state)
+{
+    (void)state;
+    world *w = world_start(0);
+    acp_job_id id = submit(w, "noop");
+    acp_job job = wait_for(w->p, &id, ACP_STATUS_COMPLETE);
+    acp_job_clear(&job);
+    acp_log_read r;
+    acp_log_read_init(&r, ACP_LOG_READ_VERSION);
+    r.wait_ms = ACP_LOG_WAIT_MAX;
+    text t = {0};
+    int64_t began = mono_ms();
+    assert_int_equal(acp_read_log(w->p, &id, &r, text_sink, &t), 0);
+    assert_int_equal(r.ended, 1);
+    assert_true(mono_ms() - began < 60000); /* no wait of 300 s for an ended job */
+
+    /* A follower of a job that waits for its time is ended by the
+     * shutdown. */
+    acp_submission sub;
+    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
+    sub.config = "{\"mode\":\"noop\",\"delayed\":1}";
+    sub.delay_ms = 3600000;
+    assert_int_equal(acp_submit(w->p, w->fc.queue_ids[0], &sub, &job), 0);
+    waiter_arg arg = {w->p, job.id, 1};
+    acp_job_clear(&job);
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, waiter_main, &arg), 0);
+    fixture_sleep_ms(300);
+    atomic_store(&released, true);
+    began = mono_ms();
+    acp_shutdown(w->p);
+    pthread_join(thread, NULL);
+    assert_int_equal(arg.rc, ACP_ESHUTDOWN);
+    assert_true(mono_ms() - began < 60000);
+    free(w);
+}
+
+/* ---- the cap ---------------------------------------------------------------- */
+
+static PGconn *admin_connect(void)
+{
+    const char *keys[] = {"host", "port", "user", "password", "dbname", NULL};
+    const char *values[] = {env.pg_host,     env.pg_port, env.pg_user,
+                            env.pg_password, env.pg_db,   NULL};
+    PGconn *conn = PQconnectdbParams(keys, values, 0);
+    if (PQstatus(conn) != CONNECTION_OK)
+        fail_msg("admin connection: %s", PQerrorMessage(conn));
+    return conn;
+}
+
+/* Bytes of job @hex's live log in the database. */
+static long long live_bytes(PGconn *conn, const char *hex)
+{
+    const char *params[] = {hex};
+    PGresult *res = PQexecParams(conn,
+                                 "SELECT coalesce(sum(length(data)), 0) FROM compute.job_logs "
+                                 "WHERE job_id = decode($1, 'hex')",
+                                 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        fail_msg("sampling job_logs: %s", PQerrorMessage(conn));
+    long long n = atoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return n;
+}
+
+static void cap_keeps_head_and_tail_of_100_mib(void **state)
+{
+    (void)state;
+    const size_t cap = 64 << 10;
+    world *w = world_start(cap);
+    PGconn *conn = admin_connect();
+    acp_job_id id = submit(w, "flood");
+    char hex[ACP_JOB_ID_STRLEN];
+    acp_job_id_format(&id, hex);
+    long long most = 0;
+    int samples = 0;
+    acp_job job = {0};
+    int64_t until = mono_ms() + FIXTURE_WAIT_S * 1000;
+    for (;;) {
+        long long n = live_bytes(conn, hex);
+        samples++;
+        if (n > most)
+            most = n;
+        assert_int_equal(acp_get_job(w->p, &id, &job), 0);
+        bool over = job.status == ACP_STATUS_COMPLETE || job.status == ACP_STATUS_FAILED;
+        acp_job_clear(&job);
+        if (over || mono_ms() > until)
+            break;
+        fixture_sleep_ms(20);
+    }
+    job = wait_for(w->p, &id, ACP_STATUS_COMPLETE);
+    acp_job_clear(&job);
+    print_message("# live log: at most %lld bytes in %d samples (cap %zu)\n", most, samples, cap);
+    assert_true(most > 0);
+    assert_true(most <= (long long)(cap + cap / 8)); /* the cap and one chunk */
+    assert_int_equal(live_bytes(conn, hex), 0);      /* gone with the job's end */
+    PQfinish(conn);
+
+    /* log.txt: the head (32 lines of 1 KiB), the marker, the tail. */
+    void *kept;
+    size_t len;
+    assert_int_equal(acp_read_result_buffer(w->p, &id, "log.txt", 1 << 20, &kept, &len), 0);
+    const char *s = kept;
+    const size_t head = cap / 2, lines = FLOOD_BYTES / FLOOD_LINE;
+    for (size_t i = 0; i < head / FLOOD_LINE; i++) {
+        char number[24];
+        snprintf(number, sizeof number, "%014zu ", i);
+        assert_memory_equal(s + i * FLOOD_LINE, number, 15);
+        assert_int_equal(s[i * FLOOD_LINE + FLOOD_LINE - 1], '\n');
+    }
+    unsigned long long dropped;
+    int marker_len;
+    assert_int_equal(sscanf(s + head, "[... %llu bytes dropped ...]\n%n", &dropped, &marker_len),
+                     1);
+    const char *tail = s + head + marker_len;
+    size_t tail_len = len - head - (size_t)marker_len;
+    assert_int_equal(head + dropped + tail_len, FLOOD_BYTES);
+    assert_true(tail_len <= cap - head && tail_len >= (cap - head) / 2);
+    assert_int_equal(tail_len % FLOOD_LINE, 0); /* whole lines */
+    size_t first = lines - tail_len / FLOOD_LINE;
+    for (size_t i = 0; i < tail_len / FLOOD_LINE; i++) {
+        char number[24];
+        snprintf(number, sizeof number, "%014zu ", first + i);
+        assert_memory_equal(tail + i * FLOOD_LINE, number, 15);
+    }
+    /* Read back with the stream's offsets: the marker stands for the gap. */
+    text t = {0};
+    acp_log_read r = read_to_end(w->p, &id, 0, &t);
+    assert_int_equal(r.ended, 1);
+    assert_int_equal(r.next, FLOOD_BYTES);
+    assert_int_equal(t.len, len);
+    assert_memory_equal(t.data, kept, len);
+    text_free(&t);
+    acp_log_read mid;
+    acp_log_read_init(&mid, ACP_LOG_READ_VERSION);
+    mid.offset = head + 10;
+    assert_int_equal(acp_read_log(w->p, &id, &mid, text_sink, &t), 0);
+    assert_int_equal(mid.dropped, dropped - 10);
+    assert_non_null(strstr(t.data, "bytes dropped ...]\n"));
+    text_free(&t);
+    acp_free(kept);
+    world_stop(w);
+}
+
+/* ---- progress and retries ----------------------------------------------------- */
+
+static void progress_is_visible_while_running_and_coalesced(void **state)
+{
+    (void)state;
+    world *w = world_start(0);
+    atomic_store(&go, false);
+    atomic_store(&flooded, false);
+    acp_job_id id = submit(w, "progress");
+    acp_job job = wait_for(w->p, &id, ACP_STATUS_IN_PROGRESS);
+    acp_job_clear(&job);
+    atomic_store(&go, true);
+    int64_t until = mono_ms() + FIXTURE_WAIT_S * 1000;
+    while (!atomic_load(&flooded) && mono_ms() < until)
+        fixture_sleep_ms(20);
+    assert_true(atomic_load(&flooded));
+    print_message("# 10000 progress reports cost %" PRIu64 " SQL statements\n", flood_statements);
+    /* At most two writes a second, and the maintenance thread's own few. */
+    assert_true(flood_statements <= 40);
+    /* The last report shows while the job still runs. */
+    for (;;) {
+        assert_int_equal(acp_get_job(w->p, &id, &job), 0);
+        assert_int_equal(job.status, ACP_STATUS_IN_PROGRESS);
+        if (job.progress_done == 10000)
+            break;
+        acp_job_clear(&job);
+        if (mono_ms() > until)
+            fail_msg("the last progress report did not show");
+        fixture_sleep_ms(50);
+    }
+    assert_int_equal(job.progress_total, 10000);
+    assert_string_equal(job.progress_text, "step 10000");
+    acp_job_clear(&job);
+    atomic_store(&released, true);
+    job = wait_for(w->p, &id, ACP_STATUS_COMPLETE);
+    assert_int_equal(job.progress_done, 10000);
+    acp_job_clear(&job);
+    world_stop(w);
+}
+
+static void retried_job_keeps_both_attempts_under_a_header(void **state)
+{
+    (void)state;
+    world *w = world_start(0);
+    acp_job_id id = submit(w, "retried");
+    acp_job job = wait_for(w->p, &id, ACP_STATUS_COMPLETE);
+    assert_int_equal(job.attempts, 2);
+    assert_int_equal(job.progress_updated, 0); /* the second attempt reported none */
+    acp_job_clear(&job);
+    const char *expected = "attempt 1 says hello\n"
+                           "no newline yet\n"
+                           "=== attempt 2 ===\n"
+                           "attempt 2 says hello\n";
+    text t = {0};
+    acp_log_read r = read_to_end(w->p, &id, 0, &t);
+    assert_int_equal(r.ended, 1);
+    assert_string_equal(t.data, expected);
+    void *kept;
+    size_t len;
+    assert_int_equal(acp_read_result_buffer(w->p, &id, "log.txt", 1 << 20, &kept, &len), 0);
+    assert_int_equal(len, strlen(expected));
+    assert_memory_equal(kept, expected, len);
+    acp_free(kept);
+    text_free(&t);
     world_stop(w);
 }
 
@@ -414,12 +866,18 @@ int main(int argc, char **argv)
     int exit_status;
     if (stack_env_load(&env, &exit_status) != 0)
         return exit_status;
+    if (argc == 3 && strcmp(argv[1], "child-ticker") == 0)
+        return child_main(argv[2]);
     self_path = argv[0];
-    (void)argc;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(log_is_read_while_running_then_kept_as_log_txt),
         cmocka_unit_test(noop_job_costs_nothing_more_and_has_an_empty_log),
         cmocka_unit_test(bad_input_is_refused_by_name),
+        cmocka_unit_test(job_on_another_process_is_followed_line_by_line),
+        cmocka_unit_test(follow_wait_ends_at_once_for_an_ended_job_and_at_shutdown),
+        cmocka_unit_test(cap_keeps_head_and_tail_of_100_mib),
+        cmocka_unit_test(progress_is_visible_while_running_and_coalesced),
+        cmocka_unit_test(retried_job_keeps_both_attempts_under_a_header),
     };
     if (getenv("ACP_TEST_FILTER"))
         cmocka_set_test_filter(getenv("ACP_TEST_FILTER"));

@@ -183,7 +183,13 @@ static void rows_read_into_jobs(void **state)
                            "250",
                            "8000",
                            "981173110000000",
-                           "981173111000000"};
+                           "981173111000000",
+                           "1200",
+                           "65536",
+                           "7",
+                           "10",
+                           "seven of ten",
+                           "981173112000000"};
     PGresult *res = make_result(PGVALUE_JOB_COLUMN_COUNT, 1, cells);
     store_job job;
     store_job_init(&job);
@@ -219,6 +225,10 @@ static void rows_read_into_jobs(void **state)
     assert_int_equal(job.backoff_max_ms, 8000);
     assert_true(job.cancel_requested == INT64_C(981173110000000));
     assert_true(job.dispatched == INT64_C(981173111000000));
+    assert_true(job.log_size == 1200 && job.log_head == 65536);
+    assert_true(job.progress_done == 7 && job.progress_total == 10);
+    assert_string_equal(job.progress_text, "seven of ten");
+    assert_true(job.progress_updated == INT64_C(981173112000000));
     store_job_free(&job);
     assert_null(job.outputs);
     PQclear(res);
@@ -310,6 +320,12 @@ static void rows_with_bad_values_are_refused(void **state)
                            "1000",
                            "300000",
                            NULL,
+                           NULL,
+                           "0",
+                           "0",
+                           NULL,
+                           NULL,
+                           NULL,
                            NULL};
     cells[1] = "running";
     assert_row_refused(cells, WHERE
@@ -361,6 +377,12 @@ static void sizes_of_other_names_read_as_unknown(void **state)
                            "0",
                            "1000",
                            "300000",
+                           NULL,
+                           NULL,
+                           "0",
+                           "0",
+                           NULL,
+                           NULL,
                            NULL,
                            NULL};
     const char *input_sizes[] = {"{1}", "{1,2,3}", "{}"};

@@ -1,15 +1,18 @@
-/* The state of one run's log and progress, shared by joblog.c (what the
- * executor hands over) and joblog_flush.c (what is written). */
-#ifndef ACP_JOBLOG_RUN_H
-#define ACP_JOBLOG_RUN_H
+/* The state of one run's log and progress (joblog.h's joblog_run), shared
+ * by joblog.c (what the executor hands over) and joblog_flush.c (what is
+ * written), and the text in it: repaired, cut into whole lines, kept
+ * within the cap (the head's bytes, and at most about twice the tail's
+ * worth of the latest ones until they are written). */
+#ifndef ACP_JOBLOG_BUFFER_H
+#define ACP_JOBLOG_BUFFER_H
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "async_platform.h"
 #include "buf.h"
-#include "joblog.h"
 #include "joblog_text.h"
 
 struct joblog_run {
@@ -44,15 +47,25 @@ struct joblog_run {
     bool busy, closed;
 };
 
+/* How often a run's pending text and its progress are written. */
+#define JOBLOG_FLUSH_MS    200
+#define JOBLOG_PROGRESS_MS 500
+
+typedef struct joblog_run joblog_run;
+
+/* Append @len bytes of executor text: repaired, whole lines into the
+ * stream, the rest held. Under @lr->lock. 0 or ACP_ENOMEM. */
+int joblog_append(struct joblog_run *lr, const void *data, size_t len);
+
 /* Drop the pending tail bytes that the cap drops anyway (under @lr->lock). */
-void joblog_trim_tail(joblog_run *lr);
+void joblog_trim_tail(struct joblog_run *lr);
 
 /* The attempt ended: its partial line (and a cut UTF-8 sequence) goes into
  * the stream, ended; later text is dropped. Under @lr->lock. */
-int joblog_end_text(joblog_run *lr);
+int joblog_end_text(struct joblog_run *lr);
 
 /* Recompute @lr->due_ms (under @lr->lock); true when it became earlier, so
  * the flusher must look again. */
-bool joblog_update_due(joblog_run *lr);
+bool joblog_update_due(struct joblog_run *lr);
 
 #endif
