@@ -24,7 +24,8 @@ typedef struct http_request {
     uint64_t discarded; /* bytes dropped since */
     unsigned status;    /* what was answered, for the log */
     double started;     /* monotonic seconds */
-    httpmetrics_route route; /* the route pattern, for the metrics */
+    /* the route pattern, for the metrics */
+    httpmetrics_route route;
 } http_request;
 
 /* Serve on @listen_fd (bound and listening; the daemon closes it when it
