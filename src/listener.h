@@ -1,7 +1,9 @@
 /* The listening connection: a PostgreSQL connection of its own, on a
  * thread of its own, LISTENing for cancellations (store.h,
  * STORE_CANCEL_CHANNEL), so that the process running a cancelled job hears
- * of it within a round trip instead of a lease renewal. */
+ * of it within a round trip instead of a lease renewal, and for job logs
+ * (store_log.h, STORE_LOG_CHANNEL), so that acp_read_log calls following a
+ * job wake when its log grows or it ends (logread.h). */
 #ifndef ACP_LISTENER_H
 #define ACP_LISTENER_H
 

@@ -148,6 +148,10 @@ static const schema_migration schema_migrations[] = {
         "  data   BYTEA NOT NULL,\n"
         "  PRIMARY KEY (job_id, pos)\n"
         ");\n"},
+    /* A development build's migration 6 tied compute.job_logs to
+     * compute.jobs with a foreign key, which made TRUNCATE compute.jobs
+     * fail: it goes wherever it was made. */
+    {7, "ALTER TABLE compute.job_logs DROP CONSTRAINT IF EXISTS job_logs_job_id_fkey;\n"},
 };
 
 #define SCHEMA_MIGRATION_COUNT (sizeof schema_migrations / sizeof schema_migrations[0])

@@ -113,7 +113,8 @@ void store_close(store *st);
  * (5); progress_done, progress_total bigint, progress_text text,
  * progress_updated timestamptz, log_size bigint NOT NULL DEFAULT 0,
  * log_head bigint, and the table compute.job_logs (job_id, pos, data)
- * whose rows go with the job's (deleted, expired, re-run) (6). Runs inside one
+ * whose rows go with the job's (deleted, expired, re-run) (6); no foreign
+ * key from it to compute.jobs, should a development build have made one (7). Runs inside one
  * transaction holding an advisory lock, so processes starting together do
  * not race; a database already at the current version is left alone.
  * Called by store_open. PostgreSQL only: ACP_EINVAL for another store. */

@@ -11,6 +11,8 @@
 #include "health.h"
 #include "jobctl.h"
 #include "jsonspan.h"
+#include "logs.h"
+#include "metricsroute.h"
 
 /* The request body is {"queue", "config", "id"}: one level above the
  * library's own limit of 64 for a config. */
@@ -33,6 +35,22 @@ static json_object *api_time(int64_t us)
     size_t n = strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(text + n, sizeof text - n, ".%03dZ", (int)(us % 1000000 / 1000));
     return json_object_new_string(text);
+}
+
+/* The latest acp_job_progress() of the job's current (or last) attempt;
+ * null before its first report. A total of 0 is the library's "unknown". */
+static json_object *api_progress_json(const acp_job *job)
+{
+    if (job->version < 3 || job->progress_updated <= 0)
+        return NULL;
+    json_object *doc = json_object_new_object();
+    json_object_object_add(doc, "done", json_object_new_uint64(job->progress_done));
+    json_object_object_add(
+        doc, "total", job->progress_total ? json_object_new_uint64(job->progress_total) : NULL);
+    json_object_object_add(doc, "text",
+                           job->progress_text ? json_object_new_string(job->progress_text) : NULL);
+    json_object_object_add(doc, "updated", api_time(job->progress_updated));
+    return doc;
 }
 
 static json_object *api_job_json(const acp_job *job)
@@ -65,6 +83,7 @@ static json_object *api_job_json(const acp_job *job)
                            job->message ? json_object_new_string(job->message) : NULL);
     json_object_object_add(doc, "last_error",
                            job->message ? json_object_new_string(job->message) : NULL);
+    json_object_object_add(doc, "progress", api_progress_json(job));
     return doc;
 }
 
@@ -468,6 +487,8 @@ typedef enum api_route {
     API_FILE,
     API_EXPIRE,
     API_CANCEL,
+    API_LOG,
+    API_METRICS,
 } api_route;
 
 /* Split "/a/b/c" into at most API_SEGMENTS non-empty segments of @copy.
@@ -498,6 +519,8 @@ static api_route api_match(char *segments[], int n)
 {
     if (n == 1 && strcmp(segments[0], "health") == 0)
         return API_HEALTH;
+    if (n == 1 && strcmp(segments[0], "metrics") == 0)
+        return API_METRICS;
     if (n < 1 || strcmp(segments[0], "jobs") != 0)
         return API_NONE;
     if (n == 1)
@@ -510,6 +533,8 @@ static api_route api_match(char *segments[], int n)
         return API_EXPIRE;
     if (n == 3 && strcmp(segments[2], "cancel") == 0)
         return API_CANCEL;
+    if (n == 3 && strcmp(segments[2], "log") == 0)
+        return API_LOG;
     if (n == 4 && strcmp(segments[2], "files") == 0)
         return API_FILE;
     return API_NONE;
@@ -568,6 +593,8 @@ static enum MHD_Result api_dispatch(server *srv, struct MHD_Connection *conn, ht
     }
     if (route == API_HEALTH)
         return health_handle(srv, conn, req);
+    if (route == API_METRICS)
+        return metricsroute_handle(srv, conn, req);
     if (route == API_JOBS)
         return strcmp(method, "POST") == 0 ? api_submit(srv, conn, req) : api_list(srv, conn, req);
 
@@ -587,9 +614,30 @@ static enum MHD_Result api_dispatch(server *srv, struct MHD_Connection *conn, ht
         return api_expire(srv, conn, req, &id);
     case API_CANCEL:
         return api_cancel(srv, conn, req, &id);
+    case API_LOG:
+        return logs_handle(srv, conn, req, &id, strcmp(method, "HEAD") == 0);
     default:
         return MHD_NO;
     }
+}
+
+httpmetrics_route api_route_of(const char *path)
+{
+    static const httpmetrics_route labels[] = {
+        [API_NONE] = HTTPMETRICS_OTHER,    [API_HEALTH] = HTTPMETRICS_HEALTH,
+        [API_JOBS] = HTTPMETRICS_JOBS,     [API_JOB] = HTTPMETRICS_JOB,
+        [API_FILES] = HTTPMETRICS_FILES,   [API_FILE] = HTTPMETRICS_FILE,
+        [API_EXPIRE] = HTTPMETRICS_EXPIRE, [API_CANCEL] = HTTPMETRICS_CANCEL,
+        [API_LOG] = HTTPMETRICS_LOG,       [API_METRICS] = HTTPMETRICS_METRICS,
+    };
+    char *copy = strdup(path);
+    if (!copy)
+        return HTTPMETRICS_OTHER;
+    char *segments[API_SEGMENTS];
+    int n = api_split(copy, segments);
+    api_route route = n < 0 ? API_NONE : api_match(segments, n);
+    free(copy);
+    return labels[route];
 }
 
 enum MHD_Result api_handle(server *srv, struct MHD_Connection *conn, http_request *req,

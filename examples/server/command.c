@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cmdout.h"
+
 /* The only path inside the sandbox that is the job's: its scratch directory. */
 #define COMMAND_JOB_DIR "/job"
 #define COMMAND_PATH    "PATH=/usr/local/bin:/usr/bin:/bin"
@@ -37,6 +39,7 @@ typedef enum command_stop {
     COMMAND_OWN_LIMIT,     /* executors.command.timeout_seconds */
     COMMAND_JOB_TIMED_OUT, /* the job's timeout_seconds (acp_job_cancelled) */
     COMMAND_JOB_CANCELLED, /* acp_cancel_job() */
+    COMMAND_OUTPUT_LIMIT,  /* a result file reached executors.command.max_file_bytes */
 } command_stop;
 
 static double command_grace(const settings *cfg)
@@ -132,17 +135,23 @@ static void command_signal_descendants(pid_t root, int sig)
     free(all);
 }
 
-/* Wait for @pid. At @deadline (0: never), or when the job is cancelled or
- * runs out of its time (acp_job_cancel_fd), send its process group SIGTERM
- * (@sandboxed: @pid's descendants, see command_signal_descendants), and
- * SIGKILL @grace seconds later if it is still there. Returns the wait
- * status; *stop says why it was stopped. */
-static int command_wait(pid_t pid, int sandboxed, acp_job_context *ctx, double deadline,
-                        double grace, command_stop *stop)
+/* How long the output pipes are still read after the program ended: a
+ * process it left behind (outside the sandbox) may hold them open. */
+#define COMMAND_DRAIN_SECONDS 2.0
+
+/* Wait for @pid while passing its output on (@out). At @deadline (0:
+ * never), when it writes more than a result file may hold, or when the job
+ * is cancelled or runs out of its time (acp_job_cancel_fd), send its
+ * process group SIGTERM (@sandboxed: @pid's descendants, see
+ * command_signal_descendants), and SIGKILL @grace seconds later if it is
+ * still there. Returns the wait status; *stop says why it was stopped. */
+static int command_wait(pid_t pid, int sandboxed, acp_job_context *ctx, cmdout *out,
+                        double deadline, double grace, command_stop *stop)
 {
     int cancel_fd = acp_job_cancel_fd(ctx);
     long pause_ms = 1;
     double kill_at = 0; /* when SIGKILL is due; 0: not (or no longer) */
+    const char *file;
     *stop = COMMAND_RAN;
     for (;;) {
         /* WNOWAIT leaves the child a zombie, so its pid (the group id) cannot
@@ -158,6 +167,7 @@ static int command_wait(pid_t pid, int sandboxed, acp_job_context *ctx, double d
             *stop = why == ACP_CANCEL_REQUESTED       ? COMMAND_JOB_CANCELLED
                     : why == ACP_CANCEL_TIMEOUT       ? COMMAND_JOB_TIMED_OUT
                     : deadline > 0 && now >= deadline ? COMMAND_OWN_LIMIT
+                    : cmdout_over(out, &file)         ? COMMAND_OUTPUT_LIMIT
                                                       : COMMAND_RAN;
             if (*stop != COMMAND_RAN) {
                 if (sandboxed)
@@ -173,11 +183,21 @@ static int command_wait(pid_t pid, int sandboxed, acp_job_context *ctx, double d
         /* Short first pauses so that quick programs finish quickly; a
          * long-running one costs at most 20 wake-ups a second. Until the
          * program is told to stop, the cancel descriptor ends the pause at
-         * once; after, it stays readable and is left out. poll() measures
+         * once; after, it stays readable and is left out. Output ends it
+         * too, so that it reaches the log as it is written. poll() measures
          * its timeout on the monotonic clock. */
-        struct pollfd pfd = {.fd = *stop == COMMAND_RAN ? cancel_fd : -1, .events = POLLIN};
-        if (poll(&pfd, 1, (int)pause_ms) < 0 && errno != EINTR)
+        int fds[2];
+        cmdout_poll_fds(out, fds);
+        struct pollfd pfd[3] = {
+            {.fd = *stop == COMMAND_RAN ? cancel_fd : -1, .events = POLLIN},
+            {.fd = fds[0], .events = POLLIN},
+            {.fd = fds[1], .events = POLLIN},
+        };
+        int n = poll(pfd, 3, (int)pause_ms);
+        if (n < 0 && errno != EINTR)
             break;
+        if (n > 0)
+            cmdout_pump(out, (short[2]){pfd[1].revents, pfd[2].revents});
         if (pause_ms < 50)
             pause_ms *= 2;
     }
@@ -190,6 +210,21 @@ static int command_wait(pid_t pid, int sandboxed, acp_job_context *ctx, double d
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
+    /* What is still in the pipes. */
+    double until = command_now() + COMMAND_DRAIN_SECONDS;
+    while (cmdout_open(out)) {
+        double left = until - command_now();
+        if (left <= 0)
+            break;
+        int fds[2];
+        cmdout_poll_fds(out, fds);
+        struct pollfd pfd[2] = {{.fd = fds[0], .events = POLLIN}, {.fd = fds[1], .events = POLLIN}};
+        int n = poll(pfd, 2, (int)(left * 1000) + 1);
+        if (n < 0 && errno != EINTR)
+            break;
+        if (n > 0)
+            cmdout_pump(out, (short[2]){pfd[0].revents, pfd[1].revents});
+    }
     return status;
 }
 
@@ -388,6 +423,12 @@ static void command_limit_args(const settings *cfg, command_line *cl)
     command_add(cl, "--");
 }
 
+/* The job's log, for cmdout: best effort, as a log cannot fail the job. */
+static int command_log(void *userdata, const void *data, size_t len)
+{
+    return acp_job_log_write(userdata, data, len);
+}
+
 static pid_t command_spawn(int dir_fd, int out_fd, int err_fd, char *const argv[],
                            char *const envp[], int *err)
 {
@@ -442,12 +483,36 @@ int command_run(const settings *cfg, acp_job_context *ctx, const settings_progra
                      prog->name);
             return -1;
         }
-    int out_fd = command_open_output(ctx, "stdout.txt", msg, msglen);
-    if (out_fd < 0)
+    int out_file = command_open_output(ctx, "stdout.txt", msg, msglen);
+    if (out_file < 0)
         return -1;
-    int err_fd = command_open_output(ctx, "stderr.txt", msg, msglen);
-    if (err_fd < 0) {
-        close(out_fd);
+    int err_file = command_open_output(ctx, "stderr.txt", msg, msglen);
+    if (err_file < 0) {
+        close(out_file);
+        return -1;
+    }
+    /* Pipes rather than the files themselves, so that the output reaches
+     * the job's log while the program runs. */
+    int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
+    cmdout out;
+    if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
+        char reason[128];
+        snprintf(msg, msglen, "cannot make a pipe: %s", strerror_r(errno, reason, sizeof reason));
+        for (int i = 0; i < 2; i++) {
+            if (out_pipe[i] >= 0)
+                close(out_pipe[i]);
+            if (err_pipe[i] >= 0)
+                close(err_pipe[i]);
+        }
+        close(out_file);
+        close(err_file);
+        return -1;
+    }
+    if (cmdout_init(&out, out_pipe[0], err_pipe[0], out_file, err_file,
+                    (uint64_t)cfg->command_max_file_bytes, command_log, ctx) != 0) {
+        close(out_pipe[1]);
+        close(err_pipe[1]);
+        snprintf(msg, msglen, "out of memory");
         return -1;
     }
 
@@ -475,15 +540,18 @@ int command_run(const settings *cfg, acp_job_context *ctx, const settings_progra
             command_give_dir(ctx->dir_fd, (uid_t)cfg->command_run_as_uid) != 0)
             err = errno;
         else
-            pid = command_spawn(cfg->command_sandbox ? -1 : ctx->dir_fd, out_fd, err_fd, cl.argv,
-                                cfg->command_sandbox ? sandbox_env : plain_env, &err);
+            pid = command_spawn(cfg->command_sandbox ? -1 : ctx->dir_fd, out_pipe[1], err_pipe[1],
+                                cl.argv, cfg->command_sandbox ? sandbox_env : plain_env, &err);
     }
     command_line_free(&cl);
     free(home);
     free(tmpdir);
-    close(out_fd);
-    close(err_fd);
+    /* The child has its copies: the pipes end when it (and whatever it
+     * started) closes them. */
+    close(out_pipe[1]);
+    close(err_pipe[1]);
     if (pid < 0) {
+        cmdout_finish(&out);
         char reason[128];
         snprintf(msg, msglen, "cannot run %s: %s", prog->path,
                  strerror_r(err, reason, sizeof reason));
@@ -493,8 +561,11 @@ int command_run(const settings *cfg, acp_job_context *ctx, const settings_progra
     double timeout = cfg->command_timeout_seconds;
     double grace = command_grace(cfg);
     command_stop stop;
-    int status = command_wait(pid, cfg->command_sandbox, ctx,
+    int status = command_wait(pid, cfg->command_sandbox, ctx, &out,
                               timeout > 0 ? command_now() + timeout : 0, grace, &stop);
+    cmdout_finish(&out);
+    const char *file = NULL;
+    int write_error = cmdout_write_error(&out, &file);
     /* bubblewrap exits with 128 + the signal that ended the program. */
     int sig = WIFSIGNALED(status) ? WTERMSIG(status)
               : cfg->command_sandbox && WIFEXITED(status) && WEXITSTATUS(status) > 128
@@ -512,8 +583,19 @@ int command_run(const settings *cfg, acp_job_context *ctx, const settings_progra
     case COMMAND_JOB_CANCELLED:
         snprintf(msg, msglen, "'%s' was cancelled and %s", prog->name, how);
         return -1;
+    case COMMAND_OUTPUT_LIMIT:
+        cmdout_over(&out, &file);
+        snprintf(msg, msglen, "'%s' wrote a file larger than %ld bytes (%s) and was %s", prog->name,
+                 cfg->command_max_file_bytes, file, how);
+        return -1;
     case COMMAND_RAN:
         break;
+    }
+    if (write_error) {
+        char reason[128];
+        snprintf(msg, msglen, "cannot write %s: %s", file,
+                 strerror_r(write_error, reason, sizeof reason));
+        return -1;
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return 0;

@@ -4,11 +4,14 @@
  * under bubblewrap (new mount, PID, network, IPC and UTS namespaces, /usr
  * read-only, the scratch directory as /job, a private /tmp), as another
  * user when the server is root, with resource limits (setrlimit), a clean
- * environment, stdin from /dev/null, stdout and stderr into the result
- * files stdout.txt and stderr.txt. After executors.command.timeout_seconds,
- * or when the job is cancelled or runs out of its timeout_seconds (the
- * context's cancel descriptor), its process group gets SIGTERM, then SIGKILL
- * a grace period later, and whatever it started goes with it.
+ * environment, stdin from /dev/null, stdout and stderr through pipes into
+ * the result files stdout.txt and stderr.txt and, line by line as they are
+ * written, into the job's log (cmdout.h). After
+ * executors.command.timeout_seconds, when the job is cancelled or runs out
+ * of its timeout_seconds (the context's cancel descriptor), or when its
+ * stdout or stderr passes executors.command.max_file_bytes, its process
+ * group gets SIGTERM, then SIGKILL a grace period later, and whatever it
+ * started goes with it.
  * docs/http-api.adoc, "The command executor's sandbox", says what this
  * guarantees and what it does not. */
 #ifndef SERVER_COMMAND_H

@@ -204,20 +204,41 @@ static double executors_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Progress in whole seconds: done of total (ceil(seconds), so that a
+ * fraction of a second still shows as one). A failed report is not the
+ * job's failure. */
+static void executors_sleep_progress(acp_job_context *ctx, double slept, double seconds)
+{
+    uint64_t total = (uint64_t)ceil(seconds);
+    if (total == 0)
+        return; /* nothing to show: and a total of 0 would mean "unknown" */
+    uint64_t done = slept >= seconds ? total : (uint64_t)floor(slept);
+    acp_job_progress(ctx, done, total, NULL);
+}
+
 static int executors_sleep(job_executor *ex, acp_job_context *ctx, char *msg, size_t msglen)
 {
     double seconds = ex->params.seconds;
     if (seconds > ex->cfg->sleep_max_seconds)
         seconds = ex->cfg->sleep_max_seconds;
     /* Asleep on the cancel descriptor: a cancellation or the job's timeout
-     * ends the sleep at once. poll() counts on the monotonic clock. */
+     * ends the sleep at once. poll() counts on the monotonic clock. The
+     * sleep wakes each whole second to report its progress. */
     double start = executors_now(), end = start + seconds;
     struct pollfd pfd = {.fd = acp_job_cancel_fd(ctx), .events = POLLIN};
+    executors_sleep_progress(ctx, 0, seconds);
+    double report_at = start + 1;
     for (;;) {
-        double left = end - executors_now();
+        double now = executors_now();
+        double left = end - now;
         if (left <= 0)
             break;
-        double ms = ceil(left * 1000);
+        if (now >= report_at) {
+            executors_sleep_progress(ctx, now - start, seconds);
+            report_at = start + floor(now - start) + 1;
+        }
+        double until = report_at < end ? report_at : end;
+        double ms = ceil((until - now) * 1000);
         /* Without the descriptor (see below), the flag is checked often. */
         double cap = pfd.fd >= 0 ? 60000 : 100;
         int r = poll(&pfd, 1, (int)(ms > cap ? cap : ms));
@@ -235,6 +256,7 @@ static int executors_sleep(job_executor *ex, acp_job_context *ctx, char *msg, si
         if (r > 0) /* readable but no reason yet: do not spin on it */
             pfd.fd = -1;
     }
+    executors_sleep_progress(ctx, seconds, seconds);
     json_object *doc = json_object_new_object();
     json_object_object_add(doc, "requested_seconds", json_object_new_double(ex->params.seconds));
     json_object_object_add(doc, "slept_seconds", json_object_new_double(seconds));

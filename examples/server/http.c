@@ -180,6 +180,7 @@ static enum MHD_Result http_handle(void *cls, struct MHD_Connection *conn, const
         req->started = http_now();
         req->method = http_printable(method);
         req->path = http_printable(url);
+        req->route = api_route_of(url);
         if (!req->method || !req->path)
             return MHD_NO;
         /* RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request
@@ -226,6 +227,10 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     if (!req)
         return;
     double ms = (http_now() - req->started) * 1000;
+    /* A request that was never answered (the client went away first) has
+     * no status to count. */
+    if (req->status)
+        httpmetrics_request(req->route, req->status, ms / 1000);
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
         slog(ACP_LOG_INFO, "%s %s %u %.1f ms", req->method ? req->method : "?",
              req->path ? req->path : "?", req->status, ms);
@@ -283,6 +288,15 @@ static size_t http_unescape(void *cls, struct MHD_Connection *conn, char *text)
     return (size_t)(out - text);
 }
 
+/* The guard's notification, and the open connections gauge. */
+static void http_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                        enum MHD_ConnectionNotificationCode code)
+{
+    server *srv = cls;
+    httpmetrics_connection(code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+    guard_notify(srv->guard, conn, socket_context, code);
+}
+
 struct MHD_Daemon *http_start(server *srv, int listen_fd, char *err, size_t errlen)
 {
     srv->guard = guard_start((double)srv->cfg->request_timeout, err, errlen);
@@ -300,8 +314,8 @@ struct MHD_Daemon *http_start(server *srv, int listen_fd, char *err, size_t errl
     struct MHD_Daemon *daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, http_handle, srv, MHD_OPTION_EXTERNAL_LOGGER, http_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
-        MHD_OPTION_NOTIFY_CONNECTION, guard_notify, srv->guard, MHD_OPTION_UNESCAPE_CALLBACK,
-        http_unescape, NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->cfg->max_connections,
+        MHD_OPTION_NOTIFY_CONNECTION, http_notify, srv, MHD_OPTION_UNESCAPE_CALLBACK, http_unescape,
+        NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->cfg->max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_client, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)srv->cfg->connection_timeout, MHD_OPTION_END);
     if (!daemon) {
@@ -314,6 +328,7 @@ struct MHD_Daemon *http_start(server *srv, int listen_fd, char *err, size_t errl
 
 void http_stop(server *srv, struct MHD_Daemon *daemon)
 {
+    srv->stopping = 1;
     MHD_stop_daemon(daemon);
     guard_stop(srv->guard);
     srv->guard = NULL;

@@ -10,6 +10,7 @@
 #include <json-c/json.h>
 #include <microhttpd.h>
 
+#include "httpmetrics.h"
 #include "server.h"
 
 /* One request's state, from its headers to its completion. */
@@ -23,6 +24,8 @@ typedef struct http_request {
     uint64_t discarded; /* bytes dropped since */
     unsigned status;    /* what was answered, for the log */
     double started;     /* monotonic seconds */
+    /* the route pattern, for the metrics */
+    httpmetrics_route route;
 } http_request;
 
 /* Serve on @listen_fd (bound and listening; the daemon closes it when it

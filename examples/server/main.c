@@ -115,7 +115,7 @@ static int main_serve(settings *cfg)
         return 1;
     }
 
-    server srv = {cfg, NULL, NULL};
+    server srv = {.cfg = cfg};
     acp_executor_factory factory;
     executors_factory(&factory, cfg);
     acp_config config;

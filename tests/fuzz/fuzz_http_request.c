@@ -17,7 +17,8 @@
  * no route takes gets 404, a method the route does not take 405 with the
  * right Allow header, a body over the limit 413, and nothing else does;
  * every answer but 204 is JSON, and a failure's is {"error", "detail"}
- * with strings. GET /health is left out: it probes the services.
+ * with strings. GET /health is left out: it probes the services; so is
+ * GET /metrics, which needs a platform (without one it answers 500).
  * ACP_FUZZ_VERBOSE=1 prints each request and its answer. */
 #include <errno.h>
 #include <stdbool.h>
@@ -95,7 +96,7 @@ static const char *reference_allowed(const char *path, bool *health)
         p = slash + 1;
     }
 #define SEG(i, word) (len[i] == strlen(word) && strncmp(seg[i], word, len[i]) == 0)
-    if (n == 1 && SEG(0, "health")) {
+    if (n == 1 && (SEG(0, "health") || SEG(0, "metrics"))) {
         *health = true;
         return "GET, HEAD";
     }
@@ -109,6 +110,8 @@ static const char *reference_allowed(const char *path, bool *health)
         return "GET, HEAD";
     if (n == 3 && SEG(2, "expire"))
         return "POST";
+    if (n == 3 && SEG(2, "log"))
+        return "GET, HEAD";
     if (n == 4 && SEG(2, "files"))
         return "GET, HEAD";
     return NULL;

@@ -342,13 +342,17 @@ def t_checksum():
     run.checksum_id = doc["id"]
 
 
-@case("command runs an allowed program with its arguments; stdout.txt and stderr.txt are kept")
+@case("command runs an allowed program with its arguments; stdout.txt and stderr.txt are kept, "
+      "and its output is the job's log.txt")
 def t_command_echo():
     doc = run_job(cfg(executor="command", program="echo", args=["hello", "from echo", "$HOME"]))
     listing = files(doc["id"])
-    check(set(listing) == {"stdout.txt", "stderr.txt"}, f"files: {listing}")
+    # log.txt: the platform keeps the job's log, where the executor writes
+    # the program's output as it comes (docs/http-api.adoc, "command").
+    check(set(listing) == {"stdout.txt", "stderr.txt", "log.txt"}, f"files: {listing}")
     check(download(doc["id"], "stdout.txt") == b"hello from echo $HOME\n", "echo's stdout")
     check(download(doc["id"], "stderr.txt") == b"", "echo's stderr is not empty")
+    check(download(doc["id"], "log.txt") == b"hello from echo $HOME\n", "echo's log")
 
 
 @case("command: clean environment, the job's scratch directory as cwd, stdin from /dev/null")

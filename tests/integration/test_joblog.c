@@ -173,6 +173,14 @@ static int joblog_execute(acp_executor *executor, acp_job_context *ctx)
         snprintf(bad_message[5], sizeof bad_message[5], "%s", acp_last_error());
         acp_job_add_output(ctx, "log.txt");
         snprintf(bad_message[6], sizeof bad_message[6], "%s", acp_last_error());
+    } else if (config_has(ctx, "\"cancelled\"")) {
+        /* Logs, then waits for its cancellation and logs once more. */
+        acp_job_log(ctx, "waiting for the cancellation");
+        while (acp_job_cancelled(ctx) == ACP_CANCEL_NONE)
+            fixture_sleep_ms(10);
+        acp_job_log(ctx, "cancelled: stopping");
+        acp_job_add_output(ctx, "never-kept.txt");
+        return 1;
     } else if (config_has(ctx, "\"retried\"")) {
         acp_job_log(ctx, "attempt %u says hello", ctx->attempt);
         if (ctx->attempt == 1) {
@@ -201,7 +209,7 @@ typedef struct world {
     acp_platform *p;
 } world;
 
-static world *world_start(size_t cap)
+static world *world_start_layout(size_t cap, acp_layout layout)
 {
     world *w = calloc(1, sizeof *w);
     assert_non_null(w);
@@ -211,11 +219,17 @@ static world *world_start(size_t cap)
     w->fc.queues[0].retry_base_ms = 50;
     w->fc.queues[0].retry_max_ms = 100;
     w->fc.config.log_cap_bytes = cap;
+    w->fc.config.layout = layout;
     if (acp_init(&w->p, &w->fc.config) != 0)
         fail_msg("acp_init: %s", acp_last_error());
     atomic_store(&released, false);
     executing = w->p;
     return w;
+}
+
+static world *world_start(size_t cap)
+{
+    return world_start_layout(cap, ACP_LAYOUT_NATIVE);
 }
 
 static void world_stop(world *w)
@@ -834,10 +848,41 @@ static void progress_is_visible_while_running_and_coalesced(void **state)
     world_stop(w);
 }
 
-static void retried_job_keeps_both_attempts_under_a_header(void **state)
+static void cancelled_job_keeps_its_log_as_its_only_result(void **state)
 {
     (void)state;
     world *w = world_start(0);
+    acp_job_id id = submit(w, "cancelled");
+    acp_job job = wait_for(w->p, &id, ACP_STATUS_IN_PROGRESS);
+    acp_job_clear(&job);
+    /* Once its first line is there, it is cancelled. */
+    text t = {0};
+    for (int64_t until = mono_ms() + FIXTURE_WAIT_S * 1000; t.len == 0 && mono_ms() < until;) {
+        read_to_end(w->p, &id, 0, &t);
+        fixture_sleep_ms(20);
+    }
+    assert_string_equal(t.data, "waiting for the cancellation\n");
+    text_free(&t);
+    assert_int_equal(acp_cancel_job(w->p, &id), 0);
+    job = wait_for(w->p, &id, ACP_STATUS_CANCELLED);
+    acp_job_clear(&job);
+    acp_log_read r = read_to_end(w->p, &id, 0, &t);
+    assert_int_equal(r.ended, 1);
+    assert_string_equal(t.data, "waiting for the cancellation\ncancelled: stopping\n");
+    acp_result_list files = {0};
+    assert_int_equal(acp_get_results(w->p, &id, &files), 0);
+    assert_int_equal(files.count, 1);
+    assert_string_equal(files.files[0].name, "log.txt");
+    assert_int_equal(files.files[0].size, t.len);
+    acp_result_list_clear(&files);
+    text_free(&t);
+    world_stop(w);
+}
+
+static void retried_job_keeps_both_attempts_under_a_header(void **state)
+{
+    const acp_layout *layout = *state;
+    world *w = world_start_layout(0, layout ? *layout : ACP_LAYOUT_NATIVE);
     acp_job_id id = submit(w, "retried");
     acp_job job = wait_for(w->p, &id, ACP_STATUS_COMPLETE);
     assert_int_equal(job.attempts, 2);
@@ -857,6 +902,11 @@ static void retried_job_keeps_both_attempts_under_a_header(void **state)
     assert_int_equal(len, strlen(expected));
     assert_memory_equal(kept, expected, len);
     acp_free(kept);
+    acp_result_list files = {0};
+    assert_int_equal(acp_get_results(w->p, &id, &files), 0);
+    assert_int_equal(files.count, 1);
+    assert_string_equal(files.files[0].name, "log.txt");
+    acp_result_list_clear(&files);
     text_free(&t);
     world_stop(w);
 }
@@ -869,6 +919,7 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "child-ticker") == 0)
         return child_main(argv[2]);
     self_path = argv[0];
+    static const acp_layout lcp = ACP_LAYOUT_LCP;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(log_is_read_while_running_then_kept_as_log_txt),
         cmocka_unit_test(noop_job_costs_nothing_more_and_has_an_empty_log),
@@ -877,7 +928,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(follow_wait_ends_at_once_for_an_ended_job_and_at_shutdown),
         cmocka_unit_test(cap_keeps_head_and_tail_of_100_mib),
         cmocka_unit_test(progress_is_visible_while_running_and_coalesced),
+        cmocka_unit_test(cancelled_job_keeps_its_log_as_its_only_result),
         cmocka_unit_test(retried_job_keeps_both_attempts_under_a_header),
+        cmocka_unit_test_prestate(retried_job_keeps_both_attempts_under_a_header, (void *)&lcp),
     };
     if (getenv("ACP_TEST_FILTER"))
         cmocka_set_test_filter(getenv("ACP_TEST_FILTER"));

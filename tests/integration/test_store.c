@@ -309,7 +309,7 @@ static void assert_meta_id(PGconn *conn, char *database_id)
     if (database_id)
         snprintf(database_id, 37, "%s", id);
     assert_string_equal(PQgetvalue(res, 1, 0), "acp_schema");
-    assert_string_equal(PQgetvalue(res, 1, 1), "6");
+    assert_string_equal(PQgetvalue(res, 1, 1), "7");
     assert_string_equal(PQgetvalue(res, 2, 0), "version");
     assert_string_equal(PQgetvalue(res, 2, 1), "1.0.0");
     PQclear(res);
