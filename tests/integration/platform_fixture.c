@@ -1,12 +1,15 @@
 #include "platform_fixture.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <sys/wait.h>
 
 extern char **environ;
 
@@ -200,6 +203,48 @@ int fixture_spawn_self(const char *self, const char *mode, const char *tag, FILE
     }
     *from_child = fdopen(out[0], "r");
     return child;
+}
+
+int fixture_spawn_job_child(const char *self, const char *mode, const char *tag, FILE **from_child,
+                            acp_job_id *id)
+{
+    pid_t child = fixture_spawn_self(self, mode, tag, from_child);
+    if (child <= 0)
+        return -1;
+    char line[128] = {0};
+    if (!fgets(line, sizeof line, *from_child) || strncmp(line, "running ", 8) != 0 ||
+        (line[strcspn(line, "\n")] = '\0', acp_job_id_parse(id, line + 8) != 0)) {
+        fprintf(stderr, "the child process (%s) did not start its job: '%s'\n", mode, line);
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        fclose(*from_child);
+        *from_child = NULL;
+        return -1;
+    }
+    return child;
+}
+
+int fixture_submit_mode(acp_platform *p, const char *queue, const char *mode, const char *tag,
+                        int n, acp_submission *sub, acp_job_id *id)
+{
+    char config[160];
+    snprintf(config, sizeof config, "{\"mode\":\"%s\",\"n\":\"%s-%d\"}", mode, tag, n);
+    acp_submission local;
+    if (!sub) {
+        acp_submission_init(&local, ACP_SUBMISSION_VERSION);
+        sub = &local;
+    }
+    sub->config = config;
+    acp_job job = {0};
+    int rc = acp_submit(p, queue, sub, &job);
+    sub->config = NULL; /* it pointed here */
+    if (rc != 0) {
+        fprintf(stderr, "acp_submit: %s\n", acp_last_error());
+        return -1;
+    }
+    *id = job.id;
+    acp_job_clear(&job);
+    return 0;
 }
 
 int fixture_child_submit(acp_platform *p, const fixture_config *fc, const char *config,

@@ -65,6 +65,19 @@ int fixture_child_submit(acp_platform *p, const fixture_config *fc, const char *
  * the child's pid, or -1 with the reason on stderr. */
 int fixture_spawn_self(const char *self, const char *mode, const char *tag, FILE **from_child);
 
+/* fixture_spawn_self, then read the child's first line, "running <id>",
+ * into *@id: a child that runs a job and says which. Returns the child's
+ * pid, or -1 (the reason on stderr; a child that said nothing is killed
+ * and reaped). */
+int fixture_spawn_job_child(const char *self, const char *mode, const char *tag, FILE **from_child,
+                            acp_job_id *id);
+
+/* Submit {"mode":"<mode>","n":"<tag>-<n>"} (a config unique to the run)
+ * to @queue with @sub's other fields (NULL: the defaults) into *@id.
+ * Returns 0, or -1 with acp_last_error() on stderr. */
+int fixture_submit_mode(acp_platform *p, const char *queue, const char *mode, const char *tag,
+                        int n, acp_submission *sub, acp_job_id *id);
+
 /* A random tag of 8 hex characters. */
 void fixture_tag(char out[9]);
 

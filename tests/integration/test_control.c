@@ -250,19 +250,9 @@ static void world_stop(world *w)
  * control fields; returns the id. */
 static acp_job_id submit(world *w, const char *mode, int n, acp_submission *sub)
 {
-    char config[160];
-    snprintf(config, sizeof config, "{\"mode\":\"%s\",\"n\":\"%s-%d\"}", mode, w->tag, n);
-    acp_submission local;
-    if (!sub) {
-        acp_submission_init(&local, ACP_SUBMISSION_VERSION);
-        sub = &local;
-    }
-    sub->config = config;
-    acp_job job = {0};
-    if (acp_submit(w->p, w->fc.queue_ids[0], sub, &job) != 0)
+    acp_job_id id;
+    if (fixture_submit_mode(w->p, w->fc.queue_ids[0], mode, w->tag, n, sub, &id) != 0)
         fail_msg("acp_submit: %s", acp_last_error());
-    acp_job_id id = job.id;
-    acp_job_clear(&job);
     return id;
 }
 
@@ -584,17 +574,10 @@ static void job_running_on_another_process_sees_its_cancellation(void **state)
     char tag[9];
     fixture_tag(tag);
     FILE *from_child;
-    pid_t child = fixture_spawn_self(self_path, "child-cancel", tag, &from_child);
-    assert_true(child > 0);
-    char line[128] = {0};
-    if (!fgets(line, sizeof line, from_child)) {
-        kill(child, SIGKILL);
-        waitpid(child, NULL, 0);
-        fail_msg("the child process did not start its job");
-    }
-    line[strcspn(line, "\n")] = '\0';
     acp_job_id id;
-    assert_int_equal(acp_job_id_parse(&id, line + strlen("running ")), 0);
+    pid_t child = fixture_spawn_job_child(self_path, "child-cancel", tag, &from_child, &id);
+    if (child <= 0)
+        fail_msg("the child process did not start its job");
 
     /* This process cancels it through the database alone. */
     fixture_config fc;
@@ -612,6 +595,7 @@ static void job_running_on_another_process_sees_its_cancellation(void **state)
     }
     acp_job_clear(&job);
 
+    char line[128] = {0};
     bool seen = fgets(line, sizeof line, from_child) != NULL;
     int64_t took = mono_ms() - asked;
     if (!seen) {

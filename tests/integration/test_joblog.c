@@ -241,17 +241,10 @@ static void world_stop(world *w)
 
 static acp_job_id submit(world *w, const char *mode)
 {
-    char config[160];
     static int n;
-    snprintf(config, sizeof config, "{\"mode\":\"%s\",\"n\":\"%s-%d\"}", mode, w->tag, ++n);
-    acp_submission sub;
-    acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
-    sub.config = config;
-    acp_job job = {0};
-    if (acp_submit(w->p, w->fc.queue_ids[0], &sub, &job) != 0)
+    acp_job_id id;
+    if (fixture_submit_mode(w->p, w->fc.queue_ids[0], mode, w->tag, ++n, NULL, &id) != 0)
         fail_msg("acp_submit: %s", acp_last_error());
-    acp_job_id id = job.id;
-    acp_job_clear(&job);
     return id;
 }
 
@@ -586,17 +579,10 @@ static void job_on_another_process_is_followed_line_by_line(void **state)
     fixture_tag(tag);
     go_path(tag, path, sizeof path);
     FILE *from_child;
-    pid_t child = fixture_spawn_self(self_path, "child-ticker", tag, &from_child);
-    assert_true(child > 0);
-    char line[128] = {0};
-    if (!fgets(line, sizeof line, from_child)) {
-        kill(child, SIGKILL);
-        waitpid(child, NULL, 0);
-        fail_msg("the child process did not start its job");
-    }
-    line[strcspn(line, "\n")] = '\0';
     acp_job_id id;
-    assert_int_equal(acp_job_id_parse(&id, line + strlen("running ")), 0);
+    pid_t child = fixture_spawn_job_child(self_path, "child-ticker", tag, &from_child, &id);
+    if (child <= 0)
+        fail_msg("the child process did not start its job");
 
     /* This process reads the log through the database alone. */
     fixture_config fc;
@@ -618,6 +604,7 @@ static void job_on_another_process_is_followed_line_by_line(void **state)
         r.offset = r.next;
     }
     unlink(path);
+    char line[128];
     assert_non_null(fgets(line, sizeof line, from_child));
     assert_string_equal(line, "ended complete\n");
     fclose(from_child);

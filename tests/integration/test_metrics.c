@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 
 #include "config.h"
 #include "maintenance.h"
@@ -210,19 +211,46 @@ static void promtool_check(const char *scraped)
 typedef struct world {
     fixture_config fc;
     char tag[9];
-    char q[80]; /* queue="<the queue>" */
+    char q[80];      /* queue="<the queue>" */
+    char dbname[40]; /* a database of its own, or "" */
     acp_platform *p;
 } world;
 
+/* CREATE or DROP DATABASE, which cannot run in a transaction: through a
+ * connection of its own to the stack's database. */
+static void on_stack_db(const char *sql)
+{
+    char conninfo[512];
+    snprintf(conninfo, sizeof conninfo, "host=%s port=%s dbname=%s user=%s password=%s",
+             env.pg_host, env.pg_port, env.pg_db, env.pg_user, env.pg_password);
+    PGconn *conn = PQconnectdb(conninfo);
+    if (PQstatus(conn) != CONNECTION_OK)
+        fail_msg("connecting to %s: %s", env.pg_db, PQerrorMessage(conn));
+    PGresult *res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(conn));
+    PQclear(res);
+    PQfinish(conn);
+}
+
 /* A platform of one queue with two workers and quick retries; with
  * @background false it has no maintenance, pruner and listener threads,
- * so that the test alone runs statements while its workers are idle. */
-static world *world_start(bool background)
+ * so that the test alone runs statements while its workers are idle. With
+ * @own_db it works in a database of its own, which no other test's
+ * platform shares (their maintenance would requeue its expired leases). */
+static world *world_start_in(bool background, bool own_db)
 {
     world *w = calloc(1, sizeof *w);
     assert_non_null(w);
     fixture_tag(w->tag);
     fixture_config_make(&w->fc, &env, w->tag, 1, 2, &metrics_factory);
+    if (own_db) {
+        snprintf(w->dbname, sizeof w->dbname, "acp_metrics_%s", w->tag);
+        char sql[96];
+        snprintf(sql, sizeof sql, "CREATE DATABASE %s", w->dbname);
+        on_stack_db(sql);
+        w->fc.config.db.dbname = w->dbname;
+    }
     w->fc.queues[0].max_attempts = 3;
     w->fc.queues[0].retry_base_ms = 50;
     w->fc.queues[0].retry_max_ms = 100;
@@ -241,28 +269,28 @@ static world *world_start(bool background)
     return w;
 }
 
+static world *world_start(bool background)
+{
+    return world_start_in(background, false);
+}
+
 static void world_stop(world *w)
 {
     atomic_store(&released, true);
     acp_shutdown(w->p);
+    if (w->dbname[0]) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "DROP DATABASE %s WITH (FORCE)", w->dbname);
+        on_stack_db(sql);
+    }
     free(w);
 }
 
 static acp_job_id submit(world *w, const char *mode, int n, acp_submission *sub)
 {
-    char config[160];
-    snprintf(config, sizeof config, "{\"mode\":\"%s\",\"n\":\"%s-%d\"}", mode, w->tag, n);
-    acp_submission local;
-    if (!sub) {
-        acp_submission_init(&local, ACP_SUBMISSION_VERSION);
-        sub = &local;
-    }
-    sub->config = config;
-    acp_job job = {0};
-    if (acp_submit(w->p, w->fc.queue_ids[0], sub, &job) != 0)
+    acp_job_id id;
+    if (fixture_submit_mode(w->p, w->fc.queue_ids[0], mode, w->tag, n, sub, &id) != 0)
         fail_msg("acp_submit: %s", acp_last_error());
-    acp_job_id id = job.id;
-    acp_job_clear(&job);
     return id;
 }
 
@@ -459,7 +487,7 @@ static void scrape_costs_at_most_one_statement_and_queued_is_cached(void **state
 static void lost_lease_is_counted_under_the_jobs_queue(void **state)
 {
     (void)state;
-    world *w = world_start(false);
+    world *w = world_start_in(false, true);
     store *st;
     logger quiet = {NULL, NULL, ACP_LOG_ERROR};
     if (store_open(&st, &w->fc.config.db, &quiet) != 0)

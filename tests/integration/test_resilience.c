@@ -202,18 +202,11 @@ static void killed_worker_job_is_requeued_and_completed(void **state)
     char tag[9];
     fixture_tag(tag);
     FILE *from_child;
-    pid_t child = fixture_spawn_self(self_path, "child", tag, &from_child);
-    assert_true(child > 0);
-    char line[128] = {0};
-    if (!fgets(line, sizeof line, from_child)) {
-        kill(child, SIGKILL);
-        waitpid(child, NULL, 0);
-        fail_msg("the child process did not start its job");
-    }
-    fclose(from_child);
     acp_job_id id;
-    line[strcspn(line, "\n")] = '\0';
-    assert_int_equal(acp_job_id_parse(&id, line + strlen("running ")), 0);
+    pid_t child = fixture_spawn_job_child(self_path, "child", tag, &from_child, &id);
+    if (child <= 0)
+        fail_msg("the child process did not start its job");
+    fclose(from_child);
 
     /* SIGKILL mid-job: no chance to clean up, release or finish anything. */
     assert_int_equal(kill(child, SIGKILL), 0);
