@@ -412,8 +412,13 @@ static void delete_in_each_status(void **state)
         ids[i] = submit(&s, config, 0);
         if (i < BLOCKER)
             wait_status(&s, &ids[i], i == FAILED ? ACP_STATUS_FAILED : ACP_STATUS_COMPLETE);
+        /* The queued job comes once the blocker holds the only worker: a
+         * claim takes the best due job it can lock, and the blocker's row
+         * may be locked a moment (its dispatch being recorded) when the
+         * first bell rings. */
+        if (i == BLOCKER)
+            wait_status(&s, &ids[i], ACP_STATUS_IN_PROGRESS);
     }
-    wait_status(&s, &ids[BLOCKER], ACP_STATUS_IN_PROGRESS);
     assert_int_equal(acp_expire_job(s.p, &ids[EXPIRED]), 0);
 
     for (int i = 0; i < N; i++) {
