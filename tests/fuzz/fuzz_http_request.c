@@ -108,7 +108,7 @@ static const char *reference_allowed(const char *path, bool *health)
         return "GET, HEAD, DELETE";
     if (n == 3 && SEG(2, "files"))
         return "GET, HEAD";
-    if (n == 3 && SEG(2, "expire"))
+    if (n == 3 && (SEG(2, "expire") || SEG(2, "cancel")))
         return "POST";
     if (n == 3 && SEG(2, "log"))
         return "GET, HEAD";
