@@ -205,6 +205,20 @@ int fixture_spawn_self(const char *self, const char *mode, const char *tag, FILE
     return child;
 }
 
+int64_t fixture_wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t fixture_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int fixture_spawn_job_child(const char *self, const char *mode, const char *tag, FILE **from_child,
                             acp_job_id *id)
 {

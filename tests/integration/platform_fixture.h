@@ -7,6 +7,7 @@
 #define ACP_TEST_PLATFORM_FIXTURE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "async_platform.h"
@@ -80,6 +81,12 @@ int fixture_submit_mode(acp_platform *p, const char *queue, const char *mode, co
 
 /* A random tag of 8 hex characters. */
 void fixture_tag(char out[9]);
+
+/* The wall clock in microseconds since the epoch (to compare with times
+ * the library reports) and the monotonic clock in milliseconds (for every
+ * wait). */
+int64_t fixture_wall_us(void);
+int64_t fixture_mono_ms(void);
 
 /* Milliseconds of sleep. */
 void fixture_sleep_ms(int ms);

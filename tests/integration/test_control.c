@@ -43,20 +43,6 @@ static int64_t latency_bound_ms(int64_t ms)
     return ms * factor;
 }
 
-static int64_t wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- the executor: what it does comes from the job's config ------------- */
 
 /* One attempt as the executor saw it. */
@@ -86,7 +72,7 @@ static run_record *record_begin(const acp_job_context *ctx)
         memset(r, 0, sizeof *r);
         memcpy(r->id, ctx->id_hex, sizeof r->id);
         r->attempt = ctx->attempt;
-        r->started = wall_us();
+        r->started = fixture_wall_us();
         r->seq = (unsigned)record_count++;
     }
     pthread_mutex_unlock(&records_lock);
@@ -132,8 +118,8 @@ static bool config_has(const acp_job_context *ctx, const char *mode)
 static int wait_cancelled(const acp_job_context *ctx, int ms)
 {
     struct pollfd pfd = {.fd = acp_job_cancel_fd(ctx), .events = POLLIN};
-    int64_t end = mono_ms() + ms;
-    while (mono_ms() < end && !atomic_load(&released)) {
+    int64_t end = fixture_mono_ms() + ms;
+    while (fixture_mono_ms() < end && !atomic_load(&released)) {
         int n = poll(&pfd, 1, 50);
         if (n > 0)
             return acp_job_cancelled(ctx);
@@ -189,7 +175,7 @@ static int control_execute(acp_executor *executor, acp_job_context *ctx)
             fixture_sleep_ms(10);
     }
     if (r)
-        r->ended = wall_us();
+        r->ended = fixture_wall_us();
     acp_job_add_output(ctx, "out.txt");
     FILE *out = fdopen(openat(ctx->dir_fd, "out.txt", O_WRONLY | O_CREAT | O_TRUNC, 0600), "w");
     if (out) {
@@ -584,7 +570,7 @@ static void job_running_on_another_process_sees_its_cancellation(void **state)
     fixture_config_make(&fc, &env, tag, 1, 1, &control_factory);
     acp_platform *p;
     assert_int_equal(acp_init(&p, &fc.config), 0);
-    int64_t asked = mono_ms();
+    int64_t asked = fixture_mono_ms();
     assert_int_equal(acp_cancel_job(p, &id), 0);
     acp_job job = {0};
     assert_int_equal(acp_get_job(p, &id, &job), 0);
@@ -597,7 +583,7 @@ static void job_running_on_another_process_sees_its_cancellation(void **state)
 
     char line[128] = {0};
     bool seen = fgets(line, sizeof line, from_child) != NULL;
-    int64_t took = mono_ms() - asked;
+    int64_t took = fixture_mono_ms() - asked;
     if (!seen) {
         kill(child, SIGKILL);
         waitpid(child, NULL, 0);
@@ -684,11 +670,11 @@ static void delayed_job_waits_for_its_time_and_starts_on_it(void **state)
     acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
     sub.delay_ms = 2000;
     sub.priority = 90;
-    int64_t before = wall_us();
+    int64_t before = fixture_wall_us();
     acp_job_id delayed = submit(w, "ok", 1, &sub);
-    int64_t after = wall_us();
+    int64_t after = fixture_wall_us();
     acp_submission_init(&sub, ACP_SUBMISSION_VERSION);
-    sub.not_before = wall_us() + 3000000;
+    sub.not_before = fixture_wall_us() + 3000000;
     acp_job_id scheduled = submit(w, "ok", 2, &sub);
     /* A job due now, of a lower priority, does not wait for them. */
     acp_job_id now = submit(w, "ok", 3, NULL);

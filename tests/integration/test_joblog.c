@@ -36,20 +36,6 @@ static uint64_t flood_statements; /* its statements meanwhile */
 static int bad_rc[8];
 static char bad_message[8][160];
 
-static int64_t wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Valgrind and the sanitizers slow every step: the latency bound the issue
  * states grows with them. */
 static int64_t latency_bound_ms(int64_t ms)
@@ -101,11 +87,11 @@ static int joblog_execute(acp_executor *executor, acp_job_context *ctx)
         char path[256] = "";
         if (at)
             sscanf(at + 6, "%255[^\"]", path);
-        for (int64_t until = mono_ms() + FIXTURE_WAIT_S * 1000;
-             access(path, F_OK) != 0 && mono_ms() < until;)
+        for (int64_t until = fixture_mono_ms() + FIXTURE_WAIT_S * 1000;
+             access(path, F_OK) != 0 && fixture_mono_ms() < until;)
             fixture_sleep_ms(10);
         for (int i = 0; i < TICKS; i++) {
-            acp_job_log(ctx, "tick %d at %" PRId64, i, wall_us());
+            acp_job_log(ctx, "tick %d at %" PRId64, i, fixture_wall_us());
             fixture_sleep_ms(100);
         }
     } else if (config_has(ctx, "\"flood\"")) {
@@ -340,7 +326,7 @@ static void log_is_read_while_running_then_kept_as_log_txt(void **state)
     /* The lines and the progress reach the database within moments. */
     text t = {0};
     acp_log_read r;
-    int64_t until = mono_ms() + FIXTURE_WAIT_S * 1000;
+    int64_t until = fixture_mono_ms() + FIXTURE_WAIT_S * 1000;
     for (;;) {
         text_free(&t);
         r = read_to_end(w->p, &id, 0, &t);
@@ -349,7 +335,7 @@ static void log_is_read_while_running_then_kept_as_log_txt(void **state)
         if (t.len && strstr(t.data, "line 49 of 50\n") && progress)
             break;
         acp_job_clear(&job);
-        if (mono_ms() > until)
+        if (fixture_mono_ms() > until)
             fail_msg("the log has %zu bytes and no progress after %d s", t.len, FIXTURE_WAIT_S);
         fixture_sleep_ms(50);
     }
@@ -361,7 +347,7 @@ static void log_is_read_while_running_then_kept_as_log_txt(void **state)
     assert_int_equal(job.progress_done, 7);
     assert_int_equal(job.progress_total, 10);
     assert_string_equal(job.progress_text, "seven of ten");
-    assert_true(job.progress_updated > wall_us() - 600 * 1000000LL);
+    assert_true(job.progress_updated > fixture_wall_us() - 600 * 1000000LL);
     acp_job_clear(&job);
 
     /* A read from the middle, a few bytes at a time, gives the same. */
@@ -548,7 +534,7 @@ static int follow_sink(void *userdata, const void *data, size_t len)
     size_t from = f->t.len;
     if (text_sink(&f->t, data, len) != 0)
         return -1;
-    int64_t now = wall_us();
+    int64_t now = fixture_wall_us();
     /* Each line that ended in this piece. */
     char *line = f->t.data + from;
     while (line > f->t.data && line[-1] != '\n')
@@ -589,15 +575,15 @@ static void job_on_another_process_is_followed_line_by_line(void **state)
     fixture_config_make(&fc, &env, tag, 1, 1, &joblog_factory);
     acp_platform *p;
     assert_int_equal(acp_init(&p, &fc.config), 0);
-    follow f = {.began = wall_us()};
+    follow f = {.began = fixture_wall_us()};
     FILE *go_file = fopen(path, "w");
     assert_non_null(go_file);
     fclose(go_file);
     acp_log_read r;
     acp_log_read_init(&r, ACP_LOG_READ_VERSION);
     r.wait_ms = 1000;
-    int64_t until = mono_ms() + FIXTURE_WAIT_S * 1000;
-    while (!r.ended && mono_ms() < until) {
+    int64_t until = fixture_mono_ms() + FIXTURE_WAIT_S * 1000;
+    while (!r.ended && fixture_mono_ms() < until) {
         int rc = acp_read_log(p, &id, &r, follow_sink, &f);
         if (rc != 0)
             fail_msg("acp_read_log: %d %s", rc, acp_last_error());
@@ -662,10 +648,10 @@ static void follow_wait_ends_at_once_for_an_ended_job_and_at_shutdown(void **sta
     acp_log_read_init(&r, ACP_LOG_READ_VERSION);
     r.wait_ms = ACP_LOG_WAIT_MAX;
     text t = {0};
-    int64_t began = mono_ms();
+    int64_t began = fixture_mono_ms();
     assert_int_equal(acp_read_log(w->p, &id, &r, text_sink, &t), 0);
     assert_int_equal(r.ended, 1);
-    assert_true(mono_ms() - began < 60000); /* no wait of 300 s for an ended job */
+    assert_true(fixture_mono_ms() - began < 60000); /* no wait of 300 s for an ended job */
 
     /* A follower of a job that waits for its time is ended by the
      * shutdown. */
@@ -680,11 +666,11 @@ static void follow_wait_ends_at_once_for_an_ended_job_and_at_shutdown(void **sta
     assert_int_equal(pthread_create(&thread, NULL, waiter_main, &arg), 0);
     fixture_sleep_ms(300);
     atomic_store(&released, true);
-    began = mono_ms();
+    began = fixture_mono_ms();
     acp_shutdown(w->p);
     pthread_join(thread, NULL);
     assert_int_equal(arg.rc, ACP_ESHUTDOWN);
-    assert_true(mono_ms() - began < 60000);
+    assert_true(fixture_mono_ms() - began < 60000);
     free(w);
 }
 
@@ -728,7 +714,7 @@ static void cap_keeps_head_and_tail_of_100_mib(void **state)
     long long most = 0;
     int samples = 0;
     acp_job job = {0};
-    int64_t until = mono_ms() + FIXTURE_WAIT_S * 1000;
+    int64_t until = fixture_mono_ms() + FIXTURE_WAIT_S * 1000;
     for (;;) {
         long long n = live_bytes(conn, hex);
         samples++;
@@ -737,7 +723,7 @@ static void cap_keeps_head_and_tail_of_100_mib(void **state)
         assert_int_equal(acp_get_job(w->p, &id, &job), 0);
         bool over = job.status == ACP_STATUS_COMPLETE || job.status == ACP_STATUS_FAILED;
         acp_job_clear(&job);
-        if (over || mono_ms() > until)
+        if (over || fixture_mono_ms() > until)
             break;
         fixture_sleep_ms(20);
     }
@@ -807,8 +793,8 @@ static void progress_is_visible_while_running_and_coalesced(void **state)
     acp_job job = wait_for(w->p, &id, ACP_STATUS_IN_PROGRESS);
     acp_job_clear(&job);
     atomic_store(&go, true);
-    int64_t until = mono_ms() + FIXTURE_WAIT_S * 1000;
-    while (!atomic_load(&flooded) && mono_ms() < until)
+    int64_t until = fixture_mono_ms() + FIXTURE_WAIT_S * 1000;
+    while (!atomic_load(&flooded) && fixture_mono_ms() < until)
         fixture_sleep_ms(20);
     assert_true(atomic_load(&flooded));
     print_message("# 10000 progress reports cost %" PRIu64 " SQL statements\n", flood_statements);
@@ -821,7 +807,7 @@ static void progress_is_visible_while_running_and_coalesced(void **state)
         if (job.progress_done == 10000)
             break;
         acp_job_clear(&job);
-        if (mono_ms() > until)
+        if (fixture_mono_ms() > until)
             fail_msg("the last progress report did not show");
         fixture_sleep_ms(50);
     }
@@ -844,7 +830,8 @@ static void cancelled_job_keeps_its_log_as_its_only_result(void **state)
     acp_job_clear(&job);
     /* Once its first line is there, it is cancelled. */
     text t = {0};
-    for (int64_t until = mono_ms() + FIXTURE_WAIT_S * 1000; t.len == 0 && mono_ms() < until;) {
+    for (int64_t until = fixture_mono_ms() + FIXTURE_WAIT_S * 1000;
+         t.len == 0 && fixture_mono_ms() < until;) {
         read_to_end(w->p, &id, 0, &t);
         fixture_sleep_ms(20);
     }

@@ -32,13 +32,6 @@
 
 static stack_env env;
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- the executor: what it does comes from the job's config ------------- */
 
 static atomic_bool released;
@@ -62,8 +55,8 @@ static int metrics_execute(acp_executor *executor, acp_job_context *ctx)
     if (config_has(ctx, "\"honour\"")) {
         /* Until cancelled or timed out. */
         struct pollfd pfd = {.fd = acp_job_cancel_fd(ctx), .events = POLLIN};
-        int64_t end = mono_ms() + FIXTURE_WAIT_S * 1000;
-        while (mono_ms() < end && !atomic_load(&released) && poll(&pfd, 1, 50) == 0)
+        int64_t end = fixture_mono_ms() + FIXTURE_WAIT_S * 1000;
+        while (fixture_mono_ms() < end && !atomic_load(&released) && poll(&pfd, 1, 50) == 0)
             ;
         return acp_job_cancelled(ctx) != ACP_CANCEL_NONE;
     }
@@ -153,7 +146,7 @@ static double sample(const char *scraped, const char *fmt, ...)
  * when FIXTURE_WAIT_S passes. */
 static void wait_sample(acp_platform *p, const char *series, double expected)
 {
-    int64_t end = mono_ms() + FIXTURE_WAIT_S * 1000;
+    int64_t end = fixture_mono_ms() + FIXTURE_WAIT_S * 1000;
     double value = -1;
     for (;;) {
         char *scraped = scrape(p);
@@ -163,7 +156,7 @@ static void wait_sample(acp_platform *p, const char *series, double expected)
             return;
         if (found && value > expected)
             fail_msg("%s is %g, beyond %g", series, value, expected);
-        if (mono_ms() > end)
+        if (fixture_mono_ms() > end)
             fail_msg("%s is %g after %d s, not %g", series, value, FIXTURE_WAIT_S, expected);
         fixture_sleep_ms(50);
     }
@@ -502,11 +495,11 @@ static void lost_lease_is_counted_under_the_jobs_queue(void **state)
     assert_int_equal(store_claim(st, other, "a-process-that-dies", 1, &row), 0);
     store_job_free(&row);
     fixture_sleep_ms(1500); /* the 1 s lease runs out */
-    int64_t end = mono_ms() + FIXTURE_WAIT_S * 1000;
+    int64_t end = fixture_mono_ms() + FIXTURE_WAIT_S * 1000;
     char series[200];
     snprintf(series, sizeof series, "acp_jobs_requeued_total{queue=\"%s\"}", other);
     double value = 0;
-    while (mono_ms() < end) {
+    while (fixture_mono_ms() < end) {
         maintenance_tick(w->p, false);
         char *scraped = scrape(w->p);
         bool found = sample_find(scraped, series, &value);
