@@ -370,9 +370,17 @@ static void counters_move_as_jobs_succeed_fail_retry_time_out_and_are_cancelled(
     }
 
     /* The same counts as acp_get_stats, which counts over all queues; the
-     * maintenance thread may run statements between the readings. */
+     * maintenance thread may run statements between the readings. A worker
+     * lets go of its job a moment after the job's end is recorded: the
+     * gauges are read once none runs. */
     acp_stats stats = {.version = ACP_STATS_VERSION}, later = {.version = ACP_STATS_VERSION};
-    assert_int_equal(acp_get_stats(w->p, &stats), 0);
+    int64_t idle_by = fixture_mono_ms() + FIXTURE_WAIT_S * 1000;
+    do {
+        assert_int_equal(acp_get_stats(w->p, &stats), 0);
+        if (stats.jobs_running == 0)
+            break;
+        fixture_sleep_ms(20);
+    } while (fixture_mono_ms() < idle_by);
     char *after = scrape(w->p);
     assert_int_equal(acp_get_stats(w->p, &later), 0);
     assert_int_equal(stats.jobs_started, 11);
