@@ -160,9 +160,9 @@ ACP_EXTERN const char *acp_last_error(void);
 #define ACP_EXPIRATION_DAYS_MAX     36500
 #define ACP_PATH_MAX                1024 /* bytes, for root_path and workspace_root */
 #define ACP_MAX_ATTEMPTS_MAX        1000
-#define ACP_TIMEOUT_MAX             2592000   /* seconds (30 days), for timeout_seconds */
-#define ACP_BACKOFF_MS_MAX          86400000u /* milliseconds (1 day), for retry_*_ms */
-#define ACP_CANCEL_GRACE_MAX        3600      /* seconds */
+#define ACP_TIMEOUT_MAX             2592000    /* seconds (30 days), for timeout_seconds */
+#define ACP_BACKOFF_MS_MAX          86400000u  /* milliseconds (1 day), for retry_*_ms */
+#define ACP_CANCEL_GRACE_MAX        3600       /* seconds */
 #define ACP_LOG_CAP_DEFAULT         (1u << 20) /* bytes, for log_cap_bytes */
 #define ACP_LOG_CAP_MIN             (16u << 10)
 #define ACP_LOG_CAP_MAX             (256u << 20)
@@ -1191,6 +1191,57 @@ ACP_EXTERN int acp_list_jobs(acp_platform *platform, const acp_job_filter *filte
  */
 ACP_EXTERN int acp_list_unowned(acp_platform *platform, const char *cursor, size_t limit,
                                 acp_job_list *list);
+
+#define ACP_JOB_COUNTS_VERSION 1
+/** Slots of acp_queue_counts.jobs: indexed by acp_job_status (0 unused),
+ *  with room for a status to come. */
+#define ACP_STATUS_SLOTS 8
+
+/** The jobs of one queue in this service's database (acp_count_jobs()). */
+typedef struct acp_queue_counts {
+    char queue[ACP_QUEUE_ID_MAX + 1];
+    /** Jobs in each status: jobs[ACP_STATUS_QUEUED], ... (0 for a status
+     *  with none). */
+    uint64_t jobs[ACP_STATUS_SLOTS];
+    /** Jobs that ended failed at or after acp_job_counts.failed_since. */
+    uint64_t failed_recently;
+} acp_queue_counts;
+
+/** What acp_count_jobs() counts and its answer. Fill with
+ *  acp_job_counts_init(); release with acp_job_counts_clear(). */
+typedef struct acp_job_counts {
+    unsigned version; /**< ACP_JOB_COUNTS_VERSION */
+    /** In: failures that ended at or after this time (microseconds since the
+     *  Unix epoch) count as recent; 0 (the default) for one hour before the
+     *  call. */
+    int64_t failed_since;
+    /** Out: every queue with at least one job, sorted by id; at most 1000
+     *  (the first by id when there are more). Owned by the library. */
+    acp_queue_counts *queues;
+    size_t count;
+} acp_job_counts;
+
+/** Zero @p counts, of version @p version (pass ACP_JOB_COUNTS_VERSION),
+ *  and set its version. @return 0, ACP_EINVAL (NULL) or ACP_EVERSION. */
+ACP_EXTERN int acp_job_counts_init(acp_job_counts *counts, unsigned version);
+
+/** Free what @p counts owns (its queues) and keep its version and
+ *  failed_since. NULL is fine. */
+ACP_EXTERN void acp_job_counts_clear(acp_job_counts *counts);
+
+/**
+ * Count this service's jobs (its database's rows, every queue, not only
+ * those this process serves) by queue and status, and the failures since
+ * @p counts->failed_since, in one SQL statement. It reads an index of every
+ * row (about 10 ms per 100,000 jobs on a small machine): a dashboard should
+ * cache the answer for a few seconds rather than ask at every request.
+ * Any queues a previous call left in @p counts are freed first. Safe from
+ * any thread, with one @p counts per thread.
+ *
+ * @return 0; ACP_EINVAL (NULL, failed_since negative); ACP_EVERSION;
+ *         ACP_EDB; ACP_ENOMEM.
+ */
+ACP_EXTERN int acp_count_jobs(acp_platform *platform, acp_job_counts *counts);
 
 /* ------------------------------------------------------------------------ */
 /* Statistics                                                               */

@@ -1,10 +1,12 @@
-/* Listing jobs: this service's, page by page from the database, and the
- * workspaces of other services found under the shared root. */
+/* Listing jobs (this service's, page by page from the database; the
+ * workspaces of other services found under the shared root) and counting
+ * them by queue and status. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "config.h"
 #include "error.h"
 #include "job.h"
@@ -173,4 +175,42 @@ done:
     if (rc)
         acp_job_list_clear(list);
     return rc;
+}
+
+int acp_job_counts_init(acp_job_counts *counts, unsigned version)
+{
+    if (!counts)
+        return error_set(ACP_EINVAL, "acp_job_counts_init: NULL argument");
+    if (version < 1 || version > ACP_JOB_COUNTS_VERSION)
+        return error_set(ACP_EVERSION, "acp_job_counts_init: version %u is not supported (1 to %d)",
+                         version, ACP_JOB_COUNTS_VERSION);
+    memset(counts, 0, sizeof *counts);
+    counts->version = version;
+    return 0;
+}
+
+void acp_job_counts_clear(acp_job_counts *counts)
+{
+    if (!counts)
+        return;
+    free(counts->queues);
+    counts->queues = NULL;
+    counts->count = 0;
+}
+
+int acp_count_jobs(acp_platform *p, acp_job_counts *counts)
+{
+    if (!p || !counts)
+        return error_set(ACP_EINVAL, "acp_count_jobs: NULL argument");
+    if (counts->version < 1 || counts->version > ACP_JOB_COUNTS_VERSION)
+        return error_set(ACP_EVERSION,
+                         "counts.version: %u is not supported (call acp_job_counts_init)",
+                         counts->version);
+    acp_job_counts_clear(counts);
+    if (counts->failed_since < 0)
+        return error_set(ACP_EINVAL, "counts.failed_since: %" PRId64 " is before 1970",
+                         counts->failed_since);
+    int64_t since =
+        counts->failed_since ? counts->failed_since : clock_wall_us() - INT64_C(3600) * 1000000;
+    return store_count_jobs(p->store, since, &counts->queues, &counts->count);
 }

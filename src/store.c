@@ -281,6 +281,19 @@ int store_count_queued(store *st, store_queue_count **out, size_t *count)
     return st->ops->count_queued(st, out, count);
 }
 
+int store_count_jobs(store *st, int64_t failed_since, acp_queue_counts **out, size_t *count)
+{
+    if (out)
+        *out = NULL;
+    if (count)
+        *count = 0;
+    if (!st || !out || !count)
+        return store_null(__func__);
+    if (!st->ops->count_jobs)
+        return error_set(ACP_EINVAL, "store_count_jobs: the %s store cannot count", st->ops->name);
+    return st->ops->count_jobs(st, failed_since, out, count);
+}
+
 void store_set_metrics(store *st, struct metrics_backend *m)
 {
     if (st)

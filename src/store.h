@@ -383,6 +383,12 @@ typedef struct store_queue_count {
 #define STORE_QUEUES_MAX_TEXT "1000"
 int store_count_queued(store *st, store_queue_count **out, size_t *count);
 
+/* The jobs of each queue by status, and the failures that ended at or
+ * after @failed_since (µs), for acp_count_jobs: one statement. *@out is
+ * malloc'd, sorted by queue (free it; NULL when no job exists); at most
+ * STORE_QUEUES_MAX queues. */
+int store_count_jobs(store *st, int64_t failed_since, acp_queue_counts **out, size_t *count);
+
 /* For each of @count ids, whether this database has a row: @exists[i]. */
 int store_exists(store *st, const acp_job_id *ids, size_t count, bool *exists);
 
@@ -446,6 +452,8 @@ typedef struct store_ops {
     uint64_t (*statement_count)(const store *st);
     int (*identity_read)(store *st, store_identity *out);
     int (*count_queued)(store *st, store_queue_count **out, size_t *count); /* NULL: unsupported */
+    int (*count_jobs)(store *st, int64_t failed_since, acp_queue_counts **out,
+                      size_t *count); /* NULL: unsupported */
 } store_ops;
 
 /* Every implementation's handle begins with this member... */

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <libpq-fe.h>
 
@@ -210,5 +211,72 @@ int store_listing_count_queued(store *base, store_queue_count **out, size_t *cou
     PQclear(res);
     *out = counts;
     *count = (size_t)rows;
+    return 0;
+}
+
+/* Adds one row of the counting statement to the queue it names, appending
+ * the queue when it is new (rows come sorted by queue). */
+static int count_row(pgpool *pool, PGresult *res, int row, acp_queue_counts *counts, size_t *n)
+{
+    const char *queue = PQgetvalue(res, row, 0);
+    if (*n == 0 || strcmp(counts[*n - 1].queue, queue) != 0) {
+        if (*n == STORE_QUEUES_MAX)
+            return 1; /* the first STORE_QUEUES_MAX queues only */
+        snprintf(counts[*n].queue, sizeof counts[*n].queue, "%s", queue);
+        (*n)++;
+    }
+    acp_queue_counts *q = &counts[*n - 1];
+    uint64_t value = (uint64_t)pgvalue_get_int64(res, row, 2);
+    if (PQgetvalue(res, row, 1)[0] == '\0') {
+        q->failed_recently = value;
+        return 0;
+    }
+    acp_job_status status;
+    if (pgvalue_status_parse(PQgetvalue(res, row, 1), &status) != 0 || status >= ACP_STATUS_SLOTS)
+        return pgpool_fail(pool, ACP_EDB, "count jobs: unknown status '%.32s'",
+                           PQgetvalue(res, row, 1));
+    q->jobs[status] = value;
+    return 0;
+}
+
+int store_listing_count_jobs(store *base, int64_t failed_since, acp_queue_counts **out,
+                             size_t *count)
+{
+    pgpool *pool = pgpool_of(base);
+    pgpool_params params = {0};
+    int rc = pgvalue_param_time(pool, &params, "count jobs", failed_since);
+    if (rc)
+        return rc;
+    /* The first part reads the (queue, status, created, job_id) index alone;
+     * the second, only the failed rows. Its status is '' to tell it apart. */
+    PGresult *res;
+    rc = pgpool_query(pool, true, "count jobs",
+                      "SELECT queue, status, count(*) FROM compute.jobs GROUP BY queue, status "
+                      "UNION ALL "
+                      "SELECT queue, '', count(*) FROM compute.jobs "
+                      "WHERE status = 'failed' AND finished >= $1::timestamptz GROUP BY queue "
+                      "ORDER BY 1, 2",
+                      &params, &res);
+    if (rc)
+        return rc;
+    int rows = PQntuples(res);
+    /* At most one queue per row. */
+    acp_queue_counts *counts = rows ? calloc((size_t)rows, sizeof *counts) : NULL;
+    if (rows && !counts) {
+        PQclear(res);
+        return pgpool_fail(pool, ACP_ENOMEM, "count jobs: out of memory");
+    }
+    size_t n = 0;
+    for (int i = 0; i < rows && rc == 0; i++)
+        rc = count_row(pool, res, i, counts, &n);
+    PQclear(res);
+    if (rc < 0) {
+        free(counts);
+        return rc;
+    }
+    *out = n ? counts : NULL;
+    if (!n)
+        free(counts);
+    *count = n;
     return 0;
 }

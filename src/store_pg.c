@@ -107,6 +107,7 @@ const store_ops store_pg_ops = {
     .statement_count = store_pg_statement_count,
     .identity_read = store_pg_identity_read,
     .count_queued = store_listing_count_queued,
+    .count_jobs = store_listing_count_jobs,
 };
 
 int store_open(store **out, const acp_db_config *cfg, const logger *log)

@@ -1,8 +1,11 @@
 #include "platform_fixture.h"
 
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +13,9 @@
 #include <unistd.h>
 
 #include <sys/wait.h>
+
+#include <cmocka.h>
+#include <libpq-fe.h>
 
 extern char **environ;
 
@@ -275,4 +281,19 @@ int fixture_child_submit(acp_platform *p, const fixture_config *fc, const char *
     *id = job.id;
     acp_job_clear(&job);
     return 0;
+}
+
+void fixture_stack_db_exec(const stack_env *env, const char *sql)
+{
+    char conninfo[512];
+    snprintf(conninfo, sizeof conninfo, "host=%s port=%s dbname=%s user=%s password=%s",
+             env->pg_host, env->pg_port, env->pg_db, env->pg_user, env->pg_password);
+    PGconn *conn = PQconnectdb(conninfo);
+    if (PQstatus(conn) != CONNECTION_OK)
+        fail_msg("connecting to %s: %s", env->pg_db, PQerrorMessage(conn));
+    PGresult *res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(conn));
+    PQclear(res);
+    PQfinish(conn);
 }

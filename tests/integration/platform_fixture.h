@@ -79,6 +79,11 @@ int fixture_spawn_job_child(const char *self, const char *mode, const char *tag,
 int fixture_submit_mode(acp_platform *p, const char *queue, const char *mode, const char *tag,
                         int n, acp_submission *sub, acp_job_id *id);
 
+/* Run @sql (CREATE or DROP DATABASE, which cannot run in a transaction)
+ * through a connection of its own to the stack's database; fails the test
+ * on an error. */
+void fixture_stack_db_exec(const stack_env *env, const char *sql);
+
 /* A random tag of 8 hex characters. */
 void fixture_tag(char out[9]);
 

@@ -209,23 +209,6 @@ typedef struct world {
     acp_platform *p;
 } world;
 
-/* CREATE or DROP DATABASE, which cannot run in a transaction: through a
- * connection of its own to the stack's database. */
-static void on_stack_db(const char *sql)
-{
-    char conninfo[512];
-    snprintf(conninfo, sizeof conninfo, "host=%s port=%s dbname=%s user=%s password=%s",
-             env.pg_host, env.pg_port, env.pg_db, env.pg_user, env.pg_password);
-    PGconn *conn = PQconnectdb(conninfo);
-    if (PQstatus(conn) != CONNECTION_OK)
-        fail_msg("connecting to %s: %s", env.pg_db, PQerrorMessage(conn));
-    PGresult *res = PQexec(conn, sql);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(conn));
-    PQclear(res);
-    PQfinish(conn);
-}
-
 /* A platform of one queue with two workers and quick retries; with
  * @background false it has no maintenance, pruner and listener threads,
  * so that the test alone runs statements while its workers are idle. With
@@ -241,7 +224,7 @@ static world *world_start_in(bool background, bool own_db)
         snprintf(w->dbname, sizeof w->dbname, "acp_metrics_%s", w->tag);
         char sql[96];
         snprintf(sql, sizeof sql, "CREATE DATABASE %s", w->dbname);
-        on_stack_db(sql);
+        fixture_stack_db_exec(&env, sql);
         w->fc.config.db.dbname = w->dbname;
     }
     w->fc.queues[0].max_attempts = 3;
@@ -274,7 +257,7 @@ static void world_stop(world *w)
     if (w->dbname[0]) {
         char sql[96];
         snprintf(sql, sizeof sql, "DROP DATABASE %s WITH (FORCE)", w->dbname);
-        on_stack_db(sql);
+        fixture_stack_db_exec(&env, sql);
     }
     free(w);
 }
