@@ -1232,9 +1232,10 @@ ACP_EXTERN void acp_job_counts_clear(acp_job_counts *counts);
 /**
  * Count this service's jobs (its database's rows, every queue, not only
  * those this process serves) by queue and status, and the failures since
- * @p counts->failed_since, in one SQL statement. It reads an index of every
- * row (about 10 ms per 100,000 jobs on a small machine): a dashboard should
- * cache the answer for a few seconds rather than ask at every request.
+ * @p counts->failed_since, in one SQL statement. It reads every job's
+ * index entry (about 50 ms per 100,000 jobs on a loaded 2-core machine): a
+ * dashboard should cache the answer for a few seconds rather than ask at
+ * every request.
  * Any queues a previous call left in @p counts are freed first. Safe from
  * any thread, with one @p counts per thread.
  *

@@ -13,6 +13,7 @@
 #include "jsonspan.h"
 #include "logs.h"
 #include "metricsroute.h"
+#include "queues.h"
 
 /* The request body is {"queue", "config", "id"}: one level above the
  * library's own limit of 64 for a config. */
@@ -489,6 +490,7 @@ typedef enum api_route {
     API_CANCEL,
     API_LOG,
     API_METRICS,
+    API_QUEUES,
 } api_route;
 
 /* Split "/a/b/c" into at most API_SEGMENTS non-empty segments of @copy.
@@ -521,6 +523,8 @@ static api_route api_match(char *segments[], int n)
         return API_HEALTH;
     if (n == 1 && strcmp(segments[0], "metrics") == 0)
         return API_METRICS;
+    if (n == 1 && strcmp(segments[0], "queues") == 0)
+        return API_QUEUES;
     if (n < 1 || strcmp(segments[0], "jobs") != 0)
         return API_NONE;
     if (n == 1)
@@ -595,6 +599,8 @@ static enum MHD_Result api_dispatch(server *srv, struct MHD_Connection *conn, ht
         return health_handle(srv, conn, req);
     if (route == API_METRICS)
         return metricsroute_handle(srv, conn, req);
+    if (route == API_QUEUES)
+        return queues_handle(srv, conn, req);
     if (route == API_JOBS)
         return strcmp(method, "POST") == 0 ? api_submit(srv, conn, req) : api_list(srv, conn, req);
 
@@ -629,6 +635,7 @@ httpmetrics_route api_route_of(const char *path)
         [API_FILES] = HTTPMETRICS_FILES,   [API_FILE] = HTTPMETRICS_FILE,
         [API_EXPIRE] = HTTPMETRICS_EXPIRE, [API_CANCEL] = HTTPMETRICS_CANCEL,
         [API_LOG] = HTTPMETRICS_LOG,       [API_METRICS] = HTTPMETRICS_METRICS,
+        [API_QUEUES] = HTTPMETRICS_QUEUES,
     };
     char *copy = strdup(path);
     if (!copy)

@@ -20,6 +20,7 @@ typedef enum httpmetrics_route {
     HTTPMETRICS_EXPIRE,
     HTTPMETRICS_CANCEL,
     HTTPMETRICS_LOG,
+    HTTPMETRICS_QUEUES,
     HTTPMETRICS_ROUTES
 } httpmetrics_route;
 

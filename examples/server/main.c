@@ -19,6 +19,7 @@
 
 #include "executors.h"
 #include "health.h"
+#include "queues.h"
 #include "http.h"
 #include "server.h"
 #include "settings.h"
@@ -159,6 +160,7 @@ static int main_serve(settings *cfg)
     slog(ACP_LOG_INFO, "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     http_stop(&srv, daemon);
     health_release();
+    queues_release();
     acp_shutdown(srv.platform);
     slog(ACP_LOG_INFO, "stopped");
     return 0;

@@ -100,6 +100,8 @@ static const char *reference_allowed(const char *path, bool *health)
         *health = true;
         return "GET, HEAD";
     }
+    if (n == 1 && SEG(0, "queues"))
+        return "GET, HEAD";
     if (!SEG(0, "jobs"))
         return NULL;
     if (n == 1)

@@ -1134,6 +1134,60 @@ def t_cancel_running():
     check(status == 0, f"server-c exited with {status}:\n{run.c.log_tail()}")
 
 
+STATUSES = ("queued", "in-progress", "complete", "failed", "expired", "cancelled")
+
+
+def listed_counts(queue):
+    """The statuses of a queue's jobs as GET /jobs pages them."""
+    counts, cursor = dict.fromkeys(STATUSES, 0), ""
+    while True:
+        r = run.a.call("GET", f"/jobs?queue={queue}&limit=1000{cursor}")
+        check(r.status == 200, f"GET /jobs?queue={queue}: {r}")
+        page = r.json()
+        for j in page["jobs"]:
+            counts[j["status"]] += 1
+        if not page["next_cursor"]:
+            return counts
+        cursor = f"&cursor={page['next_cursor']}"
+
+
+@case("GET /queues counts the jobs of each queue by status as the listing does, the served "
+      "queue first, another service's queue not served; totals add up; answers are reused "
+      "for 2 s")
+def t_queues():
+    other = f"http-{run.tag}-c"
+    # The run's jobs have ended by now; a count older than the cache may
+    # still show one moving: a few tries.
+    for attempt in range(5):
+        want = {run.queue: listed_counts(run.queue), other: listed_counts(other)}
+        time.sleep(2.1)  # past the cache of an earlier answer
+        r = run.a.call("GET", "/queues")
+        check(r.status == 200, f"GET /queues: {r}")
+        doc = r.json()
+        got = {q["queue"]: q for q in doc["queues"]}
+        if all(q in got and got[q]["counts"] == want[q] for q in want):
+            break
+        check(attempt < 4, f"/queues {doc} does not match the listings {want}")
+    check(doc["queues"][0]["queue"] == run.queue and got[run.queue]["served"] is True,
+          f"the served queue is not first: {doc['queues'][:2]}")
+    check(got[other]["served"] is False, f"{other} is not this server's: {got[other]}")
+    check(want[run.queue]["complete"] > 0 and want[run.queue]["failed"] > 0,
+          f"the run has complete and failed jobs: {want[run.queue]}")
+    # Every failure of the run ended within the hour.
+    check(got[run.queue]["failed_last_hour"] == want[run.queue]["failed"],
+          f"failed_last_hour {got[run.queue]['failed_last_hour']}, "
+          f"failed {want[run.queue]['failed']}")
+    for status in STATUSES:
+        total = sum(q["counts"][status] for q in doc["queues"])
+        check(doc["totals"][status] == total, f"totals[{status}] {doc['totals']} != {total}")
+    check(doc["failed_last_hour"] == sum(q["failed_last_hour"] for q in doc["queues"]),
+          f"failed_last_hour {doc['failed_last_hour']}")
+    again = run.a.call("GET", "/queues").json()
+    check(again["age_seconds"] > 0 and again["queues"] == doc["queues"],
+          f"a second answer within 2 s is not the cached one: {again}")
+    check_error(run.a.call("POST", "/queues", {}), 405)
+
+
 @case("clean-up: every job of the run is deleted through the API")
 def t_cleanup():
     # server-c's queue too: its jobs are in the same database and S3 root.
