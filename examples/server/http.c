@@ -299,12 +299,16 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
      * no status to count. */
     if (req->status)
         httpmetrics_request(req->route, req->status, ms / 1000);
+    /* Who asked, by the token's name: the audit trail of writes. */
+    char who[AUTH_NAME_MAX + 16] = "";
+    if (req->token)
+        snprintf(who, sizeof who, " (token \"%s\")", req->token->name);
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
-        slog(ACP_LOG_INFO, "%s %s %u %.1f ms", req->method ? req->method : "?",
-             req->path ? req->path : "?", req->status, ms);
+        slog(ACP_LOG_INFO, "%s %s %u %.1f ms%s", req->method ? req->method : "?",
+             req->path ? req->path : "?", req->status, ms, who);
     else
-        slog(ACP_LOG_INFO, "%s %s %u %.1f ms (connection ended early, code %d)",
-             req->method ? req->method : "?", req->path ? req->path : "?", req->status, ms,
+        slog(ACP_LOG_INFO, "%s %s %u %.1f ms%s (connection ended early, code %d)",
+             req->method ? req->method : "?", req->path ? req->path : "?", req->status, ms, who,
              (int)toe);
     free(req->method);
     free(req->path);

@@ -332,7 +332,8 @@ def t_read_forbidden():
     check(doc["status"] == "complete", f"the job changed: {doc}")
 
 
-@case("the write tokens (inline and from the tokens file) cancel a running job and delete it")
+@case("the write tokens (inline and from the tokens file) cancel a running job and delete it; "
+      "the requests' log lines name the tokens")
 def t_write():
     long_id = submit(cfg(executor="sleep", seconds=60), run.file_write_token)
     wait_status(long_id, {"in-progress"})
@@ -343,6 +344,9 @@ def t_write():
     check(r.status == 204, f"DELETE: {r}")
     r = run.a.call("GET", f"/jobs/{long_id}", headers=bearer(run.write_token))
     check(r.status == 404, f"GET after DELETE: {r}")
+    # The request's log line names the token that did it.
+    wait_log(run.a, rf'info .*DELETE /jobs/{long_id} 204 [0-9.]+ ms \(token "ops"\)')
+    wait_log(run.a, rf'info .*POST /jobs/{long_id}/cancel 200 [0-9.]+ ms \(token "cli"\)')
 
 
 @case("/metrics counts the 401 and 403 answers under their routes")
