@@ -164,6 +164,8 @@ def check_refused(name, config, *needles, absent=()):
         check(needle in err, f"{name}: the message lacks {needle!r}: {err}")
     for secret in absent:
         check(secret not in err, f"{name}: the message quotes a token: {err}")
+    for marker in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
+        check(marker not in err, f"{name}: {marker}: {err}")
     return err
 
 
