@@ -12,8 +12,9 @@
 
 #define HEALTH_AMQP_TIMEOUT_MS 2000
 
-/* Only the name and the state: addresses and the backends' error texts
- * (which name hosts and ports) go to the log, not to whoever asks. */
+/* The name, the state and the address; health_handle() drops the address
+ * for a request without a valid token. The backends' error texts go to the
+ * log only. */
 static json_object *health_entry(const char *name, const char *host, long port, const char *state,
                                  const char *error)
 {
@@ -22,7 +23,27 @@ static json_object *health_entry(const char *name, const char *host, long port, 
     json_object *entry = json_object_new_object();
     json_object_object_add(entry, "name", json_object_new_string(name));
     json_object_object_add(entry, "state", json_object_new_string(state));
+    char address[300];
+    int v6 = strchr(host, ':') != NULL;
+    snprintf(address, sizeof address, "%s%s%s:%ld", v6 ? "[" : "", host, v6 ? "]" : "", port);
+    json_object_object_add(entry, "address", json_object_new_string(address));
     return entry;
+}
+
+/* What only a valid token sees: the version and the services' addresses
+ * (docs/http-api.adoc, "Access control"). */
+static void health_scope(json_object *doc, int authorised)
+{
+    if (authorised) {
+        unsigned v = acp_version();
+        char version[32];
+        snprintf(version, sizeof version, "%u.%u.%u", v >> 16, (v >> 8) & 0xff, v & 0xff);
+        json_object_object_add(doc, "version", json_object_new_string(version));
+        return;
+    }
+    json_object *services = json_object_object_get(doc, "services");
+    for (size_t i = 0; i < json_object_array_length(services); i++)
+        json_object_object_del(json_object_array_get_idx(services, i), "address");
 }
 
 /* PostgreSQL: the cheapest statement the public API has. */
@@ -142,6 +163,7 @@ enum MHD_Result health_handle(server *srv, struct MHD_Connection *conn, http_req
     if (!doc)
         return http_reply_error(conn, req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory", NULL,
                                 "cannot build the health report");
+    health_scope(doc, req->token != NULL);
     json_object_object_add(doc, "cached", json_object_new_boolean(cached));
     json_object_object_add(doc, "age_seconds", json_object_new_double(cached ? age : 0));
     return http_reply_json(conn, req, up ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, doc);

@@ -1,6 +1,7 @@
 #include "http.h"
 
 #include <errno.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "auth.h"
 #include "errmap.h"
 #include "guard.h"
 #include "slog.h"
@@ -164,6 +166,68 @@ static enum MHD_Result http_answer_early(server *srv, struct MHD_Connection *con
     return rc;
 }
 
+/* The client's address, for the log. */
+static void http_client(struct MHD_Connection *conn, char *out, size_t len)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = info ? info->client_addr : NULL;
+    socklen_t salen =
+        sa && sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (!sa || getnameinfo(sa, salen, out, (socklen_t)len, NULL, 0, NI_NUMERICHOST) != 0)
+        snprintf(out, len, "?");
+}
+
+/* Access control (auth.c decides; docs/http-api.adoc, "Access control").
+ * Returns 1 when the request may go on, else 0 with the refusal (401 or
+ * 403) answered in *answer and logged, without the token. */
+static int http_authorize(server *srv, struct MHD_Connection *conn, http_request *req,
+                          const char *method, const char *url, enum MHD_Result *answer)
+{
+    const auth_table *tokens = &srv->cfg->auth;
+    if (tokens->count == 0)
+        return 1;
+    const char *header =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    const auth_token *who;
+    auth_verdict verdict = auth_decide(tokens, method, url, header, &who);
+    if (verdict == AUTH_ALLOWED || verdict == AUTH_OPEN) {
+        req->token = who;
+        return 1;
+    }
+    char client[NI_MAXHOST];
+    http_client(conn, client, sizeof client);
+    if (verdict == AUTH_FORBIDDEN) {
+        const char *route =
+            req->route != HTTPMETRICS_OTHER ? httpmetrics_route_name(req->route) : req->path;
+        slog(ACP_LOG_WARN, "%s %s from %s: refused (403): token \"%s\" has the %s role",
+             req->method, req->path, client, who->name, auth_role_name(who->role));
+        *answer = http_reply_error(conn, req, MHD_HTTP_FORBIDDEN, "forbidden", NULL,
+                                   "%s %s needs a write token", req->method, route);
+        return 0;
+    }
+    const char *reason = verdict == AUTH_MISSING ? "no Authorization header"
+                         : verdict == AUTH_MALFORMED
+                             ? "an Authorization header without a bearer token"
+                             : "an unknown token";
+    const char *detail =
+        verdict == AUTH_MISSING ? "this server needs a token: send Authorization: Bearer <token>"
+        : verdict == AUTH_MALFORMED ? "the Authorization header must be \"Bearer <token>\""
+                                    : "the token is not valid";
+    slog(ACP_LOG_WARN, "%s %s from %s: refused (401): %s", req->method, req->path, client, reason);
+    json_object *doc = json_object_new_object();
+    json_object_object_add(doc, "error", json_object_new_string("unauthorized"));
+    json_object_object_add(doc, "detail", json_object_new_string(detail));
+    struct MHD_Response *response = http_json_response(doc);
+    if (response)
+        MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                verdict == AUTH_UNKNOWN
+                                    ? "Bearer realm=\"acp\", error=\"invalid_token\""
+                                    : "Bearer realm=\"acp\"");
+    *answer = http_reply(conn, req, MHD_HTTP_UNAUTHORIZED, response);
+    return 0;
+}
+
 static enum MHD_Result http_handle(void *cls, struct MHD_Connection *conn, const char *url,
                                    const char *method, const char *version, const char *upload_data,
                                    size_t *upload_data_size, void **con_cls)
@@ -191,6 +255,10 @@ static enum MHD_Result http_handle(void *cls, struct MHD_Connection *conn, const
                                      http_reply_error(conn, req, MHD_HTTP_BAD_REQUEST,
                                                       "bad request", "Host",
                                                       "an HTTP/1.1 request needs a Host header"));
+        /* Before the body is read: a refused client uploads nothing. */
+        enum MHD_Result refusal;
+        if (!http_authorize(srv, conn, req, method, url, &refusal))
+            return http_answer_early(srv, conn, req, refusal);
         const char *length =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (length) {
@@ -231,12 +299,16 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
      * no status to count. */
     if (req->status)
         httpmetrics_request(req->route, req->status, ms / 1000);
+    /* Who asked, by the token's name: the audit trail of writes. */
+    char who[AUTH_NAME_MAX + 16] = "";
+    if (req->token)
+        snprintf(who, sizeof who, " (token \"%s\")", req->token->name);
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
-        slog(ACP_LOG_INFO, "%s %s %u %.1f ms", req->method ? req->method : "?",
-             req->path ? req->path : "?", req->status, ms);
+        slog(ACP_LOG_INFO, "%s %s %u %.1f ms%s", req->method ? req->method : "?",
+             req->path ? req->path : "?", req->status, ms, who);
     else
-        slog(ACP_LOG_INFO, "%s %s %u %.1f ms (connection ended early, code %d)",
-             req->method ? req->method : "?", req->path ? req->path : "?", req->status, ms,
+        slog(ACP_LOG_INFO, "%s %s %u %.1f ms%s (connection ended early, code %d)",
+             req->method ? req->method : "?", req->path ? req->path : "?", req->status, ms, who,
              (int)toe);
     free(req->method);
     free(req->path);
@@ -310,14 +382,17 @@ struct MHD_Daemon *http_start(server *srv, int listen_fd, char *err, size_t errl
     /* A thread per connection: handlers block in acp_* calls (database, S3)
      * and downloads block on S3, which must not stall other clients. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                     MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+                     MHD_USE_AUTO | MHD_USE_ERROR_LOG | (srv->tls_key ? MHD_USE_TLS : 0);
     struct MHD_Daemon *daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, http_handle, srv, MHD_OPTION_EXTERNAL_LOGGER, http_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
         MHD_OPTION_NOTIFY_CONNECTION, http_notify, srv, MHD_OPTION_UNESCAPE_CALLBACK, http_unescape,
         NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->cfg->max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_client, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)srv->cfg->connection_timeout, MHD_OPTION_END);
+        (unsigned)srv->cfg->connection_timeout,
+        /* Plain HTTP ends the list here and the TLS options go unread. */
+        srv->tls_key ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, srv->tls_key,
+        MHD_OPTION_HTTPS_MEM_CERT, srv->tls_cert, MHD_OPTION_END);
     if (!daemon) {
         snprintf(err, errlen, "libmicrohttpd did not start (see the messages above)");
         guard_stop(srv->guard);

@@ -26,6 +26,9 @@ typedef struct http_request {
     double started;     /* monotonic seconds */
     /* the route pattern, for the metrics */
     httpmetrics_route route;
+    /* the request's valid bearer token (auth.h), or NULL: none configured,
+     * none sent, or an open route given a wrong one */
+    const auth_token *token;
 } http_request;
 
 /* Serve on @listen_fd (bound and listening; the daemon closes it when it

@@ -24,6 +24,7 @@
 #include "server.h"
 #include "settings.h"
 #include "slog.h"
+#include "tls.h"
 
 /* Exit statuses, after sysexits.h. */
 #define EXIT_USAGE       64
@@ -42,7 +43,7 @@ static void main_usage(FILE *out)
           "  --help         this text\n"
           "\n"
           "Listens on 127.0.0.1:8080 unless configured otherwise. Prints\n"
-          "\"listening on http://ADDRESS:PORT\" on stdout once it serves; SIGINT or\n"
+          "\"listening on http(s)://ADDRESS:PORT\" on stdout once it serves; SIGINT or\n"
           "SIGTERM stops it. Exit status: 0 after a clean stop, 64 bad usage, 69 a\n"
           "backing service is unreachable, 78 bad configuration, 1 anything else.\n",
           out);
@@ -116,7 +117,14 @@ static int main_serve(settings *cfg)
         return 1;
     }
 
-    server srv = {.cfg = cfg};
+    tls_material tls = {0};
+    if (cfg->tls_cert_file &&
+        tls_load(cfg->tls_cert_file, cfg->tls_key_file, &tls, err, sizeof err)) {
+        fprintf(stderr, "acp-example-server: %s\n", err);
+        close(listen_fd);
+        return EXIT_CONFIG;
+    }
+    server srv = {.cfg = cfg, .tls_cert = tls.cert, .tls_key = tls.key};
     acp_executor_factory factory;
     executors_factory(&factory, cfg);
     acp_config config;
@@ -124,6 +132,7 @@ static int main_serve(settings *cfg)
     if (settings_to_acp_config(cfg, &config, &queues) != 0) {
         fprintf(stderr, "acp-example-server: out of memory\n");
         close(listen_fd);
+        tls_free(&tls);
         return 1;
     }
     config.executor_factory = &factory;
@@ -133,6 +142,7 @@ static int main_serve(settings *cfg)
         fprintf(stderr, "acp-example-server: cannot start: %s: %s\n", acp_strerror(rc),
                 acp_last_error());
         close(listen_fd);
+        tls_free(&tls);
         return main_exit_status(rc);
     }
 
@@ -141,13 +151,16 @@ static int main_serve(settings *cfg)
         fprintf(stderr, "acp-example-server: %s\n", err);
         close(listen_fd);
         acp_shutdown(srv.platform);
+        tls_free(&tls);
         return 1;
     }
     int v6 = strchr(cfg->listen_address, ':') != NULL;
-    slog(ACP_LOG_INFO, "listening on http://%s%s%s:%ld with %zu queue(s)", v6 ? "[" : "",
-         cfg->listen_address, v6 ? "]" : "", port, cfg->queue_count);
-    printf("listening on http://%s%s%s:%ld\n", v6 ? "[" : "", cfg->listen_address, v6 ? "]" : "",
-           port);
+    const char *scheme = tls.key ? "https" : "http";
+    slog(ACP_LOG_INFO, "listening on %s://%s%s%s:%ld with %zu queue(s), %zu token(s)", scheme,
+         v6 ? "[" : "", cfg->listen_address, v6 ? "]" : "", port, cfg->queue_count,
+         cfg->auth.count);
+    printf("listening on %s://%s%s%s:%ld\n", scheme, v6 ? "[" : "", cfg->listen_address,
+           v6 ? "]" : "", port);
     fflush(stdout);
 
     sigset_t stop;
@@ -159,6 +172,7 @@ static int main_serve(settings *cfg)
         ;
     slog(ACP_LOG_INFO, "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     http_stop(&srv, daemon);
+    tls_free(&tls);
     health_release();
     queues_release();
     acp_shutdown(srv.platform);

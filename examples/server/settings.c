@@ -79,6 +79,12 @@ static const settings_field settings_listen_fields[] = {
     {NULL, 0, 0, 0, 0, NULL, 0, NULL},
 };
 
+static const settings_field settings_tls_fields[] = {
+    FIELD("cert_file", SETTINGS_STRING, tls_cert_file, 0, 0, NULL, 0),
+    FIELD("key_file", SETTINGS_STRING, tls_key_file, 0, 0, NULL, 0),
+    {NULL, 0, 0, 0, 0, NULL, 0, NULL},
+};
+
 static const settings_field settings_db_fields[] = {
     FIELD("host", SETTINGS_STRING, db_host, 0, 0, "ACP_TEST_PG_HOST", 1),
     FIELD("port", SETTINGS_INT, db_port, 1, 65535, "ACP_TEST_PG_PORT", 0),
@@ -466,6 +472,19 @@ static int settings_apply_executors(settings *s, json_object *section, char *err
     return 0;
 }
 
+/* listen.tls: HTTPS with the PEM files named (http.c, tls.c). */
+static int settings_apply_tls(settings *s, json_object *section, char *err, size_t errlen)
+{
+    if (settings_apply_section(s, settings_tls_fields, section, "listen.tls", NULL, err, errlen))
+        return -1;
+    if (!s->tls_cert_file || !*s->tls_cert_file || !s->tls_key_file || !*s->tls_key_file)
+        return settings_fail(err, errlen,
+                             "listen.tls.%s: missing: HTTPS needs both cert_file and "
+                             "key_file (PEM)",
+                             !s->tls_cert_file || !*s->tls_cert_file ? "cert_file" : "key_file");
+    return 0;
+}
+
 static int settings_read_file(const char *path, char **out, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
@@ -514,6 +533,7 @@ static int settings_apply_file(settings *s, const char *path, char *err, size_t 
         end++;
     long quote = root ? jsonspan_single_quote(text, len) : -1;
     long nul = root ? jsonspan_nul_key(text, len) : -1;
+    explicit_bzero(text, len); /* it may hold plain tokens (auth) */
     free(text);
     if (quote >= 0) {
         json_object_put(root);
@@ -531,13 +551,19 @@ static int settings_apply_file(settings *s, const char *path, char *err, size_t 
                              root ? "trailing characters" : json_tokener_error_desc(jerr), end);
     }
 
-    static const char *const top_skip[] = {"listen", "database",  "s3", "rabbitmq",
-                                           "queues", "executors", NULL};
+    static const char *const top_skip[] = {"listen", "database",  "s3",   "rabbitmq",
+                                           "queues", "executors", "auth", NULL};
+    static const char *const listen_skip[] = {"tls", NULL};
     int rc = settings_apply_section(s, settings_top_fields, root, "", top_skip, err, errlen);
-    json_object *section;
-    if (!rc && json_object_object_get_ex(root, "listen", &section))
-        rc =
-            settings_apply_section(s, settings_listen_fields, section, "listen", NULL, err, errlen);
+    json_object *section, *tls;
+    if (!rc && json_object_object_get_ex(root, "listen", &section)) {
+        rc = settings_apply_section(s, settings_listen_fields, section, "listen", listen_skip, err,
+                                    errlen);
+        if (!rc && json_object_object_get_ex(section, "tls", &tls))
+            rc = settings_apply_tls(s, tls, err, errlen);
+    }
+    if (!rc && json_object_object_get_ex(root, "auth", &section))
+        rc = auth_load(&s->auth, section, err, errlen);
     if (!rc && json_object_object_get_ex(root, "database", &section))
         rc = settings_apply_section(s, settings_db_fields, section, "database", NULL, err, errlen);
     if (!rc && json_object_object_get_ex(root, "s3", &section))
@@ -628,6 +654,8 @@ int settings_load(settings *s, const char *path, char *err, size_t errlen)
     if (!rc)
         rc = programs_check(s->programs, s->program_count, s->command_sandbox, s->command_bwrap,
                             err, errlen);
+    if (!rc)
+        rc = auth_check_exposure(&s->auth, s->listen_address, err, errlen);
     if (!rc && s->queue_count == 0)
         rc = settings_add_queue(s, "default", err, errlen);
     if (!rc)
@@ -654,13 +682,9 @@ int settings_load(settings *s, const char *path, char *err, size_t errlen)
 
 void settings_free(settings *s)
 {
-    static const settings_field *const sections[] = {settings_listen_fields,
-                                                     settings_db_fields,
-                                                     settings_s3_fields,
-                                                     settings_amqp_fields,
-                                                     settings_top_fields,
-                                                     settings_command_fields,
-                                                     NULL};
+    static const settings_field *const sections[] = {
+        settings_listen_fields, settings_tls_fields, settings_db_fields,      settings_s3_fields,
+        settings_amqp_fields,   settings_top_fields, settings_command_fields, NULL};
     for (const settings_field *const *sec = sections; *sec; sec++)
         for (const settings_field *f = *sec; f->key; f++)
             if (f->kind == SETTINGS_STRING)
@@ -673,6 +697,7 @@ void settings_free(settings *s)
     }
     free(s->queues);
     programs_free(s->programs, s->program_count);
+    auth_free(&s->auth);
     memset(s, 0, sizeof *s);
 }
 

@@ -8,6 +8,7 @@
 
 #include <async_platform.h>
 
+#include "auth.h"
 #include "programs.h"
 
 /* A number left at SETTINGS_UNSET takes the library's default. */
@@ -38,6 +39,11 @@ typedef struct settings {
     long request_timeout;
     double health_cache_seconds;
     long max_body_bytes;
+    char *tls_cert_file; /* listen.tls: both or neither */
+    char *tls_key_file;
+    /* auth: the bearer tokens; none configured: no access control, and
+     * listen.address must be a loopback address */
+    auth_table auth;
     /* database */
     char *db_host;
     long db_port;
