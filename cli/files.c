@@ -306,62 +306,71 @@ static int read_log(struct client *c, const char *id)
  * having ended (the server stopped, a proxy cut it): then the plain read
  * from the counted offset says, through X-Log-Ended, whether it did, and
  * through X-Log-Next where to follow on from. */
+/* A lost server is tried again each second for RECONNECT_FOR_S; returns
+ * false when that time is over. */
+static bool keep_trying(struct client *c, double *lost_since)
+{
+    if (*lost_since == 0) {
+        *lost_since = now_seconds();
+        fprintf(stderr, "acp: logs: lost the server; trying again for %.0f s\n", RECONNECT_FOR_S);
+    } else if (now_seconds() - *lost_since > RECONNECT_FOR_S) {
+        error_line("logs: server %s unreachable for %.0f s; giving up", c->base, RECONNECT_FOR_S);
+        return false;
+    }
+    sleep_a_second();
+    return true;
+}
+
 static int follow_log_at(struct client *c, const char *id, struct follow *f)
 {
     double lost_since = 0;
     for (;;) {
         char suffix[64], path[256];
+        long long before = f->offset;
         snprintf(suffix, sizeof suffix, "/log?follow=1&offset=%lld", f->offset);
         struct stream_opts so = {.sink = follow_chunk, .ctx = f, .no_timeout = true, .quiet = true};
         struct reply r = {0};
-        int rc = client_stream(c, job_path(path, sizeof path, id, suffix), &so, &r);
+        client_stream(c, job_path(path, sizeof path, id, suffix), &so, &r);
         if (f->write_failed) {
             reply_free(&r);
             return EXIT_ERROR; /* stdout went away (a closed pipe) */
         }
         if (r.status != 0 && (r.status < 200 || r.status >= 300)) {
-            rc = reply_exit(&r, "logs");
+            int rc = reply_exit(&r, "logs");
+            reply_free(&r);
+            return rc;
+        }
+        /* The stream ended, whole or cut: the rest, and whether the job
+         * ended, without following. */
+        f->line.len = 0;
+        snprintf(suffix, sizeof suffix, "/log?offset=%lld", f->offset);
+        struct stream_opts plain = {.sink = follow_chunk, .ctx = f, .quiet = true};
+        client_stream(c, job_path(path, sizeof path, id, suffix), &plain, &r);
+        if (f->write_failed) {
+            reply_free(&r);
+            return EXIT_ERROR;
+        }
+        if (r.status == 200) {
+            lost_since = 0;
+            if (r.log_next >= 0)
+                f->offset = r.log_next;
+            bool ended = r.log_ended;
+            reply_free(&r);
+            if (ended)
+                return EXIT_OK;
+            if (f->offset == before)
+                sleep_a_second(); /* a stream that ends at once must not spin */
+            continue;
+        }
+        if (r.status != 0) {
+            int rc = reply_exit(&r, "logs");
             reply_free(&r);
             return rc;
         }
         reply_free(&r);
-        if (rc == EXIT_OK || rc == EXIT_UNREACHABLE) {
-            /* The rest, and whether the job ended, without following. */
-            f->line.len = 0;
-            snprintf(suffix, sizeof suffix, "/log?offset=%lld", f->offset);
-            struct stream_opts plain = {.sink = follow_chunk, .ctx = f, .quiet = true};
-            int prc = client_stream(c, job_path(path, sizeof path, id, suffix), &plain, &r);
-            if (prc == EXIT_OK && r.status == 200) {
-                lost_since = 0;
-                if (r.log_next >= 0)
-                    f->offset = r.log_next;
-                bool ended = r.log_ended;
-                reply_free(&r);
-                if (ended)
-                    break;
-                continue;
-            }
-            if (prc == EXIT_OK) {
-                rc = reply_exit(&r, "logs");
-                reply_free(&r);
-                return rc;
-            }
-            reply_free(&r);
-            if (lost_since == 0) {
-                lost_since = now_seconds();
-                fprintf(stderr, "acp: logs: lost the server; trying again for %.0f s\n",
-                        RECONNECT_FOR_S);
-            } else if (now_seconds() - lost_since > RECONNECT_FOR_S) {
-                error_line("logs: server %s unreachable for %.0f s; giving up", c->base,
-                           RECONNECT_FOR_S);
-                return EXIT_UNREACHABLE;
-            }
-            sleep_a_second();
-            continue;
-        }
-        return rc;
+        if (!keep_trying(c, &lost_since))
+            return EXIT_UNREACHABLE;
     }
-    return EXIT_OK;
 }
 
 static int follow_log(struct client *c, const char *id)

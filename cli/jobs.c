@@ -13,7 +13,7 @@
 #define POLL_INTERVAL_S 0.5
 /* Pages of 100: a first screenful comes quickly, and more follow. */
 #define PAGE_SIZE     100
-#define DEFAULT_LIMIT   50
+#define DEFAULT_LIMIT 50
 
 const char *job_path(char *out, size_t size, const char *id, const char *suffix)
 {
