@@ -324,6 +324,7 @@ static bool keep_trying(struct client *c, double *lost_since)
 static int follow_log_at(struct client *c, const char *id, struct follow *f)
 {
     double lost_since = 0;
+    bool reached = false; /* a server never reached is not waited for */
     for (;;) {
         char suffix[64], path[256];
         long long before = f->offset;
@@ -340,6 +341,12 @@ static int follow_log_at(struct client *c, const char *id, struct follow *f)
             reply_free(&r);
             return rc;
         }
+        if (r.status == 0 && !reached) {
+            error_line("server %s: %s", c->base, c->errbuf[0] ? c->errbuf : "unreachable");
+            reply_free(&r);
+            return EXIT_UNREACHABLE;
+        }
+        reached = true;
         /* The stream ended, whole or cut: the rest, and whether the job
          * ended, without following. */
         f->line.len = 0;

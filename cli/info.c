@@ -41,10 +41,15 @@ int cmd_health(int argc, char **argv)
         json_object *services;
         if (json_object_object_get_ex(doc, "services", &services) &&
             json_object_is_type(services, json_type_array)) {
+            /* Addresses come only with a valid token: no column without. */
+            size_t n = json_object_array_length(services), cols = 2;
+            for (size_t i = 0; i < n; i++)
+                if (jstr(json_object_array_get_idx(services, i), "address"))
+                    cols = 3;
             static const char *const header[] = {"SERVICE", "STATE", "ADDRESS"};
             struct table t;
-            table_init(&t, 3, header);
-            for (size_t i = 0; i < json_object_array_length(services); i++) {
+            table_init(&t, cols, header);
+            for (size_t i = 0; i < n; i++) {
                 json_object *s = json_object_array_get_idx(services, i);
                 const char *row[] = {jstr(s, "name"), jstr(s, "state"), jstr(s, "address")};
                 table_add(&t, row);

@@ -451,6 +451,9 @@ def t_unreachable():
     check(f"127.0.0.1:{port}" in r.err.decode(), f"{r}")
     r = acp("status", run.checksum_id, env={"ACP_SERVER": f"http://127.0.0.1:{port}"},
             expect=UNREACHABLE)
+    r = acp("logs", run.checksum_id, "-f", server=run.a,
+            env={"ACP_SERVER": f"http://127.0.0.1:{port}"}, expect=UNREACHABLE)
+    check(f"127.0.0.1:{port}" in r.err.decode(), f"{r}")
     r = acp("--server", "ftp://127.0.0.1", "health", expect=USAGE)
     tls_port, ca = os.environ.get("ACP_TEST_S3_TLS_PORT"), os.environ.get("ACP_TEST_S3_CA_FILE")
     check(tls_port and ca, "the stack gives no ACP_TEST_S3_TLS_PORT / ACP_TEST_S3_CA_FILE")
