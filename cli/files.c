@@ -336,7 +336,7 @@ static int follow_log_at(struct client *c, const char *id, struct follow *f)
             reply_free(&r);
             return EXIT_ERROR; /* stdout went away (a closed pipe) */
         }
-        if (r.status != 0 && (r.status < 200 || r.status >= 300)) {
+        if (r.status != 0 && (r.status < 200 || r.status >= 300) && r.status < 500) {
             int rc = reply_exit(&r, "logs");
             reply_free(&r);
             return rc;
@@ -369,7 +369,9 @@ static int follow_log_at(struct client *c, const char *id, struct follow *f)
                 sleep_a_second(); /* a stream that ends at once must not spin */
             continue;
         }
-        if (r.status != 0) {
+        /* 5xx: a server stopping (503) or a proxy without its backend
+         * (502) is what a restart looks like: tried again like no answer. */
+        if (r.status != 0 && r.status < 500) {
             int rc = reply_exit(&r, "logs");
             reply_free(&r);
             return rc;

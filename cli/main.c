@@ -105,7 +105,7 @@ int parse_command_options(int argc, char **argv, const char *shortopts,
     /* '-' would reorder nothing; '+' is not wanted: options may follow
      * operands (`acp logs ID -f`). A leading ':' is not used so that
      * getopt_long names a bad option itself. */
-    snprintf(spec, sizeof spec, "%s", shortopts ? shortopts : "");
+    snprintf(spec, sizeof spec, "h%s", shortopts ? shortopts : "");
     optind = 0; /* glibc: start over, as for a new argv */
     /* getopt_long names argv[0] in its messages: "acp list: ...". */
     char *command = argv[0], prog[64];
@@ -113,7 +113,9 @@ int parse_command_options(int argc, char **argv, const char *shortopts,
     argv[0] = prog;
     int key;
     while ((key = getopt_long(argc, argv, spec, all, NULL)) != -1) {
-        if (key >= OPT_SERVER && key <= OPT_VERSION)
+        if (key == 'h')
+            handle_global(OPT_HELP, NULL);
+        else if (key >= OPT_SERVER && key <= OPT_VERSION)
             handle_global(key, optarg);
         else if (key == '?' || key == ':')
             handle_global(key, NULL);

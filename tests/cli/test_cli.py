@@ -508,10 +508,13 @@ def t_follow_other_server():
 
 @case("logs -f goes on where it was after B restarts under it: nothing lost or repeated")
 def t_follow_reconnect():
-    doc = submit_json(lines_config(40, 0.25))
+    config = lines_config(40, 0.25)
+    config["nonce"] = secrets.token_hex(4)
+    doc = submit_json(config)
     e = dict(os.environ, ACP_SERVER=f"http://127.0.0.1:{run.b.port}")
+    # Unbuffered: communicate() reads the descriptor, not readline()'s buffer.
     proc = subprocess.Popen([run.acp, "logs", doc["id"], "-f"], env=e, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, bufsize=0)
     try:
         first = proc.stdout.readline()
         check(first == b"line 1\n", f"first line {first!r}")
