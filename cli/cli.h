@@ -126,7 +126,7 @@ const char *jstr(json_object *o, const char *key);
 /* Prints a document as the server's JSON, one line. */
 void print_json(json_object *o);
 
-/* ---- commands (jobs.c, files.c, info.c) ---- */
+/* ---- commands (jobs.c, submit.c, files.c, info.c) ---- */
 
 /* Each gets the arguments from the command's name on (argv[0]) and
  * returns the exit status. */
@@ -153,11 +153,14 @@ int parse_command_options(int argc, char **argv, const char *shortopts,
                           const struct option *longopts,
                           void (*handle)(int key, const char *arg, void *ctx), void *ctx);
 
-/* A job's status line parts shared by wait and submit --wait. */
-bool status_is_final(const char *status);
+/* Waits until the @n jobs end (wait, submit --wait): 0 when all are
+ * complete or expired, EXIT_JOB_FAILED when one failed or was cancelled,
+ * EXIT_WAIT_TIMEOUT after @timeout seconds (0: none). With --json it
+ * prints the ended jobs as an array (@as_array) or the first one. */
 int wait_jobs(struct client *c, char **ids, int n, double timeout, bool as_array);
 
-/* A job id operand: 32 hexadecimal characters is left to the server. */
+/* "/jobs/ID" + @suffix in @out, the id escaped: checking it is left to
+ * the server, whose 400 names the field. */
 const char *job_path(char *out, size_t size, const char *id, const char *suffix);
 
 #endif

@@ -45,7 +45,7 @@ static double parse_seconds(const char *opt, const char *text)
     return v;
 }
 
-bool status_is_final(const char *status)
+static bool status_is_final(const char *status)
 {
     return status && (strcmp(status, "complete") == 0 || strcmp(status, "failed") == 0 ||
                       strcmp(status, "cancelled") == 0 || strcmp(status, "expired") == 0);

@@ -192,15 +192,14 @@ int cmd_submit(int argc, char **argv)
         json_object_put(job);
         return EXIT_ERROR;
     }
-    if (!o.wait || opt_json) {
-        if (opt_json && !o.wait)
-            print_json(job);
-        else if (!opt_json)
-            printf("%s %s (%s)\n", id, status == 200 ? "exists" : "submitted",
-                   jstr(job, "status") ? jstr(job, "status") : "?");
-    } else {
+    /* With --wait and --json the one document is the ended job. */
+    if (opt_json && !o.wait)
+        print_json(job);
+    else if (!opt_json && o.wait)
         printf("%s %s\n", id, status == 200 ? "exists" : "submitted");
-    }
+    else if (!opt_json)
+        printf("%s %s (%s)\n", id, status == 200 ? "exists" : "submitted",
+               jstr(job, "status") ? jstr(job, "status") : "?");
     fflush(stdout);
     if (o.wait) {
         char *ids[1] = {strdup(id)};
