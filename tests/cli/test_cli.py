@@ -12,7 +12,10 @@ server with tokens checks exit status 6 (it needs the server's access
 control, issue 17's h-auth part). Everything the run creates is deleted at
 the end. Prints TAP.
 """
+import email.parser
+import email.policy
 import hashlib
+import http.server
 import json
 import os
 import pty
@@ -23,6 +26,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -584,6 +588,64 @@ def t_input():
     r = acp("submit", run.queue, "--config", compact(config), "--input",
             f"x={run.work}/missing", expect=ERROR)
     check("missing" in r.err.decode(), f"{r}")
+
+
+class Capture(http.server.BaseHTTPRequestHandler):
+    """Keeps the request it gets and answers like POST /jobs would."""
+    seen = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Capture.seen.append((self.path, dict(self.headers), body))
+        answer = json.dumps({"id": "0" * 32, "status": "queued"}).encode()
+        self.send_response(202)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
+
+
+@case("--input's request, as a server sees it: multipart/form-data with a part job (the JSON "
+      "body) and a part input per file, filename NAME, the file's bytes; without --input plain "
+      "JSON")
+def t_input_wire():
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Capture)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        one, two = os.path.join(run.work, "one.bin"), os.path.join(run.work, "two.txt")
+        with open(one, "wb") as f:
+            f.write(bytes(range(256)) * 4)
+        with open(two, "wb") as f:
+            f.write(b"second\n")
+        config = {"executor": "command", "program": "wc"}
+        server = f"http://127.0.0.1:{srv.server_port}"
+        acp("--server", server, "submit", "q", "--config", compact(config), "--priority", "60",
+            "--input", f"a.bin={one}", "--input", f"b.txt={two}")
+        acp("--server", server, "submit", "q", "--config", compact(config))
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    check(len(Capture.seen) == 2, f"requests: {Capture.seen}")
+    path, headers, body = Capture.seen[0]
+    check(path == "/jobs", f"path {path}")
+    ctype = headers.get("Content-Type", "")
+    check(ctype.startswith("multipart/form-data; boundary="), f"Content-Type {ctype}")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {ctype}\r\n\r\n".encode() + body)
+    parts = [(p.get_param("name", header="content-disposition"), p.get_filename(),
+              p.get_content_type(), p.get_payload(decode=True)) for p in message.iter_parts()]
+    check([(p[0], p[1]) for p in parts] == [("job", None), ("input", "a.bin"), ("input", "b.txt")],
+          f"parts: {[(p[0], p[1], p[2]) for p in parts]}")
+    check(parts[0][2] == "application/json" and json.loads(parts[0][3]) ==
+          {"queue": "q", "config": config, "priority": 60}, f"job part: {parts[0]}")
+    check(parts[1][3] == bytes(range(256)) * 4 and parts[2][3] == b"second\n", "file bytes")
+    path, headers, body = Capture.seen[1]
+    check(headers.get("Content-Type") == "application/json" and
+          json.loads(body) == {"queue": "q", "config": config}, f"plain: {headers} {body!r}")
 
 
 @case("a server with tokens: no token exits 6 (401), a read token reads but cannot cancel (6, "
