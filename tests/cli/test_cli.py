@@ -683,6 +683,52 @@ def t_auth():
     check(write_token not in log and read_token not in log, "a token in server-c's log")
 
 
+def make_tls(directory):
+    """A private CA and a certificate for 127.0.0.1 that it signed (openssl)."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+    ca_key, ca = os.path.join(directory, "ca.key"), os.path.join(directory, "ca.pem")
+    key, csr = os.path.join(directory, "server.key"), os.path.join(directory, "server.csr")
+    cert, ext = os.path.join(directory, "server.pem"), os.path.join(directory, "ext.cnf")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca,
+            "-days", "2", "-subj", "/CN=acp test CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+            "-subj", "/CN=127.0.0.1")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+            "-out", cert, "-days", "2", "-extfile", ext)
+    os.chmod(key, 0o600)
+    return ca, cert, key
+
+
+@case("an HTTPS server (listen.tls): --cacert with its private CA works, without it the "
+      "certificate is refused (exit 5) (needs h-auth's server part)")
+def t_https():
+    ca, cert, key = make_tls(tempfile.mkdtemp(dir=run.work))
+    run.d = Server(run.server, run.work, "server-d", dict(
+        run.base, listen=dict(run.base["listen"], tls={"cert_file": cert, "key_file": key}),
+        queues=[{"id": run.queue_c, "workers": 1}], workspace_root=f"{run.work}/ws-d"))
+    run.d.launch()
+    line = run.d.proc.stdout.readline().decode()
+    check(line.startswith("listening on https://127.0.0.1:"),
+          f"server-d: {line!r}\n{run.d.log_tail()}")
+    url = "https://" + line.strip().split("https://", 1)[1]
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while True:
+        r = acp("--server", url, "--cacert", ca, "health", expect=None)
+        if r.rc == OK:
+            break
+        check(time.monotonic() < deadline, f"health over HTTPS: {r}")
+        time.sleep(0.2)
+    doc = acp("--server", url, "--cacert", ca, "--json", "list", "--limit", "1").json()
+    check(isinstance(doc, list), f"list over HTTPS: {doc}")
+    r = acp("--server", url, "health", expect=UNREACHABLE)
+    check("certificate" in r.err.decode().lower(), f"without --cacert: {r}")
+    r = acp("--server", url.replace("https://", "http://"), "health", expect=None)
+    check(r.rc != OK, f"plain HTTP to the HTTPS port: {r}")
+
+
 @case("a token given oddly is refused before anything is sent: a token file that is missing "
       "or holds a space, ACP_TOKEN with a newline (exit 2)")
 def t_token_checks():
@@ -751,7 +797,7 @@ def main():
     run.queue, run.queue_b, run.queue_c = (f"cli-{run.tag}", f"cli-{run.tag}-b",
                                            f"cli-{run.tag}-c")
     run.work = tempfile.mkdtemp(prefix=f"acp-cli-{run.tag}-")
-    run.submitted, run.cleaned, run.c = set(), False, None
+    run.submitted, run.cleaned, run.c, run.d = set(), False, None, None
     programs = {"sh": {"path": os.path.realpath(shutil.which("sh")), "options": ["-c"]}}
     run.base = {
         "listen": {"address": "127.0.0.1", "port": 0, "request_timeout": 5,
@@ -785,7 +831,7 @@ def main():
             sys.stdout.flush()
     print(f"1..{len(cases)}")
 
-    for server in (run.a, run.b, run.c):
+    for server in (run.a, run.b, run.c, run.d):
         if server and server.proc and server.proc.poll() is None:
             try:
                 server.stop()
