@@ -13,6 +13,8 @@
 #include "httpmetrics.h"
 #include "server.h"
 
+struct upload;
+
 /* One request's state, from its headers to its completion. */
 typedef struct http_request {
     char *method; /* copies, for the log line */
@@ -20,10 +22,11 @@ typedef struct http_request {
     char *body; /* NUL-terminated; NULL when there was none */
     size_t body_len;
     size_t body_cap;
-    int too_big;        /* over cfg->max_body_bytes: the rest is discarded */
-    uint64_t discarded; /* bytes dropped since */
-    unsigned status;    /* what was answered, for the log */
-    double started;     /* monotonic seconds */
+    struct upload *upload; /* a multipart POST /jobs: its job part and input files */
+    int too_big;           /* over cfg->max_body_bytes: the rest is discarded */
+    uint64_t discarded;    /* bytes dropped since */
+    unsigned status;       /* what was answered, for the log */
+    double started;        /* monotonic seconds */
     /* the route pattern, for the metrics */
     httpmetrics_route route;
 } http_request;

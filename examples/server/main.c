@@ -23,6 +23,7 @@
 #include "server.h"
 #include "settings.h"
 #include "slog.h"
+#include "upload.h"
 
 /* Exit statuses, after sysexits.h. */
 #define EXIT_USAGE       64
@@ -135,8 +136,16 @@ static int main_serve(settings *cfg)
         return main_exit_status(rc);
     }
 
+    /* After acp_init(), which makes the workspace root. */
+    if (upload_setup(cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "acp-example-server: cannot start: %s\n", err);
+        close(listen_fd);
+        acp_shutdown(srv.platform);
+        return 1;
+    }
     struct MHD_Daemon *daemon = http_start(&srv, listen_fd, err, sizeof err);
     if (!daemon) {
+        upload_teardown();
         fprintf(stderr, "acp-example-server: %s\n", err);
         close(listen_fd);
         acp_shutdown(srv.platform);
@@ -160,6 +169,7 @@ static int main_serve(settings *cfg)
     http_stop(&srv, daemon);
     health_release();
     acp_shutdown(srv.platform);
+    upload_teardown();
     slog(ACP_LOG_INFO, "stopped");
     return 0;
 }

@@ -38,6 +38,7 @@ typedef struct settings {
     long request_timeout;
     double health_cache_seconds;
     long max_body_bytes;
+    long max_input_bytes; /* all input files of one POST /jobs together */
     /* database */
     char *db_host;
     long db_port;
