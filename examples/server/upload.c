@@ -47,6 +47,7 @@ struct upload {
     int job_parts;
     size_t parts;     /* all parts so far */
     upload_part part; /* the part being read */
+    int part_empty;   /* and nothing of it has come yet */
     upload_file files[UPLOAD_MAX_INPUTS];
     size_t count;
     acp_input inputs[UPLOAD_MAX_INPUTS];
@@ -365,6 +366,15 @@ static int upload_input_data(upload *u, const char *data, size_t size)
     return 0;
 }
 
+/* Whether @key and @filename are those of the part being read. */
+static int upload_same_part(const upload *u, const char *key, const char *filename)
+{
+    if (u->part == PART_JOB)
+        return key && strcmp(key, "job") == 0;
+    return u->part == PART_INPUT && key && strcmp(key, "input") == 0 && filename &&
+           strcmp(filename, u->files[u->count - 1].name) == 0;
+}
+
 /* libmicrohttpd's post iterator: a part starts at offset 0. */
 static enum MHD_Result upload_iterate(void *cls, enum MHD_ValueKind kind, const char *key,
                                       const char *filename, const char *content_type,
@@ -376,8 +386,12 @@ static enum MHD_Result upload_iterate(void *cls, enum MHD_ValueKind kind, const 
     upload *u = cls;
     if (u->failed)
         return MHD_NO;
-    if (off == 0 && upload_start_part(u, key, filename, encoding) != 0)
+    /* It may announce a part with an empty piece and then hand over its
+     * first bytes at offset 0 again: that is still the same part. */
+    int announced = off == 0 && u->part_empty && size > 0 && upload_same_part(u, key, filename);
+    if (off == 0 && !announced && upload_start_part(u, key, filename, encoding) != 0)
         return MHD_NO;
+    u->part_empty = size == 0 && off == 0;
     if (size == 0)
         return MHD_YES;
     int rc =
