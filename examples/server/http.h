@@ -22,13 +22,14 @@ typedef struct http_request {
     char *body; /* NUL-terminated; NULL when there was none */
     size_t body_len;
     size_t body_cap;
-    struct upload *upload; /* a multipart POST /jobs: its job part and input files */
-    int too_big;           /* over cfg->max_body_bytes: the rest is discarded */
-    uint64_t discarded;    /* bytes dropped since */
-    unsigned status;       /* what was answered, for the log */
-    double started;        /* monotonic seconds */
+    int too_big;        /* over cfg->max_body_bytes: the rest is discarded */
+    uint64_t discarded; /* bytes dropped since */
+    unsigned status;    /* what was answered, for the log */
+    double started;     /* monotonic seconds */
     /* the route pattern, for the metrics */
     httpmetrics_route route;
+    /* a multipart POST /jobs: its job part and input files (upload.h) */
+    struct upload *upload;
 } http_request;
 
 /* Serve on @listen_fd (bound and listening; the daemon closes it when it

@@ -513,7 +513,7 @@ def main():
     run.submitted, run.deleted, run.cleaned = set(), set(), False
     programs = {"wc": {"path": os.path.realpath(shutil.which("wc")), "options": ["-c"]}}
     base = {
-        "listen": {"address": "127.0.0.1", "port": 0, "request_timeout": 60},
+        "listen": {"address": "127.0.0.1", "port": 0, "request_timeout": 600},
         "s3": {"root_path": f"inputs-test-{run.tag}"},
         "layout": os.environ.get("ACP_TEST_LAYOUT", "native"),
         "shutdown_timeout": 5,
