@@ -340,6 +340,8 @@ static enum MHD_Result api_submit(server *srv, struct MHD_Connection *conn, http
     if (req->upload)
         sub.inputs = upload_inputs(req->upload, &sub.input_count);
     result = api_submit_job(srv, conn, req, queue_id, &sub);
+    /* Stored (or refused): the copies go before the client hears back. */
+    upload_remove_files(req->upload);
     free(config_text);
 out:
     json_object_put(body);

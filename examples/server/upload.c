@@ -194,9 +194,10 @@ uint64_t upload_body_limit(const settings *cfg)
 
 /* ---- failures ----------------------------------------------------------- */
 
-/* Close and remove the temporary files (the disk space goes at once). */
-static void upload_remove_files(upload *u)
+void upload_remove_files(upload *u)
 {
+    if (!u)
+        return;
     char eb[128];
     for (size_t i = 0; i < u->count; i++) {
         upload_file *f = &u->files[i];

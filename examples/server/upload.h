@@ -72,6 +72,10 @@ const unsigned char *upload_digest(const upload *u, size_t i);
 int upload_matches_job(const upload *u, acp_platform *platform, const acp_job_id *id, char *why,
                        size_t whylen);
 
+/* Close and remove the temporary files now (the disk space goes at once);
+ * the inputs are not to be read after it. NULL is fine. */
+void upload_remove_files(upload *u);
+
 /* Close and remove the temporary files and free @u. NULL is fine. */
 void upload_free(upload *u);
 
