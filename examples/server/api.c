@@ -245,8 +245,10 @@ static enum MHD_Result api_submit(server *srv, struct MHD_Connection *conn, http
 {
     enum MHD_Result result = MHD_NO;
     json_object *body = api_parse_body(conn, req, &result);
-    if (!body)
+    if (!body) {
+        upload_remove_files(req->upload);
         return result;
+    }
     json_object *queue = NULL, *config = NULL, *id_text = NULL;
     json_object_object_foreach(body, key, value)
     {
@@ -340,10 +342,10 @@ static enum MHD_Result api_submit(server *srv, struct MHD_Connection *conn, http
     if (req->upload)
         sub.inputs = upload_inputs(req->upload, &sub.input_count);
     result = api_submit_job(srv, conn, req, queue_id, &sub);
-    /* Stored (or refused): the copies go before the client hears back. */
-    upload_remove_files(req->upload);
     free(config_text);
 out:
+    /* Stored or refused: the input files go before the client hears back. */
+    upload_remove_files(req->upload);
     json_object_put(body);
     return result;
 }
