@@ -444,6 +444,33 @@ def t_limits():
     huge = Multipart().job({"queue": run.queue_b, "config": config}).close()
     r = post(run.b, huge, length=64 * MIB)
     check_error(r, 413, "body", "larger than")
+    # Chunked, with no length to refuse: an input that goes on far beyond
+    # the whole allowance (4096 + 65536 + 6684672 bytes, and 8 times
+    # max_body_bytes more) gets its connection dropped.
+    body = Multipart().job({"queue": run.queue_b, "config": config})
+    head = b"".join(body.pieces) + (b"--" + body.boundary.encode() +
+                                    b'\r\nContent-Disposition: form-data; name="input"; '
+                                    b'filename="endless"\r\n\r\n')
+    sock = socket.create_connection(("127.0.0.1", run.b.port), timeout=JOB_TIMEOUT)
+    sent, dropped = 0, False
+    try:
+        sock.sendall(f"POST /jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                     f"{body.content_type()}\r\nTransfer-Encoding: chunked\r\n\r\n".encode() +
+                     b"%x\r\n%s\r\n" % (len(head), head))
+        chunk = b"%x\r\n%s\r\n" % (64 * 1024, b"e" * 64 * 1024)
+        while sent < 32 * MIB:
+            sock.sendall(chunk)
+            sent += 64 * 1024
+        sock.sendall(b"0\r\n\r\n")
+        dropped = sock.recv(1024) == b""
+    except OSError:
+        dropped = True
+    finally:
+        sock.close()
+    check(dropped, f"the server read {sent} bytes of an endless upload and answered")
+    wait_no_temp_files(run.b)
+    log = open(run.b.log_path, errors="replace").read()
+    check("upload far over its limits; connection dropped" in log, "no drop in B's log")
 
 
 @case("a client that disconnects mid-upload leaves no temporary file")
