@@ -26,7 +26,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_http import (Failure, Server, check, compact, derived_id,  # noqa: E402
+from test_http import (Failure, Server, check, derived_id,  # noqa: E402
                        stack_settings_present)
 
 MIB = 1024 * 1024
