@@ -14,6 +14,7 @@
 #include "logs.h"
 #include "metricsroute.h"
 #include "queues.h"
+#include "upload.h"
 
 /* The request body is {"queue", "config", "id"}: one level above the
  * library's own limit of 64 for a config. */
@@ -111,8 +112,12 @@ static enum MHD_Result api_bad_body(struct MHD_Connection *conn, http_request *r
 static json_object *api_parse_body(struct MHD_Connection *conn, http_request *req,
                                    enum MHD_Result *result)
 {
+    /* A multipart submission's JSON is its "job" part. */
+    const char *what = req->upload ? "'job' part" : "request body";
+    const char *field = req->upload ? "job" : NULL;
     if (!req->body || req->body_len == 0) {
-        *result = api_bad_body(conn, req, NULL, "request body: expected a JSON object");
+        *result = http_reply_error(conn, req, MHD_HTTP_BAD_REQUEST, acp_strerror(ACP_EINVAL), field,
+                                   "%s: expected a JSON object", what);
         return NULL;
     }
     json_tokener *tok = json_tokener_new_ex(API_BODY_DEPTH);
@@ -133,8 +138,8 @@ static json_object *api_parse_body(struct MHD_Connection *conn, http_request *re
     long quote = body && nul < 0 ? jsonspan_single_quote(req->body, req->body_len) : -1;
     if (nul >= 0 || quote >= 0) {
         json_object_put(body);
-        *result = http_reply_error(conn, req, MHD_HTTP_BAD_REQUEST, acp_strerror(ACP_EINVAL), NULL,
-                                   "request body: %s at byte %ld",
+        *result = http_reply_error(conn, req, MHD_HTTP_BAD_REQUEST, acp_strerror(ACP_EINVAL), field,
+                                   "%s: %s at byte %ld", what,
                                    nul >= 0 ? "a member name with a NUL character (\\u0000)"
                                             : "malformed JSON: a single-quoted string",
                                    nul >= 0 ? nul : quote);
@@ -148,8 +153,8 @@ static json_object *api_parse_body(struct MHD_Connection *conn, http_request *re
                                        API_BODY_DEPTH - 1);
         else
             *result =
-                http_reply_error(conn, req, MHD_HTTP_BAD_REQUEST, acp_strerror(ACP_EINVAL), NULL,
-                                 "request body: malformed JSON: %s at byte %zu",
+                http_reply_error(conn, req, MHD_HTTP_BAD_REQUEST, acp_strerror(ACP_EINVAL), field,
+                                 "%s: malformed JSON: %s at byte %zu", what,
                                  jerr == json_tokener_success    ? "trailing characters"
                                  : jerr == json_tokener_continue ? "unexpected end"
                                                                  : json_tokener_error_desc(jerr),
@@ -158,10 +163,32 @@ static json_object *api_parse_body(struct MHD_Connection *conn, http_request *re
     }
     if (!json_object_is_type(body, json_type_object)) {
         json_object_put(body);
-        *result = api_bad_body(conn, req, NULL, "request body: expected a JSON object");
+        *result = http_reply_error(conn, req, MHD_HTTP_BAD_REQUEST, acp_strerror(ACP_EINVAL), field,
+                                   "%s: expected a JSON object", what);
         return NULL;
     }
     return body;
+}
+
+/* A job that exists and will not run again: reported as it is, unless the
+ * request brings input files it does not have (its id names its config
+ * alone, so other inputs cannot make another job). */
+static enum MHD_Result api_existing_job(server *srv, struct MHD_Connection *conn, http_request *req,
+                                        const acp_submission *sub, const acp_job *job)
+{
+    if (sub->input_count == 0)
+        return http_reply_json(conn, req, MHD_HTTP_OK, api_job_json(job));
+    char why[400], hex[ACP_JOB_ID_STRLEN];
+    int same = upload_matches_job(req->upload, srv->platform, sub->id, why, sizeof why);
+    if (same < 0)
+        return http_reply_acp(conn, req, same, same == ACP_EINVAL ? "input" : NULL);
+    if (same)
+        return http_reply_json(conn, req, MHD_HTTP_OK, api_job_json(job));
+    return http_reply_error(conn, req, MHD_HTTP_CONFLICT, acp_strerror(ACP_ECONFLICT), "input",
+                            "job %s exists (%s) with other input files: %s. A job's id is the "
+                            "MD5 of its config alone: change the config (a member of your own "
+                            "will do) or delete the job first",
+                            acp_job_id_format(sub->id, hex), acp_job_status_name(job->status), why);
 }
 
 /* Submit the checked job, or report it as it is when it exists already:
@@ -179,17 +206,19 @@ static enum MHD_Result api_submit_job(server *srv, struct MHD_Connection *conn, 
     if (rc == 0 && job.owned &&
         (job.status == ACP_STATUS_QUEUED || job.status == ACP_STATUS_IN_PROGRESS ||
          job.status == ACP_STATUS_COMPLETE)) {
-        result = http_reply_json(conn, req, MHD_HTTP_OK, api_job_json(&job));
+        result = api_existing_job(srv, conn, req, sub, &job);
     } else if (rc != 0 && rc != ACP_ENOTFOUND) {
         result = http_reply_acp(conn, req, rc, NULL);
     } else {
         acp_job_clear(&job);
         rc = acp_submit(srv->platform, queue_id, sub, &job);
         if (rc != 0) {
-            const char *field = rc == ACP_ENOQUEUE  ? "queue"
-                                : rc == ACP_ETOOBIG ? "config"
-                                : rc == ACP_EINVAL  ? jobctl_field_of(acp_last_error())
-                                                    : NULL;
+            const char *detail = acp_last_error();
+            const char *field = detail && strstr(detail, "submission.inputs") ? "input"
+                                : rc == ACP_ENOQUEUE                          ? "queue"
+                                : rc == ACP_ETOOBIG                           ? "config"
+                                : rc == ACP_EINVAL ? jobctl_field_of(acp_last_error())
+                                                   : NULL;
             if (rc == ACP_EINVAL && !field)
                 field = "config";
             result = http_reply_acp(conn, req, rc, field);
@@ -217,8 +246,10 @@ static enum MHD_Result api_submit(server *srv, struct MHD_Connection *conn, http
 {
     enum MHD_Result result = MHD_NO;
     json_object *body = api_parse_body(conn, req, &result);
-    if (!body)
+    if (!body) {
+        upload_remove_files(req->upload);
         return result;
+    }
     json_object *queue = NULL, *config = NULL, *id_text = NULL;
     json_object_object_foreach(body, key, value)
     {
@@ -309,9 +340,13 @@ static enum MHD_Result api_submit(server *srv, struct MHD_Connection *conn, http
 
     sub.id = &id;
     sub.config = config_text;
+    if (req->upload)
+        sub.inputs = upload_inputs(req->upload, &sub.input_count);
     result = api_submit_job(srv, conn, req, queue_id, &sub);
     free(config_text);
 out:
+    /* Stored or refused: the input files go before the client hears back. */
+    upload_remove_files(req->upload);
     json_object_put(body);
     return result;
 }

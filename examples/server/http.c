@@ -13,6 +13,7 @@
 #include "errmap.h"
 #include "guard.h"
 #include "slog.h"
+#include "upload.h"
 
 /* A client that goes on sending this many times the limit after being told
  * its body is too large is cut off instead of being read to the end. */
@@ -228,6 +229,60 @@ static int http_authorize(server *srv, struct MHD_Connection *conn, http_request
     return 0;
 }
 
+/* POST /jobs by its Content-Type: a multipart body (input files) is read
+ * by the upload module under its own limit; a type that is neither that nor
+ * JSON is refused before the body is read. Returns 0, or -1 with the early
+ * answer's verdict in *@early. */
+static int http_begin_submit(server *srv, struct MHD_Connection *conn, http_request *req,
+                             size_t *limit, enum MHD_Result *early)
+{
+    const char *type =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    switch (upload_kind_of(type)) {
+    case UPLOAD_JSON:
+        return 0;
+    case UPLOAD_MULTIPART:
+        req->upload = upload_begin(conn, srv->cfg);
+        if (!req->upload) {
+            *early = MHD_NO;
+            return -1;
+        }
+        *limit = (size_t)upload_body_limit(srv->cfg);
+        return 0;
+    default:
+        *early = http_answer_early(
+            srv, conn, req,
+            http_reply_error(conn, req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported media type",
+                             "body",
+                             "Content-Type '%.100s': POST /jobs takes application/json (the "
+                             "submission) or multipart/form-data (the submission with input "
+                             "files)",
+                             type));
+        return -1;
+    }
+}
+
+/* The multipart body is in: answer its failure (returns -1, the answer's
+ * verdict in *@answered), or hand its job part over as the request body
+ * for the JSON parser (returns 0). */
+static int http_end_upload(struct MHD_Connection *conn, http_request *req,
+                           enum MHD_Result *answered)
+{
+    unsigned status;
+    const char *field, *detail;
+    upload_end(req->upload);
+    if (upload_failed(req->upload, &status, &field, &detail)) {
+        const char *error = status == MHD_HTTP_CONTENT_TOO_LARGE ? acp_strerror(ACP_ETOOBIG)
+                            : status >= 500                      ? "internal error"
+                                                                 : acp_strerror(ACP_EINVAL);
+        *answered = http_reply_error(conn, req, status, error, field, "%s", detail);
+        return -1;
+    }
+    free(req->body);
+    req->body = upload_take_job(req->upload, &req->body_len);
+    return 0;
+}
+
 static enum MHD_Result http_handle(void *cls, struct MHD_Connection *conn, const char *url,
                                    const char *method, const char *version, const char *upload_data,
                                    size_t *upload_data_size, void **con_cls)
@@ -259,6 +314,11 @@ static enum MHD_Result http_handle(void *cls, struct MHD_Connection *conn, const
         enum MHD_Result refusal;
         if (!http_authorize(srv, conn, req, method, url, &refusal))
             return http_answer_early(srv, conn, req, refusal);
+        if (req->route == HTTPMETRICS_JOBS && strcmp(method, "POST") == 0) {
+            enum MHD_Result early;
+            if (http_begin_submit(srv, conn, req, &limit, &early) != 0)
+                return early;
+        }
         const char *length =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (length) {
@@ -269,6 +329,15 @@ static enum MHD_Result http_handle(void *cls, struct MHD_Connection *conn, const
             if (errno == ERANGE || (*end == '\0' && n > limit))
                 return http_answer_early(srv, conn, req, http_too_big(conn, req, limit));
         }
+        return MHD_YES;
+    }
+    if (*upload_data_size && req->upload) {
+        if (upload_feed(req->upload, upload_data, *upload_data_size) != 0) {
+            slog(ACP_LOG_WARN, "%s %s: upload far over its limits; connection dropped", req->method,
+                 req->path);
+            return MHD_NO;
+        }
+        *upload_data_size = 0;
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -283,6 +352,9 @@ static enum MHD_Result http_handle(void *cls, struct MHD_Connection *conn, const
     guard_answering(srv->guard, conn, 1);
     if (req->too_big)
         return http_too_big(conn, req, limit);
+    enum MHD_Result answered;
+    if (req->upload && http_end_upload(conn, req, &answered) != 0)
+        return answered;
     return api_handle(srv, conn, req, method, url);
 }
 
@@ -313,6 +385,7 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     free(req->method);
     free(req->path);
     free(req->body);
+    upload_free(req->upload); /* its files go, however the request ended */
     free(req);
     *con_cls = NULL;
 }

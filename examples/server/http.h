@@ -13,6 +13,8 @@
 #include "httpmetrics.h"
 #include "server.h"
 
+struct upload;
+
 /* One request's state, from its headers to its completion. */
 typedef struct http_request {
     char *method; /* copies, for the log line */
@@ -29,6 +31,8 @@ typedef struct http_request {
     /* the request's valid bearer token (auth.h), or NULL: none configured,
      * none sent, or an open route given a wrong one */
     const auth_token *token;
+    /* a multipart POST /jobs: its job part and input files (upload.h) */
+    struct upload *upload;
 } http_request;
 
 /* Serve on @listen_fd (bound and listening; the daemon closes it when it

@@ -25,6 +25,7 @@
 #include "settings.h"
 #include "slog.h"
 #include "tls.h"
+#include "upload.h"
 
 /* Exit statuses, after sysexits.h. */
 #define EXIT_USAGE       64
@@ -146,8 +147,16 @@ static int main_serve(settings *cfg)
         return main_exit_status(rc);
     }
 
+    /* After acp_init(), which makes the workspace root. */
+    if (upload_setup(cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "acp-example-server: cannot start: %s\n", err);
+        close(listen_fd);
+        acp_shutdown(srv.platform);
+        return 1;
+    }
     struct MHD_Daemon *daemon = http_start(&srv, listen_fd, err, sizeof err);
     if (!daemon) {
+        upload_teardown();
         fprintf(stderr, "acp-example-server: %s\n", err);
         close(listen_fd);
         acp_shutdown(srv.platform);
@@ -176,6 +185,7 @@ static int main_serve(settings *cfg)
     health_release();
     queues_release();
     acp_shutdown(srv.platform);
+    upload_teardown();
     slog(ACP_LOG_INFO, "stopped");
     return 0;
 }

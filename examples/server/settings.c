@@ -145,6 +145,7 @@ static const settings_field settings_top_fields[] = {
     FIELD("result_retry_seconds", SETTINGS_INT, result_retry_seconds, 0, 86400, NULL, 0),
     FIELD("log_level", SETTINGS_LEVEL, log_level, 0, 0, NULL, 0),
     FIELD("max_body_bytes", SETTINGS_INT, max_body_bytes, 1024, 64L * 1024 * 1024, NULL, 0),
+    FIELD("max_input_bytes", SETTINGS_INT, max_input_bytes, 1024, 1L << 40, NULL, 0),
     FIELD("health_cache_seconds", SETTINGS_SECONDS, health_cache_seconds, 0, 3600, NULL, 0),
     FIELD("max_attempts", SETTINGS_INT, max_attempts, 0, ACP_MAX_ATTEMPTS_MAX, NULL, 0),
     FIELD("cancel_grace_seconds", SETTINGS_INT, cancel_grace_seconds, 1, ACP_CANCEL_GRACE_MAX, NULL,
@@ -595,6 +596,7 @@ static void settings_defaults(settings *s)
     s->request_timeout = 30;
     s->health_cache_seconds = 5;
     s->max_body_bytes = 1024 * 1024;
+    s->max_input_bytes = 1L << 30;
     s->db_port = s->s3_port = s->amqp_port = SETTINGS_UNSET;
     s->db_pool_size = SETTINGS_UNSET;
     s->expiration_days = s->prune_interval = s->lease_seconds = SETTINGS_UNSET;

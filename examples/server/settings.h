@@ -44,6 +44,7 @@ typedef struct settings {
     /* auth: the bearer tokens; none configured: no access control, and
      * listen.address must be a loopback address */
     auth_table auth;
+    long max_input_bytes; /* all input files of one POST /jobs together */
     /* database */
     char *db_host;
     long db_port;

@@ -20,6 +20,7 @@
 #include "jsonspan.h"
 #include "settings.h"
 #include "sha256.h"
+#include "upload.h"
 
 /* ---- SHA-256 ------------------------------------------------------------ */
 
@@ -377,6 +378,7 @@ static void settings_default_to_the_stack_environment(void **state)
     assert_string_equal(s.listen_address, "127.0.0.1");
     assert_int_equal(s.port, 8080);
     assert_int_equal(s.max_body_bytes, 1024 * 1024);
+    assert_int_equal(s.max_input_bytes, 1L << 30);
     assert_string_equal(s.db_host, "from-env");
     assert_int_equal(s.db_port, 1234);
     assert_string_equal(s.s3_bucket, "bucket-from-env");
@@ -406,7 +408,7 @@ static void the_config_file_overrides_the_environment(void **state)
     set_stack_env();
     const char *path = write_config(
         "{\"listen\": {\"address\": \"::1\", \"port\": 0},\n"
-        " \"max_body_bytes\": 4096,\n"
+        " \"max_body_bytes\": 4096, \"max_input_bytes\": 1099511627776,\n"
         " \"database\": {\"host\": \"db.example\", \"port\": 5433, \"pool_size\": 3},\n"
         " \"s3\": {\"root_path\": \"svc\", \"https\": true, \"region\": \"eu-west-1\",\n"
         "        \"ca_file\": \"/etc/ca.pem\", \"signature\": \"v4\", \"addressing\": "
@@ -429,6 +431,7 @@ static void the_config_file_overrides_the_environment(void **state)
     assert_string_equal(s.listen_address, "::1");
     assert_int_equal(s.port, 0);
     assert_int_equal(s.max_body_bytes, 4096);
+    assert_int_equal(s.max_input_bytes, 1L << 40);
     assert_string_equal(s.db_host, "db.example");
     assert_string_equal(s.db_user, "from-env");
     assert_int_equal(s.queue_count, 2);
@@ -504,6 +507,11 @@ static void bad_settings_are_named(void **state)
     assert_settings_error("{\"queues\": [{\"id\": \"a\", \"worker\": 1}]}",
                           "queues[0].worker: unknown setting");
     assert_settings_error("{\"log_level\": \"loud\"}", "log_level: expected");
+    assert_settings_error("{\"max_input_bytes\": 1023}",
+                          "max_input_bytes: 1023 is outside 1024..1099511627776");
+    assert_settings_error("{\"max_input_bytes\": 1099511627777}",
+                          "max_input_bytes: 1099511627777 is outside 1024..1099511627776");
+    assert_settings_error("{\"max_input_bytes\": \"1G\"}", "max_input_bytes: expected an integer");
     assert_settings_error("{\"cancel_grace_seconds\": 0}",
                           "cancel_grace_seconds: 0 is outside 1..3600");
     assert_settings_error("{\"cancel_grace_seconds\": 2.5}",
@@ -571,6 +579,25 @@ static void bad_settings_are_named(void **state)
     set_stack_env();
     assert_int_equal(settings_load(&s, "/no/such/file.json", err, sizeof err), -1);
     assert_string_equal(err, "/no/such/file.json: No such file or directory");
+}
+
+/* POST /jobs by Content-Type: what curl -d and fetch() send stays JSON. */
+static void submission_content_types_are_sorted(void **state)
+{
+    (void)state;
+    assert_int_equal(upload_kind_of(NULL), UPLOAD_JSON);
+    assert_int_equal(upload_kind_of(""), UPLOAD_JSON);
+    assert_int_equal(upload_kind_of("application/json"), UPLOAD_JSON);
+    assert_int_equal(upload_kind_of("Application/JSON; charset=utf-8"), UPLOAD_JSON);
+    assert_int_equal(upload_kind_of("application/x-www-form-urlencoded"), UPLOAD_JSON);
+    assert_int_equal(upload_kind_of("text/plain;charset=UTF-8"), UPLOAD_JSON);
+    assert_int_equal(upload_kind_of("application/merge-patch+json"), UPLOAD_JSON);
+    assert_int_equal(upload_kind_of("multipart/form-data; boundary=x"), UPLOAD_MULTIPART);
+    assert_int_equal(upload_kind_of("MULTIPART/FORM-DATA;boundary=x"), UPLOAD_MULTIPART);
+    assert_int_equal(upload_kind_of("multipart/form-database"), UPLOAD_REFUSED);
+    assert_int_equal(upload_kind_of("multipart/mixed; boundary=x"), UPLOAD_REFUSED);
+    assert_int_equal(upload_kind_of("application/xml"), UPLOAD_REFUSED);
+    assert_int_equal(upload_kind_of("+json"), UPLOAD_REFUSED);
 }
 
 static void a_settings_file_with_a_nul_byte_is_refused(void **state)
@@ -701,6 +728,7 @@ int main(void)
         cmocka_unit_test(the_config_file_overrides_the_environment),
         cmocka_unit_test(bad_settings_are_named),
         cmocka_unit_test(a_settings_file_with_a_nul_byte_is_refused),
+        cmocka_unit_test(submission_content_types_are_sorted),
         cmocka_unit_test(nul_in_member_names_is_found),
         cmocka_unit_test(program_options_are_allowlisted),
         cmocka_unit_test(the_sandbox_is_checked_at_start),
