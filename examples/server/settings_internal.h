@@ -1,0 +1,22 @@
+/* What the modules of the settings loader share (settings.c reads the
+ * file and its sections, settings_queues.c the "queues" array). */
+#ifndef SERVER_SETTINGS_INTERNAL_H
+#define SERVER_SETTINGS_INTERNAL_H
+
+#include <stddef.h>
+
+#include <json-c/json.h>
+
+#include "settings.h"
+
+/* Writes the message into @err and returns -1. */
+int settings_fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Appends a queue of id @id with every setting unset. */
+int settings_add_queue(settings *s, const char *id, char *err, size_t errlen);
+
+/* Appends the queues of @array (the file's "queues" value) to @s. */
+int settings_apply_queues(settings *s, json_object *array, char *err, size_t errlen);
+
+#endif
