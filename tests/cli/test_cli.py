@@ -28,11 +28,10 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "http"))
-from test_http import (Failure, Server, check, compact, derived_id,  # noqa: E402
+from test_http import (Failure, Server, check, compact, derived_id, run_cases,  # noqa: E402
                        free_port, stack_settings_present)
 
 JOB_TIMEOUT = 180  # hang guard, not a timing assertion
@@ -817,19 +816,7 @@ def main():
         queues=[{"id": run.queue_b, "workers": 1}], workspace_root=f"{run.work}/ws-b"))
     print(f"# run {run.tag}: queue {run.queue}, files in {run.work}")
 
-    failed = 0
-    for number, (description, fn) in enumerate(cases, 1):
-        try:
-            fn()
-            print(f"ok {number} - {description}", flush=True)
-        except Exception as e:  # a case's failure must not stop the others
-            failed += 1
-            print(f"not ok {number} - {description}")
-            detail = str(e) if isinstance(e, Failure) else traceback.format_exc()
-            for line in detail.splitlines():
-                print(f"# {line}")
-            sys.stdout.flush()
-    print(f"1..{len(cases)}")
+    failed = run_cases(cases)
 
     for server in (run.a, run.b, run.c, run.d):
         if server and server.proc and server.proc.poll() is None:

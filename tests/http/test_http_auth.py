@@ -30,10 +30,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_http import (Failure, Response, Server, check, compact,  # noqa: E402
+from test_http import (Failure, Response, Server, check, compact, run_cases,  # noqa: E402
                        stack_settings_present)
 
 JOB_TIMEOUT = 180  # hang guards, not timing assertions
@@ -574,19 +573,7 @@ def main():
         run.base, queues=[{"id": run.queue, "workers": 2}], workspace_root=f"{run.work}/ws-a"))
     print(f"# run {run.tag}: queue {run.queue}, files in {run.work}")
 
-    failed = 0
-    for number, (description, fn) in enumerate(cases, 1):
-        try:
-            fn()
-            print(f"ok {number} - {description}", flush=True)
-        except Exception as e:  # a case's failure must not stop the others
-            failed += 1
-            print(f"not ok {number} - {description}")
-            detail = str(e) if isinstance(e, Failure) else traceback.format_exc()
-            for line in detail.splitlines():
-                print(f"# {line}")
-            sys.stdout.flush()
-    print(f"1..{len(cases)}")
+    failed = run_cases(cases)
 
     for server in (run.a, getattr(run, "t", None)):
         if server and server.proc and server.proc.poll() is None:

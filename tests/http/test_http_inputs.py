@@ -23,10 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_http import (Failure, Server, check, derived_id,  # noqa: E402
+from test_http import (Failure, Server, check, derived_id, run_cases,  # noqa: E402
                        stack_settings_present)
 
 MIB = 1024 * 1024
@@ -556,19 +555,7 @@ def main():
         server.workspace_root = f"{run.work}/ws-{server.name[-1]}"
     print(f"# run {run.tag}: queue {run.queue}, files in {run.work}")
 
-    failed = 0
-    for number, (description, fn) in enumerate(cases, 1):
-        try:
-            fn()
-            print(f"ok {number} - {description}", flush=True)
-        except Exception as e:  # a case's failure must not stop the others
-            failed += 1
-            print(f"not ok {number} - {description}")
-            detail = str(e) if isinstance(e, Failure) else traceback.format_exc()
-            for line in detail.splitlines():
-                print(f"# {line}")
-            sys.stdout.flush()
-    print(f"1..{len(cases)}")
+    failed = run_cases(cases)
 
     for server in (run.a, run.b):
         if server.proc and server.proc.poll() is None:
