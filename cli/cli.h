@@ -97,6 +97,11 @@ extern bool opt_json; /* --json */
 void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void error_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The value of option @opt as an integer, or as a number of seconds (not
+ * negative, fractions allowed); a usage error naming @opt otherwise. */
+long option_long(const char *opt, const char *text);
+double option_seconds(const char *opt, const char *text);
+
 /* Seconds since the epoch of an ISO-8601 UTC time, -1 when not one. */
 double parse_time(const char *iso);
 /* "3 min ago", "in 5 s", "just now". */

@@ -25,26 +25,6 @@ const char *job_path(char *out, size_t size, const char *id, const char *suffix)
     return out;
 }
 
-static long parse_long(const char *opt, const char *text)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || end == text || *end)
-        die_usage("%s: expected an integer, got '%s'", opt, text);
-    return v;
-}
-
-static double parse_seconds(const char *opt, const char *text)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (errno || end == text || *end || !isfinite(v) || v < 0)
-        die_usage("%s: expected a number of seconds, got '%s'", opt, text);
-    return v;
-}
-
 static bool status_is_final(const char *status)
 {
     return status && (strcmp(status, "complete") == 0 || strcmp(status, "failed") == 0 ||
@@ -262,7 +242,7 @@ static void wait_option(int key, const char *arg, void *ctx)
 {
     struct wait_opts *o = ctx;
     if (key == 't')
-        o->timeout = parse_seconds("--timeout", arg);
+        o->timeout = option_seconds("--timeout", arg);
 }
 
 int cmd_wait(int argc, char **argv)
@@ -350,7 +330,7 @@ static void list_option(int key, const char *arg, void *ctx)
     else if (key == 'q')
         o->queue = arg;
     else if (key == 'l') {
-        o->limit = parse_long("--limit", arg);
+        o->limit = option_long("--limit", arg);
         if (o->limit < 1)
             die_usage("--limit: expected 1 or more, got %ld", o->limit);
     }

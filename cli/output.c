@@ -2,6 +2,7 @@
  * now, sizes, and progress bars redrawn in place on a terminal. */
 #include "cli.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -20,6 +21,26 @@ void die_usage(const char *fmt, ...)
     fputs(" (acp --help for usage)\n", stderr);
     va_end(ap);
     exit(EXIT_USAGE);
+}
+
+long option_long(const char *opt, const char *text)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end)
+        die_usage("%s: expected an integer, got '%s'", opt, text);
+    return v;
+}
+
+double option_seconds(const char *opt, const char *text)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || *end || !isfinite(v) || v < 0)
+        die_usage("%s: expected a number of seconds, got '%s'", opt, text);
+    return v;
 }
 
 void error_line(const char *fmt, ...)

@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,26 +15,6 @@ struct submit_opts {
     json_object *body;
     bool wait;
 };
-
-static long integer_option(const char *opt, const char *text)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || end == text || *end)
-        die_usage("%s: expected an integer, got '%s'", opt, text);
-    return v;
-}
-
-static double seconds_option(const char *opt, const char *text)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (errno || end == text || *end || !isfinite(v) || v < 0)
-        die_usage("%s: expected a number of seconds, got '%s'", opt, text);
-    return v;
-}
 
 static void submit_option(int key, const char *arg, void *ctx)
 {
@@ -58,19 +37,19 @@ static void submit_option(int key, const char *arg, void *ctx)
     }
     case 'p':
         json_object_object_add(o->body, "priority",
-                               json_object_new_int64(integer_option("--priority", arg)));
+                               json_object_new_int64(option_long("--priority", arg)));
         break;
     case 'm':
         json_object_object_add(o->body, "max_attempts",
-                               json_object_new_int64(integer_option("--max-attempts", arg)));
+                               json_object_new_int64(option_long("--max-attempts", arg)));
         break;
     case 't':
         json_object_object_add(o->body, "timeout_seconds",
-                               json_object_new_int64(integer_option("--timeout", arg)));
+                               json_object_new_int64(option_long("--timeout", arg)));
         break;
     case 'd':
         json_object_object_add(o->body, "delay_seconds",
-                               json_object_new_double(seconds_option("--delay", arg)));
+                               json_object_new_double(option_seconds("--delay", arg)));
         break;
     case 'w':
         o->wait = true;
