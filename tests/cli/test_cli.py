@@ -31,8 +31,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "http"))
-from test_http import (Failure, Server, check, compact, derived_id, run_cases,  # noqa: E402
-                       free_port, stack_settings_present)
+from test_http import (  # noqa: E402
+    Failure, case_registry, Server, check, compact, derived_id, finish, run_cases, free_port,
+    stack_settings_present)
 
 JOB_TIMEOUT = 180  # hang guard, not a timing assertion
 MIB = 1024 * 1024
@@ -46,14 +47,7 @@ class Run:
 
 
 run = Run()
-cases = []
-
-
-def case(description):
-    def register(fn):
-        cases.append((description, fn))
-        return fn
-    return register
+cases, case = case_registry()
 
 
 class Result:
@@ -817,26 +811,7 @@ def main():
     print(f"# run {run.tag}: queue {run.queue}, files in {run.work}")
 
     failed = run_cases(cases)
-
-    for server in (run.a, run.b, run.c, run.d):
-        if server and server.proc and server.proc.poll() is None:
-            try:
-                server.stop()
-            except Failure:
-                pass
-    if failed:
-        for server in (run.a, run.b):
-            print(f"# {server.name} log (last lines):\n# " +
-                  server.log_tail(40).replace("\n", "\n# "))
-    subprocess.run([queue_delete, os.environ["ACP_TEST_AMQP_HOST"],
-                    os.environ["ACP_TEST_AMQP_PORT"], os.environ["ACP_TEST_AMQP_USER"],
-                    os.environ["ACP_TEST_AMQP_PASSWORD"], f"{run.queue}_jobs",
-                    f"{run.queue_b}_jobs", f"{run.queue_c}_jobs"], check=False)
-    if run.cleaned and not failed:
-        shutil.rmtree(run.work, ignore_errors=True)
-    else:
-        print(f"# jobs of queue {run.queue} may be left; logs kept in {run.work}")
-    return 1 if failed else 0
+    return finish(run, failed, [run.a, run.b, run.c, run.d], [run.a, run.b], queue_delete, [f"{run.queue}_jobs", f"{run.queue_b}_jobs", f"{run.queue_c}_jobs"])
 
 
 if __name__ == "__main__":

@@ -164,9 +164,6 @@ class Run:
 
 
 run = Run()
-cases = []
-
-
 def run_cases(cases):
     """Run each (description, fn) of @cases, printing TAP; a case's failure
     does not stop the others. Returns the number that failed."""
@@ -186,11 +183,46 @@ def run_cases(cases):
     return failed
 
 
-def case(description):
-    def register(fn):
-        cases.append((description, fn))
-        return fn
-    return register
+def finish(run, failed, servers, shown, queue_delete, queues):
+    """The end of a run, whatever happened: stop the @servers still running
+    (None entries are skipped), print the last lines of the @shown servers'
+    logs when a case failed, delete the run's RabbitMQ @queues, and remove
+    run.work when the run cleaned up after itself and nothing failed (else
+    say where the logs are). Returns the exit status."""
+    for server in servers:
+        if server and server.proc and server.proc.poll() is None:
+            try:
+                server.stop()
+            except Failure:
+                pass
+    if failed:
+        for server in shown:
+            print(f"# {server.name} log (last lines):\n# " +
+                  server.log_tail(40).replace("\n", "\n# "))
+    subprocess.run([queue_delete, os.environ["ACP_TEST_AMQP_HOST"],
+                    os.environ["ACP_TEST_AMQP_PORT"], os.environ["ACP_TEST_AMQP_USER"],
+                    os.environ["ACP_TEST_AMQP_PASSWORD"], *queues], check=False)
+    if run.cleaned and not failed:
+        shutil.rmtree(run.work, ignore_errors=True)
+    else:
+        print(f"# jobs of queue {run.queue} may be left; logs kept in {run.work}")
+    return 1 if failed else 0
+
+
+def case_registry():
+    """A list of cases, (description, function), and the decorator that
+    appends to it."""
+    cases = []
+
+    def case(description):
+        def register(fn):
+            cases.append((description, fn))
+            return fn
+        return register
+    return cases, case
+
+
+cases, case = case_registry()
 
 
 def submit(config, expect=202, server=None, queue=None, job_id=None):
@@ -1283,25 +1315,7 @@ def main():
     print(f"# run {run.tag}: queue {run.queue}, S3 root http-test-{run.tag}, files in {run.work}")
 
     failed = run_cases(cases)
-
-    # Whatever happened, leave nothing running or behind.
-    for server in (run.a, run.b, getattr(run, "c", None)):
-        if server and server.proc and server.proc.poll() is None:
-            try:
-                server.stop()
-            except Failure:
-                pass
-    if failed:
-        print(f"# server-a log (last lines):\n# " + run.a.log_tail(40).replace("\n", "\n# "))
-    subprocess.run([queue_delete, os.environ["ACP_TEST_AMQP_HOST"],
-                    os.environ["ACP_TEST_AMQP_PORT"], os.environ["ACP_TEST_AMQP_USER"],
-                    os.environ["ACP_TEST_AMQP_PASSWORD"], f"{run.queue}_jobs",
-                    f"{run.queue_b}_jobs", f"http-{run.tag}-c_jobs"], check=False)
-    if run.cleaned:
-        shutil.rmtree(run.work, ignore_errors=True)
-    else:
-        print(f"# jobs of queue {run.queue} may be left; logs kept in {run.work}")
-    return 1 if failed else 0
+    return finish(run, failed, [run.a, run.b, getattr(run, "c", None)], [run.a], queue_delete, [f"{run.queue}_jobs", f"{run.queue_b}_jobs", f"http-{run.tag}-c_jobs"])
 
 
 if __name__ == "__main__":

@@ -32,8 +32,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_http import (Failure, Response, Server, check, compact, run_cases,  # noqa: E402
-                       stack_settings_present)
+from test_http import (  # noqa: E402
+    Failure, case_registry, Response, Server, check, compact, finish, run_cases,
+    stack_settings_present)
 
 JOB_TIMEOUT = 180  # hang guards, not timing assertions
 START_TIMEOUT = 120
@@ -46,14 +47,7 @@ class Run:
 
 
 run = Run()
-cases = []
-
-
-def case(description):
-    def register(fn):
-        cases.append((description, fn))
-        return fn
-    return register
+cases, case = case_registry()
 
 
 def bearer(token):
@@ -574,24 +568,7 @@ def main():
     print(f"# run {run.tag}: queue {run.queue}, files in {run.work}")
 
     failed = run_cases(cases)
-
-    for server in (run.a, getattr(run, "t", None)):
-        if server and server.proc and server.proc.poll() is None:
-            try:
-                server.stop()
-            except Failure:
-                pass
-    if failed:
-        print(f"# server-a log (last lines):\n# " + run.a.log_tail(40).replace("\n", "\n# "))
-    subprocess.run([queue_delete, os.environ["ACP_TEST_AMQP_HOST"],
-                    os.environ["ACP_TEST_AMQP_PORT"], os.environ["ACP_TEST_AMQP_USER"],
-                    os.environ["ACP_TEST_AMQP_PASSWORD"], f"{run.queue}_jobs",
-                    f"{run.queue_tls}_jobs"], check=False)
-    if run.cleaned and not failed:
-        shutil.rmtree(run.work, ignore_errors=True)
-    else:
-        print(f"# jobs of queue {run.queue} may be left; logs kept in {run.work}")
-    return 1 if failed else 0
+    return finish(run, failed, [run.a, getattr(run, "t", None)], [run.a], queue_delete, [f"{run.queue}_jobs", f"{run.queue_tls}_jobs"])
 
 
 if __name__ == "__main__":

@@ -25,8 +25,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_http import (Failure, Server, check, derived_id, run_cases,  # noqa: E402
-                       stack_settings_present)
+from test_http import (  # noqa: E402
+    Failure, case_registry, Server, check, derived_id, finish, run_cases,
+    stack_settings_present)
 
 MIB = 1024 * 1024
 JOB_TIMEOUT = 180  # hang guards, not timing assertions
@@ -38,14 +39,7 @@ class Run:
 
 
 run = Run()
-cases = []
-
-
-def case(description):
-    def register(fn):
-        cases.append((description, fn))
-        return fn
-    return register
+cases, case = case_registry()
 
 
 def cfg(**members):
@@ -556,26 +550,7 @@ def main():
     print(f"# run {run.tag}: queue {run.queue}, files in {run.work}")
 
     failed = run_cases(cases)
-
-    for server in (run.a, run.b):
-        if server.proc and server.proc.poll() is None:
-            try:
-                server.stop()
-            except Failure:
-                pass
-    if failed:
-        for server in (run.a, run.b):
-            print(f"# {server.name} log (last lines):\n# " +
-                  server.log_tail(40).replace("\n", "\n# "))
-    subprocess.run([queue_delete, os.environ["ACP_TEST_AMQP_HOST"],
-                    os.environ["ACP_TEST_AMQP_PORT"], os.environ["ACP_TEST_AMQP_USER"],
-                    os.environ["ACP_TEST_AMQP_PASSWORD"], f"{run.queue}_jobs",
-                    f"{run.queue_b}_jobs"], check=False)
-    if run.cleaned and not failed:
-        shutil.rmtree(run.work, ignore_errors=True)
-    else:
-        print(f"# jobs of queue {run.queue} may be left; logs kept in {run.work}")
-    return 1 if failed else 0
+    return finish(run, failed, [run.a, run.b], [run.a, run.b], queue_delete, [f"{run.queue}_jobs", f"{run.queue_b}_jobs"])
 
 
 if __name__ == "__main__":
