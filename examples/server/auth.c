@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,17 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int auth_fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int auth_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
+#include "errbuf.h"
 
 /* Names and tokens go into log lines and headers: printable ASCII without
  * spaces keeps them from forging either. */
@@ -83,10 +72,10 @@ static int auth_entry_members(json_object *item, const char *where, auth_entry *
 {
     memset(e, 0, sizeof *e);
     if (!json_object_is_type(item, json_type_object))
-        return auth_fail(err, errlen,
-                         "%s: expected an object with \"name\", \"role\" and "
-                         "\"token\" or \"sha256\"",
-                         where);
+        return errbuf_set(err, errlen,
+                          "%s: expected an object with \"name\", \"role\" and "
+                          "\"token\" or \"sha256\"",
+                          where);
     json_object_object_foreach(item, key, value)
     {
         if (strcmp(key, "name") == 0)
@@ -98,9 +87,9 @@ static int auth_entry_members(json_object *item, const char *where, auth_entry *
         else if (strcmp(key, "sha256") == 0)
             e->sha256 = value;
         else
-            return auth_fail(err, errlen,
-                             "%s.%s: unknown setting (known: name, role, token, sha256)", where,
-                             key);
+            return errbuf_set(err, errlen,
+                              "%s.%s: unknown setting (known: name, role, token, sha256)", where,
+                              key);
     }
     return 0;
 }
@@ -113,8 +102,9 @@ static int auth_add(auth_table *t, json_object *item, const char *where, char *e
     if (!e.name || !json_object_is_type(e.name, json_type_string) ||
         !auth_printable(json_object_get_string(e.name), (size_t)json_object_get_string_len(e.name),
                         1, AUTH_NAME_MAX))
-        return auth_fail(err, errlen, "%s.name: %s 1..%d printable ASCII characters without spaces",
-                         where, e.name ? "expected" : "missing: give", AUTH_NAME_MAX);
+        return errbuf_set(err, errlen,
+                          "%s.name: %s 1..%d printable ASCII characters without spaces", where,
+                          e.name ? "expected" : "missing: give", AUTH_NAME_MAX);
     const char *name = json_object_get_string(e.name);
     const char *role_text = e.role && json_object_is_type(e.role, json_type_string)
                                 ? json_object_get_string(e.role)
@@ -123,10 +113,10 @@ static int auth_add(auth_table *t, json_object *item, const char *where, char *e
                      : strcmp(role_text, "write") == 0 ? AUTH_ROLE_WRITE
                                                        : 0;
     if (!role)
-        return auth_fail(err, errlen, "%s.role: %s \"read\" or \"write\"", where,
-                         e.role ? "expected" : "missing: give");
+        return errbuf_set(err, errlen, "%s.role: %s \"read\" or \"write\"", where,
+                          e.role ? "expected" : "missing: give");
     if ((e.token != NULL) == (e.sha256 != NULL))
-        return auth_fail(err, errlen, "%s: give exactly one of \"token\" and \"sha256\"", where);
+        return errbuf_set(err, errlen, "%s: give exactly one of \"token\" and \"sha256\"", where);
 
     unsigned char digest[SHA256_DIGEST_LEN];
     if (e.token) {
@@ -135,35 +125,36 @@ static int auth_add(auth_table *t, json_object *item, const char *where, char *e
             !auth_printable(json_object_get_string(e.token),
                             (size_t)json_object_get_string_len(e.token), AUTH_TOKEN_MIN,
                             AUTH_TOKEN_MAX))
-            return auth_fail(err, errlen,
-                             "%s.token: expected %d..%d printable ASCII characters without spaces",
-                             where, AUTH_TOKEN_MIN, AUTH_TOKEN_MAX);
+            return errbuf_set(err, errlen,
+                              "%s.token: expected %d..%d printable ASCII characters without spaces",
+                              where, AUTH_TOKEN_MIN, AUTH_TOKEN_MAX);
         auth_digest(json_object_get_string(e.token), (size_t)json_object_get_string_len(e.token),
                     digest);
     } else if (!json_object_is_type(e.sha256, json_type_string) ||
                auth_parse_digest(json_object_get_string(e.sha256),
                                  (size_t)json_object_get_string_len(e.sha256), digest) != 0) {
-        return auth_fail(err, errlen,
-                         "%s.sha256: expected %d hexadecimal digits (the SHA-256 of the token)",
-                         where, SHA256_HEX_LEN);
+        return errbuf_set(err, errlen,
+                          "%s.sha256: expected %d hexadecimal digits (the SHA-256 of the token)",
+                          where, SHA256_HEX_LEN);
     }
 
     for (size_t i = 0; i < t->count; i++) {
         if (strcmp(t->tokens[i].name, name) == 0)
-            return auth_fail(err, errlen, "%s.name: \"%s\" is already the name of another token",
-                             where, name);
+            return errbuf_set(err, errlen, "%s.name: \"%s\" is already the name of another token",
+                              where, name);
         /* One token under two names (or roles) would make the answer depend
          * on the order of the entries. */
         if (memcmp(t->tokens[i].digest, digest, sizeof digest) == 0)
-            return auth_fail(err, errlen, "%s: the same token as \"%s\"", where, t->tokens[i].name);
+            return errbuf_set(err, errlen, "%s: the same token as \"%s\"", where,
+                              t->tokens[i].name);
     }
     auth_token *grown = realloc(t->tokens, (t->count + 1) * sizeof *grown);
     if (!grown)
-        return auth_fail(err, errlen, "%s: out of memory", where);
+        return errbuf_set(err, errlen, "%s: out of memory", where);
     t->tokens = grown;
     auth_token *entry = &t->tokens[t->count];
     if (!(entry->name = strdup(name)))
-        return auth_fail(err, errlen, "%s: out of memory", where);
+        return errbuf_set(err, errlen, "%s: out of memory", where);
     entry->role = role;
     memcpy(entry->digest, digest, sizeof digest);
     explicit_bzero(digest, sizeof digest);
@@ -176,7 +167,7 @@ static int auth_add_all(auth_table *t, json_object *tokens, const char *prefix, 
                         size_t errlen)
 {
     if (!json_object_is_type(tokens, json_type_array))
-        return auth_fail(err, errlen, "%s: expected an array of token objects", prefix);
+        return errbuf_set(err, errlen, "%s: expected an array of token objects", prefix);
     int rc = 0;
     for (size_t i = 0; i < json_object_array_length(tokens) && rc == 0; i++) {
         char where[1200];
@@ -199,22 +190,22 @@ static int auth_read_file(const char *path, char **out, size_t *out_len, char *e
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return auth_fail(err, errlen, "auth.tokens_file: %s: %s", path, strerror(errno));
+        return errbuf_set(err, errlen, "auth.tokens_file: %s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return auth_fail(err, errlen, "auth.tokens_file: %s: not a regular file", path);
+        return errbuf_set(err, errlen, "auth.tokens_file: %s: not a regular file", path);
     }
     if (st.st_mode & 077) {
         close(fd);
-        return auth_fail(err, errlen,
-                         "auth.tokens_file: %s: mode %04o lets group or others at the tokens; "
-                         "make it readable by its owner only (chmod 600)",
-                         path, (unsigned)(st.st_mode & 07777));
+        return errbuf_set(err, errlen,
+                          "auth.tokens_file: %s: mode %04o lets group or others at the tokens; "
+                          "make it readable by its owner only (chmod 600)",
+                          path, (unsigned)(st.st_mode & 07777));
     }
     if (st.st_size > AUTH_FILE_LIMIT) {
         close(fd);
-        return auth_fail(err, errlen, "auth.tokens_file: %s: larger than 1 MiB", path);
+        return errbuf_set(err, errlen, "auth.tokens_file: %s: larger than 1 MiB", path);
     }
     char *text = malloc((size_t)st.st_size + 1);
     size_t len = 0;
@@ -225,11 +216,11 @@ static int auth_read_file(const char *path, char **out, size_t *out_len, char *e
     int read_errno = errno;
     close(fd);
     if (!text)
-        return auth_fail(err, errlen, "auth.tokens_file: %s: out of memory", path);
+        return errbuf_set(err, errlen, "auth.tokens_file: %s: out of memory", path);
     if (n < 0) {
         explicit_bzero(text, len);
         free(text);
-        return auth_fail(err, errlen, "auth.tokens_file: %s: %s", path, strerror(read_errno));
+        return errbuf_set(err, errlen, "auth.tokens_file: %s: %s", path, strerror(read_errno));
     }
     text[len] = '\0';
     *out = text;
@@ -247,7 +238,7 @@ static int auth_load_file(auth_table *t, const char *path, char *err, size_t err
     if (!tok) {
         explicit_bzero(text, len);
         free(text);
-        return auth_fail(err, errlen, "auth.tokens_file: %s: out of memory", path);
+        return errbuf_set(err, errlen, "auth.tokens_file: %s: out of memory", path);
     }
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
     /* A NUL would end the text json-c sees: such a file is refused whole. */
@@ -262,8 +253,8 @@ static int auth_load_file(auth_table *t, const char *path, char *err, size_t err
     free(text);
     if (!root || end != len) {
         json_object_put(root);
-        return auth_fail(err, errlen, "auth.tokens_file: %s: not valid JSON: %s at byte %zu", path,
-                         root ? "trailing characters" : why, end);
+        return errbuf_set(err, errlen, "auth.tokens_file: %s: not valid JSON: %s at byte %zu", path,
+                          root ? "trailing characters" : why, end);
     }
     char prefix[1100];
     snprintf(prefix, sizeof prefix, "auth.tokens_file: %s: tokens", path);
@@ -271,8 +262,8 @@ static int auth_load_file(auth_table *t, const char *path, char *err, size_t err
     json_object *tokens = NULL;
     if (!json_object_is_type(root, json_type_object) ||
         !json_object_object_get_ex(root, "tokens", &tokens) || json_object_object_length(root) != 1)
-        rc =
-            auth_fail(err, errlen, "auth.tokens_file: %s: expected {\"tokens\": [...]} only", path);
+        rc = errbuf_set(err, errlen, "auth.tokens_file: %s: expected {\"tokens\": [...]} only",
+                        path);
     else
         rc = auth_add_all(t, tokens, prefix, err, errlen);
     json_object_put(root);
@@ -282,7 +273,7 @@ static int auth_load_file(auth_table *t, const char *path, char *err, size_t err
 int auth_load(auth_table *t, json_object *section, char *err, size_t errlen)
 {
     if (!json_object_is_type(section, json_type_object))
-        return auth_fail(err, errlen, "auth: expected an object");
+        return errbuf_set(err, errlen, "auth: expected an object");
     json_object *tokens = NULL, *file = NULL;
     json_object_object_foreach(section, key, value)
     {
@@ -291,8 +282,8 @@ int auth_load(auth_table *t, json_object *section, char *err, size_t errlen)
         else if (strcmp(key, "tokens_file") == 0)
             file = value;
         else
-            return auth_fail(err, errlen, "auth.%s: unknown setting (known: tokens, tokens_file)",
-                             key);
+            return errbuf_set(err, errlen, "auth.%s: unknown setting (known: tokens, tokens_file)",
+                              key);
     }
     if (tokens && auth_add_all(t, tokens, "auth.tokens", err, errlen) != 0)
         return -1;
@@ -301,7 +292,7 @@ int auth_load(auth_table *t, json_object *section, char *err, size_t errlen)
     if (!json_object_is_type(file, json_type_string) || json_object_get_string_len(file) == 0 ||
         strlen(json_object_get_string(file)) != (size_t)json_object_get_string_len(file) ||
         json_object_get_string_len(file) > 1000)
-        return auth_fail(err, errlen, "auth.tokens_file: expected the path of a file");
+        return errbuf_set(err, errlen, "auth.tokens_file: expected the path of a file");
     return auth_load_file(t, json_object_get_string(file), err, errlen);
 }
 
@@ -402,10 +393,10 @@ int auth_check_exposure(const auth_table *t, const char *address, char *err, siz
      * the machine itself may reach it then. */
     if (t->count > 0 || auth_is_loopback(address) == 1)
         return 0;
-    return auth_fail(err, errlen,
-                     "listen.address \"%s\" is not a loopback address (127.0.0.0/8, ::1) and no "
-                     "token is configured: anyone who can reach the port could submit and delete "
-                     "jobs; add tokens under auth.tokens or auth.tokens_file (docs/http-api.adoc, "
-                     "\"Access control\") or listen on 127.0.0.1",
-                     address);
+    return errbuf_set(err, errlen,
+                      "listen.address \"%s\" is not a loopback address (127.0.0.0/8, ::1) and no "
+                      "token is configured: anyone who can reach the port could submit and delete "
+                      "jobs; add tokens under auth.tokens or auth.tokens_file (docs/http-api.adoc, "
+                      "\"Access control\") or listen on 127.0.0.1",
+                      address);
 }

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 #include "jsonspan.h"
 #include "settings_internal.h"
 #include "slog.h"
+#include "errbuf.h"
 
 /* A config file larger than this is certainly a mistake. */
 #define SETTINGS_FILE_MAX (1024 * 1024)
@@ -170,15 +170,6 @@ static const settings_field settings_command_fields[] = {
     {NULL, 0, 0, 0, 0, NULL, 0, NULL},
 };
 
-int settings_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 static void *settings_slot(settings *s, const settings_field *f)
 {
     return (char *)s + f->offset;
@@ -190,7 +181,7 @@ static int settings_set_string(settings *s, const settings_field *f, const char 
     char **slot = settings_slot(s, f);
     char *copy = strdup(value);
     if (!copy)
-        return settings_fail(err, errlen, "%s: out of memory", where);
+        return errbuf_set(err, errlen, "%s: out of memory", where);
     free(*slot);
     *slot = copy;
     return 0;
@@ -200,8 +191,8 @@ static int settings_set_long(settings *s, const settings_field *f, long long val
                              const char *where, char *err, size_t errlen)
 {
     if (value < f->min || value > f->max)
-        return settings_fail(err, errlen, "%s: %lld is outside %ld..%ld", where, value, f->min,
-                             f->max);
+        return errbuf_set(err, errlen, "%s: %lld is outside %ld..%ld", where, value, f->min,
+                          f->max);
     if (f->kind == SETTINGS_BOOL)
         *(int *)settings_slot(s, f) = (int)value;
     else
@@ -221,7 +212,7 @@ static int settings_from_env(settings *s, const settings_field *f, char *err, si
     errno = 0;
     long long n = strtoll(value, &end, 10);
     if (errno || *end || end == value)
-        return settings_fail(err, errlen, "%s: '%s' is not an integer", f->env, value);
+        return errbuf_set(err, errlen, "%s: '%s' is not an integer", f->env, value);
     return settings_set_long(s, f, n, f->env, err, errlen);
 }
 
@@ -242,7 +233,7 @@ static int settings_set_choice(settings *s, const settings_field *f, json_object
         const char *sep = c == f->choices ? "" : c[1].name ? ", " : " or ";
         used += (size_t)snprintf(names + used, sizeof names - used, "%s\"%s\"", sep, c->name);
     }
-    return settings_fail(err, errlen, "%s: expected %s", where, names);
+    return errbuf_set(err, errlen, "%s: expected %s", where, names);
 }
 
 static int settings_from_json(settings *s, const settings_field *f, json_object *value,
@@ -251,41 +242,40 @@ static int settings_from_json(settings *s, const settings_field *f, json_object 
     switch (f->kind) {
     case SETTINGS_STRING:
         if (!json_object_is_type(value, json_type_string))
-            return settings_fail(err, errlen, "%s: expected a string", where);
+            return errbuf_set(err, errlen, "%s: expected a string", where);
         if (strlen(json_object_get_string(value)) != (size_t)json_object_get_string_len(value))
-            return settings_fail(err, errlen, "%s: contains a NUL character", where);
+            return errbuf_set(err, errlen, "%s: contains a NUL character", where);
         return settings_set_string(s, f, json_object_get_string(value), where, err, errlen);
     case SETTINGS_INT:
         if (!json_object_is_type(value, json_type_int))
-            return settings_fail(err, errlen, "%s: expected an integer", where);
+            return errbuf_set(err, errlen, "%s: expected an integer", where);
         return settings_set_long(s, f, (long long)json_object_get_int64(value), where, err, errlen);
     case SETTINGS_BOOL:
         if (!json_object_is_type(value, json_type_boolean))
-            return settings_fail(err, errlen, "%s: expected true or false", where);
+            return errbuf_set(err, errlen, "%s: expected true or false", where);
         return settings_set_long(s, f, json_object_get_boolean(value) ? 1 : 0, where, err, errlen);
     case SETTINGS_SECONDS: {
         if (!json_object_is_type(value, json_type_int) &&
             !json_object_is_type(value, json_type_double))
-            return settings_fail(err, errlen, "%s: expected a number of seconds", where);
+            return errbuf_set(err, errlen, "%s: expected a number of seconds", where);
         double d = json_object_get_double(value);
         if (!isfinite(d) || d < (double)f->min || d > (double)f->max)
-            return settings_fail(err, errlen, "%s: %g is outside %ld..%ld", where, d, f->min,
-                                 f->max);
+            return errbuf_set(err, errlen, "%s: %g is outside %ld..%ld", where, d, f->min, f->max);
         *(double *)settings_slot(s, f) = d;
         return 0;
     }
     case SETTINGS_LEVEL:
         if (!json_object_is_type(value, json_type_string) ||
             slog_parse_level(json_object_get_string(value), settings_slot(s, f)) != 0)
-            return settings_fail(err, errlen,
-                                 "%s: expected \"debug\", \"info\", \"warn\" or "
-                                 "\"error\"",
-                                 where);
+            return errbuf_set(err, errlen,
+                              "%s: expected \"debug\", \"info\", \"warn\" or "
+                              "\"error\"",
+                              where);
         return 0;
     case SETTINGS_CHOICE:
         return settings_set_choice(s, f, value, where, err, errlen);
     }
-    return settings_fail(err, errlen, "%s: unsupported setting", where);
+    return errbuf_set(err, errlen, "%s: unsupported setting", where);
 }
 
 static const settings_field *settings_lookup(const settings_field *fields, const char *key)
@@ -303,7 +293,7 @@ static int settings_apply_section(settings *s, const settings_field *fields, jso
                                   size_t errlen)
 {
     if (!json_object_is_type(section, json_type_object))
-        return settings_fail(err, errlen, "%s: expected an object", prefix);
+        return errbuf_set(err, errlen, "%s: expected an object", prefix);
     json_object_object_foreach(section, key, value)
     {
         char where[160];
@@ -315,7 +305,7 @@ static int settings_apply_section(settings *s, const settings_field *fields, jso
             continue;
         const settings_field *f = settings_lookup(fields, key);
         if (!f)
-            return settings_fail(err, errlen, "%s: unknown setting", where);
+            return errbuf_set(err, errlen, "%s: unknown setting", where);
         if (settings_from_json(s, f, value, where, err, errlen) != 0)
             return -1;
     }
@@ -325,7 +315,7 @@ static int settings_apply_section(settings *s, const settings_field *fields, jso
 static int settings_apply_executors(settings *s, json_object *section, char *err, size_t errlen)
 {
     if (!json_object_is_type(section, json_type_object))
-        return settings_fail(err, errlen, "executors: expected an object");
+        return errbuf_set(err, errlen, "executors: expected an object");
     static const char *const command_skip[] = {"programs", NULL};
     json_object_object_foreach(section, key, value)
     {
@@ -344,11 +334,11 @@ static int settings_apply_executors(settings *s, json_object *section, char *err
         } else if (strcmp(key, "checksum") == 0) {
             if (!json_object_is_type(value, json_type_object) ||
                 json_object_object_length(value) != 0)
-                return settings_fail(err, errlen, "executors.checksum: has no settings ({})");
+                return errbuf_set(err, errlen, "executors.checksum: has no settings ({})");
         } else {
-            return settings_fail(err, errlen,
-                                 "executors.%s: unknown executor (known: sleep, checksum, command)",
-                                 key);
+            return errbuf_set(err, errlen,
+                              "executors.%s: unknown executor (known: sleep, checksum, command)",
+                              key);
         }
     }
     return 0;
@@ -360,10 +350,10 @@ static int settings_apply_tls(settings *s, json_object *section, char *err, size
     if (settings_apply_section(s, settings_tls_fields, section, "listen.tls", NULL, err, errlen))
         return -1;
     if (!s->tls_cert_file || !*s->tls_cert_file || !s->tls_key_file || !*s->tls_key_file)
-        return settings_fail(err, errlen,
-                             "listen.tls.%s: missing: HTTPS needs both cert_file and "
-                             "key_file (PEM)",
-                             !s->tls_cert_file || !*s->tls_cert_file ? "cert_file" : "key_file");
+        return errbuf_set(err, errlen,
+                          "listen.tls.%s: missing: HTTPS needs both cert_file and "
+                          "key_file (PEM)",
+                          !s->tls_cert_file || !*s->tls_cert_file ? "cert_file" : "key_file");
     return 0;
 }
 
@@ -371,24 +361,22 @@ static int settings_read_file(const char *path, char **out, char *err, size_t er
 {
     FILE *f = fopen(path, "rb");
     if (!f)
-        return settings_fail(err, errlen, "%s: %s", path, strerror(errno));
+        return errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
     char *text = malloc(SETTINGS_FILE_MAX + 1);
     size_t n = text ? fread(text, 1, SETTINGS_FILE_MAX + 1, f) : 0;
     int failed = ferror(f);
     fclose(f);
     if (!text)
-        return settings_fail(err, errlen, "%s: out of memory", path);
+        return errbuf_set(err, errlen, "%s: out of memory", path);
     if (failed || n > SETTINGS_FILE_MAX) {
         free(text);
-        return settings_fail(err, errlen, "%s: %s", path,
-                             failed ? "read error" : "larger than 1 MiB");
+        return errbuf_set(err, errlen, "%s: %s", path, failed ? "read error" : "larger than 1 MiB");
     }
     const char *nul = memchr(text, '\0', n);
     if (nul) {
         size_t at = (size_t)(nul - text);
         free(text);
-        return settings_fail(err, errlen, "%s: a NUL byte at byte %zu (not a text file?)", path,
-                             at);
+        return errbuf_set(err, errlen, "%s: a NUL byte at byte %zu (not a text file?)", path, at);
     }
     text[n] = '\0';
     *out = text;
@@ -403,7 +391,7 @@ static int settings_apply_file(settings *s, const char *path, char *err, size_t 
     json_tokener *tok = json_tokener_new();
     if (!tok) {
         free(text);
-        return settings_fail(err, errlen, "%s: out of memory", path);
+        return errbuf_set(err, errlen, "%s: out of memory", path);
     }
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
     size_t len = strlen(text);
@@ -419,18 +407,18 @@ static int settings_apply_file(settings *s, const char *path, char *err, size_t 
     free(text);
     if (quote >= 0) {
         json_object_put(root);
-        return settings_fail(err, errlen, "%s: not valid JSON: a single-quoted string at byte %ld",
-                             path, quote);
+        return errbuf_set(err, errlen, "%s: not valid JSON: a single-quoted string at byte %ld",
+                          path, quote);
     }
     if (nul >= 0) {
         json_object_put(root);
-        return settings_fail(err, errlen, "%s: the key at byte %ld contains a NUL character", path,
-                             nul);
+        return errbuf_set(err, errlen, "%s: the key at byte %ld contains a NUL character", path,
+                          nul);
     }
     if (!root || end != len) {
         json_object_put(root);
-        return settings_fail(err, errlen, "%s: not valid JSON: %s at byte %zu", path,
-                             root ? "trailing characters" : json_tokener_error_desc(jerr), end);
+        return errbuf_set(err, errlen, "%s: not valid JSON: %s at byte %zu", path,
+                          root ? "trailing characters" : json_tokener_error_desc(jerr), end);
     }
 
     static const char *const top_skip[] = {"listen", "database",  "s3",   "rabbitmq",
@@ -462,7 +450,7 @@ static int settings_apply_file(settings *s, const char *path, char *err, size_t 
         /* Name the file too: "server.json: database.port: ..." */
         char inner[512];
         snprintf(inner, sizeof inner, "%s", err);
-        return settings_fail(err, errlen, "%s: %s", path, inner);
+        return errbuf_set(err, errlen, "%s: %s", path, inner);
     }
     return 0;
 }
@@ -512,9 +500,9 @@ static int settings_check_required(const settings *s, const settings_field *fiel
         if (*slot && **slot)
             continue;
         if (f->env)
-            return settings_fail(err, errlen, "%s.%s is not set (config file) and neither is %s",
-                                 section, f->key, f->env);
-        return settings_fail(err, errlen, "%s.%s is not set", section, f->key);
+            return errbuf_set(err, errlen, "%s.%s is not set (config file) and neither is %s",
+                              section, f->key, f->env);
+        return errbuf_set(err, errlen, "%s.%s is not set", section, f->key);
     }
     return 0;
 }
@@ -548,15 +536,15 @@ int settings_load(settings *s, const char *path, char *err, size_t errlen)
     for (size_t i = 0; !rc && i < s->queue_count; i++) {
         const settings_queue *q = &s->queues[i];
         if (!q->host && !s->amqp_host)
-            rc = settings_fail(err, errlen,
-                               "queues[%zu] (%s): no RabbitMQ host: set "
-                               "rabbitmq.host or ACP_TEST_AMQP_HOST",
-                               i, q->id);
+            rc = errbuf_set(err, errlen,
+                            "queues[%zu] (%s): no RabbitMQ host: set "
+                            "rabbitmq.host or ACP_TEST_AMQP_HOST",
+                            i, q->id);
         else if ((!q->user && !s->amqp_user) || (!q->password && !s->amqp_password))
-            rc = settings_fail(err, errlen,
-                               "queues[%zu] (%s): no RabbitMQ user or password: "
-                               "set rabbitmq.user/password or ACP_TEST_AMQP_*",
-                               i, q->id);
+            rc = errbuf_set(err, errlen,
+                            "queues[%zu] (%s): no RabbitMQ user or password: "
+                            "set rabbitmq.user/password or ACP_TEST_AMQP_*",
+                            i, q->id);
     }
     if (rc)
         settings_free(s);

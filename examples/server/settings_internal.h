@@ -9,10 +9,6 @@
 
 #include "settings.h"
 
-/* Writes the message into @err and returns -1. */
-int settings_fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* Appends a queue of id @id with every setting unset. */
 int settings_add_queue(settings *s, const char *id, char *err, size_t errlen);
 

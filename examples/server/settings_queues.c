@@ -7,6 +7,7 @@
 
 #include <json-c/json.h>
 
+#include "errbuf.h"
 #include "settings_internal.h"
 
 /* The library's defaults of acp_queue_config's back-off (include/
@@ -19,14 +20,14 @@ int settings_add_queue(settings *s, const char *id, char *err, size_t errlen)
 {
     settings_queue *grown = realloc(s->queues, (s->queue_count + 1) * sizeof *grown);
     if (!grown)
-        return settings_fail(err, errlen, "queues: out of memory");
+        return errbuf_set(err, errlen, "queues: out of memory");
     s->queues = grown;
     settings_queue *q = &s->queues[s->queue_count];
     memset(q, 0, sizeof *q);
     q->port = q->workers = q->message_ack_timeout = SETTINGS_UNSET;
     q->max_attempts = q->retry_base_ms = q->retry_max_ms = q->timeout_seconds = SETTINGS_UNSET;
     if (!(q->id = strdup(id)))
-        return settings_fail(err, errlen, "queues: out of memory");
+        return errbuf_set(err, errlen, "queues: out of memory");
     s->queue_count++;
     return 0;
 }
@@ -36,10 +37,10 @@ static int settings_queue_string(char **slot, json_object *value, const char *wh
 {
     if (!json_object_is_type(value, json_type_string) ||
         strlen(json_object_get_string(value)) != (size_t)json_object_get_string_len(value))
-        return settings_fail(err, errlen, "%s: expected a string without NUL characters", where);
+        return errbuf_set(err, errlen, "%s: expected a string without NUL characters", where);
     char *copy = strdup(json_object_get_string(value));
     if (!copy)
-        return settings_fail(err, errlen, "%s: out of memory", where);
+        return errbuf_set(err, errlen, "%s: out of memory", where);
     free(*slot);
     *slot = copy;
     return 0;
@@ -49,11 +50,11 @@ static int settings_queue_long(long *slot, json_object *value, long min, long ma
                                const char *where, char *err, size_t errlen)
 {
     if (!json_object_is_type(value, json_type_int))
-        return settings_fail(err, errlen, "%s: expected an integer", where);
+        return errbuf_set(err, errlen, "%s: expected an integer", where);
     int64_t n = json_object_get_int64(value);
     if (n < min || n > max)
-        return settings_fail(err, errlen, "%s: %lld is outside %ld..%ld", where, (long long)n, min,
-                             max);
+        return errbuf_set(err, errlen, "%s: %lld is outside %ld..%ld", where, (long long)n, min,
+                          max);
     *slot = (long)n;
     return 0;
 }
@@ -61,7 +62,7 @@ static int settings_queue_long(long *slot, json_object *value, long min, long ma
 int settings_apply_queues(settings *s, json_object *array, char *err, size_t errlen)
 {
     if (!json_object_is_type(array, json_type_array) || json_object_array_length(array) == 0)
-        return settings_fail(err, errlen, "queues: expected a non-empty array of objects");
+        return errbuf_set(err, errlen, "queues: expected a non-empty array of objects");
     for (size_t i = 0; i < json_object_array_length(array); i++) {
         json_object *item = json_object_array_get_idx(array, i);
         char where[96];
@@ -71,7 +72,7 @@ int settings_apply_queues(settings *s, json_object *array, char *err, size_t err
             !json_object_object_get_ex(item, "id", &id) ||
             !json_object_is_type(id, json_type_string) ||
             strlen(json_object_get_string(id)) != (size_t)json_object_get_string_len(id))
-            return settings_fail(err, errlen, "%s: expected an object with a string \"id\"", where);
+            return errbuf_set(err, errlen, "%s: expected an object with a string \"id\"", where);
         if (settings_add_queue(s, json_object_get_string(id), err, errlen) != 0)
             return -1;
         settings_queue *q = &s->queues[s->queue_count - 1];
@@ -108,7 +109,7 @@ int settings_apply_queues(settings *s, json_object *array, char *err, size_t err
                 rc = settings_queue_long(&q->timeout_seconds, value, 0, ACP_TIMEOUT_MAX, where, err,
                                          errlen);
             else
-                rc = settings_fail(err, errlen, "%s: unknown setting", where);
+                rc = errbuf_set(err, errlen, "%s: unknown setting", where);
             if (rc)
                 return rc;
         }
@@ -119,9 +120,9 @@ int settings_apply_queues(settings *s, json_object *array, char *err, size_t err
         long max =
             q->retry_max_ms != SETTINGS_UNSET ? q->retry_max_ms : SETTINGS_RETRY_MAX_MS_DEFAULT;
         if (max < base)
-            return settings_fail(
-                err, errlen, "queues[%zu].retry_max_ms: %ld is below retry_base_ms (%ld%s)", i, max,
-                base, q->retry_base_ms != SETTINGS_UNSET ? "" : ", the default");
+            return errbuf_set(err, errlen,
+                              "queues[%zu].retry_max_ms: %ld is below retry_base_ms (%ld%s)", i,
+                              max, base, q->retry_base_ms != SETTINGS_UNSET ? "" : ", the default");
     }
     return 0;
 }

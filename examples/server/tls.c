@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,21 +14,10 @@
 #include <microhttpd.h>
 
 #include "slog.h"
+#include "errbuf.h"
 
 /* A PEM chain or key larger than this is certainly a mistake. */
 #define TLS_FILE_MAX (1024 * 1024)
-
-static int tls_fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int tls_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* The whole of @path, NUL-terminated; *mode receives its permission bits. */
 static int tls_read(const char *key, const char *path, char **out, size_t *out_len, unsigned *mode,
@@ -37,12 +25,12 @@ static int tls_read(const char *key, const char *path, char **out, size_t *out_l
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return tls_fail(err, errlen, "listen.tls.%s: %s: %s", key, path, strerror(errno));
+        return errbuf_set(err, errlen, "listen.tls.%s: %s: %s", key, path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > TLS_FILE_MAX) {
         close(fd);
-        return tls_fail(err, errlen, "listen.tls.%s: %s: not a regular file of at most 1 MiB", key,
-                        path);
+        return errbuf_set(err, errlen, "listen.tls.%s: %s: not a regular file of at most 1 MiB",
+                          key, path);
     }
     char *text = malloc((size_t)st.st_size + 1);
     size_t len = 0;
@@ -53,11 +41,11 @@ static int tls_read(const char *key, const char *path, char **out, size_t *out_l
     int read_errno = errno;
     close(fd);
     if (!text)
-        return tls_fail(err, errlen, "listen.tls.%s: %s: out of memory", key, path);
+        return errbuf_set(err, errlen, "listen.tls.%s: %s: out of memory", key, path);
     if (n < 0) {
         explicit_bzero(text, len);
         free(text);
-        return tls_fail(err, errlen, "listen.tls.%s: %s: %s", key, path, strerror(read_errno));
+        return errbuf_set(err, errlen, "listen.tls.%s: %s: %s", key, path, strerror(read_errno));
     }
     text[len] = '\0';
     *out = text;
@@ -75,8 +63,8 @@ static int tls_check_cert(const char *path, char *pem, size_t len, char *err, si
     unsigned count = 0;
     int rc = gnutls_x509_crt_list_import2(&certs, &count, &data, GNUTLS_X509_FMT_PEM, 0);
     if (rc < 0 || count == 0)
-        return tls_fail(err, errlen, "listen.tls.cert_file: %s: not a PEM certificate: %s", path,
-                        rc < 0 ? gnutls_strerror(rc) : "no certificate in it");
+        return errbuf_set(err, errlen, "listen.tls.cert_file: %s: not a PEM certificate: %s", path,
+                          rc < 0 ? gnutls_strerror(rc) : "no certificate in it");
     time_t now = time(NULL);
     if (gnutls_x509_crt_get_expiration_time(certs[0]) < now ||
         gnutls_x509_crt_get_activation_time(certs[0]) > now)
@@ -93,13 +81,13 @@ static int tls_check_key(const char *path, char *pem, size_t len, char *err, siz
     gnutls_x509_privkey_t key;
     int rc = gnutls_x509_privkey_init(&key);
     if (rc < 0)
-        return tls_fail(err, errlen, "listen.tls.key_file: %s: %s", path, gnutls_strerror(rc));
+        return errbuf_set(err, errlen, "listen.tls.key_file: %s: %s", path, gnutls_strerror(rc));
     rc = gnutls_x509_privkey_import2(key, &data, GNUTLS_X509_FMT_PEM, NULL, 0);
     gnutls_x509_privkey_deinit(key);
     if (rc < 0)
-        return tls_fail(err, errlen,
-                        "listen.tls.key_file: %s: not an unencrypted PEM private key: %s", path,
-                        gnutls_strerror(rc));
+        return errbuf_set(err, errlen,
+                          "listen.tls.key_file: %s: not an unencrypted PEM private key: %s", path,
+                          gnutls_strerror(rc));
     return 0;
 }
 
@@ -110,18 +98,18 @@ static int tls_check_pair(const char *cert_file, const char *key_file, tls_mater
     gnutls_certificate_credentials_t creds;
     int rc = gnutls_certificate_allocate_credentials(&creds);
     if (rc < 0)
-        return tls_fail(err, errlen, "listen.tls: %s", gnutls_strerror(rc));
+        return errbuf_set(err, errlen, "listen.tls: %s", gnutls_strerror(rc));
     gnutls_datum_t cert = {(unsigned char *)m->cert, (unsigned)cert_len};
     gnutls_datum_t key = {(unsigned char *)m->key, (unsigned)m->key_len};
     rc = gnutls_certificate_set_x509_key_mem2(creds, &cert, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
     gnutls_certificate_free_credentials(creds);
     if (rc == GNUTLS_E_CERTIFICATE_KEY_MISMATCH)
-        return tls_fail(err, errlen,
-                        "listen.tls.key_file: %s: not the key of the certificate in %s (%s)",
-                        key_file, cert_file, gnutls_strerror(rc));
+        return errbuf_set(err, errlen,
+                          "listen.tls.key_file: %s: not the key of the certificate in %s (%s)",
+                          key_file, cert_file, gnutls_strerror(rc));
     if (rc < 0)
-        return tls_fail(err, errlen, "listen.tls: %s and %s: %s", cert_file, key_file,
-                        gnutls_strerror(rc));
+        return errbuf_set(err, errlen, "listen.tls: %s and %s: %s", cert_file, key_file,
+                          gnutls_strerror(rc));
     return 0;
 }
 
@@ -129,9 +117,9 @@ int tls_load(const char *cert_file, const char *key_file, tls_material *m, char 
 {
     memset(m, 0, sizeof *m);
     if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
-        return tls_fail(err, errlen,
-                        "listen.tls: this libmicrohttpd was built without TLS (GnuTLS): serve "
-                        "HTTPS through a reverse proxy instead (docs/http-api.adoc, \"TLS\")");
+        return errbuf_set(err, errlen,
+                          "listen.tls: this libmicrohttpd was built without TLS (GnuTLS): serve "
+                          "HTTPS through a reverse proxy instead (docs/http-api.adoc, \"TLS\")");
     size_t cert_len;
     unsigned mode;
     if (tls_read("cert_file", cert_file, &m->cert, &cert_len, &mode, err, errlen) != 0 ||

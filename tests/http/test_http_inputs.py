@@ -26,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_http import (  # noqa: E402
-    Failure, case_registry, Server, check, derived_id, finish, run_cases,
+    Failure, Response, case_registry, Server, check, derived_id, finish, run_cases,
     stack_settings_present)
 
 MIB = 1024 * 1024
@@ -92,20 +92,6 @@ class Multipart:
         return f"multipart/form-data; boundary={self.boundary}"
 
 
-class Answer:
-    def __init__(self, status, headers, body):
-        self.status, self.headers, self.body = status, headers, body
-
-    def json(self):
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            raise Failure(f"not JSON ({self.status}): {self.body[:200]!r}")
-
-    def __repr__(self):
-        return f"{self.status} {self.body[:300]!r}"
-
-
 def post(server, body, content_type=None, length=None):
     """POST /jobs with @body (a Multipart, or bytes), sent as it is made."""
     if isinstance(body, Multipart):
@@ -128,7 +114,7 @@ def post(server, body, content_type=None, length=None):
         except OSError:
             pass  # an answer given before the body was read: it is read below
         r = conn.getresponse()
-        return Answer(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
     finally:
         conn.close()
 
