@@ -13,6 +13,7 @@
 #include "jsonspan.h"
 #include "logs.h"
 #include "metricsroute.h"
+#include "ui.h"
 
 /* The request body is {"queue", "config", "id"}: one level above the
  * library's own limit of 64 for a config. */
@@ -630,6 +631,8 @@ httpmetrics_route api_route_of(const char *path)
         [API_EXPIRE] = HTTPMETRICS_EXPIRE, [API_CANCEL] = HTTPMETRICS_CANCEL,
         [API_LOG] = HTTPMETRICS_LOG,       [API_METRICS] = HTTPMETRICS_METRICS,
     };
+    if (ui_owns(path))
+        return HTTPMETRICS_UI;
     char *copy = strdup(path);
     if (!copy)
         return HTTPMETRICS_OTHER;
@@ -643,6 +646,8 @@ httpmetrics_route api_route_of(const char *path)
 enum MHD_Result api_handle(server *srv, struct MHD_Connection *conn, http_request *req,
                            const char *method, const char *path)
 {
+    if (ui_owns(path))
+        return ui_handle(conn, req, method, path);
     char *copy = strdup(path);
     if (!copy)
         return MHD_NO;

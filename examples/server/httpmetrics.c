@@ -28,6 +28,7 @@ static const char *const httpmetrics_names[HTTPMETRICS_ROUTES] = {
     [HTTPMETRICS_EXPIRE] = "/jobs/{id}/expire",
     [HTTPMETRICS_CANCEL] = "/jobs/{id}/cancel",
     [HTTPMETRICS_LOG] = "/jobs/{id}/log",
+    [HTTPMETRICS_UI] = "/ui",
 };
 
 typedef struct httpmetrics_status {

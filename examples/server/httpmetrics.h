@@ -20,6 +20,7 @@ typedef enum httpmetrics_route {
     HTTPMETRICS_EXPIRE,
     HTTPMETRICS_CANCEL,
     HTTPMETRICS_LOG,
+    HTTPMETRICS_UI, /* the dashboard's static files: "/" and "/ui/..." */
     HTTPMETRICS_ROUTES
 } httpmetrics_route;
 
