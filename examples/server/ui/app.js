@@ -9,7 +9,7 @@
 (() => {
   const TOKEN_KEY = 'acp-dashboard-token';
   const REFRESH_MS = 2500;
-  const PAGE_SIZES = [10, 20, 50, 100];
+  const PAGE_SIZES = [5, 10, 20, 50, 100];
   const DEFAULT_PAGE_SIZE = 20;
   const STATUSES = ['queued', 'in-progress', 'complete', 'failed', 'expired', 'cancelled'];
   const ENDED = new Set(['complete', 'failed', 'expired', 'cancelled']);
@@ -581,6 +581,7 @@
     const facts = h('dl', { id: 'job-facts', class: 'facts' });
     const progress = h('div', { id: 'job-progress' });
     const errorBox = h('pre', { id: 'job-error', class: 'error-text', hidden: true });
+    const noError = h('p', { class: 'muted' }, 'none');
     const files = h('tbody', {});
     const filesEmpty = h('p', { class: 'muted', id: 'files-empty' }, 'No files yet.');
     const logPre = h('pre', { id: 'log', class: 'log', tabindex: '0' });
@@ -614,6 +615,7 @@
       progress.replaceChildren(progressOf(job) || h('span', { class: 'muted' }, 'no progress reported'));
       errorBox.textContent = job.last_error || '';
       errorBox.hidden = !job.last_error;
+      noError.hidden = Boolean(job.last_error);
       const running = job.status === 'in-progress';
       buttons.cancel.disabled = ENDED.has(job.status);
       buttons.expire.disabled = running || job.status === 'expired';
@@ -684,7 +686,7 @@
       h('div', { class: 'title-row' }, title, status),
       h('div', { class: 'columns' },
         h('section', { class: 'panel' }, h('h2', {}, 'State'), facts,
-          h('h3', {}, 'Progress'), progress, h('h3', {}, 'Last error'), errorBox,
+          h('h3', {}, 'Progress'), progress, h('h3', {}, 'Last error'), errorBox, noError,
           h('div', { class: 'actions' }, Object.values(buttons))),
         h('section', { class: 'panel' }, h('h2', {}, 'Files'),
           h('table', { id: 'files-table', class: 'grid' },
