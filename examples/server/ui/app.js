@@ -319,7 +319,8 @@
   function overviewTable(doc) {
     if (!doc.queues.length) return h('p', { class: 'muted' }, 'No queue has jobs yet.');
     const row = (name, served, counts, failedHour, cls) => h('tr', { class: cls, 'data-queue': name },
-      h('th', { scope: 'row' }, name),
+      h('th', { scope: 'row' }, cls ? name
+        : h('a', { href: listHash({ statuses: new Set(), queue: name, limit: DEFAULT_PAGE_SIZE }) }, name)),
       h('td', {}, served),
       h('td', { class: 'num count-queued' }, counts.queued ?? 0),
       h('td', { class: 'num count-running' }, counts['in-progress'] ?? 0),
@@ -726,8 +727,8 @@
       h('div', { class: 'buttons' }, h('button', { type: 'submit', class: 'primary', id: 'submit-button' }, 'Submit')));
 
     const showError = (text, field) => {
-      errorBox.replaceChildren(h('strong', {}, 'Refused: '), text,
-        field ? h('span', { class: 'muted' }, ` (field: ${field})`) : null);
+      errorBox.replaceChildren(h('strong', {}, 'Refused: '), text);
+      if (field) errorBox.append(h('span', { class: 'muted' }, ` (field: ${field})`));
       errorBox.hidden = false;
     };
 
