@@ -80,6 +80,7 @@ class Server {
     check(m, `${this.name} did not start (${first}):\n${this.logTail()}`);
     this.port = Number(m[1]);
     this.url = `http://127.0.0.1:${this.port}`;
+    this.started = true;
     await until(`${this.name}'s /health`, async () => {
       try {
         return (await fetch(`${this.url}/health`)).status === 200;
@@ -677,31 +678,41 @@ async function main() {
       }
     }
   }
-  let cleaned = false;
-  const cleanupStarted = Date.now();
+  // Last case: whatever happened, delete the run's jobs and stop the servers.
+  number++;
+  const problemsAtEnd = [];
   try {
     await cleanup();
-    cleaned = true;
   } catch (e) {
-    console.log(`# clean-up failed: ${e.message}`);
+    problemsAtEnd.push(`clean-up: ${e.message}`);
   }
-  console.log(`# clean-up took ${((Date.now() - cleanupStarted) / 1000).toFixed(1)} s`);
   if (run.browser) await run.browser.close();
   for (const server of [run.a, run.b, run.c]) {
-    if (!server) continue;
+    if (!server?.started) continue;
     try {
       const code = await server.stop();
-      if (code !== 0 && code !== undefined && code !== null) console.log(`# ${server.name} exited with ${code}`);
+      if (code !== 0) problemsAtEnd.push(`${server.name} exited with ${code}`);
+      const log = readFileSync(server.logPath, 'utf8');
+      for (const marker of ['AddressSanitizer', 'runtime error:', 'LeakSanitizer']) {
+        if (log.includes(marker)) problemsAtEnd.push(`${marker} in ${server.name}'s log`);
+      }
     } catch (e) {
-      console.log(`# ${e.message}`);
+      problemsAtEnd.push(e.message);
     }
+  }
+  if (problemsAtEnd.length) {
+    failed++;
+    console.log(`not ok ${number} - clean-up: the run's jobs deleted, the servers stopped by SIGTERM with exit 0`);
+    console.log(`# ${problemsAtEnd.join('\n').replaceAll('\n', '\n# ')}`);
+  } else {
+    console.log(`ok ${number} - clean-up: the run's jobs deleted, the servers stopped by SIGTERM with exit 0`);
   }
   if (failed) console.log(`# server-a log (last lines):\n# ${run.a.logTail(40).replaceAll('\n', '\n# ')}`);
   spawnSync(queueDelete, [process.env.ACP_TEST_AMQP_HOST, process.env.ACP_TEST_AMQP_PORT,
     process.env.ACP_TEST_AMQP_USER, process.env.ACP_TEST_AMQP_PASSWORD,
     `${run.queue}_jobs`, `${run.queue}-b_jobs`, `${run.queue}-c_jobs`], { stdio: 'inherit' });
-  if (cleaned) rmSync(run.work, { recursive: true, force: true });
-  else console.log(`# jobs of queue ${run.queue} may be left; logs kept in ${run.work}`);
+  if (!failed) rmSync(run.work, { recursive: true, force: true });
+  else console.log(`# logs kept in ${run.work}`);
   console.log(`# [${elapsed()}] done`);
   console.log(`1..${number}`);
   return failed ? 1 : 0;

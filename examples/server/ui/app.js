@@ -230,10 +230,15 @@
   function poller(fn) {
     let timer = null;
     let busy = false;
+    let again = false; // asked for while busy: once more right after
     let stopped = false;
     const tick = async () => {
       timer = null;
-      if (stopped || busy || document.hidden) return;
+      if (stopped || document.hidden) return;
+      if (busy) {
+        again = true;
+        return;
+      }
       busy = true;
       try {
         await fn();
@@ -242,7 +247,13 @@
       } finally {
         busy = false;
       }
-      if (!stopped && !document.hidden) timer = setTimeout(tick, REFRESH_MS);
+      if (stopped || document.hidden) return;
+      if (again) {
+        again = false;
+        tick();
+      } else {
+        timer = setTimeout(tick, REFRESH_MS);
+      }
     };
     const onVisibility = () => {
       showRefreshState();
