@@ -593,7 +593,7 @@
     const facts = h('dl', { id: 'job-facts', class: 'facts' });
     const progress = h('div', { id: 'job-progress' });
     const errorBox = h('pre', { id: 'job-error', class: 'error-text', hidden: true });
-    const noError = h('p', { class: 'muted' }, 'none');
+    const noError = h('div', { class: 'muted' }, 'none');
     const files = h('tbody', {});
     const filesEmpty = h('p', { class: 'muted', id: 'files-empty' }, 'No files yet.');
     const logPre = h('pre', { id: 'log', class: 'log', tabindex: '0' });
