@@ -247,9 +247,11 @@ test('a job submitted through the form goes queued -> in-progress -> complete in
   } else {
     await queue.fill(run.queue);
   }
-  const config = `{"executor": "sleep", "seconds": 4, "run": "${run.tag}-form"}`;
+  // Queued for 3 s (its delay), then in progress for 5 s: long enough for
+  // the list's refresh every 2.5 s to see each.
+  const config = `{"executor": "sleep", "seconds": 5, "run": "${run.tag}-form"}`;
   await page.locator('#submit-config').fill(config);
-  await page.locator('#submit-delay').fill('2');
+  await page.locator('#submit-delay').fill('3');
   await page.locator('#submit-priority').fill('3');
   await page.locator('#submit-button').click();
   await page.waitForURL(/#\/jobs\/[0-9a-f]{32}$/);
@@ -532,6 +534,7 @@ test('with tokens: the page asks for one, keeps it for the session only, and a r
       { name: 'browser-read', role: 'read', sha256: createHash('sha256').update(read).digest('hex') },
     ] },
   });
+  run.c.token = write; // for the clean-up, whatever happens below
   await run.c.start();
   const unauth = await run.c.call('GET', '/jobs');
   check(unauth.status === 401, `GET /jobs without a token: ${unauth.status}`);
@@ -581,7 +584,6 @@ test('with tokens: the page asks for one, keeps it for the session only, and a r
   } finally {
     await context.close();
   }
-  run.c.token = write;
 });
 
 // ---- driver ------------------------------------------------------------------
