@@ -177,7 +177,8 @@
   async function api(method, path, options = {}) {
     for (;;) {
       const headers = {};
-      if (token) headers.Authorization = `Bearer ${token}`;
+      const sent = token;
+      if (sent) headers.Authorization = `Bearer ${sent}`;
       const init = { method, headers, cache: 'no-store', signal: options.signal };
       if (options.body !== undefined) {
         headers['Content-Type'] = 'application/json';
@@ -185,10 +186,13 @@
       }
       const response = await fetch(path, init);
       if (response.status === 401) {
-        const refused = Boolean(token);
-        if (refused) forgetToken();
         await response.body?.cancel();
-        await askToken(refused ? 'The server refused that token: enter another one.' : null);
+        if (sent && sent === token) {
+          forgetToken();
+          await askToken('The server refused that token: enter another one.');
+        } else if (!token) {
+          await askToken(null);
+        } // else a token came while this request was out: try again with it
         continue;
       }
       if (response.status === 403) {
