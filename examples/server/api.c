@@ -13,6 +13,7 @@
 #include "metricsroute.h"
 #include "queues.h"
 #include "submit.h"
+#include "ui.h"
 
 #define API_SEGMENTS     5
 #define API_DEFAULT_PAGE 50
@@ -339,6 +340,8 @@ httpmetrics_route api_route_of(const char *path)
         [API_LOG] = HTTPMETRICS_LOG,       [API_METRICS] = HTTPMETRICS_METRICS,
         [API_QUEUES] = HTTPMETRICS_QUEUES,
     };
+    if (ui_owns(path))
+        return HTTPMETRICS_UI;
     char *copy = strdup(path);
     if (!copy)
         return HTTPMETRICS_OTHER;
@@ -352,6 +355,8 @@ httpmetrics_route api_route_of(const char *path)
 enum MHD_Result api_handle(server *srv, struct MHD_Connection *conn, http_request *req,
                            const char *method, const char *path)
 {
+    if (ui_owns(path))
+        return ui_handle(conn, req, method, path);
     char *copy = strdup(path);
     if (!copy)
         return MHD_NO;

@@ -29,6 +29,7 @@ static const char *const httpmetrics_names[HTTPMETRICS_ROUTES] = {
     [HTTPMETRICS_CANCEL] = "/jobs/{id}/cancel",
     [HTTPMETRICS_LOG] = "/jobs/{id}/log",
     [HTTPMETRICS_QUEUES] = "/queues",
+    [HTTPMETRICS_UI] = "/ui",
 };
 
 typedef struct httpmetrics_status {

@@ -21,6 +21,7 @@ typedef enum httpmetrics_route {
     HTTPMETRICS_CANCEL,
     HTTPMETRICS_LOG,
     HTTPMETRICS_QUEUES,
+    HTTPMETRICS_UI, /* the dashboard's static files: "/" and "/ui/..." */
     HTTPMETRICS_ROUTES
 } httpmetrics_route;
 

@@ -17,8 +17,8 @@
  * no route takes gets 404, a method the route does not take 405 with the
  * right Allow header, a body over the limit 413, and nothing else does;
  * every answer but 204 is JSON, and a failure's is {"error", "detail"}
- * with strings. GET /health is left out: it probes the services; so is
- * GET /metrics, which needs a platform (without one it answers 500).
+ * with strings (the dashboard's files: their own Content-Type). GET /health is left out: it probes
+ * the services; so is GET /metrics, which needs a platform (without one it answers 500).
  * ACP_FUZZ_VERBOSE=1 prints each request and its answer. */
 #include <errno.h>
 #include <stdbool.h>
@@ -32,6 +32,7 @@
 #include "server.h"
 #include "settings.h"
 #include "slog.h"
+#include "ui.h"
 
 #define BODY_LIMIT 1024
 
@@ -72,12 +73,27 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+/* The dashboard's paths (docs/dashboard.adoc): "/" is its index.html, and
+ * "/ui/NAME" each of its embedded files by exact name. */
+static const ui_file *reference_ui(const char *path)
+{
+    const char *name = strcmp(path, "/") == 0          ? "index.html"
+                       : strncmp(path, "/ui/", 4) == 0 ? path + 4
+                                                       : NULL;
+    for (size_t i = 0; name && i < ui_file_count; i++)
+        if (strcmp(name, ui_files[i].name) == 0)
+            return &ui_files[i];
+    return NULL;
+}
+
 /* The routes of docs/http-api.adoc: NULL for a path none takes, else the
  * methods it takes, as the Allow header lists them. */
 static const char *reference_allowed(const char *path, bool *health)
 {
     *health = false;
-    if (path[0] != '/')
+    if (reference_ui(path))
+        return "GET, HEAD";
+    if (path[0] != '/' || strncmp(path, "/ui/", 4) == 0)
         return NULL;
     const char *seg[6];
     size_t len[6], n = 0;
@@ -145,10 +161,16 @@ static const char *next_line(const char **text, const char *end, char *out, size
     return out;
 }
 
-static void check_answer(const struct MHD_Connection *conn)
+static void check_answer(const struct MHD_Connection *conn, const ui_file *ui)
 {
     if (conn->status == 204)
         return;
+    if (ui && conn->status == 200) {
+        FUZZ_CHECK(conn->content_type && strcmp(conn->content_type, ui->content_type) == 0,
+                   "the dashboard's %s with Content-Type %s", ui->name,
+                   conn->content_type ? conn->content_type : "none");
+        return;
+    }
     if (!conn->body)
         return; /* a file download, from a callback */
     FUZZ_CHECK(conn->content_type && strcmp(conn->content_type, "application/json") == 0,
@@ -286,7 +308,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (getenv("ACP_FUZZ_VERBOSE"))
         fprintf(stderr, "%s %s -> %u %s\n", method, path, s, conn.body ? conn.body : "");
-    check_answer(&conn);
+    check_answer(&conn, reference_ui(path));
     fake_mhd_connection_clear(&conn);
     return 0;
 }

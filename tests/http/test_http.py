@@ -749,8 +749,9 @@ def t_not_found():
     check_error(run.a.call("GET", f"/jobs/{run.sleep_id}/files/nope.txt"), 404, "name",
                 "file not found")
     check_error(run.a.call("GET", f"/jobs/{run.sleep_id}/files/..%2F..%2Fetc"), 404)
-    for path in ("/", "/nope", "/jobs/", f"/jobs/{run.sleep_id}/other", "/health/x",
-                 f"/jobs/{run.sleep_id}/files/a/b", "//jobs"):
+    # "/" is the dashboard's page (tests/browser), "/ui/" holds only its files.
+    for path in ("/ui/nope", "/ui/", "/nope", "/jobs/", f"/jobs/{run.sleep_id}/other",
+                 "/health/x", f"/jobs/{run.sleep_id}/files/a/b", "//jobs"):
         check_error(run.a.call("GET", path), 404, None, "not found")
     check_error(run.a.call("GET", "/jobs/not-an-id"), 400, "id")
     check_error(run.a.call("DELETE", "/jobs/" + "0" * 31), 400, "id")
