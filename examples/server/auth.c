@@ -1,16 +1,13 @@
 #include "auth.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "errbuf.h"
+#include "startfile.h"
 
 /* Names and tokens go into log lines and headers: printable ASCII without
  * spaces keeps them from forging either. */
@@ -188,43 +185,19 @@ static int auth_add_all(auth_table *t, json_object *tokens, const char *prefix, 
 /* Read the tokens file @path, which nobody but its owner may read. */
 static int auth_read_file(const char *path, char **out, size_t *out_len, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errbuf_set(err, errlen, "auth.tokens_file: %s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return errbuf_set(err, errlen, "auth.tokens_file: %s: not a regular file", path);
-    }
-    if (st.st_mode & 077) {
-        close(fd);
+    unsigned mode;
+    if (startfile_read("auth.tokens_file", path, AUTH_FILE_LIMIT_MIB, out, out_len, &mode, err,
+                       errlen) != 0)
+        return -1;
+    if (mode & 077) {
+        explicit_bzero(*out, *out_len);
+        free(*out);
+        *out = NULL;
         return errbuf_set(err, errlen,
                           "auth.tokens_file: %s: mode %04o lets group or others at the tokens; "
                           "make it readable by its owner only (chmod 600)",
-                          path, (unsigned)(st.st_mode & 07777));
+                          path, mode);
     }
-    if (st.st_size > AUTH_FILE_LIMIT) {
-        close(fd);
-        return errbuf_set(err, errlen, "auth.tokens_file: %s: larger than 1 MiB", path);
-    }
-    char *text = malloc((size_t)st.st_size + 1);
-    size_t len = 0;
-    ssize_t n = 1;
-    while (text && len < (size_t)st.st_size &&
-           ((n = read(fd, text + len, (size_t)st.st_size - len)) > 0 || (n < 0 && errno == EINTR)))
-        len += n > 0 ? (size_t)n : 0;
-    int read_errno = errno;
-    close(fd);
-    if (!text)
-        return errbuf_set(err, errlen, "auth.tokens_file: %s: out of memory", path);
-    if (n < 0) {
-        explicit_bzero(text, len);
-        free(text);
-        return errbuf_set(err, errlen, "auth.tokens_file: %s: %s", path, strerror(read_errno));
-    }
-    text[len] = '\0';
-    *out = text;
-    *out_len = len;
     return 0;
 }
 

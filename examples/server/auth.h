@@ -11,10 +11,10 @@
 
 #include "sha256.h"
 
-#define AUTH_TOKEN_MIN  16
-#define AUTH_TOKEN_MAX  256
-#define AUTH_NAME_MAX   64
-#define AUTH_FILE_LIMIT (1024 * 1024)
+#define AUTH_TOKEN_MIN      16
+#define AUTH_TOKEN_MAX      256
+#define AUTH_NAME_MAX       64
+#define AUTH_FILE_LIMIT_MIB 1
 
 typedef enum auth_role {
     AUTH_ROLE_READ = 1,  /* GET and HEAD */

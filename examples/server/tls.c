@@ -1,13 +1,9 @@
 #include "tls.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
@@ -15,44 +11,10 @@
 
 #include "slog.h"
 #include "errbuf.h"
+#include "startfile.h"
 
-/* A PEM chain or key larger than this is certainly a mistake. */
-#define TLS_FILE_MAX (1024 * 1024)
-
-/* The whole of @path, NUL-terminated; *mode receives its permission bits. */
-static int tls_read(const char *key, const char *path, char **out, size_t *out_len, unsigned *mode,
-                    char *err, size_t errlen)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errbuf_set(err, errlen, "listen.tls.%s: %s: %s", key, path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > TLS_FILE_MAX) {
-        close(fd);
-        return errbuf_set(err, errlen, "listen.tls.%s: %s: not a regular file of at most 1 MiB",
-                          key, path);
-    }
-    char *text = malloc((size_t)st.st_size + 1);
-    size_t len = 0;
-    ssize_t n = 1;
-    while (text && len < (size_t)st.st_size &&
-           ((n = read(fd, text + len, (size_t)st.st_size - len)) > 0 || (n < 0 && errno == EINTR)))
-        len += n > 0 ? (size_t)n : 0;
-    int read_errno = errno;
-    close(fd);
-    if (!text)
-        return errbuf_set(err, errlen, "listen.tls.%s: %s: out of memory", key, path);
-    if (n < 0) {
-        explicit_bzero(text, len);
-        free(text);
-        return errbuf_set(err, errlen, "listen.tls.%s: %s: %s", key, path, strerror(read_errno));
-    }
-    text[len] = '\0';
-    *out = text;
-    *out_len = len;
-    *mode = (unsigned)(st.st_mode & 07777);
-    return 0;
-}
+/* A PEM chain or key larger than this (MiB) is certainly a mistake. */
+#define TLS_FILE_MAX_MIB 1
 
 /* The certificate chain parses; a first certificate out of its validity
  * period is worth a warning (clients will refuse it), not a refusal. */
@@ -122,9 +84,11 @@ int tls_load(const char *cert_file, const char *key_file, tls_material *m, char 
                           "HTTPS through a reverse proxy instead (docs/http-api.adoc, \"TLS\")");
     size_t cert_len;
     unsigned mode;
-    if (tls_read("cert_file", cert_file, &m->cert, &cert_len, &mode, err, errlen) != 0 ||
+    if (startfile_read("listen.tls.cert_file", cert_file, TLS_FILE_MAX_MIB, &m->cert, &cert_len,
+                       &mode, err, errlen) != 0 ||
         tls_check_cert(cert_file, m->cert, cert_len, err, errlen) != 0 ||
-        tls_read("key_file", key_file, &m->key, &m->key_len, &mode, err, errlen) != 0 ||
+        startfile_read("listen.tls.key_file", key_file, TLS_FILE_MAX_MIB, &m->key, &m->key_len,
+                       &mode, err, errlen) != 0 ||
         tls_check_key(key_file, m->key, m->key_len, err, errlen) != 0 ||
         tls_check_pair(cert_file, key_file, m, cert_len, err, errlen) != 0) {
         tls_free(m);
