@@ -25,6 +25,7 @@ import shlex
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -77,12 +78,18 @@ class Response:
         return f"{self.status} {self.body[:300]!r}"
 
 
-def request(port, method, path, body=None, headers=None):
+def request(port, method, path, body=None, headers=None, tls_ca=None):
+    """One request to 127.0.0.1:@port; over HTTPS trusting only the
+    certificate file @tls_ca when it is given."""
     if isinstance(body, (dict, list)):
         body = json.dumps(body).encode()
     elif isinstance(body, str):
         body = body.encode()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    if tls_ca:
+        context = ssl.create_default_context(cafile=tls_ca)
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=120, context=context)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         r = conn.getresponse()
@@ -100,8 +107,11 @@ def free_port():
 
 
 class Server:
-    def __init__(self, binary, workdir, name, config):
-        self.binary, self.name = binary, name
+    """A server process of @config; with @tls_ca it serves HTTPS (its
+    listen.tls) and is asked trusting only that certificate file."""
+
+    def __init__(self, binary, workdir, name, config, tls_ca=None):
+        self.binary, self.name, self.tls_ca = binary, name, tls_ca
         self.config_path = os.path.join(workdir, f"{name}.json")
         self.log_path = os.path.join(workdir, f"{name}.log")
         with open(self.config_path, "w") as f:
@@ -125,14 +135,16 @@ class Server:
     def start(self):
         self.launch()
         line = self.proc.stdout.readline().decode()
-        if not line.startswith("listening on http://"):
+        scheme = "https" if self.tls_ca else "http"
+        if not line.startswith(f"listening on {scheme}://"):
             status = self.proc.wait()
-            raise Failure(f"{self.name} did not start (exit {status}):\n{self.log_tail()}")
+            raise Failure(f"{self.name} did not start on {scheme} (exit {status}, printed "
+                          f"{line!r}):\n{self.log_tail()}")
         self.port = int(line.strip().rsplit(":", 1)[1])
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             try:
-                if request(self.port, "GET", "/health").status == 200:
+                if self.call("GET", "/health").status == 200:
                     return
             except OSError:
                 pass
@@ -154,7 +166,7 @@ class Server:
             self.proc.stdout.close()
 
     def call(self, method, path, body=None, headers=None):
-        return request(self.port, method, path, body, headers)
+        return request(self.port, method, path, body, headers, self.tls_ca)
 
 
 # ---- the run's state and helpers ------------------------------------------

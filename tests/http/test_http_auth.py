@@ -33,7 +33,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_http import (  # noqa: E402
-    Failure, case_registry, Response, Server, check, compact, finish, run_cases,
+    Failure, case_registry, Server, check, compact, finish, run_cases,
     stack_settings_present)
 
 JOB_TIMEOUT = 180  # hang guards, not timing assertions
@@ -172,40 +172,6 @@ def with_auth(auth, **listen):
     else:
         config["auth"] = auth
     return config
-
-
-class TlsServer(Server):
-    """A server that prints "listening on https://" and is asked over HTTPS,
-    trusting only the run's self-signed certificate."""
-
-    def start(self):
-        self.launch()
-        line = self.proc.stdout.readline().decode()
-        if not line.startswith("listening on https://127.0.0.1:"):
-            status = self.proc.wait()
-            raise Failure(f"{self.name} did not start on https (exit {status}, printed "
-                          f"{line!r}):\n{self.log_tail()}")
-        self.port = int(line.strip().rsplit(":", 1)[1])
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                if self.call("GET", "/health").status == 200:
-                    return
-            except OSError:
-                pass
-            check(time.monotonic() < deadline, f"{self.name}: /health never answered 200")
-            time.sleep(0.2)
-
-    def call(self, method, path, body=None, headers=None):
-        context = ssl.create_default_context(cafile=run.cert)
-        conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=120, context=context)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            r = conn.getresponse()
-            data = r.read()
-            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
-        finally:
-            conn.close()
 
 
 # ---- the cases ------------------------------------------------------------
@@ -446,7 +412,7 @@ def t_tls():
     config["listen"]["tls"] = {"cert_file": run.cert, "key_file": run.key}
     config["queues"] = [{"id": run.queue_tls, "workers": 1}]
     config["workspace_root"] = f"{run.work}/ws-t"
-    run.t = TlsServer(run.binary, run.work, "server-t", config)
+    run.t = Server(run.binary, run.work, "server-t", config, tls_ca=run.cert)
     run.t.start()
     r = run.t.call("GET", "/health", headers=bearer(run.read_token))
     check(r.status == 200 and "version" in r.json(), f"/health over HTTPS: {r}")
