@@ -289,6 +289,13 @@ def download(job_id, name):
     return r.body
 
 
+def check_no_sanitizer_report(text, where):
+    """@text (a server's log, a program's stderr) holds no report of
+    AddressSanitizer, LeakSanitizer or UndefinedBehaviorSanitizer."""
+    for marker in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
+        check(marker not in text, f"{marker} in {where}")
+
+
 def check_error(r, status, field=None, error=None, detail=None):
     check(r.status == status, f"expected {status}, got {r}")
     doc = r.json()
@@ -1276,8 +1283,7 @@ def t_stop():
     check(status == 0, f"exit status {status}:\n{run.a.log_tail()}")
     log = open(run.a.log_path, errors="replace").read()
     check("SIGTERM: stopping" in log and "stopped" in log, "no stop messages in the log")
-    for marker in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
-        check(marker not in log, f"{marker} in the server log")
+    check_no_sanitizer_report(log, "the server log")
 
 
 # ---- driver ---------------------------------------------------------------

@@ -33,8 +33,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_http import (  # noqa: E402
-    Failure, case_registry, Server, check, compact, finish, run_cases,
-    stack_settings_present)
+    Failure, Server, case_registry, check, check_no_sanitizer_report, compact, finish,
+    run_cases, stack_settings_present)
 
 JOB_TIMEOUT = 180  # hang guards, not timing assertions
 START_TIMEOUT = 120
@@ -157,8 +157,7 @@ def check_refused(name, config, *needles, absent=()):
         check(needle in err, f"{name}: the message lacks {needle!r}: {err}")
     for secret in absent:
         check(secret not in err, f"{name}: the message quotes a token: {err}")
-    for marker in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
-        check(marker not in err, f"{name}: {marker}: {err}")
+    check_no_sanitizer_report(err, f"{name}: {err}")
     return err
 
 
@@ -485,8 +484,7 @@ def t_cleanup():
         if not server or not os.path.exists(server.log_path):
             continue
         log = log_text(server)
-        for marker in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
-            check(marker not in log, f"{marker} in {server.name}'s log")
+        check_no_sanitizer_report(log, f"{server.name}'s log")
         for token in (run.write_token, run.read_token, run.file_write_token,
                       run.file_read_token):
             check(token not in log, f"a token is in {server.name}'s log")
