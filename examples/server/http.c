@@ -13,6 +13,7 @@
 #include "errmap.h"
 #include "guard.h"
 #include "slog.h"
+#include "textbuf.h"
 #include "upload.h"
 
 /* A client that goes on sending this many times the limit after being told
@@ -120,20 +121,7 @@ static int http_take_body(http_request *req, const char *data, size_t len, size_
         req->discarded += len;
         return req->discarded > (uint64_t)limit * HTTP_DISCARD_FACTOR ? -1 : 0;
     }
-    if (req->body_len + len + 1 > req->body_cap) {
-        size_t cap = req->body_cap ? req->body_cap : 4096;
-        while (cap < req->body_len + len + 1)
-            cap *= 2;
-        char *grown = realloc(req->body, cap);
-        if (!grown)
-            return -1;
-        req->body = grown;
-        req->body_cap = cap;
-    }
-    memcpy(req->body + req->body_len, data, len);
-    req->body_len += len;
-    req->body[req->body_len] = '\0';
-    return 0;
+    return textbuf_append(&req->body, &req->body_len, &req->body_cap, data, len);
 }
 
 /* A copy of @text for the log, with control characters (a percent-decoded

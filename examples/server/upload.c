@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "slog.h"
+#include "textbuf.h"
 
 /* libmicrohttpd's parsing buffer: a part's header line must fit, and each
  * call of the iterator hands over at most about this much. */
@@ -325,19 +326,8 @@ static int upload_job_data(upload *u, const char *data, size_t size)
         return upload_fail(u, 413, "job",
                            "the 'job' part is larger than %llu bytes (max_body_bytes)",
                            (unsigned long long)u->max_job);
-    if (u->job_len + size + 1 > u->job_cap) {
-        size_t cap = u->job_cap ? u->job_cap : 4096;
-        while (cap < u->job_len + size + 1)
-            cap *= 2;
-        char *grown = realloc(u->job, cap);
-        if (!grown)
-            return upload_fail(u, 500, "job", "out of memory");
-        u->job = grown;
-        u->job_cap = cap;
-    }
-    memcpy(u->job + u->job_len, data, size);
-    u->job_len += size;
-    u->job[u->job_len] = '\0';
+    if (textbuf_append(&u->job, &u->job_len, &u->job_cap, data, size) != 0)
+        return upload_fail(u, 500, "job", "out of memory");
     return 0;
 }
 
